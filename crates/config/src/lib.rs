@@ -73,7 +73,9 @@ pub struct Source {
 impl Source {
     pub fn from_env() -> Self {
         Self {
-            config_dir: std::env::var_os("ALMONER_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config")),
+            config_dir: std::env::var_os("ALMONER_CONFIG_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("config")),
             environment: std::env::var("ALMONER_ENV").unwrap_or_else(|_| "dev".to_owned()),
             overrides: Vec::new(),
             read_env: true,
@@ -82,7 +84,12 @@ impl Source {
 
     /// Only the given directory and overrides, no process environment: for tests.
     pub fn isolated(config_dir: impl Into<PathBuf>, environment: &str) -> Self {
-        Self { config_dir: config_dir.into(), environment: environment.to_owned(), overrides: Vec::new(), read_env: false }
+        Self {
+            config_dir: config_dir.into(),
+            environment: environment.to_owned(),
+            overrides: Vec::new(),
+            read_env: false,
+        }
     }
 
     pub fn set(mut self, key: &str, value: impl Into<String>) -> Self {
@@ -246,7 +253,11 @@ pub struct RedisSettings {
 impl RedisSettings {
     pub fn validate(&self, problems: &mut Problems) {
         let url = self.url.expose_secret();
-        problems.check(url.starts_with("redis://") || url.starts_with("rediss://"), "redis.url", "must be a redis:// URL");
+        problems.check(
+            url.starts_with("redis://") || url.starts_with("rediss://"),
+            "redis.url",
+            "must be a redis:// URL",
+        );
     }
 }
 
@@ -317,7 +328,12 @@ pub struct AuthSettings {
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { issuer: default_issuer(), jwks_url: None, jwks_cache_secs: default_jwks_ttl(), leeway_secs: default_leeway() }
+        Self {
+            issuer: default_issuer(),
+            jwks_url: None,
+            jwks_cache_secs: default_jwks_ttl(),
+            leeway_secs: default_leeway(),
+        }
     }
 }
 

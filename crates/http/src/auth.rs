@@ -241,11 +241,8 @@ impl TokenVerifier {
                 self.key(&header.kid).ok_or_else(|| AuthError::UnknownKey(header.kid.clone()))?
             }
         };
-        let signature_bytes: [u8; 64] = URL_SAFE_NO_PAD
-            .decode(signature_b64)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(AuthError::Malformed)?;
+        let signature_bytes: [u8; 64] =
+            URL_SAFE_NO_PAD.decode(signature_b64).ok().and_then(|b| b.try_into().ok()).ok_or(AuthError::Malformed)?;
         key.verify(format!("{header_b64}.{payload_b64}").as_bytes(), &Signature::from_bytes(&signature_bytes))
             .map_err(|_| AuthError::BadSignature)?;
         let claims: Claims = URL_SAFE_NO_PAD
@@ -302,18 +299,14 @@ impl FromRequest for Principal {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
-        let token = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
+        let token =
+            req.headers().get(actix_web::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
                 let (scheme, token) = v.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
             });
         Box::pin(async move {
-            let verifier = verifier.ok_or_else(|| {
-                ApiError::unexpected(anyhow::anyhow!("TokenVerifier is not registered as app data"))
-            })?;
+            let verifier = verifier
+                .ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("TokenVerifier is not registered as app data")))?;
             let token = token.ok_or(AuthError::Missing)?;
             let principal = verifier.verify(&token).await?;
             tracing::Span::current().record("tenant_id", tracing::field::display(principal.tenant_id));

@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn names_the_bad_field() {
         assert_eq!(field_of(r#"{"name": 5, "inner": {"count": 1}}"#), ("validation_failed".into(), "name".into()));
-        assert_eq!(field_of(r#"{"name": "a", "inner": {"count": -1}}"#), ("validation_failed".into(), "inner.count".into()));
+        assert_eq!(
+            field_of(r#"{"name": "a", "inner": {"count": -1}}"#),
+            ("validation_failed".into(), "inner.count".into())
+        );
         assert_eq!(field_of(r#"{"inner": {"count": 1}}"#), ("validation_failed".into(), "name".into()));
         assert_eq!(field_of(r#"{"name": "a", "inner": {}}"#), ("validation_failed".into(), "inner.count".into()));
         assert_eq!(field_of(r#"{"name": "a", "inner": {"count": 1}, "x": 1}"#).0, "validation_failed");

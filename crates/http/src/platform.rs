@@ -101,9 +101,7 @@ async fn ready(platform: web::Data<Platform>) -> HttpResponse {
     }
     tracing::warn!(failing = ?failing, "not ready");
     let problem = ApiError::new(ErrorCode::NotReady, format!("unavailable: {}", failing.join(", "))).problem();
-    HttpResponse::ServiceUnavailable()
-        .content_type("application/problem+json")
-        .json(ReadyProblem { problem, checks })
+    HttpResponse::ServiceUnavailable().content_type("application/problem+json").json(ReadyProblem { problem, checks })
 }
 
 async fn metrics() -> HttpResponse {
@@ -226,9 +224,8 @@ static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     let h = HistogramVec::new(
-        HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route").buckets(vec![
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-        ]),
+        HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
         &["method", "route"],
     )
     .expect("valid metric");
@@ -247,6 +244,39 @@ async fn metrics_middleware(
     HTTP_REQUESTS.with_label_values(&[method.as_str(), route.as_str(), response.status().as_str()]).inc();
     HTTP_DURATION.with_label_values(&[method.as_str(), route.as_str()]).observe(started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// Any error response that is not already a problem document (actix's own extractor and routing errors) becomes
+/// one, so clients always get problem+json with a stable code.
+async fn problem_fallback(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if status.as_u16() < 400 || is_problem {
+        return Ok(response.map_into_boxed_body());
+    }
+    let (code, detail) = match status.as_u16() {
+        401 => (ErrorCode::Unauthorized, "authentication is required"),
+        403 => (ErrorCode::Forbidden, "not allowed"),
+        404 => (ErrorCode::NotFound, "not found"),
+        405 => (ErrorCode::MethodNotAllowed, "this method is not allowed on this resource"),
+        409 => (ErrorCode::Conflict, "the request conflicts with the current state"),
+        413 => (ErrorCode::PayloadTooLarge, "the request body exceeds the size limit"),
+        415 => (ErrorCode::UnsupportedMediaType, "the content type is not supported"),
+        429 => (ErrorCode::RateLimited, "too many requests"),
+        503 => (ErrorCode::ServiceUnavailable, "temporarily unavailable; retry shortly"),
+        s if s < 500 => (ErrorCode::MalformedRequest, "the request could not be processed"),
+        _ => (ErrorCode::Internal, "an unexpected error occurred; it has been logged"),
+    };
+    let (request, _) = response.into_parts();
+    let body = problem_response(&ApiError::new(code, detail).problem(), &[]);
+    Ok(ServiceResponse::new(request, body))
 }
 
 fn extractor_error(detail: String, status: actix_web::http::StatusCode) -> actix_web::Error {
@@ -279,9 +309,10 @@ pub fn app(
             let status = actix_web::ResponseError::status_code(&e);
             extractor_error(e.to_string(), status)
         }))
-        .app_data(web::PathConfig::default().error_handler(|e, _| {
-            ApiError::new(ErrorCode::NotFound, format!("invalid path: {e}")).into()
-        }))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| ApiError::new(ErrorCode::NotFound, format!("invalid path: {e}")).into()),
+        )
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
             ApiError::validation(vec![crate::FieldError { field: "query".into(), message: e.to_string() }]).into()
         }))
@@ -294,6 +325,7 @@ pub fn app(
         .route("/metrics", web::get().to(metrics))
         .route("/openapi.json", web::get().to(openapi))
         .default_service(web::to(not_found))
+        .wrap(from_fn(problem_fallback))
         .wrap(from_fn(metrics_middleware))
         .wrap(TracingLogger::<AlmonerRootSpan>::new())
         .wrap(from_fn(request_id_middleware))

@@ -29,7 +29,9 @@ impl ErrorCode {
     const fn entry(self) -> (&'static str, StatusCode, &'static str) {
         use ErrorCode::*;
         match self {
-            ValidationFailed => ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY, "The request has invalid fields"),
+            ValidationFailed => {
+                ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY, "The request has invalid fields")
+            }
             MalformedRequest => ("malformed_request", StatusCode::BAD_REQUEST, "The request could not be read"),
             Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED, "Authentication is required"),
             Forbidden => ("forbidden", StatusCode::FORBIDDEN, "The credentials do not allow this"),
@@ -125,7 +127,10 @@ impl ApiError {
 
     /// A failure the client cannot fix; the cause chain goes to the log only.
     pub fn unexpected(source: anyhow::Error) -> Self {
-        Self { source: Some(source), ..Self::new(ErrorCode::Internal, "An unexpected error occurred; it has been logged") }
+        Self {
+            source: Some(source),
+            ..Self::new(ErrorCode::Internal, "An unexpected error occurred; it has been logged")
+        }
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Self {
@@ -173,7 +178,8 @@ impl ResponseError for ApiError {
 }
 
 pub(crate) fn problem_response(problem: &Problem, headers: &[(&'static str, String)]) -> HttpResponse {
-    let mut builder = HttpResponse::build(StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    let mut builder =
+        HttpResponse::build(StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     builder.content_type("application/problem+json");
     for (name, value) in headers {
         builder.insert_header((*name, value.as_str()));
@@ -219,6 +225,30 @@ impl FieldErrors {
 
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Database failures as clients see them: busy or unreachable is a retryable 503, a lost race is 409,
+/// anything else is an internal error whose cause is logged.
+impl From<almoner_db::DbError> for ApiError {
+    fn from(e: almoner_db::DbError) -> Self {
+        use almoner_db::DbError;
+        match e {
+            DbError::PoolTimeout | DbError::Unavailable(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::new(ErrorCode::ServiceUnavailable, "the database is busy or unavailable; retry shortly")
+                    .with_header("retry-after", "1".to_owned())
+            }
+            DbError::SerializationFailure => {
+                ApiError::new(ErrorCode::Conflict, "the request raced with another change; retry it")
+            }
+            DbError::UniqueViolation { .. } | DbError::ForeignKeyViolation { .. } => {
+                ApiError::new(ErrorCode::Conflict, "the request conflicts with existing data")
+            }
+            other => ApiError::unexpected(anyhow::Error::new(other)),
+        }
     }
 }
 

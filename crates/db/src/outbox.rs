@@ -1,0 +1,118 @@
+//! The transactional outbox: events are written in the same transaction as the change they describe.
+//!
+//! [`enqueue`] inserts the whole envelope into the schema's `outbox` table and issues `pg_notify`, which PostgreSQL
+//! delivers only if and when the transaction commits; the [`OutboxRelay`](crate::OutboxRelay) then publishes it with
+//! publisher confirms. An event therefore leaves the service exactly when its change is committed, never before and
+//! never lost, at the price of at-least-once delivery (consumers deduplicate on the envelope id).
+//!
+//! The outbox has no row-level security on purpose: the relay publishes every tenant's events from one system
+//! transaction, and services never read it back. `tenant_id` is still recorded, for operators.
+
+use almoner_bus::propagation::current_trace_context;
+use almoner_events::Envelope;
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::tenant::Transaction;
+
+/// The `LISTEN`/`NOTIFY` channel the relay of `schema` wakes on: `<schema>_outbox`.
+pub fn notify_channel(schema: &str) -> String {
+    format!("{schema}_outbox")
+}
+
+// One statement, one round trip: the NOTIFY is queued by the same statement that inserts the row.
+const ENQUEUE: &str = "\
+WITH inserted AS (
+    INSERT INTO outbox (id, tenant_id, event_type, payload, traceparent, tracestate)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    RETURNING 1
+)
+SELECT pg_notify($7, '') FROM inserted";
+
+const ENQUEUE_MANY: &str = "\
+WITH inserted AS (
+    INSERT INTO outbox (id, tenant_id, event_type, payload, traceparent, tracestate)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[])
+    RETURNING 1
+)
+SELECT pg_notify($7, '') FROM inserted LIMIT 1";
+
+/// A row ready to insert: the envelope as JSON with its trace context settled.
+struct OutboxRow {
+    id: uuid::Uuid,
+    tenant_id: uuid::Uuid,
+    event_type: String,
+    payload: serde_json::Value,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+}
+
+impl OutboxRow {
+    fn new<P: Serialize>(tx: &Transaction, envelope: &Envelope<P>) -> Result<Self> {
+        if let Some(tenant_id) = tx.tenant_id()
+            && tenant_id != envelope.tenant_id
+        {
+            return Err(anyhow!(
+                "event {} for tenant {} enqueued in a transaction of tenant {tenant_id}",
+                envelope.event_type,
+                envelope.tenant_id
+            )
+            .into());
+        }
+        let mut payload = serde_json::to_value(envelope).context("could not serialise an event envelope")?;
+        // An envelope built without trace context inherits the current span's, so the trace continues through
+        // the broker to the consumers; `tracestate` only travels with the traceparent it belongs to.
+        let (traceparent, tracestate) = match &envelope.traceparent {
+            Some(traceparent) => (Some(traceparent.clone()), None),
+            None => {
+                let (traceparent, tracestate) = current_trace_context();
+                if let (Some(value), Some(object)) = (&traceparent, payload.as_object_mut()) {
+                    object.insert("traceparent".to_owned(), value.clone().into());
+                }
+                (traceparent, tracestate)
+            }
+        };
+        Ok(Self {
+            id: envelope.id,
+            tenant_id: envelope.tenant_id,
+            event_type: envelope.event_type.clone(),
+            payload,
+            traceparent,
+            tracestate,
+        })
+    }
+}
+
+/// Adds `envelope` to the outbox inside the caller's transaction. It is published after the transaction commits,
+/// and discarded with it on rollback. In a tenant transaction the envelope must belong to that tenant.
+#[tracing::instrument(name = "outbox.enqueue", skip_all, fields(event.id = %envelope.id, event.type = %envelope.event_type))]
+pub async fn enqueue<P: Serialize>(tx: &Transaction, envelope: &Envelope<P>) -> Result<()> {
+    let row = OutboxRow::new(tx, envelope)?;
+    let channel = notify_channel(tx.schema());
+    tx.query_one(
+        ENQUEUE,
+        &[&row.id, &row.tenant_id, &row.event_type, &row.payload, &row.traceparent, &row.tracestate, &channel],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Adds many envelopes in one statement (bulk re-emission, imports). Same rules as [`enqueue`].
+#[tracing::instrument(name = "outbox.enqueue_many", skip_all, fields(events = envelopes.len()))]
+pub async fn enqueue_many<P: Serialize>(tx: &Transaction, envelopes: &[Envelope<P>]) -> Result<()> {
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    let rows = envelopes.iter().map(|envelope| OutboxRow::new(tx, envelope)).collect::<Result<Vec<_>>>()?;
+    let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
+    let tenant_ids: Vec<_> = rows.iter().map(|r| r.tenant_id).collect();
+    let event_types: Vec<_> = rows.iter().map(|r| r.event_type.as_str()).collect();
+    let payloads: Vec<_> = rows.iter().map(|r| &r.payload).collect();
+    let traceparents: Vec<_> = rows.iter().map(|r| r.traceparent.as_deref()).collect();
+    let tracestates: Vec<_> = rows.iter().map(|r| r.tracestate.as_deref()).collect();
+    let channel = notify_channel(tx.schema());
+    tx.query_one(ENQUEUE_MANY, &[&ids, &tenant_ids, &event_types, &payloads, &traceparents, &tracestates, &channel])
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! Test support shared by every service's integration tests: a fresh PostgreSQL database per test, an isolated
+//! RabbitMQ namespace per test, a TCP proxy that can cut a connection to simulate an outage, the nginx gateway
+//! rendered from the real template, and the same telemetry stack as a service.
+//!
+//! The infrastructure itself comes from `scripts/test`, which exports `ALMONER_TEST_*` variables; a test run
+//! without them fails with a message saying so rather than skipping silently.
+
+pub mod broker;
+pub mod db;
+pub mod proxy;
+pub mod telemetry;
+
+/// Reads a required test variable, failing the test with a hint when it is absent.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
+}

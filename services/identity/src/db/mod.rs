@@ -1,0 +1,14 @@
+//! identity's SQL. Every function takes the transaction it runs in; tenant tables are read through a tenant
+//! transaction so row-level security applies.
+
+pub mod api_keys;
+pub mod signing_keys;
+pub mod tenants;
+
+/// identity's own migrations, applied after the platform ones.
+pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
+    1 => "0001_tenants_and_api_keys.sql",
+);
+
+/// The PostgreSQL schema identity owns.
+pub const SCHEMA: &str = "identity";

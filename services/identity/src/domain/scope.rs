@@ -1,0 +1,119 @@
+use almoner_types::ParseError;
+use std::collections::BTreeSet;
+
+/// Every scope a token can carry. A service checks the scope of each endpoint; an API key holds a subset.
+pub const ALL_SCOPES: &[&str] = &[
+    "identity:read",
+    "identity:admin",
+    "fundraising:read",
+    "fundraising:write",
+    "messaging:read",
+    "messaging:write",
+    "storage:read",
+    "storage:write",
+    "rollup:read",
+    "rollup:admin",
+    "webhooks:admin",
+];
+
+/// One known scope.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Scope(&'static str);
+
+impl Scope {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        ALL_SCOPES
+            .iter()
+            .find(|known| **known == s.trim())
+            .map(|k| Scope(k))
+            .ok_or_else(|| ParseError::new(format!("unknown scope {s:?}; known scopes: {}", ALL_SCOPES.join(", "))))
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// A non-empty, deduplicated, ordered set of scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeSet(BTreeSet<Scope>);
+
+impl ScopeSet {
+    pub fn all() -> Self {
+        Self(ALL_SCOPES.iter().map(|s| Scope(s)).collect())
+    }
+
+    /// Parses a list; every unknown entry is reported with its index.
+    pub fn parse_list(items: &[String]) -> Result<Self, Vec<(usize, ParseError)>> {
+        let mut set = BTreeSet::new();
+        let mut errors = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match Scope::parse(item) {
+                Ok(s) => {
+                    set.insert(s);
+                }
+                Err(e) => errors.push((i, e)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        if set.is_empty() {
+            return Err(vec![(0, ParseError::new("at least one scope is required"))]);
+        }
+        Ok(Self(set))
+    }
+
+    /// Parses OAuth2's space-separated form.
+    pub fn parse_space_separated(s: &str) -> Result<Self, ParseError> {
+        let items: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
+        Self::parse_list(&items).map_err(|mut e| e.remove(0).1)
+    }
+
+    /// Scopes stored for a key; unknown ones (a scope since withdrawn) are dropped.
+    pub fn from_stored(items: &[String]) -> Self {
+        Self(items.iter().filter_map(|s| Scope::parse(s).ok()).collect())
+    }
+
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.iter().any(|s| s.0 == scope)
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.0.iter().map(|s| s.0.to_owned()).collect()
+    }
+
+    pub fn to_space_separated(&self) -> String {
+        self.to_vec().join(" ")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_dedupes() {
+        let set = ScopeSet::parse_list(&["fundraising:read".into(), "identity:read".into(), "fundraising:read".into()])
+            .unwrap();
+        assert_eq!(set.to_space_separated(), "fundraising:read identity:read");
+        assert!(set.is_subset(&ScopeSet::all()));
+        assert!(!ScopeSet::all().is_subset(&set));
+    }
+
+    #[test]
+    fn reports_each_unknown_scope() {
+        let errors = ScopeSet::parse_list(&["identity:read".into(), "root".into(), "x".into()]).unwrap_err();
+        assert_eq!(errors.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2]);
+        assert!(ScopeSet::parse_list(&[]).is_err());
+        assert!(ScopeSet::parse_space_separated("identity:read  bogus").is_err());
+    }
+}

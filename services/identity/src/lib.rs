@@ -1,0 +1,14 @@
+//! identity: tenants, API keys, and the short-lived EdDSA tokens every other Almoner service verifies locally.
+//!
+//! It owns the `identity` schema and publishes `identity.*` events through its outbox. It must not hold any
+//! fundraising or messaging data, and other services never call it per request: they verify tokens against the
+//! JWKS they cache.
+
+pub mod bootstrap;
+pub mod configuration;
+pub mod db;
+pub mod domain;
+pub mod openapi;
+pub mod routes;
+pub mod signing;
+pub mod startup;

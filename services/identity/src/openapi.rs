@@ -1,0 +1,40 @@
+//! identity's OpenAPI document. `openapi.json` at the service root is its committed snapshot; a test fails when
+//! they differ (run with `UPDATE_OPENAPI=1` to refresh it).
+
+use crate::routes::{api_keys, jwks, oauth, tenant};
+use utoipa::Modify;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Almoner identity", description = "Tenants, API keys and the tokens other services verify."),
+    paths(
+        oauth::token,
+        jwks::jwks,
+        tenant::get_tenant,
+        api_keys::create_api_key,
+        api_keys::list_api_keys,
+        api_keys::get_api_key,
+        api_keys::revoke_api_key,
+    ),
+    components(schemas(almoner_http::Problem, almoner_http::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "tokens", description = "OAuth2 client credentials and the JWKS"),
+        (name = "api-keys", description = "Issue, list and revoke API keys"),
+        (name = "tenants", description = "The caller's tenant"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}

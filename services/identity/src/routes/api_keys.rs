@@ -1,0 +1,333 @@
+//! `/v1/api-keys`: issue, list, read and revoke the tenant's API keys.
+//!
+//! A new key's secret is in the creation response and nowhere else, ever. A retried creation with the same
+//! `Idempotency-Key` returns the same key's details without the secret (it was never stored), flagged by the
+//! `Idempotent-Replayed: true` header.
+
+use crate::db::api_keys::{self, ApiKey, NewApiKey};
+use crate::domain::{ApiKeySecret, KeyName, ScopeSet};
+use actix_web::{HttpRequest, HttpResponse, web};
+use almoner_db::{IdempotencyOutcome, Pool, idempotency, outbox};
+use almoner_events::Envelope;
+use almoner_events::identity::{ApiKeyCreatedV1, ApiKeyRevokedV1};
+use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal, ValidJson};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1/api-keys")
+            .route("", web::post().to(create_api_key))
+            .route("", web::get().to(list_api_keys))
+            .route("/{id}", web::get().to(get_api_key))
+            .route("/{id}", web::delete().to(revoke_api_key)),
+    );
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// A label for people, e.g. "Website donations".
+    pub name: Option<String>,
+    /// Scopes the key may request; each must be held by the caller.
+    pub scopes: Option<Vec<String>>,
+    /// When the key stops working; none means until revoked.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub api_key: ApiKeyView,
+    /// The whole key, `alm_...`: shown once, store it now. Absent on an idempotent replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// An API key as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            id: k.id,
+            name: k.name,
+            scopes: k.scopes,
+            created_by: k.created_by,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyPage {
+    pub data: Vec<ApiKeyView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// 1 to 500, default 50.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Issues a new API key.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = ["identity:admin"])),
+    request_body = CreateApiKey,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses(
+        (status = 201, description = "The key, with its secret shown once", body = CreatedApiKey),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
+    ))]
+#[tracing::instrument(skip_all, fields(api_key_id = tracing::field::Empty))]
+pub async fn create_api_key(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("identity:admin")?;
+    let ValidJson(input) = parse_body::<CreateApiKey>(&req, &body)?;
+    let mut errors = FieldErrors::new();
+    let name = errors.required("name", input.name).and_then(|n| errors.parse("name", KeyName::parse(&n)));
+    let scopes = match errors.required("scopes", input.scopes) {
+        Some(list) => match ScopeSet::parse_list(&list) {
+            Ok(set) => Some(set),
+            Err(problems) => {
+                for (i, e) in problems {
+                    errors
+                        .add(if list.is_empty() { "scopes".to_owned() } else { format!("scopes[{i}]") }, e.to_string());
+                }
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(at) = input.expires_at
+        && at <= Utc::now()
+    {
+        errors.add("expires_at", "must be in the future");
+    }
+    errors.finish()?;
+    let (Some(name), Some(scopes)) = (name, scopes) else {
+        return Err(ApiError::unexpected(anyhow::anyhow!("validated fields missing")));
+    };
+    let held = ScopeSet::from_stored(&principal.scopes);
+    if !scopes.is_subset(&held) {
+        return Err(ApiError::forbidden("a key cannot be given scopes its creator does not hold"));
+    }
+
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let idempotency_key = idempotency_key(&req)?;
+    if let Some(key) = &idempotency_key {
+        let hash = idempotency::request_hash("POST", req.path(), &body);
+        match idempotency::begin(&tx, key, &hash).await? {
+            IdempotencyOutcome::New => {}
+            IdempotencyOutcome::Mismatch => {
+                return Err(ApiError::new(
+                    ErrorCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was used with a different request body",
+                ));
+            }
+            IdempotencyOutcome::Replay { status, body } => {
+                tx.commit().await?;
+                return Ok(HttpResponse::build(
+                    actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
+                )
+                .insert_header(("idempotent-replayed", "true"))
+                .json(body));
+            }
+        }
+    }
+
+    let secret = ApiKeySecret::generate();
+    tracing::Span::current().record("api_key_id", tracing::field::display(secret.id()));
+    let scope_list = scopes.to_vec();
+    let created = api_keys::insert(
+        &tx,
+        &NewApiKey {
+            id: secret.id().as_uuid(),
+            name: name.as_str(),
+            secret_hash: &secret.hash(),
+            scopes: &scope_list,
+            created_by: &principal.subject,
+            expires_at: input.expires_at,
+        },
+    )
+    .await?;
+    let event = Envelope::new(
+        principal.tenant_id.as_uuid(),
+        "identity",
+        ApiKeyCreatedV1 {
+            api_key_id: created.id,
+            tenant_id: principal.tenant_id.as_uuid(),
+            name: created.name.clone(),
+            scopes: created.scopes.clone(),
+            created_at: created.created_at,
+        },
+    );
+    outbox::enqueue(&tx, &event).await?;
+    let view = ApiKeyView::from(created);
+    if let Some(key) = &idempotency_key {
+        let stored = serde_json::to_value(CreatedApiKey { api_key: view.clone(), key: None })
+            .map_err(|e| ApiError::unexpected(e.into()))?;
+        idempotency::complete(&tx, key, 201, &stored).await?;
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("location", format!("/v1/api-keys/{}", view.id)))
+        .insert_header(("cache-control", "no-store"))
+        .json(CreatedApiKey { api_key: view, key: Some(secret.expose()) }))
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<ValidJson<T>, ApiError> {
+    let is_json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as application/json"));
+    }
+    almoner_http::extract::parse_json(body).map(ValidJson)
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let value = value.to_str().map_err(|_| {
+        ApiError::validation(vec![almoner_http::FieldError {
+            field: "Idempotency-Key".into(),
+            message: "must be visible ASCII".into(),
+        }])
+    })?;
+    if value.is_empty() || value.len() > almoner_db::idempotency::MAX_KEY_LENGTH {
+        return Err(ApiError::validation(vec![almoner_http::FieldError {
+            field: "Idempotency-Key".into(),
+            message: "must be 1 to 255 characters".into(),
+        }]));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// Lists the tenant's keys, newest first.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = ["identity:read"])),
+    params(ListQuery),
+    responses((status = 200, body = ApiKeyPage), (status = 401, body = almoner_http::Problem),
+        (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all)]
+pub async fn list_api_keys(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("identity:read")?;
+    let mut errors = FieldErrors::new();
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        errors.add("limit", "must be 1 to 500");
+    }
+    let after = match &query.cursor {
+        Some(c) => errors.parse("cursor", decode_cursor(c)),
+        None => None,
+    };
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let mut keys = api_keys::list(&tx, after, limit + 1).await?;
+    tx.commit().await?;
+    let next_cursor = if keys.len() as i64 > limit {
+        keys.truncate(usize::try_from(limit).unwrap_or(50));
+        keys.last().map(|k| encode_cursor(k.created_at, k.id))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(ApiKeyPage { data: keys.into_iter().map(ApiKeyView::from).collect(), next_cursor }))
+}
+
+fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), &'static str> {
+    let invalid = "is not a cursor from a previous page";
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid)?).map_err(|_| invalid)?;
+    let (at, id) = text.split_once('|').ok_or(invalid)?;
+    Ok((
+        DateTime::parse_from_rfc3339(at).map_err(|_| invalid)?.with_timezone(&Utc),
+        Uuid::try_parse(id).map_err(|_| invalid)?,
+    ))
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| ApiError::not_found("API key"))
+}
+
+/// Reads one key.
+#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = ["identity:read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = ApiKeyView), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(api_key_id = %id))]
+pub async fn get_api_key(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("identity:read")?;
+    let id = parse_id(&id)?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let key = api_keys::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("API key"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(ApiKeyView::from(key)))
+}
+
+/// Revokes a key: token requests with it fail from now on; tokens already issued expire on their own.
+/// Revoking a revoked key is a no-op.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = ["identity:admin"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The revoked key", body = ApiKeyView),
+        (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(api_key_id = %id))]
+pub async fn revoke_api_key(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("identity:admin")?;
+    let id = parse_id(&id)?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let (key, changed) = api_keys::revoke(&tx, id).await?.ok_or_else(|| ApiError::not_found("API key"))?;
+    if changed {
+        let event = Envelope::new(
+            principal.tenant_id.as_uuid(),
+            "identity",
+            ApiKeyRevokedV1 {
+                api_key_id: key.id,
+                tenant_id: principal.tenant_id.as_uuid(),
+                revoked_at: key.revoked_at.unwrap_or_else(Utc::now),
+            },
+        );
+        outbox::enqueue(&tx, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(ApiKeyView::from(key)))
+}

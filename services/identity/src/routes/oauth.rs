@@ -1,0 +1,247 @@
+//! `POST /v1/oauth/token`: OAuth2 client credentials (RFC 6749 section 4.4). An API key goes in, a short-lived
+//! EdDSA JWT carrying the tenant and scopes comes out.
+//!
+//! Credentials are accepted as HTTP Basic (`client_id:client_secret`) or in the form body; the body may also be
+//! JSON. `client_secret` is the whole API key and `client_id` its id. Errors are problem+json documents that
+//! also carry OAuth2's `error` and `error_description` members, so generic OAuth2 clients understand them.
+
+use crate::db::api_keys;
+use crate::domain::{ApiKeySecret, ScopeSet};
+use crate::signing::SigningKeys;
+use crate::startup::TokenPolicy;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use almoner_db::Pool;
+use almoner_http::{ApiError, Claims, ErrorCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/oauth/token", web::post().to(token));
+}
+
+/// The token request, as form fields or JSON.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// Must be `client_credentials`.
+    pub grant_type: Option<String>,
+    /// The API key id (optional when the key is sent whole as `client_secret`).
+    pub client_id: Option<String>,
+    /// The whole API key, `alm_...`.
+    pub client_secret: Option<String>,
+    /// Space-separated scopes to narrow the token to; default all of the key's scopes.
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+/// An OAuth2 error (RFC 6749 section 5.2) rendered as problem+json.
+#[derive(Debug)]
+pub enum TokenError {
+    InvalidRequest(String),
+    InvalidClient,
+    UnsupportedGrantType,
+    InvalidScope(String),
+    Service(ApiError),
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl From<almoner_db::DbError> for TokenError {
+    fn from(e: almoner_db::DbError) -> Self {
+        Self::Service(e.into())
+    }
+}
+
+impl From<anyhow::Error> for TokenError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Service(e.into())
+    }
+}
+
+impl ResponseError for TokenError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient => StatusCode::UNAUTHORIZED,
+            Self::Service(e) => e.code.status(),
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (oauth_error, api) = match self {
+            Self::InvalidRequest(detail) => ("invalid_request", ApiError::new(ErrorCode::MalformedRequest, detail)),
+            Self::InvalidClient => (
+                "invalid_client",
+                ApiError::unauthorized("the client credentials are invalid, revoked or expired")
+                    .with_header("www-authenticate", r#"Basic realm="almoner""#.to_owned()),
+            ),
+            Self::UnsupportedGrantType => {
+                ("unsupported_grant_type", field_problem("grant_type", "must be client_credentials"))
+            }
+            Self::InvalidScope(detail) => ("invalid_scope", field_problem("scope", detail)),
+            Self::Service(e) => return e.error_response(),
+        };
+        let mut body = serde_json::to_value(api.problem()).unwrap_or_default();
+        body["error"] = oauth_error.into();
+        body["error_description"] = api.detail.clone().into();
+        let mut response = HttpResponse::build(api.code.status());
+        response.content_type("application/problem+json").insert_header(("cache-control", "no-store"));
+        for (name, value) in &api.headers {
+            response.insert_header((*name, value.as_str()));
+        }
+        response.body(body.to_string())
+    }
+}
+
+/// OAuth2 answers request errors with 400 (RFC 6749 section 5.2), so these are `malformed_request` problems that
+/// still name the offending field.
+fn field_problem(field: &str, message: &str) -> ApiError {
+    let mut e = ApiError::new(ErrorCode::MalformedRequest, format!("{field}: {message}"));
+    e.errors.push(almoner_http::FieldError { field: field.to_owned(), message: message.to_owned() });
+    e
+}
+
+fn parse_request(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, TokenError> {
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let mut request: TokenRequest = match content_type.as_str() {
+        "application/x-www-form-urlencoded" | "" => serde_urlencoded::from_bytes(body)
+            .map_err(|e| TokenError::InvalidRequest(format!("the form body could not be read: {e}")))?,
+        "application/json" => serde_json::from_slice(body)
+            .map_err(|e| TokenError::InvalidRequest(format!("the JSON body could not be read: {e}")))?,
+        other => return Err(TokenError::InvalidRequest(format!("unsupported content type {other}"))),
+    };
+    if let Some((id, secret)) = basic_credentials(req) {
+        if request.client_secret.is_some() {
+            return Err(TokenError::InvalidRequest(
+                "send credentials either as Basic auth or in the body, not both".into(),
+            ));
+        }
+        request.client_id = Some(id);
+        request.client_secret = Some(secret);
+    }
+    Ok(request)
+}
+
+fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
+    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    // RFC 6749 2.3.1: both parts are form-urlencoded inside Basic.
+    let decode =
+        |s: &str| serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}")).ok()?.pop().map(|p| p.1);
+    Some((decode(id)?, decode(secret)?))
+}
+
+/// Exchanges an API key for an access token.
+#[utoipa::path(post, path = "/v1/oauth/token", tag = "tokens",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "An access token", body = TokenResponse),
+        (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = almoner_http::Problem),
+        (status = 401, description = "invalid_client: unknown, wrong, revoked or expired key", body = almoner_http::Problem),
+    ))]
+#[tracing::instrument(skip_all, fields(api_key_id = tracing::field::Empty, tenant_id = tracing::field::Empty))]
+pub async fn token(
+    req: HttpRequest,
+    body: web::Bytes,
+    pool: web::Data<Pool>,
+    keys: web::Data<SigningKeys>,
+    policy: web::Data<TokenPolicy>,
+) -> Result<HttpResponse, TokenError> {
+    let request = parse_request(&req, &body)?;
+    match request.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        None => return Err(TokenError::InvalidRequest("grant_type is required".into())),
+        Some(_) => return Err(TokenError::UnsupportedGrantType),
+    }
+    let secret = request.client_secret.as_deref().ok_or(TokenError::InvalidClient)?;
+    let key = ApiKeySecret::parse(secret).map_err(|_| TokenError::InvalidClient)?;
+    if let Some(client_id) = request.client_id.as_deref().filter(|s| !s.is_empty()) {
+        let matches = Uuid::try_parse(client_id.trim()).is_ok_and(|id| id == key.id().as_uuid());
+        if !matches {
+            return Err(TokenError::InvalidClient);
+        }
+    }
+    let span = tracing::Span::current();
+    span.record("api_key_id", tracing::field::display(key.id()));
+
+    let lookup = pool.system_tx().await?;
+    let tenant_id = api_keys::tenant_of(&lookup, key.id().as_uuid()).await?;
+    lookup.commit().await?;
+    let tenant_id = tenant_id.ok_or(TokenError::InvalidClient)?;
+    span.record("tenant_id", tracing::field::display(tenant_id));
+
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let credential = api_keys::credential(&tx, key.id().as_uuid()).await?.ok_or(TokenError::InvalidClient)?;
+    let now = chrono::Utc::now();
+    if !key.matches(&credential.secret_hash) {
+        tracing::info!("token refused: wrong secret");
+        return Err(TokenError::InvalidClient);
+    }
+    if credential.revoked_at.is_some() || credential.expires_at.is_some_and(|at| at <= now) {
+        tracing::info!("token refused: key revoked or expired");
+        return Err(TokenError::InvalidClient);
+    }
+    let granted = ScopeSet::from_stored(&credential.scopes);
+    let scopes = match request.scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => granted,
+        Some(asked) => {
+            let asked = ScopeSet::parse_space_separated(asked).map_err(|e| TokenError::InvalidScope(e.to_string()))?;
+            if !asked.is_subset(&granted) {
+                return Err(TokenError::InvalidScope("asks for scopes this key does not hold".into()));
+            }
+            asked
+        }
+    };
+    api_keys::touch(&tx, key.id().as_uuid()).await?;
+    tx.commit().await?;
+
+    let ttl = policy.ttl_secs;
+    let iat = now.timestamp();
+    let claims = Claims {
+        iss: policy.issuer.clone(),
+        sub: format!("api_key:{}", key.id()),
+        tid: tenant_id,
+        scope: scopes.to_space_separated(),
+        iat,
+        nbf: iat,
+        exp: iat + i64::try_from(ttl).unwrap_or(900),
+        jti: Uuid::now_v7(),
+    };
+    let access_token = keys.sign(&claims)?;
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        scope: claims.scope,
+    }))
+}

@@ -1,0 +1,40 @@
+use crate::helpers::{Options, problem, spawn_app, spawn_app_with};
+use almoner_testkit::proxy::TcpProxy;
+use std::time::Duration;
+
+#[tokio::test]
+async fn health_metrics_and_unknown_routes() {
+    let app = spawn_app().await;
+    let response = app.get("/health", None).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    app.wait_ready(Duration::from_secs(10)).await;
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    problem(app.get("/v2/nothing", None).await, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn ready_names_rabbitmq_while_it_is_unreachable_and_recovers() {
+    let broker = almoner_testkit::broker::broker_addr(&almoner_testkit::broker::amqp_settings());
+    let proxy = TcpProxy::start(broker).await;
+    let app = spawn_app_with(Options { amqp_via: Some(proxy.addr()) }).await;
+    app.wait_ready(Duration::from_secs(10)).await;
+
+    proxy.cut().await;
+    // The broker connection notices the cut within moments; readiness reports it from then on.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let response = loop {
+        let response = app.get("/ready", None).await;
+        if response.status() == 503 || tokio::time::Instant::now() > deadline {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let body = problem(response, 503, "not_ready").await;
+    assert!(body["detail"].as_str().unwrap().contains("rabbitmq"), "{body}");
+    assert_eq!(body["checks"]["postgres"], "ok");
+
+    proxy.restore();
+    app.wait_ready(Duration::from_secs(10)).await;
+}

@@ -1,0 +1,10 @@
+//! identity's integration tests, one binary: each test spawns the service on port 0 against a fresh database and
+//! its own RabbitMQ namespace (see `helpers`).
+
+mod api_keys;
+mod events;
+mod health;
+mod helpers;
+mod oauth;
+mod openapi;
+mod tenancy;
