@@ -8,6 +8,7 @@ pub mod auth;
 pub mod extract;
 pub mod platform;
 pub mod problem;
+pub mod rate_limit;
 
 pub use auth::{Claims, Jwk, Jwks, Principal, TokenVerifier};
 pub use extract::ValidJson;

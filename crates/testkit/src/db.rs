@@ -69,6 +69,29 @@ impl TestDatabase {
         url(&self.admin, Some((APP_ROLE, APP_ROLE.as_bytes())), &self.name)
     }
 
+    /// The PostgreSQL server's TCP address, for putting a [`TcpProxy`](crate::proxy::TcpProxy) in front of it.
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        let port = self.admin.get_ports().first().copied().unwrap_or(5432);
+        let host = match self.admin.get_hosts().first() {
+            Some(Host::Tcp(host)) => host.clone(),
+            _ => panic!("ALMONER_TEST_DATABASE_ADMIN_URL must use TCP to be proxied"),
+        };
+        std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .expect("PostgreSQL address resolves")
+    }
+
+    /// [`database_settings`](Self::database_settings) with the service's connections going through `addr`
+    /// (a proxy); migrations still connect directly.
+    pub fn database_settings_via(&self, addr: std::net::SocketAddr) -> DatabaseSettings {
+        let mut settings = self.database_settings();
+        let mut config = Config::new();
+        config.host(addr.ip().to_string()).port(addr.port());
+        settings.url = url(&config, Some((APP_ROLE, APP_ROLE.as_bytes())), &self.name).into();
+        settings
+    }
+
     /// URL of the superuser on this database.
     pub fn admin_url(&self) -> String {
         url(&self.admin, None, &self.name)

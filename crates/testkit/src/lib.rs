@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod db;
 pub mod proxy;
+pub mod redis;
 pub mod telemetry;
 
 /// Reads a required test variable, failing the test with a hint when it is absent.

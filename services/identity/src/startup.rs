@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{HttpServer, web};
 use almoner_bus::Publisher;
 use almoner_db::{OutboxRelay, Pool};
+use almoner_http::rate_limit::{Limit, RateLimiter};
 use almoner_http::{Platform, Readiness, TokenVerifier};
 use anyhow::Context;
 use std::net::TcpListener;
@@ -22,6 +23,9 @@ use utoipa::OpenApi;
 pub struct TokenPolicy {
     pub issuer: String,
     pub ttl_secs: u64,
+    /// Failed token requests tolerated per API key, and per client address, before `429`.
+    pub failures_per_key: Limit,
+    pub failures_per_ip: Limit,
 }
 
 /// A running identity: its HTTP server and background tasks.
@@ -69,10 +73,14 @@ impl Application {
         };
         verifier.replace_keys(&keys.jwks());
 
+        let limiter = match &settings.redis {
+            Some(redis) => Some(RateLimiter::new(redis, &settings.tokens.rate_limit_prefix).context("redis settings")?),
+            None => None,
+        };
         let readiness = {
             let pool = pool.clone();
             let publisher = publisher.clone();
-            Readiness::new()
+            let mut readiness = Readiness::new()
                 .check("postgres", move || {
                     let pool = pool.clone();
                     async move { pool.ping().await.map_err(|e| e.to_string()) }
@@ -85,7 +93,14 @@ impl Application {
                             None => Err("not connected yet".to_owned()),
                         }
                     }
-                })
+                });
+            if let Some(limiter) = limiter.clone() {
+                readiness = readiness.check("redis", move || {
+                    let limiter = limiter.clone();
+                    async move { limiter.ping().await }
+                });
+            }
+            readiness
         };
         let platform = Arc::new(Platform {
             service: "identity",
@@ -94,8 +109,14 @@ impl Application {
             openapi: ApiDoc::openapi(),
             body_limit_bytes: settings.server.body_limit_bytes,
         });
-        let policy =
-            web::Data::new(TokenPolicy { issuer: settings.auth.issuer.clone(), ttl_secs: settings.tokens.ttl_secs });
+        let window = Duration::from_secs(settings.tokens.failure_window_secs);
+        let policy = web::Data::new(TokenPolicy {
+            issuer: settings.auth.issuer.clone(),
+            ttl_secs: settings.tokens.ttl_secs,
+            failures_per_key: Limit { max: settings.tokens.max_failures_per_key, window },
+            failures_per_ip: Limit { max: settings.tokens.max_failures_per_ip, window },
+        });
+        let limiter = limiter.map(web::Data::new);
         let pool = web::Data::new(pool);
         let keys = web::Data::new(keys);
         let verifier = web::Data::new(verifier);
@@ -104,8 +125,12 @@ impl Application {
             .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
-            almoner_http::app(platform.clone())
-                .app_data(pool.clone())
+            let app = almoner_http::app(platform.clone());
+            let app = match &limiter {
+                Some(limiter) => app.app_data(limiter.clone()),
+                None => app,
+            };
+            app.app_data(pool.clone())
                 .app_data(keys.clone())
                 .app_data(verifier.clone())
                 .app_data(policy.clone())

@@ -12,6 +12,7 @@ use crate::startup::TokenPolicy;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use almoner_db::Pool;
+use almoner_http::rate_limit::RateLimiter;
 use almoner_http::{ApiError, Claims, ErrorCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -168,6 +169,7 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
         (status = 200, description = "An access token", body = TokenResponse),
         (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = almoner_http::Problem),
         (status = 401, description = "invalid_client: unknown, wrong, revoked or expired key", body = almoner_http::Problem),
+        (status = 429, description = "rate_limited: too many failed attempts for this key or address", body = almoner_http::Problem),
     ))]
 #[tracing::instrument(skip_all, fields(api_key_id = tracing::field::Empty, tenant_id = tracing::field::Empty))]
 pub async fn token(
@@ -176,6 +178,7 @@ pub async fn token(
     pool: web::Data<Pool>,
     keys: web::Data<SigningKeys>,
     policy: web::Data<TokenPolicy>,
+    limiter: Option<web::Data<RateLimiter>>,
 ) -> Result<HttpResponse, TokenError> {
     let request = parse_request(&req, &body)?;
     match request.grant_type.as_deref() {
@@ -183,8 +186,33 @@ pub async fn token(
         None => return Err(TokenError::InvalidRequest("grant_type is required".into())),
         Some(_) => return Err(TokenError::UnsupportedGrantType),
     }
-    let secret = request.client_secret.as_deref().ok_or(TokenError::InvalidClient)?;
-    let key = ApiKeySecret::parse(secret).map_err(|_| TokenError::InvalidClient)?;
+    let ip_bucket = format!("token-failures:ip:{}", req.connection_info().realip_remote_addr().unwrap_or("unknown"));
+    let presented = request.client_secret.as_deref().and_then(|s| ApiKeySecret::parse(s).ok());
+    let key_bucket = presented.as_ref().map(|k| format!("token-failures:key:{}", k.id()));
+    let mut buckets = vec![(ip_bucket.as_str(), policy.failures_per_ip)];
+    if let Some(bucket) = &key_bucket {
+        buckets.push((bucket.as_str(), policy.failures_per_key));
+    }
+    if let Some(limiter) = &limiter {
+        limiter.check(&buckets).await.map_err(TokenError::Service)?;
+    }
+    let outcome = match presented {
+        Some(key) => issue(&request, key, &pool, &keys, &policy).await,
+        None => Err(TokenError::InvalidClient),
+    };
+    if let (Err(TokenError::InvalidClient), Some(limiter)) = (&outcome, &limiter) {
+        limiter.hit(&buckets).await;
+    }
+    outcome
+}
+
+async fn issue(
+    request: &TokenRequest,
+    key: ApiKeySecret,
+    pool: &Pool,
+    keys: &SigningKeys,
+    policy: &TokenPolicy,
+) -> Result<HttpResponse, TokenError> {
     if let Some(client_id) = request.client_id.as_deref().filter(|s| !s.is_empty()) {
         let matches = Uuid::try_parse(client_id.trim()).is_ok_and(|id| id == key.id().as_uuid());
         if !matches {

@@ -18,7 +18,7 @@ async fn health_metrics_and_unknown_routes() {
 async fn ready_names_rabbitmq_while_it_is_unreachable_and_recovers() {
     let broker = almoner_testkit::broker::broker_addr(&almoner_testkit::broker::amqp_settings());
     let proxy = TcpProxy::start(broker).await;
-    let app = spawn_app_with(Options { amqp_via: Some(proxy.addr()) }).await;
+    let app = spawn_app_with(Options { amqp_via: Some(proxy.addr()), postgres_proxy: false }).await;
     app.wait_ready(Duration::from_secs(10)).await;
 
     proxy.cut().await;
@@ -37,4 +37,24 @@ async fn ready_names_rabbitmq_while_it_is_unreachable_and_recovers() {
 
     proxy.restore();
     app.wait_ready(Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn ready_names_postgres_while_it_is_unreachable_and_requests_fail_cleanly() {
+    let app = spawn_app_with(Options { amqp_via: None, postgres_proxy: true }).await;
+    app.wait_ready(Duration::from_secs(10)).await;
+    let token = app.admin_token().await;
+    let proxy = app.postgres_proxy.as_ref().unwrap();
+
+    proxy.cut().await;
+    let body = problem(app.get("/ready", None).await, 503, "not_ready").await;
+    assert!(body["detail"].as_str().unwrap().contains("postgres"), "{body}");
+    // A request that needs the database gets a retryable 503 problem, not a 500 or a hang.
+    let response = app.get("/v1/api-keys", Some(&token)).await;
+    assert!(response.headers().contains_key("retry-after"));
+    problem(response, 503, "service_unavailable").await;
+
+    proxy.restore();
+    app.wait_ready(Duration::from_secs(10)).await;
+    assert_eq!(app.get("/v1/api-keys", Some(&token)).await.status(), 200);
 }

@@ -1,5 +1,6 @@
 use almoner_config::{AmqpSettings, AuthSettings, ServerSettings, TelemetrySettings};
 use almoner_testkit::db::TestDatabase;
+use almoner_testkit::proxy::TcpProxy;
 use identity::bootstrap::Bootstrapped;
 use identity::configuration::{Settings, TokenSettings};
 use identity::startup::Application;
@@ -15,6 +16,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The tenant created at spawn, with its admin key.
     pub admin: Bootstrapped,
+    pub postgres_proxy: Option<TcpProxy>,
     shutdown: CancellationToken,
 }
 
@@ -27,15 +29,18 @@ impl Drop for TestApp {
 pub struct Options {
     /// Connect the service to RabbitMQ through this address instead (a TcpProxy).
     pub amqp_via: Option<std::net::SocketAddr>,
+    /// Put a proxy in front of PostgreSQL for the service's pool (migrations still connect directly).
+    pub postgres_proxy: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Options { amqp_via: None }).await
+    spawn_app_with(Options { amqp_via: None, postgres_proxy: false }).await
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
     almoner_testkit::telemetry::init();
     let db = TestDatabase::create().await;
+    let postgres_proxy = if options.postgres_proxy { Some(TcpProxy::start(db.server_addr()).await) } else { None };
     let amqp = almoner_testkit::broker::amqp_settings();
     let service_amqp = match options.amqp_via {
         Some(addr) => almoner_testkit::broker::through(&amqp, addr),
@@ -43,11 +48,18 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     };
     let settings = Settings {
         server: ServerSettings { host: "127.0.0.1".into(), port: 0, body_limit_bytes: 64 * 1024, workers: 2 },
-        database: db.database_settings(),
+        database: match &postgres_proxy {
+            Some(proxy) => db.database_settings_via(proxy.addr()),
+            None => db.database_settings(),
+        },
         amqp: service_amqp,
+        redis: Some(almoner_testkit::redis::redis_settings()),
         telemetry: TelemetrySettings::default(),
         auth: AuthSettings::default(),
-        tokens: TokenSettings::default(),
+        tokens: TokenSettings {
+            rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
+            ..TokenSettings::default()
+        },
     };
     let app = Application::build(settings.clone()).await.expect("identity starts");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -55,7 +67,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     let pool = almoner_db::Pool::new(&settings.database, identity::db::SCHEMA).unwrap();
     let admin = identity::bootstrap::bootstrap(&pool, "Test Charity").await.expect("bootstrap");
-    TestApp { address, db, amqp, pool, client: reqwest::Client::new(), admin, shutdown }
+    TestApp { address, db, amqp, pool, client: reqwest::Client::new(), admin, shutdown, postgres_proxy }
 }
 
 impl TestApp {

@@ -210,3 +210,22 @@ async fn an_expired_key_gets_no_more_tokens() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn repeated_failures_for_a_key_are_rate_limited() {
+    let app = spawn_app().await;
+    let key = app.admin.api_key.clone();
+    let wrong = format!("{}{}", &key[..key.len() - 4], "AAAA");
+    for _ in 0..10 {
+        let response = app.post_token(&[("grant_type", "client_credentials"), ("client_secret", &wrong)]).await;
+        assert_eq!(response.status(), 401);
+    }
+    // Locked for a while, even with the right secret: guessing gains nothing.
+    let response = app.post_token(&[("grant_type", "client_credentials"), ("client_secret", &key)]).await;
+    assert!(response.headers().get("retry-after").is_some());
+    problem(response, 429, "rate_limited").await;
+
+    // Other keys are unaffected.
+    let other = app.other_tenant().await;
+    app.token_for(&other.api_key).await;
+}
