@@ -162,6 +162,24 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     Some((decode(id)?, decode(secret)?))
 }
 
+/// The address failures are counted against. Behind the gateway the peer is nginx, which sets `X-Real-IP` to the
+/// client's address (overwriting anything the client sent); the header is trusted only from a private or loopback
+/// peer, so a client reaching the service directly cannot pick its own bucket.
+fn client_address(req: &HttpRequest) -> String {
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return "unknown".to_owned() };
+    let trusted_proxy = match peer {
+        std::net::IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
+        std::net::IpAddr::V6(ip) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    if trusted_proxy
+        && let Some(real) = req.headers().get("x-real-ip").and_then(|v| v.to_str().ok())
+        && let Ok(ip) = real.trim().parse::<std::net::IpAddr>()
+    {
+        return ip.to_string();
+    }
+    peer.to_string()
+}
+
 /// Exchanges an API key for an access token.
 #[utoipa::path(post, path = "/v1/oauth/token", tag = "tokens",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
@@ -186,7 +204,7 @@ pub async fn token(
         None => return Err(TokenError::InvalidRequest("grant_type is required".into())),
         Some(_) => return Err(TokenError::UnsupportedGrantType),
     }
-    let ip_bucket = format!("token-failures:ip:{}", req.connection_info().realip_remote_addr().unwrap_or("unknown"));
+    let ip_bucket = format!("token-failures:ip:{}", client_address(&req));
     let presented = request.client_secret.as_deref().and_then(|s| ApiKeySecret::parse(s).ok());
     let key_bucket = presented.as_ref().map(|k| format!("token-failures:key:{}", k.id()));
     let mut buckets = vec![(ip_bucket.as_str(), policy.failures_per_ip)];
