@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod db;
+pub mod gateway;
 pub mod proxy;
 pub mod redis;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod events;
+mod gateway;
 mod health;
 mod helpers;
 mod oauth;

@@ -1,0 +1,32 @@
+# shellcheck shell=bash
+# The knobs of scripts/up, scripts/down, scripts/test and scripts/bench. Every value can be overridden
+# from the environment. Sourced by common.sh.
+
+# The services, as name:port. Adding a service is one line here, plus its upstream and three locations
+# in gateway/nginx.conf.template. ALMONER_<NAME>_PORT (e.g. ALMONER_IDENTITY_PORT) overrides a port.
+# shellcheck disable=SC2034 # used by the files that source this one
+ALMONER_SERVICES=(
+    identity:8086
+)
+
+# Infrastructure. When something already answers on HOST:PORT it is reused; otherwise, for a local
+# host, a private instance is started under the run directory.
+: "${ALMONER_PG_HOST:=127.0.0.1}"
+: "${ALMONER_PG_PORT:=5432}"
+: "${ALMONER_PG_SUPERUSER:=postgres}"
+: "${ALMONER_PG_SUPERUSER_PASSWORD:=}"
+: "${ALMONER_DB_NAME:=almoner}"
+: "${ALMONER_REDIS_HOST:=127.0.0.1}"
+: "${ALMONER_REDIS_PORT:=6379}"
+: "${ALMONER_AMQP_HOST:=127.0.0.1}"
+: "${ALMONER_AMQP_PORT:=5672}"
+: "${ALMONER_AMQP_USER:=guest}"
+: "${ALMONER_AMQP_PASSWORD:=guest}"
+# Erlang distribution port of a private RabbitMQ node (RabbitMQ's own default is AMQP port + 20000).
+: "${ALMONER_AMQP_DIST_PORT:=$((ALMONER_AMQP_PORT + 20000))}"
+# Erlang port mapper a private RabbitMQ registers with (started by the node if none runs).
+: "${ALMONER_EPMD_PORT:=4369}"
+: "${ALMONER_GATEWAY_PORT:=8080}"
+
+# Seconds to wait for each thing to come up.
+: "${ALMONER_START_TIMEOUT:=120}"
