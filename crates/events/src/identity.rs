@@ -13,6 +13,22 @@ pub struct TenantCreatedV1 {
     pub created_at: DateTime<Utc>,
 }
 
+/// A tenant's settings, whole: published when it is created and whenever a setting changes. State-carrying:
+/// apply only a `revision` newer than the one held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantUpdatedV1 {
+    pub tenant_id: Uuid,
+    pub revision: i64,
+    pub name: String,
+    /// Month (1-12) the fiscal year starts; 4 (April) for most UK charities.
+    pub fiscal_year_start_month: u8,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Event for TenantUpdatedV1 {
+    const TYPE: &'static str = "identity.tenant.updated.v1";
+}
+
 impl Event for TenantCreatedV1 {
     const TYPE: &'static str = "identity.tenant.created.v1";
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
+pub mod fundraising;
 pub mod identity;
 
 /// What every event carries, whatever its payload.

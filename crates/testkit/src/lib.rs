@@ -5,6 +5,7 @@
 //! The infrastructure itself comes from `scripts/test`, which exports `ALMONER_TEST_*` variables; a test run
 //! without them fails with a message saying so rather than skipping silently.
 
+pub mod auth;
 pub mod broker;
 pub mod db;
 pub mod gateway;

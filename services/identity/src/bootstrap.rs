@@ -33,6 +33,7 @@ pub async fn bootstrap(pool: &Pool, name: &str) -> anyhow::Result<Bootstrapped> 
         ),
     )
     .await?;
+    outbox::enqueue(&tx, &Envelope::new(tenant_id, "identity", tenant.updated_event())).await?;
     let secret = ApiKeySecret::generate();
     let scopes = ScopeSet::all().to_vec();
     let key = api_keys::insert(

@@ -12,6 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         oauth::token,
         jwks::jwks,
         tenant::get_tenant,
+        tenant::update_tenant,
         api_keys::create_api_key,
         api_keys::list_api_keys,
         api_keys::get_api_key,

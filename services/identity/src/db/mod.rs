@@ -8,6 +8,7 @@ pub mod tenants;
 /// identity's own migrations, applied after the platform ones.
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_tenants_and_api_keys.sql",
+    2 => "0002_tenant_revision.sql",
 );
 
 /// The PostgreSQL schema identity owns.

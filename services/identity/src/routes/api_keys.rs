@@ -201,7 +201,10 @@ pub async fn create_api_key(
         .json(CreatedApiKey { api_key: view, key: Some(secret.expose()) }))
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<ValidJson<T>, ApiError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<ValidJson<T>, ApiError> {
     let is_json = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)

@@ -142,5 +142,9 @@ async fn bootstrap_publishes_tenant_created() {
     assert_eq!(message.tenant_id(), other.tenant_id);
     assert_eq!(message.envelope.payload["name"], "Other Charity");
     assert_eq!(message.envelope.producer, "identity");
+    let (settings, _) = next_of_type(&mut events, "identity.tenant.updated.v1", Duration::from_secs(10)).await;
+    assert_eq!(settings.tenant_id(), other.tenant_id);
+    assert_eq!(settings.envelope.payload["fiscal_year_start_month"], 4);
+    assert_eq!(settings.envelope.payload["revision"], 1);
     clean_up(&app.amqp, shutdown).await;
 }

@@ -63,3 +63,29 @@ async fn row_level_security_hides_rows_from_a_query_that_forgets_the_tenant() {
         .await;
     assert!(refused.is_err(), "WITH CHECK must refuse a row for another tenant");
 }
+
+#[tokio::test]
+async fn tenant_settings_change_with_validation() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let patch = |body: Value| app.client.patch(app.url("/v1/tenant")).bearer_auth(&token).json(&body).send();
+
+    let body =
+        problem(patch(json!({"name": " ", "fiscal_year_start_month": 13})).await.unwrap(), 422, "validation_failed")
+            .await;
+    assert_eq!(crate::helpers::fields(&body), ["name", "fiscal_year_start_month"]);
+
+    let response = patch(json!({"fiscal_year_start_month": 1})).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let tenant: Value = response.json().await.unwrap();
+    assert_eq!(tenant["fiscal_year_start_month"], 1);
+    assert_eq!(tenant["name"], "Test Charity");
+    assert_eq!(tenant["revision"], 2);
+
+    let reader: Value =
+        app.create_api_key(&token, &json!({"name": "Reader", "scopes": ["identity:read"]})).await.json().await.unwrap();
+    let reader = app.token_for(reader["key"].as_str().unwrap()).await;
+    let response =
+        app.client.patch(app.url("/v1/tenant")).bearer_auth(&reader).json(&json!({"name": "X"})).send().await;
+    problem(response.unwrap(), 403, "forbidden").await;
+}
