@@ -1,8 +1,10 @@
 #!/bin/bash
 # Creates the almoner database and one LOGIN role per service (<service>_app, '-' -> '_'),
 # the password of each taken from <SERVICE>_DB_PASSWORD (e.g. IDENTITY_DB_PASSWORD,
-# WEBHOOK_INGEST_DB_PASSWORD). The services' migrations create their schemas and grant this
-# role USAGE + DML; the role itself owns nothing, so row-level security applies to it.
+# FUNDRAISING_DB_PASSWORD, WEBHOOK_INGEST_DB_PASSWORD). The services are the space-separated
+# ALMONER_DB_SERVICES (compose/docker-compose.yml sets it). The services' migrations create their
+# schemas and grant this role USAGE + DML; the role itself owns nothing, so row-level security
+# applies to it.
 #
 # The postgres image runs this once, when the data volume is empty. It is idempotent: after
 # adding a service to ALMONER_DB_SERVICES (and its password to compose/.env), run it again:
@@ -10,7 +12,7 @@
 set -euo pipefail
 
 database="${ALMONER_DB_NAME:-almoner}"
-services="${ALMONER_DB_SERVICES:-identity}"
+services="${ALMONER_DB_SERVICES:-identity fundraising rollup}"
 
 run_psql() {
   psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" "$@"

@@ -4,9 +4,13 @@
 
 # The services, as name:port. Adding a service is one line here, plus its upstream and three locations
 # in gateway/nginx.conf.template. ALMONER_<NAME>_PORT (e.g. ALMONER_IDENTITY_PORT) overrides a port.
+# The order is the order scripts/up migrates and starts them in: identity first, since the others
+# verify tokens with the keys at its /.well-known/jwks.json.
 # shellcheck disable=SC2034 # used by the files that source this one
 ALMONER_SERVICES=(
     identity:8086
+    fundraising:8081
+    rollup:8085
 )
 
 # Infrastructure. When something already answers on HOST:PORT it is reused; otherwise, for a local

@@ -8,11 +8,13 @@ mod email;
 mod ids;
 mod money;
 mod phone;
+mod postcode;
 
 pub use email::Email;
 pub use ids::{ApiKeyId, TenantId};
 pub use money::{Currency, Money};
 pub use phone::PhoneE164;
+pub use postcode::Postcode;
 
 /// Why a value was refused; the message is written for the person who sent it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

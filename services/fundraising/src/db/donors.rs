@@ -1,0 +1,230 @@
+use crate::domain::DonorDetails;
+use almoner_db::{Result, Transaction};
+use almoner_events::fundraising::{Address, CommunicationPreferences, Donor};
+use std::collections::BTreeMap;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+const COLUMNS: &str = "d.id, d.tenant_id, d.revision, d.title, d.first_name, d.last_name, d.email, d.phone, \
+    d.address_line1, d.address_line2, d.address_town, d.address_county, d.address_postcode, d.address_country, \
+    d.contact_by_email, d.contact_by_sms, d.contact_by_post, d.contact_by_phone, d.created_at, d.updated_at, \
+    (SELECT COALESCE(jsonb_object_agg(e.source, e.external_id), '{}'::jsonb) \
+       FROM donor_external_ids e WHERE e.donor_id = d.id) AS external_ids";
+
+fn donor(row: &Row) -> Donor {
+    let external_ids: serde_json::Value = row.get("external_ids");
+    Donor {
+        id: row.get("id"),
+        tenant_id: row.get("tenant_id"),
+        revision: row.get("revision"),
+        title: row.get("title"),
+        first_name: row.get("first_name"),
+        last_name: row.get("last_name"),
+        email: row.get("email"),
+        phone: row.get("phone"),
+        address: Address {
+            line1: row.get("address_line1"),
+            line2: row.get("address_line2"),
+            town: row.get("address_town"),
+            county: row.get("address_county"),
+            postcode: row.get("address_postcode"),
+            country: row.get("address_country"),
+        },
+        external_ids: serde_json::from_value::<BTreeMap<String, String>>(external_ids).unwrap_or_default(),
+        communication_preferences: CommunicationPreferences {
+            email: row.get("contact_by_email"),
+            sms: row.get("contact_by_sms"),
+            post: row.get("contact_by_post"),
+            phone: row.get("contact_by_phone"),
+        },
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+/// The details as statement parameters: `$1` is the id, `$2` to `$16` the details.
+struct Params<'a> {
+    email: Option<&'a str>,
+    phone: Option<&'a str>,
+    country: Option<&'a str>,
+    details: &'a DonorDetails,
+}
+
+impl<'a> Params<'a> {
+    fn new(details: &'a DonorDetails) -> Self {
+        Self {
+            email: details.email.as_ref().map(|e| e.as_str()),
+            phone: details.phone.as_ref().map(|p| p.as_str()),
+            country: details.address.country.as_ref().map(|c| c.as_str()),
+            details,
+        }
+    }
+
+    fn with_id<'b>(&'b self, id: &'b Uuid) -> [&'b (dyn tokio_postgres::types::ToSql + Sync); 16] {
+        let d = self.details;
+        let p = &d.communication_preferences;
+        [
+            id,
+            &d.title,
+            &d.first_name,
+            &d.last_name,
+            &self.email,
+            &self.phone,
+            &d.address.line1,
+            &d.address.line2,
+            &d.address.town,
+            &d.address.county,
+            &d.address.postcode,
+            &self.country,
+            &p.email,
+            &p.sms,
+            &p.post,
+            &p.phone,
+        ]
+    }
+}
+
+/// Sources among `details.external_ids` whose id already belongs to another donor of the tenant.
+#[tracing::instrument(skip_all)]
+pub async fn clashing_sources(tx: &Transaction, donor_id: Uuid, details: &DonorDetails) -> Result<Vec<String>> {
+    let (sources, ids) = details.external_ids.columns();
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(tx
+        .query(
+            "SELECT e.source FROM donor_external_ids e \
+             JOIN unnest($2::text[], $3::text[]) AS wanted (source, external_id) USING (source, external_id) \
+             WHERE e.donor_id <> $1 ORDER BY e.source",
+            &[&donor_id, &sources, &ids],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get("source"))
+        .collect())
+}
+
+async fn replace_external_ids(tx: &Transaction, donor_id: Uuid, details: &DonorDetails) -> Result<()> {
+    tx.execute("DELETE FROM donor_external_ids WHERE donor_id = $1", &[&donor_id]).await?;
+    let (sources, ids) = details.external_ids.columns();
+    if !sources.is_empty() {
+        tx.execute(
+            "INSERT INTO donor_external_ids (donor_id, source, external_id) \
+             SELECT $1, * FROM unnest($2::text[], $3::text[])",
+            &[&donor_id, &sources, &ids],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts a donor for the transaction's tenant at revision 1.
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn insert(tx: &Transaction, id: Uuid, details: &DonorDetails) -> Result<Donor> {
+    let params = Params::new(details);
+    let all = params.with_id(&id);
+    tx.execute(
+        "INSERT INTO donors (id, title, first_name, last_name, email, phone, address_line1, address_line2, \
+         address_town, address_county, address_postcode, address_country, contact_by_email, contact_by_sms, \
+         contact_by_post, contact_by_phone) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        &all,
+    )
+    .await?;
+    replace_external_ids(tx, id, details).await?;
+    get(tx, id).await?.ok_or_else(|| anyhow::anyhow!("inserted donor {id} is not visible").into())
+}
+
+/// Replaces a donor's details and moves it to the next revision.
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn update(tx: &Transaction, id: Uuid, details: &DonorDetails) -> Result<Donor> {
+    let params = Params::new(details);
+    let all = params.with_id(&id);
+    tx.execute(
+        "UPDATE donors SET title = $2, first_name = $3, last_name = $4, email = $5, phone = $6, \
+         address_line1 = $7, address_line2 = $8, address_town = $9, address_county = $10, address_postcode = $11, \
+         address_country = $12, contact_by_email = $13, contact_by_sms = $14, contact_by_post = $15, \
+         contact_by_phone = $16, revision = revision + 1, updated_at = now() WHERE id = $1",
+        &all,
+    )
+    .await?;
+    replace_external_ids(tx, id, details).await?;
+    get(tx, id).await?.ok_or_else(|| anyhow::anyhow!("updated donor {id} is not visible").into())
+}
+
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<Donor>> {
+    let sql = format!("SELECT {COLUMNS} FROM donors d WHERE d.id = $1");
+    Ok(tx.query_opt(&sql, &[&id]).await?.as_ref().map(donor))
+}
+
+/// Reads a donor and locks it until the transaction ends, so concurrent changes apply one revision at a time.
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn lock(tx: &Transaction, id: Uuid) -> Result<Option<Donor>> {
+    let sql = format!("SELECT {COLUMNS} FROM donors d WHERE d.id = $1 FOR UPDATE OF d");
+    Ok(tx.query_opt(&sql, &[&id]).await?.as_ref().map(donor))
+}
+
+/// Whether the donor exists (in the transaction's tenant).
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn exists(tx: &Transaction, id: Uuid) -> Result<bool> {
+    Ok(tx.query_one("SELECT EXISTS (SELECT 1 FROM donors WHERE id = $1)", &[&id]).await?.get(0))
+}
+
+/// Whether the donor has gifts that are not deleted.
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn has_gifts(tx: &Transaction, id: Uuid) -> Result<bool> {
+    Ok(tx
+        .query_one("SELECT EXISTS (SELECT 1 FROM gifts WHERE donor_id = $1 AND deleted_at IS NULL)", &[&id])
+        .await?
+        .get(0))
+}
+
+/// Deletes a donor with no live gifts, and the tombstones of its deleted gifts (their deletion was announced, and
+/// ids are never reused). Returns the revision the donor had.
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn delete(tx: &Transaction, id: Uuid) -> Result<Option<i64>> {
+    tx.execute("DELETE FROM gifts WHERE donor_id = $1 AND deleted_at IS NOT NULL", &[&id]).await?;
+    Ok(tx.query_opt("DELETE FROM donors WHERE id = $1 RETURNING revision", &[&id]).await?.map(|row| row.get(0)))
+}
+
+/// What a donor search may filter on; every filter given must match.
+#[derive(Debug, Default)]
+pub struct DonorFilter {
+    /// A `LIKE` prefix pattern, lower case (see [`super::like_prefix`]).
+    pub name_prefix: Option<String>,
+    pub email: Option<String>,
+    pub postcode: Option<String>,
+    pub external_id: Option<(String, String)>,
+}
+
+/// One page, newest first, strictly after the cursor's donor.
+#[tracing::instrument(skip_all)]
+pub async fn list(tx: &Transaction, filter: &DonorFilter, after: Option<Uuid>, limit: i64) -> Result<Vec<Donor>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM donors d \
+         WHERE ($1::uuid IS NULL OR d.id < $1) \
+           AND ($2::text IS NULL OR lower(d.first_name) LIKE $2 OR lower(d.last_name) LIKE $2 \
+                OR lower(coalesce(d.first_name, '') || ' ' || d.last_name) LIKE $2) \
+           AND ($3::text IS NULL OR lower(d.email) = lower($3)) \
+           AND ($4::text IS NULL OR d.address_postcode = $4) \
+           AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM donor_external_ids x \
+                WHERE x.donor_id = d.id AND x.source = $5 AND x.external_id = $6)) \
+         ORDER BY d.id DESC LIMIT $7"
+    );
+    let (source, external_id) = match &filter.external_id {
+        Some((s, i)) => (Some(s.as_str()), Some(i.as_str())),
+        None => (None, None),
+    };
+    let rows = tx
+        .query(&sql, &[&after, &filter.name_prefix, &filter.email, &filter.postcode, &source, &external_id, &limit])
+        .await?;
+    Ok(rows.iter().map(donor).collect())
+}
+
+/// Every donor of the transaction's tenant in id order, a batch at a time (for `fundraising replay`).
+#[tracing::instrument(skip_all)]
+pub async fn batch_after(tx: &Transaction, after: Option<Uuid>, limit: i64) -> Result<Vec<Donor>> {
+    let sql = format!("SELECT {COLUMNS} FROM donors d WHERE ($1::uuid IS NULL OR d.id > $1) ORDER BY d.id LIMIT $2");
+    Ok(tx.query(&sql, &[&after, &limit]).await?.iter().map(donor).collect())
+}

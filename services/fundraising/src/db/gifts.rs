@@ -1,0 +1,257 @@
+use crate::domain::{GiftDetails, GiftStatus};
+use almoner_db::{Result, Transaction};
+use almoner_events::fundraising::Gift;
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// A gift as stored: the state its events carry, plus what stays inside fundraising.
+#[derive(Debug, Clone)]
+pub struct StoredGift {
+    pub gift: Gift,
+    pub notes: Option<String>,
+}
+
+const COLUMNS: &str = "id, tenant_id, donor_id, revision, amount_minor, currency, gift_date, status, payment_method, \
+    source, fund, campaign, notes, external_reference, refund_of, created_at, updated_at";
+
+pub fn status_name(status: GiftStatus) -> &'static str {
+    match status {
+        GiftStatus::Pending => "pending",
+        GiftStatus::Succeeded => "succeeded",
+        GiftStatus::Failed => "failed",
+        GiftStatus::Refunded => "refunded",
+    }
+}
+
+fn status_of(name: &str) -> GiftStatus {
+    match name {
+        "pending" => GiftStatus::Pending,
+        "failed" => GiftStatus::Failed,
+        "refunded" => GiftStatus::Refunded,
+        _ => GiftStatus::Succeeded,
+    }
+}
+
+fn stored(row: &Row) -> StoredGift {
+    let status: String = row.get("status");
+    StoredGift {
+        gift: Gift {
+            id: row.get("id"),
+            tenant_id: row.get("tenant_id"),
+            donor_id: row.get("donor_id"),
+            revision: row.get("revision"),
+            amount_minor: row.get("amount_minor"),
+            currency: row.get("currency"),
+            gift_date: row.get("gift_date"),
+            status: status_of(&status),
+            payment_method: row.get("payment_method"),
+            source: row.get("source"),
+            fund: row.get("fund"),
+            campaign: row.get("campaign"),
+            external_reference: row.get("external_reference"),
+            refund_of: row.get("refund_of"),
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+        },
+        notes: row.get("notes"),
+    }
+}
+
+/// A gift row to insert: a gift, or a refund entry (negative amount, `refund_of` set).
+pub struct NewGift<'a> {
+    pub id: Uuid,
+    pub details: &'a GiftDetails,
+    /// Negative for a refund entry.
+    pub amount_minor: i64,
+    pub refund_of: Option<Uuid>,
+}
+
+#[tracing::instrument(skip_all, fields(gift_id = %new.id))]
+pub async fn insert(tx: &Transaction, new: &NewGift<'_>) -> Result<StoredGift> {
+    let d = new.details;
+    let sql = format!(
+        "INSERT INTO gifts (id, donor_id, amount_minor, currency, gift_date, status, payment_method, source, fund, \
+         campaign, notes, external_reference, refund_of) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
+    );
+    let row = tx
+        .query_one(
+            &sql,
+            &[
+                &new.id,
+                &d.donor_id,
+                &new.amount_minor,
+                &d.currency.code(),
+                &d.gift_date,
+                &status_name(d.status),
+                &d.payment_method,
+                &d.source.as_str(),
+                &d.fund,
+                &d.campaign,
+                &d.notes,
+                &d.external_reference,
+                &new.refund_of,
+            ],
+        )
+        .await?;
+    Ok(stored(&row))
+}
+
+/// Replaces a gift's details (not its amount's sign or `refund_of`) and moves it to the next revision.
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn update(tx: &Transaction, id: Uuid, d: &GiftDetails, amount_minor: i64) -> Result<StoredGift> {
+    let sql = format!(
+        "UPDATE gifts SET donor_id = $2, amount_minor = $3, currency = $4, gift_date = $5, status = $6, \
+         payment_method = $7, source = $8, fund = $9, campaign = $10, notes = $11, external_reference = $12, \
+         revision = revision + 1, updated_at = now() \
+         WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    );
+    let row = tx
+        .query_one(
+            &sql,
+            &[
+                &id,
+                &d.donor_id,
+                &amount_minor,
+                &d.currency.code(),
+                &d.gift_date,
+                &status_name(d.status),
+                &d.payment_method,
+                &d.source.as_str(),
+                &d.fund,
+                &d.campaign,
+                &d.notes,
+                &d.external_reference,
+            ],
+        )
+        .await?;
+    Ok(stored(&row))
+}
+
+/// Sets a gift's status, moving it to the next revision.
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn set_status(tx: &Transaction, id: Uuid, status: GiftStatus) -> Result<StoredGift> {
+    let sql = format!(
+        "UPDATE gifts SET status = $2, revision = revision + 1, updated_at = now() \
+         WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    );
+    Ok(stored(&tx.query_one(&sql, &[&id, &status_name(status)]).await?))
+}
+
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<StoredGift>> {
+    let sql = format!("SELECT {COLUMNS} FROM gifts WHERE id = $1 AND deleted_at IS NULL");
+    Ok(tx.query_opt(&sql, &[&id]).await?.as_ref().map(stored))
+}
+
+/// Reads a live gift and locks it until the transaction ends: changes, refunds and deletion of one gift apply
+/// one at a time, so revisions and refund totals stay consistent.
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn lock(tx: &Transaction, id: Uuid) -> Result<Option<StoredGift>> {
+    let sql = format!("SELECT {COLUMNS} FROM gifts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE");
+    Ok(tx.query_opt(&sql, &[&id]).await?.as_ref().map(stored))
+}
+
+/// What the live refund entries of a gift have given back, as a positive total.
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn refunded_total(tx: &Transaction, id: Uuid) -> Result<i64> {
+    Ok(tx
+        .query_one(
+            "SELECT COALESCE(-sum(amount_minor), 0)::bigint FROM gifts WHERE refund_of = $1 AND deleted_at IS NULL",
+            &[&id],
+        )
+        .await?
+        .get(0))
+}
+
+/// Marks a gift deleted and moves it to the next revision; returns its final state and the deletion time.
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn delete(tx: &Transaction, id: Uuid) -> Result<Option<(StoredGift, DateTime<Utc>)>> {
+    let sql = format!(
+        "UPDATE gifts SET deleted_at = now(), revision = revision + 1, updated_at = now() \
+         WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}, deleted_at"
+    );
+    Ok(tx.query_opt(&sql, &[&id]).await?.map(|row| (stored(&row), row.get("deleted_at"))))
+}
+
+/// Whether another live gift of the same source already carries this external reference.
+#[tracing::instrument(skip_all)]
+pub async fn reference_taken(tx: &Transaction, source: &str, reference: &str, except: Option<Uuid>) -> Result<bool> {
+    Ok(tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM gifts WHERE source = $1 AND external_reference = $2 \
+             AND deleted_at IS NULL AND ($3::uuid IS NULL OR id <> $3))",
+            &[&source, &reference, &except],
+        )
+        .await?
+        .get(0))
+}
+
+/// What a gift search may filter on; every filter given must match.
+#[derive(Debug, Default)]
+pub struct GiftFilter {
+    pub donor_id: Option<Uuid>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub status: Option<&'static str>,
+    pub fund: Option<String>,
+    pub source: Option<String>,
+}
+
+/// One page, newest gift date first, strictly after the cursor position.
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    tx: &Transaction,
+    filter: &GiftFilter,
+    after: Option<(NaiveDate, Uuid)>,
+    limit: i64,
+) -> Result<Vec<StoredGift>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM gifts \
+         WHERE deleted_at IS NULL \
+           AND ($1::date IS NULL OR (gift_date, id) < ($1, $2::uuid)) \
+           AND ($3::uuid IS NULL OR donor_id = $3) \
+           AND ($4::date IS NULL OR gift_date >= $4) \
+           AND ($5::date IS NULL OR gift_date <= $5) \
+           AND ($6::text IS NULL OR status = $6) \
+           AND ($7::text IS NULL OR fund = $7) \
+           AND ($8::text IS NULL OR source = $8) \
+         ORDER BY gift_date DESC, id DESC LIMIT $9"
+    );
+    let (after_date, after_id) = (after.map(|a| a.0), after.map(|a| a.1));
+    let rows = tx
+        .query(
+            &sql,
+            &[
+                &after_date,
+                &after_id,
+                &filter.donor_id,
+                &filter.from,
+                &filter.to,
+                &filter.status,
+                &filter.fund,
+                &filter.source,
+                &limit,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(stored).collect())
+}
+
+/// Every live gift of the transaction's tenant dated on or after `since`, in id order, a batch at a time
+/// (for `fundraising replay`).
+#[tracing::instrument(skip_all)]
+pub async fn batch_after(
+    tx: &Transaction,
+    since: Option<NaiveDate>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<StoredGift>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM gifts WHERE deleted_at IS NULL \
+           AND ($1::date IS NULL OR gift_date >= $1) AND ($2::uuid IS NULL OR id > $2) \
+         ORDER BY id LIMIT $3"
+    );
+    Ok(tx.query(&sql, &[&since, &after, &limit]).await?.iter().map(stored).collect())
+}

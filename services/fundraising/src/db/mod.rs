@@ -1,0 +1,35 @@
+//! fundraising's SQL. Every function takes the transaction it runs in; tenant tables are read through a tenant
+//! transaction so row-level security applies.
+
+pub mod donors;
+pub mod gifts;
+pub mod tenants;
+
+/// fundraising's own migrations, applied after the platform ones.
+pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
+    1 => "0001_donors_and_gifts.sql",
+);
+
+/// The PostgreSQL schema fundraising owns.
+pub const SCHEMA: &str = "fundraising";
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside a `LIKE` pattern.
+pub fn like_prefix(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_prefix_escapes_wildcards() {
+        assert_eq!(super::like_prefix("an_n%\\"), "an\\_n\\%\\\\%");
+    }
+}

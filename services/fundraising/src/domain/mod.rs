@@ -1,0 +1,11 @@
+//! fundraising's types and rules, parsed from input at the edge; no I/O here.
+
+mod address;
+mod donor;
+mod gift;
+mod text;
+
+pub use address::{Address, CountryCode};
+pub use donor::{DonorDetails, ExternalIds, SourceName};
+pub use gift::{GiftDetails, GiftStatus, Refund, RefundError, parse_settable_status, status_after_refunds};
+pub use text::{optional_text, required_text};

@@ -1,0 +1,13 @@
+//! fundraising: donors and gifts (refunds included), and the state-carrying `fundraising.*` events that rollup
+//! and other services build their views from.
+//!
+//! It owns the `fundraising` schema and publishes through its outbox. It must not compute totals (rollup does) nor
+//! hold identity's tenants or keys: it verifies tokens against identity's JWKS.
+
+pub mod configuration;
+pub mod db;
+pub mod domain;
+pub mod openapi;
+pub mod replay;
+pub mod routes;
+pub mod startup;

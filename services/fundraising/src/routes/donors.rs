@@ -1,0 +1,430 @@
+//! `/v1/donors`: create, read, search, change and delete donors.
+//!
+//! Every change moves the donor to its next `revision` and writes `fundraising.donor.upserted.v1` (or
+//! `.deleted.v1`) with the whole donor to the outbox in the same transaction.
+
+use super::conventions::{
+    Claim, claim, conflict, decode_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
+};
+use crate::db::donors::{self, DonorFilter};
+use crate::domain::{Address, DonorDetails, ExternalIds, optional_text, required_text};
+use actix_web::{HttpRequest, HttpResponse, web};
+use almoner_db::Pool;
+use almoner_events::fundraising::{CommunicationPreferences, Donor, DonorDeletedV1, DonorUpsertedV1};
+use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal};
+use almoner_types::{Email, PhoneE164, Postcode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1/donors")
+            .route("", web::post().to(create_donor))
+            .route("", web::get().to(list_donors))
+            .route("/{id}", web::get().to(get_donor))
+            .route("/{id}", web::patch().to(update_donor))
+            .route("/{id}", web::delete().to(delete_donor)),
+    );
+}
+
+/// A donor as sent by clients. On `PATCH` every member is optional, `null` clears it, and `address`,
+/// `external_ids` and `communication_preferences` merge member by member (JSON merge patch, RFC 7396).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DonorInput {
+    pub title: Option<String>,
+    pub first_name: Option<String>,
+    /// Required.
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    /// E.164, or a UK number starting with 0.
+    pub phone: Option<String>,
+    pub address: Option<AddressBody>,
+    /// One id per source system, e.g. `{"legacy_crm": "D-1001"}`; unique per tenant and source.
+    pub external_ids: Option<BTreeMap<String, String>>,
+    pub communication_preferences: Option<PreferencesInput>,
+}
+
+/// A postal address. With country `GB` or none, `postcode` must be a UK postcode and is normalised (`SW1A 1AA`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressBody {
+    pub line1: Option<String>,
+    pub line2: Option<String>,
+    pub town: Option<String>,
+    pub county: Option<String>,
+    pub postcode: Option<String>,
+    /// ISO 3166-1 alpha-2, e.g. `GB`.
+    pub country: Option<String>,
+}
+
+/// How the donor agreed to be contacted; an absent channel is `false`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesInput {
+    pub email: Option<bool>,
+    pub sms: Option<bool>,
+    pub post: Option<bool>,
+    pub phone: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct PreferencesView {
+    pub email: bool,
+    pub sms: bool,
+    pub post: bool,
+    pub phone: bool,
+}
+
+/// A donor as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DonorView {
+    pub id: Uuid,
+    /// Starts at 1 and grows by one with every change.
+    pub revision: i64,
+    pub title: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: AddressBody,
+    pub external_ids: BTreeMap<String, String>,
+    pub communication_preferences: PreferencesView,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Donor> for DonorView {
+    fn from(d: Donor) -> Self {
+        let p = d.communication_preferences;
+        Self {
+            id: d.id,
+            revision: d.revision,
+            title: d.title,
+            first_name: d.first_name,
+            last_name: d.last_name,
+            email: d.email,
+            phone: d.phone,
+            address: AddressBody {
+                line1: d.address.line1,
+                line2: d.address.line2,
+                town: d.address.town,
+                county: d.address.county,
+                postcode: d.address.postcode,
+                country: d.address.country,
+            },
+            external_ids: d.external_ids,
+            communication_preferences: PreferencesView { email: p.email, sms: p.sms, post: p.post, phone: p.phone },
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+/// The donor's current state in input form, for applying a patch to.
+fn as_input(d: &Donor) -> DonorInput {
+    let p = d.communication_preferences;
+    DonorInput {
+        title: d.title.clone(),
+        first_name: d.first_name.clone(),
+        last_name: Some(d.last_name.clone()),
+        email: d.email.clone(),
+        phone: d.phone.clone(),
+        address: Some(AddressBody {
+            line1: d.address.line1.clone(),
+            line2: d.address.line2.clone(),
+            town: d.address.town.clone(),
+            county: d.address.county.clone(),
+            postcode: d.address.postcode.clone(),
+            country: d.address.country.clone(),
+        }),
+        external_ids: Some(d.external_ids.clone()),
+        communication_preferences: Some(PreferencesInput {
+            email: Some(p.email),
+            sms: Some(p.sms),
+            post: Some(p.post),
+            phone: Some(p.phone),
+        }),
+    }
+}
+
+/// Parses a whole donor, naming every bad field.
+fn parse_donor(input: DonorInput) -> Result<DonorDetails, ApiError> {
+    let mut errors = FieldErrors::new();
+    let title = errors.parse("title", optional_text(input.title.as_deref(), 50)).flatten();
+    let first_name = errors.parse("first_name", optional_text(input.first_name.as_deref(), 200)).flatten();
+    let last_name =
+        errors.required("last_name", input.last_name).and_then(|n| errors.parse("last_name", required_text(&n, 200)));
+    let email = match input.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        Some(e) => errors.parse("email", Email::parse(e)),
+        None => None,
+    };
+    let phone = match input.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        Some(p) => errors.parse("phone", PhoneE164::parse(p)),
+        None => None,
+    };
+    let a = input.address.unwrap_or_default();
+    let address = match Address::parse(
+        a.line1.as_deref(),
+        a.line2.as_deref(),
+        a.town.as_deref(),
+        a.county.as_deref(),
+        a.postcode.as_deref(),
+        a.country.as_deref(),
+    ) {
+        Ok(address) => Some(address),
+        Err(problems) => {
+            for (field, e) in problems {
+                errors.add(format!("address.{field}"), e.to_string());
+            }
+            None
+        }
+    };
+    let external_ids = match ExternalIds::parse(&input.external_ids.unwrap_or_default()) {
+        Ok(ids) => Some(ids),
+        Err(problems) => {
+            for (source, e) in problems {
+                errors.add(format!("external_ids.{source}"), e.to_string());
+            }
+            None
+        }
+    };
+    let p = input.communication_preferences.unwrap_or_default();
+    errors.finish()?;
+    let (Some(last_name), Some(address), Some(external_ids)) = (last_name, address, external_ids) else {
+        return Err(ApiError::unexpected(anyhow::anyhow!("validated donor fields missing")));
+    };
+    Ok(DonorDetails {
+        title,
+        first_name,
+        last_name,
+        email,
+        phone,
+        address,
+        external_ids,
+        communication_preferences: CommunicationPreferences {
+            email: p.email.unwrap_or(false),
+            sms: p.sms.unwrap_or(false),
+            post: p.post.unwrap_or(false),
+            phone: p.phone.unwrap_or(false),
+        },
+    })
+}
+
+/// Refuses external ids that another donor of the tenant already holds, naming each source.
+async fn check_external_ids(tx: &almoner_db::Transaction, id: Uuid, details: &DonorDetails) -> Result<(), ApiError> {
+    let clashes = donors::clashing_sources(tx, id, details).await?;
+    if let Some(first) = clashes.first() {
+        let mut error = conflict(format!("external_ids.{first}"), "this source's id already belongs to another donor");
+        for source in &clashes[1..] {
+            error.errors.push(almoner_http::FieldError {
+                field: format!("external_ids.{source}"),
+                message: "this source's id already belongs to another donor".into(),
+            });
+        }
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// Creates a donor at revision 1.
+#[utoipa::path(post, path = "/v1/donors", tag = "donors", security(("bearer" = ["fundraising:write"])),
+    request_body = DonorInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses(
+        (status = 201, description = "The new donor", body = DonorView),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 409, description = "conflict (an external id is taken) or idempotency_key_reused",
+            body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
+    ))]
+#[tracing::instrument(skip_all, fields(donor_id = tracing::field::Empty))]
+pub async fn create_donor(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let details = parse_donor(json_body(&req, &body)?)?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay(response) => {
+            tx.commit().await?;
+            return Ok(response);
+        }
+    };
+    let id = Uuid::now_v7();
+    tracing::Span::current().record("donor_id", tracing::field::display(id));
+    check_external_ids(&tx, id, &details).await?;
+    let donor = donors::insert(&tx, id, &details).await?;
+    emit(&tx, tenant_id, DonorUpsertedV1 { donor: donor.clone() }).await?;
+    let view = DonorView::from(donor);
+    remember(&tx, &key, 201, &view).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/donors/{id}"))).json(view))
+}
+
+/// Reads one donor.
+#[utoipa::path(get, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["fundraising:read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = DonorView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn get_donor(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "donor")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let donor = donors::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("donor"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(DonorView::from(donor)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DonorQuery {
+    /// Case-insensitive prefix of the first name, the last name, or the full name ("ann sm").
+    pub q: Option<String>,
+    /// Exact email address (case-insensitive).
+    pub email: Option<String>,
+    /// A postcode, in any case or spacing.
+    pub postcode: Option<String>,
+    /// `source:id`, e.g. `legacy_crm:D-1001`.
+    pub external_id: Option<String>,
+    /// 1 to 500, default 50.
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DonorPage {
+    pub data: Vec<DonorView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists or searches donors, newest first; every filter given must match.
+#[utoipa::path(get, path = "/v1/donors", tag = "donors", security(("bearer" = ["fundraising:read"])),
+    params(DonorQuery),
+    responses((status = 200, body = DonorPage), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all)]
+pub async fn list_donors(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    query: web::Query<DonorQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let query = query.into_inner();
+    let mut errors = FieldErrors::new();
+    let limit = page_limit(&mut errors, query.limit.as_deref());
+    let after = match &query.cursor {
+        Some(c) => errors.parse("cursor", decode_cursor(c).and_then(|s| Uuid::try_parse(&s).map_err(|_| "invalid"))),
+        None => None,
+    };
+    let external_id = match query.external_id.as_deref() {
+        Some(raw) => match raw.split_once(':') {
+            Some((source, id)) if !source.is_empty() && !id.is_empty() => Some((source.to_owned(), id.to_owned())),
+            _ => {
+                errors.add("external_id", "must be source:id, e.g. legacy_crm:D-1001");
+                None
+            }
+        },
+        None => None,
+    };
+    errors.finish()?;
+    let filter = DonorFilter {
+        name_prefix: query
+            .q
+            .as_deref()
+            .map(|q| q.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase())
+            .filter(|q| !q.is_empty())
+            .map(|q| crate::db::like_prefix(&q)),
+        email: query.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()),
+        // A UK postcode matches however it is written; any other postal code as written.
+        postcode: query.postcode.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(|p| {
+            match Postcode::parse(p) {
+                Ok(p) => String::from(p),
+                Err(_) => p.to_owned(),
+            }
+        }),
+        external_id,
+    };
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let found = donors::list(&tx, &filter, after, limit + 1).await?;
+    tx.commit().await?;
+    let (found, next_cursor) = paginate(found, limit, |d| d.id.to_string());
+    Ok(HttpResponse::Ok().json(DonorPage { data: found.into_iter().map(DonorView::from).collect(), next_cursor }))
+}
+
+/// Changes some of a donor's fields (JSON merge patch): absent members stay, `null` clears. A patch that changes
+/// nothing leaves the revision as it is.
+#[utoipa::path(patch, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["fundraising:write"])),
+    params(("id" = Uuid, Path)),
+    request_body(content = DonorInput, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The donor after the change", body = DonorView),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "an external id is taken", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn update_donor(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "donor")?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let current = donors::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("donor"))?;
+    let details = parse_donor(merge_patch(&req, &body, &as_input(&current))?)?;
+    // Compare in stored form: re-parsing the current donor yields its details exactly.
+    let unchanged = parse_donor(as_input(&current)).is_ok_and(|now| now == details);
+    if unchanged {
+        tx.commit().await?;
+        return Ok(HttpResponse::Ok().json(DonorView::from(current)));
+    }
+    check_external_ids(&tx, id, &details).await?;
+    let donor = donors::update(&tx, id, &details).await?;
+    emit(&tx, tenant_id, DonorUpsertedV1 { donor: donor.clone() }).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(DonorView::from(donor)))
+}
+
+/// Deletes a donor who has no gifts (delete or move the gifts first).
+#[utoipa::path(delete, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["fundraising:write"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Deleted"), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "The donor has gifts", body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn delete_donor(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "donor")?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    donors::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("donor"))?;
+    if donors::has_gifts(&tx, id).await? {
+        return Err(ApiError::new(ErrorCode::Conflict, "the donor has gifts; delete or move them first"));
+    }
+    let revision = donors::delete(&tx, id).await?.ok_or_else(|| ApiError::not_found("donor"))?;
+    emit(&tx, tenant_id, DonorDeletedV1 { donor_id: id, tenant_id, revision: revision + 1, deleted_at: Utc::now() })
+        .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}

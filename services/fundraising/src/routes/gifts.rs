@@ -1,0 +1,582 @@
+//! `/v1/gifts`: record, read, search, change, delete and refund gifts.
+//!
+//! A refund is recorded as a gift of its own with a negative amount and `refund_of` set; once a gift's refunds
+//! add up to its amount its status becomes `refunded`. Every change writes `fundraising.gift.upserted.v1` (or
+//! `.deleted.v1`) with the gift's next revision to the outbox in the same transaction.
+
+use super::conventions::{
+    Claim, claim, conflict, decode_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
+};
+use crate::db::donors;
+use crate::db::gifts::{self, GiftFilter, NewGift, StoredGift, status_name};
+use crate::domain::{
+    GiftDetails, GiftStatus, Refund, RefundError, SourceName, optional_text, parse_settable_status,
+    status_after_refunds,
+};
+use actix_web::{HttpRequest, HttpResponse, web};
+use almoner_db::{Pool, Transaction};
+use almoner_events::fundraising::{GiftDeletedV1, GiftUpsertedV1};
+use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal};
+use almoner_types::Currency;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1/gifts")
+            .route("", web::post().to(create_gift))
+            .route("", web::get().to(list_gifts))
+            .route("/{id}", web::get().to(get_gift))
+            .route("/{id}", web::patch().to(update_gift))
+            .route("/{id}", web::delete().to(delete_gift))
+            .route("/{id}/refunds", web::post().to(refund_gift)),
+    );
+}
+
+/// A gift as sent by clients. On `PATCH` every member is optional and `null` clears it (JSON merge patch).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GiftInput {
+    /// Required: a donor of the same tenant.
+    pub donor_id: Option<Uuid>,
+    /// Required: minor units (pence), more than 0.
+    pub amount_minor: Option<i64>,
+    /// Required: ISO 4217, e.g. `GBP`.
+    pub currency: Option<String>,
+    /// Required: ISO date, e.g. `2025-04-06`.
+    pub gift_date: Option<String>,
+    /// `pending`, `succeeded` (default) or `failed`; `refunded` follows from refunds.
+    pub status: Option<String>,
+    pub payment_method: Option<String>,
+    /// Where the gift came from: `manual` (default), `import`, `stripe`, ...
+    pub source: Option<String>,
+    pub fund: Option<String>,
+    pub campaign: Option<String>,
+    pub notes: Option<String>,
+    /// The gift's id in its source; unique per tenant and source.
+    pub external_reference: Option<String>,
+}
+
+/// A gift, or a refund entry (negative amount, `refund_of` set), as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GiftView {
+    pub id: Uuid,
+    /// Starts at 1 and grows by one with every change.
+    pub revision: i64,
+    pub donor_id: Uuid,
+    /// Minor units; negative for a refund entry.
+    pub amount_minor: i64,
+    pub currency: String,
+    pub gift_date: NaiveDate,
+    /// `pending`, `succeeded`, `failed` or `refunded`.
+    pub status: String,
+    pub payment_method: Option<String>,
+    pub source: String,
+    pub fund: Option<String>,
+    pub campaign: Option<String>,
+    pub notes: Option<String>,
+    pub external_reference: Option<String>,
+    /// For a refund entry: the gift it refunds.
+    pub refund_of: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<StoredGift> for GiftView {
+    fn from(s: StoredGift) -> Self {
+        let g = s.gift;
+        Self {
+            id: g.id,
+            revision: g.revision,
+            donor_id: g.donor_id,
+            amount_minor: g.amount_minor,
+            currency: g.currency,
+            gift_date: g.gift_date,
+            status: status_name(g.status).to_owned(),
+            payment_method: g.payment_method,
+            source: g.source,
+            fund: g.fund,
+            campaign: g.campaign,
+            notes: s.notes,
+            external_reference: g.external_reference,
+            refund_of: g.refund_of,
+            created_at: g.created_at,
+            updated_at: g.updated_at,
+        }
+    }
+}
+
+fn as_input(s: &StoredGift) -> GiftInput {
+    let g = &s.gift;
+    GiftInput {
+        donor_id: Some(g.donor_id),
+        amount_minor: Some(g.amount_minor),
+        currency: Some(g.currency.clone()),
+        gift_date: Some(g.gift_date.to_string()),
+        status: Some(status_name(g.status).to_owned()),
+        payment_method: g.payment_method.clone(),
+        source: Some(g.source.clone()),
+        fund: g.fund.clone(),
+        campaign: g.campaign.clone(),
+        notes: s.notes.clone(),
+        external_reference: g.external_reference.clone(),
+    }
+}
+
+fn parse_date(raw: &str) -> Result<NaiveDate, &'static str> {
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "must be an ISO date such as 2025-04-06")
+}
+
+/// Parses a whole gift, naming every bad field. `current` is the status the gift has now, which may be kept
+/// even when clients could not set it (`refunded`).
+fn parse_gift(input: GiftInput, current: Option<GiftStatus>) -> Result<GiftDetails, ApiError> {
+    let mut errors = FieldErrors::new();
+    let donor_id = errors.required("donor_id", input.donor_id);
+    let amount_minor = match errors.required("amount_minor", input.amount_minor) {
+        Some(a) if a > 0 => Some(a),
+        Some(_) => {
+            errors.add("amount_minor", "must be more than 0 (record refunds with POST /v1/gifts/{id}/refunds)");
+            None
+        }
+        None => None,
+    };
+    let currency =
+        errors.required("currency", input.currency).and_then(|c| errors.parse("currency", Currency::parse(&c)));
+    let gift_date =
+        errors.required("gift_date", input.gift_date).and_then(|d| errors.parse("gift_date", parse_date(&d)));
+    let status = match input.status.as_deref() {
+        None => Some(GiftStatus::Succeeded),
+        Some(s) if current.is_some_and(|c| status_name(c) == s.trim()) => current,
+        Some(s) => errors.parse("status", parse_settable_status(s)),
+    };
+    let source = match input.source.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => errors.parse("source", SourceName::parse(s)),
+        None => SourceName::parse("manual").ok(),
+    };
+    let payment_method = errors.parse("payment_method", optional_text(input.payment_method.as_deref(), 50)).flatten();
+    let fund = errors.parse("fund", optional_text(input.fund.as_deref(), 100)).flatten();
+    let campaign = errors.parse("campaign", optional_text(input.campaign.as_deref(), 100)).flatten();
+    let notes = errors.parse("notes", optional_text(input.notes.as_deref(), 2000)).flatten();
+    let external_reference =
+        errors.parse("external_reference", optional_text(input.external_reference.as_deref(), 200)).flatten();
+    errors.finish()?;
+    let (Some(donor_id), Some(amount_minor), Some(currency), Some(gift_date), Some(status), Some(source)) =
+        (donor_id, amount_minor, currency, gift_date, status, source)
+    else {
+        return Err(ApiError::unexpected(anyhow::anyhow!("validated gift fields missing")));
+    };
+    Ok(GiftDetails {
+        donor_id,
+        amount_minor,
+        currency,
+        gift_date,
+        status,
+        payment_method,
+        source,
+        fund,
+        campaign,
+        notes,
+        external_reference,
+    })
+}
+
+/// The donor must exist in the caller's tenant (another tenant's donor does not, as far as it can tell).
+async fn check_donor(tx: &Transaction, donor_id: Uuid) -> Result<(), ApiError> {
+    if donors::exists(tx, donor_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::validation(vec![almoner_http::FieldError {
+            field: "donor_id".into(),
+            message: "no such donor".into(),
+        }]))
+    }
+}
+
+async fn check_reference(tx: &Transaction, details: &GiftDetails, except: Option<Uuid>) -> Result<(), ApiError> {
+    if let Some(reference) = &details.external_reference
+        && gifts::reference_taken(tx, details.source.as_str(), reference, except).await?
+    {
+        return Err(conflict("external_reference", "another gift from this source already has this reference"));
+    }
+    Ok(())
+}
+
+async fn emit_upserted(tx: &Transaction, tenant_id: Uuid, stored: &StoredGift) -> Result<(), ApiError> {
+    emit(tx, tenant_id, GiftUpsertedV1 { gift: stored.gift.clone() }).await
+}
+
+/// Records a gift at revision 1.
+#[utoipa::path(post, path = "/v1/gifts", tag = "gifts", security(("bearer" = ["fundraising:write"])),
+    request_body = GiftInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses(
+        (status = 201, description = "The new gift", body = GiftView),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 409, description = "conflict (external_reference taken) or idempotency_key_reused",
+            body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field (an unknown donor names donor_id)",
+            body = almoner_http::Problem),
+    ))]
+#[tracing::instrument(skip_all, fields(gift_id = tracing::field::Empty))]
+pub async fn create_gift(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let details = parse_gift(json_body(&req, &body)?, None)?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay(response) => {
+            tx.commit().await?;
+            return Ok(response);
+        }
+    };
+    check_donor(&tx, details.donor_id).await?;
+    check_reference(&tx, &details, None).await?;
+    let id = Uuid::now_v7();
+    tracing::Span::current().record("gift_id", tracing::field::display(id));
+    let stored =
+        gifts::insert(&tx, &NewGift { id, details: &details, amount_minor: details.amount_minor, refund_of: None })
+            .await?;
+    emit_upserted(&tx, tenant_id, &stored).await?;
+    let view = GiftView::from(stored);
+    remember(&tx, &key, 201, &view).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gifts/{id}"))).json(view))
+}
+
+/// Reads one gift or refund entry.
+#[utoipa::path(get, path = "/v1/gifts/{id}", tag = "gifts", security(("bearer" = ["fundraising:read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = GiftView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn get_gift(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "gift")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let gift = gifts::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("gift"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(GiftView::from(gift)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct GiftQuery {
+    pub donor_id: Option<String>,
+    /// Gifts dated on or after this ISO date.
+    pub from: Option<String>,
+    /// Gifts dated on or before this ISO date.
+    pub to: Option<String>,
+    /// `pending`, `succeeded`, `failed` or `refunded`.
+    pub status: Option<String>,
+    pub fund: Option<String>,
+    pub source: Option<String>,
+    /// 1 to 500, default 50.
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GiftPage {
+    pub data: Vec<GiftView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn decode_gift_cursor(cursor: &str) -> Result<(NaiveDate, Uuid), &'static str> {
+    let invalid = "is not a cursor from a previous page";
+    let text = decode_cursor(cursor)?;
+    let (date, id) = text.split_once('|').ok_or(invalid)?;
+    Ok((parse_date(date).map_err(|_| invalid)?, Uuid::try_parse(id).map_err(|_| invalid)?))
+}
+
+/// Lists gifts and refund entries, latest gift date first; every filter given must match.
+#[utoipa::path(get, path = "/v1/gifts", tag = "gifts", security(("bearer" = ["fundraising:read"])),
+    params(GiftQuery),
+    responses((status = 200, body = GiftPage), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all)]
+pub async fn list_gifts(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    query: web::Query<GiftQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let query = query.into_inner();
+    let mut errors = FieldErrors::new();
+    let limit = page_limit(&mut errors, query.limit.as_deref());
+    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_gift_cursor(c)));
+    let donor_id = query
+        .donor_id
+        .as_deref()
+        .and_then(|d| errors.parse("donor_id", Uuid::try_parse(d.trim()).map_err(|_| "must be a UUID")));
+    let from = query.from.as_deref().and_then(|d| errors.parse("from", parse_date(d)));
+    let to = query.to.as_deref().and_then(|d| errors.parse("to", parse_date(d)));
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        errors.add("to", "must not be before from");
+    }
+    let status = match query.status.as_deref().map(str::trim) {
+        None => None,
+        Some(s) => match [GiftStatus::Pending, GiftStatus::Succeeded, GiftStatus::Failed, GiftStatus::Refunded]
+            .into_iter()
+            .map(status_name)
+            .find(|name| *name == s)
+        {
+            Some(name) => Some(name),
+            None => {
+                errors.add("status", "must be one of pending, succeeded, failed, refunded");
+                None
+            }
+        },
+    };
+    errors.finish()?;
+    let filter = GiftFilter { donor_id, from, to, status, fund: query.fund, source: query.source };
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let found = gifts::list(&tx, &filter, after, limit + 1).await?;
+    tx.commit().await?;
+    let (found, next_cursor) = paginate(found, limit, |g| format!("{}|{}", g.gift.gift_date, g.gift.id));
+    Ok(HttpResponse::Ok().json(GiftPage { data: found.into_iter().map(GiftView::from).collect(), next_cursor }))
+}
+
+/// Changes some of a gift's fields (JSON merge patch): absent members stay, `null` clears. A refund entry cannot be
+/// changed (delete it and record it again), nor can a refunded gift's donor, amount or currency.
+#[utoipa::path(patch, path = "/v1/gifts/{id}", tag = "gifts", security(("bearer" = ["fundraising:write"])),
+    params(("id" = Uuid, Path)),
+    request_body(content = GiftInput, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The gift after the change", body = GiftView),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "a refund entry, a refunded gift's amount, or a taken external_reference",
+            body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn update_gift(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "gift")?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let current = gifts::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("gift"))?;
+    if current.gift.refund_of.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "a refund entry cannot be changed; delete it and record it again",
+        ));
+    }
+    let status = Some(current.gift.status);
+    let details = parse_gift(merge_patch(&req, &body, &as_input(&current))?, status)?;
+    let before = parse_gift(as_input(&current), status).ok();
+    if before.as_ref() == Some(&details) {
+        tx.commit().await?;
+        return Ok(HttpResponse::Ok().json(GiftView::from(current)));
+    }
+    let g = &current.gift;
+    let money_changed = details.donor_id != g.donor_id
+        || details.amount_minor != g.amount_minor
+        || details.currency.code() != g.currency;
+    if money_changed && gifts::refunded_total(&tx, id).await? > 0 {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "a gift with refunds keeps its donor, amount and currency; delete the refunds first",
+        ));
+    }
+    if details.donor_id != g.donor_id {
+        check_donor(&tx, details.donor_id).await?;
+    }
+    check_reference(&tx, &details, Some(id)).await?;
+    let stored = gifts::update(&tx, id, &details, details.amount_minor).await?;
+    emit_upserted(&tx, tenant_id, &stored).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(GiftView::from(stored)))
+}
+
+/// Deletes a gift entered in error, or a refund entry (its gift's status follows). A gift with refunds cannot be
+/// deleted until they are.
+#[utoipa::path(delete, path = "/v1/gifts/{id}", tag = "gifts", security(("bearer" = ["fundraising:write"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Deleted"), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "The gift has refunds", body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn delete_gift(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "gift")?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let current = gifts::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("gift"))?;
+    // Lock the refunded gift before changing its refunds, in the same order as recording a refund does.
+    let original = match current.gift.refund_of {
+        Some(original) => gifts::lock(&tx, original).await?,
+        None => None,
+    };
+    if current.gift.refund_of.is_none() && gifts::refunded_total(&tx, id).await? != 0 {
+        return Err(ApiError::new(ErrorCode::Conflict, "the gift has refunds; delete them first"));
+    }
+    let (deleted, deleted_at) = gifts::delete(&tx, id).await?.ok_or_else(|| ApiError::not_found("gift"))?;
+    emit(
+        &tx,
+        tenant_id,
+        GiftDeletedV1 {
+            gift_id: id,
+            donor_id: deleted.gift.donor_id,
+            tenant_id,
+            revision: deleted.gift.revision,
+            deleted_at,
+        },
+    )
+    .await?;
+    if let Some(original) = original {
+        let refunded = gifts::refunded_total(&tx, original.gift.id).await?;
+        let status = status_after_refunds(original.gift.status, original.gift.amount_minor, refunded);
+        if status != original.gift.status {
+            let stored = gifts::set_status(&tx, original.gift.id, status).await?;
+            emit_upserted(&tx, tenant_id, &stored).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundInput {
+    /// Required: minor units going back, more than 0 and at most what is not yet refunded.
+    pub amount_minor: Option<i64>,
+    /// Required: ISO date of the refund.
+    pub date: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RefundRecorded {
+    /// The refund entry: a gift with a negative amount and `refund_of` set.
+    pub refund: GiftView,
+    /// The refunded gift, `refunded` once its refunds add up to its amount.
+    pub gift: GiftView,
+}
+
+fn parse_refund(input: RefundInput) -> Result<Refund, ApiError> {
+    let mut errors = FieldErrors::new();
+    let amount_minor = match errors.required("amount_minor", input.amount_minor) {
+        Some(a) if a > 0 => Some(a),
+        Some(_) => {
+            errors.add("amount_minor", "must be more than 0");
+            None
+        }
+        None => None,
+    };
+    let date = errors.required("date", input.date).and_then(|d| errors.parse("date", parse_date(&d)));
+    let reason = errors.parse("reason", optional_text(input.reason.as_deref(), 2000)).flatten();
+    errors.finish()?;
+    let (Some(amount_minor), Some(date)) = (amount_minor, date) else {
+        return Err(ApiError::unexpected(anyhow::anyhow!("validated refund fields missing")));
+    };
+    Ok(Refund { amount_minor, date, reason })
+}
+
+/// Records a (partial or full) refund of a succeeded gift.
+#[utoipa::path(post, path = "/v1/gifts/{id}/refunds", tag = "gifts", security(("bearer" = ["fundraising:write"])),
+    params(("id" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    request_body = RefundInput,
+    responses(
+        (status = 201, description = "The refund entry and the refunded gift", body = RefundRecorded),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "not refundable (pending, failed, a refund entry) or idempotency_key_reused",
+            body = almoner_http::Problem),
+        (status = 422, description = "validation_failed; amount_minor beyond what is left to refund",
+            body = almoner_http::Problem),
+    ))]
+#[tracing::instrument(skip_all, fields(gift_id = %id, refund_id = tracing::field::Empty))]
+pub async fn refund_gift(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "gift")?;
+    let refund = parse_refund(json_body(&req, &body)?)?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay(response) => {
+            tx.commit().await?;
+            return Ok(response);
+        }
+    };
+    let original = gifts::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("gift"))?;
+    let g = &original.gift;
+    let refunded = gifts::refunded_total(&tx, id).await?;
+    match refund.check(g.amount_minor, g.status, g.refund_of.is_some(), refunded) {
+        Ok(()) => {}
+        Err(e @ RefundError::TooMuch { .. }) => {
+            return Err(ApiError::validation(vec![almoner_http::FieldError {
+                field: "amount_minor".into(),
+                message: e.to_string(),
+            }]));
+        }
+        Err(e) => return Err(ApiError::new(ErrorCode::Conflict, e.to_string())),
+    }
+    let currency =
+        Currency::parse(&g.currency).map_err(|e| ApiError::unexpected(anyhow::anyhow!("stored currency: {e}")))?;
+    let source =
+        SourceName::parse(&g.source).map_err(|e| ApiError::unexpected(anyhow::anyhow!("stored source: {e}")))?;
+    let details = GiftDetails {
+        donor_id: g.donor_id,
+        amount_minor: refund.amount_minor,
+        currency,
+        gift_date: refund.date,
+        status: GiftStatus::Succeeded,
+        payment_method: g.payment_method.clone(),
+        source,
+        fund: g.fund.clone(),
+        campaign: g.campaign.clone(),
+        notes: refund.reason.clone(),
+        external_reference: None,
+    };
+    let refund_id = Uuid::now_v7();
+    tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
+    let entry = gifts::insert(
+        &tx,
+        &NewGift { id: refund_id, details: &details, amount_minor: -refund.amount_minor, refund_of: Some(id) },
+    )
+    .await?;
+    emit_upserted(&tx, tenant_id, &entry).await?;
+    let status = status_after_refunds(g.status, g.amount_minor, refunded + refund.amount_minor);
+    let gift = if status == g.status {
+        original
+    } else {
+        let stored = gifts::set_status(&tx, id, status).await?;
+        emit_upserted(&tx, tenant_id, &stored).await?;
+        stored
+    };
+    let recorded = RefundRecorded { refund: GiftView::from(entry), gift: GiftView::from(gift) };
+    remember(&tx, &key, 201, &recorded).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gifts/{refund_id}"))).json(recorded))
+}

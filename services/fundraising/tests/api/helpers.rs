@@ -1,0 +1,128 @@
+use almoner_config::{ServerSettings, TelemetrySettings};
+use almoner_testkit::auth::TestIssuer;
+use almoner_testkit::db::TestDatabase;
+use fundraising::configuration::Settings;
+use fundraising::startup::Application;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDatabase,
+    pub amqp: almoner_config::AmqpSettings,
+    pub pool: almoner_db::Pool,
+    pub client: reqwest::Client,
+    pub issuer: TestIssuer,
+    /// The tenant `token()` belongs to.
+    pub tenant_id: Uuid,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    almoner_testkit::telemetry::init();
+    let db = TestDatabase::create().await;
+    let amqp = almoner_testkit::broker::amqp_settings();
+    let issuer = TestIssuer::start().await;
+    let settings = Settings {
+        server: ServerSettings { host: "127.0.0.1".into(), port: 0, body_limit_bytes: 64 * 1024, workers: 2 },
+        database: db.database_settings(),
+        amqp: amqp.clone(),
+        telemetry: TelemetrySettings::default(),
+        auth: issuer.auth_settings(),
+    };
+    let app = Application::build(settings.clone()).await.expect("fundraising starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    let pool = almoner_db::Pool::new(&settings.database, fundraising::db::SCHEMA).unwrap();
+    TestApp { address, db, amqp, pool, client: reqwest::Client::new(), issuer, tenant_id: Uuid::new_v4(), shutdown }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A read-write token for the test's tenant.
+    pub fn token(&self) -> String {
+        self.issuer.token(self.tenant_id, &["fundraising:read", "fundraising:write"])
+    }
+
+    pub fn token_for(&self, tenant_id: Uuid) -> String {
+        self.issuer.token(tenant_id, &["fundraising:read", "fundraising:write"])
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn post_with_key(&self, path: &str, token: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    /// Creates a donor and returns it, panicking unless 201.
+    pub async fn create_donor(&self, body: &Value) -> Value {
+        let response = self.post("/v1/donors", &self.token(), body).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        response.json().await.unwrap()
+    }
+
+    /// Creates a GBP gift of `amount_minor` for the donor and returns it, panicking unless 201.
+    pub async fn create_gift(&self, donor_id: &str, amount_minor: i64) -> Value {
+        let body =
+            json!({"donor_id": donor_id, "amount_minor": amount_minor, "currency": "GBP", "gift_date": "2025-04-06"});
+        let response = self.post("/v1/gifts", &self.token(), &body).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        response.json().await.unwrap()
+    }
+}
+
+/// Asserts a problem+json response and returns its body.
+pub async fn problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    body
+}
+
+pub fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,9 @@
+//! fundraising's integration tests, one binary: each test spawns the service on port 0 against a fresh database,
+//! its own RabbitMQ namespace and a fake identity issuing tokens (see `helpers`).
+
+mod donors;
+mod events;
+mod gifts;
+mod helpers;
+mod openapi;
+mod tenancy;

@@ -1,0 +1,15 @@
+//! rollup's HTTP API, one module per resource. Each exposes `configure` and its OpenAPI paths. Every endpoint
+//! needs the scope `rollup:read`.
+
+pub mod donors;
+pub mod summary;
+
+use actix_web::web::ServiceConfig;
+
+/// The scope every read needs.
+pub const READ_SCOPE: &str = "rollup:read";
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    donors::configure(cfg);
+    summary::configure(cfg);
+}

@@ -1,0 +1,271 @@
+use almoner_bus::{OutgoingMessage, Publisher};
+use almoner_config::{AmqpSettings, ServerSettings, TelemetrySettings};
+use almoner_events::fundraising::{
+    Address, CommunicationPreferences, Donor, DonorUpsertedV1, Gift, GiftDeletedV1, GiftStatus, GiftUpsertedV1,
+};
+use almoner_events::identity::TenantUpdatedV1;
+use almoner_events::{Envelope, Event};
+use almoner_testkit::auth::TestIssuer;
+use almoner_testkit::db::TestDatabase;
+use chrono::{NaiveDate, Utc};
+use rollup::clock::Clock;
+use rollup::configuration::Settings;
+use rollup::startup::Application;
+use serde_json::Value;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The date every test's service believes it is: FY 2025 (April start) began 2025-04-01.
+pub fn today() -> NaiveDate {
+    date("2025-06-15")
+}
+
+pub fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDatabase,
+    pub amqp: AmqpSettings,
+    pub pool: almoner_db::Pool,
+    pub client: reqwest::Client,
+    pub issuer: TestIssuer,
+    pub publisher: Publisher,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    almoner_testkit::telemetry::init();
+    let db = TestDatabase::create().await;
+    let amqp = almoner_testkit::broker::amqp_settings();
+    let issuer = TestIssuer::start().await;
+    let settings = Settings {
+        server: ServerSettings { host: "127.0.0.1".into(), port: 0, body_limit_bytes: 64 * 1024, workers: 2 },
+        database: db.database_settings(),
+        amqp: amqp.clone(),
+        telemetry: TelemetrySettings::default(),
+        auth: issuer.auth_settings(),
+    };
+    let app = Application::build_with_clock(settings.clone(), Clock::Fixed(today())).await.expect("rollup starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    let pool = almoner_db::Pool::new(&settings.database, rollup::db::SCHEMA).unwrap();
+    let publisher = Publisher::connect(&amqp, "rollup tests").await.expect("publisher connects");
+    TestApp { address, db, amqp, pool, client: reqwest::Client::new(), issuer, publisher, shutdown }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn token(&self, tenant: Uuid) -> String {
+        self.issuer.token(tenant, &["rollup:read"])
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    /// GET a path as `tenant`, asserting 200.
+    pub async fn get_ok(&self, tenant: Uuid, path: &str) -> Value {
+        let response = self.get(path, &self.token(tenant)).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn donor(&self, tenant: Uuid, donor: Uuid) -> Value {
+        self.get_ok(tenant, &format!("/v1/donors/{donor}")).await
+    }
+
+    pub async fn publish<P: Event>(&self, envelope: &Envelope<P>) {
+        self.publisher.publish(&OutgoingMessage::from_envelope(envelope, None).unwrap()).await.expect("published");
+    }
+
+    pub async fn publish_raw(&self, routing_key: &str, body: &Value) {
+        let message = OutgoingMessage {
+            message_id: Uuid::new_v4(),
+            routing_key: routing_key.to_owned(),
+            body: serde_json::to_vec(body).unwrap(),
+            traceparent: None,
+            tracestate: None,
+        };
+        self.publisher.publish(&message).await.expect("published");
+    }
+
+    /// Waits until the projection has recorded `n` distinct event ids.
+    pub async fn wait_processed(&self, n: i64) {
+        let client = self.db.admin_client().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let done: i64 = client
+                .query_one("SELECT count(*) FROM rollup.processed_events WHERE consumer = 'rollup.projection'", &[])
+                .await
+                .unwrap()
+                .get(0);
+            if done >= n {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "only {done} of {n} events processed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the consumer and removes this test's queues and exchanges from the shared broker.
+    pub async fn clean_up(self) {
+        self.shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = almoner_bus::topology::delete_consumer(&self.amqp, &rollup::worker::projection_spec()).await;
+        let _ = almoner_bus::topology::delete_exchanges(&self.amqp).await;
+    }
+}
+
+/// A gift's whole state as fundraising would publish it.
+#[derive(Debug, Clone)]
+pub struct GiftSpec {
+    pub id: Uuid,
+    pub tenant: Uuid,
+    pub donor: Uuid,
+    pub revision: i64,
+    pub amount_minor: i64,
+    pub currency: &'static str,
+    pub date: NaiveDate,
+    pub status: GiftStatus,
+    pub refund_of: Option<Uuid>,
+}
+
+impl GiftSpec {
+    pub fn new(tenant: Uuid, donor: Uuid, amount_minor: i64, date: &str) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            tenant,
+            donor,
+            revision: 1,
+            amount_minor,
+            currency: "GBP",
+            date: self::date(date),
+            status: GiftStatus::Succeeded,
+            refund_of: None,
+        }
+    }
+
+    pub fn status(mut self, status: GiftStatus) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn revision(mut self, revision: i64) -> Self {
+        self.revision = revision;
+        self
+    }
+
+    /// A refund entry of `self`: a gift of its own, negative, succeeded.
+    pub fn refund(&self, amount_minor: i64, date: &str) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            amount_minor: -amount_minor,
+            refund_of: Some(self.id),
+            ..Self::new(self.tenant, self.donor, 0, date)
+        }
+    }
+
+    pub fn event(&self) -> Envelope<GiftUpsertedV1> {
+        let now = Utc::now();
+        Envelope::new(
+            self.tenant,
+            "fundraising",
+            GiftUpsertedV1 {
+                gift: Gift {
+                    id: self.id,
+                    tenant_id: self.tenant,
+                    donor_id: self.donor,
+                    revision: self.revision,
+                    amount_minor: self.amount_minor,
+                    currency: self.currency.to_owned(),
+                    gift_date: self.date,
+                    status: self.status,
+                    payment_method: None,
+                    source: "manual".into(),
+                    fund: None,
+                    campaign: None,
+                    external_reference: None,
+                    refund_of: self.refund_of,
+                    created_at: now,
+                    updated_at: now,
+                },
+            },
+        )
+    }
+
+    pub fn deleted(&self, revision: i64) -> Envelope<GiftDeletedV1> {
+        Envelope::new(
+            self.tenant,
+            "fundraising",
+            GiftDeletedV1 {
+                gift_id: self.id,
+                donor_id: self.donor,
+                tenant_id: self.tenant,
+                revision,
+                deleted_at: Utc::now(),
+            },
+        )
+    }
+}
+
+pub fn donor_event(tenant: Uuid, donor: Uuid, revision: i64, first: &str, last: &str) -> Envelope<DonorUpsertedV1> {
+    let now = Utc::now();
+    Envelope::new(
+        tenant,
+        "fundraising",
+        DonorUpsertedV1 {
+            donor: Donor {
+                id: donor,
+                tenant_id: tenant,
+                revision,
+                title: None,
+                first_name: Some(first.to_owned()),
+                last_name: last.to_owned(),
+                email: None,
+                phone: None,
+                address: Address::default(),
+                external_ids: Default::default(),
+                communication_preferences: CommunicationPreferences::default(),
+                created_at: now,
+                updated_at: now,
+            },
+        },
+    )
+}
+
+pub fn tenant_updated(tenant: Uuid, revision: i64, fiscal_year_start_month: u8) -> Envelope<TenantUpdatedV1> {
+    Envelope::new(
+        tenant,
+        "identity",
+        TenantUpdatedV1 {
+            tenant_id: tenant,
+            revision,
+            name: "Test Charity".into(),
+            fiscal_year_start_month,
+            updated_at: Utc::now(),
+        },
+    )
+}
+
+/// Asserts a problem+json response with `code`.
+pub async fn problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    body
+}
