@@ -49,6 +49,10 @@ impl DbError {
                 Some(Self::CheckViolation { constraint })
             } else if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED {
                 Some(Self::SerializationFailure)
+            } else if code.code().starts_with("57") || code.code().starts_with("08") {
+                // Operator intervention (a restart, failover or terminated backend) and connection exceptions:
+                // the server is going away, not the request being wrong.
+                Some(Self::Unavailable(anyhow::anyhow!("{}: {}", code.code(), db.message())))
             } else {
                 None
             };

@@ -71,6 +71,12 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("migrating")?;
             println!("rollup: {} migration(s) applied", report.applied.len());
+            // Declaring the projection queue here, before any service starts, means events published before rollup
+            // first serves (a tenant created by bootstrap, say) are queued for it rather than dropped.
+            almoner_bus::topology::declare_consumer(&settings.amqp, &rollup::worker::projection_spec())
+                .await
+                .context("declaring the projection queue on RabbitMQ")?;
+            println!("rollup: projection queue declared");
         }
         Command::Rebuild { tenant } => {
             let pool = almoner_db::Pool::new(&settings.database, rollup::db::SCHEMA)?;

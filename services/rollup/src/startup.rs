@@ -66,6 +66,24 @@ impl Application {
             }));
         }
 
+        // rollup runs no outbox relay (which purges platform rows elsewhere), so it purges its own handled event ids:
+        // kept 30 days, far longer than any redelivery can be late.
+        {
+            let (pool, shutdown) = (pool.clone(), shutdown.clone());
+            background.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    }
+                    let retention = Duration::from_secs(30 * 24 * 3600);
+                    if let Err(e) = almoner_db::cleanup::purge(&pool, retention, Some(retention)).await {
+                        tracing::warn!(error = %e, "could not purge old handled event ids");
+                    }
+                }
+            }));
+        }
+
         let readiness = {
             let pool = pool.clone();
             let broker: Arc<OnceCell<Publisher>> = Arc::new(OnceCell::new());

@@ -1,6 +1,7 @@
 //! A charity's day, end to end through the gateway: identity issues the token, fundraising records donor and
 //! gifts, rollup shows the totals.
 
+mod faults;
 mod stack;
 
 use serde_json::{Value, json};
@@ -107,4 +108,5 @@ async fn a_donation_through_the_gateway_shows_in_the_donors_totals_within_a_seco
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers().get("content-type").unwrap(), "application/problem+json");
     }
+    stack.clean_up().await;
 }

@@ -1,6 +1,8 @@
-use almoner_config::{AuthSettings, ServerSettings, TelemetrySettings};
+use almoner_config::{AmqpSettings, AuthSettings, ServerSettings, TelemetrySettings};
+use almoner_testkit::broker;
 use almoner_testkit::db::TestDatabase;
 use almoner_testkit::gateway::Gateway;
+use almoner_testkit::proxy::TcpProxy;
 use tokio_util_shim::CancelOnDrop;
 
 /// identity, fundraising and rollup sharing one fresh database (a schema each) and one broker namespace, behind
@@ -10,8 +12,28 @@ pub struct Stack {
     pub client: reqwest::Client,
     pub admin: identity::bootstrap::Bootstrapped,
     pub identity_pool: almoner_db::Pool,
-    _db: TestDatabase,
-    _stop: Vec<CancelOnDrop>,
+    /// fundraising's own address, bypassing the gateway (for bulk writes that should not measure nginx).
+    pub fundraising_url: String,
+    /// The broker namespace every service uses, reached directly.
+    pub amqp: AmqpSettings,
+    /// Present when started with [`Options::proxied_amqp`].
+    pub broker_proxies: Option<BrokerProxies>,
+    pub db: TestDatabase,
+    stop: Vec<CancelOnDrop>,
+}
+
+/// How to start the stack.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options {
+    /// Route fundraising's and rollup's AMQP connections each through its own [`TcpProxy`], so a test can cut
+    /// them from the broker (identity keeps a direct connection).
+    pub proxied_amqp: bool,
+}
+
+/// The proxies between the services and the broker.
+pub struct BrokerProxies {
+    pub fundraising: TcpProxy,
+    pub rollup: TcpProxy,
 }
 
 fn server() -> ServerSettings {
@@ -20,9 +42,26 @@ fn server() -> ServerSettings {
 
 impl Stack {
     pub async fn start() -> Stack {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Stack {
         almoner_testkit::telemetry::init();
         let db = TestDatabase::create().await;
         let amqp = almoner_testkit::broker::amqp_settings();
+        let broker_proxies = if options.proxied_amqp {
+            let upstream = broker::broker_addr(&amqp);
+            Some(BrokerProxies {
+                fundraising: TcpProxy::start(upstream).await,
+                rollup: TcpProxy::start(upstream).await,
+            })
+        } else {
+            None
+        };
+        let amqp_of = |proxy: Option<&TcpProxy>| match proxy {
+            Some(proxy) => broker::through(&amqp, proxy.addr()),
+            None => amqp.clone(),
+        };
         let mut stop = Vec::new();
 
         let identity_settings = identity::configuration::Settings {
@@ -49,7 +88,7 @@ impl Stack {
         let app = fundraising::startup::Application::build(fundraising::configuration::Settings {
             server: server(),
             database: db.database_settings(),
-            amqp: amqp.clone(),
+            amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.fundraising)),
             telemetry: TelemetrySettings::default(),
             auth: auth.clone(),
         })
@@ -62,7 +101,7 @@ impl Stack {
         let app = rollup::startup::Application::build(rollup::configuration::Settings {
             server: server(),
             database: db.database_settings(),
-            amqp: amqp.clone(),
+            amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.rollup)),
             telemetry: TelemetrySettings::default(),
             auth,
         })
@@ -82,7 +121,46 @@ impl Stack {
         for service in ["identity", "fundraising", "rollup"] {
             wait_ready(&client, &format!("{}/ready/{service}", gateway.base_url)).await;
         }
-        Stack { gateway, client, admin, identity_pool, _db: db, _stop: stop }
+        Stack {
+            gateway,
+            client,
+            admin,
+            identity_pool,
+            fundraising_url: format!("http://127.0.0.1:{fundraising_port}"),
+            amqp,
+            broker_proxies,
+            db,
+            stop,
+        }
+    }
+
+    /// An access token for the bootstrapped admin key (every scope), from identity through the gateway.
+    pub async fn admin_token(&self) -> String {
+        let response = self
+            .client
+            .post(format!("{}/api/identity/v1/oauth/token", self.gateway.base_url))
+            .form(&[("grant_type", "client_credentials"), ("client_secret", self.admin.api_key.as_str())])
+            .send()
+            .await
+            .expect("token request sent");
+        assert_eq!(response.status(), 200, "token request");
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().expect("an access token").to_owned()
+    }
+
+    /// Stops the services' background work and deletes the namespace's queues and exchanges from the shared
+    /// broker. With proxies, cutting them first guarantees no service reconnects and declares them again.
+    pub async fn clean_up(mut self) {
+        self.stop.clear();
+        match &self.broker_proxies {
+            Some(proxies) => {
+                tokio::join!(proxies.fundraising.cut(), proxies.rollup.cut());
+            }
+            // Give the consumer a moment to see its cancellation before its queue goes away.
+            None => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+        }
+        let _ = almoner_bus::topology::delete_consumer(&self.amqp, &rollup::worker::projection_spec()).await;
+        let _ = almoner_bus::topology::delete_exchanges(&self.amqp).await;
     }
 }
 

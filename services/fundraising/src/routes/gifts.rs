@@ -388,13 +388,15 @@ pub async fn update_gift(
         return Ok(HttpResponse::Ok().json(GiftView::from(current)));
     }
     let g = &current.gift;
+    // Refunds net off money that was received: once a gift has them, what it records must not change under them.
     let money_changed = details.donor_id != g.donor_id
         || details.amount_minor != g.amount_minor
-        || details.currency.code() != g.currency;
+        || details.currency.code() != g.currency
+        || details.status != g.status;
     if money_changed && gifts::refunded_total(&tx, id).await? > 0 {
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            "a gift with refunds keeps its donor, amount and currency; delete the refunds first",
+            "a gift with refunds keeps its donor, amount, currency and status; delete the refunds first",
         ));
     }
     if details.donor_id != g.donor_id {

@@ -4,5 +4,6 @@
 mod donors;
 mod events;
 mod helpers;
+mod kill;
 mod openapi;
 mod property;

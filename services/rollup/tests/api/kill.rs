@@ -1,0 +1,335 @@
+//! The real rollup binary killed with SIGKILL (twice) in the middle of a stream of fundraising's events and started
+//! again: nothing it had not committed may be lost, nothing it had committed may count twice. The deliveries it
+//! held unacknowledged come back from the broker, its open transactions are rolled back by PostgreSQL, and the
+//! inbox together with the revision guard must make the replay harmless.
+
+use crate::helpers::{GiftSpec, date, donor_event};
+use almoner_bus::{OutgoingMessage, Publisher};
+use almoner_config::AmqpSettings;
+use almoner_events::fundraising::GiftStatus;
+use almoner_testkit::auth::TestIssuer;
+use almoner_testkit::db::{APP_ROLE, TestDatabase};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rollup::db::totals::{self, StoredFiscalYear, StoredTotals};
+use rollup::domain::{FiscalYearStart, FiscalYearTotal};
+use rollup::worker::{PROJECTION_QUEUE, projection_spec};
+use std::collections::{BTreeMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+const DONORS: usize = 40;
+const GIFTS: usize = 720;
+/// Deliveries of an event already published (same event id), as an at-least-once relay produces.
+const REDELIVERIES: usize = 60;
+/// Published before the first process is killed; the rest is published while no rollup runs.
+const FIRST_PART: usize = 1_200;
+/// Each process but the last is killed once this many events are committed: the first while the stream is still
+/// being published, the second while it works through the backlog (and the first one's unacknowledged deliveries).
+const KILL_AFTER: [i64; 2] = [200, 900];
+const STATUSES: [GiftStatus; 4] =
+    [GiftStatus::Pending, GiftStatus::Succeeded, GiftStatus::Failed, GiftStatus::Refunded];
+
+/// A `rollup serve` child process, killed (SIGKILL) and reaped when dropped.
+struct RollupProcess(Child);
+
+impl RollupProcess {
+    fn spawn(db: &TestDatabase, amqp: &AmqpSettings, issuer: &TestIssuer) -> Self {
+        let amqp_url = std::env::var("ALMONER_TEST_AMQP_URL").expect("ALMONER_TEST_AMQP_URL is set");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rollup"));
+        // Only this test's settings: nothing inherited from the environment that runs the tests.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("ALMONER_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .arg("serve")
+            .env("ALMONER_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+            .env("ALMONER_ENV", "test")
+            .env("ALMONER_SERVER__PORT", "0")
+            .env("ALMONER_SERVER__WORKERS", "1")
+            .env("ALMONER_DATABASE__URL", db.app_url())
+            .env("ALMONER_DATABASE__MIGRATION_URL", db.admin_url())
+            .env("ALMONER_DATABASE__APP_ROLE", APP_ROLE)
+            .env("ALMONER_DATABASE__MAX_CONNECTIONS", "8")
+            .env("ALMONER_AMQP__URL", amqp_url)
+            .env("ALMONER_AMQP__NAMESPACE", &amqp.namespace)
+            .env("ALMONER_AMQP__PREFETCH", amqp.prefetch.to_string())
+            .env("ALMONER_AUTH__JWKS_URL", &issuer.jwks_url)
+            .env("ALMONER_TELEMETRY__LOG_LEVEL", "warn")
+            .stdin(Stdio::null());
+        if std::env::var_os("TEST_LOG").is_none() {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        Self(command.spawn().expect("the rollup binary starts"))
+    }
+
+    /// Panics when the process ended by itself: waiting on it further would only time out.
+    fn assert_running(&mut self) {
+        if let Some(status) = self.0.try_wait().expect("child status") {
+            panic!("rollup exited on its own: {status}");
+        }
+    }
+}
+
+impl Drop for RollupProcess {
+    fn drop(&mut self) {
+        // std's Child::kill sends SIGKILL: no shutdown hook, no graceful close of the broker or database sessions.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A gift's final state and whether it ends deleted.
+type Final = (GiftSpec, bool);
+
+/// What the test publishes, in order, and what it must end as.
+struct Stream {
+    messages: Vec<OutgoingMessage>,
+    distinct_events: usize,
+    finals: Vec<Final>,
+}
+
+/// Gifts (and refund entries) that each go through one to four revisions (other amounts, statuses, dates,
+/// currencies, sometimes another donor), some ending deleted; the events of different gifts interleave, those of
+/// one gift keep their revision order, and some deliveries are repeated.
+fn stream(tenant: Uuid) -> Stream {
+    let mut rng = StdRng::seed_from_u64(0x5160_4b11);
+    let donors: Vec<Uuid> = (0..DONORS).map(|_| Uuid::new_v4()).collect();
+    let base = date("2022-01-01");
+    let mut per_gift: Vec<Vec<OutgoingMessage>> = Vec::new();
+    let mut finals: Vec<Final> = Vec::new();
+    for g in 0..GIFTS {
+        // Every fifth gift is a refund entry of the gift before it (negative, succeeded unless a later revision
+        // says otherwise), as fundraising records refunds.
+        let refund_of = (g % 5 == 4).then(|| finals[g - 1].0.id);
+        let mut spec = GiftSpec::new(tenant, donors[rng.random_range(0..DONORS)], 1, "2022-01-01");
+        spec.refund_of = refund_of;
+        let mut events = Vec::new();
+        for revision in 1..=rng.random_range(1..=4i64) {
+            spec.revision = revision;
+            let amount = rng.random_range(100..50_000i64);
+            spec.amount_minor = if refund_of.is_some() { -amount } else { amount };
+            spec.status = if refund_of.is_some() && revision == 1 {
+                GiftStatus::Succeeded
+            } else {
+                STATUSES[rng.random_range(0..STATUSES.len())]
+            };
+            spec.currency = if rng.random_bool(0.15) { "EUR" } else { "GBP" };
+            spec.date = base + chrono::Days::new(rng.random_range(0..1_200));
+            if revision > 1 && rng.random_bool(0.2) {
+                spec.donor = donors[rng.random_range(0..DONORS)];
+            }
+            events.push(OutgoingMessage::from_envelope(&spec.event(), None).unwrap());
+        }
+        let deleted = rng.random_bool(0.15);
+        if deleted {
+            events.push(OutgoingMessage::from_envelope(&spec.deleted(spec.revision + 1), None).unwrap());
+        }
+        per_gift.push(events);
+        finals.push((spec, deleted));
+    }
+
+    // Interleave: a shuffled list of gift indexes, one entry per event of that gift, each taking the gift's next.
+    let mut order: Vec<usize> =
+        per_gift.iter().enumerate().flat_map(|(g, e)| std::iter::repeat_n(g, e.len())).collect();
+    order.shuffle(&mut rng);
+    let mut next = vec![0usize; GIFTS];
+    let mut messages: Vec<OutgoingMessage> = donors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| OutgoingMessage::from_envelope(&donor_event(tenant, *d, 1, "Donor", &format!("{i}")), None))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for g in order {
+        messages.push(per_gift[g][next[g]].clone());
+        next[g] += 1;
+    }
+    let distinct_events = messages.len();
+    for _ in 0..REDELIVERIES {
+        let from = rng.random_range(0..messages.len());
+        let to = rng.random_range(from + 1..=messages.len());
+        let again = messages[from].clone();
+        messages.insert(to, again);
+    }
+    Stream { messages, distinct_events, finals }
+}
+
+/// rollup's counting rules applied to the final state directly: succeeded and refunded rows count as money (refund
+/// entries negative), positive rows that are not refund entries count as gifts; fiscal years start in April.
+fn expected(finals: &[Final]) -> (Vec<StoredTotals>, Vec<StoredFiscalYear>) {
+    let is_gift = |g: &GiftSpec| g.amount_minor > 0 && g.refund_of.is_none();
+    let mut by_donor: BTreeMap<(Uuid, &str), Vec<&GiftSpec>> = BTreeMap::new();
+    let mut by_year: BTreeMap<(Uuid, &str, i32), (i64, i64)> = BTreeMap::new();
+    for (g, _) in finals
+        .iter()
+        .filter(|(g, deleted)| !deleted && matches!(g.status, GiftStatus::Succeeded | GiftStatus::Refunded))
+    {
+        by_donor.entry((g.donor, g.currency)).or_default().push(g);
+        let year = by_year.entry((g.donor, g.currency, FiscalYearStart::APRIL.fiscal_year_of(g.date))).or_default();
+        year.0 += g.amount_minor;
+        year.1 += i64::from(is_gift(g));
+    }
+    let totals = by_donor
+        .into_iter()
+        .map(|((donor, currency), rows)| {
+            let gifts: Vec<&&GiftSpec> = rows.iter().filter(|g| is_gift(g)).collect();
+            let first = gifts.iter().min_by_key(|g| (g.date, g.id));
+            let last = gifts.iter().max_by_key(|g| (g.date, g.id));
+            StoredTotals {
+                donor_id: donor,
+                currency: currency.to_owned(),
+                lifetime_total: rows.iter().map(|g| g.amount_minor).sum(),
+                lifetime_count: gifts.len() as i64,
+                largest_gift: gifts.iter().map(|g| g.amount_minor).max(),
+                smallest_gift: gifts.iter().map(|g| g.amount_minor).min(),
+                first_gift_date: first.map(|g| g.date),
+                first_gift_amount: first.map(|g| g.amount_minor),
+                last_gift_date: last.map(|g| g.date),
+                last_gift_amount: last.map(|g| g.amount_minor),
+            }
+        })
+        .collect();
+    let years = by_year
+        .into_iter()
+        .map(|((donor, currency, fiscal_year), (total_minor, count))| StoredFiscalYear {
+            donor_id: donor,
+            currency: currency.to_owned(),
+            year: FiscalYearTotal { fiscal_year, total_minor, count },
+        })
+        .collect();
+    (totals, years)
+}
+
+async fn stored(pool: &almoner_db::Pool, tenant: Uuid) -> (Vec<StoredTotals>, Vec<StoredFiscalYear>) {
+    let tx = pool.tenant_tx(tenant).await.unwrap();
+    let result = (totals::all_donor_totals(&tx).await.unwrap(), totals::all_fiscal_years(&tx).await.unwrap());
+    tx.commit().await.unwrap();
+    result
+}
+
+async fn processed(admin: &tokio_postgres::Client) -> i64 {
+    admin
+        .query_one("SELECT count(*) FROM rollup.processed_events WHERE consumer = $1", &[&PROJECTION_QUEUE])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn publish(publisher: &Publisher, messages: &[OutgoingMessage]) {
+    for batch in messages.chunks(100) {
+        publisher.publish_batch(batch).await.expect("published");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollup_killed_mid_stream_and_restarted_counts_every_event_exactly_once() {
+    almoner_testkit::telemetry::init();
+    let started = Instant::now();
+    let db = TestDatabase::create().await;
+    let amqp = almoner_testkit::broker::amqp_settings();
+    let issuer = TestIssuer::start().await;
+    let settings = db.database_settings();
+    // Migrated here so the test can read rollup's tables from the start; each process then finds nothing to do.
+    almoner_db::migrate(&settings, rollup::db::SCHEMA, rollup::db::MIGRATIONS).await.unwrap();
+    let pool = almoner_db::Pool::new(&settings, rollup::db::SCHEMA).unwrap();
+    let admin = db.admin_client().await;
+    // As the service does at start: the queue exists before anything is published, so nothing is unroutable.
+    almoner_bus::topology::declare_consumer(&amqp, &projection_spec()).await.unwrap();
+    let publisher = Publisher::connect(&amqp, "rollup kill test").await.unwrap();
+
+    let tenant = Uuid::new_v4();
+    let stream = stream(tenant);
+    let distinct: HashSet<Uuid> = stream.messages.iter().map(|m| m.message_id).collect();
+    assert_eq!(distinct.len(), stream.distinct_events);
+    assert!(stream.messages.len() > 1_900, "{} messages", stream.messages.len());
+    let (first_part, second_part) = stream.messages.split_at(FIRST_PART);
+
+    let mut rollup = RollupProcess::spawn(&db, &amqp, &issuer);
+    publish(&publisher, first_part).await;
+    let mut kills = Vec::new();
+    for (round, kill_after) in KILL_AFTER.into_iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let done = processed(&admin).await;
+            if done >= kill_after {
+                break;
+            }
+            rollup.assert_running();
+            assert!(Instant::now() < deadline, "rollup processed only {done} events");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(rollup); // SIGKILL
+        let at_kill = processed(&admin).await;
+        let published = if round == 0 { first_part.len() } else { stream.messages.len() };
+        assert!(at_kill < published as i64 - 100, "killed after the stream, not in it: {at_kill} events processed");
+        kills.push(at_kill);
+        if round == 0 {
+            // Published while no rollup runs: the durable queue keeps them.
+            publish(&publisher, second_part).await;
+        }
+        rollup = RollupProcess::spawn(&db, &amqp, &issuer);
+    }
+
+    let want = expected(&stream.finals);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let done = processed(&admin).await;
+        if done == stream.distinct_events as i64 && stored(&pool, tenant).await == want {
+            break;
+        }
+        rollup.assert_running();
+        if Instant::now() >= deadline {
+            let got = stored(&pool, tenant).await;
+            assert_eq!(done, stream.distinct_events as i64, "events processed");
+            assert_eq!(got.0, want.0, "donor totals");
+            assert_eq!(got.1, want.1, "fiscal-year totals");
+            panic!("rollup did not converge in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "killed with {kills:?} processed, of {} deliveries; all {} distinct applied {:?} after the start",
+        stream.messages.len(),
+        stream.distinct_events,
+        started.elapsed()
+    );
+
+    // Exactly once: one inbox row per distinct event id published, none other; every gift at its final revision.
+    let ids: Vec<Uuid> = distinct.into_iter().collect();
+    let unknown: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM rollup.processed_events WHERE consumer = $1 AND NOT event_id = ANY($2)",
+            &[&PROJECTION_QUEUE, &ids],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unknown, 0, "processed events that were never published");
+    assert_eq!(processed(&admin).await, stream.distinct_events as i64);
+    let ledger: Vec<(Uuid, i64, bool)> = admin
+        .query("SELECT gift_id, revision, deleted FROM rollup.gifts ORDER BY gift_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let mut finals: Vec<(Uuid, i64, bool)> = stream
+        .finals
+        .iter()
+        .map(|(g, deleted)| (g.id, if *deleted { g.revision + 1 } else { g.revision }, *deleted))
+        .collect();
+    finals.sort();
+    assert_eq!(ledger, finals, "the ledger holds each gift once, at its final revision");
+    let dead = almoner_bus::dead_letters::list(&amqp, PROJECTION_QUEUE, 10).await.unwrap();
+    assert!(dead.is_empty(), "dead-lettered: {dead:?}");
+
+    drop(rollup);
+    drop(publisher);
+    let _ = almoner_bus::topology::delete_consumer(&amqp, &projection_spec()).await;
+    let _ = almoner_bus::topology::delete_exchanges(&amqp).await;
+}
