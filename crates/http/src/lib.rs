@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod extract;
+pub mod openapi;
 pub mod platform;
 pub mod problem;
 pub mod rate_limit;

@@ -2,8 +2,7 @@
 //! they differ (run with `UPDATE_OPENAPI=1` to refresh it).
 
 use crate::routes::{api_keys, jwks, oauth, tenant};
-use utoipa::Modify;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -27,15 +26,3 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     )
 )]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-        );
-    }
-}

@@ -3,15 +3,8 @@ use utoipa::OpenApi;
 /// The committed `openapi.json` must match the code. `UPDATE_OPENAPI=1` rewrites it.
 #[test]
 fn committed_openapi_matches_the_code() {
-    let generated = rollup::openapi::ApiDoc::openapi().to_pretty_json().unwrap() + "\n";
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
-    if std::env::var_os("UPDATE_OPENAPI").is_some() {
-        std::fs::write(&path, &generated).unwrap();
-        return;
+    let doc = rollup::openapi::ApiDoc::openapi();
+    if let Err(message) = almoner_http::openapi::check_snapshot(&doc, env!("CARGO_MANIFEST_DIR"), "rollup") {
+        panic!("{message}");
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "services/rollup/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo nextest run -p rollup openapi` and commit it"
-    );
 }
