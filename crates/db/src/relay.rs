@@ -46,6 +46,47 @@ impl<S: OutboxSink> OutboxSink for Arc<S> {
     }
 }
 
+/// The relay's broker connection, made in the background: a service starts and serves (reporting not ready)
+/// while RabbitMQ is unreachable, and its events wait in the outbox meanwhile.
+#[derive(Clone, Default)]
+pub struct RelayLink(Arc<tokio::sync::OnceCell<Arc<almoner_bus::Publisher>>>);
+
+impl RelayLink {
+    /// For `/ready`: reconnects now if the connection was lost.
+    pub async fn check(&self) -> std::result::Result<(), String> {
+        match self.0.get() {
+            Some(publisher) => publisher.ensure_connected().await.map_err(|e| e.to_string()),
+            None => Err("not connected yet".to_owned()),
+        }
+    }
+
+    /// Connects (retrying with backoff until `shutdown`), then runs the outbox relay of `pool`'s schema.
+    pub async fn run_relay(
+        self,
+        amqp: almoner_config::AmqpSettings,
+        pool: Pool,
+        connection_name: String,
+        shutdown: CancellationToken,
+    ) {
+        let mut backoff = Duration::from_millis(200);
+        let publisher = loop {
+            match almoner_bus::Publisher::connect(&amqp, &connection_name).await {
+                Ok(p) => break Arc::new(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach RabbitMQ yet");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let _ = self.0.set(publisher.clone());
+        OutboxRelay::new(pool, publisher).run(shutdown).await;
+    }
+}
+
 /// How the relay paces itself and how long it keeps platform rows.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {

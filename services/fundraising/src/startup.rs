@@ -5,14 +5,13 @@ use crate::db::{MIGRATIONS, SCHEMA};
 use crate::openapi::ApiDoc;
 use actix_web::dev::Server;
 use actix_web::{HttpServer, web};
-use almoner_bus::Publisher;
-use almoner_db::{OutboxRelay, Pool};
+use almoner_db::Pool;
+use almoner_db::relay::RelayLink;
 use almoner_http::{Platform, Readiness, TokenVerifier};
 use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -35,9 +34,13 @@ impl Application {
 
         // The broker may be down at start: the service still serves (and says it is not ready) while the relay
         // connects in the background; events wait in the outbox meanwhile.
-        let publisher: Arc<OnceCell<Arc<Publisher>>> = Arc::new(OnceCell::new());
-        let background =
-            vec![tokio::spawn(run_relay(settings.clone(), pool.clone(), publisher.clone(), shutdown.clone()))];
+        let link = RelayLink::default();
+        let background = vec![tokio::spawn(link.clone().run_relay(
+            settings.amqp.clone(),
+            pool.clone(),
+            "fundraising outbox relay".to_owned(),
+            shutdown.clone(),
+        ))];
 
         let jwks_url = settings.auth.jwks_url.clone().context("auth.jwks_url must be set")?;
         let verifier = TokenVerifier::from_jwks_url(
@@ -48,20 +51,15 @@ impl Application {
         );
         let readiness = {
             let pool = pool.clone();
-            let publisher = publisher.clone();
+            let link = link.clone();
             Readiness::new()
                 .check("postgres", move || {
                     let pool = pool.clone();
                     async move { pool.ping().await.map_err(|e| e.to_string()) }
                 })
                 .check("rabbitmq", move || {
-                    let publisher = publisher.clone();
-                    async move {
-                        match publisher.get() {
-                            Some(p) => p.ensure_connected().await.map_err(|e| e.to_string()),
-                            None => Err("not connected yet".to_owned()),
-                        }
-                    }
+                    let link = link.clone();
+                    async move { link.check().await }
                 })
         };
         let platform = Arc::new(Platform {
@@ -110,28 +108,4 @@ impl Application {
         }
         result.context("HTTP server failed")
     }
-}
-
-async fn run_relay(
-    settings: Settings,
-    pool: Pool,
-    publisher: Arc<OnceCell<Arc<Publisher>>>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(200);
-    let connected = loop {
-        match Publisher::connect(&settings.amqp, "fundraising outbox relay").await {
-            Ok(p) => break Arc::new(p),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach RabbitMQ yet");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    };
-    let _ = publisher.set(connected.clone());
-    OutboxRelay::new(pool, connected).run(shutdown).await;
 }

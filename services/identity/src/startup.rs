@@ -6,15 +6,14 @@ use crate::openapi::ApiDoc;
 use crate::signing::SigningKeys;
 use actix_web::dev::Server;
 use actix_web::{HttpServer, web};
-use almoner_bus::Publisher;
-use almoner_db::{OutboxRelay, Pool};
+use almoner_db::Pool;
+use almoner_db::relay::RelayLink;
 use almoner_http::rate_limit::{Limit, RateLimiter};
 use almoner_http::{Platform, Readiness, TokenVerifier};
 use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -50,8 +49,13 @@ impl Application {
 
         // The broker may be down at start: the service still serves (and says it is not ready) while the relay
         // connects in the background; events wait in the outbox meanwhile.
-        let publisher: Arc<OnceCell<Arc<Publisher>>> = Arc::new(OnceCell::new());
-        background.push(tokio::spawn(run_relay(settings.clone(), pool.clone(), publisher.clone(), shutdown.clone())));
+        let link = RelayLink::default();
+        background.push(tokio::spawn(link.clone().run_relay(
+            settings.amqp.clone(),
+            pool.clone(),
+            "identity outbox relay".to_owned(),
+            shutdown.clone(),
+        )));
         background.push(tokio::spawn(
             keys.clone().refresh_until(Duration::from_secs(settings.tokens.signing_key_refresh_secs), shutdown.clone()),
         ));
@@ -79,20 +83,15 @@ impl Application {
         };
         let readiness = {
             let pool = pool.clone();
-            let publisher = publisher.clone();
+            let link = link.clone();
             let mut readiness = Readiness::new()
                 .check("postgres", move || {
                     let pool = pool.clone();
                     async move { pool.ping().await.map_err(|e| e.to_string()) }
                 })
                 .check("rabbitmq", move || {
-                    let publisher = publisher.clone();
-                    async move {
-                        match publisher.get() {
-                            Some(p) => p.ensure_connected().await.map_err(|e| e.to_string()),
-                            None => Err("not connected yet".to_owned()),
-                        }
-                    }
+                    let link = link.clone();
+                    async move { link.check().await }
                 });
             if let Some(limiter) = limiter.clone() {
                 readiness = readiness.check("redis", move || {
@@ -163,28 +162,4 @@ impl Application {
         }
         result.context("HTTP server failed")
     }
-}
-
-async fn run_relay(
-    settings: Settings,
-    pool: Pool,
-    publisher: Arc<OnceCell<Arc<Publisher>>>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(200);
-    let connected = loop {
-        match Publisher::connect(&settings.amqp, "identity outbox relay").await {
-            Ok(p) => break Arc::new(p),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach RabbitMQ yet");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    };
-    let _ = publisher.set(connected.clone());
-    OutboxRelay::new(pool, connected).run(shutdown).await;
 }
