@@ -19,6 +19,9 @@ ALMONER_SERVICES=(
 : "${ALMONER_PG_PORT:=5432}"
 : "${ALMONER_PG_SUPERUSER:=postgres}"
 : "${ALMONER_PG_SUPERUSER_PASSWORD:=}"
+# A private PostgreSQL cluster is crash-safe (fsync, synchronous commit) unless this is 1. scripts/test sets it
+# for its throwaway test databases; scripts/up leaves it, so the demo stack and the benchmarks are durable.
+: "${ALMONER_PG_FAST_UNSAFE:=0}"
 : "${ALMONER_DB_NAME:=almoner}"
 : "${ALMONER_REDIS_HOST:=127.0.0.1}"
 : "${ALMONER_REDIS_PORT:=6379}"

@@ -191,10 +191,14 @@ pg_start_private() {
   Stop it with: runuser -u postgres -- $bindir/pg_ctl -D $dir/data stop"
     fi
     log "PostgreSQL: starting a private server on $host:$port (data in $dir)"
-    # fsync off: this cluster holds development and test data only, and tests create many databases.
+    local options="-c listen_addresses=$host -c port=$port -c unix_socket_directories=$dir/sock -c max_connections=500"
+    if [[ $ALMONER_PG_FAST_UNSAFE == 1 ]]; then
+        # Test databases only: tests create and drop many of them, and a crash loses nothing anyone needs.
+        log "PostgreSQL: fsync and synchronous_commit off (ALMONER_PG_FAST_UNSAFE=1)"
+        options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
     if ! without_lock run_as postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$ALMONER_START_TIMEOUT" \
-        -o "-c listen_addresses=$host -c port=$port -c unix_socket_directories=$dir/sock -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-        start >/dev/null 2>&1; then
+        -o "$options" start >/dev/null 2>&1; then
         tail -n 20 "$dir/postgres.log" >&2 || true
         die "PostgreSQL did not start on $host:$port; log: $dir/postgres.log"
     fi

@@ -18,6 +18,7 @@
 
 pub mod cleanup;
 pub mod error;
+pub mod filter;
 pub mod idempotency;
 pub mod inbox;
 pub mod migrate;
@@ -27,6 +28,7 @@ pub mod relay;
 pub mod tenant;
 
 pub use error::{DbError, Result};
+pub use filter::Filters;
 pub use idempotency::IdempotencyOutcome;
 pub use migrate::{Migration, MigrationReport, migrate};
 pub use pool::Pool;

@@ -1,9 +1,15 @@
 //! The transactional outbox: events are written in the same transaction as the change they describe.
 //!
-//! [`enqueue`] inserts the whole envelope into the schema's `outbox` table and issues `pg_notify`, which PostgreSQL
-//! delivers only if and when the transaction commits; the [`OutboxRelay`](crate::OutboxRelay) then publishes it with
-//! publisher confirms. An event therefore leaves the service exactly when its change is committed, never before and
-//! never lost, at the price of at-least-once delivery (consumers deduplicate on the envelope id).
+//! [`enqueue`] inserts the whole envelope into the schema's `outbox` table; when the transaction commits, the
+//! [`OutboxRelay`](crate::OutboxRelay) of the same process is woken in memory and publishes it with publisher
+//! confirms. An event therefore leaves the service exactly when its change is committed, never before and never
+//! lost, at the price of at-least-once delivery (consumers deduplicate on the envelope id).
+//!
+//! A single `enqueue` deliberately sends no `NOTIFY`: PostgreSQL serialises the commits of all notifying
+//! transactions on one global lock, which would cap a service's write rate at one WAL flush at a time. Rows
+//! written by another process (a replica that died before publishing, an operator command) are found by the
+//! relay's poll; [`enqueue_many`], used by bulk commands that run as their own process, still notifies, once per
+//! statement, so the service's relay picks their rows up at once.
 //!
 //! The outbox has no row-level security on purpose: the relay publishes every tenant's events from one system
 //! transaction, and services never read it back. `tenant_id` is still recorded, for operators.
@@ -21,14 +27,9 @@ pub fn notify_channel(schema: &str) -> String {
     format!("{schema}_outbox")
 }
 
-// One statement, one round trip: the NOTIFY is queued by the same statement that inserts the row.
 const ENQUEUE: &str = "\
-WITH inserted AS (
-    INSERT INTO outbox (id, tenant_id, event_type, payload, traceparent, tracestate)
-    VALUES ($1, $2, $3, $4, $5, $6)
-    RETURNING 1
-)
-SELECT pg_notify($7, '') FROM inserted";
+INSERT INTO outbox (id, tenant_id, event_type, payload, traceparent, tracestate)
+VALUES ($1, $2, $3, $4, $5, $6)";
 
 const ENQUEUE_MANY: &str = "\
 WITH inserted AS (
@@ -89,12 +90,9 @@ impl OutboxRow {
 #[tracing::instrument(name = "outbox.enqueue", skip_all, fields(event.id = %envelope.id, event.type = %envelope.event_type))]
 pub async fn enqueue<P: Serialize>(tx: &Transaction, envelope: &Envelope<P>) -> Result<()> {
     let row = OutboxRow::new(tx, envelope)?;
-    let channel = notify_channel(tx.schema());
-    tx.query_one(
-        ENQUEUE,
-        &[&row.id, &row.tenant_id, &row.event_type, &row.payload, &row.traceparent, &row.tracestate, &channel],
-    )
-    .await?;
+    tx.execute(ENQUEUE, &[&row.id, &row.tenant_id, &row.event_type, &row.payload, &row.traceparent, &row.tracestate])
+        .await?;
+    tx.mark_outbox_written();
     Ok(())
 }
 
@@ -114,5 +112,6 @@ pub async fn enqueue_many<P: Serialize>(tx: &Transaction, envelopes: &[Envelope<
     let channel = notify_channel(tx.schema());
     tx.query_one(ENQUEUE_MANY, &[&ids, &tenant_ids, &event_types, &payloads, &traceparents, &tracestates, &channel])
         .await?;
+    tx.mark_outbox_written();
     Ok(())
 }

@@ -29,6 +29,8 @@ pub struct Pool {
     schema: Arc<str>,
     /// Kept for connections that must not come from the pool (the outbox relay's `LISTEN`).
     pg_config: Arc<tokio_postgres::Config>,
+    /// Woken when a transaction of this pool that wrote to the outbox commits; the relay in this process waits on it.
+    outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -60,7 +62,12 @@ impl Pool {
             .build()
             .context("could not build the database pool")?;
         register_pool_collector(schema, &inner);
-        Ok(Self { inner, schema: schema.into(), pg_config: Arc::new(pg_config) })
+        Ok(Self {
+            inner,
+            schema: schema.into(),
+            pg_config: Arc::new(pg_config),
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
     /// The service schema this pool's connections search.
@@ -96,7 +103,12 @@ impl Pool {
     /// Starts a transaction with an explicit scope and isolation level.
     pub async fn begin(&self, scope: Scope, isolation: Isolation) -> Result<Transaction> {
         let client = self.get().await?;
-        Transaction::begin(client, scope, isolation, self.schema.clone()).await
+        Transaction::begin(client, scope, isolation, self.schema.clone(), self.outbox_wake.clone()).await
+    }
+
+    /// Notified each time a transaction of this pool (or a clone of it) commits outbox rows.
+    pub(crate) fn outbox_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_wake.clone()
     }
 
     /// Checks that PostgreSQL answers within a short timeout; `/ready` reports the error text.

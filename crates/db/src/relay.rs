@@ -1,7 +1,8 @@
 //! The outbox relay: publishes committed outbox rows to the broker and marks them sent.
 //!
-//! It wakes on `NOTIFY <schema>_outbox` (sent by [`enqueue`](crate::outbox::enqueue) at commit) and at least every
-//! poll interval, in case a notification was missed while its `LISTEN` connection was down. Each batch is taken
+//! It wakes when a transaction of its pool that wrote outbox rows commits (an in-memory signal, see
+//! [`outbox`](crate::outbox)), on `NOTIFY <schema>_outbox` (sent by bulk writers in other processes), and at least
+//! every poll interval, for rows another process left behind. Each batch is taken
 //! with `FOR UPDATE SKIP LOCKED` inside a transaction, published with confirms, and marked published in the same
 //! transaction; several replicas can therefore run side by side, each taking different rows. A failed publish rolls
 //! the batch back (the rows stay pending), records the error on the rows in a separate short transaction and backs
@@ -167,7 +168,7 @@ impl<S: OutboxSink> OutboxRelay<S> {
     /// retried with backoff; the relay never gives up on its own.
     #[tracing::instrument(name = "outbox relay", skip_all, fields(db.schema = %self.pool.schema()))]
     pub async fn run(self, shutdown: CancellationToken) {
-        let wake = Arc::new(Notify::new());
+        let wake = self.pool.outbox_wake();
         let listener = AbortOnDrop(tokio::spawn(listen(
             self.pool.clone(),
             notify_channel(self.pool.schema()),

@@ -30,9 +30,11 @@
 //! own non-superuser, non-owner role; only migrations run as the owner.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::anyhow;
 use deadpool_postgres::Object;
+use tokio::sync::Notify;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -88,6 +90,9 @@ pub struct Transaction {
     client: Option<Object>,
     scope: Scope,
     schema: Arc<str>,
+    /// Set by [`outbox::enqueue`](crate::outbox::enqueue); a successful commit then wakes the relay.
+    wrote_outbox: AtomicBool,
+    outbox_wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -98,9 +103,16 @@ impl std::fmt::Debug for Transaction {
 
 impl Transaction {
     #[tracing::instrument(name = "db.begin", skip_all, fields(db.schema = %schema, tenant_id = tracing::field::Empty))]
-    pub(crate) async fn begin(client: Object, scope: Scope, isolation: Isolation, schema: Arc<str>) -> Result<Self> {
+    pub(crate) async fn begin(
+        client: Object,
+        scope: Scope,
+        isolation: Isolation,
+        schema: Arc<str>,
+        outbox_wake: Arc<Notify>,
+    ) -> Result<Self> {
         // Owned by the transaction from here on, so an error below still rolls back before the connection is reused.
-        let transaction = Self { client: Some(client), scope, schema };
+        let transaction =
+            Self { client: Some(client), scope, schema, wrote_outbox: AtomicBool::new(false), outbox_wake };
         let client = transaction.client();
         match scope {
             Scope::System => client.batch_execute(isolation.begin_statement()).await?,
@@ -143,6 +155,11 @@ impl Transaction {
     /// The service schema.
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// Records that this transaction wrote outbox rows, so its commit wakes the relay.
+    pub(crate) fn mark_outbox_written(&self) {
+        self.wrote_outbox.store(true, Ordering::Relaxed);
     }
 
     /// The underlying connection, for what the helpers below do not cover (`copy_in`, `query_raw`, ...).
@@ -195,7 +212,11 @@ impl Transaction {
         if server_answered {
             drop(guard.0.take());
         }
-        Ok(result?)
+        result?;
+        if self.wrote_outbox.load(Ordering::Relaxed) {
+            self.outbox_wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Rolls back now, waiting for the server; dropping the transaction does the same in the background.

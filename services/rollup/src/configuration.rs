@@ -1,4 +1,4 @@
-//! rollup's settings: the shared sections only.
+//! rollup's settings: the shared sections and `projection`.
 
 use almoner_config::{
     AmqpSettings, AuthSettings, DatabaseSettings, Problems, ServerSettings, TelemetrySettings, Validate,
@@ -14,6 +14,25 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     #[serde(default)]
     pub auth: AuthSettings,
+    #[serde(default)]
+    pub projection: ProjectionSettings,
+}
+
+/// How the projection applies events (see `worker::batch`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectionSettings {
+    /// Batches applied at once, each in its own transactions (`ALMONER_PROJECTION__WORKERS`).
+    pub workers: usize,
+    /// Most events applied in one transaction (`ALMONER_PROJECTION__MAX_BATCH`); at most `amqp.prefetch` are
+    /// ever waiting.
+    pub max_batch: usize,
+}
+
+impl Default for ProjectionSettings {
+    fn default() -> Self {
+        Self { workers: 2, max_batch: 64 }
+    }
 }
 
 impl Validate for Settings {
@@ -23,6 +42,8 @@ impl Validate for Settings {
         self.amqp.validate(problems);
         self.telemetry.validate(problems);
         self.auth.validate(problems);
+        problems.check((1..=16).contains(&self.projection.workers), "projection.workers", "must be 1 to 16");
+        problems.check((1..=1000).contains(&self.projection.max_batch), "projection.max_batch", "must be 1 to 1000");
         problems.check(self.auth.jwks_url.is_some(), "auth.jwks_url", "must be set: rollup verifies identity's tokens");
     }
 }

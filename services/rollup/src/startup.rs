@@ -4,7 +4,7 @@ use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
 use crate::openapi::ApiDoc;
-use crate::worker::projection::ProjectionHandler;
+use crate::worker::batch::BatchingHandler;
 use crate::worker::projection_spec;
 use actix_web::dev::Server;
 use actix_web::{HttpServer, web};
@@ -57,8 +57,11 @@ impl Application {
             Err(_) => tracing::warn!("declaring the projection queue timed out; the consumer will"),
         }
         {
-            let (amqp, handler, shutdown) =
-                (settings.amqp.clone(), ProjectionHandler { pool: pool.clone() }, shutdown.clone());
+            let (amqp, handler, shutdown) = (
+                settings.amqp.clone(),
+                BatchingHandler::start(pool.clone(), settings.projection.workers, settings.projection.max_batch),
+                shutdown.clone(),
+            );
             background.push(tokio::spawn(async move {
                 if let Err(e) = almoner_bus::consumer::run(amqp, spec, handler, shutdown).await {
                     tracing::error!(error = %e, "the projection consumer stopped");

@@ -104,6 +104,7 @@ impl Stack {
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.rollup)),
             telemetry: TelemetrySettings::default(),
             auth,
+            projection: Default::default(),
         })
         .await
         .expect("rollup starts");

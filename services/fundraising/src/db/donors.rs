@@ -1,5 +1,5 @@
 use crate::domain::DonorDetails;
-use almoner_db::{Result, Transaction};
+use almoner_db::{Filters, Result, Transaction};
 use almoner_events::fundraising::{Address, CommunicationPreferences, Donor};
 use std::collections::BTreeMap;
 use tokio_postgres::Row;
@@ -201,30 +201,44 @@ pub struct DonorFilter {
 /// One page, newest first, strictly after the cursor's donor.
 #[tracing::instrument(skip_all)]
 pub async fn list(tx: &Transaction, filter: &DonorFilter, after: Option<Uuid>, limit: i64) -> Result<Vec<Donor>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM donors d \
-         WHERE ($1::uuid IS NULL OR d.id < $1) \
-           AND ($2::text IS NULL OR lower(d.first_name) LIKE $2 OR lower(d.last_name) LIKE $2 \
-                OR lower(coalesce(d.first_name, '') || ' ' || d.last_name) LIKE $2) \
-           AND ($3::text IS NULL OR lower(d.email) = lower($3)) \
-           AND ($4::text IS NULL OR d.address_postcode = $4) \
-           AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM donor_external_ids x \
-                WHERE x.donor_id = d.id AND x.source = $5 AND x.external_id = $6)) \
-         ORDER BY d.id DESC LIMIT $7"
-    );
-    let (source, external_id) = match &filter.external_id {
-        Some((s, i)) => (Some(s.as_str()), Some(i.as_str())),
-        None => (None, None),
-    };
-    let rows = tx
-        .query(&sql, &[&after, &filter.name_prefix, &filter.email, &filter.postcode, &source, &external_id, &limit])
-        .await?;
+    let mut filters = Filters::new();
+    if let Some(after) = &after {
+        filters.add("d.id < {}", after);
+    }
+    if let Some(prefix) = &filter.name_prefix {
+        filters.add(
+            "lower(d.first_name) LIKE {} OR lower(d.last_name) LIKE {} \
+             OR lower(coalesce(d.first_name, '') || ' ' || d.last_name) LIKE {}",
+            prefix,
+        );
+    }
+    if let Some(email) = &filter.email {
+        filters.add("lower(d.email) = lower({})", email);
+    }
+    if let Some(postcode) = &filter.postcode {
+        filters.add("d.address_postcode = {}", postcode);
+    }
+    if let Some((source, external_id)) = &filter.external_id {
+        let (source, external_id) = (filters.param(source), filters.param(external_id));
+        filters.add_condition(format!(
+            "EXISTS (SELECT 1 FROM donor_external_ids x \
+             WHERE x.donor_id = d.id AND x.source = {source} AND x.external_id = {external_id})"
+        ));
+    }
+    let limit = filters.param(&limit);
+    let sql = format!("SELECT {COLUMNS} FROM donors d{} ORDER BY d.id DESC LIMIT {limit}", filters.where_clause());
+    let rows = tx.query(&sql, filters.params()).await?;
     Ok(rows.iter().map(donor).collect())
 }
 
 /// Every donor of the transaction's tenant in id order, a batch at a time (for `fundraising replay`).
 #[tracing::instrument(skip_all)]
 pub async fn batch_after(tx: &Transaction, after: Option<Uuid>, limit: i64) -> Result<Vec<Donor>> {
-    let sql = format!("SELECT {COLUMNS} FROM donors d WHERE ($1::uuid IS NULL OR d.id > $1) ORDER BY d.id LIMIT $2");
-    Ok(tx.query(&sql, &[&after, &limit]).await?.iter().map(donor).collect())
+    let mut filters = Filters::new();
+    if let Some(after) = &after {
+        filters.add("d.id > {}", after);
+    }
+    let limit = filters.param(&limit);
+    let sql = format!("SELECT {COLUMNS} FROM donors d{} ORDER BY d.id LIMIT {limit}", filters.where_clause());
+    Ok(tx.query(&sql, filters.params()).await?.iter().map(donor).collect())
 }

@@ -1,5 +1,5 @@
 use crate::domain::{GiftDetails, GiftStatus};
-use almoner_db::{Result, Transaction};
+use almoner_db::{Filters, Result, Transaction};
 use almoner_events::fundraising::Gift;
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::Row;
@@ -207,35 +207,36 @@ pub async fn list(
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
 ) -> Result<Vec<StoredGift>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM gifts \
-         WHERE deleted_at IS NULL \
-           AND ($1::date IS NULL OR (gift_date, id) < ($1, $2::uuid)) \
-           AND ($3::uuid IS NULL OR donor_id = $3) \
-           AND ($4::date IS NULL OR gift_date >= $4) \
-           AND ($5::date IS NULL OR gift_date <= $5) \
-           AND ($6::text IS NULL OR status = $6) \
-           AND ($7::text IS NULL OR fund = $7) \
-           AND ($8::text IS NULL OR source = $8) \
-         ORDER BY gift_date DESC, id DESC LIMIT $9"
-    );
-    let (after_date, after_id) = (after.map(|a| a.0), after.map(|a| a.1));
-    let rows = tx
-        .query(
-            &sql,
-            &[
-                &after_date,
-                &after_id,
-                &filter.donor_id,
-                &filter.from,
-                &filter.to,
-                &filter.status,
-                &filter.fund,
-                &filter.source,
-                &limit,
-            ],
-        )
-        .await?;
+    let mut filters = Filters::new();
+    filters.add_condition("deleted_at IS NULL");
+    let after_date = after.map(|a| a.0);
+    let after_id = after.map(|a| a.1);
+    if let (Some(date), Some(id)) = (&after_date, &after_id) {
+        let (date, id) = (filters.param(date), filters.param(id));
+        filters.add_condition(format!("(gift_date, id) < ({date}, {id})"));
+    }
+    if let Some(donor_id) = &filter.donor_id {
+        filters.add("donor_id = {}", donor_id);
+    }
+    if let Some(from) = &filter.from {
+        filters.add("gift_date >= {}", from);
+    }
+    if let Some(to) = &filter.to {
+        filters.add("gift_date <= {}", to);
+    }
+    if let Some(status) = &filter.status {
+        filters.add("status = {}", status);
+    }
+    if let Some(fund) = &filter.fund {
+        filters.add("fund = {}", fund);
+    }
+    if let Some(source) = &filter.source {
+        filters.add("source = {}", source);
+    }
+    let limit = filters.param(&limit);
+    let sql =
+        format!("SELECT {COLUMNS} FROM gifts{} ORDER BY gift_date DESC, id DESC LIMIT {limit}", filters.where_clause());
+    let rows = tx.query(&sql, filters.params()).await?;
     Ok(rows.iter().map(stored).collect())
 }
 
@@ -248,10 +249,15 @@ pub async fn batch_after(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<StoredGift>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM gifts WHERE deleted_at IS NULL \
-           AND ($1::date IS NULL OR gift_date >= $1) AND ($2::uuid IS NULL OR id > $2) \
-         ORDER BY id LIMIT $3"
-    );
-    Ok(tx.query(&sql, &[&since, &after, &limit]).await?.iter().map(stored).collect())
+    let mut filters = Filters::new();
+    filters.add_condition("deleted_at IS NULL");
+    if let Some(since) = &since {
+        filters.add("gift_date >= {}", since);
+    }
+    if let Some(after) = &after {
+        filters.add("id > {}", after);
+    }
+    let limit = filters.param(&limit);
+    let sql = format!("SELECT {COLUMNS} FROM gifts{} ORDER BY id LIMIT {limit}", filters.where_clause());
+    Ok(tx.query(&sql, filters.params()).await?.iter().map(stored).collect())
 }

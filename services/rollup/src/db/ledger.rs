@@ -48,16 +48,27 @@ pub async fn lock_gift(tx: &Transaction, gift_id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Locks the donors in id order (duplicates removed).
-#[tracing::instrument(skip_all)]
+/// Locks the gifts in id order (duplicates removed), in one statement.
+#[tracing::instrument(skip_all, fields(gifts = gifts.len()))]
+pub async fn lock_gifts(tx: &Transaction, gifts: &[Uuid]) -> Result<()> {
+    lock_in_order(tx, "gift", gifts).await
+}
+
+/// Locks the donors in id order (duplicates removed), in one statement.
+#[tracing::instrument(skip_all, fields(donors = donors.len()))]
 pub async fn lock_donors(tx: &Transaction, donors: &[Uuid]) -> Result<()> {
-    let mut sorted = donors.to_vec();
+    lock_in_order(tx, "donor", donors).await
+}
+
+/// Takes `rollup:<kind>:<id>` advisory locks in id order: the function scan yields the array's elements in order,
+/// and the lock call is evaluated once per element as they come.
+async fn lock_in_order(tx: &Transaction, kind: &str, ids: &[Uuid]) -> Result<()> {
+    let mut sorted = ids.to_vec();
     sorted.sort();
     sorted.dedup();
-    for donor in sorted {
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&format!("rollup:donor:{donor}")])
-            .await?;
-    }
+    let keys: Vec<String> = sorted.iter().map(|id| format!("rollup:{kind}:{id}")).collect();
+    tx.execute("SELECT pg_advisory_xact_lock(hashtextextended(key, 0)) FROM unnest($1::text[]) AS key", &[&keys])
+        .await?;
     Ok(())
 }
 
@@ -83,6 +94,63 @@ pub async fn tenants(tx: &Transaction) -> Result<Vec<Uuid>> {
 #[tracing::instrument(skip_all)]
 pub async fn stored_gift_donor(tx: &Transaction, gift_id: Uuid) -> Result<Option<Uuid>> {
     Ok(tx.query_opt("SELECT donor_id FROM gifts WHERE gift_id = $1", &[&gift_id]).await?.map(|r| r.get(0)))
+}
+
+/// The donors the ledger's stored versions of these gifts belong to (gifts it does not know are skipped).
+#[tracing::instrument(skip_all, fields(gifts = gift_ids.len()))]
+pub async fn stored_gifts_donors(tx: &Transaction, gift_ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    Ok(tx
+        .query("SELECT DISTINCT donor_id FROM gifts WHERE gift_id = ANY($1)", &[&gift_ids])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// [`upsert_gift`] for many gifts in one statement; each gift id at most once. Returns how many rows changed.
+#[tracing::instrument(skip_all, fields(gifts = gifts.len()))]
+pub async fn upsert_gifts(tx: &Transaction, tenant_id: Uuid, gifts: &[&GiftRecord]) -> Result<u64> {
+    let ids: Vec<Uuid> = gifts.iter().map(|g| g.gift_id).collect();
+    let donors: Vec<Uuid> = gifts.iter().map(|g| g.donor_id).collect();
+    let revisions: Vec<i64> = gifts.iter().map(|g| g.revision).collect();
+    let amounts: Vec<i64> = gifts.iter().map(|g| g.amount_minor).collect();
+    let currencies: Vec<&str> = gifts.iter().map(|g| g.currency.as_str()).collect();
+    let dates: Vec<NaiveDate> = gifts.iter().map(|g| g.gift_date).collect();
+    let statuses: Vec<&str> = gifts.iter().map(|g| g.status.as_str()).collect();
+    let refund_of: Vec<Option<Uuid>> = gifts.iter().map(|g| g.refund_of).collect();
+    tx.execute(
+        "INSERT INTO gifts AS stored
+             (tenant_id, gift_id, donor_id, revision, amount_minor, currency, gift_date, status, refund_of, deleted)
+         SELECT $1, g.*, false
+         FROM unnest($2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::date[], $8::text[],
+                     $9::uuid[]) AS g
+         ON CONFLICT (tenant_id, gift_id) DO UPDATE SET
+             donor_id = EXCLUDED.donor_id, revision = EXCLUDED.revision, amount_minor = EXCLUDED.amount_minor,
+             currency = EXCLUDED.currency, gift_date = EXCLUDED.gift_date, status = EXCLUDED.status,
+             refund_of = EXCLUDED.refund_of, deleted = false
+         WHERE stored.revision < EXCLUDED.revision",
+        &[&tenant_id, &ids, &donors, &revisions, &amounts, &currencies, &dates, &statuses, &refund_of],
+    )
+    .await
+}
+
+/// A gift deletion: (gift id, donor id, revision).
+pub type GiftDeletion = (Uuid, Uuid, i64);
+
+/// [`delete_gift`] for many gifts in one statement; each gift id at most once. Returns how many rows changed.
+#[tracing::instrument(skip_all, fields(gifts = deletions.len()))]
+pub async fn delete_gifts(tx: &Transaction, tenant_id: Uuid, deletions: &[GiftDeletion]) -> Result<u64> {
+    let ids: Vec<Uuid> = deletions.iter().map(|d| d.0).collect();
+    let donors: Vec<Uuid> = deletions.iter().map(|d| d.1).collect();
+    let revisions: Vec<i64> = deletions.iter().map(|d| d.2).collect();
+    tx.execute(
+        "INSERT INTO gifts AS stored (tenant_id, gift_id, donor_id, revision, deleted)
+         SELECT $1, d.*, true FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS d
+         ON CONFLICT (tenant_id, gift_id) DO UPDATE SET revision = EXCLUDED.revision, deleted = true
+         WHERE stored.revision < EXCLUDED.revision",
+        &[&tenant_id, &ids, &donors, &revisions],
+    )
+    .await
 }
 
 /// Stores the gift unless the ledger holds the same or a newer revision; `true` when it changed the ledger.

@@ -7,23 +7,47 @@ use chrono::NaiveDate;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-/// Rows that count as money, with whether each is also a gift. `$1` limits it to some donors (NULL: all).
-const COUNTED: &str = "
-    counted AS (
+/// Which donors a recomputation covers. Each has its own statements rather than one with
+/// `$1 IS NULL OR donor_id = ANY($1)`: PostgreSQL's generic plan for such a statement cannot use the donor index,
+/// and would scan the whole ledger for every event once the prepared statement switched to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Covered {
+    /// `$1`, an array of donor ids.
+    Some,
+    /// Every donor of the tenant.
+    All,
+}
+
+impl Covered {
+    fn condition(self) -> &'static str {
+        match self {
+            Self::Some => "donor_id = ANY($1::uuid[])",
+            Self::All => "true",
+        }
+    }
+}
+
+/// Rows that count as money, with whether each is also a gift.
+fn counted(covered: Covered) -> String {
+    format!(
+        "counted AS (
         SELECT tenant_id, donor_id, currency, gift_id, amount_minor, gift_date,
                (refund_of IS NULL AND amount_minor > 0) AS is_gift
         FROM gifts
-        WHERE NOT deleted AND status IN ('succeeded', 'refunded')
-          AND ($1::uuid[] IS NULL OR donor_id = ANY($1::uuid[]))
-    )";
+        WHERE NOT deleted AND status IN ('succeeded', 'refunded') AND {}
+    )",
+        covered.condition()
+    )
+}
 
-const DELETE_DONOR_TOTALS: &str = "DELETE FROM donor_totals WHERE $1::uuid[] IS NULL OR donor_id = ANY($1::uuid[])";
-const DELETE_FISCAL_YEAR_TOTALS: &str =
-    "DELETE FROM donor_fiscal_year_totals WHERE $1::uuid[] IS NULL OR donor_id = ANY($1::uuid[])";
+fn delete_from(table: &str, covered: Covered) -> String {
+    format!("DELETE FROM {table} WHERE {}", covered.condition())
+}
 
-fn insert_donor_totals() -> String {
+fn insert_donor_totals(covered: Covered) -> String {
+    let counted = counted(covered);
     format!(
-        "WITH {COUNTED}
+        "WITH {counted}
          INSERT INTO donor_totals (tenant_id, donor_id, currency, lifetime_total, lifetime_count, largest_gift,
                                    smallest_gift, first_gift_date, first_gift_amount, last_gift_date, last_gift_amount)
          SELECT tenant_id, donor_id, currency,
@@ -47,9 +71,10 @@ const FISCAL_YEAR_OF_GIFT_DATE: &str = "(EXTRACT(YEAR FROM gift_date)::integer
 const SETTINGS: &str = "
     settings AS (SELECT COALESCE((SELECT fiscal_year_start_month::integer FROM tenant_settings), 4) AS start_month)";
 
-fn insert_fiscal_year_totals() -> String {
+fn insert_fiscal_year_totals(covered: Covered) -> String {
+    let counted = counted(covered);
     format!(
-        "WITH {COUNTED}, {SETTINGS}
+        "WITH {counted}, {SETTINGS}
          INSERT INTO donor_fiscal_year_totals (tenant_id, donor_id, currency, fiscal_year, total, count)
          SELECT tenant_id, donor_id, currency, {FISCAL_YEAR_OF_GIFT_DATE},
                 sum(amount_minor)::bigint, count(*) FILTER (WHERE is_gift)
@@ -63,10 +88,15 @@ fn insert_fiscal_year_totals() -> String {
 #[tracing::instrument(skip_all, fields(donors = donors.map_or(-1, |d| d.len() as i64)))]
 pub async fn recompute(tx: &Transaction, donors: Option<&[Uuid]>) -> Result<()> {
     let donors: Option<Vec<Uuid>> = donors.map(<[Uuid]>::to_vec);
-    tx.execute(DELETE_DONOR_TOTALS, &[&donors]).await?;
-    tx.execute(&insert_donor_totals(), &[&donors]).await?;
-    tx.execute(DELETE_FISCAL_YEAR_TOTALS, &[&donors]).await?;
-    tx.execute(&insert_fiscal_year_totals(), &[&donors]).await?;
+    let (covered, params): (Covered, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) = match &donors {
+        Some(donors) if donors.is_empty() => return Ok(()),
+        Some(donors) => (Covered::Some, vec![donors]),
+        None => (Covered::All, vec![]),
+    };
+    tx.execute(&delete_from("donor_totals", covered), &params).await?;
+    tx.execute(&insert_donor_totals(covered), &params).await?;
+    tx.execute(&delete_from("donor_fiscal_year_totals", covered), &params).await?;
+    tx.execute(&insert_fiscal_year_totals(covered), &params).await?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Background work: the projection consumer that keeps the ledger and the totals up to date.
 
+pub mod batch;
 pub mod projection;
 
 use almoner_bus::ConsumerSpec;

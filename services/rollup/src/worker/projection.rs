@@ -8,7 +8,7 @@
 use crate::db::{ledger, totals};
 use crate::domain::FiscalYearStart;
 use crate::worker::PROJECTION_QUEUE;
-use almoner_bus::{Handler, Outcome, Received};
+use almoner_bus::Outcome;
 use almoner_db::{DbError, Pool, Transaction};
 use almoner_events::fundraising::{DonorDeletedV1, DonorUpsertedV1, GiftDeletedV1, GiftUpsertedV1};
 use almoner_events::identity::{TenantCreatedV1, TenantUpdatedV1};
@@ -201,25 +201,18 @@ async fn affected_donors(tx: &Transaction, gift_id: Uuid, donor_id: Uuid) -> Res
     Ok(donors)
 }
 
-/// The consumer's handler.
-#[derive(Clone)]
-pub struct ProjectionHandler {
-    pub pool: Pool,
-}
-
-impl Handler for ProjectionHandler {
-    async fn handle(&self, message: &Received) -> Outcome {
-        match handle_envelope(&self.pool, &message.envelope).await {
-            Ok(Handled::Applied | Handled::Duplicate) => Outcome::Ack,
-            Err(HandleError::Unprocessable(e)) => {
-                tracing::warn!(error = %e, "dead-lettering an event the projection cannot apply");
-                Outcome::Reject(e.to_string())
-            }
-            Err(HandleError::Db(e @ DbError::CheckViolation { .. })) => Outcome::Reject(e.to_string()),
-            Err(HandleError::Db(e)) => {
-                tracing::warn!(error = %e, transient = e.is_transient(), "projection will retry");
-                Outcome::Retry(e.to_string())
-            }
+/// What the consumer does with a delivery, given what handling it did.
+pub fn outcome_of(result: Result<Handled, HandleError>) -> Outcome {
+    match result {
+        Ok(Handled::Applied | Handled::Duplicate) => Outcome::Ack,
+        Err(HandleError::Unprocessable(e)) => {
+            tracing::warn!(error = %e, "dead-lettering an event the projection cannot apply");
+            Outcome::Reject(e.to_string())
+        }
+        Err(HandleError::Db(e @ DbError::CheckViolation { .. })) => Outcome::Reject(e.to_string()),
+        Err(HandleError::Db(e)) => {
+            tracing::warn!(error = %e, transient = e.is_transient(), "projection will retry");
+            Outcome::Retry(e.to_string())
         }
     }
 }

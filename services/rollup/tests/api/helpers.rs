@@ -53,6 +53,7 @@ pub async fn spawn_app() -> TestApp {
         amqp: amqp.clone(),
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
+        projection: Default::default(),
     };
     let app = Application::build_with_clock(settings.clone(), Clock::Fixed(today())).await.expect("rollup starts");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -1,6 +1,6 @@
-//! Random gift histories, applied through the projection's own entry point in a shuffled order with duplicates,
-//! must leave exactly the aggregates `rebuild` computes, and exactly what a direct computation in Rust from the
-//! final state says.
+//! Random gift histories, applied through the projection's own entry points in a shuffled order with duplicates
+//! (one event at a time, and in batches of random sizes as the consumer's workers apply them), must leave exactly
+//! the aggregates `rebuild` computes, and exactly what a direct computation in Rust from the final state says.
 
 use almoner_events::Envelope;
 use almoner_events::fundraising::{GiftDeletedV1, GiftStatus, GiftUpsertedV1};
@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rollup::db::totals::{self, StoredFiscalYear, StoredTotals};
 use rollup::domain::{FiscalYearStart, FiscalYearTotal};
+use rollup::worker::batch::handle_batch;
 use rollup::worker::projection::handle_envelope;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -245,21 +246,38 @@ fn random_histories_in_any_order_match_rebuild_and_a_direct_computation() {
     });
     let mut runner = TestRunner::new(Config { cases: 12, failure_persistence: None, ..Config::default() });
     let result = runner.run(&history(), |history| {
-        // Each case is a fresh tenant: row-level security keeps it apart from the others.
-        let tenant = Uuid::new_v4();
-        let case = build_case(tenant, &history);
-        let (incremental, rebuilt) = runtime.block_on(async {
-            for envelope in &case.events {
+        // Each case is two fresh tenants (row-level security keeps them apart from the others): one gets the events
+        // one at a time, the other in batches.
+        let (single, batched) = (Uuid::new_v4(), Uuid::new_v4());
+        let cases = [build_case(single, &history), build_case(batched, &history)];
+        let results = runtime.block_on(async {
+            for envelope in &cases[0].events {
                 handle_envelope(&pool, envelope).await.unwrap();
             }
-            let incremental = stored(&pool, tenant).await;
-            rollup::rebuild::rebuild_tenant(&pool, tenant).await.unwrap();
-            (incremental, stored(&pool, tenant).await)
+            let mut rng = rand::rngs::StdRng::seed_from_u64(history.seed ^ 0x5eed);
+            let mut rest = cases[1].events.as_slice();
+            while !rest.is_empty() {
+                let size = rand::Rng::random_range(&mut rng, 1..=rest.len().min(12));
+                let (batch, after) = rest.split_at(size);
+                for result in handle_batch(&pool, batch).await {
+                    result.unwrap();
+                }
+                rest = after;
+            }
+            let mut results = Vec::new();
+            for tenant in [single, batched] {
+                let incremental = stored(&pool, tenant).await;
+                rollup::rebuild::rebuild_tenant(&pool, tenant).await.unwrap();
+                results.push((incremental, stored(&pool, tenant).await));
+            }
+            results
         });
-        prop_assert_eq!(&incremental, &rebuilt, "incremental differs from rebuild");
-        let direct = expected(&case.finals, case.fiscal_year_start);
-        prop_assert_eq!(&incremental.0, &direct.0, "donor totals differ from the direct computation");
-        prop_assert_eq!(&incremental.1, &direct.1, "fiscal years differ from the direct computation");
+        for ((incremental, rebuilt), case) in results.iter().zip(&cases) {
+            prop_assert_eq!(incremental, rebuilt, "incremental differs from rebuild");
+            let direct = expected(&case.finals, case.fiscal_year_start);
+            prop_assert_eq!(&incremental.0, &direct.0, "donor totals differ from the direct computation");
+            prop_assert_eq!(&incremental.1, &direct.1, "fiscal years differ from the direct computation");
+        }
         Ok(())
     });
     drop(pool);
