@@ -81,7 +81,7 @@ struct Cli {
     /// Currency of the gifts.
     #[arg(long, env = "BENCH_CURRENCY", default_value = "GBP")]
     currency: String,
-    /// Shown in the header: what the services were built as (release, dev).
+    /// Shown in the header and the result line: how the services were built and the database runs.
     #[arg(long, env = "BENCH_BUILD", default_value = "unknown")]
     build: String,
 }
@@ -591,7 +591,7 @@ async fn run() -> anyhow::Result<bool> {
 fn report(cli: &Cli, results: &[LevelResult], chosen: Option<&LevelResult>, lags: &[LagResult]) {
     println!();
     println!(
-        "POST /api/fundraising/v1/gifts through nginx at {}, services: {} build, {} donors, {} s per level ({} s warm-up), closed loop",
+        "POST /api/fundraising/v1/gifts through nginx at {}, services: {}, {} donors, {} s per level ({} s warm-up), closed loop",
         cli.gateway, cli.build, cli.donors, cli.level_secs, cli.warmup_secs
     );
     println!();
@@ -734,7 +734,7 @@ fn report(cli: &Cli, results: &[LevelResult], chosen: Option<&LevelResult>, lags
                 })
                 .unwrap_or_default();
             println!(
-                "RESULT: {:.0} gifts/s at concurrency {} (p99 < {} ms): POST p50 {:.1} ms, p99 {:.1} ms{lag} [{} build]",
+                "RESULT: {:.0} gifts/s at concurrency {} (p99 < {} ms): POST p50 {:.1} ms, p99 {:.1} ms{lag} [{}]",
                 c.rate(),
                 c.concurrency,
                 cli.p99_budget_ms,

@@ -8,9 +8,7 @@
 //!
 //! ```ignore
 //! let mut filters = Filters::new();
-//! if let Some(donor_id) = &filter.donor_id {
-//!     filters.add("donor_id = {}", donor_id);
-//! }
+//! filters.add_some("donor_id = {}", &filter.donor_id);
 //! let limit = filters.param(&limit);
 //! let sql = format!("SELECT ... FROM gifts{} ORDER BY gift_date DESC LIMIT {limit}", filters.where_clause());
 //! tx.query(&sql, filters.params()).await?;
@@ -41,6 +39,14 @@ impl<'a> Filters<'a> {
     pub fn add(&mut self, condition: &str, value: &'a (dyn ToSql + Sync)) -> &mut Self {
         let placeholder = self.param(value);
         self.conditions.push(condition.replace("{}", &placeholder));
+        self
+    }
+
+    /// [`add`](Self::add) when `value` is given; nothing otherwise.
+    pub fn add_some<T: ToSql + Sync>(&mut self, condition: &str, value: &'a Option<T>) -> &mut Self {
+        if let Some(value) = value {
+            self.add(condition, value);
+        }
         self
     }
 
@@ -75,6 +81,7 @@ mod tests {
         let (d, i) = (filters.param(&date), filters.param(&id));
         filters.add_condition(format!("(gift_date, id) < ({d}, {i})"));
         filters.add("a = {} OR b = {}", &donor);
+        filters.add_some("never = {}", &None::<i64>);
         let limit = filters.param(&limit);
         assert_eq!(
             filters.where_clause(),

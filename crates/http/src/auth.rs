@@ -139,6 +139,21 @@ pub struct TokenVerifier {
     refresh_gate: tokio::sync::Mutex<Option<Instant>>,
     loaded_at: Mutex<Option<Instant>>,
     max_age: Duration,
+    /// Tokens whose signature was checked, by their whole text, with the key that checked it: a client sends the
+    /// same token with every request for its 15 minutes, and an Ed25519 verification costs more than the rest of a
+    /// small request. An entry is used only while its key is still in the key set; times are checked every time.
+    verified: Mutex<HashMap<String, VerifiedToken>>,
+}
+
+/// Most tokens remembered at once; when full, expired ones are dropped, and if none has expired, all.
+const VERIFIED_CAPACITY: usize = 10_000;
+
+#[derive(Clone)]
+struct VerifiedToken {
+    key: VerifyingKey,
+    exp: i64,
+    nbf: i64,
+    principal: Principal,
 }
 
 impl TokenVerifier {
@@ -181,6 +196,7 @@ impl TokenVerifier {
             refresh_gate: tokio::sync::Mutex::new(None),
             loaded_at: Mutex::new(None),
             max_age,
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -241,6 +257,11 @@ impl TokenVerifier {
                 self.key(&header.kid).ok_or_else(|| AuthError::UnknownKey(header.kid.clone()))?
             }
         };
+        let remembered = self.verified.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned();
+        if let Some(verified) = remembered.filter(|v| v.key == key) {
+            self.check_times(verified.exp, verified.nbf)?;
+            return Ok(verified.principal);
+        }
         let signature_bytes: [u8; 64] =
             URL_SAFE_NO_PAD.decode(signature_b64).ok().and_then(|b| b.try_into().ok()).ok_or(AuthError::Malformed)?;
         key.verify(format!("{header_b64}.{payload_b64}").as_bytes(), &Signature::from_bytes(&signature_bytes))
@@ -253,19 +274,38 @@ impl TokenVerifier {
         if claims.iss != self.issuer {
             return Err(AuthError::Issuer);
         }
-        let now = chrono::Utc::now().timestamp();
-        if claims.exp + self.leeway <= now {
-            return Err(AuthError::Expired);
-        }
-        if claims.nbf - self.leeway > now {
-            return Err(AuthError::NotYetValid);
-        }
-        Ok(Principal {
+        self.check_times(claims.exp, claims.nbf)?;
+        let principal = Principal {
             tenant_id: TenantId::from_uuid(claims.tid),
             subject: claims.sub,
             scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
             token_id: claims.jti,
-        })
+        };
+        self.remember(token, VerifiedToken { key, exp: claims.exp, nbf: claims.nbf, principal: principal.clone() });
+        Ok(principal)
+    }
+
+    fn check_times(&self, exp: i64, nbf: i64) -> Result<(), AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        if exp + self.leeway <= now {
+            return Err(AuthError::Expired);
+        }
+        if nbf - self.leeway > now {
+            return Err(AuthError::NotYetValid);
+        }
+        Ok(())
+    }
+
+    fn remember(&self, token: &str, verified: VerifiedToken) {
+        let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= VERIFIED_CAPACITY {
+            let now = chrono::Utc::now().timestamp();
+            cache.retain(|_, v| v.exp + self.leeway > now);
+            if cache.len() >= VERIFIED_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(token.to_owned(), verified);
     }
 }
 
@@ -373,6 +413,29 @@ mod tests {
         // alg none is never accepted.
         let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#), parts[1]);
         assert!(matches!(v.verify(&none).await, Err(AuthError::Algorithm(_))));
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_still_needs_its_key_and_its_times() {
+        let key = keypair();
+        let v = verifier(&key);
+        let mut short = claims(60);
+        short.exp = chrono::Utc::now().timestamp() + 1;
+        let token = sign(&short, &key, "k1");
+        assert!(v.verify(&token).await.is_ok());
+        assert!(v.verify(&token).await.is_ok(), "the second check comes from the cache");
+        // The signing key withdrawn: the remembered token is refused like any other.
+        let other = keypair();
+        v.replace_keys(&Jwks { keys: vec![Jwk::ed25519("k2", &other.verifying_key())] });
+        assert!(matches!(v.verify(&token).await, Err(AuthError::UnknownKey(_))));
+        // The same kid now names another key: the cached result does not apply and the signature fails.
+        v.replace_keys(&Jwks { keys: vec![Jwk::ed25519("k1", &other.verifying_key())] });
+        assert_eq!(v.verify(&token).await, Err(AuthError::BadSignature));
+        // Back to the original key, and time passes: expiry is checked on every use.
+        v.replace_keys(&Jwks { keys: vec![Jwk::ed25519("k1", &key.verifying_key())] });
+        assert!(v.verify(&token).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(v.verify(&token).await, Err(AuthError::Expired));
     }
 
     #[tokio::test]

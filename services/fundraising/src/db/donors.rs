@@ -202,9 +202,7 @@ pub struct DonorFilter {
 #[tracing::instrument(skip_all)]
 pub async fn list(tx: &Transaction, filter: &DonorFilter, after: Option<Uuid>, limit: i64) -> Result<Vec<Donor>> {
     let mut filters = Filters::new();
-    if let Some(after) = &after {
-        filters.add("d.id < {}", after);
-    }
+    filters.add_some("d.id < {}", &after);
     if let Some(prefix) = &filter.name_prefix {
         filters.add(
             "lower(d.first_name) LIKE {} OR lower(d.last_name) LIKE {} \
@@ -212,12 +210,7 @@ pub async fn list(tx: &Transaction, filter: &DonorFilter, after: Option<Uuid>, l
             prefix,
         );
     }
-    if let Some(email) = &filter.email {
-        filters.add("lower(d.email) = lower({})", email);
-    }
-    if let Some(postcode) = &filter.postcode {
-        filters.add("d.address_postcode = {}", postcode);
-    }
+    filters.add_some("lower(d.email) = lower({})", &filter.email).add_some("d.address_postcode = {}", &filter.postcode);
     if let Some((source, external_id)) = &filter.external_id {
         let (source, external_id) = (filters.param(source), filters.param(external_id));
         filters.add_condition(format!(
@@ -235,9 +228,7 @@ pub async fn list(tx: &Transaction, filter: &DonorFilter, after: Option<Uuid>, l
 #[tracing::instrument(skip_all)]
 pub async fn batch_after(tx: &Transaction, after: Option<Uuid>, limit: i64) -> Result<Vec<Donor>> {
     let mut filters = Filters::new();
-    if let Some(after) = &after {
-        filters.add("d.id > {}", after);
-    }
+    filters.add_some("d.id > {}", &after);
     let limit = filters.param(&limit);
     let sql = format!("SELECT {COLUMNS} FROM donors d{} ORDER BY d.id LIMIT {limit}", filters.where_clause());
     Ok(tx.query(&sql, filters.params()).await?.iter().map(donor).collect())

@@ -215,24 +215,13 @@ pub async fn list(
         let (date, id) = (filters.param(date), filters.param(id));
         filters.add_condition(format!("(gift_date, id) < ({date}, {id})"));
     }
-    if let Some(donor_id) = &filter.donor_id {
-        filters.add("donor_id = {}", donor_id);
-    }
-    if let Some(from) = &filter.from {
-        filters.add("gift_date >= {}", from);
-    }
-    if let Some(to) = &filter.to {
-        filters.add("gift_date <= {}", to);
-    }
-    if let Some(status) = &filter.status {
-        filters.add("status = {}", status);
-    }
-    if let Some(fund) = &filter.fund {
-        filters.add("fund = {}", fund);
-    }
-    if let Some(source) = &filter.source {
-        filters.add("source = {}", source);
-    }
+    filters
+        .add_some("donor_id = {}", &filter.donor_id)
+        .add_some("gift_date >= {}", &filter.from)
+        .add_some("gift_date <= {}", &filter.to)
+        .add_some("status = {}", &filter.status)
+        .add_some("fund = {}", &filter.fund)
+        .add_some("source = {}", &filter.source);
     let limit = filters.param(&limit);
     let sql =
         format!("SELECT {COLUMNS} FROM gifts{} ORDER BY gift_date DESC, id DESC LIMIT {limit}", filters.where_clause());
@@ -251,12 +240,7 @@ pub async fn batch_after(
 ) -> Result<Vec<StoredGift>> {
     let mut filters = Filters::new();
     filters.add_condition("deleted_at IS NULL");
-    if let Some(since) = &since {
-        filters.add("gift_date >= {}", since);
-    }
-    if let Some(after) = &after {
-        filters.add("id > {}", after);
-    }
+    filters.add_some("gift_date >= {}", &since).add_some("id > {}", &after);
     let limit = filters.param(&limit);
     let sql = format!("SELECT {COLUMNS} FROM gifts{} ORDER BY id LIMIT {limit}", filters.where_clause());
     Ok(tx.query(&sql, filters.params()).await?.iter().map(stored).collect())

@@ -230,23 +230,32 @@ pub async fn create_gift(
     let details = parse_gift(json_body(&req, &body)?, None)?;
     let tenant_id = principal.tenant_id.as_uuid();
     let tx = pool.tenant_tx(tenant_id).await?;
-    let key = match claim(&tx, &req, &body).await? {
+    // Pipelined: the key's claim and both checks go out together, one round trip instead of three. The claim is
+    // looked at first, so a replay answers as before even if the donor has since gone.
+    let (claimed, donor_checked, reference_checked) = futures::join!(
+        claim(&tx, &req, &body),
+        check_donor(&tx, details.donor_id),
+        check_reference(&tx, &details, None)
+    );
+    let key = match claimed? {
         Claim::Proceed(key) => key,
         Claim::Replay(response) => {
             tx.commit().await?;
             return Ok(response);
         }
     };
-    check_donor(&tx, details.donor_id).await?;
-    check_reference(&tx, &details, None).await?;
+    donor_checked?;
+    reference_checked?;
     let id = Uuid::now_v7();
     tracing::Span::current().record("gift_id", tracing::field::display(id));
     let stored =
         gifts::insert(&tx, &NewGift { id, details: &details, amount_minor: details.amount_minor, refund_of: None })
             .await?;
-    emit_upserted(&tx, tenant_id, &stored).await?;
-    let view = GiftView::from(stored);
-    remember(&tx, &key, 201, &view).await?;
+    let view = GiftView::from(stored.clone());
+    // Pipelined as well: the event and the remembered response.
+    let (emitted, remembered) = futures::join!(emit_upserted(&tx, tenant_id, &stored), remember(&tx, &key, 201, &view));
+    emitted?;
+    remembered?;
     tx.commit().await?;
     Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gifts/{id}"))).json(view))
 }

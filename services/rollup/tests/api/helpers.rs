@@ -10,8 +10,11 @@ use almoner_testkit::db::TestDatabase;
 use chrono::{NaiveDate, Utc};
 use rollup::clock::Clock;
 use rollup::configuration::Settings;
+use rollup::db::totals::{StoredFiscalYear, StoredTotals};
+use rollup::domain::{FiscalYearStart, FiscalYearTotal};
 use rollup::startup::Application;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -269,4 +272,72 @@ pub async fn problem(response: reqwest::Response, status: u16, code: &str) -> Va
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], code, "{body}");
     body
+}
+
+/// A gift's final state, as the counting rules see it.
+pub struct CountedGift {
+    pub id: Uuid,
+    pub donor: Uuid,
+    pub currency: &'static str,
+    pub amount_minor: i64,
+    pub date: NaiveDate,
+    pub status: GiftStatus,
+    pub is_refund: bool,
+    pub deleted: bool,
+}
+
+/// rollup's counting rules applied to final states directly: live succeeded and refunded rows count as money
+/// (refund entries negative); positive rows that are not refund entries count as gifts.
+pub fn expected_totals(gifts: &[CountedGift], start: FiscalYearStart) -> (Vec<StoredTotals>, Vec<StoredFiscalYear>) {
+    let is_gift = |g: &CountedGift| g.amount_minor > 0 && !g.is_refund;
+    let counted =
+        gifts.iter().filter(|g| !g.deleted && matches!(g.status, GiftStatus::Succeeded | GiftStatus::Refunded));
+    let mut by_donor: BTreeMap<(Uuid, &str), Vec<&CountedGift>> = BTreeMap::new();
+    let mut by_year: BTreeMap<(Uuid, &str, i32), (i64, i64)> = BTreeMap::new();
+    for g in counted {
+        by_donor.entry((g.donor, g.currency)).or_default().push(g);
+        let year = by_year.entry((g.donor, g.currency, start.fiscal_year_of(g.date))).or_default();
+        year.0 += g.amount_minor;
+        year.1 += i64::from(is_gift(g));
+    }
+    let totals = by_donor
+        .into_iter()
+        .map(|((donor, currency), rows)| {
+            let gifts: Vec<&&CountedGift> = rows.iter().filter(|g| is_gift(g)).collect();
+            let first = gifts.iter().min_by_key(|g| (g.date, g.id));
+            let last = gifts.iter().max_by_key(|g| (g.date, g.id));
+            StoredTotals {
+                donor_id: donor,
+                currency: currency.to_owned(),
+                lifetime_total: rows.iter().map(|g| g.amount_minor).sum(),
+                lifetime_count: gifts.len() as i64,
+                largest_gift: gifts.iter().map(|g| g.amount_minor).max(),
+                smallest_gift: gifts.iter().map(|g| g.amount_minor).min(),
+                first_gift_date: first.map(|g| g.date),
+                first_gift_amount: first.map(|g| g.amount_minor),
+                last_gift_date: last.map(|g| g.date),
+                last_gift_amount: last.map(|g| g.amount_minor),
+            }
+        })
+        .collect();
+    let years = by_year
+        .into_iter()
+        .map(|((donor, currency, fiscal_year), (total_minor, count))| StoredFiscalYear {
+            donor_id: donor,
+            currency: currency.to_owned(),
+            year: FiscalYearTotal { fiscal_year, total_minor, count },
+        })
+        .collect();
+    (totals, years)
+}
+
+/// The tenant's stored aggregates, in a stable order.
+pub async fn stored_totals(pool: &almoner_db::Pool, tenant: Uuid) -> (Vec<StoredTotals>, Vec<StoredFiscalYear>) {
+    let tx = pool.tenant_tx(tenant).await.unwrap();
+    let result = (
+        rollup::db::totals::all_donor_totals(&tx).await.unwrap(),
+        rollup::db::totals::all_fiscal_years(&tx).await.unwrap(),
+    );
+    tx.commit().await.unwrap();
+    result
 }

@@ -3,7 +3,7 @@
 //! held unacknowledged come back from the broker, its open transactions are rolled back by PostgreSQL, and the
 //! inbox together with the revision guard must make the replay harmless.
 
-use crate::helpers::{GiftSpec, date, donor_event};
+use crate::helpers::{CountedGift, GiftSpec, date, donor_event, expected_totals, stored_totals};
 use almoner_bus::{OutgoingMessage, Publisher};
 use almoner_config::AmqpSettings;
 use almoner_events::fundraising::GiftStatus;
@@ -12,10 +12,10 @@ use almoner_testkit::db::{APP_ROLE, TestDatabase};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rollup::db::totals::{self, StoredFiscalYear, StoredTotals};
-use rollup::domain::{FiscalYearStart, FiscalYearTotal};
+use rollup::db::totals::{StoredFiscalYear, StoredTotals};
+use rollup::domain::FiscalYearStart;
 use rollup::worker::{PROJECTION_QUEUE, projection_spec};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -58,7 +58,10 @@ impl RollupProcess {
             .env("ALMONER_DATABASE__MAX_CONNECTIONS", "8")
             .env("ALMONER_AMQP__URL", amqp_url)
             .env("ALMONER_AMQP__NAMESPACE", &amqp.namespace)
-            .env("ALMONER_AMQP__PREFETCH", amqp.prefetch.to_string())
+            // Small batches (the consumer groups what arrives together) keep each process slow enough to be
+            // killed in the middle of its work rather than after it.
+            .env("ALMONER_AMQP__PREFETCH", "16")
+            .env("ALMONER_PROJECTION__MAX_BATCH", "8")
             .env("ALMONER_AUTH__JWKS_URL", &issuer.jwks_url)
             .env("ALMONER_TELEMETRY__LOG_LEVEL", "warn")
             .stdin(Stdio::null());
@@ -159,57 +162,21 @@ fn stream(tenant: Uuid) -> Stream {
     Stream { messages, distinct_events, finals }
 }
 
-/// rollup's counting rules applied to the final state directly: succeeded and refunded rows count as money (refund
-/// entries negative), positive rows that are not refund entries count as gifts; fiscal years start in April.
 fn expected(finals: &[Final]) -> (Vec<StoredTotals>, Vec<StoredFiscalYear>) {
-    let is_gift = |g: &GiftSpec| g.amount_minor > 0 && g.refund_of.is_none();
-    let mut by_donor: BTreeMap<(Uuid, &str), Vec<&GiftSpec>> = BTreeMap::new();
-    let mut by_year: BTreeMap<(Uuid, &str, i32), (i64, i64)> = BTreeMap::new();
-    for (g, _) in finals
+    let gifts: Vec<CountedGift> = finals
         .iter()
-        .filter(|(g, deleted)| !deleted && matches!(g.status, GiftStatus::Succeeded | GiftStatus::Refunded))
-    {
-        by_donor.entry((g.donor, g.currency)).or_default().push(g);
-        let year = by_year.entry((g.donor, g.currency, FiscalYearStart::APRIL.fiscal_year_of(g.date))).or_default();
-        year.0 += g.amount_minor;
-        year.1 += i64::from(is_gift(g));
-    }
-    let totals = by_donor
-        .into_iter()
-        .map(|((donor, currency), rows)| {
-            let gifts: Vec<&&GiftSpec> = rows.iter().filter(|g| is_gift(g)).collect();
-            let first = gifts.iter().min_by_key(|g| (g.date, g.id));
-            let last = gifts.iter().max_by_key(|g| (g.date, g.id));
-            StoredTotals {
-                donor_id: donor,
-                currency: currency.to_owned(),
-                lifetime_total: rows.iter().map(|g| g.amount_minor).sum(),
-                lifetime_count: gifts.len() as i64,
-                largest_gift: gifts.iter().map(|g| g.amount_minor).max(),
-                smallest_gift: gifts.iter().map(|g| g.amount_minor).min(),
-                first_gift_date: first.map(|g| g.date),
-                first_gift_amount: first.map(|g| g.amount_minor),
-                last_gift_date: last.map(|g| g.date),
-                last_gift_amount: last.map(|g| g.amount_minor),
-            }
+        .map(|(g, deleted)| CountedGift {
+            id: g.id,
+            donor: g.donor,
+            currency: g.currency,
+            amount_minor: g.amount_minor,
+            date: g.date,
+            status: g.status,
+            is_refund: g.refund_of.is_some(),
+            deleted: *deleted,
         })
         .collect();
-    let years = by_year
-        .into_iter()
-        .map(|((donor, currency, fiscal_year), (total_minor, count))| StoredFiscalYear {
-            donor_id: donor,
-            currency: currency.to_owned(),
-            year: FiscalYearTotal { fiscal_year, total_minor, count },
-        })
-        .collect();
-    (totals, years)
-}
-
-async fn stored(pool: &almoner_db::Pool, tenant: Uuid) -> (Vec<StoredTotals>, Vec<StoredFiscalYear>) {
-    let tx = pool.tenant_tx(tenant).await.unwrap();
-    let result = (totals::all_donor_totals(&tx).await.unwrap(), totals::all_fiscal_years(&tx).await.unwrap());
-    tx.commit().await.unwrap();
-    result
+    expected_totals(&gifts, FiscalYearStart::APRIL)
 }
 
 async fn processed(admin: &tokio_postgres::Client) -> i64 {
@@ -223,6 +190,14 @@ async fn processed(admin: &tokio_postgres::Client) -> i64 {
 async fn publish(publisher: &Publisher, messages: &[OutgoingMessage]) {
     for batch in messages.chunks(100) {
         publisher.publish_batch(batch).await.expect("published");
+    }
+}
+
+/// Publishes at a steady pace (50 messages every 10 ms), so a consumer is still receiving the stream when it dies.
+async fn publish_paced(publisher: &Publisher, messages: &[OutgoingMessage]) {
+    for batch in messages.chunks(50) {
+        publisher.publish_batch(batch).await.expect("published");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -240,7 +215,7 @@ async fn rollup_killed_mid_stream_and_restarted_counts_every_event_exactly_once(
     let admin = db.admin_client().await;
     // As the service does at start: the queue exists before anything is published, so nothing is unroutable.
     almoner_bus::topology::declare_consumer(&amqp, &projection_spec()).await.unwrap();
-    let publisher = Publisher::connect(&amqp, "rollup kill test").await.unwrap();
+    let publisher = std::sync::Arc::new(Publisher::connect(&amqp, "rollup kill test").await.unwrap());
 
     let tenant = Uuid::new_v4();
     let stream = stream(tenant);
@@ -250,7 +225,10 @@ async fn rollup_killed_mid_stream_and_restarted_counts_every_event_exactly_once(
     let (first_part, second_part) = stream.messages.split_at(FIRST_PART);
 
     let mut rollup = RollupProcess::spawn(&db, &amqp, &issuer);
-    publish(&publisher, first_part).await;
+    let mut first_publish = Some(tokio::spawn({
+        let (publisher, first_part) = (publisher.clone(), first_part.to_vec());
+        async move { publish_paced(&publisher, &first_part).await }
+    }));
     let mut kills = Vec::new();
     for (round, kill_after) in KILL_AFTER.into_iter().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -268,7 +246,8 @@ async fn rollup_killed_mid_stream_and_restarted_counts_every_event_exactly_once(
         let published = if round == 0 { first_part.len() } else { stream.messages.len() };
         assert!(at_kill < published as i64 - 100, "killed after the stream, not in it: {at_kill} events processed");
         kills.push(at_kill);
-        if round == 0 {
+        if let Some(first_publish) = first_publish.take() {
+            first_publish.await.expect("the first part is published");
             // Published while no rollup runs: the durable queue keeps them.
             publish(&publisher, second_part).await;
         }
@@ -279,12 +258,12 @@ async fn rollup_killed_mid_stream_and_restarted_counts_every_event_exactly_once(
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let done = processed(&admin).await;
-        if done == stream.distinct_events as i64 && stored(&pool, tenant).await == want {
+        if done == stream.distinct_events as i64 && stored_totals(&pool, tenant).await == want {
             break;
         }
         rollup.assert_running();
         if Instant::now() >= deadline {
-            let got = stored(&pool, tenant).await;
+            let got = stored_totals(&pool, tenant).await;
             assert_eq!(done, stream.distinct_events as i64, "events processed");
             assert_eq!(got.0, want.0, "donor totals");
             assert_eq!(got.1, want.1, "fiscal-year totals");
