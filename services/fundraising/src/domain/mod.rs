@@ -3,6 +3,7 @@
 mod address;
 mod donor;
 mod gift;
+pub mod gift_aid;
 mod text;
 
 pub use address::{Address, CountryCode};
