@@ -104,3 +104,50 @@ pub async fn complete(tx: &Transaction, key: &str, status: u16, body: &serde_jso
     }
     Ok(())
 }
+
+const CLAIM_MANY: &str = "\
+INSERT INTO idempotency_keys (tenant_id, key, request_hash)
+SELECT $1, k.key, k.hash FROM unnest($2::text[], $3::bytea[]) AS k(key, hash)
+ON CONFLICT (tenant_id, key) DO NOTHING
+RETURNING key";
+
+const COMPLETE_MANY: &str = "\
+UPDATE idempotency_keys AS k SET response_status = r.status, response_body = r.body
+FROM unnest($2::text[], $3::int[], $4::jsonb[]) AS r(key, status, body)
+WHERE k.tenant_id = $1 AND k.key = r.key";
+
+const RELEASE_MANY: &str = "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = ANY($2)";
+
+/// [`begin`] for many keys at once (distinct keys): claims those nobody holds and returns them. For each key it
+/// does not return, call [`begin`] for that request to learn whether to replay, refuse or reclaim it.
+#[tracing::instrument(name = "idempotency.claim_many", skip_all, fields(keys = keys.len()))]
+pub async fn claim_many(tx: &Transaction, keys: &[(&str, &[u8])]) -> Result<Vec<String>> {
+    let tenant_id = tx.require_tenant("idempotency::claim_many")?;
+    let (names, hashes): (Vec<&str>, Vec<&[u8]>) = keys.iter().copied().unzip();
+    Ok(tx.query(CLAIM_MANY, &[&tenant_id, &names, &hashes]).await?.iter().map(|row| row.get(0)).collect())
+}
+
+/// [`complete`] for many keys claimed in this transaction: (key, status, body).
+#[tracing::instrument(name = "idempotency.complete_many", skip_all, fields(keys = responses.len()))]
+pub async fn complete_many(tx: &Transaction, responses: &[(&str, u16, serde_json::Value)]) -> Result<()> {
+    let tenant_id = tx.require_tenant("idempotency::complete_many")?;
+    let keys: Vec<&str> = responses.iter().map(|r| r.0).collect();
+    let statuses: Vec<i32> = responses.iter().map(|r| i32::from(r.1)).collect();
+    let bodies: Vec<&serde_json::Value> = responses.iter().map(|r| &r.2).collect();
+    let updated = tx.execute(COMPLETE_MANY, &[&tenant_id, &keys, &statuses, &bodies]).await?;
+    if updated != responses.len() as u64 {
+        return Err(
+            anyhow::anyhow!("{} of {} idempotency keys were claimed in this transaction", updated, keys.len()).into()
+        );
+    }
+    Ok(())
+}
+
+/// Gives back keys claimed in this transaction whose requests failed, when the transaction itself commits for
+/// the others' sake: the client's retry must be able to claim them afresh.
+#[tracing::instrument(name = "idempotency.release_many", skip_all, fields(keys = keys.len()))]
+pub async fn release_many(tx: &Transaction, keys: &[&str]) -> Result<()> {
+    let tenant_id = tx.require_tenant("idempotency::release_many")?;
+    tx.execute(RELEASE_MANY, &[&tenant_id, &keys]).await?;
+    Ok(())
+}

@@ -5,11 +5,11 @@
 //! confirms. An event therefore leaves the service exactly when its change is committed, never before and never
 //! lost, at the price of at-least-once delivery (consumers deduplicate on the envelope id).
 //!
-//! A single `enqueue` deliberately sends no `NOTIFY`: PostgreSQL serialises the commits of all notifying
-//! transactions on one global lock, which would cap a service's write rate at one WAL flush at a time. Rows
-//! written by another process (a replica that died before publishing, an operator command) are found by the
-//! relay's poll; [`enqueue_many`], used by bulk commands that run as their own process, still notifies, once per
-//! statement, so the service's relay picks their rows up at once.
+//! Enqueueing deliberately sends no `NOTIFY`: PostgreSQL serialises the commits of all notifying transactions on
+//! one global lock, which would cap a service's write rate at one WAL flush at a time. Rows written by another
+//! process (a replica that died before publishing) are found by the relay's poll; a command that runs as its own
+//! process and writes events for the service's relay to publish (`fundraising replay`) calls [`notify_relays`]
+//! once per transaction, so they go out at once.
 //!
 //! The outbox has no row-level security on purpose: the relay publishes every tenant's events from one system
 //! transaction, and services never read it back. `tenant_id` is still recorded, for operators.
@@ -32,12 +32,8 @@ INSERT INTO outbox (id, tenant_id, event_type, payload, traceparent, tracestate)
 VALUES ($1, $2, $3, $4, $5, $6)";
 
 const ENQUEUE_MANY: &str = "\
-WITH inserted AS (
-    INSERT INTO outbox (id, tenant_id, event_type, payload, traceparent, tracestate)
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[])
-    RETURNING 1
-)
-SELECT pg_notify($7, '') FROM inserted LIMIT 1";
+INSERT INTO outbox (id, tenant_id, event_type, payload, traceparent, tracestate)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[])";
 
 /// A row ready to insert: the envelope as JSON with its trace context settled.
 struct OutboxRow {
@@ -109,9 +105,15 @@ pub async fn enqueue_many<P: Serialize>(tx: &Transaction, envelopes: &[Envelope<
     let payloads: Vec<_> = rows.iter().map(|r| &r.payload).collect();
     let traceparents: Vec<_> = rows.iter().map(|r| r.traceparent.as_deref()).collect();
     let tracestates: Vec<_> = rows.iter().map(|r| r.tracestate.as_deref()).collect();
-    let channel = notify_channel(tx.schema());
-    tx.query_one(ENQUEUE_MANY, &[&ids, &tenant_ids, &event_types, &payloads, &traceparents, &tracestates, &channel])
-        .await?;
+    tx.execute(ENQUEUE_MANY, &[&ids, &tenant_ids, &event_types, &payloads, &traceparents, &tracestates]).await?;
     tx.mark_outbox_written();
+    Ok(())
+}
+
+/// Wakes the relays of every process serving this schema when the transaction commits (`NOTIFY`), for writers
+/// that run as a process of their own. Once per transaction; request handlers do not need it.
+#[tracing::instrument(name = "outbox.notify_relays", skip_all)]
+pub async fn notify_relays(tx: &Transaction) -> Result<()> {
+    tx.execute("SELECT pg_notify($1, '')", &[&notify_channel(tx.schema())]).await?;
     Ok(())
 }

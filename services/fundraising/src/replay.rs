@@ -34,6 +34,8 @@ pub async fn replay(pool: &Pool, since: Option<NaiveDate>) -> anyhow::Result<Rep
             let events: Vec<_> =
                 batch.into_iter().map(|donor| Envelope::new(tenant_id, PRODUCER, DonorUpsertedV1 { donor })).collect();
             outbox::enqueue_many(&tx, &events).await?;
+            // This command is its own process: the service's relay learns of the rows by notification.
+            outbox::notify_relays(&tx).await?;
             tx.commit().await?;
             report.donors += events.len();
         }
@@ -48,6 +50,7 @@ pub async fn replay(pool: &Pool, since: Option<NaiveDate>) -> anyhow::Result<Rep
                 .map(|stored| Envelope::new(tenant_id, PRODUCER, GiftUpsertedV1 { gift: stored.gift }))
                 .collect();
             outbox::enqueue_many(&tx, &events).await?;
+            outbox::notify_relays(&tx).await?;
             tx.commit().await?;
             report.gifts += events.len();
         }

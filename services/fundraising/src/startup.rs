@@ -2,6 +2,7 @@
 
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
+use crate::intake::GiftIntake;
 use crate::openapi::ApiDoc;
 use actix_web::dev::Server;
 use actix_web::{HttpServer, web};
@@ -69,6 +70,8 @@ impl Application {
             openapi: ApiDoc::openapi(),
             body_limit_bytes: settings.server.body_limit_bytes,
         });
+        let intake =
+            web::Data::new(GiftIntake::start(pool.clone(), settings.intake.writers, settings.intake.max_batch));
         let pool = web::Data::new(pool);
         let verifier = web::Data::new(verifier);
 
@@ -78,6 +81,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             almoner_http::app(platform.clone())
                 .app_data(pool.clone())
+                .app_data(intake.clone())
                 .app_data(verifier.clone())
                 .configure(crate::routes::configure)
         })

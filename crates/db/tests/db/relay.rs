@@ -84,10 +84,10 @@ async fn committed_events_are_published_in_order_and_marked() {
 }
 
 #[tokio::test]
-async fn a_notification_wakes_the_relay_and_full_batches_drain_back_to_back() {
+async fn a_commit_wakes_the_relay_and_full_batches_drain_back_to_back() {
     let db = TestDb::migrated().await;
     let sink = RecordingSink::default();
-    // The poll interval is far longer than the test: only NOTIFY can wake the relay in time.
+    // The poll interval is far longer than the test: only the commit's in-process wake-up can wake it in time.
     let (_shutdown, _relay) = spawn_relay(&db, sink.clone(), config(10, Duration::from_secs(600)));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -98,6 +98,33 @@ async fn a_notification_wakes_the_relay_and_full_batches_drain_back_to_back() {
         sink.ids().len()
     );
     assert_eq!(sink.ids(), ids, "one producer's events keep their order");
+}
+
+#[tokio::test]
+async fn rows_written_by_another_process_are_published_on_its_notification() {
+    let db = TestDb::migrated().await;
+    let sink = RecordingSink::default();
+    let (_shutdown, _relay) = spawn_relay(&db, sink.clone(), config(10, Duration::from_secs(600)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Another pool stands for another process (an operator command): its commits do not wake this relay in memory.
+    let other = almoner_db::Pool::new(&db.settings, "svc").unwrap();
+    let tenant = Uuid::new_v4();
+    let events: Vec<_> = (0..5).map(|n| event(tenant, n)).collect();
+    let tx = other.tenant_tx(tenant).await.unwrap();
+    enqueue_many(&tx, &events).await.unwrap();
+    tx.commit().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sink.ids().is_empty(), "nothing wakes the relay yet (its poll is 10 minutes away)");
+
+    let tx = other.tenant_tx(tenant).await.unwrap();
+    almoner_db::outbox::notify_relays(&tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async { sink.ids().len() == 5 }).await,
+        "published {} of 5 after the notification",
+        sink.ids().len()
+    );
 }
 
 #[tokio::test]

@@ -91,6 +91,7 @@ impl Stack {
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.fundraising)),
             telemetry: TelemetrySettings::default(),
             auth: auth.clone(),
+            intake: Default::default(),
         })
         .await
         .expect("fundraising starts");

@@ -165,6 +165,12 @@ pub async fn lock(tx: &Transaction, id: Uuid) -> Result<Option<Donor>> {
     Ok(tx.query_opt(&sql, &[&id]).await?.as_ref().map(donor))
 }
 
+/// Which of these donors exist in the transaction's tenant.
+#[tracing::instrument(skip_all, fields(donors = ids.len()))]
+pub async fn existing(tx: &Transaction, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    Ok(tx.query("SELECT id FROM donors WHERE id = ANY($1)", &[&ids]).await?.iter().map(|r| r.get(0)).collect())
+}
+
 /// Whether the donor exists (in the transaction's tenant).
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn exists(tx: &Transaction, id: Uuid) -> Result<bool> {

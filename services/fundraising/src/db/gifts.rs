@@ -98,6 +98,68 @@ pub async fn insert(tx: &Transaction, new: &NewGift<'_>) -> Result<StoredGift> {
     Ok(stored(&row))
 }
 
+/// Inserts many new gifts (not refund entries) in one statement; returns them in no particular order.
+#[tracing::instrument(skip_all, fields(gifts = new.len()))]
+pub async fn insert_many(tx: &Transaction, new: &[(Uuid, &GiftDetails)]) -> Result<Vec<StoredGift>> {
+    let ids: Vec<Uuid> = new.iter().map(|n| n.0).collect();
+    let donors: Vec<Uuid> = new.iter().map(|n| n.1.donor_id).collect();
+    let amounts: Vec<i64> = new.iter().map(|n| n.1.amount_minor).collect();
+    let currencies: Vec<&str> = new.iter().map(|n| n.1.currency.code()).collect();
+    let dates: Vec<NaiveDate> = new.iter().map(|n| n.1.gift_date).collect();
+    let statuses: Vec<&str> = new.iter().map(|n| status_name(n.1.status)).collect();
+    let methods: Vec<Option<&str>> = new.iter().map(|n| n.1.payment_method.as_deref()).collect();
+    let sources: Vec<&str> = new.iter().map(|n| n.1.source.as_str()).collect();
+    let funds: Vec<Option<&str>> = new.iter().map(|n| n.1.fund.as_deref()).collect();
+    let campaigns: Vec<Option<&str>> = new.iter().map(|n| n.1.campaign.as_deref()).collect();
+    let notes: Vec<Option<&str>> = new.iter().map(|n| n.1.notes.as_deref()).collect();
+    let references: Vec<Option<&str>> = new.iter().map(|n| n.1.external_reference.as_deref()).collect();
+    let sql = format!(
+        "INSERT INTO gifts (id, donor_id, amount_minor, currency, gift_date, status, payment_method, source, fund, \
+         campaign, notes, external_reference) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::date[], $6::text[], $7::text[], \
+                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) \
+         RETURNING {COLUMNS}"
+    );
+    let rows = tx
+        .query(
+            &sql,
+            &[
+                &ids,
+                &donors,
+                &amounts,
+                &currencies,
+                &dates,
+                &statuses,
+                &methods,
+                &sources,
+                &funds,
+                &campaigns,
+                &notes,
+                &references,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(stored).collect())
+}
+
+/// Which of these (source, external reference) pairs a live gift already carries.
+#[tracing::instrument(skip_all, fields(pairs = pairs.len()))]
+pub async fn references_taken(tx: &Transaction, pairs: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
+    let (sources, references): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
+    Ok(tx
+        .query(
+            "SELECT g.source, g.external_reference FROM gifts g \
+             JOIN unnest($1::text[], $2::text[]) AS p(source, reference) \
+               ON g.source = p.source AND g.external_reference = p.reference \
+             WHERE g.deleted_at IS NULL",
+            &[&sources, &references],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+}
+
 /// Replaces a gift's details (not its amount's sign or `refund_of`) and moves it to the next revision.
 #[tracing::instrument(skip_all, fields(gift_id = %id))]
 pub async fn update(tx: &Transaction, id: Uuid, d: &GiftDetails, amount_minor: i64) -> Result<StoredGift> {

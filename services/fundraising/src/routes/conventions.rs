@@ -93,26 +93,38 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 pub enum Claim {
     /// Do the work; pass the key to [`remember`] with the response.
     Proceed(Option<String>),
-    /// The same request was answered before: commit and send this.
-    Replay(HttpResponse),
+    /// The same request was answered before: commit and send [`replay_response`] of this.
+    Replay { status: u16, body: Value },
+}
+
+/// The request's key and the hash that tells whether a later request with it is the same one.
+pub fn key_and_hash(req: &HttpRequest, body: &[u8]) -> Result<Option<(String, Vec<u8>)>, ApiError> {
+    Ok(idempotency_key(req)?.map(|key| (key, idempotency::request_hash("POST", req.path(), body))))
 }
 
 /// Claims the request's `Idempotency-Key` in the tenant transaction (or refuses a reused one).
 pub async fn claim(tx: &Transaction, req: &HttpRequest, body: &[u8]) -> Result<Claim, ApiError> {
-    let Some(key) = idempotency_key(req)? else { return Ok(Claim::Proceed(None)) };
-    let hash = idempotency::request_hash("POST", req.path(), body);
-    match idempotency::begin(tx, &key, &hash).await? {
-        IdempotencyOutcome::New => Ok(Claim::Proceed(Some(key))),
+    claim_key(tx, key_and_hash(req, body)?.as_ref()).await
+}
+
+/// [`claim`] for a key and hash taken from the request earlier.
+pub async fn claim_key(tx: &Transaction, key: Option<&(String, Vec<u8>)>) -> Result<Claim, ApiError> {
+    let Some((key, hash)) = key else { return Ok(Claim::Proceed(None)) };
+    match idempotency::begin(tx, key, hash).await? {
+        IdempotencyOutcome::New => Ok(Claim::Proceed(Some(key.clone()))),
         IdempotencyOutcome::Mismatch => Err(ApiError::new(
             ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used with a different request body",
         )),
-        IdempotencyOutcome::Replay { status, body } => Ok(Claim::Replay(
-            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
-                .insert_header(("idempotent-replayed", "true"))
-                .json(body),
-        )),
+        IdempotencyOutcome::Replay { status, body } => Ok(Claim::Replay { status, body }),
     }
+}
+
+/// The stored response of an earlier request with the same key, marked as a replay.
+pub fn replay_response(status: u16, body: Value) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .insert_header(("idempotent-replayed", "true"))
+        .json(body)
 }
 
 /// Stores the response for the claimed key, in the same transaction as the work.

@@ -5,6 +5,7 @@
 
 use super::conventions::{
     Claim, claim, conflict, decode_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
+    replay_response,
 };
 use crate::db::donors::{self, DonorFilter};
 use crate::domain::{Address, DonorDetails, ExternalIds, optional_text, required_text};
@@ -254,9 +255,9 @@ pub async fn create_donor(
     let tx = pool.tenant_tx(tenant_id).await?;
     let key = match claim(&tx, &req, &body).await? {
         Claim::Proceed(key) => key,
-        Claim::Replay(response) => {
+        Claim::Replay { status, body } => {
             tx.commit().await?;
-            return Ok(response);
+            return Ok(replay_response(status, body));
         }
     };
     let id = Uuid::now_v7();

@@ -5,7 +5,8 @@
 //! `.deleted.v1`) with the gift's next revision to the outbox in the same transaction.
 
 use super::conventions::{
-    Claim, claim, conflict, decode_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
+    Claim, claim, conflict, decode_cursor, emit, json_body, key_and_hash, merge_patch, page_limit, paginate, path_id,
+    remember, replay_response,
 };
 use crate::db::donors;
 use crate::db::gifts::{self, GiftFilter, NewGift, StoredGift, status_name};
@@ -13,6 +14,7 @@ use crate::domain::{
     GiftDetails, GiftStatus, Refund, RefundError, SourceName, optional_text, parse_settable_status,
     status_after_refunds,
 };
+use crate::intake::{GiftIntake, Recorded, Submission};
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::{Pool, Transaction};
 use almoner_events::fundraising::{GiftDeletedV1, GiftUpsertedV1};
@@ -223,41 +225,25 @@ async fn emit_upserted(tx: &Transaction, tenant_id: Uuid, stored: &StoredGift) -
 pub async fn create_gift(
     req: HttpRequest,
     principal: Principal,
-    pool: web::Data<Pool>,
+    intake: web::Data<GiftIntake>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:write")?;
     let details = parse_gift(json_body(&req, &body)?, None)?;
-    let tenant_id = principal.tenant_id.as_uuid();
-    let tx = pool.tenant_tx(tenant_id).await?;
-    // Pipelined: the key's claim and both checks go out together, one round trip instead of three. The claim is
-    // looked at first, so a replay answers as before even if the donor has since gone.
-    let (claimed, donor_checked, reference_checked) = futures::join!(
-        claim(&tx, &req, &body),
-        check_donor(&tx, details.donor_id),
-        check_reference(&tx, &details, None)
-    );
-    let key = match claimed? {
-        Claim::Proceed(key) => key,
-        Claim::Replay(response) => {
-            tx.commit().await?;
-            return Ok(response);
-        }
+    let submission = Submission {
+        tenant_id: principal.tenant_id.as_uuid(),
+        details,
+        idempotency: key_and_hash(&req, &body)?,
+        // Written with the event by a writer task: the request's trace must travel with it explicitly.
+        traceparent: almoner_bus::propagation::current_trace_context().0,
     };
-    donor_checked?;
-    reference_checked?;
-    let id = Uuid::now_v7();
-    tracing::Span::current().record("gift_id", tracing::field::display(id));
-    let stored =
-        gifts::insert(&tx, &NewGift { id, details: &details, amount_minor: details.amount_minor, refund_of: None })
-            .await?;
-    let view = GiftView::from(stored.clone());
-    // Pipelined as well: the event and the remembered response.
-    let (emitted, remembered) = futures::join!(emit_upserted(&tx, tenant_id, &stored), remember(&tx, &key, 201, &view));
-    emitted?;
-    remembered?;
-    tx.commit().await?;
-    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gifts/{id}"))).json(view))
+    match intake.submit(submission).await? {
+        Recorded::Created(view) => {
+            tracing::Span::current().record("gift_id", tracing::field::display(view.id));
+            Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gifts/{}", view.id))).json(view))
+        }
+        Recorded::Replay { status, body } => Ok(replay_response(status, body)),
+    }
 }
 
 /// Reads one gift or refund entry.
@@ -535,9 +521,9 @@ pub async fn refund_gift(
     let tx = pool.tenant_tx(tenant_id).await?;
     let key = match claim(&tx, &req, &body).await? {
         Claim::Proceed(key) => key,
-        Claim::Replay(response) => {
+        Claim::Replay { status, body } => {
             tx.commit().await?;
-            return Ok(response);
+            return Ok(replay_response(status, body));
         }
     };
     let original = gifts::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("gift"))?;

@@ -36,6 +36,7 @@ pub async fn spawn_app() -> TestApp {
         amqp: amqp.clone(),
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
+        intake: Default::default(),
     };
     let app = Application::build(settings.clone()).await.expect("fundraising starts");
     let address = format!("http://127.0.0.1:{}", app.port());

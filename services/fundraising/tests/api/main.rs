@@ -5,5 +5,6 @@ mod donors;
 mod events;
 mod gifts;
 mod helpers;
+mod intake;
 mod openapi;
 mod tenancy;

@@ -63,6 +63,19 @@ impl Handler for BatchingHandler {
     }
 }
 
+/// Events per worker batch, for `/metrics`: how much the group commit is grouping.
+fn batch_sizes() -> &'static prometheus::Histogram {
+    static METRIC: std::sync::OnceLock<prometheus::Histogram> = std::sync::OnceLock::new();
+    METRIC.get_or_init(|| {
+        prometheus::register_histogram!(
+            "almoner_rollup_projection_batch_size",
+            "Events taken by one projection worker batch.",
+            vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
+        )
+        .expect("almoner_rollup_projection_batch_size registers once")
+    })
+}
+
 async fn work(pool: Pool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
     loop {
         let mut jobs = Vec::with_capacity(max_batch);
@@ -80,6 +93,7 @@ async fn work(pool: Pool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: 
                 }
             }
         }
+        batch_sizes().observe(jobs.len() as f64);
         let (envelopes, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.envelope, j.reply)).unzip();
         let results = handle_batch(&pool, &envelopes).await;
         for (reply, result) in replies.into_iter().zip(results) {

@@ -1,0 +1,338 @@
+//! Gift intake with group commit: `POST /v1/gifts` requests that arrive together are written together.
+//!
+//! A request is parsed and validated in its handler, then handed to a small pool of writers. A writer takes
+//! whatever has queued up (at most `max_batch`) and writes each tenant's share in one transaction: one statement
+//! claims every `Idempotency-Key`, one checks every donor, one every external reference, one inserts the gifts,
+//! one writes their events to the outbox, one stores the responses, one commit. Every request is answered only
+//! after the transaction holding its gift has committed, so a 201 still means the gift and its event are durable.
+//! Under a light load a batch is one request and nothing waits; under load the database's cost per gift falls
+//! with the batch size.
+//!
+//! A request that fails its checks (unknown donor, reference taken, key reused) gets its error and its claimed
+//! key is released, while the others commit. If the batch's transaction itself fails, each request is written
+//! again on its own ([`create_one`]), so one request's problem never becomes another's.
+
+use crate::db::{donors, gifts};
+use crate::domain::GiftDetails;
+use crate::routes::conventions::{Claim, PRODUCER, claim_key, conflict};
+use crate::routes::gifts::GiftView;
+use almoner_db::{DbError, IdempotencyOutcome, Pool, idempotency, outbox};
+use almoner_events::Envelope;
+use almoner_events::fundraising::GiftUpsertedV1;
+use almoner_http::{ApiError, ErrorCode, FieldError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+/// A validated gift to record.
+#[derive(Debug)]
+pub struct Submission {
+    pub tenant_id: Uuid,
+    pub details: GiftDetails,
+    /// The `Idempotency-Key` and the request's hash.
+    pub idempotency: Option<(String, Vec<u8>)>,
+    /// The request's trace context, carried by the gift's event.
+    pub traceparent: Option<String>,
+}
+
+/// What became of a submission.
+#[derive(Debug)]
+pub enum Recorded {
+    Created(GiftView),
+    /// The key was used before with the same request: its stored response.
+    Replay {
+        status: u16,
+        body: serde_json::Value,
+    },
+}
+
+type Reply = Result<Recorded, ApiError>;
+
+struct Job {
+    submission: Submission,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Hands submissions to the writers. Cheap to clone.
+#[derive(Clone)]
+pub struct GiftIntake {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl GiftIntake {
+    /// Starts `writers` writers taking up to `max_batch` submissions each; they stop when every clone of the
+    /// intake is dropped and the queue is empty.
+    pub fn start(pool: Pool, writers: usize, max_batch: usize) -> Self {
+        let max_batch = max_batch.max(1);
+        let (jobs, receiver) = mpsc::channel::<Job>(max_batch * writers.max(1) * 4);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_loop(pool.clone(), receiver.clone(), max_batch));
+        }
+        Self { jobs }
+    }
+
+    /// Records the gift; returns once it is committed (or refused).
+    pub async fn submit(&self, submission: Submission) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Job { submission, reply }).await.is_err() {
+            return Err(ApiError::new(ErrorCode::ServiceUnavailable, "the service is shutting down; try again"));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ApiError::unexpected(anyhow::anyhow!("the gift writer stopped before answering"))))
+    }
+}
+
+/// Gifts per writer batch, for `/metrics`: how much the group commit is grouping.
+fn batch_sizes() -> &'static prometheus::Histogram {
+    static METRIC: std::sync::OnceLock<prometheus::Histogram> = std::sync::OnceLock::new();
+    METRIC.get_or_init(|| {
+        prometheus::register_histogram!(
+            "almoner_fundraising_intake_batch_size",
+            "Gifts taken by one writer batch of POST /v1/gifts.",
+            vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
+        )
+        .expect("almoner_fundraising_intake_batch_size registers once")
+    })
+}
+
+async fn write_loop(pool: Pool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
+    loop {
+        let mut jobs = Vec::with_capacity(max_batch);
+        {
+            let mut receiver = receiver.lock().await;
+            match receiver.recv().await {
+                Some(job) => jobs.push(job),
+                None => return,
+            }
+            while jobs.len() < max_batch {
+                match receiver.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        batch_sizes().observe(jobs.len() as f64);
+        let mut by_tenant: BTreeMap<Uuid, Vec<Job>> = BTreeMap::new();
+        for job in jobs {
+            by_tenant.entry(job.submission.tenant_id).or_default().push(job);
+        }
+        for (tenant_id, group) in by_tenant {
+            write_tenant(&pool, tenant_id, group).await;
+        }
+    }
+}
+
+/// Writes one tenant's submissions together, falling back to one at a time when that fails.
+async fn write_tenant(pool: &Pool, tenant_id: Uuid, group: Vec<Job>) {
+    // A key sent twice in one batch: the later request waits for the earlier one's commit and then replays it.
+    let mut keys = HashSet::new();
+    let (batch, later): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| match &job.submission.idempotency {
+        Some((key, _)) => keys.insert(key.clone()),
+        None => true,
+    });
+    if batch.len() == 1 {
+        for job in batch {
+            let result = create_one(pool, &job.submission).await;
+            let _ = job.reply.send(result);
+        }
+    } else if !batch.is_empty() {
+        let submissions: Vec<&Submission> = batch.iter().map(|job| &job.submission).collect();
+        match write_group(pool, tenant_id, &submissions).await {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, gifts = batch.len(), "a batch of gifts failed; writing them one by one");
+                for job in batch {
+                    let result = create_one(pool, &job.submission).await;
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+    for job in later {
+        let result = create_one(pool, &job.submission).await;
+        let _ = job.reply.send(result);
+    }
+}
+
+fn unknown_donor() -> ApiError {
+    ApiError::validation(vec![FieldError { field: "donor_id".into(), message: "no such donor".into() }])
+}
+
+fn reference_taken() -> ApiError {
+    conflict("external_reference", "another gift from this source already has this reference")
+}
+
+fn event(submission: &Submission, stored: &gifts::StoredGift) -> Envelope<GiftUpsertedV1> {
+    Envelope::new(submission.tenant_id, PRODUCER, GiftUpsertedV1 { gift: stored.gift.clone() })
+        .with_traceparent(submission.traceparent.clone())
+}
+
+/// Records one gift at revision 1 in a transaction of its own.
+#[tracing::instrument(skip_all, fields(gift_id = tracing::field::Empty))]
+pub async fn create_one(pool: &Pool, submission: &Submission) -> Reply {
+    let details = &submission.details;
+    let tx = pool.tenant_tx(submission.tenant_id).await?;
+    // Pipelined: the key's claim and both checks go out together. The claim is looked at first, so a replay
+    // answers as before even if the donor has since gone.
+    let (claimed, donor_exists, reference_taken_already) =
+        futures::join!(claim_key(&tx, submission.idempotency.as_ref()), donors::exists(&tx, details.donor_id), async {
+            match &details.external_reference {
+                Some(reference) => gifts::reference_taken(&tx, details.source.as_str(), reference, None).await,
+                None => Ok(false),
+            }
+        });
+    let key = match claimed? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(Recorded::Replay { status, body });
+        }
+    };
+    if !donor_exists? {
+        return Err(unknown_donor());
+    }
+    if reference_taken_already? {
+        return Err(reference_taken());
+    }
+    let id = Uuid::now_v7();
+    tracing::Span::current().record("gift_id", tracing::field::display(id));
+    let stored =
+        gifts::insert(&tx, &gifts::NewGift { id, details, amount_minor: details.amount_minor, refund_of: None })
+            .await?;
+    let view = GiftView::from(stored.clone());
+    let envelope = event(submission, &stored);
+    let response = match &key {
+        Some(_) => Some(serde_json::to_value(&view).map_err(|e| ApiError::unexpected(e.into()))?),
+        None => None,
+    };
+    // Pipelined as well: the event and the remembered response.
+    let (emitted, remembered) = futures::join!(outbox::enqueue(&tx, &envelope), async {
+        match (&key, &response) {
+            (Some(key), Some(body)) => idempotency::complete(&tx, key, 201, body).await,
+            _ => Ok(()),
+        }
+    });
+    emitted?;
+    remembered?;
+    tx.commit().await?;
+    Ok(Recorded::Created(view))
+}
+
+/// Several submissions of one tenant (distinct keys) in one transaction; each one's result, in order. `Err` only
+/// when the transaction failed as a whole.
+#[tracing::instrument(skip_all, fields(gifts = submissions.len()))]
+async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) -> Result<Vec<Reply>, DbError> {
+    let mut results: Vec<Option<Reply>> = submissions.iter().map(|_| None).collect();
+    let tx = pool.tenant_tx(tenant_id).await?;
+
+    // Keys: claim all in one statement; a key someone holds is looked at one by one (replay, reuse, expiry).
+    // In key order, so two batches claiming the same keys (racing retries) take their row locks in one order.
+    let mut keyed: Vec<(&str, &[u8])> = submissions
+        .iter()
+        .filter_map(|s| s.idempotency.as_ref().map(|(key, hash)| (key.as_str(), hash.as_slice())))
+        .collect();
+    keyed.sort_unstable();
+    let mut claimed: HashSet<String> = HashSet::new();
+    if !keyed.is_empty() {
+        claimed.extend(idempotency::claim_many(&tx, &keyed).await?);
+    }
+    for (index, submission) in submissions.iter().enumerate() {
+        let Some((key, hash)) = &submission.idempotency else { continue };
+        if claimed.contains(key) {
+            continue;
+        }
+        match idempotency::begin(&tx, key, hash).await? {
+            IdempotencyOutcome::New => {
+                claimed.insert(key.clone());
+            }
+            IdempotencyOutcome::Replay { status, body } => results[index] = Some(Ok(Recorded::Replay { status, body })),
+            IdempotencyOutcome::Mismatch => {
+                results[index] = Some(Err(ApiError::new(
+                    ErrorCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was used with a different request body",
+                )))
+            }
+        }
+    }
+
+    // Donors and references, for every submission still going.
+    let open = |results: &[Option<Reply>]| -> Vec<usize> {
+        (0..submissions.len()).filter(|i| results[*i].is_none()).collect()
+    };
+    let donor_ids: Vec<Uuid> = open(&results).iter().map(|i| submissions[*i].details.donor_id).collect();
+    let existing: HashSet<Uuid> = donors::existing(&tx, &donor_ids).await?.into_iter().collect();
+    let pairs: Vec<(&str, &str)> = open(&results)
+        .iter()
+        .filter_map(|i| {
+            let d = &submissions[*i].details;
+            d.external_reference.as_deref().map(|r| (d.source.as_str(), r))
+        })
+        .collect();
+    let mut taken: HashSet<(String, String)> = HashSet::new();
+    if !pairs.is_empty() {
+        taken.extend(gifts::references_taken(&tx, &pairs).await?);
+    }
+    for index in open(&results) {
+        let d = &submissions[index].details;
+        if !existing.contains(&d.donor_id) {
+            results[index] = Some(Err(unknown_donor()));
+        } else if let Some(reference) = &d.external_reference {
+            // Taken already, or by an earlier submission of this batch.
+            if !taken.insert((d.source.as_str().to_owned(), reference.clone())) {
+                results[index] = Some(Err(reference_taken()));
+            }
+        }
+    }
+
+    // Keys claimed for requests that failed go back, so their retries can claim them.
+    let release: Vec<&str> = submissions
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| matches!(result, Some(Err(_))))
+        .filter_map(|(s, _)| s.idempotency.as_ref().map(|(key, _)| key.as_str()))
+        .filter(|key| claimed.contains(*key))
+        .collect();
+    if !release.is_empty() {
+        idempotency::release_many(&tx, &release).await?;
+    }
+
+    let going = open(&results);
+    if !going.is_empty() {
+        let ids: Vec<(usize, Uuid)> = going.iter().map(|i| (*i, Uuid::now_v7())).collect();
+        let new: Vec<(Uuid, &GiftDetails)> = ids.iter().map(|(i, id)| (*id, &submissions[*i].details)).collect();
+        let mut stored: HashMap<Uuid, gifts::StoredGift> =
+            gifts::insert_many(&tx, &new).await?.into_iter().map(|g| (g.gift.id, g)).collect();
+        let mut events = Vec::with_capacity(ids.len());
+        let mut responses = Vec::new();
+        let mut views = Vec::with_capacity(ids.len());
+        for (index, id) in &ids {
+            let gift = stored.remove(id).ok_or_else(|| anyhow::anyhow!("gift {id} was not returned by its insert"))?;
+            events.push(event(submissions[*index], &gift));
+            let view = GiftView::from(gift);
+            if let Some((key, _)) = &submissions[*index].idempotency {
+                let body = serde_json::to_value(&view).map_err(|e| anyhow::anyhow!(e))?;
+                responses.push((key.as_str(), 201, body));
+            }
+            views.push((*index, view));
+        }
+        let (emitted, remembered) = futures::join!(outbox::enqueue_many(&tx, &events), async {
+            if responses.is_empty() { Ok(()) } else { idempotency::complete_many(&tx, &responses).await }
+        });
+        emitted?;
+        remembered?;
+        tx.commit().await?;
+        for (index, view) in views {
+            results[index] = Some(Ok(Recorded::Created(view)));
+        }
+    } else {
+        tx.commit().await?;
+    }
+    Ok(results.into_iter().map(|r| r.expect("every submission has a result")).collect())
+}

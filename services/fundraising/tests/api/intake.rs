@@ -1,0 +1,119 @@
+//! `POST /v1/gifts` under a burst: requests written together in one transaction must each get exactly the answer
+//! they would have got alone (created, replayed, refused), and refusals must not leave anything behind.
+
+use crate::helpers::{TestApp, problem, spawn_app};
+use futures::future::join_all;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn gift(donor_id: &str, amount_minor: i64, reference: Option<&str>) -> Value {
+    let mut body =
+        json!({"donor_id": donor_id, "amount_minor": amount_minor, "currency": "GBP", "gift_date": "2025-05-01"});
+    if let Some(reference) = reference {
+        body["external_reference"] = json!(reference);
+        body["source"] = json!("stripe");
+    }
+    body
+}
+
+async fn largest_batch(app: &TestApp) -> f64 {
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // The largest bucket bound that saw fewer batches than all of them tells the biggest batch's size.
+    let buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with("almoner_fundraising_intake_batch_size_bucket{le=\""))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let count = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le.parse().unwrap_or(f64::INFINITY), count))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets.iter().filter(|(_, count)| *count < total).map(|(le, _)| *le).fold(1.0, f64::max)
+}
+
+#[tokio::test]
+async fn a_burst_of_gifts_gets_the_answers_one_by_one_would() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let donor = app.create_donor(&json!({"last_name": "Burst"})).await;
+    let donor_id = donor["id"].as_str().unwrap().to_owned();
+    let ghost = Uuid::now_v7().to_string();
+
+    // 40 good gifts, 6 for a donor that does not exist (each with a key), 5 racing for one external reference,
+    // 8 retries of one keyed request, 3 reusing a key with another body.
+    let mut requests: Vec<(Option<String>, Value)> = Vec::new();
+    for n in 0..40 {
+        requests.push((if n % 2 == 0 { Some(format!("good-{n}")) } else { None }, gift(&donor_id, 100 + n, None)));
+    }
+    for n in 0..6 {
+        requests.push((Some(format!("ghost-{n}")), gift(&ghost, 500, None)));
+    }
+    for _ in 0..5 {
+        requests.push((None, gift(&donor_id, 700, Some("ch_race"))));
+    }
+    for _ in 0..8 {
+        requests.push((Some("retried".to_owned()), gift(&donor_id, 900, None)));
+    }
+    requests.push((Some("reused".to_owned()), gift(&donor_id, 1000, None)));
+    for n in 0..2 {
+        requests.push((Some("reused".to_owned()), gift(&donor_id, 1001 + n, None)));
+    }
+    let responses = join_all(requests.iter().map(|(key, body)| async {
+        let response = match key {
+            Some(key) => app.post_with_key("/v1/gifts", &token, key, body).await,
+            None => app.post("/v1/gifts", &token, body).await,
+        };
+        let status = response.status().as_u16();
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        let body: Value = response.json().await.unwrap();
+        (status, replayed, body)
+    }))
+    .await;
+
+    for (status, _, body) in &responses[..40] {
+        assert_eq!(*status, 201, "{body}");
+    }
+    for (status, _, body) in &responses[40..46] {
+        assert_eq!((*status, body["code"].as_str()), (422, Some("validation_failed")), "{body}");
+    }
+    let race: Vec<u16> = responses[46..51].iter().map(|r| r.0).collect();
+    assert_eq!(race.iter().filter(|s| **s == 201).count(), 1, "one gift wins the reference: {race:?}");
+    assert_eq!(race.iter().filter(|s| **s == 409).count(), 4, "{race:?}");
+    let retried = &responses[51..59];
+    assert!(retried.iter().all(|(status, _, _)| *status == 201), "{retried:?}");
+    assert_eq!(retried.iter().filter(|(_, replayed, _)| !replayed).count(), 1, "created once, replayed after");
+    assert!(retried.iter().all(|(_, _, body)| body["id"] == retried[0].2["id"]), "every retry sees the same gift");
+    let reused = &responses[59..62];
+    assert_eq!(reused.iter().filter(|r| r.0 == 201).count(), 1, "{reused:?}");
+    assert_eq!(reused.iter().filter(|r| r.1).count(), 0);
+    assert_eq!(
+        reused.iter().filter(|r| r.2["code"] == "idempotency_key_reused").count(),
+        2,
+        "the other bodies are refused: {reused:?}"
+    );
+    assert!(largest_batch(&app).await > 1.0, "the burst was written in batches");
+
+    // Exactly the created gifts are stored, each with one event.
+    let admin = app.db.admin_client().await;
+    let count = |sql: &'static str| {
+        let admin = &admin;
+        async move { admin.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let created = 40 + 1 + 1 + 1;
+    assert_eq!(count("SELECT count(*) FROM fundraising.gifts").await, created);
+    assert_eq!(
+        count("SELECT count(*) FROM fundraising.outbox WHERE event_type = 'fundraising.gift.upserted.v1'").await,
+        created
+    );
+    // The refused requests' keys were released: a corrected retry with the same key goes through.
+    let response = app.post_with_key("/v1/gifts", &token, "ghost-0", &gift(&donor_id, 500, None)).await;
+    assert_eq!(response.status(), 201);
+    assert!(!response.headers().contains_key("idempotent-replayed"));
+    problem(
+        app.post_with_key("/v1/gifts", &token, "retried", &gift(&donor_id, 901, None)).await,
+        409,
+        "idempotency_key_reused",
+    )
+    .await;
+}
