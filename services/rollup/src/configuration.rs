@@ -22,16 +22,17 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProjectionSettings {
-    /// Batches applied at once, each in its own transactions (`ALMONER_PROJECTION__WORKERS`).
+    /// Batches applied at once, each in its own transactions (`ALMONER_PROJECTION__WORKERS`). One is usually
+    /// best: batches of one tenant lock the same donors, and one worker makes bigger batches.
     pub workers: usize,
-    /// Most events applied in one transaction (`ALMONER_PROJECTION__MAX_BATCH`); at most `amqp.prefetch` are
-    /// ever waiting.
+    /// Most events applied in one transaction (`ALMONER_PROJECTION__MAX_BATCH`); also the consumer's prefetch
+    /// (deliveries held at once), in place of `amqp.prefetch`.
     pub max_batch: usize,
 }
 
 impl Default for ProjectionSettings {
     fn default() -> Self {
-        Self { workers: 2, max_batch: 64 }
+        Self { workers: 1, max_batch: 256 }
     }
 }
 
@@ -43,7 +44,7 @@ impl Validate for Settings {
         self.telemetry.validate(problems);
         self.auth.validate(problems);
         problems.check((1..=16).contains(&self.projection.workers), "projection.workers", "must be 1 to 16");
-        problems.check((1..=1000).contains(&self.projection.max_batch), "projection.max_batch", "must be 1 to 1000");
+        problems.check((1..=2000).contains(&self.projection.max_batch), "projection.max_batch", "must be 1 to 2000");
         problems.check(self.auth.jwks_url.is_some(), "auth.jwks_url", "must be set: rollup verifies identity's tokens");
     }
 }

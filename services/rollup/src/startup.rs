@@ -45,7 +45,9 @@ impl Application {
         // Declare the queue and its bindings before anything else, so events published from now on are kept for
         // the consumer even while it is still connecting. If the broker is down, the consumer declares them itself
         // once it gets through.
-        let spec = projection_spec();
+        let mut spec = projection_spec();
+        // Every delivery held at once can join one batch.
+        spec.prefetch = u16::try_from(settings.projection.max_batch).unwrap_or(u16::MAX);
         match tokio::time::timeout(
             Duration::from_secs(10),
             almoner_bus::topology::declare_consumer(&settings.amqp, &spec),
