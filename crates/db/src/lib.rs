@@ -19,6 +19,7 @@
 pub mod cleanup;
 pub mod error;
 pub mod filter;
+pub mod group_commit;
 pub mod idempotency;
 pub mod inbox;
 pub mod migrate;
@@ -29,6 +30,7 @@ pub mod tenant;
 
 pub use error::{DbError, Result};
 pub use filter::Filters;
+pub use group_commit::GroupCommit;
 pub use idempotency::IdempotencyOutcome;
 pub use migrate::{Migration, MigrationReport, migrate};
 pub use pool::Pool;

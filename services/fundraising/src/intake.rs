@@ -16,13 +16,11 @@ use crate::db::{donors, gifts};
 use crate::domain::GiftDetails;
 use crate::routes::conventions::{Claim, PRODUCER, claim_key, conflict};
 use crate::routes::gifts::GiftView;
-use almoner_db::{DbError, IdempotencyOutcome, Pool, idempotency, outbox};
+use almoner_db::{DbError, GroupCommit, IdempotencyOutcome, Pool, idempotency, outbox};
 use almoner_events::Envelope;
 use almoner_events::fundraising::GiftUpsertedV1;
 use almoner_http::{ApiError, ErrorCode, FieldError};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
-use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 /// A validated gift to record.
@@ -49,116 +47,84 @@ pub enum Recorded {
 
 type Reply = Result<Recorded, ApiError>;
 
-struct Job {
-    submission: Submission,
-    reply: oneshot::Sender<Reply>,
-}
-
 /// Hands submissions to the writers. Cheap to clone.
 #[derive(Clone)]
 pub struct GiftIntake {
-    jobs: mpsc::Sender<Job>,
+    queue: GroupCommit<Submission, Reply>,
 }
 
 impl GiftIntake {
     /// Starts `writers` writers taking up to `max_batch` submissions each; they stop when every clone of the
     /// intake is dropped and the queue is empty.
     pub fn start(pool: Pool, writers: usize, max_batch: usize) -> Self {
-        let max_batch = max_batch.max(1);
-        let (jobs, receiver) = mpsc::channel::<Job>(max_batch * writers.max(1) * 4);
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(write_loop(pool.clone(), receiver.clone(), max_batch));
-        }
-        Self { jobs }
+        let queue = GroupCommit::start("fundraising_intake", writers, max_batch, move |batch: Vec<Submission>| {
+            let pool = pool.clone();
+            async move { write_batch(&pool, batch).await }
+        });
+        Self { queue }
     }
 
     /// Records the gift; returns once it is committed (or refused).
     pub async fn submit(&self, submission: Submission) -> Reply {
-        let (reply, answer) = oneshot::channel();
-        if self.jobs.send(Job { submission, reply }).await.is_err() {
-            return Err(ApiError::new(ErrorCode::ServiceUnavailable, "the service is shutting down; try again"));
-        }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(ApiError::unexpected(anyhow::anyhow!("the gift writer stopped before answering"))))
+        self.queue.submit(submission).await.unwrap_or_else(|| {
+            Err(ApiError::new(ErrorCode::ServiceUnavailable, "the service is shutting down; try again"))
+        })
     }
 }
 
-/// Gifts per writer batch, for `/metrics`: how much the group commit is grouping.
-fn batch_sizes() -> &'static prometheus::Histogram {
-    static METRIC: std::sync::OnceLock<prometheus::Histogram> = std::sync::OnceLock::new();
-    METRIC.get_or_init(|| {
-        prometheus::register_histogram!(
-            "almoner_fundraising_intake_batch_size",
-            "Gifts taken by one writer batch of POST /v1/gifts.",
-            vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
-        )
-        .expect("almoner_fundraising_intake_batch_size registers once")
-    })
-}
-
-async fn write_loop(pool: Pool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
-    loop {
-        let mut jobs = Vec::with_capacity(max_batch);
-        {
-            let mut receiver = receiver.lock().await;
-            match receiver.recv().await {
-                Some(job) => jobs.push(job),
-                None => return,
-            }
-            while jobs.len() < max_batch {
-                match receiver.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
-        }
-        batch_sizes().observe(jobs.len() as f64);
-        let mut by_tenant: BTreeMap<Uuid, Vec<Job>> = BTreeMap::new();
-        for job in jobs {
-            by_tenant.entry(job.submission.tenant_id).or_default().push(job);
-        }
-        for (tenant_id, group) in by_tenant {
-            write_tenant(&pool, tenant_id, group).await;
+/// Writes a batch, per tenant; each submission's result, in order.
+async fn write_batch(pool: &Pool, batch: Vec<Submission>) -> Vec<Reply> {
+    let mut by_tenant: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
+    for (index, submission) in batch.iter().enumerate() {
+        by_tenant.entry(submission.tenant_id).or_default().push(index);
+    }
+    let mut results: Vec<Option<Reply>> = batch.iter().map(|_| None).collect();
+    for (tenant_id, indexes) in by_tenant {
+        let group: Vec<&Submission> = indexes.iter().map(|i| &batch[*i]).collect();
+        for (index, result) in indexes.into_iter().zip(write_tenant(pool, tenant_id, &group).await) {
+            results[index] = Some(result);
         }
     }
+    results.into_iter().map(|r| r.expect("every submission has a result")).collect()
 }
 
-/// Writes one tenant's submissions together, falling back to one at a time when that fails.
-async fn write_tenant(pool: &Pool, tenant_id: Uuid, group: Vec<Job>) {
+/// Writes one tenant's submissions together, falling back to one at a time when that fails; results in order.
+async fn write_tenant(pool: &Pool, tenant_id: Uuid, group: &[&Submission]) -> Vec<Reply> {
     // A key sent twice in one batch: the later request waits for the earlier one's commit and then replays it.
     let mut keys = HashSet::new();
-    let (batch, later): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| match &job.submission.idempotency {
+    let (together, later): (Vec<usize>, Vec<usize>) = (0..group.len()).partition(|i| match &group[*i].idempotency {
         Some((key, _)) => keys.insert(key.clone()),
         None => true,
     });
-    if batch.len() == 1 {
-        for job in batch {
-            let result = create_one(pool, &job.submission).await;
-            let _ = job.reply.send(result);
-        }
-    } else if !batch.is_empty() {
-        let submissions: Vec<&Submission> = batch.iter().map(|job| &job.submission).collect();
+    let mut results: Vec<Option<Reply>> = group.iter().map(|_| None).collect();
+    let submissions: Vec<&Submission> = together.iter().map(|i| group[*i]).collect();
+    let written = if submissions.len() > 1 {
         match write_group(pool, tenant_id, &submissions).await {
-            Ok(results) => {
-                for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
+            Ok(written) => Some(written),
             Err(error) => {
-                tracing::warn!(%error, gifts = batch.len(), "a batch of gifts failed; writing them one by one");
-                for job in batch {
-                    let result = create_one(pool, &job.submission).await;
-                    let _ = job.reply.send(result);
-                }
+                tracing::warn!(%error, gifts = submissions.len(), "a batch of gifts failed; writing them one by one");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    match written {
+        Some(written) => {
+            for (index, result) in together.iter().zip(written) {
+                results[*index] = Some(result);
+            }
+        }
+        None => {
+            for index in &together {
+                results[*index] = Some(create_one(pool, group[*index]).await);
             }
         }
     }
-    for job in later {
-        let result = create_one(pool, &job.submission).await;
-        let _ = job.reply.send(result);
+    for index in later {
+        results[index] = Some(create_one(pool, group[index]).await);
     }
+    results.into_iter().map(|r| r.expect("every submission has a result")).collect()
 }
 
 fn unknown_donor() -> ApiError {

@@ -21,7 +21,9 @@ async fn largest_batch(app: &TestApp) -> f64 {
     // The largest bucket bound that saw fewer batches than all of them tells the biggest batch's size.
     let buckets: Vec<(f64, f64)> = metrics
         .lines()
-        .filter(|l| l.starts_with("almoner_fundraising_intake_batch_size_bucket{le=\""))
+        .filter(|l| {
+            l.starts_with("almoner_group_commit_batch_size_bucket{") && l.contains("queue=\"fundraising_intake\"")
+        })
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?;
             let count = l.rsplit(' ').next()?.parse().ok()?;

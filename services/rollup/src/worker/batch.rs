@@ -16,89 +16,36 @@ use crate::db::totals;
 use crate::worker::PROJECTION_QUEUE;
 use crate::worker::projection::{HandleError, Handled, ProjectionEvent, apply, decode, handle_envelope, outcome_of};
 use almoner_bus::{Handler, Outcome, Received};
-use almoner_db::{DbError, Pool};
+use almoner_db::{DbError, GroupCommit, Pool};
 use almoner_events::Envelope;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
-use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 type Reply = Result<Handled, HandleError>;
 
-struct Job {
-    envelope: Envelope,
-    reply: oneshot::Sender<Reply>,
-}
-
 /// The consumer's handler: queues each delivery for the batch workers and waits for its own result.
 #[derive(Clone)]
 pub struct BatchingHandler {
-    jobs: mpsc::Sender<Job>,
+    queue: GroupCommit<Envelope, Reply>,
 }
 
 impl BatchingHandler {
     /// Starts `workers` batch workers taking up to `max_batch` events each. They stop once every clone of the
     /// handler is dropped and the queue is empty.
     pub fn start(pool: Pool, workers: usize, max_batch: usize) -> Self {
-        let max_batch = max_batch.max(1);
-        let (jobs, receiver) = mpsc::channel::<Job>(max_batch * workers.max(1) * 2);
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..workers.max(1) {
-            tokio::spawn(work(pool.clone(), receiver.clone(), max_batch));
-        }
-        Self { jobs }
+        let queue = GroupCommit::start("rollup_projection", workers, max_batch, move |envelopes: Vec<Envelope>| {
+            let pool = pool.clone();
+            async move { handle_batch(&pool, &envelopes).await }
+        });
+        Self { queue }
     }
 }
 
 impl Handler for BatchingHandler {
     async fn handle(&self, message: &Received) -> Outcome {
-        let (reply, result) = oneshot::channel();
-        if self.jobs.send(Job { envelope: message.envelope.clone(), reply }).await.is_err() {
-            return Outcome::Retry("the projection workers have stopped".to_owned());
-        }
-        match result.await {
-            Ok(result) => outcome_of(result),
-            Err(_) => Outcome::Retry("the projection worker stopped before answering".to_owned()),
-        }
-    }
-}
-
-/// Events per worker batch, for `/metrics`: how much the group commit is grouping.
-fn batch_sizes() -> &'static prometheus::Histogram {
-    static METRIC: std::sync::OnceLock<prometheus::Histogram> = std::sync::OnceLock::new();
-    METRIC.get_or_init(|| {
-        prometheus::register_histogram!(
-            "almoner_rollup_projection_batch_size",
-            "Events taken by one projection worker batch.",
-            vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
-        )
-        .expect("almoner_rollup_projection_batch_size registers once")
-    })
-}
-
-async fn work(pool: Pool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
-    loop {
-        let mut jobs = Vec::with_capacity(max_batch);
-        {
-            // One worker at a time gathers a batch; the others apply theirs meanwhile.
-            let mut receiver = receiver.lock().await;
-            match receiver.recv().await {
-                Some(job) => jobs.push(job),
-                None => return,
-            }
-            while jobs.len() < max_batch {
-                match receiver.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
-        }
-        batch_sizes().observe(jobs.len() as f64);
-        let (envelopes, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.envelope, j.reply)).unzip();
-        let results = handle_batch(&pool, &envelopes).await;
-        for (reply, result) in replies.into_iter().zip(results) {
-            // The consumer may have given up on a delivery (connection lost); its message comes back anyway.
-            let _ = reply.send(result);
+        match self.queue.submit(message.envelope.clone()).await {
+            Some(result) => outcome_of(result),
+            None => Outcome::Retry("the projection workers have stopped".to_owned()),
         }
     }
 }
