@@ -1,12 +1,12 @@
 //! fundraising's OpenAPI document. `openapi.json` at the service root is its committed snapshot; a test fails when
 //! they differ (run with `UPDATE_OPENAPI=1` to refresh it).
 
-use crate::routes::{donors, gifts};
+use crate::routes::{donors, gift_aid, gifts};
 use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Almoner fundraising", description = "Donors, gifts and refunds."),
+    info(title = "Almoner fundraising", description = "Donors, gifts and refunds, and Gift Aid."),
     paths(
         donors::create_donor,
         donors::list_donors,
@@ -19,12 +19,20 @@ use almoner_http::openapi::BearerAuth;
         gifts::update_gift,
         gifts::delete_gift,
         gifts::refund_gift,
+        gift_aid::create_declaration,
+        gift_aid::list_declarations,
+        gift_aid::get_declaration,
+        gift_aid::update_declaration,
+        gift_aid::gift_eligibility,
+        gift_aid::get_settings,
+        gift_aid::put_settings,
     ),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "donors", description = "The people who give"),
         (name = "gifts", description = "Gifts and their refunds"),
+        (name = "gift aid", description = "Gift Aid declarations and eligibility"),
     )
 )]
 pub struct ApiDoc;

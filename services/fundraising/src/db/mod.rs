@@ -2,12 +2,14 @@
 //! transaction so row-level security applies.
 
 pub mod donors;
+pub mod gift_aid;
 pub mod gifts;
 pub mod tenants;
 
 /// fundraising's own migrations, applied after the platform ones.
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_donors_and_gifts.sql",
+    2 => "0002_gift_aid.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

@@ -2,11 +2,14 @@
 
 pub mod conventions;
 pub mod donors;
+pub mod gift_aid;
 pub mod gifts;
 
 use actix_web::web::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
+    // Before the /v1/donors and /v1/gifts scopes, which would otherwise take (and 404) its nested paths.
+    gift_aid::configure(cfg);
     donors::configure(cfg);
     gifts::configure(cfg);
 }

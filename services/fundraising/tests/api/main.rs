@@ -3,6 +3,7 @@
 
 mod donors;
 mod events;
+mod gift_aid;
 mod gifts;
 mod helpers;
 mod intake;

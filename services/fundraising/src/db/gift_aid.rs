@@ -1,0 +1,202 @@
+//! Gift Aid declarations, settings and the facts eligibility is judged on.
+
+use crate::domain::gift_aid::{
+    Declaration, DeclarationMethod, DeclarationOnFile, DonorFacts, EndReason, GiftAidSettings, GiftFacts,
+};
+use almoner_db::{Result, Transaction};
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// A declaration as stored.
+#[derive(Debug, Clone)]
+pub struct StoredDeclaration {
+    pub id: Uuid,
+    pub donor_id: Uuid,
+    pub revision: i64,
+    pub declaration: Declaration,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, donor_id, revision, method, declared_on, start_date, end_date, end_reason, \
+    declaration_text, confirmation_sent_on, cancelled_on, created_at, updated_at";
+
+fn stored(row: &Row) -> StoredDeclaration {
+    let method: String = row.get("method");
+    let end_reason: Option<String> = row.get("end_reason");
+    StoredDeclaration {
+        id: row.get("id"),
+        donor_id: row.get("donor_id"),
+        revision: row.get("revision"),
+        declaration: Declaration {
+            method: DeclarationMethod::parse(&method).unwrap_or(DeclarationMethod::Written),
+            declared_on: row.get("declared_on"),
+            start_date: row.get("start_date"),
+            end_date: row.get("end_date"),
+            end_reason: end_reason.and_then(|r| EndReason::parse(&r).ok()),
+            declaration_text: row.get("declaration_text"),
+            confirmation_sent_on: row.get("confirmation_sent_on"),
+            cancelled_on: row.get("cancelled_on"),
+        },
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(declaration_id = %id))]
+pub async fn insert(tx: &Transaction, id: Uuid, donor_id: Uuid, d: &Declaration) -> Result<StoredDeclaration> {
+    let sql = format!(
+        "INSERT INTO gift_aid_declarations (id, donor_id, method, declared_on, start_date, end_date, end_reason, \
+         declaration_text, confirmation_sent_on, cancelled_on) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+    );
+    let row = tx
+        .query_one(
+            &sql,
+            &[
+                &id,
+                &donor_id,
+                &d.method.as_str(),
+                &d.declared_on,
+                &d.start_date,
+                &d.end_date,
+                &d.end_reason.map(EndReason::as_str),
+                &d.declaration_text,
+                &d.confirmation_sent_on,
+                &d.cancelled_on,
+            ],
+        )
+        .await?;
+    Ok(stored(&row))
+}
+
+#[tracing::instrument(skip_all, fields(declaration_id = %id))]
+pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<StoredDeclaration>> {
+    let sql = format!("SELECT {COLUMNS} FROM gift_aid_declarations WHERE id = $1");
+    Ok(tx.query_opt(&sql, &[&id]).await?.as_ref().map(stored))
+}
+
+/// Reads a declaration and locks it until the transaction ends.
+#[tracing::instrument(skip_all, fields(declaration_id = %id))]
+pub async fn lock(tx: &Transaction, id: Uuid) -> Result<Option<StoredDeclaration>> {
+    let sql = format!("SELECT {COLUMNS} FROM gift_aid_declarations WHERE id = $1 FOR UPDATE");
+    Ok(tx.query_opt(&sql, &[&id]).await?.as_ref().map(stored))
+}
+
+/// Replaces a declaration's state (its donor stays) and moves it to the next revision.
+#[tracing::instrument(skip_all, fields(declaration_id = %id))]
+pub async fn update(tx: &Transaction, id: Uuid, d: &Declaration) -> Result<StoredDeclaration> {
+    let sql = format!(
+        "UPDATE gift_aid_declarations SET method = $2, declared_on = $3, start_date = $4, end_date = $5, \
+         end_reason = $6, declaration_text = $7, confirmation_sent_on = $8, cancelled_on = $9, \
+         revision = revision + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let row = tx
+        .query_one(
+            &sql,
+            &[
+                &id,
+                &d.method.as_str(),
+                &d.declared_on,
+                &d.start_date,
+                &d.end_date,
+                &d.end_reason.map(EndReason::as_str),
+                &d.declaration_text,
+                &d.confirmation_sent_on,
+                &d.cancelled_on,
+            ],
+        )
+        .await?;
+    Ok(stored(&row))
+}
+
+/// A donor's declarations, newest first.
+#[tracing::instrument(skip_all, fields(donor_id = %donor_id))]
+pub async fn of_donor(tx: &Transaction, donor_id: Uuid) -> Result<Vec<StoredDeclaration>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM gift_aid_declarations WHERE donor_id = $1 ORDER BY declared_on DESC, id DESC");
+    Ok(tx.query(&sql, &[&donor_id]).await?.iter().map(stored).collect())
+}
+
+/// The tenant's settings, or the defaults.
+#[tracing::instrument(skip_all)]
+pub async fn settings(tx: &Transaction) -> Result<GiftAidSettings> {
+    Ok(match tx.query_opt("SELECT agent_sources FROM gift_aid_settings", &[]).await? {
+        Some(row) => GiftAidSettings { agent_sources: row.get(0) },
+        None => GiftAidSettings::default(),
+    })
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn put_settings(tx: &Transaction, settings: &GiftAidSettings) -> Result<()> {
+    tx.execute(
+        "INSERT INTO gift_aid_settings (agent_sources) VALUES ($1) \
+         ON CONFLICT (tenant_id) DO UPDATE SET agent_sources = EXCLUDED.agent_sources, updated_at = now()",
+        &[&settings.agent_sources],
+    )
+    .await?;
+    Ok(())
+}
+
+/// What eligibility is judged on for one gift.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub donor_id: Uuid,
+    pub gift: GiftFacts,
+    pub donor: DonorFacts,
+    pub declarations: Vec<DeclarationOnFile>,
+}
+
+/// What eligibility is judged on for one live gift: the gift with its refunds, its donor's address and the
+/// donor's declarations. `None` when there is no such gift.
+#[tracing::instrument(skip_all, fields(gift_id = %gift_id))]
+pub async fn facts(tx: &Transaction, gift_id: Uuid) -> Result<Option<Facts>> {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT g.donor_id, g.gift_date, g.amount_minor, g.currency, g.status, g.source, g.refund_of IS NOT NULL AS is_refund, \
+                    COALESCE((SELECT sum(r.amount_minor) FROM gifts r \
+                              WHERE r.refund_of = g.id AND r.deleted_at IS NULL), 0)::bigint AS refunded, \
+                    d.address_line1, d.address_postcode, d.address_country \
+             FROM gifts g JOIN donors d ON d.id = g.donor_id \
+             WHERE g.id = $1 AND g.deleted_at IS NULL",
+            &[&gift_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let donor_id: Uuid = row.get("donor_id");
+    let status: String = row.get("status");
+    let gift = GiftFacts {
+        gift_date: row.get::<_, NaiveDate>("gift_date"),
+        amount_minor: row.get("amount_minor"),
+        currency: row.get("currency"),
+        status: match status.as_str() {
+            "succeeded" => "succeeded",
+            "refunded" => "refunded",
+            "pending" => "pending",
+            _ => "failed",
+        },
+        source: row.get("source"),
+        is_refund_entry: row.get("is_refund"),
+        refunded_minor: row.get("refunded"),
+        claimed_in: None,
+    };
+    let country: Option<String> = row.get("address_country");
+    let is_uk = country.as_deref().is_none_or(|c| c == "GB");
+    let line1: Option<String> = row.get("address_line1");
+    let postcode: Option<String> = row.get("address_postcode");
+    // A UK address's postcode is stored validated and normalised; an address without any line is no address.
+    let donor = DonorFacts {
+        is_uk: is_uk && (line1.is_some() || postcode.is_some()),
+        uk_postcode: postcode.filter(|_| is_uk),
+        address_line1: line1,
+    };
+    let declarations = of_donor(tx, donor_id)
+        .await?
+        .into_iter()
+        .map(|d| DeclarationOnFile { id: d.id, declaration: d.declaration })
+        .collect();
+    Ok(Some(Facts { donor_id, gift, donor, declarations }))
+}

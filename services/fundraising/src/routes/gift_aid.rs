@@ -1,0 +1,395 @@
+//! Gift Aid: declarations (`/v1/donors/{id}/gift-aid-declarations`, `/v1/gift-aid-declarations/{id}`), a gift's
+//! eligibility (`/v1/gifts/{id}/gift-aid`) and the tenant's settings (`/v1/gift-aid/settings`). The rules are in
+//! `domain::gift_aid` and `docs/gift-aid.md`.
+
+use super::conventions::{Claim, claim, json_body, merge_patch, path_id, remember, replay_response};
+use crate::db::{donors, gift_aid as db};
+use crate::domain::gift_aid::{Declaration, DeclarationInput, GiftAidSettings, Standing, assess, gift_aid_on};
+use crate::domain::optional_text;
+use actix_web::{HttpRequest, HttpResponse, web};
+use almoner_db::Pool;
+use almoner_http::{ApiError, FieldErrors, Principal};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/donors/{id}/gift-aid-declarations", web::post().to(create_declaration))
+        .route("/v1/donors/{id}/gift-aid-declarations", web::get().to(list_declarations))
+        .route("/v1/gift-aid-declarations/{id}", web::get().to(get_declaration))
+        .route("/v1/gift-aid-declarations/{id}", web::patch().to(update_declaration))
+        .route("/v1/gifts/{id}/gift-aid", web::get().to(gift_eligibility))
+        .route("/v1/gift-aid/settings", web::get().to(get_settings))
+        .route("/v1/gift-aid/settings", web::put().to(put_settings));
+}
+
+/// A declaration as sent by clients; on `PATCH` every member is optional and `null` clears it.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclarationBody {
+    /// Required: `online`, `written` or `oral`.
+    pub method: Option<String>,
+    /// The day the donor made it (ISO date); default today.
+    pub declared_on: Option<String>,
+    /// First gift date covered; default `declared_on`; at most 4 years before it.
+    pub start_date: Option<String>,
+    /// Last gift date covered, once it has ended.
+    pub end_date: Option<String>,
+    /// With `end_date`: `donor_request`, `insufficient_tax`, `deceased`, `superseded` or `other`.
+    pub end_reason: Option<String>,
+    /// Required: the wording the donor agreed to, as shown.
+    pub declaration_text: Option<String>,
+    /// Oral declarations: the day the written record was sent; the donor may cancel for 30 days after it.
+    pub confirmation_sent_on: Option<String>,
+    /// Oral declarations: the day the donor cancelled within those 30 days; voids it from the start.
+    pub cancelled_on: Option<String>,
+}
+
+/// A declaration as clients see it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeclarationView {
+    pub id: Uuid,
+    pub donor_id: Uuid,
+    pub revision: i64,
+    pub method: String,
+    pub declared_on: NaiveDate,
+    pub start_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+    pub end_reason: Option<String>,
+    pub declaration_text: String,
+    pub confirmation_sent_on: Option<NaiveDate>,
+    pub cancelled_on: Option<NaiveDate>,
+    /// Oral declarations with their record sent: the last day the donor may cancel.
+    pub cancellation_window_ends: Option<NaiveDate>,
+    /// Today: `active`, `awaiting_confirmation` (oral, no record sent), `in_cancellation_window`, `cancelled`,
+    /// `ended` (its end date has passed) or `not_started` (its start date is to come).
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+impl From<db::StoredDeclaration> for DeclarationView {
+    fn from(s: db::StoredDeclaration) -> Self {
+        let d = &s.declaration;
+        let today = today();
+        let state = if d.cancelled_on.is_some() {
+            "cancelled"
+        } else if d.end_date.is_some_and(|end| end < today) {
+            "ended"
+        } else if d.start_date > today {
+            "not_started"
+        } else {
+            match d.standing(today, today) {
+                Standing::AwaitingConfirmation => "awaiting_confirmation",
+                Standing::InCancellationWindow { .. } => "in_cancellation_window",
+                _ => "active",
+            }
+        };
+        Self {
+            id: s.id,
+            donor_id: s.donor_id,
+            revision: s.revision,
+            method: d.method.as_str().to_owned(),
+            declared_on: d.declared_on,
+            start_date: d.start_date,
+            end_date: d.end_date,
+            end_reason: d.end_reason.map(|r| r.as_str().to_owned()),
+            declaration_text: d.declaration_text.clone(),
+            confirmation_sent_on: d.confirmation_sent_on,
+            cancelled_on: d.cancelled_on,
+            cancellation_window_ends: d.cancellation_window_ends(),
+            state: state.to_owned(),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+fn as_body(d: &Declaration) -> DeclarationBody {
+    DeclarationBody {
+        method: Some(d.method.as_str().to_owned()),
+        declared_on: Some(d.declared_on.to_string()),
+        start_date: Some(d.start_date.to_string()),
+        end_date: d.end_date.map(|x| x.to_string()),
+        end_reason: d.end_reason.map(|r| r.as_str().to_owned()),
+        declaration_text: Some(d.declaration_text.clone()),
+        confirmation_sent_on: d.confirmation_sent_on.map(|x| x.to_string()),
+        cancelled_on: d.cancelled_on.map(|x| x.to_string()),
+    }
+}
+
+/// Parses a whole declaration, naming every bad field.
+fn parse_declaration(body: &DeclarationBody) -> Result<Declaration, ApiError> {
+    let mut errors = FieldErrors::new();
+    let mut date = |field: &str, value: &Option<String>| -> Option<NaiveDate> {
+        value.as_deref().map(str::trim).filter(|v| !v.is_empty()).and_then(|v| {
+            errors.parse(
+                field,
+                NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| "must be an ISO date such as 2025-04-06"),
+            )
+        })
+    };
+    let input = DeclarationInput {
+        method: body.method.as_deref(),
+        declared_on: date("declared_on", &body.declared_on),
+        start_date: date("start_date", &body.start_date),
+        end_date: date("end_date", &body.end_date),
+        end_reason: body.end_reason.as_deref(),
+        declaration_text: body.declaration_text.as_deref(),
+        confirmation_sent_on: date("confirmation_sent_on", &body.confirmation_sent_on),
+        cancelled_on: date("cancelled_on", &body.cancelled_on),
+    };
+    let parsed = Declaration::parse(input, today());
+    if let Err(problems) = &parsed {
+        for (field, problem) in problems {
+            errors.add(*field, problem.to_string());
+        }
+    }
+    errors.finish()?;
+    parsed.map_err(|_| ApiError::unexpected(anyhow::anyhow!("declaration refused without a field error")))
+}
+
+/// Records a Gift Aid declaration for a donor.
+#[utoipa::path(post, path = "/v1/donors/{id}/gift-aid-declarations", tag = "gift aid",
+    security(("bearer" = ["fundraising:write"])), request_body = DeclarationBody,
+    params(("id" = Uuid, Path, description = "The donor"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses((status = 201, body = DeclarationView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, description = "no such donor", body = almoner_http::Problem),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(donor_id = %donor_id, declaration_id = tracing::field::Empty))]
+pub async fn create_declaration(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    donor_id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let donor_id = path_id(&donor_id, "donor")?;
+    let declaration = parse_declaration(&json_body(&req, &body)?)?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
+    if !donors::exists(&tx, donor_id).await? {
+        return Err(ApiError::not_found("donor"));
+    }
+    let id = Uuid::now_v7();
+    tracing::Span::current().record("declaration_id", tracing::field::display(id));
+    let view = DeclarationView::from(db::insert(&tx, id, donor_id, &declaration).await?);
+    remember(&tx, &key, 201, &view).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gift-aid-declarations/{id}"))).json(view))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeclarationList {
+    pub data: Vec<DeclarationView>,
+}
+
+/// A donor's declarations, newest first.
+#[utoipa::path(get, path = "/v1/donors/{id}/gift-aid-declarations", tag = "gift aid",
+    security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path, description = "The donor")),
+    responses((status = 200, body = DeclarationList), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(donor_id = %donor_id))]
+pub async fn list_declarations(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    donor_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let donor_id = path_id(&donor_id, "donor")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    if !donors::exists(&tx, donor_id).await? {
+        return Err(ApiError::not_found("donor"));
+    }
+    let data = db::of_donor(&tx, donor_id).await?.into_iter().map(DeclarationView::from).collect();
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(DeclarationList { data }))
+}
+
+/// Reads one declaration.
+#[utoipa::path(get, path = "/v1/gift-aid-declarations/{id}", tag = "gift aid",
+    security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = DeclarationView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(declaration_id = %id))]
+pub async fn get_declaration(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "declaration")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let stored = db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("declaration"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(DeclarationView::from(stored)))
+}
+
+/// Changes a declaration (JSON merge patch): end it (`end_date`, `end_reason`), record the written confirmation
+/// of an oral one, or its cancellation within the window.
+#[utoipa::path(patch, path = "/v1/gift-aid-declarations/{id}", tag = "gift aid",
+    security(("bearer" = ["fundraising:write"])), request_body = DeclarationBody, params(("id" = Uuid, Path)),
+    responses((status = 200, body = DeclarationView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(declaration_id = %id))]
+pub async fn update_declaration(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "declaration")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let current = db::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("declaration"))?;
+    let merged: DeclarationBody = merge_patch(&req, &body, &as_body(&current.declaration))?;
+    let declaration = parse_declaration(&merged)?;
+    if declaration == current.declaration {
+        tx.commit().await?;
+        return Ok(HttpResponse::Ok().json(DeclarationView::from(current)));
+    }
+    let updated = db::update(&tx, id, &declaration).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(DeclarationView::from(updated)))
+}
+
+/// Why a gift cannot be claimed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Reason {
+    /// Stable: `no_declaration`, `oral_declaration_not_confirmed`, `in_cancellation_window`, `no_uk_address`,
+    /// `no_house_name_or_number`, `no_uk_postcode`, `agent_claims_gift_aid`, `not_gbp`, `not_succeeded`,
+    /// `refund_entry`, `fully_refunded`, `already_claimed`.
+    pub code: String,
+    pub detail: String,
+}
+
+/// Whether a gift can be claimed today, and why not.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Eligibility {
+    pub gift_id: Uuid,
+    pub donor_id: Uuid,
+    pub eligible: bool,
+    /// What would be claimed on: the gift less its refunds, in pence.
+    pub claimable_amount_minor: Option<i64>,
+    /// The Gift Aid HMRC would pay on it: 25p per £1.
+    pub gift_aid_minor: Option<i64>,
+    pub declaration_id: Option<Uuid>,
+    /// Empty when eligible; otherwise every reason that applies.
+    pub reasons: Vec<Reason>,
+}
+
+/// A gift's Gift Aid eligibility today.
+#[utoipa::path(get, path = "/v1/gifts/{id}/gift-aid", tag = "gift aid",
+    security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Eligibility), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn gift_eligibility(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let gift_id = path_id(&id, "gift")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let db::Facts { donor_id, gift, donor, declarations } =
+        db::facts(&tx, gift_id).await?.ok_or_else(|| ApiError::not_found("gift"))?;
+    let settings = db::settings(&tx).await?;
+    tx.commit().await?;
+    let view = match assess(&gift, &donor, &declarations, &settings, today()) {
+        Ok(claimable) => Eligibility {
+            gift_id,
+            donor_id,
+            eligible: true,
+            claimable_amount_minor: Some(claimable.amount_minor),
+            gift_aid_minor: Some(gift_aid_on(claimable.amount_minor)),
+            declaration_id: Some(claimable.declaration_id),
+            reasons: Vec::new(),
+        },
+        Err(reasons) => Eligibility {
+            gift_id,
+            donor_id,
+            eligible: false,
+            claimable_amount_minor: None,
+            gift_aid_minor: None,
+            declaration_id: None,
+            reasons: reasons.iter().map(|r| Reason { code: r.code().to_owned(), detail: r.detail() }).collect(),
+        },
+    };
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The tenant's Gift Aid settings.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    /// Gift sources whose platform claims Gift Aid itself (their gifts are never in the charity's claims);
+    /// default `["justgiving"]`.
+    pub agent_sources: Option<Vec<String>>,
+}
+
+/// Reads the tenant's Gift Aid settings.
+#[utoipa::path(get, path = "/v1/gift-aid/settings", tag = "gift aid", security(("bearer" = ["fundraising:read"])),
+    responses((status = 200, body = SettingsBody), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all)]
+pub async fn get_settings(principal: Principal, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let settings = db::settings(&tx).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(SettingsBody { agent_sources: Some(settings.agent_sources) }))
+}
+
+/// Replaces the tenant's Gift Aid settings.
+#[utoipa::path(put, path = "/v1/gift-aid/settings", tag = "gift aid", security(("bearer" = ["fundraising:write"])),
+    request_body = SettingsBody,
+    responses((status = 200, body = SettingsBody), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all)]
+pub async fn put_settings(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let input: SettingsBody = json_body(&req, &body)?;
+    let mut errors = FieldErrors::new();
+    let raw = errors.required("agent_sources", input.agent_sources).unwrap_or_default();
+    if raw.len() > 50 {
+        errors.add("agent_sources", "must have at most 50 entries");
+    }
+    let mut agent_sources = Vec::new();
+    for (i, source) in raw.iter().enumerate() {
+        match optional_text(Some(source), 50) {
+            Ok(Some(s)) => agent_sources.push(s.to_ascii_lowercase()),
+            Ok(None) => errors.add(format!("agent_sources[{i}]"), "must not be empty"),
+            Err(e) => errors.add(format!("agent_sources[{i}]"), e.to_string()),
+        }
+    }
+    errors.finish()?;
+    agent_sources.sort();
+    agent_sources.dedup();
+    let settings = GiftAidSettings { agent_sources };
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    db::put_settings(&tx, &settings).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(SettingsBody { agent_sources: Some(settings.agent_sources) }))
+}

@@ -1,0 +1,212 @@
+//! Gift Aid declarations and each eligibility rule, through the API.
+
+use crate::helpers::{TestApp, fields, problem, spawn_app};
+use chrono::{Days, Utc};
+use serde_json::{Value, json};
+
+const TEXT: &str = "I want to Gift Aid my donation and any donations I make in the future or have made in the past \
+    4 years. I am a UK taxpayer and understand that if I pay less Income Tax and/or Capital Gains Tax than the amount \
+    of Gift Aid claimed on all my donations in that tax year it is my responsibility to pay any difference.";
+
+fn days_ago(n: u64) -> String {
+    (Utc::now().date_naive() - Days::new(n)).to_string()
+}
+
+async fn uk_donor(app: &TestApp) -> String {
+    let donor = app
+        .create_donor(&json!({"first_name": "Ann", "last_name": "Giver",
+            "address": {"line1": "12 High Street", "town": "Leeds", "postcode": "ls1 4ap"}}))
+        .await;
+    donor["id"].as_str().unwrap().to_owned()
+}
+
+async fn gift(app: &TestApp, donor: &str, extra: Value) -> String {
+    let mut body = json!({"donor_id": donor, "amount_minor": 1000, "currency": "GBP", "gift_date": days_ago(60)});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let response = app.post("/v1/gifts", &app.token(), &body).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+async fn declare(app: &TestApp, donor: &str, body: Value) -> Value {
+    let response = app.post(&format!("/v1/donors/{donor}/gift-aid-declarations"), &app.token(), &body).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    response.json().await.unwrap()
+}
+
+async fn eligibility(app: &TestApp, gift: &str) -> Value {
+    let response = app.get(&format!("/v1/gifts/{gift}/gift-aid"), &app.token()).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn codes(eligibility: &Value) -> Vec<String> {
+    eligibility["reasons"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_covered_gift_is_eligible_and_each_rule_refuses_with_its_reason() {
+    let app = spawn_app().await;
+    let donor = uk_donor(&app).await;
+    let covered = gift(&app, &donor, json!({})).await;
+    assert_eq!(codes(&eligibility(&app, &covered).await), ["no_declaration"]);
+
+    let declaration =
+        declare(&app, &donor, json!({"method": "online", "declaration_text": TEXT, "start_date": days_ago(365 * 4)}))
+            .await;
+    assert_eq!(declaration["state"], "active");
+    let e = eligibility(&app, &covered).await;
+    assert_eq!(e["eligible"], true, "{e}");
+    assert_eq!((e["claimable_amount_minor"].as_i64(), e["gift_aid_minor"].as_i64()), (Some(1000), Some(250)));
+    assert_eq!(e["declaration_id"], declaration["id"]);
+
+    // Each gift-side rule, alone.
+    let cases = [
+        (json!({"source": "justgiving"}), "agent_claims_gift_aid"),
+        (json!({"currency": "EUR"}), "not_gbp"),
+        (json!({"status": "pending"}), "not_succeeded"),
+        (json!({"gift_date": days_ago(365 * 4 + 10)}), "no_declaration"),
+    ];
+    for (extra, code) in cases {
+        let id = gift(&app, &donor, extra.clone()).await;
+        assert_eq!(codes(&eligibility(&app, &id).await), [code], "{extra}");
+    }
+    // Refunds: a partial one lowers the claim, a full one ends it; the refund entry itself is not a donation.
+    let partly = gift(&app, &donor, json!({})).await;
+    let refund = app.post(&format!("/v1/gifts/{partly}/refunds"), &app.token(), &json!({"amount_minor": 400, "date": days_ago(30)})).await;
+    assert_eq!(refund.status(), 201);
+    let refund_id = refund.json::<Value>().await.unwrap()["refund"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(eligibility(&app, &partly).await["claimable_amount_minor"], 600);
+    assert!(codes(&eligibility(&app, &refund_id).await).contains(&"refund_entry".to_owned()));
+    let full = gift(&app, &donor, json!({})).await;
+    app.post(&format!("/v1/gifts/{full}/refunds"), &app.token(), &json!({"amount_minor": 1000, "date": days_ago(30)})).await;
+    assert_eq!(codes(&eligibility(&app, &full).await), ["fully_refunded"]);
+
+    // Ending the declaration before the gift's date takes it out.
+    let ended = app
+        .patch(
+            &format!("/v1/gift-aid-declarations/{}", declaration["id"].as_str().unwrap()),
+            &app.token(),
+            &json!({"end_date": days_ago(61), "end_reason": "donor_request"}),
+        )
+        .await;
+    assert_eq!(ended.status(), 200);
+    let ended: Value = ended.json().await.unwrap();
+    assert_eq!((ended["state"].as_str(), ended["revision"].as_i64()), (Some("ended"), Some(2)));
+    assert_eq!(codes(&eligibility(&app, &covered).await), ["no_declaration"]);
+}
+
+#[tokio::test]
+async fn the_donor_needs_a_uk_address_with_a_house_and_postcode() {
+    let app = spawn_app().await;
+    let abroad = app
+        .create_donor(&json!({"last_name": "Abroad", "address": {"line1": "1 Rue de Rivoli", "postcode": "75001",
+            "country": "FR"}}))
+        .await;
+    let no_house = app.create_donor(&json!({"last_name": "Nohouse", "address": {"postcode": "LS1 4AP"}})).await;
+    let nothing = app.create_donor(&json!({"last_name": "Nothing"})).await;
+    for (donor, expected) in [
+        (&abroad, vec!["no_uk_address"]),
+        (&no_house, vec!["no_house_name_or_number"]),
+        (&nothing, vec!["no_uk_address"]),
+    ] {
+        let id = donor["id"].as_str().unwrap();
+        declare(&app, id, json!({"method": "written", "declaration_text": TEXT, "start_date": days_ago(365)})).await;
+        let g = gift(&app, id, json!({})).await;
+        assert_eq!(codes(&eligibility(&app, &g).await), expected, "{donor}");
+    }
+}
+
+#[tokio::test]
+async fn oral_declarations_count_after_their_record_and_thirty_days() {
+    let app = spawn_app().await;
+    let donor = uk_donor(&app).await;
+    let g = gift(&app, &donor, json!({})).await;
+    let oral = declare(
+        &app,
+        &donor,
+        json!({"method": "oral", "declaration_text": TEXT, "declared_on": days_ago(90), "start_date": days_ago(90)}),
+    )
+    .await;
+    assert_eq!(oral["state"], "awaiting_confirmation");
+    assert_eq!(codes(&eligibility(&app, &g).await), ["oral_declaration_not_confirmed"]);
+    let path = format!("/v1/gift-aid-declarations/{}", oral["id"].as_str().unwrap());
+
+    let sent = app.patch(&path, &app.token(), &json!({"confirmation_sent_on": days_ago(10)})).await;
+    let sent: Value = sent.json().await.unwrap();
+    assert_eq!(sent["state"], "in_cancellation_window");
+    let closes = Utc::now().date_naive() - Days::new(10) + Days::new(30);
+    assert_eq!(sent["cancellation_window_ends"], closes.to_string());
+    assert_eq!(codes(&eligibility(&app, &g).await), ["in_cancellation_window"]);
+
+    // Sent 31 days ago: the window has closed and the gift can be claimed.
+    app.patch(&path, &app.token(), &json!({"confirmation_sent_on": days_ago(31)})).await;
+    assert_eq!(eligibility(&app, &g).await["eligible"], true);
+
+    // A cancellation must fall inside the window, and voids the declaration from the start.
+    let late = app.patch(&path, &app.token(), &json!({"cancelled_on": days_ago(0)})).await;
+    assert_eq!(fields(&problem(late, 422, "validation_failed").await), ["cancelled_on"]);
+    let cancelled = app.patch(&path, &app.token(), &json!({"cancelled_on": days_ago(20)})).await;
+    assert_eq!(cancelled.json::<Value>().await.unwrap()["state"], "cancelled");
+    assert_eq!(codes(&eligibility(&app, &g).await), ["no_declaration"]);
+}
+
+#[tokio::test]
+async fn declarations_are_validated_settings_change_the_agents_and_tenants_stay_apart() {
+    let app = spawn_app().await;
+    let donor = uk_donor(&app).await;
+    let path = format!("/v1/donors/{donor}/gift-aid-declarations");
+    let bad = app
+        .post(
+            &path,
+            &app.token(),
+            &json!({"method": "fax", "declared_on": days_ago(0), "start_date": days_ago(365 * 5),
+            "end_date": "not a date"}),
+        )
+        .await;
+    let mut named = fields(&problem(bad, 422, "validation_failed").await);
+    named.sort();
+    assert_eq!(named, ["declaration_text", "end_date", "method", "start_date"]);
+    let written_with_confirmation = app
+        .post(
+            &path,
+            &app.token(),
+            &json!({"method": "written", "declaration_text": TEXT, "confirmation_sent_on": days_ago(0)}),
+        )
+        .await;
+    assert_eq!(fields(&problem(written_with_confirmation, 422, "validation_failed").await), ["confirmation_sent_on"]);
+    let ghost = format!("/v1/donors/{}/gift-aid-declarations", uuid::Uuid::now_v7());
+    problem(
+        app.post(&ghost, &app.token(), &json!({"method": "online", "declaration_text": TEXT})).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // Settings: the charity's own list of platforms that claim for themselves.
+    declare(&app, &donor, json!({"method": "online", "declaration_text": TEXT, "start_date": days_ago(365)})).await;
+    let via_justgiving = gift(&app, &donor, json!({"source": "justgiving"})).await;
+    let via_enthuse = gift(&app, &donor, json!({"source": "enthuse"})).await;
+    assert_eq!(eligibility(&app, &via_enthuse).await["eligible"], true);
+    let response = app
+        .client
+        .put(app.url("/v1/gift-aid/settings"))
+        .bearer_auth(app.token())
+        .json(&json!({"agent_sources": ["Enthuse", "enthuse"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"agent_sources": ["enthuse"]}));
+    assert_eq!(eligibility(&app, &via_justgiving).await["eligible"], true);
+    assert_eq!(codes(&eligibility(&app, &via_enthuse).await), ["agent_claims_gift_aid"]);
+
+    // Another tenant sees none of it.
+    let declarations: Value = app.get(&path, &app.token()).await.json().await.unwrap();
+    let id = declarations["data"][0]["id"].as_str().unwrap().to_owned();
+    let other = app.token_for(uuid::Uuid::new_v4());
+    problem(app.get(&format!("/v1/gift-aid-declarations/{id}"), &other).await, 404, "not_found").await;
+    problem(app.get(&path, &other).await, 404, "not_found").await;
+    problem(app.get(&format!("/v1/gifts/{via_enthuse}/gift-aid"), &other).await, 404, "not_found").await;
+}
