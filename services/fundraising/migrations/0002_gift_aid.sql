@@ -45,3 +45,68 @@ ALTER TABLE gift_aid_settings FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON gift_aid_settings
     USING (tenant_id = almoner_current_tenant())
     WITH CHECK (tenant_id = almoner_current_tenant());
+
+-- Claims: a batch of eligible gifts sent to HMRC together. `draft` while under review (gifts may be removed, or the
+-- whole draft discarded), then `submitted`, then `paid` or `partly_rejected` once HMRC has answered.
+CREATE TABLE gift_aid_claims (
+    id              uuid PRIMARY KEY,
+    tenant_id       uuid NOT NULL DEFAULT almoner_current_tenant(),
+    revision        bigint NOT NULL DEFAULT 1 CHECK (revision >= 1),
+    status          text NOT NULL DEFAULT 'draft'
+                    CHECK (status IN ('draft', 'submitted', 'paid', 'partly_rejected')),
+    -- Gifts dated on or before this day were gathered.
+    up_to           date NOT NULL,
+    hmrc_reference  text CHECK (length(hmrc_reference) BETWEEN 1 AND 100),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    submitted_at    timestamptz,
+    answered_on     date,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, id),
+    CHECK ((status = 'draft') = (submitted_at IS NULL)),
+    CHECK ((status IN ('paid', 'partly_rejected')) = (answered_on IS NOT NULL))
+);
+CREATE INDEX gift_aid_claims_tenant_idx ON gift_aid_claims (tenant_id, id DESC);
+ALTER TABLE gift_aid_claims ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gift_aid_claims FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON gift_aid_claims
+    USING (tenant_id = almoner_current_tenant())
+    WITH CHECK (tenant_id = almoner_current_tenant());
+
+-- The gifts of a claim, with what was claimed on each. A gift is `included` in at most one claim at a time (the
+-- unique index): a second claim can never take it. HMRC's rejection marks it `rejected`, which frees it for a later
+-- claim; removing it from a draft deletes the row.
+CREATE TABLE gift_aid_claim_gifts (
+    tenant_id       uuid NOT NULL DEFAULT almoner_current_tenant(),
+    claim_id        uuid NOT NULL,
+    gift_id         uuid NOT NULL,
+    declaration_id  uuid NOT NULL,
+    amount_minor    bigint NOT NULL CHECK (amount_minor > 0),
+    state           text NOT NULL DEFAULT 'included' CHECK (state IN ('included', 'rejected')),
+    rejection       text CHECK (length(rejection) BETWEEN 1 AND 500),
+    PRIMARY KEY (tenant_id, claim_id, gift_id),
+    FOREIGN KEY (tenant_id, claim_id) REFERENCES gift_aid_claims (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, gift_id) REFERENCES gifts (tenant_id, id),
+    CHECK ((state = 'rejected') = (rejection IS NOT NULL))
+);
+CREATE UNIQUE INDEX gift_aid_claim_gifts_once_idx ON gift_aid_claim_gifts (tenant_id, gift_id) WHERE state = 'included';
+ALTER TABLE gift_aid_claim_gifts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gift_aid_claim_gifts FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON gift_aid_claim_gifts
+    USING (tenant_id = almoner_current_tenant())
+    WITH CHECK (tenant_id = almoner_current_tenant());
+
+-- The gifts up to a claim's date that could not be claimed when it was gathered, with every reason
+-- ([{code, detail}] as GET /v1/gifts/{id}/gift-aid gives them), for review.
+CREATE TABLE gift_aid_claim_exclusions (
+    tenant_id  uuid NOT NULL DEFAULT almoner_current_tenant(),
+    claim_id   uuid NOT NULL,
+    gift_id    uuid NOT NULL,
+    reasons    jsonb NOT NULL,
+    PRIMARY KEY (tenant_id, claim_id, gift_id),
+    FOREIGN KEY (tenant_id, claim_id) REFERENCES gift_aid_claims (tenant_id, id) ON DELETE CASCADE
+);
+ALTER TABLE gift_aid_claim_exclusions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gift_aid_claim_exclusions FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON gift_aid_claim_exclusions
+    USING (tenant_id = almoner_current_tenant())
+    WITH CHECK (tenant_id = almoner_current_tenant());

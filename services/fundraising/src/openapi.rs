@@ -1,7 +1,7 @@
 //! fundraising's OpenAPI document. `openapi.json` at the service root is its committed snapshot; a test fails when
 //! they differ (run with `UPDATE_OPENAPI=1` to refresh it).
 
-use crate::routes::{donors, gift_aid, gifts};
+use crate::routes::{claims, donors, gift_aid, gifts};
 use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
@@ -26,6 +26,15 @@ use almoner_http::openapi::BearerAuth;
         gift_aid::gift_eligibility,
         gift_aid::get_settings,
         gift_aid::put_settings,
+        claims::create_claim,
+        claims::list_claims,
+        claims::get_claim,
+        claims::discard_claim,
+        claims::claim_gifts,
+        claims::remove_gift,
+        claims::claim_exclusions,
+        claims::submit_claim,
+        claims::record_outcome,
     ),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),

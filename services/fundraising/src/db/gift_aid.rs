@@ -5,6 +5,7 @@ use crate::domain::gift_aid::{
 };
 use almoner_db::{Result, Transaction};
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -148,27 +149,11 @@ pub struct Facts {
     pub declarations: Vec<DeclarationOnFile>,
 }
 
-/// What eligibility is judged on for one live gift: the gift with its refunds, its donor's address and the
-/// donor's declarations. `None` when there is no such gift.
-#[tracing::instrument(skip_all, fields(gift_id = %gift_id))]
-pub async fn facts(tx: &Transaction, gift_id: Uuid) -> Result<Option<Facts>> {
-    let Some(row) = tx
-        .query_opt(
-            "SELECT g.donor_id, g.gift_date, g.amount_minor, g.currency, g.status, g.source, g.refund_of IS NOT NULL AS is_refund, \
-                    COALESCE((SELECT sum(r.amount_minor) FROM gifts r \
-                              WHERE r.refund_of = g.id AND r.deleted_at IS NULL), 0)::bigint AS refunded, \
-                    d.address_line1, d.address_postcode, d.address_country \
-             FROM gifts g JOIN donors d ON d.id = g.donor_id \
-             WHERE g.id = $1 AND g.deleted_at IS NULL",
-            &[&gift_id],
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let donor_id: Uuid = row.get("donor_id");
+/// A gift's facts from a row with `gift_date`, `amount_minor`, `currency`, `status`, `source`, `is_refund` and
+/// `refunded` (the sum of its refund entries).
+pub fn gift_facts(row: &Row, claimed_in: Option<Uuid>) -> GiftFacts {
     let status: String = row.get("status");
-    let gift = GiftFacts {
+    GiftFacts {
         gift_date: row.get::<_, NaiveDate>("gift_date"),
         amount_minor: row.get("amount_minor"),
         currency: row.get("currency"),
@@ -181,22 +166,64 @@ pub async fn facts(tx: &Transaction, gift_id: Uuid) -> Result<Option<Facts>> {
         source: row.get("source"),
         is_refund_entry: row.get("is_refund"),
         refunded_minor: row.get("refunded"),
-        claimed_in: None,
-    };
+        claimed_in,
+    }
+}
+
+/// A donor's facts from a row with `address_line1`, `address_postcode` and `address_country`.
+pub fn donor_facts(row: &Row) -> DonorFacts {
     let country: Option<String> = row.get("address_country");
     let is_uk = country.as_deref().is_none_or(|c| c == "GB");
     let line1: Option<String> = row.get("address_line1");
     let postcode: Option<String> = row.get("address_postcode");
-    // A UK address's postcode is stored validated and normalised; an address without any line is no address.
-    let donor = DonorFacts {
+    // A UK address's postcode is stored validated and normalised; an address with neither line nor postcode is
+    // no address.
+    DonorFacts {
         is_uk: is_uk && (line1.is_some() || postcode.is_some()),
         uk_postcode: postcode.filter(|_| is_uk),
         address_line1: line1,
-    };
-    let declarations = of_donor(tx, donor_id)
+    }
+}
+
+/// The declarations of these donors, by donor.
+#[tracing::instrument(skip_all, fields(donors = donor_ids.len()))]
+pub async fn declarations_of_donors(
+    tx: &Transaction,
+    donor_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<DeclarationOnFile>>> {
+    let sql = format!("SELECT {COLUMNS} FROM gift_aid_declarations WHERE donor_id = ANY($1)");
+    let mut by_donor: HashMap<Uuid, Vec<DeclarationOnFile>> = HashMap::new();
+    for row in tx.query(&sql, &[&donor_ids]).await? {
+        let d = stored(&row);
+        by_donor.entry(d.donor_id).or_default().push(DeclarationOnFile { id: d.id, declaration: d.declaration });
+    }
+    Ok(by_donor)
+}
+
+/// What eligibility is judged on for one live gift: the gift with its refunds and claim, its donor's address and
+/// the donor's declarations. `None` when there is no such gift.
+#[tracing::instrument(skip_all, fields(gift_id = %gift_id))]
+pub async fn facts(tx: &Transaction, gift_id: Uuid) -> Result<Option<Facts>> {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT g.donor_id, g.gift_date, g.amount_minor, g.currency, g.status, g.source, \
+                    g.refund_of IS NOT NULL AS is_refund, \
+                    COALESCE((SELECT sum(r.amount_minor) FROM gifts r \
+                              WHERE r.refund_of = g.id AND r.deleted_at IS NULL), 0)::bigint AS refunded, \
+                    (SELECT c.claim_id FROM gift_aid_claim_gifts c \
+                     WHERE c.gift_id = g.id AND c.state = 'included') AS claimed_in, \
+                    d.address_line1, d.address_postcode, d.address_country \
+             FROM gifts g JOIN donors d ON d.id = g.donor_id \
+             WHERE g.id = $1 AND g.deleted_at IS NULL",
+            &[&gift_id],
+        )
         .await?
-        .into_iter()
-        .map(|d| DeclarationOnFile { id: d.id, declaration: d.declaration })
-        .collect();
+    else {
+        return Ok(None);
+    };
+    let donor_id: Uuid = row.get("donor_id");
+    let gift = gift_facts(&row, row.get("claimed_in"));
+    let donor = donor_facts(&row);
+    let declarations = declarations_of_donors(tx, &[donor_id]).await?.remove(&donor_id).unwrap_or_default();
     Ok(Some(Facts { donor_id, gift, donor, declarations }))
 }

@@ -1,6 +1,7 @@
 //! fundraising's SQL. Every function takes the transaction it runs in; tenant tables are read through a tenant
 //! transaction so row-level security applies.
 
+pub mod claims;
 pub mod donors;
 pub mod gift_aid;
 pub mod gifts;

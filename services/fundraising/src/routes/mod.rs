@@ -1,5 +1,6 @@
 //! fundraising's HTTP API, one module per resource. Each exposes `configure` and its OpenAPI paths.
 
+pub mod claims;
 pub mod conventions;
 pub mod donors;
 pub mod gift_aid;
@@ -10,6 +11,7 @@ use actix_web::web::ServiceConfig;
 pub fn configure(cfg: &mut ServiceConfig) {
     // Before the /v1/donors and /v1/gifts scopes, which would otherwise take (and 404) its nested paths.
     gift_aid::configure(cfg);
+    claims::configure(cfg);
     donors::configure(cfg);
     gifts::configure(cfg);
 }

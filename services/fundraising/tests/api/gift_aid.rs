@@ -75,13 +75,16 @@ async fn a_covered_gift_is_eligible_and_each_rule_refuses_with_its_reason() {
     }
     // Refunds: a partial one lowers the claim, a full one ends it; the refund entry itself is not a donation.
     let partly = gift(&app, &donor, json!({})).await;
-    let refund = app.post(&format!("/v1/gifts/{partly}/refunds"), &app.token(), &json!({"amount_minor": 400, "date": days_ago(30)})).await;
+    let refund = app
+        .post(&format!("/v1/gifts/{partly}/refunds"), &app.token(), &json!({"amount_minor": 400, "date": days_ago(30)}))
+        .await;
     assert_eq!(refund.status(), 201);
     let refund_id = refund.json::<Value>().await.unwrap()["refund"]["id"].as_str().unwrap().to_owned();
     assert_eq!(eligibility(&app, &partly).await["claimable_amount_minor"], 600);
     assert!(codes(&eligibility(&app, &refund_id).await).contains(&"refund_entry".to_owned()));
     let full = gift(&app, &donor, json!({})).await;
-    app.post(&format!("/v1/gifts/{full}/refunds"), &app.token(), &json!({"amount_minor": 1000, "date": days_ago(30)})).await;
+    app.post(&format!("/v1/gifts/{full}/refunds"), &app.token(), &json!({"amount_minor": 1000, "date": days_ago(30)}))
+        .await;
     assert_eq!(codes(&eligibility(&app, &full).await), ["fully_refunded"]);
 
     // Ending the declaration before the gift's date takes it out.
@@ -209,4 +212,126 @@ async fn declarations_are_validated_settings_change_the_agents_and_tenants_stay_
     problem(app.get(&format!("/v1/gift-aid-declarations/{id}"), &other).await, 404, "not_found").await;
     problem(app.get(&path, &other).await, 404, "not_found").await;
     problem(app.get(&format!("/v1/gifts/{via_enthuse}/gift-aid"), &other).await, 404, "not_found").await;
+}
+
+async fn post_claim(app: &TestApp, up_to: &str) -> Value {
+    let response = app.post("/v1/gift-aid/claims", &app.token(), &json!({"up_to": up_to})).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_claim_gathers_eligible_gifts_once_and_follows_review_submission_and_hmrcs_answer() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let donor = uk_donor(&app).await;
+    declare(&app, &donor, json!({"method": "online", "declaration_text": TEXT, "start_date": days_ago(365 * 2)})).await;
+    let undeclared = app
+        .create_donor(&json!({"last_name": "Nodecl", "address": {"line1": "3 Low Road", "postcode": "M1 1AE"}}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = gift(&app, &donor, json!({"gift_date": days_ago(100), "amount_minor": 2000})).await;
+    let second = gift(&app, &donor, json!({"gift_date": days_ago(50), "amount_minor": 1000})).await;
+    let _later = gift(&app, &donor, json!({"gift_date": days_ago(5)})).await;
+    let _no_declaration = gift(&app, &undeclared, json!({"gift_date": days_ago(40)})).await;
+    let _agent = gift(&app, &donor, json!({"gift_date": days_ago(40), "source": "justgiving"})).await;
+
+    let claim = post_claim(&app, &days_ago(30)).await;
+    assert_eq!((claim["status"].as_str(), claim["gifts"].as_i64()), (Some("draft"), Some(2)), "{claim}");
+    assert_eq!((claim["amount_minor"].as_i64(), claim["gift_aid_minor"].as_i64()), (Some(3000), Some(750)));
+    assert_eq!(claim["exclusions"], 2);
+    let claim_path = format!("/v1/gift-aid/claims/{}", claim["id"].as_str().unwrap());
+    let exclusions: Value = app.get(&format!("{claim_path}/exclusions"), &token).await.json().await.unwrap();
+    let mut codes: Vec<&str> =
+        exclusions["data"].as_array().unwrap().iter().map(|x| x["reasons"][0]["code"].as_str().unwrap()).collect();
+    codes.sort();
+    assert_eq!(codes, ["agent_claims_gift_aid", "no_declaration"]);
+
+    // A second claim cannot take them, and each says where it is.
+    let again = post_claim(&app, &days_ago(30)).await;
+    assert_eq!(again["gifts"], 0);
+    assert_eq!(eligibility(&app, &first).await["reasons"][0]["code"], "already_claimed");
+    let again_path = format!("/v1/gift-aid/claims/{}", again["id"].as_str().unwrap());
+    problem(app.post(&format!("{again_path}/submit"), &token, &json!({})).await, 409, "conflict").await;
+    assert_eq!(app.delete(&again_path, &token).await.status(), 204);
+
+    // Review: take one out of the draft; it is eligible again.
+    assert_eq!(app.delete(&format!("{claim_path}/gifts/{second}"), &token).await.status(), 204);
+    assert_eq!(eligibility(&app, &second).await["eligible"], true);
+    let gifts: Value = app.get(&format!("{claim_path}/gifts"), &token).await.json().await.unwrap();
+    assert_eq!(gifts["data"].as_array().unwrap().len(), 1);
+    assert_eq!(gifts["data"][0]["gift_id"], first.as_str());
+
+    // Submitted: nothing changes any more.
+    let submitted: Value = app
+        .post(&format!("{claim_path}/submit"), &token, &json!({"hmrc_reference": "CHARITY-2025-1"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((submitted["status"].as_str(), submitted["revision"].as_i64()), (Some("submitted"), Some(2)));
+    problem(app.delete(&format!("{claim_path}/gifts/{first}"), &token).await, 409, "conflict").await;
+    problem(app.delete(&claim_path, &token).await, 409, "conflict").await;
+    assert_eq!(post_claim(&app, &days_ago(30)).await["gifts"], 1, "only the removed gift is left to claim");
+
+    // HMRC's answer: a gift that is not in the claim is named; a rejected one goes back to the pool.
+    let stranger = app
+        .post(
+            &format!("{claim_path}/outcome"),
+            &token,
+            &json!({"answered_on": days_ago(1),
+            "rejected": [{"gift_id": second, "reason": "x"}]}),
+        )
+        .await;
+    assert_eq!(fields(&problem(stranger, 422, "validation_failed").await), ["rejected[0].gift_id"]);
+    let answered: Value = app
+        .post(
+            &format!("{claim_path}/outcome"),
+            &token,
+            &json!({"answered_on": days_ago(1),
+            "rejected": [{"gift_id": first, "reason": "declaration not found by HMRC"}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((answered["status"].as_str(), answered["rejected"].as_i64()), (Some("partly_rejected"), Some(1)));
+    assert_eq!(answered["gifts"], 0);
+    assert_eq!(eligibility(&app, &first).await["eligible"], true);
+    problem(
+        app.post(&format!("{claim_path}/outcome"), &token, &json!({"answered_on": days_ago(0)})).await,
+        409,
+        "conflict",
+    )
+    .await;
+
+    // Another tenant sees no claim.
+    problem(app.get(&claim_path, &app.token_for(uuid::Uuid::new_v4())).await, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_take_the_same_gift() {
+    let app = spawn_app().await;
+    let donor = uk_donor(&app).await;
+    declare(&app, &donor, json!({"method": "written", "declaration_text": TEXT, "start_date": days_ago(365)})).await;
+    for n in 0..30 {
+        gift(&app, &donor, json!({"gift_date": days_ago(40 + n)})).await;
+    }
+    let up_to = days_ago(1);
+    let claims = futures::future::join_all((0..4).map(|_| post_claim(&app, &up_to))).await;
+    let total: i64 = claims.iter().map(|c| c["gifts"].as_i64().unwrap()).sum();
+    assert_eq!(total, 30, "every gift in exactly one claim: {claims:?}");
+    let admin = app.db.admin_client().await;
+    let doubled: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT gift_id FROM fundraising.gift_aid_claim_gifts GROUP BY gift_id \
+             HAVING count(*) > 1) d",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(doubled, 0);
 }

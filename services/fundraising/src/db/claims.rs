@@ -1,0 +1,332 @@
+//! Gift Aid claims: gathering eligible gifts, the claim's lifecycle, and its gifts and exclusions.
+
+use crate::db::gift_aid::{declarations_of_donors, donor_facts, gift_facts};
+use crate::domain::gift_aid::{DeclarationOnFile, DonorFacts, GiftFacts};
+use almoner_db::{Result, Transaction};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// A claim as stored, with its totals.
+#[derive(Debug, Clone)]
+pub struct StoredClaim {
+    pub id: Uuid,
+    pub revision: i64,
+    pub status: String,
+    pub up_to: NaiveDate,
+    pub hmrc_reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub answered_on: Option<NaiveDate>,
+    pub gifts: i64,
+    pub amount_minor: i64,
+    pub rejected: i64,
+    pub rejected_amount_minor: i64,
+    pub exclusions: i64,
+}
+
+const CLAIM: &str = "SELECT c.id, c.revision, c.status, c.up_to, c.hmrc_reference, c.created_at, c.submitted_at, \
+    c.answered_on, \
+    (SELECT count(*) FROM gift_aid_claim_gifts g WHERE g.claim_id = c.id AND g.state = 'included') AS gifts, \
+    (SELECT COALESCE(sum(amount_minor), 0)::bigint FROM gift_aid_claim_gifts g \
+      WHERE g.claim_id = c.id AND g.state = 'included') AS amount_minor, \
+    (SELECT count(*) FROM gift_aid_claim_gifts g WHERE g.claim_id = c.id AND g.state = 'rejected') AS rejected, \
+    (SELECT COALESCE(sum(amount_minor), 0)::bigint FROM gift_aid_claim_gifts g \
+      WHERE g.claim_id = c.id AND g.state = 'rejected') AS rejected_amount_minor, \
+    (SELECT count(*) FROM gift_aid_claim_exclusions x WHERE x.claim_id = c.id) AS exclusions \
+    FROM gift_aid_claims c";
+
+fn claim(row: &Row) -> StoredClaim {
+    StoredClaim {
+        id: row.get("id"),
+        revision: row.get("revision"),
+        status: row.get("status"),
+        up_to: row.get("up_to"),
+        hmrc_reference: row.get("hmrc_reference"),
+        created_at: row.get("created_at"),
+        submitted_at: row.get("submitted_at"),
+        answered_on: row.get("answered_on"),
+        gifts: row.get("gifts"),
+        amount_minor: row.get("amount_minor"),
+        rejected: row.get("rejected"),
+        rejected_amount_minor: row.get("rejected_amount_minor"),
+        exclusions: row.get("exclusions"),
+    }
+}
+
+/// Serialises claim gathering within a tenant, so two claims cannot both take a gift (the unique index would
+/// refuse the second anyway; this makes it wait and gather what is left instead).
+#[tracing::instrument(skip_all)]
+pub async fn lock_gathering(tx: &Transaction, tenant_id: Uuid) -> Result<()> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&format!("fundraising:gift_aid_claims:{tenant_id}")],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A gift that could go into a claim, with what eligibility is judged on.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub gift_id: Uuid,
+    pub donor_id: Uuid,
+    pub gift: GiftFacts,
+}
+
+/// The gifts a claim could take, with what their eligibility is judged on.
+pub struct Candidates {
+    pub gifts: Vec<Candidate>,
+    pub donors: HashMap<Uuid, DonorFacts>,
+    pub declarations: HashMap<Uuid, Vec<DeclarationOnFile>>,
+}
+
+/// Every live gift dated on or before `up_to` that is not a refund entry and not in a claim already, oldest
+/// first, with its donor's facts and declarations.
+#[tracing::instrument(skip_all)]
+pub async fn candidates(tx: &Transaction, up_to: NaiveDate) -> Result<Candidates> {
+    let rows = tx
+        .query(
+            "SELECT g.id, g.donor_id, g.gift_date, g.amount_minor, g.currency, g.status, g.source, \
+                    false AS is_refund, COALESCE(r.refunded, 0)::bigint AS refunded \
+             FROM gifts g \
+             LEFT JOIN (SELECT refund_of, sum(amount_minor) AS refunded FROM gifts \
+                        WHERE refund_of IS NOT NULL AND deleted_at IS NULL GROUP BY refund_of) r ON r.refund_of = g.id \
+             WHERE g.deleted_at IS NULL AND g.refund_of IS NULL AND g.gift_date <= $1 \
+               AND NOT EXISTS (SELECT 1 FROM gift_aid_claim_gifts c WHERE c.gift_id = g.id AND c.state = 'included') \
+             ORDER BY g.gift_date, g.id",
+            &[&up_to],
+        )
+        .await?;
+    let candidates: Vec<Candidate> = rows
+        .iter()
+        .map(|row| Candidate { gift_id: row.get("id"), donor_id: row.get("donor_id"), gift: gift_facts(row, None) })
+        .collect();
+    let mut donor_ids: Vec<Uuid> = candidates.iter().map(|c| c.donor_id).collect();
+    donor_ids.sort_unstable();
+    donor_ids.dedup();
+    let donors = tx
+        .query(
+            "SELECT id, address_line1, address_postcode, address_country FROM donors WHERE id = ANY($1)",
+            &[&donor_ids],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get("id"), donor_facts(row)))
+        .collect();
+    let declarations = declarations_of_donors(tx, &donor_ids).await?;
+    Ok(Candidates { gifts: candidates, donors, declarations })
+}
+
+/// A gift going into a claim.
+pub struct Included {
+    pub gift_id: Uuid,
+    pub declaration_id: Uuid,
+    pub amount_minor: i64,
+}
+
+#[tracing::instrument(skip_all, fields(claim_id = %id, gifts = included.len(), excluded = excluded.len()))]
+pub async fn insert(
+    tx: &Transaction,
+    id: Uuid,
+    up_to: NaiveDate,
+    included: &[Included],
+    excluded: &[(Uuid, serde_json::Value)],
+) -> Result<()> {
+    tx.execute("INSERT INTO gift_aid_claims (id, up_to) VALUES ($1, $2)", &[&id, &up_to]).await?;
+    let gifts: Vec<Uuid> = included.iter().map(|i| i.gift_id).collect();
+    let declarations: Vec<Uuid> = included.iter().map(|i| i.declaration_id).collect();
+    let amounts: Vec<i64> = included.iter().map(|i| i.amount_minor).collect();
+    tx.execute(
+        "INSERT INTO gift_aid_claim_gifts (claim_id, gift_id, declaration_id, amount_minor) \
+         SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::bigint[])",
+        &[&id, &gifts, &declarations, &amounts],
+    )
+    .await?;
+    let excluded_ids: Vec<Uuid> = excluded.iter().map(|e| e.0).collect();
+    let reasons: Vec<&serde_json::Value> = excluded.iter().map(|e| &e.1).collect();
+    tx.execute(
+        "INSERT INTO gift_aid_claim_exclusions (claim_id, gift_id, reasons) \
+         SELECT $1, * FROM unnest($2::uuid[], $3::jsonb[])",
+        &[&id, &excluded_ids, &reasons],
+    )
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<StoredClaim>> {
+    Ok(tx.query_opt(&format!("{CLAIM} WHERE c.id = $1"), &[&id]).await?.as_ref().map(claim))
+}
+
+/// Locks the claim row until the transaction ends and returns its status.
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn lock(tx: &Transaction, id: Uuid) -> Result<Option<String>> {
+    Ok(tx.query_opt("SELECT status FROM gift_aid_claims WHERE id = $1 FOR UPDATE", &[&id]).await?.map(|row| row.get(0)))
+}
+
+/// Claims, newest first, after the cursor's claim.
+#[tracing::instrument(skip_all)]
+pub async fn list(tx: &Transaction, after: Option<Uuid>, limit: i64) -> Result<Vec<StoredClaim>> {
+    let mut filters = almoner_db::Filters::new();
+    filters.add_some("c.id < {}", &after);
+    let limit = filters.param(&limit);
+    let sql = format!("{CLAIM}{} ORDER BY c.id DESC LIMIT {limit}", filters.where_clause());
+    Ok(tx.query(&sql, filters.params()).await?.iter().map(claim).collect())
+}
+
+/// One gift of a claim, with what it was claimed on.
+#[derive(Debug, Clone)]
+pub struct ClaimGift {
+    pub gift_id: Uuid,
+    pub donor_id: Uuid,
+    pub gift_date: NaiveDate,
+    pub amount_minor: i64,
+    pub declaration_id: Uuid,
+    pub state: String,
+    pub rejection: Option<String>,
+}
+
+/// A claim's gifts (included and rejected) in gift date order, after the cursor `(gift_date, gift_id)`.
+#[tracing::instrument(skip_all, fields(claim_id = %claim_id))]
+pub async fn gifts(
+    tx: &Transaction,
+    claim_id: Uuid,
+    after: Option<(NaiveDate, Uuid)>,
+    limit: i64,
+) -> Result<Vec<ClaimGift>> {
+    let mut filters = almoner_db::Filters::new();
+    filters.add("c.claim_id = {}", &claim_id);
+    let (after_date, after_id) = (after.map(|a| a.0), after.map(|a| a.1));
+    if let (Some(date), Some(id)) = (&after_date, &after_id) {
+        let (date, id) = (filters.param(date), filters.param(id));
+        filters.add_condition(format!("(g.gift_date, g.id) > ({date}, {id})"));
+    }
+    let limit = filters.param(&limit);
+    let sql = format!(
+        "SELECT c.gift_id, g.donor_id, g.gift_date, c.amount_minor, c.declaration_id, c.state, c.rejection \
+         FROM gift_aid_claim_gifts c JOIN gifts g ON g.id = c.gift_id{} \
+         ORDER BY g.gift_date, g.id LIMIT {limit}",
+        filters.where_clause()
+    );
+    Ok(tx
+        .query(&sql, filters.params())
+        .await?
+        .iter()
+        .map(|row| ClaimGift {
+            gift_id: row.get("gift_id"),
+            donor_id: row.get("donor_id"),
+            gift_date: row.get("gift_date"),
+            amount_minor: row.get("amount_minor"),
+            declaration_id: row.get("declaration_id"),
+            state: row.get("state"),
+            rejection: row.get("rejection"),
+        })
+        .collect())
+}
+
+/// One gift left out of a claim, and why.
+#[derive(Debug, Clone)]
+pub struct Exclusion {
+    pub gift_id: Uuid,
+    pub donor_id: Uuid,
+    pub gift_date: NaiveDate,
+    pub amount_minor: i64,
+    pub reasons: serde_json::Value,
+}
+
+/// A claim's exclusions in gift date order, after the cursor `(gift_date, gift_id)`.
+#[tracing::instrument(skip_all, fields(claim_id = %claim_id))]
+pub async fn exclusions(
+    tx: &Transaction,
+    claim_id: Uuid,
+    after: Option<(NaiveDate, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Exclusion>> {
+    let mut filters = almoner_db::Filters::new();
+    filters.add("x.claim_id = {}", &claim_id);
+    let (after_date, after_id) = (after.map(|a| a.0), after.map(|a| a.1));
+    if let (Some(date), Some(id)) = (&after_date, &after_id) {
+        let (date, id) = (filters.param(date), filters.param(id));
+        filters.add_condition(format!("(g.gift_date, g.id) > ({date}, {id})"));
+    }
+    let limit = filters.param(&limit);
+    let sql = format!(
+        "SELECT x.gift_id, g.donor_id, g.gift_date, g.amount_minor, x.reasons \
+         FROM gift_aid_claim_exclusions x JOIN gifts g ON g.id = x.gift_id{} \
+         ORDER BY g.gift_date, g.id LIMIT {limit}",
+        filters.where_clause()
+    );
+    Ok(tx
+        .query(&sql, filters.params())
+        .await?
+        .iter()
+        .map(|row| Exclusion {
+            gift_id: row.get("gift_id"),
+            donor_id: row.get("donor_id"),
+            gift_date: row.get("gift_date"),
+            amount_minor: row.get("amount_minor"),
+            reasons: row.get("reasons"),
+        })
+        .collect())
+}
+
+/// Takes a gift out of a claim; `false` when it was not in it.
+#[tracing::instrument(skip_all, fields(claim_id = %claim_id, gift_id = %gift_id))]
+pub async fn remove_gift(tx: &Transaction, claim_id: Uuid, gift_id: Uuid) -> Result<bool> {
+    Ok(tx
+        .execute("DELETE FROM gift_aid_claim_gifts WHERE claim_id = $1 AND gift_id = $2", &[&claim_id, &gift_id])
+        .await?
+        == 1)
+}
+
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn delete(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.execute("DELETE FROM gift_aid_claims WHERE id = $1", &[&id]).await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn submit(tx: &Transaction, id: Uuid, hmrc_reference: Option<&str>) -> Result<()> {
+    tx.execute(
+        "UPDATE gift_aid_claims SET status = 'submitted', submitted_at = now(), hmrc_reference = $2, \
+         revision = revision + 1, updated_at = now() WHERE id = $1",
+        &[&id, &hmrc_reference],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records HMRC's answer: the rejected gifts (which must be in the claim) go back to the pool. Returns the ids of
+/// `rejected` that were not included in the claim.
+#[tracing::instrument(skip_all, fields(claim_id = %id, rejected = rejected.len()))]
+pub async fn answer(
+    tx: &Transaction,
+    id: Uuid,
+    answered_on: NaiveDate,
+    rejected: &[(Uuid, String)],
+) -> Result<Vec<Uuid>> {
+    let gift_ids: Vec<Uuid> = rejected.iter().map(|r| r.0).collect();
+    let reasons: Vec<&str> = rejected.iter().map(|r| r.1.as_str()).collect();
+    let marked: Vec<Uuid> = tx
+        .query(
+            "UPDATE gift_aid_claim_gifts c SET state = 'rejected', rejection = r.reason \
+             FROM unnest($2::uuid[], $3::text[]) AS r(gift_id, reason) \
+             WHERE c.claim_id = $1 AND c.gift_id = r.gift_id AND c.state = 'included' RETURNING c.gift_id",
+            &[&id, &gift_ids, &reasons],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let missing: Vec<Uuid> = gift_ids.iter().filter(|g| !marked.contains(g)).copied().collect();
+    let status = if rejected.is_empty() { "paid" } else { "partly_rejected" };
+    tx.execute(
+        "UPDATE gift_aid_claims SET status = $2, answered_on = $3, revision = revision + 1, updated_at = now() \
+         WHERE id = $1",
+        &[&id, &status, &answered_on],
+    )
+    .await?;
+    Ok(missing)
+}

@@ -1,0 +1,515 @@
+//! `/v1/gift-aid/claims`: gather eligible gifts into a claim, review it (its gifts, and the gifts left out with
+//! their reasons), take gifts out, submit it, and record HMRC's answer. See `docs/gift-aid.md`.
+
+use super::conventions::{
+    Claim, claim, conflict, decode_cursor, json_body, page_limit, paginate, path_id, remember, replay_response,
+};
+use crate::db::{claims as db, gift_aid};
+use crate::domain::gift_aid::{assess, gift_aid_on};
+use crate::domain::optional_text;
+use actix_web::{HttpRequest, HttpResponse, web};
+use almoner_db::Pool;
+use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1/gift-aid/claims")
+            .route("", web::post().to(create_claim))
+            .route("", web::get().to(list_claims))
+            .route("/{id}", web::get().to(get_claim))
+            .route("/{id}", web::delete().to(discard_claim))
+            .route("/{id}/gifts", web::get().to(claim_gifts))
+            .route("/{id}/gifts/{gift_id}", web::delete().to(remove_gift))
+            .route("/{id}/exclusions", web::get().to(claim_exclusions))
+            .route("/{id}/submit", web::post().to(submit_claim))
+            .route("/{id}/outcome", web::post().to(record_outcome)),
+    );
+}
+
+fn parse_date(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<NaiveDate> {
+    let raw = errors.required(field, raw)?;
+    errors.parse(
+        field,
+        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "must be an ISO date such as 2025-04-05"),
+    )
+}
+
+/// A claim and its totals.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClaimView {
+    pub id: Uuid,
+    pub revision: i64,
+    /// `draft`, `submitted`, `paid` or `partly_rejected`.
+    pub status: String,
+    /// Gifts dated on or before this day were gathered.
+    pub up_to: NaiveDate,
+    pub hmrc_reference: Option<String>,
+    /// Gifts included (not rejected).
+    pub gifts: i64,
+    /// What is claimed on, in pence.
+    pub amount_minor: i64,
+    /// The Gift Aid claimed: 25p per £1 of `amount_minor`.
+    pub gift_aid_minor: i64,
+    /// Gifts HMRC rejected (back in the pool for a later claim).
+    pub rejected: i64,
+    pub rejected_amount_minor: i64,
+    /// Gifts up to `up_to` that could not be claimed when it was gathered (see `/exclusions`).
+    pub exclusions: i64,
+    pub created_at: DateTime<Utc>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub answered_on: Option<NaiveDate>,
+}
+
+impl From<db::StoredClaim> for ClaimView {
+    fn from(c: db::StoredClaim) -> Self {
+        Self {
+            id: c.id,
+            revision: c.revision,
+            status: c.status,
+            up_to: c.up_to,
+            hmrc_reference: c.hmrc_reference,
+            gifts: c.gifts,
+            amount_minor: c.amount_minor,
+            gift_aid_minor: gift_aid_on(c.amount_minor),
+            rejected: c.rejected,
+            rejected_amount_minor: c.rejected_amount_minor,
+            exclusions: c.exclusions,
+            created_at: c.created_at,
+            submitted_at: c.submitted_at,
+            answered_on: c.answered_on,
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClaim {
+    /// Required: gather eligible gifts dated on or before this day (ISO date).
+    pub up_to: Option<String>,
+}
+
+/// Gathers every eligible gift not yet claimed, dated up to `up_to`, into a new draft claim; the gifts left out
+/// are recorded with their reasons.
+#[utoipa::path(post, path = "/v1/gift-aid/claims", tag = "gift aid", security(("bearer" = ["fundraising:write"])),
+    request_body = NewClaim,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses((status = 201, body = ClaimView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(claim_id = tracing::field::Empty))]
+pub async fn create_claim(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let input: NewClaim = json_body(&req, &body)?;
+    let mut errors = FieldErrors::new();
+    let today = Utc::now().date_naive();
+    let up_to = parse_date("up_to", input.up_to.as_deref(), &mut errors);
+    if up_to.is_some_and(|d| d > today) {
+        errors.add("up_to", "must not be in the future");
+    }
+    errors.finish()?;
+    let up_to = up_to.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("validated up_to missing")))?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
+    db::lock_gathering(&tx, tenant_id).await?;
+    let settings = gift_aid::settings(&tx).await?;
+    let db::Candidates { gifts: candidates, donors, declarations } = db::candidates(&tx, up_to).await?;
+    let mut included = Vec::new();
+    let mut excluded = Vec::new();
+    let no_declarations = Vec::new();
+    for candidate in candidates {
+        let donor = donors.get(&candidate.donor_id).cloned().unwrap_or_default();
+        let on_file = declarations.get(&candidate.donor_id).unwrap_or(&no_declarations);
+        match assess(&candidate.gift, &donor, on_file, &settings, today) {
+            Ok(claimable) => included.push(db::Included {
+                gift_id: candidate.gift_id,
+                declaration_id: claimable.declaration_id,
+                amount_minor: claimable.amount_minor,
+            }),
+            Err(reasons) => excluded.push((
+                candidate.gift_id,
+                serde_json::Value::Array(
+                    reasons.iter().map(|r| json!({"code": r.code(), "detail": r.detail()})).collect(),
+                ),
+            )),
+        }
+    }
+    let id = Uuid::now_v7();
+    tracing::Span::current().record("claim_id", tracing::field::display(id));
+    db::insert(&tx, id, up_to, &included, &excluded).await?;
+    let stored = db::get(&tx, id).await?.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("claim vanished")))?;
+    let view = ClaimView::from(stored);
+    remember(&tx, &key, 201, &view).await?;
+    tx.commit().await?;
+    tracing::info!(gifts = view.gifts, exclusions = view.exclusions, "gathered a Gift Aid claim");
+    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gift-aid/claims/{id}"))).json(view))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// 1 to 500, default 50.
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClaimPage {
+    pub data: Vec<ClaimView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Claims, newest first.
+#[utoipa::path(get, path = "/v1/gift-aid/claims", tag = "gift aid", security(("bearer" = ["fundraising:read"])),
+    params(PageQuery),
+    responses((status = 200, body = ClaimPage), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all)]
+pub async fn list_claims(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let mut errors = FieldErrors::new();
+    let limit = page_limit(&mut errors, query.limit.as_deref());
+    let after = query.cursor.as_deref().and_then(|c| {
+        errors.parse("cursor", decode_cursor(c).and_then(|t| Uuid::try_parse(&t).map_err(|_| "is not a cursor")))
+    });
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let rows = db::list(&tx, after, limit + 1).await?;
+    tx.commit().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |c| c.id.to_string());
+    Ok(HttpResponse::Ok().json(ClaimPage { data: rows.into_iter().map(ClaimView::from).collect(), next_cursor }))
+}
+
+/// One claim with its totals.
+#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}", tag = "gift aid",
+    security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn get_claim(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "claim")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let stored = db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(ClaimView::from(stored)))
+}
+
+/// Locks the claim and checks it is a draft (a submitted claim's gifts can never change).
+async fn lock_draft(tx: &almoner_db::Transaction, id: Uuid) -> Result<(), ApiError> {
+    match db::lock(tx, id).await?.as_deref() {
+        None => Err(ApiError::not_found("claim")),
+        Some("draft") => Ok(()),
+        Some(status) => Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("the claim is {status}: only a draft can change; its gifts stay claimed"),
+        )),
+    }
+}
+
+/// Discards a draft claim: its gifts go back to the pool.
+#[utoipa::path(delete, path = "/v1/gift-aid/claims/{id}", tag = "gift aid",
+    security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "the claim is no longer a draft", body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn discard_claim(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "claim")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    lock_draft(&tx, id).await?;
+    db::delete(&tx, id).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn decode_position(cursor: &str) -> Result<(NaiveDate, Uuid), &'static str> {
+    let invalid = "is not a cursor from a previous page";
+    let text = decode_cursor(cursor)?;
+    let (date, id) = text.split_once('|').ok_or(invalid)?;
+    Ok((date.parse().map_err(|_| invalid)?, Uuid::try_parse(id).map_err(|_| invalid)?))
+}
+
+/// One gift of a claim.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClaimGiftView {
+    pub gift_id: Uuid,
+    pub donor_id: Uuid,
+    pub gift_date: NaiveDate,
+    /// What is claimed on (the gift less refunds at gathering).
+    pub amount_minor: i64,
+    pub gift_aid_minor: i64,
+    pub declaration_id: Uuid,
+    /// `included` or `rejected` (by HMRC).
+    pub state: String,
+    pub rejection: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClaimGiftPage {
+    pub data: Vec<ClaimGiftView>,
+    pub next_cursor: Option<String>,
+}
+
+/// A claim's gifts, by gift date.
+#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/gifts", tag = "gift aid",
+    security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), PageQuery),
+    responses((status = 200, body = ClaimGiftPage), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn claim_gifts(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "claim")?;
+    let mut errors = FieldErrors::new();
+    let limit = page_limit(&mut errors, query.limit.as_deref());
+    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_position(c)));
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+    let rows = db::gifts(&tx, id, after, limit + 1).await?;
+    tx.commit().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |g| format!("{}|{}", g.gift_date, g.gift_id));
+    let data = rows
+        .into_iter()
+        .map(|g| ClaimGiftView {
+            gift_id: g.gift_id,
+            donor_id: g.donor_id,
+            gift_date: g.gift_date,
+            amount_minor: g.amount_minor,
+            gift_aid_minor: gift_aid_on(g.amount_minor),
+            declaration_id: g.declaration_id,
+            state: g.state,
+            rejection: g.rejection,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ClaimGiftPage { data, next_cursor }))
+}
+
+/// One gift left out of a claim.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExclusionView {
+    pub gift_id: Uuid,
+    pub donor_id: Uuid,
+    pub gift_date: NaiveDate,
+    pub amount_minor: i64,
+    /// Every reason, as `GET /v1/gifts/{id}/gift-aid` gives them: `[{"code": ..., "detail": ...}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub reasons: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExclusionPage {
+    pub data: Vec<ExclusionView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The gifts up to the claim's date that could not be claimed when it was gathered, each with its reasons.
+#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/exclusions", tag = "gift aid",
+    security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), PageQuery),
+    responses((status = 200, body = ExclusionPage), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn claim_exclusions(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "claim")?;
+    let mut errors = FieldErrors::new();
+    let limit = page_limit(&mut errors, query.limit.as_deref());
+    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_position(c)));
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+    let rows = db::exclusions(&tx, id, after, limit + 1).await?;
+    tx.commit().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |x| format!("{}|{}", x.gift_date, x.gift_id));
+    let data = rows
+        .into_iter()
+        .map(|x| ExclusionView {
+            gift_id: x.gift_id,
+            donor_id: x.donor_id,
+            gift_date: x.gift_date,
+            amount_minor: x.amount_minor,
+            reasons: x.reasons,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ExclusionPage { data, next_cursor }))
+}
+
+/// Takes a gift out of a draft claim; it goes back to the pool.
+#[utoipa::path(delete, path = "/v1/gift-aid/claims/{id}/gifts/{gift_id}", tag = "gift aid",
+    security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path), ("gift_id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 404, description = "no such claim, or the gift is not in it", body = almoner_http::Problem),
+        (status = 409, description = "the claim is no longer a draft", body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all)]
+pub async fn remove_gift(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let (id, gift_id) = path.into_inner();
+    let id = path_id(&id, "claim")?;
+    let gift_id = path_id(&gift_id, "gift")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    lock_draft(&tx, id).await?;
+    if !db::remove_gift(&tx, id, gift_id).await? {
+        return Err(ApiError::not_found("gift in this claim"));
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    /// The reference HMRC's Charities Online gave the claim, if known.
+    pub hmrc_reference: Option<String>,
+}
+
+/// Marks a draft claim submitted: from now on its gifts can never be claimed again (unless HMRC rejects them).
+#[utoipa::path(post, path = "/v1/gift-aid/claims/{id}/submit", tag = "gift aid",
+    security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = Submission,
+    responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "not a draft, or no gifts in it", body = almoner_http::Problem),
+        (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn submit_claim(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "claim")?;
+    let input: Submission = if body.is_empty() { Submission::default() } else { json_body(&req, &body)? };
+    let mut errors = FieldErrors::new();
+    let reference = errors.parse("hmrc_reference", optional_text(input.hmrc_reference.as_deref(), 100)).flatten();
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    lock_draft(&tx, id).await?;
+    let current = db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+    if current.gifts == 0 {
+        return Err(ApiError::new(ErrorCode::Conflict, "the claim has no gifts to submit"));
+    }
+    db::submit(&tx, id, reference.as_deref()).await?;
+    let stored = db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(ClaimView::from(stored)))
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// Required: the day HMRC answered (ISO date).
+    pub answered_on: Option<String>,
+    /// The gifts HMRC rejected, each with its reason; empty or absent when it paid in full.
+    pub rejected: Option<Vec<RejectedGift>>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedGift {
+    pub gift_id: Option<Uuid>,
+    pub reason: Option<String>,
+}
+
+/// Records HMRC's answer to a submitted claim: `paid`, or `partly_rejected` with the rejected gifts, which go
+/// back to the pool for a later claim.
+#[utoipa::path(post, path = "/v1/gift-aid/claims/{id}/outcome", tag = "gift aid",
+    security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = Outcome,
+    responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "the claim is not submitted", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed; a rejected gift that is not in the claim is named",
+            body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn record_outcome(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "claim")?;
+    let input: Outcome = json_body(&req, &body)?;
+    let mut errors = FieldErrors::new();
+    let answered_on = parse_date("answered_on", input.answered_on.as_deref(), &mut errors);
+    let mut rejected = Vec::new();
+    for (i, r) in input.rejected.unwrap_or_default().into_iter().enumerate() {
+        let gift_id = errors.required(&format!("rejected[{i}].gift_id"), r.gift_id);
+        let reason = errors.required(&format!("rejected[{i}].reason"), r.reason).and_then(|reason| {
+            errors.parse(&format!("rejected[{i}].reason"), crate::domain::required_text(&reason, 500))
+        });
+        if let (Some(gift_id), Some(reason)) = (gift_id, reason) {
+            if rejected.iter().any(|(g, _)| *g == gift_id) {
+                errors.add(format!("rejected[{i}].gift_id"), "is listed twice");
+            }
+            rejected.push((gift_id, reason));
+        }
+    }
+    errors.finish()?;
+    let answered_on = answered_on.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("validated date missing")))?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    match db::lock(&tx, id).await?.as_deref() {
+        None => return Err(ApiError::not_found("claim")),
+        Some("submitted") => {}
+        Some(status) => {
+            return Err(conflict("status", format!("the claim is {status}; only a submitted claim gets an answer")));
+        }
+    }
+    let missing = db::answer(&tx, id, answered_on, &rejected).await?;
+    if !missing.is_empty() {
+        let mut errors = FieldErrors::new();
+        for (i, (gift_id, _)) in rejected.iter().enumerate() {
+            if missing.contains(gift_id) {
+                errors.add(format!("rejected[{i}].gift_id"), "is not a gift of this claim");
+            }
+        }
+        errors.finish()?;
+    }
+    let stored = db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(ClaimView::from(stored)))
+}
