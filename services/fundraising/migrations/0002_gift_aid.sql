@@ -38,6 +38,9 @@ CREATE TABLE gift_aid_settings (
     tenant_id     uuid PRIMARY KEY DEFAULT almoner_current_tenant(),
     -- Gift sources whose platform claims Gift Aid itself (lower case).
     agent_sources text[] NOT NULL DEFAULT '{justgiving}',
+    -- Donations up to this amount (pence) are aggregated in the HMRC schedule; 0 aggregates none. HMRC allows
+    -- at most £20.
+    aggregate_up_to_minor bigint NOT NULL DEFAULT 2000 CHECK (aggregate_up_to_minor BETWEEN 0 AND 2000),
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE gift_aid_settings ENABLE ROW LEVEL SECURITY;
@@ -108,5 +111,29 @@ CREATE TABLE gift_aid_claim_exclusions (
 ALTER TABLE gift_aid_claim_exclusions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE gift_aid_claim_exclusions FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON gift_aid_claim_exclusions
+    USING (tenant_id = almoner_current_tenant())
+    WITH CHECK (tenant_id = almoner_current_tenant());
+
+-- Every schedule file exported from a claim, kept as sent (no cascade: a draft whose files were exported cannot be
+-- discarded; take its gifts out instead).
+CREATE TABLE gift_aid_claim_files (
+    id          uuid PRIMARY KEY,
+    tenant_id   uuid NOT NULL DEFAULT almoner_current_tenant(),
+    claim_id    uuid NOT NULL,
+    -- Files exported together share an export id.
+    export_id   uuid NOT NULL,
+    format      text NOT NULL CHECK (format IN ('ods', 'csv')),
+    part        integer NOT NULL CHECK (part >= 1),
+    parts       integer NOT NULL CHECK (parts >= part),
+    rows        integer NOT NULL CHECK (rows BETWEEN 0 AND 1000),
+    content     bytea NOT NULL,
+    sha256      bytea NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    FOREIGN KEY (tenant_id, claim_id) REFERENCES gift_aid_claims (tenant_id, id)
+);
+CREATE INDEX gift_aid_claim_files_claim_idx ON gift_aid_claim_files (tenant_id, claim_id, created_at);
+ALTER TABLE gift_aid_claim_files ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gift_aid_claim_files FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON gift_aid_claim_files
     USING (tenant_id = almoner_current_tenant())
     WITH CHECK (tenant_id = almoner_current_tenant());

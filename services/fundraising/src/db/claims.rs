@@ -330,3 +330,114 @@ pub async fn answer(
     .await?;
     Ok(missing)
 }
+
+/// The included gifts of a claim as the HMRC schedule needs them.
+#[tracing::instrument(skip_all, fields(claim_id = %claim_id))]
+pub async fn schedule_donations(tx: &Transaction, claim_id: Uuid) -> Result<Vec<crate::domain::hmrc::Donation>> {
+    use crate::domain::gift_aid::house_name_or_number;
+    Ok(tx
+        .query(
+            "SELECT d.title, d.first_name, d.last_name, d.address_line1, d.address_postcode, g.gift_date, \
+                    c.amount_minor \
+             FROM gift_aid_claim_gifts c JOIN gifts g ON g.id = c.gift_id JOIN donors d ON d.id = g.donor_id \
+             WHERE c.claim_id = $1 AND c.state = 'included' ORDER BY g.gift_date, g.id",
+            &[&claim_id],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            let line1: Option<String> = row.get("address_line1");
+            crate::domain::hmrc::Donation {
+                title: row.get("title"),
+                first_name: row.get("first_name"),
+                last_name: row.get("last_name"),
+                house: line1.as_deref().and_then(house_name_or_number).unwrap_or_default(),
+                postcode: row.get::<_, Option<String>>("address_postcode").unwrap_or_default(),
+                date: row.get("gift_date"),
+                amount_minor: row.get("amount_minor"),
+                sponsored: false,
+            }
+        })
+        .collect())
+}
+
+/// A stored schedule file, without its content.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub id: Uuid,
+    pub export_id: Uuid,
+    pub format: String,
+    pub part: i32,
+    pub parts: i32,
+    pub rows: i32,
+    pub bytes: i64,
+    pub sha256: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+const FILE_COLUMNS: &str = "id, export_id, format, part, parts, rows, octet_length(content)::bigint AS bytes, sha256, \
+    created_at";
+
+fn file(row: &Row) -> StoredFile {
+    StoredFile {
+        id: row.get("id"),
+        export_id: row.get("export_id"),
+        format: row.get("format"),
+        part: row.get("part"),
+        parts: row.get("parts"),
+        rows: row.get("rows"),
+        bytes: row.get("bytes"),
+        sha256: row.get("sha256"),
+        created_at: row.get("created_at"),
+    }
+}
+
+/// A file to store: (format, part, parts, rows, content).
+pub struct NewFile<'a> {
+    pub format: &'a str,
+    pub part: i32,
+    pub parts: i32,
+    pub rows: i32,
+    pub content: &'a [u8],
+}
+
+#[tracing::instrument(skip_all, fields(claim_id = %claim_id, export_id = %export_id))]
+pub async fn store_file(tx: &Transaction, claim_id: Uuid, export_id: Uuid, new: &NewFile<'_>) -> Result<StoredFile> {
+    use sha2::Digest;
+    let sha256 = sha2::Sha256::digest(new.content).to_vec();
+    let sql = format!(
+        "INSERT INTO gift_aid_claim_files (id, claim_id, export_id, format, part, parts, rows, content, sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {FILE_COLUMNS}"
+    );
+    let row = tx
+        .query_one(
+            &sql,
+            &[
+                &Uuid::now_v7(),
+                &claim_id,
+                &export_id,
+                &new.format,
+                &new.part,
+                &new.parts,
+                &new.rows,
+                &new.content,
+                &sha256,
+            ],
+        )
+        .await?;
+    Ok(file(&row))
+}
+
+/// Every file exported from a claim, oldest first.
+#[tracing::instrument(skip_all, fields(claim_id = %claim_id))]
+pub async fn files(tx: &Transaction, claim_id: Uuid) -> Result<Vec<StoredFile>> {
+    let sql = format!("SELECT {FILE_COLUMNS} FROM gift_aid_claim_files WHERE claim_id = $1 ORDER BY created_at, part");
+    Ok(tx.query(&sql, &[&claim_id]).await?.iter().map(file).collect())
+}
+
+/// One file with its content.
+#[tracing::instrument(skip_all, fields(file_id = %id))]
+pub async fn file_content(tx: &Transaction, claim_id: Uuid, id: Uuid) -> Result<Option<(StoredFile, Vec<u8>)>> {
+    let sql = format!("SELECT {FILE_COLUMNS}, content FROM gift_aid_claim_files WHERE claim_id = $1 AND id = $2");
+    Ok(tx.query_opt(&sql, &[&claim_id, &id]).await?.map(|row| (file(&row), row.get("content"))))
+}

@@ -123,8 +123,8 @@ pub async fn of_donor(tx: &Transaction, donor_id: Uuid) -> Result<Vec<StoredDecl
 /// The tenant's settings, or the defaults.
 #[tracing::instrument(skip_all)]
 pub async fn settings(tx: &Transaction) -> Result<GiftAidSettings> {
-    Ok(match tx.query_opt("SELECT agent_sources FROM gift_aid_settings", &[]).await? {
-        Some(row) => GiftAidSettings { agent_sources: row.get(0) },
+    Ok(match tx.query_opt("SELECT agent_sources, aggregate_up_to_minor FROM gift_aid_settings", &[]).await? {
+        Some(row) => GiftAidSettings { agent_sources: row.get(0), aggregate_up_to_minor: row.get(1) },
         None => GiftAidSettings::default(),
     })
 }
@@ -132,9 +132,10 @@ pub async fn settings(tx: &Transaction) -> Result<GiftAidSettings> {
 #[tracing::instrument(skip_all)]
 pub async fn put_settings(tx: &Transaction, settings: &GiftAidSettings) -> Result<()> {
     tx.execute(
-        "INSERT INTO gift_aid_settings (agent_sources) VALUES ($1) \
-         ON CONFLICT (tenant_id) DO UPDATE SET agent_sources = EXCLUDED.agent_sources, updated_at = now()",
-        &[&settings.agent_sources],
+        "INSERT INTO gift_aid_settings (agent_sources, aggregate_up_to_minor) VALUES ($1, $2) \
+         ON CONFLICT (tenant_id) DO UPDATE SET agent_sources = EXCLUDED.agent_sources, \
+         aggregate_up_to_minor = EXCLUDED.aggregate_up_to_minor, updated_at = now()",
+        &[&settings.agent_sources, &settings.aggregate_up_to_minor],
     )
     .await?;
     Ok(())

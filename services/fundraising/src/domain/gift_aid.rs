@@ -310,11 +310,16 @@ pub struct GiftFacts {
 pub struct GiftAidSettings {
     /// Gift sources whose platform claims Gift Aid itself (lower case).
     pub agent_sources: Vec<String>,
+    /// Donations up to this many pence are aggregated in the HMRC schedule (0: none; at most 2000).
+    pub aggregate_up_to_minor: i64,
 }
 
 impl Default for GiftAidSettings {
     fn default() -> Self {
-        Self { agent_sources: vec!["justgiving".to_owned()] }
+        Self {
+            agent_sources: vec!["justgiving".to_owned()],
+            aggregate_up_to_minor: super::hmrc::DEFAULT_AGGREGATE_UP_TO_MINOR,
+        }
     }
 }
 

@@ -4,6 +4,7 @@ mod address;
 mod donor;
 mod gift;
 pub mod gift_aid;
+pub mod hmrc;
 mod text;
 
 pub use address::{Address, CountryCode};

@@ -6,6 +6,7 @@ use super::conventions::{
 };
 use crate::db::{claims as db, gift_aid};
 use crate::domain::gift_aid::{assess, gift_aid_on};
+use crate::domain::hmrc;
 use crate::domain::optional_text;
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::Pool;
@@ -27,7 +28,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{id}/gifts/{gift_id}", web::delete().to(remove_gift))
             .route("/{id}/exclusions", web::get().to(claim_exclusions))
             .route("/{id}/submit", web::post().to(submit_claim))
-            .route("/{id}/outcome", web::post().to(record_outcome)),
+            .route("/{id}/outcome", web::post().to(record_outcome))
+            .route("/{id}/exports", web::post().to(export_claim))
+            .route("/{id}/files", web::get().to(claim_files))
+            .route("/{id}/files/{file_id}", web::get().to(download_file)),
     );
 }
 
@@ -512,4 +516,160 @@ pub async fn record_outcome(
     let stored = db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(ClaimView::from(stored)))
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// Required: `ods` (HMRC's Gift Aid schedule spreadsheet, for Charities Online) or `csv`.
+    pub format: Option<String>,
+}
+
+/// A stored schedule file.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FileView {
+    pub id: Uuid,
+    /// Files exported together (the parts of one schedule) share it.
+    pub export_id: Uuid,
+    pub format: String,
+    /// 1 to `parts`: HMRC takes at most 1,000 rows a file.
+    pub part: i32,
+    pub parts: i32,
+    pub rows: i32,
+    pub bytes: i64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    pub created_at: DateTime<Utc>,
+    /// Where to download it (relative to the service).
+    pub href: String,
+}
+
+impl FileView {
+    fn new(claim_id: Uuid, f: db::StoredFile) -> Self {
+        Self {
+            id: f.id,
+            export_id: f.export_id,
+            format: f.format,
+            part: f.part,
+            parts: f.parts,
+            rows: f.rows,
+            bytes: f.bytes,
+            sha256: f.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+            created_at: f.created_at,
+            href: format!("/v1/gift-aid/claims/{claim_id}/files/{}", f.id),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FileList {
+    pub data: Vec<FileView>,
+}
+
+/// Writes the claim's HMRC schedule (small donations aggregated as the tenant's settings say, at most 1,000 rows a
+/// file) and stores every file; each export is kept.
+#[utoipa::path(post, path = "/v1/gift-aid/claims/{id}/exports", tag = "gift aid",
+    security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = ExportRequest,
+    responses((status = 201, body = FileList), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "the claim has no gifts", body = almoner_http::Problem),
+        (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn export_claim(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "claim")?;
+    let input: ExportRequest = json_body(&req, &body)?;
+    let mut errors = FieldErrors::new();
+    let format = match errors.required("format", input.format.as_deref()) {
+        Some(f @ ("ods" | "csv")) => Some(f.to_owned()),
+        Some(_) => {
+            errors.add("format", "must be ods or csv");
+            None
+        }
+        None => None,
+    };
+    errors.finish()?;
+    let format = format.unwrap_or_default();
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    db::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+    let settings = gift_aid::settings(&tx).await?;
+    let rows = hmrc::rows(db::schedule_donations(&tx, id).await?, settings.aggregate_up_to_minor);
+    if rows.is_empty() {
+        return Err(ApiError::new(ErrorCode::Conflict, "the claim has no gifts to export"));
+    }
+    let parts = hmrc::split(&rows);
+    let export_id = Uuid::now_v7();
+    let mut stored = Vec::with_capacity(parts.len());
+    for (index, part) in parts.iter().enumerate() {
+        let content = match format.as_str() {
+            "ods" => hmrc::ods(part).map_err(|e| ApiError::unexpected(e.into()))?,
+            _ => hmrc::csv(part),
+        };
+        let new = db::NewFile {
+            format: &format,
+            part: i32::try_from(index + 1).unwrap_or(i32::MAX),
+            parts: i32::try_from(parts.len()).unwrap_or(i32::MAX),
+            rows: i32::try_from(part.len()).unwrap_or(i32::MAX),
+            content: &content,
+        };
+        stored.push(FileView::new(id, db::store_file(&tx, id, export_id, &new).await?));
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(FileList { data: stored }))
+}
+
+/// Every file exported from the claim, oldest first.
+#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/files", tag = "gift aid",
+    security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = FileList), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(claim_id = %id))]
+pub async fn claim_files(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "claim")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+    let data = db::files(&tx, id).await?.into_iter().map(|f| FileView::new(id, f)).collect();
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(FileList { data }))
+}
+
+/// Downloads one stored file.
+#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/files/{file_id}", tag = "gift aid",
+    security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), ("file_id" = Uuid, Path)),
+    responses((status = 200, description = "the file (ODS or CSV)", content_type = "application/octet-stream"),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all)]
+pub async fn download_file(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let (id, file_id) = path.into_inner();
+    let id = path_id(&id, "claim")?;
+    let file_id = path_id(&file_id, "file")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let (file, content) = db::file_content(&tx, id, file_id).await?.ok_or_else(|| ApiError::not_found("file"))?;
+    tx.commit().await?;
+    let content_type = match file.format.as_str() {
+        "ods" => "application/vnd.oasis.opendocument.spreadsheet",
+        _ => "text/csv; charset=utf-8",
+    };
+    let name = format!("gift-aid-claim-{id}-part-{}-of-{}.{}", file.part, file.parts, file.format);
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
+        .body(content))
 }

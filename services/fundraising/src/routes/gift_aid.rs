@@ -342,6 +342,9 @@ pub struct SettingsBody {
     /// Gift sources whose platform claims Gift Aid itself (their gifts are never in the charity's claims);
     /// default `["justgiving"]`.
     pub agent_sources: Option<Vec<String>>,
+    /// Donations up to this many pence are aggregated in the HMRC schedule: 0 (none) to 2000 (£20, HMRC's
+    /// limit, the default).
+    pub aggregate_up_to_minor: Option<i64>,
 }
 
 /// Reads the tenant's Gift Aid settings.
@@ -354,7 +357,13 @@ pub async fn get_settings(principal: Principal, pool: web::Data<Pool>) -> Result
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let settings = db::settings(&tx).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(SettingsBody { agent_sources: Some(settings.agent_sources) }))
+    Ok(HttpResponse::Ok().json(SettingsBody::from(settings)))
+}
+
+impl From<GiftAidSettings> for SettingsBody {
+    fn from(s: GiftAidSettings) -> Self {
+        Self { agent_sources: Some(s.agent_sources), aggregate_up_to_minor: Some(s.aggregate_up_to_minor) }
+    }
 }
 
 /// Replaces the tenant's Gift Aid settings.
@@ -384,12 +393,20 @@ pub async fn put_settings(
             Err(e) => errors.add(format!("agent_sources[{i}]"), e.to_string()),
         }
     }
+    let aggregate_up_to_minor = match input.aggregate_up_to_minor {
+        None => GiftAidSettings::default().aggregate_up_to_minor,
+        Some(n) if (0..=2000).contains(&n) => n,
+        Some(_) => {
+            errors.add("aggregate_up_to_minor", "must be 0 to 2000 (HMRC aggregates donations of £20 or less)");
+            0
+        }
+    };
     errors.finish()?;
     agent_sources.sort();
     agent_sources.dedup();
-    let settings = GiftAidSettings { agent_sources };
+    let settings = GiftAidSettings { agent_sources, aggregate_up_to_minor };
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     db::put_settings(&tx, &settings).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(SettingsBody { agent_sources: Some(settings.agent_sources) }))
+    Ok(HttpResponse::Ok().json(SettingsBody::from(settings)))
 }

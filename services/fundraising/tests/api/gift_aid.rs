@@ -201,7 +201,10 @@ async fn declarations_are_validated_settings_change_the_agents_and_tenants_stay_
         .send()
         .await
         .unwrap();
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"agent_sources": ["enthuse"]}));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"agent_sources": ["enthuse"], "aggregate_up_to_minor": 2000})
+    );
     assert_eq!(eligibility(&app, &via_justgiving).await["eligible"], true);
     assert_eq!(codes(&eligibility(&app, &via_enthuse).await), ["agent_claims_gift_aid"]);
 
@@ -334,4 +337,55 @@ async fn concurrent_claims_never_take_the_same_gift() {
         .unwrap()
         .get(0);
     assert_eq!(doubled, 0);
+}
+
+#[tokio::test]
+async fn a_claim_exports_hmrcs_schedule_as_csv_and_ods_and_keeps_every_file() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let donor = app
+        .create_donor(&json!({"title": "Mrs.", "first_name": "Zoë", "last_name": "O'Neill",
+            "address": {"line1": "Rose Cottage, Mill Lane", "postcode": "ls14ap"}}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    declare(&app, &donor, json!({"method": "online", "declaration_text": TEXT, "start_date": days_ago(365)})).await;
+    gift(&app, &donor, json!({"gift_date": days_ago(60), "amount_minor": 5000})).await;
+    for n in 0..3 {
+        gift(&app, &donor, json!({"gift_date": days_ago(50 - n), "amount_minor": 1000})).await;
+    }
+    let claim = post_claim(&app, &days_ago(1)).await;
+    let claim_path = format!("/v1/gift-aid/claims/{}", claim["id"].as_str().unwrap());
+
+    let exported = app.post(&format!("{claim_path}/exports"), &token, &json!({"format": "csv"})).await;
+    assert_eq!(exported.status(), 201);
+    let files: Value = exported.json().await.unwrap();
+    let file = &files["data"][0];
+    assert_eq!((file["part"].as_i64(), file["parts"].as_i64(), file["rows"].as_i64()), (Some(1), Some(1), Some(2)));
+    let response = app.get(file["href"].as_str().unwrap(), &token).await;
+    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[1], format!("Mrs,Zoe,O'Neill,Rose Cottage,LS1 4AP,,,{},50.00", hmrc_date(60)));
+    assert_eq!(lines[2], format!(",,,,,Small donations: 3 gifts,,{},30.00", hmrc_date(48)));
+
+    let exported = app.post(&format!("{claim_path}/exports"), &token, &json!({"format": "ods"})).await;
+    let files: Value = exported.json().await.unwrap();
+    let response = app.get(files["data"][0]["href"].as_str().unwrap(), &token).await;
+    assert_eq!(response.headers()["content-type"], "application/vnd.oasis.opendocument.spreadsheet");
+    let ods = response.bytes().await.unwrap();
+    assert_eq!(&ods[..2], b"PK");
+    assert_eq!(&ods[30..38], b"mimetype");
+
+    // Both exports are kept; the draft they came from can no longer be discarded.
+    let all: Value = app.get(&format!("{claim_path}/files"), &token).await.json().await.unwrap();
+    assert_eq!(all["data"].as_array().unwrap().len(), 2);
+    problem(app.delete(&claim_path, &token).await, 409, "conflict").await;
+    let bad = app.post(&format!("{claim_path}/exports"), &token, &json!({"format": "xlsx"})).await;
+    assert_eq!(fields(&problem(bad, 422, "validation_failed").await), ["format"]);
+}
+
+fn hmrc_date(days: u64) -> String {
+    (Utc::now().date_naive() - Days::new(days)).format("%d/%m/%y").to_string()
 }
