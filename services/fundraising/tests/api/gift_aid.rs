@@ -377,6 +377,8 @@ async fn a_claim_exports_hmrcs_schedule_as_csv_and_ods_and_keeps_every_file() {
     let ods = response.bytes().await.unwrap();
     assert_eq!(&ods[..2], b"PK");
     assert_eq!(&ods[30..38], b"mimetype");
+    // LibreOffice opens it, and its cells read as HMRC's schedule expects: the same as the CSV export.
+    assert_eq!(libreoffice_csv(&ods).await.lines().collect::<Vec<_>>(), lines);
 
     // Both exports are kept; the draft they came from can no longer be discarded.
     let all: Value = app.get(&format!("{claim_path}/files"), &token).await.json().await.unwrap();
@@ -384,6 +386,34 @@ async fn a_claim_exports_hmrcs_schedule_as_csv_and_ods_and_keeps_every_file() {
     problem(app.delete(&claim_path, &token).await, 409, "conflict").await;
     let bad = app.post(&format!("{claim_path}/exports"), &token, &json!({"format": "xlsx"})).await;
     assert_eq!(fields(&problem(bad, 422, "validation_failed").await), ["format"]);
+}
+
+/// Converts an ODS to CSV with the real LibreOffice (`soffice --headless --convert-to csv`), as a user would open
+/// it, and returns the CSV.
+async fn libreoffice_csv(ods: &[u8]) -> String {
+    let soffice = almoner_testkit::required_env("ALMONER_TEST_SOFFICE_BIN");
+    let dir = std::env::temp_dir().join(format!("almoner-ods-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("schedule.ods"), ods).unwrap();
+    // A profile of its own, so parallel tests and a user's LibreOffice do not share one.
+    let profile = format!("-env:UserInstallation=file://{}", dir.join("profile").display());
+    let output = tokio::process::Command::new(&soffice)
+        .args([
+            profile.as_str(),
+            "--headless",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true",
+            "--outdir",
+        ])
+        .arg(&dir)
+        .arg(dir.join("schedule.ods"))
+        .output()
+        .await
+        .expect("soffice runs");
+    let csv = std::fs::read_to_string(dir.join("schedule.csv"))
+        .unwrap_or_else(|e| panic!("soffice wrote no CSV ({e}): {}", String::from_utf8_lossy(&output.stderr)));
+    let _ = std::fs::remove_dir_all(&dir);
+    csv
 }
 
 fn hmrc_date(days: u64) -> String {
