@@ -5,6 +5,7 @@ mod donor;
 mod gift;
 pub mod gift_aid;
 pub mod hmrc;
+pub mod import;
 mod text;
 
 pub use address::{Address, CountryCode};
