@@ -1,7 +1,7 @@
 //! fundraising's OpenAPI document. `openapi.json` at the service root is its committed snapshot; a test fails when
 //! they differ (run with `UPDATE_OPENAPI=1` to refresh it).
 
-use crate::routes::{claims, donors, gift_aid, gifts};
+use crate::routes::{claims, donors, gift_aid, gifts, imports};
 use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
@@ -38,13 +38,17 @@ use almoner_http::openapi::BearerAuth;
         claims::export_claim,
         claims::claim_files,
         claims::download_file,
+        imports::create_import,
+        imports::get_import,
+        imports::import_outcomes,
     ),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "donors", description = "The people who give"),
         (name = "gifts", description = "Gifts and their refunds"),
-        (name = "gift aid", description = "Gift Aid declarations and eligibility"),
+        (name = "gift aid", description = "Gift Aid declarations, eligibility, claims and HMRC schedules"),
+        (name = "imports", description = "Historical data from CSV files"),
     )
 )]
 pub struct ApiDoc;

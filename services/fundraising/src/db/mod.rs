@@ -5,12 +5,14 @@ pub mod claims;
 pub mod donors;
 pub mod gift_aid;
 pub mod gifts;
+pub mod imports;
 pub mod tenants;
 
 /// fundraising's own migrations, applied after the platform ones.
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_donors_and_gifts.sql",
     2 => "0002_gift_aid.sql",
+    3 => "0003_imports.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

@@ -483,6 +483,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome's kind, for counting: `create_donor`, `match_donor`, `duplicate_gift`, `refund`, `error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CreateDonor { .. } => "create_donor",
+            Self::MatchDonor { .. } => "match_donor",
+            Self::DuplicateGift { .. } => "duplicate_gift",
+            Self::Refund { .. } => "refund",
+            Self::Error(_) => "error",
+        }
+    }
+
     /// As the outcome file says it: `create donor`, `match donor <id> by <rule>`, `duplicate gift <id>`, ...
     pub fn describe(&self) -> String {
         match self {

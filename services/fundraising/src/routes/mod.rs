@@ -5,6 +5,7 @@ pub mod conventions;
 pub mod donors;
 pub mod gift_aid;
 pub mod gifts;
+pub mod imports;
 
 use actix_web::web::ServiceConfig;
 
@@ -12,6 +13,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     // Before the /v1/donors and /v1/gifts scopes, which would otherwise take (and 404) its nested paths.
     gift_aid::configure(cfg);
     claims::configure(cfg);
+    imports::configure(cfg);
     donors::configure(cfg);
     gifts::configure(cfg);
 }

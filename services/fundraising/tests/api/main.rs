@@ -6,6 +6,7 @@ mod events;
 mod gift_aid;
 mod gifts;
 mod helpers;
+mod imports;
 mod intake;
 mod openapi;
 mod tenancy;

@@ -1,0 +1,285 @@
+//! `/v1/imports`: historical data from a CSV of donors and gifts. `POST` reads the file and runs a dry run: what
+//! each row would do, with totals, and nothing but the import itself written. See `docs/import.md`.
+
+use super::conventions::{Claim, claim, json_body, path_id, remember, replay_response};
+use crate::db::imports as db;
+use crate::domain::SourceName;
+use crate::domain::import::{self, DonorRule, GiftRule, ReadRow};
+use actix_web::{HttpRequest, HttpResponse, web};
+use almoner_db::Pool;
+use almoner_http::{ApiError, FieldErrors, Principal};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Largest import body: what the gateway lets through (`client_max_body_size`).
+pub const MAX_IMPORT_BYTES: usize = 10 * 1024 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1/imports")
+            .app_data(web::PayloadConfig::new(MAX_IMPORT_BYTES))
+            .route("", web::post().to(create_import))
+            .route("/{id}", web::get().to(get_import))
+            .route("/{id}/outcomes", web::get().to(import_outcomes)),
+    );
+}
+
+/// An import: the file and how to read it.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// Required: the CSV, a header line first (UTF-8, comma-separated, `"` quoting).
+    pub csv: Option<String>,
+    /// Required: the system the data comes from (`legacy_crm`); donors' external ids and gifts' references are
+    /// this source's, and imported gifts get it as their `source`.
+    pub source: Option<String>,
+    /// Header → field, for headers not recognised (or read differently); see docs/import.md for the fields.
+    pub mapping: Option<BTreeMap<String, String>>,
+    /// Donor matching rules, tried in order: `external_id`, `email`, `name_email`, `name_postcode`, `name_phone`.
+    /// Default `["external_id", "email"]`.
+    pub donor_match: Option<Vec<String>>,
+    /// Gift duplicate detection: `reference` (default) or `donor_amount_date`.
+    pub gift_match: Option<String>,
+    /// With `donor_amount_date`: how many days apart still count as the same gift (default 0, at most 31).
+    pub gift_match_days: Option<u32>,
+}
+
+/// An import and where it stands.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportView {
+    pub id: Uuid,
+    /// `dry_run`, `committing`, `committed` or `failed`.
+    pub status: String,
+    pub rows_total: i32,
+    pub rows_done: i32,
+    /// Rows by outcome: `create_donor`, `match_donor`, `duplicate_gift`, `refund`, `error`.
+    #[schema(value_type = Object)]
+    pub summary: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    pub error: Option<String>,
+    /// Every row's outcome, as CSV (`line,outcome`).
+    pub outcomes_href: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<db::StoredImport> for ImportView {
+    fn from(i: db::StoredImport) -> Self {
+        Self {
+            outcomes_href: format!("/v1/imports/{}/outcomes", i.id),
+            id: i.id,
+            status: i.status,
+            rows_total: i.rows_total,
+            rows_done: i.rows_done,
+            summary: i.summary,
+            options: i.options,
+            error: i.error,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+/// The import's options, validated.
+struct Options {
+    source: SourceName,
+    mapping: HashMap<String, String>,
+    donor_rules: Vec<DonorRule>,
+    gift_rule: GiftRule,
+}
+
+fn parse_options(input: &ImportRequest, errors: &mut FieldErrors) -> Option<Options> {
+    let source =
+        errors.required("source", input.source.as_deref()).and_then(|s| errors.parse("source", SourceName::parse(s)));
+    let donor_rules: Vec<DonorRule> = match &input.donor_match {
+        None => vec![DonorRule::ExternalId, DonorRule::Email],
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                let rule = DonorRule::parse(name);
+                if rule.is_none() {
+                    errors.add(
+                        format!("donor_match[{i}]"),
+                        "must be one of external_id, email, name_email, name_postcode, name_phone",
+                    );
+                }
+                rule
+            })
+            .collect(),
+    };
+    let days = input.gift_match_days.unwrap_or(0);
+    if days > 31 {
+        errors.add("gift_match_days", "must be 0 to 31");
+    }
+    let gift_rule = match input.gift_match.as_deref().unwrap_or("reference") {
+        "reference" => Some(GiftRule::Reference),
+        "donor_amount_date" => Some(GiftRule::DonorAmountDate { within_days: days }),
+        _ => {
+            errors.add("gift_match", "must be reference or donor_amount_date");
+            None
+        }
+    };
+    Some(Options {
+        source: source?,
+        mapping: input.mapping.clone().unwrap_or_default().into_iter().collect(),
+        donor_rules,
+        gift_rule: gift_rule?,
+    })
+}
+
+/// Reads the CSV: the layout (or every problem with the headers), then every row parsed or refused.
+fn read(csv_text: &str, mapping: &HashMap<String, String>) -> Result<(import::Layout, Vec<ReadRow>), Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv_text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| vec![format!("the header line cannot be read: {e}")])?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    let layout = import::layout(&headers, mapping)?;
+    let today = Utc::now().date_naive();
+    let rows = reader
+        .records()
+        .enumerate()
+        .map(|(i, record)| {
+            let line = i + 2;
+            match record {
+                Ok(record) => import::parse_row(line, &record, &layout.columns, today).map_err(|e| (line, e)),
+                Err(e) => Err((line, import::RowError { field: "csv", reason: format!("cannot be read: {e}") })),
+            }
+        })
+        .collect();
+    Ok((layout, rows))
+}
+
+/// Reads a CSV of donors and gifts and reports, row by row, what importing it would do. Nothing is written but
+/// the import (its file, options and outcomes), for the commit.
+#[utoipa::path(post, path = "/v1/imports", tag = "imports", security(("bearer" = ["fundraising:write"])),
+    request_body = ImportRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses((status = 201, description = "the dry run", body = ImportView),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 413, body = almoner_http::Problem),
+        (status = 422, description = "validation_failed: the options, or the headers (field `csv`)",
+            body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(import_id = tracing::field::Empty, rows = tracing::field::Empty))]
+pub async fn create_import(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let input: ImportRequest = json_body(&req, &body)?;
+    let mut errors = FieldErrors::new();
+    let csv_text = errors.required("csv", input.csv.as_deref()).unwrap_or_default();
+    let options = parse_options(&input, &mut errors);
+    errors.finish()?;
+    let Some(options) = options else {
+        return Err(ApiError::unexpected(anyhow::anyhow!("validated import options missing")));
+    };
+    let (layout, rows) = read(csv_text, &options.mapping).map_err(|problems| {
+        let mut errors = FieldErrors::new();
+        for problem in problems {
+            errors.add("csv", problem);
+        }
+        errors.finish().err().unwrap_or_else(|| ApiError::unexpected(anyhow::anyhow!("no header problem")))
+    })?;
+    tracing::Span::current().record("rows", rows.len());
+
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
+    let (mut donors, mut gifts) = futures::try_join!(
+        db::donor_index(&tx, options.source.as_str()),
+        db::gift_index(&tx, options.source.as_str())
+    )?;
+    let decided = import::decide(rows, &mut donors, &mut gifts, &options.donor_rules, options.gift_rule);
+    let mut summary: BTreeMap<&str, i64> =
+        ["create_donor", "match_donor", "duplicate_gift", "refund", "error"].into_iter().map(|k| (k, 0)).collect();
+    let outcomes: Vec<db::OutcomeRow> = decided
+        .iter()
+        .map(|(line, outcome, _)| {
+            *summary.entry(outcome.kind()).or_default() += 1;
+            (i32::try_from(*line).unwrap_or(i32::MAX), outcome.kind(), outcome.describe())
+        })
+        .collect();
+    let options_json = serde_json::json!({
+        "source": options.source.as_str(),
+        "mapping": options.mapping,
+        "donor_match": options.donor_rules.iter().map(|r| r.name()).collect::<Vec<_>>(),
+        "gift_match": match options.gift_rule { GiftRule::Reference => "reference", GiftRule::DonorAmountDate { .. } => "donor_amount_date" },
+        "gift_match_days": match options.gift_rule { GiftRule::DonorAmountDate { within_days } => within_days, GiftRule::Reference => 0 },
+        "ignored_columns": layout.ignored,
+    });
+    let id = Uuid::now_v7();
+    tracing::Span::current().record("import_id", tracing::field::display(id));
+    let summary = serde_json::to_value(&summary).map_err(|e| ApiError::unexpected(e.into()))?;
+    let stored = db::insert(&tx, id, &options_json, csv_text.as_bytes(), &summary, &outcomes).await?;
+    let view = ImportView::from(stored);
+    remember(&tx, &key, 201, &view).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/imports/{id}"))).json(view))
+}
+
+/// An import and its progress.
+#[utoipa::path(get, path = "/v1/imports/{id}", tag = "imports", security(("bearer" = ["fundraising:read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = ImportView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(import_id = %id))]
+pub async fn get_import(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "import")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let stored = db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("import"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(ImportView::from(stored)))
+}
+
+/// Every row's outcome as CSV: `line,outcome`.
+#[utoipa::path(get, path = "/v1/imports/{id}/outcomes", tag = "imports", security(("bearer" = ["fundraising:read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "line,outcome rows", content_type = "text/csv"),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(import_id = %id))]
+pub async fn import_outcomes(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "import")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("import"))?;
+    let rows = db::outcomes(&tx, id).await?;
+    tx.commit().await?;
+    let mut out = String::from("line,outcome\r\n");
+    for (line, outcome) in rows {
+        let quoted = if outcome.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", outcome.replace('"', "\"\""))
+        } else {
+            outcome
+        };
+        out.push_str(&format!("{line},{quoted}\r\n"));
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("content-disposition", format!("attachment; filename=\"import-{id}-outcomes.csv\"")))
+        .body(out))
+}

@@ -1,0 +1,93 @@
+//! Imports: the dry run reports every row's outcome and writes nothing but the import.
+
+use crate::helpers::{fields, problem, spawn_app};
+use serde_json::{Value, json};
+
+const CSV: &str = "Supporter ID,First Name,Surname,Email,Postcode,Gift Ref,Amount,Date,Refund Of\n\
+D1,Ann,Smith,ann@example.org,SW1A 1AA,G1,25.00,2025-04-06,\n\
+D1,Ann,Smith,ann@example.org,SW1A 1AA,G2,£10,07/04/2025,\n\
+D1,Ann,Smith,ann@example.org,SW1A 1AA,G1,25.00,2025-04-06,\n\
+D2,Bob,,bob@example.org,,G3,10,2025-04-06,\n\
+D3,Cy,Jones,cy@example.org,,G4,ten,2025-04-06,\n\
+,Old,Friend,old@example.org,,G5,5,2025-04-09,\n\
+D1,Ann,Smith,,,G6,-5,2025-04-10,G2\n";
+
+#[tokio::test]
+async fn a_dry_run_reports_every_row_and_writes_nothing() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let existing =
+        app.create_donor(&json!({"first_name": "Old", "last_name": "Friend", "email": "old@example.org"})).await;
+
+    let response = app.post("/v1/imports", &token, &json!({"csv": CSV, "source": "legacy_crm"})).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let import: Value = response.json().await.unwrap();
+    assert_eq!(import["status"], "dry_run");
+    assert_eq!(import["rows_total"], 7);
+    assert_eq!(
+        import["summary"],
+        json!({"create_donor": 1, "match_donor": 2, "duplicate_gift": 1, "refund": 1, "error": 2})
+    );
+    let outcomes = app.get(import["outcomes_href"].as_str().unwrap(), &token).await.text().await.unwrap();
+    let lines: Vec<&str> = outcomes.lines().collect();
+    assert_eq!(lines[0], "line,outcome");
+    assert_eq!(lines[1], "2,create donor; create gift");
+    assert!(
+        lines[2].starts_with("3,match donor ") && lines[2].ends_with(" by external_id; create gift"),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[3].starts_with("4,duplicate gift "), "{}", lines[3]);
+    assert_eq!(lines[4], "5,error: last_name: is required");
+    assert_eq!(lines[5], "6,error: amount: must be an amount such as 25.00");
+    assert_eq!(lines[6], format!("7,match donor {} by email; create gift", existing["id"].as_str().unwrap()));
+    assert!(lines[7].starts_with("8,refund gift "), "{}", lines[7]);
+
+    // Nothing written: the one donor that existed, no gifts.
+    let donors: Value = app.get("/v1/donors", &token).await.json().await.unwrap();
+    assert_eq!(donors["data"].as_array().unwrap().len(), 1);
+    let gifts: Value = app.get("/v1/gifts", &token).await.json().await.unwrap();
+    assert!(gifts["data"].as_array().unwrap().is_empty());
+
+    let read: Value =
+        app.get(&format!("/v1/imports/{}", import["id"].as_str().unwrap()), &token).await.json().await.unwrap();
+    assert_eq!(read["summary"], import["summary"]);
+    problem(
+        app.get(&format!("/v1/imports/{}", import["id"].as_str().unwrap()), &app.token_for(uuid::Uuid::new_v4())).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_options_and_headers_are_named() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let bad = app
+        .post(
+            "/v1/imports",
+            &token,
+            &json!({"csv": CSV, "source": "Legacy CRM", "donor_match": ["email", "shoe"],
+            "gift_match": "vibes"}),
+        )
+        .await;
+    let mut named = fields(&problem(bad, 422, "validation_failed").await);
+    named.sort();
+    assert_eq!(named, ["donor_match[1]", "gift_match", "source"]);
+    let headers =
+        app.post("/v1/imports", &token, &json!({"csv": "Name,Amount\nAnn,5\n", "source": "legacy_crm"})).await;
+    let body = problem(headers, 422, "validation_failed").await;
+    assert_eq!(fields(&body), ["csv", "csv"], "{body}");
+    // A mapping makes an unrecognised header count.
+    let mapped = app
+        .post(
+            "/v1/imports",
+            &token,
+            &json!({"csv": "Name,Amount,When\nAnn,5,2025-01-01\n", "source": "legacy_crm",
+            "mapping": {"Name": "last_name", "When": "gift_date"}}),
+        )
+        .await;
+    assert_eq!(mapped.status(), 201);
+    assert_eq!(mapped.json::<Value>().await.unwrap()["summary"]["create_donor"], 1);
+}
