@@ -40,3 +40,12 @@ ALTER TABLE import_outcomes FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON import_outcomes
     USING (tenant_id = almoner_current_tenant())
     WITH CHECK (tenant_id = almoner_current_tenant());
+
+-- Imports being committed, readable without a tenant so the importer (in any replica) can find them; a lease
+-- keeps two replicas from working on one import, and lets another take over when a replica dies.
+CREATE TABLE pending_imports (
+    import_id     uuid PRIMARY KEY,
+    tenant_id     uuid NOT NULL,
+    leased_until  timestamptz NOT NULL DEFAULT '-infinity',
+    attempts      integer NOT NULL DEFAULT 0
+);

@@ -7,6 +7,7 @@
 pub mod configuration;
 pub mod db;
 pub mod domain;
+pub mod importer;
 pub mod intake;
 pub mod openapi;
 pub mod replay;

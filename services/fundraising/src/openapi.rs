@@ -41,6 +41,7 @@ use almoner_http::openapi::BearerAuth;
         imports::create_import,
         imports::get_import,
         imports::import_outcomes,
+        imports::commit_import,
     ),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),

@@ -36,12 +36,15 @@ impl Application {
         // The broker may be down at start: the service still serves (and says it is not ready) while the relay
         // connects in the background; events wait in the outbox meanwhile.
         let link = RelayLink::default();
-        let background = vec![tokio::spawn(link.clone().run_relay(
+        let mut background = vec![tokio::spawn(link.clone().run_relay(
             settings.amqp.clone(),
             pool.clone(),
             "fundraising outbox relay".to_owned(),
             shutdown.clone(),
         ))];
+        // Commits imports in the background, resuming any a stopped replica left unfinished.
+        let runner = crate::importer::ImportRunner::default();
+        background.push(tokio::spawn(runner.clone().run(pool.clone(), shutdown.clone())));
 
         let jwks_url = settings.auth.jwks_url.clone().context("auth.jwks_url must be set")?;
         let verifier = TokenVerifier::from_jwks_url(
@@ -70,6 +73,7 @@ impl Application {
             openapi: ApiDoc::openapi(),
             body_limit_bytes: settings.server.body_limit_bytes,
         });
+        let runner = web::Data::new(runner);
         let intake =
             web::Data::new(GiftIntake::start(pool.clone(), settings.intake.writers, settings.intake.max_batch));
         let pool = web::Data::new(pool);
@@ -82,6 +86,7 @@ impl Application {
             almoner_http::app(platform.clone())
                 .app_data(pool.clone())
                 .app_data(intake.clone())
+                .app_data(runner.clone())
                 .app_data(verifier.clone())
                 .configure(crate::routes::configure)
         })

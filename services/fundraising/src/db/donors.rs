@@ -42,6 +42,13 @@ fn donor(row: &Row) -> Donor {
     }
 }
 
+/// These donors, in no particular order.
+#[tracing::instrument(skip_all, fields(donors = ids.len()))]
+pub async fn get_many(tx: &Transaction, ids: &[Uuid]) -> Result<Vec<Donor>> {
+    let sql = format!("SELECT {COLUMNS} FROM donors d WHERE d.id = ANY($1)");
+    Ok(tx.query(&sql, &[&ids]).await?.iter().map(donor).collect())
+}
+
 /// The details as statement parameters: `$1` is the id, `$2` to `$16` the details.
 struct Params<'a> {
     email: Option<&'a str>,

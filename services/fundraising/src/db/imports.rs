@@ -116,15 +116,15 @@ pub async fn donor_index(tx: &Transaction, source: &str) -> Result<DonorIndex> {
     Ok(index)
 }
 
-/// Every live gift of the tenant (not refund entries) as duplicate detection sees it; references are those of
+/// Every live gift and refund entry of the tenant as duplicate detection sees it; references are those of
 /// `source`.
 #[tracing::instrument(skip_all)]
 pub async fn gift_index(tx: &Transaction, source: &str) -> Result<GiftIndex> {
     let rows = tx
         .query(
-            "SELECT id, donor_id, CASE WHEN source = $1 THEN external_reference END AS reference, amount_minor, \
-                    gift_date \
-             FROM gifts WHERE deleted_at IS NULL AND refund_of IS NULL ORDER BY id",
+            "SELECT id, donor_id, CASE WHEN source = $1 THEN external_reference END AS reference, \
+                    abs(amount_minor) AS amount_minor, gift_date, refund_of \
+             FROM gifts WHERE deleted_at IS NULL ORDER BY id",
             &[&source],
         )
         .await?;
@@ -136,7 +136,116 @@ pub async fn gift_index(tx: &Transaction, source: &str) -> Result<GiftIndex> {
             reference: row.get("reference"),
             amount_minor: row.get("amount_minor"),
             date: row.get("gift_date"),
+            refund_of: row.get("refund_of"),
         });
     }
     Ok(index)
+}
+
+/// Creates the donors of an import chunk (with their id in `source`) and returns them as stored.
+#[tracing::instrument(skip_all, fields(donors = new.len()))]
+pub async fn insert_donors(
+    tx: &Transaction,
+    source: &str,
+    new: &[(Uuid, &crate::domain::import::DonorRow)],
+) -> Result<Vec<almoner_events::fundraising::Donor>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&crate::domain::import::DonorRow) -> Option<&str>| -> Vec<Option<&str>> {
+        new.iter().map(|(_, d)| f(d)).collect()
+    };
+    let ids: Vec<Uuid> = new.iter().map(|n| n.0).collect();
+    let last_names: Vec<&str> = new.iter().map(|(_, d)| d.last_name.as_str()).collect();
+    tx.execute(
+        "INSERT INTO donors (id, title, first_name, last_name, email, phone, address_line1, address_line2, \
+         address_town, address_county, address_postcode, address_country) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
+        &[
+            &ids,
+            &column(|d| d.title.as_deref()),
+            &column(|d| d.first_name.as_deref()),
+            &last_names,
+            &column(|d| d.email.as_deref()),
+            &column(|d| d.phone.as_deref()),
+            &column(|d| d.address_line1.as_deref()),
+            &column(|d| d.address_line2.as_deref()),
+            &column(|d| d.town.as_deref()),
+            &column(|d| d.county.as_deref()),
+            &column(|d| d.postcode.as_deref()),
+            &column(|d| d.country.as_deref()),
+        ],
+    )
+    .await?;
+    let with_ids: Vec<(Uuid, &str)> =
+        new.iter().filter_map(|(id, d)| d.external_id.as_deref().map(|x| (*id, x))).collect();
+    if !with_ids.is_empty() {
+        let (donor_ids, external_ids): (Vec<Uuid>, Vec<&str>) = with_ids.into_iter().unzip();
+        tx.execute(
+            "INSERT INTO donor_external_ids (donor_id, source, external_id) \
+             SELECT d, $2, x FROM unnest($1::uuid[], $3::text[]) AS t(d, x)",
+            &[&donor_ids, &source, &external_ids],
+        )
+        .await?;
+    }
+    crate::db::donors::get_many(tx, &ids).await
+}
+
+/// Queues a committed import for the importer.
+#[tracing::instrument(skip_all, fields(import_id = %id))]
+pub async fn queue_commit(tx: &Transaction, id: Uuid, tenant_id: Uuid) -> Result<()> {
+    tx.execute("UPDATE imports SET status = 'committing', updated_at = now() WHERE id = $1", &[&id]).await?;
+    tx.execute("INSERT INTO pending_imports (import_id, tenant_id) VALUES ($1, $2)", &[&id, &tenant_id]).await?;
+    Ok(())
+}
+
+/// Takes the lease on one pending import whose lease has run out (system transaction): (tenant, import, attempt).
+#[tracing::instrument(skip_all)]
+pub async fn lease_job(tx: &Transaction, lease: std::time::Duration) -> Result<Option<(Uuid, Uuid, i32)>> {
+    Ok(tx
+        .query_opt(
+            "UPDATE pending_imports SET leased_until = now() + make_interval(secs => $1), attempts = attempts + 1 \
+             WHERE import_id = (SELECT import_id FROM pending_imports WHERE leased_until < now() \
+                                ORDER BY import_id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING tenant_id, import_id, attempts",
+            &[&lease.as_secs_f64()],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1), row.get(2))))
+}
+
+/// The import's file, for the importer.
+#[tracing::instrument(skip_all, fields(import_id = %id))]
+pub async fn content(tx: &Transaction, id: Uuid) -> Result<Option<Vec<u8>>> {
+    Ok(tx.query_opt("SELECT content FROM imports WHERE id = $1", &[&id]).await?.map(|row| row.get(0)))
+}
+
+/// Records a chunk's progress and renews the lease, in the chunk's transaction.
+#[tracing::instrument(skip_all, fields(import_id = %id, rows_done))]
+pub async fn progress(tx: &Transaction, id: Uuid, rows_done: i32, lease: std::time::Duration) -> Result<()> {
+    tx.execute("UPDATE imports SET rows_done = $2, updated_at = now() WHERE id = $1", &[&id, &rows_done]).await?;
+    tx.execute(
+        "UPDATE pending_imports SET leased_until = now() + make_interval(secs => $2) WHERE import_id = $1",
+        &[&id, &lease.as_secs_f64()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends an import (`committed` or `failed`), with its final summary, and takes it off the queue.
+#[tracing::instrument(skip_all, fields(import_id = %id, status))]
+pub async fn finish(tx: &Transaction, id: Uuid, status: &str, error: Option<&str>) -> Result<()> {
+    tx.execute(
+        "UPDATE imports SET status = $2, error = $3, updated_at = now(), \
+           summary = (SELECT jsonb_object_agg(k.kind, COALESCE(c.n, 0)) \
+                      FROM unnest(ARRAY['create_donor','match_donor','duplicate_gift','refund','error']) AS k(kind) \
+                      LEFT JOIN (SELECT kind, count(*) AS n FROM import_outcomes WHERE import_id = $1 GROUP BY kind) c \
+                        ON c.kind = k.kind) \
+         WHERE id = $1",
+        &[&id, &status, &error],
+    )
+    .await?;
+    tx.execute("DELETE FROM pending_imports WHERE import_id = $1", &[&id]).await?;
+    Ok(())
 }

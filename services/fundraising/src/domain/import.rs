@@ -412,8 +412,11 @@ pub struct KnownGift {
     pub id: Uuid,
     pub donor_id: Uuid,
     pub reference: Option<String>,
+    /// Positive, for gifts and refund entries alike.
     pub amount_minor: i64,
     pub date: NaiveDate,
+    /// For a refund entry: the gift it refunds.
+    pub refund_of: Option<Uuid>,
 }
 
 /// Gifts already recorded (and those the file creates, as it is read), for duplicate detection.
@@ -421,10 +424,16 @@ pub struct KnownGift {
 pub struct GiftIndex {
     by_reference: HashMap<String, Uuid>,
     by_donor_amount: HashMap<(Uuid, i64), Vec<(NaiveDate, Uuid)>>,
+    /// Refund entries by (gift refunded, amount, date): importing the same refund twice records it once.
+    refunds: HashMap<(Uuid, i64, NaiveDate), Uuid>,
 }
 
 impl GiftIndex {
     pub fn add(&mut self, gift: &KnownGift) {
+        if let Some(refunded) = gift.refund_of {
+            self.refunds.entry((refunded, gift.amount_minor, gift.date)).or_insert(gift.id);
+            return;
+        }
         if let Some(reference) = &gift.reference {
             self.by_reference.entry(reference.clone()).or_insert(gift.id);
         }
@@ -538,7 +547,21 @@ fn decide_row(
 ) -> Outcome {
     if let Some(refunded) = &row.gift.refund_of {
         return match gifts.by_reference(refunded) {
-            Some(gift_id) => Outcome::Refund { gift_id, refund_id: Uuid::now_v7() },
+            Some(gift_id) => match gifts.refunds.get(&(gift_id, row.gift.amount_minor, row.gift.date)) {
+                Some(refund_id) => Outcome::DuplicateGift { donor_id: None, gift_id: *refund_id },
+                None => {
+                    let refund_id = Uuid::now_v7();
+                    gifts.add(&KnownGift {
+                        id: refund_id,
+                        donor_id: Uuid::nil(),
+                        reference: None,
+                        amount_minor: row.gift.amount_minor,
+                        date: row.gift.date,
+                        refund_of: Some(gift_id),
+                    });
+                    Outcome::Refund { gift_id, refund_id }
+                }
+            },
             None => Outcome::Error(RowError {
                 field: Field::RefundOf.name(),
                 reason: format!("no gift with reference {refunded:?} in the file before this row or recorded"),
@@ -580,6 +603,7 @@ fn decide_row(
         reference: row.gift.reference.clone(),
         amount_minor: row.gift.amount_minor,
         date: row.gift.date,
+        refund_of: None,
     });
     outcome
 }
@@ -664,7 +688,8 @@ mod tests {
              D1,Ann,Smith,,,25.00,2025-04-06,G1,\n\
              ,Old,Friend,old@example.org,,5,2025-04-09,G4,\n\
              ,Ann,Smith,,,5,2025-04-10,,G1\n\
-             ,Ann,Smith,,,5,2025-04-10,,G99\n",
+             ,Ann,Smith,,,5,2025-04-10,,G99\n\
+             ,Ann,Smith,,,5,2025-04-10,,G1\n",
         );
         let mut donors = DonorIndex::default();
         let existing = Uuid::now_v7();
@@ -688,6 +713,8 @@ mod tests {
         assert_eq!(described[4], format!("match donor {existing} by email; create gift"));
         assert_eq!(described[5], format!("refund gift {g1}"));
         assert!(described[6].starts_with("error: refund_of: no gift with reference \"G99\""), "{}", described[6]);
+        let Outcome::Refund { refund_id, .. } = decided[5].1 else { panic!("{described:?}") };
+        assert_eq!(described[7], format!("duplicate gift {refund_id}"), "the same refund twice is recorded once");
     }
 
     #[test]
@@ -701,6 +728,7 @@ mod tests {
             reference: None,
             amount_minor: 2500,
             date: d("2025-04-06"),
+            refund_of: None,
         });
         let gift = |amount_minor, date: &str| GiftRow {
             reference: None,

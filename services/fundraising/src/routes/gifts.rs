@@ -526,9 +526,27 @@ pub async fn refund_gift(
             return Ok(replay_response(status, body));
         }
     };
-    let original = gifts::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("gift"))?;
+    let (entry, gift) = record_refund(&tx, tenant_id, id, &refund, None).await?;
+    let refund_id = entry.gift.id;
+    let recorded = RefundRecorded { refund: GiftView::from(entry), gift: GiftView::from(gift) };
+    remember(&tx, &key, 201, &recorded).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gifts/{refund_id}"))).json(recorded))
+}
+
+/// Records a refund of gift `id` as its own negative entry, moves the gift to `refunded` once its refunds add up
+/// to it, and writes both events. Returns the refund entry and the gift as it is now. `refund_id` is the entry's
+/// id when the caller decided it (imports).
+pub async fn record_refund(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    id: Uuid,
+    refund: &Refund,
+    refund_id: Option<Uuid>,
+) -> Result<(StoredGift, StoredGift), ApiError> {
+    let original = gifts::lock(tx, id).await?.ok_or_else(|| ApiError::not_found("gift"))?;
     let g = &original.gift;
-    let refunded = gifts::refunded_total(&tx, id).await?;
+    let refunded = gifts::refunded_total(tx, id).await?;
     match refund.check(g.amount_minor, g.status, g.refund_of.is_some(), refunded) {
         Ok(()) => {}
         Err(e @ RefundError::TooMuch { .. }) => {
@@ -556,24 +574,21 @@ pub async fn refund_gift(
         notes: refund.reason.clone(),
         external_reference: None,
     };
-    let refund_id = Uuid::now_v7();
+    let refund_id = refund_id.unwrap_or_else(Uuid::now_v7);
     tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
     let entry = gifts::insert(
-        &tx,
+        tx,
         &NewGift { id: refund_id, details: &details, amount_minor: -refund.amount_minor, refund_of: Some(id) },
     )
     .await?;
-    emit_upserted(&tx, tenant_id, &entry).await?;
+    emit_upserted(tx, tenant_id, &entry).await?;
     let status = status_after_refunds(g.status, g.amount_minor, refunded + refund.amount_minor);
     let gift = if status == g.status {
         original
     } else {
-        let stored = gifts::set_status(&tx, id, status).await?;
-        emit_upserted(&tx, tenant_id, &stored).await?;
+        let stored = gifts::set_status(tx, id, status).await?;
+        emit_upserted(tx, tenant_id, &stored).await?;
         stored
     };
-    let recorded = RefundRecorded { refund: GiftView::from(entry), gift: GiftView::from(gift) };
-    remember(&tx, &key, 201, &recorded).await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gifts/{refund_id}"))).json(recorded))
+    Ok((entry, gift))
 }

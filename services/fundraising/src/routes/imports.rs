@@ -23,7 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(MAX_IMPORT_BYTES))
             .route("", web::post().to(create_import))
             .route("/{id}", web::get().to(get_import))
-            .route("/{id}/outcomes", web::get().to(import_outcomes)),
+            .route("/{id}/outcomes", web::get().to(import_outcomes))
+            .route("/{id}/commit", web::post().to(commit_import)),
     );
 }
 
@@ -85,11 +86,29 @@ impl From<db::StoredImport> for ImportView {
 }
 
 /// The import's options, validated.
-struct Options {
-    source: SourceName,
-    mapping: HashMap<String, String>,
-    donor_rules: Vec<DonorRule>,
-    gift_rule: GiftRule,
+pub struct Options {
+    pub source: SourceName,
+    pub mapping: HashMap<String, String>,
+    pub donor_rules: Vec<DonorRule>,
+    pub gift_rule: GiftRule,
+}
+
+impl Options {
+    /// The options as the import stored them (`options` of the view).
+    pub fn from_stored(stored: &serde_json::Value) -> anyhow::Result<Self> {
+        let request = ImportRequest {
+            csv: None,
+            source: stored["source"].as_str().map(str::to_owned),
+            mapping: serde_json::from_value(stored["mapping"].clone()).ok(),
+            donor_match: serde_json::from_value(stored["donor_match"].clone()).ok(),
+            gift_match: stored["gift_match"].as_str().map(str::to_owned),
+            gift_match_days: stored["gift_match_days"].as_u64().and_then(|d| u32::try_from(d).ok()),
+        };
+        let mut errors = FieldErrors::new();
+        let options = parse_options(&request, &mut errors);
+        errors.finish().map_err(|e| anyhow::anyhow!("stored import options: {}", e.detail))?;
+        options.ok_or_else(|| anyhow::anyhow!("stored import options are incomplete"))
+    }
 }
 
 fn parse_options(input: &ImportRequest, errors: &mut FieldErrors) -> Option<Options> {
@@ -133,7 +152,7 @@ fn parse_options(input: &ImportRequest, errors: &mut FieldErrors) -> Option<Opti
 }
 
 /// Reads the CSV: the layout (or every problem with the headers), then every row parsed or refused.
-fn read(csv_text: &str, mapping: &HashMap<String, String>) -> Result<(import::Layout, Vec<ReadRow>), Vec<String>> {
+pub fn read(csv_text: &str, mapping: &HashMap<String, String>) -> Result<(import::Layout, Vec<ReadRow>), Vec<String>> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv_text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
@@ -282,4 +301,42 @@ pub async fn import_outcomes(
         .content_type("text/csv; charset=utf-8")
         .insert_header(("content-disposition", format!("attachment; filename=\"import-{id}-outcomes.csv\"")))
         .body(out))
+}
+
+/// Commits a dry run: a job writes its rows (again decided against the tenant as it is then) in chunks, recording
+/// progress (`rows_done` of `rows_total`) as it goes; poll `GET /v1/imports/{id}` until `committed`.
+#[utoipa::path(post, path = "/v1/imports/{id}/commit", tag = "imports", security(("bearer" = ["fundraising:write"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 202, description = "the job is queued", body = ImportView),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "the import is not a dry run (committing or committed already)",
+            body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(import_id = %id))]
+pub async fn commit_import(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    runner: web::Data<crate::importer::ImportRunner>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "import")?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let status = tx
+        .query_opt("SELECT status FROM imports WHERE id = $1 FOR UPDATE", &[&id])
+        .await?
+        .map(|row| row.get::<_, String>(0))
+        .ok_or_else(|| ApiError::not_found("import"))?;
+    if status != "dry_run" {
+        return Err(ApiError::new(
+            almoner_http::ErrorCode::Conflict,
+            format!("the import is {status}; only a dry run can be committed, once"),
+        ));
+    }
+    db::queue_commit(&tx, id, tenant_id).await?;
+    let stored = db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("import"))?;
+    tx.commit().await?;
+    runner.wake();
+    Ok(HttpResponse::Accepted().json(ImportView::from(stored)))
 }

@@ -91,3 +91,70 @@ async fn bad_options_and_headers_are_named() {
     assert_eq!(mapped.status(), 201);
     assert_eq!(mapped.json::<Value>().await.unwrap()["summary"]["create_donor"], 1);
 }
+
+async fn wait_committed(app: &crate::helpers::TestApp, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let import: Value = app.get(&format!("/v1/imports/{id}"), &app.token()).await.json().await.unwrap();
+        if import["status"] == "committed" {
+            return import;
+        }
+        assert!(std::time::Instant::now() < deadline, "not committed in time: {import}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_commit_writes_exactly_the_good_rows_with_their_events_and_a_rerun_adds_nothing() {
+    let app = spawn_app().await;
+    let token = app.token();
+    app.create_donor(&json!({"first_name": "Old", "last_name": "Friend", "email": "old@example.org"})).await;
+    let import: Value =
+        app.post("/v1/imports", &token, &json!({"csv": CSV, "source": "legacy_crm"})).await.json().await.unwrap();
+    let id = import["id"].as_str().unwrap().to_owned();
+    let accepted = app.post(&format!("/v1/imports/{id}/commit"), &token, &json!({})).await;
+    assert_eq!(accepted.status(), 202);
+    let committed = wait_committed(&app, &id).await;
+    assert_eq!((committed["rows_done"].as_i64(), committed["rows_total"].as_i64()), (Some(7), Some(7)));
+    assert_eq!(committed["summary"], import["summary"], "the commit did what the dry run said");
+    problem(app.post(&format!("/v1/imports/{id}/commit"), &token, &json!({})).await, 409, "conflict").await;
+
+    // Two donors now (Ann created, Old Friend matched), three gifts and a refund of G2 (£5 of £10).
+    let admin = app.db.admin_client().await;
+    let count = |sql: &'static str| {
+        let admin = &admin;
+        async move { admin.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM fundraising.donors").await, 2);
+    assert_eq!(
+        count("SELECT count(*) FROM fundraising.gifts WHERE refund_of IS NULL AND source = 'legacy_crm'").await,
+        3
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM fundraising.gifts WHERE refund_of IS NOT NULL AND amount_minor = -500").await,
+        1
+    );
+    assert_eq!(count("SELECT count(*) FROM fundraising.donor_external_ids WHERE source = 'legacy_crm'").await, 1);
+    assert_eq!(
+        count("SELECT count(*) FROM fundraising.outbox WHERE event_type = 'fundraising.gift.upserted.v1'").await,
+        4,
+        "one event per gift and refund entry"
+    );
+    let outcomes = app.get(&format!("/v1/imports/{id}/outcomes"), &token).await.text().await.unwrap();
+    assert!(outcomes.lines().nth(7).unwrap().starts_with("8,refund gift "), "{outcomes}");
+
+    // Run the same import again from its start (as a resume after a crash would decide it): nothing new.
+    admin
+        .batch_execute(&format!(
+            "UPDATE fundraising.imports SET status = 'committing', rows_done = 0 WHERE id = '{id}';
+             INSERT INTO fundraising.pending_imports (import_id, tenant_id) SELECT id, tenant_id FROM fundraising.imports WHERE id = '{id}';"
+        ))
+        .await
+        .unwrap();
+    let again = wait_committed(&app, &id).await;
+    assert_eq!(count("SELECT count(*) FROM fundraising.gifts WHERE refund_of IS NULL").await, 3);
+    assert_eq!(count("SELECT count(*) FROM fundraising.donors").await, 2);
+    assert_eq!(count("SELECT count(*) FROM fundraising.gifts WHERE refund_of IS NOT NULL").await, 1, "the refund too");
+    assert_eq!(again["summary"]["create_donor"], 0);
+    assert_eq!(again["summary"]["duplicate_gift"], 5);
+}

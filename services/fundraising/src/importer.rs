@@ -1,0 +1,215 @@
+//! The import commit job: writes a committed import's donors, gifts and refunds in chunks, each chunk in one
+//! transaction together with its events and the import's progress, so a restarted service (or another replica,
+//! once the lease runs out) resumes after the last committed chunk and nothing is written twice.
+//!
+//! Rows are decided again against the tenant as it is now, with the same rules as the dry run; on a resume, the
+//! rows already written are found again (as matches and duplicates) and skipped, so the rows after them are
+//! decided exactly as an uninterrupted run would have.
+
+use crate::db::{gifts, imports as db};
+use crate::domain::import::{self, Outcome, Row};
+use crate::domain::{GiftDetails, GiftStatus, Refund, SourceName};
+use crate::routes::conventions::PRODUCER;
+use crate::routes::gifts::record_refund;
+use crate::routes::imports::{Options, read};
+use almoner_db::{Pool, Transaction, outbox};
+use almoner_events::Envelope;
+use almoner_events::fundraising::{DonorUpsertedV1, GiftUpsertedV1};
+use almoner_types::Currency;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Rows written per transaction.
+pub const CHUNK_ROWS: usize = 2000;
+/// How long a replica may work on an import without showing progress before another may take it over.
+const LEASE: Duration = Duration::from_secs(120);
+/// Attempts before an import that keeps failing is marked `failed`.
+const MAX_ATTEMPTS: i32 = 5;
+
+/// Wakes the importer when an import is committed. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct ImportRunner {
+    wake: Arc<Notify>,
+}
+
+impl ImportRunner {
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Works through committed imports until `shutdown`: woken by [`wake`](Self::wake), and every 5 s for
+    /// imports another replica left behind.
+    pub async fn run(self, pool: Pool, shutdown: CancellationToken) {
+        loop {
+            loop {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                let job = async {
+                    let tx = pool.system_tx().await?;
+                    let job = db::lease_job(&tx, LEASE).await?;
+                    tx.commit().await?;
+                    Ok::<_, almoner_db::DbError>(job)
+                }
+                .await;
+                match job {
+                    Ok(Some((tenant_id, id, attempt))) => work(&pool, tenant_id, id, attempt).await,
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not look for imports to commit");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, import_id = %id, attempt))]
+async fn work(pool: &Pool, tenant_id: Uuid, id: Uuid, attempt: i32) {
+    match commit_import(pool, tenant_id, id).await {
+        Ok(rows) => tracing::info!(rows, "import committed"),
+        Err(error) if attempt >= MAX_ATTEMPTS => {
+            tracing::error!(error = format!("{error:#}"), "import failed for good");
+            let message = format!("{error:#}");
+            let failed = async {
+                let tx = pool.tenant_tx(tenant_id).await?;
+                db::finish(&tx, id, "failed", Some(&message.chars().take(2000).collect::<String>())).await?;
+                tx.commit().await
+            };
+            if let Err(error) = failed.await {
+                tracing::warn!(%error, "could not mark the import failed");
+            }
+        }
+        // The lease runs out and this or another replica tries again from the last committed chunk.
+        Err(error) => tracing::warn!(error = format!("{error:#}"), "import interrupted; it will be resumed"),
+    }
+}
+
+/// Writes the import's remaining rows; returns how many rows it has.
+async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result<usize> {
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let stored = db::get(&tx, id).await?.context("the import is gone")?;
+    let content = db::content(&tx, id).await?.context("the import has no file")?;
+    tx.commit().await?;
+    if stored.status != "committing" {
+        return Ok(0);
+    }
+    let options = Options::from_stored(&stored.options)?;
+    let text = String::from_utf8(content).context("the stored file is not UTF-8")?;
+    let (_, rows) = read(&text, &options.mapping).map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+    let total = rows.len();
+
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let (mut donors, mut gifts_index) = futures::try_join!(
+        db::donor_index(&tx, options.source.as_str()),
+        db::gift_index(&tx, options.source.as_str())
+    )?;
+    tx.commit().await?;
+    let decided = import::decide(rows, &mut donors, &mut gifts_index, &options.donor_rules, options.gift_rule);
+    let done = usize::try_from(stored.rows_done).unwrap_or(0).min(total);
+    let mut position = done;
+    for chunk in decided[done..].chunks(CHUNK_ROWS) {
+        let tx = pool.tenant_tx(tenant_id).await?;
+        let outcomes = write_chunk(&tx, tenant_id, &options.source, chunk).await?;
+        db::replace_outcomes(&tx, id, &outcomes).await?;
+        position += chunk.len();
+        db::progress(&tx, id, i32::try_from(position).unwrap_or(i32::MAX), LEASE).await?;
+        tx.commit().await?;
+        tracing::debug!(rows_done = position, total, "import chunk committed");
+    }
+    let tx = pool.tenant_tx(tenant_id).await?;
+    db::finish(&tx, id, "committed", None).await?;
+    tx.commit().await?;
+    Ok(total)
+}
+
+fn gift_details(row: &Row, donor_id: Uuid, source: &SourceName) -> anyhow::Result<GiftDetails> {
+    let g = &row.gift;
+    Ok(GiftDetails {
+        donor_id,
+        amount_minor: g.amount_minor,
+        currency: Currency::parse(&g.currency).map_err(|e| anyhow::anyhow!("currency: {e}"))?,
+        gift_date: g.date,
+        status: match g.status {
+            "pending" => GiftStatus::Pending,
+            "failed" => GiftStatus::Failed,
+            _ => GiftStatus::Succeeded,
+        },
+        payment_method: g.payment_method.clone(),
+        source: source.clone(),
+        fund: g.fund.clone(),
+        campaign: g.campaign.clone(),
+        notes: g.notes.clone(),
+        external_reference: g.reference.clone(),
+    })
+}
+
+/// Writes one chunk's donors, gifts and refunds with their events; each row's outcome as written.
+async fn write_chunk(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    source: &SourceName,
+    chunk: &[(usize, Outcome, Option<Row>)],
+) -> anyhow::Result<Vec<db::OutcomeRow>> {
+    let new_donors: Vec<(Uuid, &import::DonorRow)> = chunk
+        .iter()
+        .filter_map(|(_, outcome, row)| match (outcome, row) {
+            (Outcome::CreateDonor { donor_id, .. }, Some(row)) => Some((*donor_id, &row.donor)),
+            _ => None,
+        })
+        .collect();
+    let created = db::insert_donors(tx, source.as_str(), &new_donors).await?;
+    let donor_events: Vec<_> =
+        created.into_iter().map(|donor| Envelope::new(tenant_id, PRODUCER, DonorUpsertedV1 { donor })).collect();
+    outbox::enqueue_many(tx, &donor_events).await?;
+
+    let mut details = Vec::new();
+    for (_, outcome, row) in chunk {
+        let (Outcome::CreateDonor { donor_id, gift_id } | Outcome::MatchDonor { donor_id, gift_id, .. }, Some(row)) =
+            (outcome, row)
+        else {
+            continue;
+        };
+        details.push((*gift_id, gift_details(row, *donor_id, source)?));
+    }
+    let new_gifts: Vec<(Uuid, &GiftDetails)> = details.iter().map(|(id, d)| (*id, d)).collect();
+    if !new_gifts.is_empty() {
+        let stored = gifts::insert_many(tx, &new_gifts).await?;
+        let gift_events: Vec<_> =
+            stored.into_iter().map(|s| Envelope::new(tenant_id, PRODUCER, GiftUpsertedV1 { gift: s.gift })).collect();
+        outbox::enqueue_many(tx, &gift_events).await?;
+    }
+
+    let mut outcomes = Vec::with_capacity(chunk.len());
+    for (line, outcome, row) in chunk {
+        let line = i32::try_from(*line).unwrap_or(i32::MAX);
+        let written = match (outcome, row) {
+            (Outcome::Refund { gift_id, refund_id }, Some(row)) => {
+                let refund =
+                    Refund { amount_minor: row.gift.amount_minor, date: row.gift.date, reason: row.gift.notes.clone() };
+                match record_refund(tx, tenant_id, *gift_id, &refund, Some(*refund_id)).await {
+                    Ok(_) => outcome.clone(),
+                    // Refused before anything was written (too much, not refundable): the row says why.
+                    Err(error) if error.source.is_none() => Outcome::Error(import::RowError {
+                        field: "amount",
+                        reason: error.errors.first().map_or(error.detail.clone(), |e| e.message.clone()),
+                    }),
+                    Err(error) => return Err(anyhow::anyhow!("recording a refund failed: {}", error.detail)),
+                }
+            }
+            _ => outcome.clone(),
+        };
+        outcomes.push((line, written.kind(), written.describe()));
+    }
+    Ok(outcomes)
+}
