@@ -23,12 +23,12 @@ const OUTAGE: Duration = Duration::from_millis(1_500);
 const CONVERGENCE: Duration = Duration::from_secs(60);
 
 /// Per donor and currency: total, gift count, largest and smallest gift.
-type Totals = Vec<(Uuid, String, i64, i64, Option<i64>, Option<i64>)>;
+pub type Totals = Vec<(Uuid, String, i64, i64, Option<i64>, Option<i64>)>;
 
 /// What rollup's counting rules give, computed straight from fundraising's table: succeeded and refunded rows that
 /// are not deleted count as money (refund entries are negative rows), positive rows that are not refund entries
 /// count as gifts.
-const EXPECTED_TOTALS: &str = "
+pub const EXPECTED_TOTALS: &str = "
     SELECT donor_id, currency, sum(amount_minor)::bigint,
            count(*) FILTER (WHERE refund_of IS NULL AND amount_minor > 0),
            max(amount_minor) FILTER (WHERE refund_of IS NULL AND amount_minor > 0),
@@ -38,13 +38,13 @@ const EXPECTED_TOTALS: &str = "
     GROUP BY donor_id, currency
     ORDER BY donor_id, currency";
 
-const ROLLUP_TOTALS: &str = "
+pub const ROLLUP_TOTALS: &str = "
     SELECT donor_id, currency, lifetime_total, lifetime_count, largest_gift, smallest_gift
     FROM rollup.donor_totals
     ORDER BY donor_id, currency";
 
 /// Gifts whose ledger row in rollup is missing, extra, at another revision or deleted differently.
-const LEDGER_DIFFERENCES: &str = "
+pub const LEDGER_DIFFERENCES: &str = "
     SELECT count(*)
     FROM fundraising.gifts f
     FULL JOIN rollup.gifts r ON r.gift_id = f.id
@@ -62,7 +62,7 @@ const INBOX: &str = "
              + (SELECT count(*) FROM identity.outbox WHERE event_type LIKE 'identity.tenant.%')";
 
 /// A deterministic spread of numbers per gift, so the run is the same every time.
-fn mix(i: usize) -> u64 {
+pub fn mix(i: usize) -> u64 {
     let mut z = (i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -173,7 +173,7 @@ impl Writer {
 }
 
 /// What the test's admin connection reads, compared; `None` once rollup agrees with fundraising in every respect.
-async fn disagreement(admin: &tokio_postgres::Client) -> Option<String> {
+pub async fn disagreement(admin: &tokio_postgres::Client) -> Option<String> {
     let totals = |rows: Vec<tokio_postgres::Row>| -> Totals {
         rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect()
     };

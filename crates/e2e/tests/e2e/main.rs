@@ -2,6 +2,7 @@
 //! gifts, rollup shows the totals.
 
 mod faults;
+mod import;
 mod stack;
 
 use serde_json::{Value, json};
