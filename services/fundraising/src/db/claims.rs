@@ -176,6 +176,27 @@ pub async fn list(tx: &Transaction, after: Option<Uuid>, limit: i64) -> Result<V
     Ok(tx.query(&sql, filters.params()).await?.iter().map(claim).collect())
 }
 
+/// Rows of `select` (joined with `gifts g`) for the claim, in gift date order after `after`.
+async fn page(
+    tx: &Transaction,
+    select: &str,
+    claim_column: &str,
+    claim_id: Uuid,
+    after: Option<(NaiveDate, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Row>> {
+    let mut filters = almoner_db::Filters::new();
+    filters.add(&format!("{claim_column} = {{}}"), &claim_id);
+    let (after_date, after_id) = (after.map(|a| a.0), after.map(|a| a.1));
+    if let (Some(date), Some(id)) = (&after_date, &after_id) {
+        let (date, id) = (filters.param(date), filters.param(id));
+        filters.add_condition(format!("(g.gift_date, g.id) > ({date}, {id})"));
+    }
+    let limit = filters.param(&limit);
+    let sql = format!("{select}{} ORDER BY g.gift_date, g.id LIMIT {limit}", filters.where_clause());
+    tx.query(&sql, filters.params()).await
+}
+
 /// One gift of a claim, with what it was claimed on.
 #[derive(Debug, Clone)]
 pub struct ClaimGift {
@@ -196,34 +217,27 @@ pub async fn gifts(
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ClaimGift>> {
-    let mut filters = almoner_db::Filters::new();
-    filters.add("c.claim_id = {}", &claim_id);
-    let (after_date, after_id) = (after.map(|a| a.0), after.map(|a| a.1));
-    if let (Some(date), Some(id)) = (&after_date, &after_id) {
-        let (date, id) = (filters.param(date), filters.param(id));
-        filters.add_condition(format!("(g.gift_date, g.id) > ({date}, {id})"));
-    }
-    let limit = filters.param(&limit);
-    let sql = format!(
+    Ok(page(
+        tx,
         "SELECT c.gift_id, g.donor_id, g.gift_date, c.amount_minor, c.declaration_id, c.state, c.rejection \
-         FROM gift_aid_claim_gifts c JOIN gifts g ON g.id = c.gift_id{} \
-         ORDER BY g.gift_date, g.id LIMIT {limit}",
-        filters.where_clause()
-    );
-    Ok(tx
-        .query(&sql, filters.params())
-        .await?
-        .iter()
-        .map(|row| ClaimGift {
-            gift_id: row.get("gift_id"),
-            donor_id: row.get("donor_id"),
-            gift_date: row.get("gift_date"),
-            amount_minor: row.get("amount_minor"),
-            declaration_id: row.get("declaration_id"),
-            state: row.get("state"),
-            rejection: row.get("rejection"),
-        })
-        .collect())
+         FROM gift_aid_claim_gifts c JOIN gifts g ON g.id = c.gift_id",
+        "c.claim_id",
+        claim_id,
+        after,
+        limit,
+    )
+    .await?
+    .iter()
+    .map(|row| ClaimGift {
+        gift_id: row.get("gift_id"),
+        donor_id: row.get("donor_id"),
+        gift_date: row.get("gift_date"),
+        amount_minor: row.get("amount_minor"),
+        declaration_id: row.get("declaration_id"),
+        state: row.get("state"),
+        rejection: row.get("rejection"),
+    })
+    .collect())
 }
 
 /// One gift left out of a claim, and why.
@@ -244,32 +258,25 @@ pub async fn exclusions(
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Exclusion>> {
-    let mut filters = almoner_db::Filters::new();
-    filters.add("x.claim_id = {}", &claim_id);
-    let (after_date, after_id) = (after.map(|a| a.0), after.map(|a| a.1));
-    if let (Some(date), Some(id)) = (&after_date, &after_id) {
-        let (date, id) = (filters.param(date), filters.param(id));
-        filters.add_condition(format!("(g.gift_date, g.id) > ({date}, {id})"));
-    }
-    let limit = filters.param(&limit);
-    let sql = format!(
+    Ok(page(
+        tx,
         "SELECT x.gift_id, g.donor_id, g.gift_date, g.amount_minor, x.reasons \
-         FROM gift_aid_claim_exclusions x JOIN gifts g ON g.id = x.gift_id{} \
-         ORDER BY g.gift_date, g.id LIMIT {limit}",
-        filters.where_clause()
-    );
-    Ok(tx
-        .query(&sql, filters.params())
-        .await?
-        .iter()
-        .map(|row| Exclusion {
-            gift_id: row.get("gift_id"),
-            donor_id: row.get("donor_id"),
-            gift_date: row.get("gift_date"),
-            amount_minor: row.get("amount_minor"),
-            reasons: row.get("reasons"),
-        })
-        .collect())
+         FROM gift_aid_claim_exclusions x JOIN gifts g ON g.id = x.gift_id",
+        "x.claim_id",
+        claim_id,
+        after,
+        limit,
+    )
+    .await?
+    .iter()
+    .map(|row| Exclusion {
+        gift_id: row.get("gift_id"),
+        donor_id: row.get("donor_id"),
+        gift_date: row.get("gift_date"),
+        amount_minor: row.get("amount_minor"),
+        reasons: row.get("reasons"),
+    })
+    .collect())
 }
 
 /// Takes a gift out of a claim; `false` when it was not in it.

@@ -254,6 +254,35 @@ pub async fn discard_claim(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// One page of a claim's rows (gifts or exclusions) in gift date order: checks the scope, the claim and the
+/// paging parameters, then fetches `limit + 1` rows with `fetch` to tell whether there is a next page.
+async fn claim_page<T, F>(
+    principal: &Principal,
+    pool: &Pool,
+    id: &str,
+    query: &PageQuery,
+    fetch: F,
+    position: impl Fn(&T) -> (NaiveDate, Uuid),
+) -> Result<(Vec<T>, Option<String>), ApiError>
+where
+    F: for<'a> AsyncFn(&'a almoner_db::Transaction, Uuid, Option<(NaiveDate, Uuid)>, i64) -> almoner_db::Result<Vec<T>>,
+{
+    principal.require("fundraising:read")?;
+    let id = path_id(id, "claim")?;
+    let mut errors = FieldErrors::new();
+    let limit = page_limit(&mut errors, query.limit.as_deref());
+    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_position(c)));
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+    let rows = fetch(&tx, id, after, limit + 1).await?;
+    tx.commit().await?;
+    Ok(paginate(rows, limit, |row| {
+        let (date, id) = position(row);
+        format!("{date}|{id}")
+    }))
+}
+
 fn decode_position(cursor: &str) -> Result<(NaiveDate, Uuid), &'static str> {
     let invalid = "is not a cursor from a previous page";
     let text = decode_cursor(cursor)?;
@@ -295,17 +324,8 @@ pub async fn claim_gifts(
     id: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("fundraising:read")?;
-    let id = path_id(&id, "claim")?;
-    let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_position(c)));
-    errors.finish()?;
-    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
-    let rows = db::gifts(&tx, id, after, limit + 1).await?;
-    tx.commit().await?;
-    let (rows, next_cursor) = paginate(rows, limit, |g| format!("{}|{}", g.gift_date, g.gift_id));
+    let (rows, next_cursor) =
+        claim_page(&principal, &pool, &id, &query, db::gifts, |g| (g.gift_date, g.gift_id)).await?;
     let data = rows
         .into_iter()
         .map(|g| ClaimGiftView {
@@ -353,17 +373,8 @@ pub async fn claim_exclusions(
     id: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("fundraising:read")?;
-    let id = path_id(&id, "claim")?;
-    let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_position(c)));
-    errors.finish()?;
-    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
-    let rows = db::exclusions(&tx, id, after, limit + 1).await?;
-    tx.commit().await?;
-    let (rows, next_cursor) = paginate(rows, limit, |x| format!("{}|{}", x.gift_date, x.gift_id));
+    let (rows, next_cursor) =
+        claim_page(&principal, &pool, &id, &query, db::exclusions, |x| (x.gift_date, x.gift_id)).await?;
     let data = rows
         .into_iter()
         .map(|x| ExclusionView {
