@@ -426,18 +426,28 @@ pub struct GiftIndex {
     by_donor_amount: HashMap<(Uuid, i64), Vec<(NaiveDate, Uuid)>>,
     /// Refund entries by (gift refunded, amount, date): importing the same refund twice records it once.
     refunds: HashMap<(Uuid, i64, NaiveDate), Uuid>,
+    /// Each gift's amount, and how much of it its refunds have given back, so a refund row cannot exceed it.
+    amounts: HashMap<Uuid, i64>,
+    refunded: HashMap<Uuid, i64>,
 }
 
 impl GiftIndex {
     pub fn add(&mut self, gift: &KnownGift) {
         if let Some(refunded) = gift.refund_of {
             self.refunds.entry((refunded, gift.amount_minor, gift.date)).or_insert(gift.id);
+            *self.refunded.entry(refunded).or_default() += gift.amount_minor;
             return;
         }
+        self.amounts.insert(gift.id, gift.amount_minor);
         if let Some(reference) = &gift.reference {
             self.by_reference.entry(reference.clone()).or_insert(gift.id);
         }
         self.by_donor_amount.entry((gift.donor_id, gift.amount_minor)).or_default().push((gift.date, gift.id));
+    }
+
+    /// What is left to refund of a gift: its amount less its refunds.
+    pub fn refundable(&self, gift_id: Uuid) -> i64 {
+        self.amounts.get(&gift_id).copied().unwrap_or(0) - self.refunded.get(&gift_id).copied().unwrap_or(0)
     }
 
     /// The gift reference's gift, for refunds.
@@ -549,6 +559,13 @@ fn decide_row(
         return match gifts.by_reference(refunded) {
             Some(gift_id) => match gifts.refunds.get(&(gift_id, row.gift.amount_minor, row.gift.date)) {
                 Some(refund_id) => Outcome::DuplicateGift { donor_id: None, gift_id: *refund_id },
+                None if row.gift.amount_minor > gifts.refundable(gift_id) => Outcome::Error(RowError {
+                    field: Field::Amount.name(),
+                    reason: format!(
+                        "must be at most {}, what is left of gift {refunded:?} after its refunds",
+                        super::hmrc::amount(gifts.refundable(gift_id))
+                    ),
+                }),
                 None => {
                     let refund_id = Uuid::now_v7();
                     gifts.add(&KnownGift {
@@ -689,7 +706,8 @@ mod tests {
              ,Old,Friend,old@example.org,,5,2025-04-09,G4,\n\
              ,Ann,Smith,,,5,2025-04-10,,G1\n\
              ,Ann,Smith,,,5,2025-04-10,,G99\n\
-             ,Ann,Smith,,,5,2025-04-10,,G1\n",
+             ,Ann,Smith,,,5,2025-04-10,,G1\n\
+             ,Ann,Smith,,,20.01,2025-04-11,,G1\n",
         );
         let mut donors = DonorIndex::default();
         let existing = Uuid::now_v7();
@@ -715,6 +733,10 @@ mod tests {
         assert!(described[6].starts_with("error: refund_of: no gift with reference \"G99\""), "{}", described[6]);
         let Outcome::Refund { refund_id, .. } = decided[5].1 else { panic!("{described:?}") };
         assert_eq!(described[7], format!("duplicate gift {refund_id}"), "the same refund twice is recorded once");
+        assert_eq!(
+            described[8], "error: amount: must be at most 20.00, what is left of gift \"G1\" after its refunds",
+            "£25 less the £5 refunded"
+        );
     }
 
     #[test]
