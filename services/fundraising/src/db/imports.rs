@@ -79,6 +79,12 @@ pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<StoredImport>> {
     Ok(tx.query_opt(&format!("SELECT {COLUMNS} FROM imports WHERE id = $1"), &[&id]).await?.as_ref().map(stored))
 }
 
+/// Locks the import row until the transaction ends and returns its status.
+#[tracing::instrument(skip_all, fields(import_id = %id))]
+pub async fn lock(tx: &Transaction, id: Uuid) -> Result<Option<String>> {
+    Ok(tx.query_opt("SELECT status FROM imports WHERE id = $1 FOR UPDATE", &[&id]).await?.map(|row| row.get(0)))
+}
+
 /// Every outcome in line order, as `line,outcome` CSV rows are built from.
 #[tracing::instrument(skip_all, fields(import_id = %id))]
 pub async fn outcomes(tx: &Transaction, id: Uuid) -> Result<Vec<(i32, String)>> {

@@ -2,7 +2,8 @@
 //! their reasons), take gifts out, submit it, and record HMRC's answer. See `docs/gift-aid.md`.
 
 use super::conventions::{
-    Claim, claim, conflict, decode_cursor, json_body, page_limit, paginate, path_id, remember, replay_response,
+    Claim, claim, conflict, decode_cursor, decode_date_cursor, iso_date, json_body, page_limit, paginate, path_id,
+    remember, replay_response,
 };
 use crate::db::{claims as db, gift_aid};
 use crate::domain::gift_aid::{assess, gift_aid_on};
@@ -37,10 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 fn parse_date(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<NaiveDate> {
     let raw = errors.required(field, raw)?;
-    errors.parse(
-        field,
-        NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "must be an ISO date such as 2025-04-05"),
-    )
+    errors.parse(field, iso_date(raw))
 }
 
 /// A claim and its totals.
@@ -271,7 +269,7 @@ where
     let id = path_id(id, "claim")?;
     let mut errors = FieldErrors::new();
     let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_position(c)));
+    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_date_cursor(c)));
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
@@ -281,13 +279,6 @@ where
         let (date, id) = position(row);
         format!("{date}|{id}")
     }))
-}
-
-fn decode_position(cursor: &str) -> Result<(NaiveDate, Uuid), &'static str> {
-    let invalid = "is not a cursor from a previous page";
-    let text = decode_cursor(cursor)?;
-    let (date, id) = text.split_once('|').ok_or(invalid)?;
-    Ok((date.parse().map_err(|_| invalid)?, Uuid::try_parse(id).map_err(|_| invalid)?))
 }
 
 /// One gift of a claim.

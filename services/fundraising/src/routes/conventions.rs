@@ -161,6 +161,19 @@ pub fn page_limit(errors: &mut FieldErrors, limit: Option<&str>) -> i64 {
     }
 }
 
+/// An ISO date (`2025-04-06`), as every date field of the API is written.
+pub fn iso_date(raw: &str) -> Result<chrono::NaiveDate, &'static str> {
+    chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "must be an ISO date such as 2025-04-06")
+}
+
+/// A cursor of lists ordered by a date then an id: `date|id`, as [`paginate`] encodes it.
+pub fn decode_date_cursor(cursor: &str) -> Result<(chrono::NaiveDate, Uuid), &'static str> {
+    let invalid = "is not a cursor from a previous page";
+    let text = decode_cursor(cursor)?;
+    let (date, id) = text.split_once('|').ok_or(invalid)?;
+    Ok((iso_date(date).map_err(|_| invalid)?, Uuid::try_parse(id).map_err(|_| invalid)?))
+}
+
 pub fn encode_cursor(position: &str) -> String {
     URL_SAFE_NO_PAD.encode(position)
 }

@@ -2,7 +2,7 @@
 //! eligibility (`/v1/gifts/{id}/gift-aid`) and the tenant's settings (`/v1/gift-aid/settings`). The rules are in
 //! `domain::gift_aid` and `docs/gift-aid.md`.
 
-use super::conventions::{Claim, claim, json_body, merge_patch, path_id, remember, replay_response};
+use super::conventions::{Claim, claim, iso_date, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::{donors, gift_aid as db};
 use crate::domain::gift_aid::{Declaration, DeclarationInput, GiftAidSettings, Standing, assess, gift_aid_on};
 use crate::domain::optional_text;
@@ -127,12 +127,7 @@ fn as_body(d: &Declaration) -> DeclarationBody {
 fn parse_declaration(body: &DeclarationBody) -> Result<Declaration, ApiError> {
     let mut errors = FieldErrors::new();
     let mut date = |field: &str, value: &Option<String>| -> Option<NaiveDate> {
-        value.as_deref().map(str::trim).filter(|v| !v.is_empty()).and_then(|v| {
-            errors.parse(
-                field,
-                NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| "must be an ISO date such as 2025-04-06"),
-            )
-        })
+        value.as_deref().map(str::trim).filter(|v| !v.is_empty()).and_then(|v| errors.parse(field, iso_date(v)))
     };
     let input = DeclarationInput {
         method: body.method.as_deref(),

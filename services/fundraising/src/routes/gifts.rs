@@ -5,8 +5,8 @@
 //! `.deleted.v1`) with the gift's next revision to the outbox in the same transaction.
 
 use super::conventions::{
-    Claim, claim, conflict, decode_cursor, emit, json_body, key_and_hash, merge_patch, page_limit, paginate, path_id,
-    remember, replay_response,
+    Claim, claim, conflict, decode_date_cursor, emit, iso_date, json_body, key_and_hash, merge_patch, page_limit,
+    paginate, path_id, remember, replay_response,
 };
 use crate::db::donors;
 use crate::db::gifts::{self, GiftFilter, NewGift, StoredGift, status_name};
@@ -127,10 +127,6 @@ fn as_input(s: &StoredGift) -> GiftInput {
     }
 }
 
-fn parse_date(raw: &str) -> Result<NaiveDate, &'static str> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "must be an ISO date such as 2025-04-06")
-}
-
 /// Parses a whole gift, naming every bad field. `current` is the status the gift has now, which may be kept
 /// even when clients could not set it (`refunded`).
 fn parse_gift(input: GiftInput, current: Option<GiftStatus>) -> Result<GiftDetails, ApiError> {
@@ -146,8 +142,7 @@ fn parse_gift(input: GiftInput, current: Option<GiftStatus>) -> Result<GiftDetai
     };
     let currency =
         errors.required("currency", input.currency).and_then(|c| errors.parse("currency", Currency::parse(&c)));
-    let gift_date =
-        errors.required("gift_date", input.gift_date).and_then(|d| errors.parse("gift_date", parse_date(&d)));
+    let gift_date = errors.required("gift_date", input.gift_date).and_then(|d| errors.parse("gift_date", iso_date(&d)));
     let status = match input.status.as_deref() {
         None => Some(GiftStatus::Succeeded),
         Some(s) if current.is_some_and(|c| status_name(c) == s.trim()) => current,
@@ -288,13 +283,6 @@ pub struct GiftPage {
     pub next_cursor: Option<String>,
 }
 
-fn decode_gift_cursor(cursor: &str) -> Result<(NaiveDate, Uuid), &'static str> {
-    let invalid = "is not a cursor from a previous page";
-    let text = decode_cursor(cursor)?;
-    let (date, id) = text.split_once('|').ok_or(invalid)?;
-    Ok((parse_date(date).map_err(|_| invalid)?, Uuid::try_parse(id).map_err(|_| invalid)?))
-}
-
 /// Lists gifts and refund entries, latest gift date first; every filter given must match.
 #[utoipa::path(get, path = "/v1/gifts", tag = "gifts", security(("bearer" = ["fundraising:read"])),
     params(GiftQuery),
@@ -310,13 +298,13 @@ pub async fn list_gifts(
     let query = query.into_inner();
     let mut errors = FieldErrors::new();
     let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_gift_cursor(c)));
+    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_date_cursor(c)));
     let donor_id = query
         .donor_id
         .as_deref()
         .and_then(|d| errors.parse("donor_id", Uuid::try_parse(d.trim()).map_err(|_| "must be a UUID")));
-    let from = query.from.as_deref().and_then(|d| errors.parse("from", parse_date(d)));
-    let to = query.to.as_deref().and_then(|d| errors.parse("to", parse_date(d)));
+    let from = query.from.as_deref().and_then(|d| errors.parse("from", iso_date(d)));
+    let to = query.to.as_deref().and_then(|d| errors.parse("to", iso_date(d)));
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
@@ -483,7 +471,7 @@ fn parse_refund(input: RefundInput) -> Result<Refund, ApiError> {
         }
         None => None,
     };
-    let date = errors.required("date", input.date).and_then(|d| errors.parse("date", parse_date(&d)));
+    let date = errors.required("date", input.date).and_then(|d| errors.parse("date", iso_date(&d)));
     let reason = errors.parse("reason", optional_text(input.reason.as_deref(), 2000)).flatten();
     errors.finish()?;
     let (Some(amount_minor), Some(date)) = (amount_minor, date) else {

@@ -323,11 +323,7 @@ pub async fn commit_import(
     let id = path_id(&id, "import")?;
     let tenant_id = principal.tenant_id.as_uuid();
     let tx = pool.tenant_tx(tenant_id).await?;
-    let status = tx
-        .query_opt("SELECT status FROM imports WHERE id = $1 FOR UPDATE", &[&id])
-        .await?
-        .map(|row| row.get::<_, String>(0))
-        .ok_or_else(|| ApiError::not_found("import"))?;
+    let status = db::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("import"))?;
     if status != "dry_run" {
         return Err(ApiError::new(
             almoner_http::ErrorCode::Conflict,
