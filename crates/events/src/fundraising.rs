@@ -46,6 +46,9 @@ pub struct Donor {
     /// One id per source system, e.g. `{"legacy_crm": "D-1001"}`.
     pub external_ids: BTreeMap<String, String>,
     pub communication_preferences: CommunicationPreferences,
+    /// The household the donor belongs to, if any. A donor is in at most one household at a time.
+    #[serde(default)]
+    pub household_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -106,8 +109,51 @@ pub struct Gift {
     pub external_reference: Option<String>,
     /// For a refund: the gift it refunds.
     pub refund_of: Option<Uuid>,
+    /// How the amount is split across funds. Empty: all of it is unallocated. Otherwise the parts add up to
+    /// `amount_minor` exactly; a refund entry carries its share of each fund of the gift it refunds (negative).
+    #[serde(default)]
+    pub allocations: Vec<FundAllocation>,
+    /// Other donors credited with (part of) this gift without having paid it: a matched gift's employee, the
+    /// person a gift in memory honours. Counted apart from the paying donor's own totals, never in them. A refund
+    /// entry carries its share of each soft credit of the gift it refunds (negative).
+    #[serde(default)]
+    pub soft_credits: Vec<SoftCredit>,
+    /// The pledge this gift pays (part of), if any.
+    #[serde(default)]
+    pub pledge_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Part of a gift given to one fund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundAllocation {
+    pub fund_id: Uuid,
+    /// Minor units, same sign as the gift's amount.
+    pub amount_minor: i64,
+}
+
+/// Why a donor is soft-credited with a gift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SoftCreditKind {
+    /// An employer's (or other funder's) gift matching this donor's own.
+    Matched,
+    /// A gift given in memory of this person.
+    InMemory,
+    /// A gift given in honour of this person.
+    InHonour,
+    /// This donor asked for or brought in the gift (a fundraiser, a solicitor).
+    Solicitor,
+}
+
+/// A donor credited with (part of) a gift another donor paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftCredit {
+    pub donor_id: Uuid,
+    /// Minor units, same sign as the gift's amount, at most the gift's amount.
+    pub amount_minor: i64,
+    pub kind: SoftCreditKind,
 }
 
 /// A gift was created or changed (including a refund entry being recorded).
@@ -132,4 +178,126 @@ pub struct GiftDeletedV1 {
 
 impl Event for GiftDeletedV1 {
     const TYPE: &'static str = "fundraising.gift.deleted.v1";
+}
+
+/// Many gifts written together (a historical import's chunk). Exactly equivalent to one
+/// [`GiftUpsertedV1`] per gift, in any order: a consumer of gift state binds to both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GiftsUpsertedV1 {
+    pub gifts: Vec<Gift>,
+}
+
+impl Event for GiftsUpsertedV1 {
+    const TYPE: &'static str = "fundraising.gift.batch_upserted.v1";
+}
+
+/// Many donors written together (a historical import's chunk). Exactly equivalent to one
+/// [`DonorUpsertedV1`] per donor, in any order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DonorsUpsertedV1 {
+    pub donors: Vec<Donor>,
+}
+
+impl Event for DonorsUpsertedV1 {
+    const TYPE: &'static str = "fundraising.donor.batch_upserted.v1";
+}
+
+/// A household: donors at one address giving together. Household totals count each member's gifts once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Household {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub revision: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A household was created or renamed. Membership travels on the donors ([`Donor::household_id`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HouseholdUpsertedV1 {
+    pub household: Household,
+}
+
+impl Event for HouseholdUpsertedV1 {
+    const TYPE: &'static str = "fundraising.household.upserted.v1";
+}
+
+/// A fund money can be given to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fund {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub revision: i64,
+    /// Short code, unique per tenant, e.g. `GEN` or `ROOF-APPEAL`.
+    pub code: String,
+    pub name: String,
+    /// Restricted money may be spent only on the fund's purpose.
+    pub restricted: bool,
+    /// An archived fund takes no new allocations; its history stays.
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundUpsertedV1 {
+    pub fund: Fund,
+}
+
+impl Event for FundUpsertedV1 {
+    const TYPE: &'static str = "fundraising.fund.upserted.v1";
+}
+
+/// How often a pledge's instalments fall due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PledgeFrequency {
+    /// The whole amount at once, on `start_date`.
+    Once,
+    Monthly,
+    Quarterly,
+    Annually,
+}
+
+/// Where a pledge stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PledgeStatus {
+    /// Still expected: what is unpaid is outstanding.
+    Open,
+    /// Paid in full (set by fundraising when its gifts reach the amount).
+    Fulfilled,
+    /// Given up: nothing more is expected, nothing is outstanding.
+    Cancelled,
+}
+
+/// A donor's promise to give `amount_minor` over a schedule. A pledge is not money: it never counts in giving
+/// totals; the gifts that pay it (`Gift::pledge_id`) do, and what is unpaid of an open pledge is outstanding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pledge {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub donor_id: Uuid,
+    pub revision: i64,
+    /// The whole promise, minor units, positive.
+    pub amount_minor: i64,
+    pub currency: String,
+    pub frequency: PledgeFrequency,
+    /// Number of instalments (1 for `once`); each is `amount_minor / instalments`, the last takes the remainder.
+    pub instalments: i32,
+    pub start_date: NaiveDate,
+    pub status: PledgeStatus,
+    pub fund_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PledgeUpsertedV1 {
+    pub pledge: Pledge,
+}
+
+impl Event for PledgeUpsertedV1 {
+    const TYPE: &'static str = "fundraising.pledge.upserted.v1";
 }

@@ -37,6 +37,7 @@ fn donor(row: &Row) -> Donor {
             post: row.get("contact_by_post"),
             phone: row.get("contact_by_phone"),
         },
+        household_id: None,
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     }

@@ -114,6 +114,9 @@ fn build_case(tenant: Uuid, history: &History) -> Case {
                 campaign: None,
                 external_reference: None,
                 refund_of,
+                allocations: Vec::new(),
+                soft_credits: Vec::new(),
+                pledge_id: None,
                 created_at: Utc::now(),
                 updated_at: Utc::now(),
             };
