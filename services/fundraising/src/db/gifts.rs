@@ -24,7 +24,7 @@ pub fn status_name(status: GiftStatus) -> &'static str {
     }
 }
 
-fn status_of(name: &str) -> GiftStatus {
+pub fn status_of(name: &str) -> GiftStatus {
     match name {
         "pending" => GiftStatus::Pending,
         "failed" => GiftStatus::Failed,

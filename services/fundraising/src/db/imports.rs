@@ -129,7 +129,7 @@ pub async fn gift_index(tx: &Transaction, source: &str) -> Result<GiftIndex> {
     let rows = tx
         .query(
             "SELECT id, donor_id, CASE WHEN source = $1 THEN external_reference END AS reference, \
-                    abs(amount_minor) AS amount_minor, gift_date, refund_of \
+                    abs(amount_minor) AS amount_minor, gift_date, refund_of, status \
              FROM gifts WHERE deleted_at IS NULL ORDER BY id",
             &[&source],
         )
@@ -143,6 +143,7 @@ pub async fn gift_index(tx: &Transaction, source: &str) -> Result<GiftIndex> {
             amount_minor: row.get("amount_minor"),
             date: row.get("gift_date"),
             refund_of: row.get("refund_of"),
+            status: crate::db::gifts::status_of(row.get("status")),
         });
     }
     Ok(index)

@@ -3,6 +3,7 @@
 //! exists, this decides. The dry run and the commit use the same decisions, so a commit writes exactly what its
 //! dry run reported.
 
+use super::GiftStatus;
 use almoner_types::{Currency, Email, PhoneE164, Postcode};
 use chrono::NaiveDate;
 use std::collections::HashMap;
@@ -417,6 +418,8 @@ pub struct KnownGift {
     pub date: NaiveDate,
     /// For a refund entry: the gift it refunds.
     pub refund_of: Option<Uuid>,
+    /// Only a succeeded gift can be refunded.
+    pub status: GiftStatus,
 }
 
 /// Gifts already recorded (and those the file creates, as it is read), for duplicate detection.
@@ -429,6 +432,7 @@ pub struct GiftIndex {
     /// Each gift's amount, and how much of it its refunds have given back, so a refund row cannot exceed it.
     amounts: HashMap<Uuid, i64>,
     refunded: HashMap<Uuid, i64>,
+    statuses: HashMap<Uuid, GiftStatus>,
 }
 
 impl GiftIndex {
@@ -439,6 +443,7 @@ impl GiftIndex {
             return;
         }
         self.amounts.insert(gift.id, gift.amount_minor);
+        self.statuses.insert(gift.id, gift.status);
         if let Some(reference) = &gift.reference {
             self.by_reference.entry(reference.clone()).or_insert(gift.id);
         }
@@ -559,6 +564,15 @@ fn decide_row(
         return match gifts.by_reference(refunded) {
             Some(gift_id) => match gifts.refunds.get(&(gift_id, row.gift.amount_minor, row.gift.date)) {
                 Some(refund_id) => Outcome::DuplicateGift { donor_id: None, gift_id: *refund_id },
+                // The same rule as POST /v1/gifts/{id}/refunds: money that never arrived cannot go back.
+                None if matches!(gifts.statuses.get(&gift_id), Some(GiftStatus::Pending | GiftStatus::Failed)) => {
+                    let status =
+                        if gifts.statuses.get(&gift_id) == Some(&GiftStatus::Pending) { "pending" } else { "failed" };
+                    Outcome::Error(RowError {
+                        field: Field::RefundOf.name(),
+                        reason: format!("gift {refunded:?} is {status}; only a succeeded gift can be refunded"),
+                    })
+                }
                 None if row.gift.amount_minor > gifts.refundable(gift_id) => Outcome::Error(RowError {
                     field: Field::Amount.name(),
                     reason: format!(
@@ -575,6 +589,7 @@ fn decide_row(
                         amount_minor: row.gift.amount_minor,
                         date: row.gift.date,
                         refund_of: Some(gift_id),
+                        status: GiftStatus::Succeeded,
                     });
                     Outcome::Refund { gift_id, refund_id }
                 }
@@ -621,6 +636,11 @@ fn decide_row(
         amount_minor: row.gift.amount_minor,
         date: row.gift.date,
         refund_of: None,
+        status: match row.gift.status {
+            "pending" => GiftStatus::Pending,
+            "failed" => GiftStatus::Failed,
+            _ => GiftStatus::Succeeded,
+        },
     });
     outcome
 }
@@ -740,6 +760,30 @@ mod tests {
     }
 
     #[test]
+    fn a_refund_of_a_pending_or_failed_gift_is_a_bad_row_in_the_dry_run() {
+        let (_, rows) = read(
+            "donor id,last name,amount,date,gift ref,status,refund of\n\
+             D1,Smith,25.00,2025-04-06,G1,pending,\n\
+             D1,Smith,30.00,2025-04-07,G2,failed,\n\
+             D1,Smith,40.00,2025-04-08,G3,succeeded,\n\
+             D1,Smith,5,2025-04-10,,,G1\n\
+             D1,Smith,5,2025-04-10,,,G2\n\
+             D1,Smith,5,2025-04-10,,,G3\n",
+        );
+        let decided = decide(
+            rows,
+            &mut DonorIndex::default(),
+            &mut GiftIndex::default(),
+            &[DonorRule::ExternalId],
+            GiftRule::Reference,
+        );
+        let described: Vec<String> = decided.iter().map(|(_, o, _)| o.describe()).collect();
+        assert_eq!(described[3], "error: refund_of: gift \"G1\" is pending; only a succeeded gift can be refunded");
+        assert_eq!(described[4], "error: refund_of: gift \"G2\" is failed; only a succeeded gift can be refunded");
+        assert!(described[5].starts_with("refund gift "), "{}", described[5]);
+    }
+
+    #[test]
     fn without_references_gifts_match_by_donor_amount_and_nearby_date() {
         let mut gifts = GiftIndex::default();
         let donor = Uuid::now_v7();
@@ -751,6 +795,7 @@ mod tests {
             amount_minor: 2500,
             date: d("2025-04-06"),
             refund_of: None,
+            status: GiftStatus::Succeeded,
         });
         let gift = |amount_minor, date: &str| GiftRow {
             reference: None,

@@ -135,10 +135,29 @@ async fn a_commit_writes_exactly_the_good_rows_with_their_events_and_a_rerun_add
         1
     );
     assert_eq!(count("SELECT count(*) FROM fundraising.donor_external_ids WHERE source = 'legacy_crm'").await, 1);
+    // The chunk's gifts and donor travel in one event each; the refund entry in its own.
+    assert_eq!(
+        count(
+            "SELECT sum(jsonb_array_length(payload->'payload'->'gifts'))::bigint FROM fundraising.outbox
+             WHERE event_type = 'fundraising.gift.batch_upserted.v1'"
+        )
+        .await,
+        3,
+        "every new gift in a chunk event"
+    );
+    assert_eq!(
+        count(
+            "SELECT sum(jsonb_array_length(payload->'payload'->'donors'))::bigint FROM fundraising.outbox
+             WHERE event_type = 'fundraising.donor.batch_upserted.v1'"
+        )
+        .await,
+        1,
+        "the new donor in a chunk event"
+    );
     assert_eq!(
         count("SELECT count(*) FROM fundraising.outbox WHERE event_type = 'fundraising.gift.upserted.v1'").await,
-        4,
-        "one event per gift and refund entry"
+        1,
+        "the refund entry"
     );
     let outcomes = app.get(&format!("/v1/imports/{id}/outcomes"), &token).await.text().await.unwrap();
     assert!(outcomes.lines().nth(7).unwrap().starts_with("8,refund gift "), "{outcomes}");

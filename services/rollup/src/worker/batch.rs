@@ -104,15 +104,16 @@ fn keep_latest<'a>(
 }
 
 /// One tenant's events in one transaction; each event's [`Handled`], in order.
-async fn apply_group(
+pub(crate) async fn apply_group(
     pool: &Pool,
     tenant_id: Uuid,
     envelopes: &[Envelope],
     group: &[(usize, ProjectionEvent)],
 ) -> Result<Vec<Handled>, DbError> {
     let tx = pool.tenant_tx(tenant_id).await?;
-    let touches_gifts =
-        group.iter().any(|(_, e)| matches!(e, ProjectionEvent::GiftUpserted(_) | ProjectionEvent::GiftDeleted { .. }));
+    let touches_gifts = group.iter().any(|(_, e)| {
+        matches!(e, ProjectionEvent::GiftUpserted(_) | ProjectionEvent::GiftDeleted { .. } | ProjectionEvent::Many(_))
+    });
     if touches_gifts {
         ledger::lock_tenant_shared(&tx, tenant_id).await?;
     }
@@ -133,20 +134,28 @@ async fn apply_group(
             continue;
         }
         handled.push(Handled::Applied);
-        match event {
-            ProjectionEvent::GiftUpserted(gift) => {
-                affected.push(gift.donor_id);
-                keep_latest(&mut gifts, gift.gift_id, gift.revision, event);
+        let inner = match event {
+            ProjectionEvent::Many(events) => events.as_slice(),
+            single => std::slice::from_ref(single),
+        };
+        for event in inner {
+            match event {
+                ProjectionEvent::GiftUpserted(gift) => {
+                    affected.push(gift.donor_id);
+                    keep_latest(&mut gifts, gift.gift_id, gift.revision, event);
+                }
+                ProjectionEvent::GiftDeleted { gift_id, donor_id, revision } => {
+                    affected.push(*donor_id);
+                    keep_latest(&mut gifts, *gift_id, *revision, event);
+                }
+                ProjectionEvent::DonorUpserted { donor_id, revision, .. }
+                | ProjectionEvent::DonorDeleted { donor_id, revision } => {
+                    keep_latest(&mut donors, *donor_id, *revision, event);
+                }
+                ProjectionEvent::TenantUpdated { .. } | ProjectionEvent::Nothing | ProjectionEvent::Many(_) => {
+                    apply(&tx, tenant_id, event).await?
+                }
             }
-            ProjectionEvent::GiftDeleted { gift_id, donor_id, revision } => {
-                affected.push(*donor_id);
-                keep_latest(&mut gifts, *gift_id, *revision, event);
-            }
-            ProjectionEvent::DonorUpserted { donor_id, revision, .. }
-            | ProjectionEvent::DonorDeleted { donor_id, revision } => {
-                keep_latest(&mut donors, *donor_id, *revision, event);
-            }
-            ProjectionEvent::TenantUpdated { .. } | ProjectionEvent::Nothing => apply(&tx, tenant_id, event).await?,
         }
     }
 

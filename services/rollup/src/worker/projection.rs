@@ -10,7 +10,9 @@ use crate::domain::FiscalYearStart;
 use crate::worker::PROJECTION_QUEUE;
 use almoner_bus::Outcome;
 use almoner_db::{DbError, Pool, Transaction};
-use almoner_events::fundraising::{DonorDeletedV1, DonorUpsertedV1, GiftDeletedV1, GiftUpsertedV1};
+use almoner_events::fundraising::{
+    Donor, DonorDeletedV1, DonorUpsertedV1, DonorsUpsertedV1, Gift, GiftDeletedV1, GiftUpsertedV1, GiftsUpsertedV1,
+};
 use almoner_events::identity::{TenantCreatedV1, TenantUpdatedV1};
 use almoner_events::{Envelope, Event};
 use uuid::Uuid;
@@ -39,6 +41,9 @@ pub enum ProjectionEvent {
     },
     /// Understood, and nothing to do (a tenant's creation carries no setting rollup uses).
     Nothing,
+    /// Several gift or donor upserts that travelled in one event (an import's chunk); never nested, and never a
+    /// tenant settings change.
+    Many(Vec<ProjectionEvent>),
 }
 
 /// Why an event can never be applied.
@@ -61,20 +66,21 @@ pub fn decode(envelope: &Envelope) -> Result<ProjectionEvent, Unprocessable> {
     match envelope.event_type.as_str() {
         GiftUpsertedV1::TYPE => {
             let gift = envelope.decode::<GiftUpsertedV1>().map_err(bad)?.gift;
-            same_tenant(gift.tenant_id)?;
-            if gift.currency.len() != 3 || !gift.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(Unprocessable(format!("currency {:?} is not an ISO 4217 code", gift.currency)));
-            }
-            Ok(ProjectionEvent::GiftUpserted(ledger::GiftRecord {
-                gift_id: gift.id,
-                donor_id: gift.donor_id,
-                revision: gift.revision,
-                amount_minor: gift.amount_minor,
-                currency: gift.currency,
-                gift_date: gift.gift_date,
-                status: gift.status.into(),
-                refund_of: gift.refund_of,
-            }))
+            gift_upserted(gift, &same_tenant)
+        }
+        // A chunk of gifts (or donors) is the same as one upsert per entity; one bad entity makes the whole
+        // event unprocessable, since the producer wrote them together.
+        GiftsUpsertedV1::TYPE => {
+            let gifts = envelope.decode::<GiftsUpsertedV1>().map_err(bad)?.gifts;
+            Ok(ProjectionEvent::Many(
+                gifts.into_iter().map(|gift| gift_upserted(gift, &same_tenant)).collect::<Result<_, _>>()?,
+            ))
+        }
+        DonorsUpsertedV1::TYPE => {
+            let donors = envelope.decode::<DonorsUpsertedV1>().map_err(bad)?.donors;
+            Ok(ProjectionEvent::Many(
+                donors.into_iter().map(|donor| donor_upserted(donor, &same_tenant)).collect::<Result<_, _>>()?,
+            ))
         }
         GiftDeletedV1::TYPE => {
             let deleted = envelope.decode::<GiftDeletedV1>().map_err(bad)?;
@@ -87,12 +93,7 @@ pub fn decode(envelope: &Envelope) -> Result<ProjectionEvent, Unprocessable> {
         }
         DonorUpsertedV1::TYPE => {
             let donor = envelope.decode::<DonorUpsertedV1>().map_err(bad)?.donor;
-            same_tenant(donor.tenant_id)?;
-            let display_name = match &donor.first_name {
-                Some(first) if !first.trim().is_empty() => format!("{} {}", first.trim(), donor.last_name.trim()),
-                _ => donor.last_name.trim().to_owned(),
-            };
-            Ok(ProjectionEvent::DonorUpserted { donor_id: donor.id, revision: donor.revision, display_name })
+            donor_upserted(donor, &same_tenant)
         }
         DonorDeletedV1::TYPE => {
             let deleted = envelope.decode::<DonorDeletedV1>().map_err(bad)?;
@@ -114,6 +115,38 @@ pub fn decode(envelope: &Envelope) -> Result<ProjectionEvent, Unprocessable> {
         }
         other => Err(Unprocessable(format!("rollup does not handle events of type {other}"))),
     }
+}
+
+fn gift_upserted(
+    gift: Gift,
+    same_tenant: &impl Fn(Uuid) -> Result<(), Unprocessable>,
+) -> Result<ProjectionEvent, Unprocessable> {
+    same_tenant(gift.tenant_id)?;
+    if gift.currency.len() != 3 || !gift.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Unprocessable(format!("currency {:?} is not an ISO 4217 code", gift.currency)));
+    }
+    Ok(ProjectionEvent::GiftUpserted(ledger::GiftRecord {
+        gift_id: gift.id,
+        donor_id: gift.donor_id,
+        revision: gift.revision,
+        amount_minor: gift.amount_minor,
+        currency: gift.currency,
+        gift_date: gift.gift_date,
+        status: gift.status.into(),
+        refund_of: gift.refund_of,
+    }))
+}
+
+fn donor_upserted(
+    donor: Donor,
+    same_tenant: &impl Fn(Uuid) -> Result<(), Unprocessable>,
+) -> Result<ProjectionEvent, Unprocessable> {
+    same_tenant(donor.tenant_id)?;
+    let display_name = match &donor.first_name {
+        Some(first) if !first.trim().is_empty() => format!("{} {}", first.trim(), donor.last_name.trim()),
+        _ => donor.last_name.trim().to_owned(),
+    };
+    Ok(ProjectionEvent::DonorUpserted { donor_id: donor.id, revision: donor.revision, display_name })
 }
 
 /// What handling an event did.
@@ -138,6 +171,13 @@ pub enum HandleError {
 #[tracing::instrument(skip_all, fields(event.id = %envelope.id, event.type = %envelope.event_type, tenant_id = %envelope.tenant_id))]
 pub async fn handle_envelope(pool: &Pool, envelope: &Envelope) -> Result<Handled, HandleError> {
     let event = decode(envelope)?;
+    if matches!(event, ProjectionEvent::Many(_)) {
+        // Thousands of upserts: applied as one group (one ledger write, one recomputation), as a batch would.
+        let group = [(0, event)];
+        let handled =
+            crate::worker::batch::apply_group(pool, envelope.tenant_id, std::slice::from_ref(envelope), &group).await?;
+        return Ok(handled[0]);
+    }
     let tx = pool.tenant_tx(envelope.tenant_id).await?;
     if !almoner_db::inbox::mark_processed(&tx, PROJECTION_QUEUE, envelope.id).await? {
         tx.rollback().await?;
@@ -185,6 +225,11 @@ pub async fn apply(tx: &Transaction, tenant_id: Uuid, event: &ProjectionEvent) -
             }
         }
         ProjectionEvent::Nothing => {}
+        ProjectionEvent::Many(events) => {
+            for event in events {
+                Box::pin(apply(tx, tenant_id, event)).await?;
+            }
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! rollup's integration tests, one binary: each test spawns the service on port 0 against a fresh database, its
 //! own RabbitMQ namespace and a fake identity issuing tokens, then publishes fundraising's events itself.
 
+mod batches;
 mod donors;
 mod events;
 mod helpers;
