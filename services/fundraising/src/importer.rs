@@ -17,6 +17,7 @@ use almoner_events::Envelope;
 use almoner_events::fundraising::{DonorsUpsertedV1, GiftsUpsertedV1};
 use almoner_types::Currency;
 use anyhow::Context;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -115,12 +116,19 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
         db::gift_index(&tx, options.source.as_str())
     )?;
     tx.commit().await?;
-    let decided = import::decide(rows, &mut donors, &mut gifts_index, &options.donor_rules, options.gift_rule);
+    let ids = import::RowIds::new(id);
+    let decided = import::decide(rows, &mut donors, &mut gifts_index, &options.donor_rules, options.gift_rule, ids);
     let done = usize::try_from(stored.rows_done).unwrap_or(0).min(total);
+    // The outcomes the dry run stored: with the same ids, a row decided the same way has the same text, and only
+    // rows decided otherwise (the tenant changed since, or a refund was refused) are rewritten.
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let reported: HashMap<i32, String> = db::outcomes(&tx, id).await?.into_iter().collect();
+    tx.commit().await?;
     let mut position = done;
     for chunk in decided[done..].chunks(CHUNK_ROWS) {
         let tx = pool.tenant_tx(tenant_id).await?;
-        let outcomes = write_chunk(&tx, tenant_id, &options.source, chunk).await?;
+        let mut outcomes = write_chunk(&tx, tenant_id, &options.source, chunk).await?;
+        outcomes.retain(|(line, _, text)| reported.get(line) != Some(text));
         db::replace_outcomes(&tx, id, &outcomes).await?;
         position += chunk.len();
         db::progress(&tx, id, i32::try_from(position).unwrap_or(i32::MAX), LEASE).await?;

@@ -532,8 +532,49 @@ impl Outcome {
     }
 }
 
+/// Where the ids of what an import creates come from: each is derived from the import and the row's line, so the
+/// dry run, the commit and a resumed commit give a row the same ids, and the commit's outcomes are the dry run's
+/// to the letter when nothing changed in between (the commit then rewrites none of them). They are UUIDv7 with
+/// the import's creation time, so they sort after what existed before the import, like any other new id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowIds {
+    import_id: Uuid,
+    millis: u64,
+}
+
+/// What an id is for: a row may create a donor and a gift, or a refund entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Created {
+    Donor = 1,
+    Gift = 2,
+    Refund = 3,
+}
+
+impl RowIds {
+    /// For the import `import_id` (a UUIDv7, whose time the ids take).
+    pub fn new(import_id: Uuid) -> Self {
+        let millis = import_id.get_timestamp().map_or(0, |t| {
+            let (secs, nanos) = t.to_unix();
+            secs * 1000 + u64::from(nanos / 1_000_000)
+        });
+        Self { import_id, millis }
+    }
+
+    fn id(&self, line: usize, created: Created) -> Uuid {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(self.import_id.as_bytes())
+            .chain_update((line as u64).to_le_bytes())
+            .chain_update([created as u8])
+            .finalize();
+        let mut random = [0u8; 10];
+        random.copy_from_slice(&digest[..10]);
+        uuid::Builder::from_unix_timestamp_millis(self.millis, &random).into_uuid()
+    }
+}
+
 /// Decides every row in file order, growing the indexes with what earlier rows create, so a donor or gift that
-/// appears twice in the file is created once. Ids of what would be created are allocated here, so the commit
+/// appears twice in the file is created once. Ids of what would be created come from `ids`, so the commit
 /// writes exactly what the dry run reported.
 pub fn decide(
     rows: Vec<ReadRow>,
@@ -541,12 +582,13 @@ pub fn decide(
     gifts: &mut GiftIndex,
     donor_rules: &[DonorRule],
     gift_rule: GiftRule,
+    ids: RowIds,
 ) -> Vec<(usize, Outcome, Option<Row>)> {
     rows.into_iter()
         .map(|row| match row {
             Err((line, error)) => (line, Outcome::Error(error), None),
             Ok(row) => {
-                let outcome = decide_row(&row, donors, gifts, donor_rules, gift_rule);
+                let outcome = decide_row(&row, donors, gifts, donor_rules, gift_rule, ids);
                 (row.line, outcome, Some(row))
             }
         })
@@ -559,6 +601,7 @@ fn decide_row(
     gifts: &mut GiftIndex,
     donor_rules: &[DonorRule],
     gift_rule: GiftRule,
+    ids: RowIds,
 ) -> Outcome {
     if let Some(refunded) = &row.gift.refund_of {
         return match gifts.by_reference(refunded) {
@@ -581,7 +624,7 @@ fn decide_row(
                     ),
                 }),
                 None => {
-                    let refund_id = Uuid::now_v7();
+                    let refund_id = ids.id(row.line, Created::Refund);
                     gifts.add(&KnownGift {
                         id: refund_id,
                         donor_id: Uuid::nil(),
@@ -612,11 +655,11 @@ fn decide_row(
     {
         return Outcome::DuplicateGift { donor_id: None, gift_id };
     }
-    let gift_id = Uuid::now_v7();
+    let gift_id = ids.id(row.line, Created::Gift);
     let (donor_id, outcome) = match found {
         Some((donor_id, rule)) => (donor_id, Outcome::MatchDonor { donor_id, rule, gift_id }),
         None => {
-            let donor_id = Uuid::now_v7();
+            let donor_id = ids.id(row.line, Created::Donor);
             donors.add(&KnownDonor {
                 id: donor_id,
                 external_id: row.donor.external_id.clone(),
@@ -651,6 +694,23 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    fn test_ids() -> RowIds {
+        RowIds::new(Uuid::now_v7())
+    }
+
+    #[test]
+    fn row_ids_are_the_same_for_the_same_import_and_line_and_differ_otherwise() {
+        let import = Uuid::now_v7();
+        let (a, b) = (RowIds::new(import), RowIds::new(import));
+        assert_eq!(a.id(2, Created::Gift), b.id(2, Created::Gift));
+        assert_ne!(a.id(2, Created::Gift), a.id(2, Created::Donor));
+        assert_ne!(a.id(2, Created::Gift), a.id(3, Created::Gift));
+        assert_ne!(a.id(2, Created::Gift), RowIds::new(Uuid::now_v7()).id(2, Created::Gift));
+        let id = a.id(2, Created::Refund);
+        assert_eq!(id.get_version_num(), 7);
+        assert_eq!(id.get_timestamp().map(|t| t.to_unix().0), import.get_timestamp().map(|t| t.to_unix().0));
     }
 
     fn read(csv_text: &str) -> (Layout, Vec<ReadRow>) {
@@ -742,7 +802,7 @@ mod tests {
         });
         let mut gifts = GiftIndex::default();
         let rules = [DonorRule::ExternalId, DonorRule::Email, DonorRule::NamePostcode];
-        let decided = decide(rows, &mut donors, &mut gifts, &rules, GiftRule::Reference);
+        let decided = decide(rows, &mut donors, &mut gifts, &rules, GiftRule::Reference, test_ids());
         let described: Vec<String> = decided.iter().map(|(_, o, _)| o.describe()).collect();
         let Outcome::CreateDonor { donor_id: ann, gift_id: g1 } = decided[0].1 else { panic!("{described:?}") };
         assert_eq!(described[1], format!("match donor {ann} by email; create gift"));
@@ -776,6 +836,7 @@ mod tests {
             &mut GiftIndex::default(),
             &[DonorRule::ExternalId],
             GiftRule::Reference,
+            test_ids(),
         );
         let described: Vec<String> = decided.iter().map(|(_, o, _)| o.describe()).collect();
         assert_eq!(described[3], "error: refund_of: gift \"G1\" is pending; only a succeeded gift can be refunded");

@@ -4,7 +4,7 @@
 use super::conventions::{Claim, claim, json_body, path_id, remember, replay_response};
 use crate::db::imports as db;
 use crate::domain::SourceName;
-use crate::domain::import::{self, DonorRule, GiftRule, ReadRow};
+use crate::domain::import::{self, DonorRule, GiftRule, ReadRow, RowIds};
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::Pool;
 use almoner_http::{ApiError, FieldErrors, Principal};
@@ -223,7 +223,10 @@ pub async fn create_import(
         db::donor_index(&tx, options.source.as_str()),
         db::gift_index(&tx, options.source.as_str())
     )?;
-    let decided = import::decide(rows, &mut donors, &mut gifts, &options.donor_rules, options.gift_rule);
+    let id = Uuid::now_v7();
+    tracing::Span::current().record("import_id", tracing::field::display(id));
+    let decided =
+        import::decide(rows, &mut donors, &mut gifts, &options.donor_rules, options.gift_rule, RowIds::new(id));
     let mut summary: BTreeMap<&str, i64> =
         ["create_donor", "match_donor", "duplicate_gift", "refund", "error"].into_iter().map(|k| (k, 0)).collect();
     let outcomes: Vec<db::OutcomeRow> = decided
@@ -241,8 +244,6 @@ pub async fn create_import(
         "gift_match_days": match options.gift_rule { GiftRule::DonorAmountDate { within_days } => within_days, GiftRule::Reference => 0 },
         "ignored_columns": layout.ignored,
     });
-    let id = Uuid::now_v7();
-    tracing::Span::current().record("import_id", tracing::field::display(id));
     let summary = serde_json::to_value(&summary).map_err(|e| ApiError::unexpected(e.into()))?;
     let stored = db::insert(&tx, id, &options_json, csv_text.as_bytes(), &summary, &outcomes).await?;
     let view = ImportView::from(stored);

@@ -112,11 +112,14 @@ async fn a_commit_writes_exactly_the_good_rows_with_their_events_and_a_rerun_add
     let import: Value =
         app.post("/v1/imports", &token, &json!({"csv": CSV, "source": "legacy_crm"})).await.json().await.unwrap();
     let id = import["id"].as_str().unwrap().to_owned();
+    let reported = app.get(&format!("/v1/imports/{id}/outcomes"), &token).await.text().await.unwrap();
     let accepted = app.post(&format!("/v1/imports/{id}/commit"), &token, &json!({})).await;
     assert_eq!(accepted.status(), 202);
     let committed = wait_committed(&app, &id).await;
     assert_eq!((committed["rows_done"].as_i64(), committed["rows_total"].as_i64()), (Some(7), Some(7)));
     assert_eq!(committed["summary"], import["summary"], "the commit did what the dry run said");
+    let written = app.get(&format!("/v1/imports/{id}/outcomes"), &token).await.text().await.unwrap();
+    assert_eq!(written, reported, "row by row, ids included");
     problem(app.post(&format!("/v1/imports/{id}/commit"), &token, &json!({})).await, 409, "conflict").await;
 
     // Two donors now (Ann created, Old Friend matched), three gifts and a refund of G2 (£5 of £10).
