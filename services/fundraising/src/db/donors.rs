@@ -5,13 +5,25 @@ use std::collections::BTreeMap;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-const COLUMNS: &str = "d.id, d.tenant_id, d.revision, d.title, d.first_name, d.last_name, d.email, d.phone, \
-    d.address_line1, d.address_line2, d.address_town, d.address_county, d.address_postcode, d.address_country, \
-    d.contact_by_email, d.contact_by_sms, d.contact_by_post, d.contact_by_phone, d.created_at, d.updated_at, \
-    (SELECT COALESCE(jsonb_object_agg(e.source, e.external_id), '{}'::jsonb) \
-       FROM donor_external_ids e WHERE e.donor_id = d.id) AS external_ids";
+/// The donor's own columns, for `RETURNING` (with the external ids added by the caller, who wrote them).
+macro_rules! own_columns {
+    () => {
+        "d.id, d.tenant_id, d.revision, d.title, d.first_name, d.last_name, d.email, d.phone, \
+         d.address_line1, d.address_line2, d.address_town, d.address_county, d.address_postcode, d.address_country, \
+         d.contact_by_email, d.contact_by_sms, d.contact_by_post, d.contact_by_phone, d.created_at, d.updated_at"
+    };
+}
 
-fn donor(row: &Row) -> Donor {
+const COLUMNS: &str = concat!(
+    own_columns!(),
+    ", (SELECT COALESCE(jsonb_object_agg(e.source, e.external_id), '{}'::jsonb) \
+       FROM donor_external_ids e WHERE e.donor_id = d.id) AS external_ids"
+);
+
+/// What an `INSERT INTO donors AS d ... RETURNING` gives [`donor`]: external ids empty.
+pub const RETURNED_COLUMNS: &str = concat!(own_columns!(), ", '{}'::jsonb AS external_ids");
+
+pub fn donor(row: &Row) -> Donor {
     let external_ids: serde_json::Value = row.get("external_ids");
     Donor {
         id: row.get("id"),
@@ -41,13 +53,6 @@ fn donor(row: &Row) -> Donor {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     }
-}
-
-/// These donors, in no particular order.
-#[tracing::instrument(skip_all, fields(donors = ids.len()))]
-pub async fn get_many(tx: &Transaction, ids: &[Uuid]) -> Result<Vec<Donor>> {
-    let sql = format!("SELECT {COLUMNS} FROM donors d WHERE d.id = ANY($1)");
-    Ok(tx.query(&sql, &[&ids]).await?.iter().map(donor).collect())
 }
 
 /// The details as statement parameters: `$1` is the id, `$2` to `$16` the details.

@@ -3,6 +3,7 @@
 use crate::domain::import::{DonorIndex, GiftIndex, KnownDonor, KnownGift};
 use almoner_db::{Result, Transaction};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -164,29 +165,47 @@ pub async fn insert_donors(
     };
     let ids: Vec<Uuid> = new.iter().map(|n| n.0).collect();
     let last_names: Vec<&str> = new.iter().map(|(_, d)| d.last_name.as_str()).collect();
-    tx.execute(
-        "INSERT INTO donors (id, title, first_name, last_name, email, phone, address_line1, address_line2, \
+    // The inserted rows come back from the INSERT itself: reading them again by id would leave the plan to the
+    // statistics, which know nothing yet of a tenant whose donors are all being imported now.
+    let sql = format!(
+        "INSERT INTO donors AS d (id, title, first_name, last_name, email, phone, address_line1, address_line2, \
          address_town, address_county, address_postcode, address_country) \
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
-        &[
-            &ids,
-            &column(|d| d.title.as_deref()),
-            &column(|d| d.first_name.as_deref()),
-            &last_names,
-            &column(|d| d.email.as_deref()),
-            &column(|d| d.phone.as_deref()),
-            &column(|d| d.address_line1.as_deref()),
-            &column(|d| d.address_line2.as_deref()),
-            &column(|d| d.town.as_deref()),
-            &column(|d| d.county.as_deref()),
-            &column(|d| d.postcode.as_deref()),
-            &column(|d| d.country.as_deref()),
-        ],
-    )
-    .await?;
-    let with_ids: Vec<(Uuid, &str)> =
+                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) \
+         RETURNING {}",
+        crate::db::donors::RETURNED_COLUMNS
+    );
+    let rows = tx
+        .query(
+            &sql,
+            &[
+                &ids,
+                &column(|d| d.title.as_deref()),
+                &column(|d| d.first_name.as_deref()),
+                &last_names,
+                &column(|d| d.email.as_deref()),
+                &column(|d| d.phone.as_deref()),
+                &column(|d| d.address_line1.as_deref()),
+                &column(|d| d.address_line2.as_deref()),
+                &column(|d| d.town.as_deref()),
+                &column(|d| d.county.as_deref()),
+                &column(|d| d.postcode.as_deref()),
+                &column(|d| d.country.as_deref()),
+            ],
+        )
+        .await?;
+    let with_ids: HashMap<Uuid, &str> =
         new.iter().filter_map(|(id, d)| d.external_id.as_deref().map(|x| (*id, x))).collect();
+    let donors = rows
+        .iter()
+        .map(|row| {
+            let mut donor = crate::db::donors::donor(row);
+            if let Some(external_id) = with_ids.get(&donor.id) {
+                donor.external_ids.insert(source.to_owned(), (*external_id).to_owned());
+            }
+            donor
+        })
+        .collect();
     if !with_ids.is_empty() {
         let (donor_ids, external_ids): (Vec<Uuid>, Vec<&str>) = with_ids.into_iter().unzip();
         tx.execute(
@@ -196,7 +215,7 @@ pub async fn insert_donors(
         )
         .await?;
     }
-    crate::db::donors::get_many(tx, &ids).await
+    Ok(donors)
 }
 
 /// Queues a committed import for the importer.
