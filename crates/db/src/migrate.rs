@@ -54,6 +54,7 @@ macro_rules! migrations {
 /// The platform track, applied to every service schema before the service's migrations.
 pub const PLATFORM_MIGRATIONS: &[Migration] = crate::migrations!("../migrations/platform",
     1 => "0001_platform_tables.sql",
+    2 => "0002_tenant_policies_as_initplans.sql",
 );
 
 /// Which list a migration belongs to.
@@ -323,6 +324,7 @@ mod tests {
     fn platform_list_is_valid() {
         check_list(Track::Platform, PLATFORM_MIGRATIONS).unwrap();
         assert!(PLATFORM_MIGRATIONS[0].sql.contains("CREATE TABLE outbox"));
+        assert!(PLATFORM_MIGRATIONS[1].sql.contains("almoner_tenant_policies_as_initplans"));
     }
 
     #[test]

@@ -159,3 +159,52 @@ async fn ping_fails_when_postgres_is_unreachable() {
     let error = pool.ping().await.unwrap_err();
     assert!(matches!(error, DbError::Unavailable(_)), "{error:?}");
 }
+
+/// The planner's row estimate for `SELECT * FROM notes` in a tenant transaction of `tenant`.
+async fn estimated_rows(db: &TestDb, tenant: Uuid) -> f64 {
+    let tx = db.pool.tenant_tx(tenant).await.unwrap();
+    let plan: serde_json::Value =
+        tx.query_one("EXPLAIN (FORMAT JSON) SELECT body FROM notes", &[]).await.unwrap().get(0);
+    tx.commit().await.unwrap();
+    plan[0]["Plan"]["Plan Rows"].as_f64().unwrap()
+}
+
+#[tokio::test]
+async fn a_tenant_the_statistics_have_not_seen_is_planned_as_an_average_tenant() {
+    let db = TestDb::migrated().await;
+    let admin = db.database.admin_client().await;
+    // Four tenants of 5,000 rows each, analysed; then a fifth the statistics know nothing of.
+    admin
+        .batch_execute(
+            "INSERT INTO svc.notes (tenant_id, body)
+             SELECT md5(t::text)::uuid, 'n' FROM generate_series(1, 4) t, generate_series(1, 5000);
+             ANALYZE svc.notes;",
+        )
+        .await
+        .unwrap();
+    let rows = estimated_rows(&db, Uuid::new_v4()).await;
+    assert!(rows > 1000.0, "a new tenant estimated at {rows} rows: its queries would be planned as if it had none");
+
+    // The old form, still found in tables declared before the convention, estimates one row; the platform's
+    // rewrite brings it to the initplan form.
+    admin
+        .batch_execute(
+            "ALTER POLICY tenant_isolation ON svc.notes
+                 USING (tenant_id = svc.almoner_current_tenant())
+                 WITH CHECK (tenant_id = svc.almoner_current_tenant());",
+        )
+        .await
+        .unwrap();
+    assert!(estimated_rows(&db, Uuid::new_v4()).await < 10.0, "the old form is what this test guards against");
+    admin.batch_execute("SET search_path = svc").await.unwrap();
+    let rewritten: i32 =
+        admin.query_one("SELECT svc.almoner_tenant_policies_as_initplans()", &[]).await.unwrap().get(0);
+    assert_eq!(rewritten, 1, "notes; the platform's idempotency_keys is in the new form already");
+    assert!(estimated_rows(&db, Uuid::new_v4()).await > 1000.0);
+    let qual: String = admin
+        .query_one("SELECT qual FROM pg_policies WHERE schemaname = 'svc' AND tablename = 'notes'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(qual.contains("SELECT almoner_current_tenant()"), "{qual}");
+}

@@ -108,7 +108,7 @@ pub async fn candidates(tx: &Transaction, up_to: NaiveDate) -> Result<Candidates
     donor_ids.dedup();
     let donors = tx
         .query(
-            "SELECT id, address_line1, address_postcode, address_country FROM donors WHERE id IN (SELECT unnest($1::uuid[]))",
+            "SELECT id, address_line1, address_postcode, address_country FROM donors WHERE id = ANY($1)",
             &[&donor_ids],
         )
         .await?

@@ -181,7 +181,7 @@ pub async fn lock(tx: &Transaction, id: Uuid) -> Result<Option<Donor>> {
 /// Which of these donors exist in the transaction's tenant.
 #[tracing::instrument(skip_all, fields(donors = ids.len()))]
 pub async fn existing(tx: &Transaction, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-    Ok(tx.query("SELECT id FROM donors WHERE id IN (SELECT unnest($1::uuid[]))", &[&ids]).await?.iter().map(|r| r.get(0)).collect())
+    Ok(tx.query("SELECT id FROM donors WHERE id = ANY($1)", &[&ids]).await?.iter().map(|r| r.get(0)).collect())
 }
 
 /// Whether the donor exists (in the transaction's tenant).

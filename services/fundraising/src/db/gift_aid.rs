@@ -192,7 +192,7 @@ pub async fn declarations_of_donors(
     tx: &Transaction,
     donor_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<DeclarationOnFile>>> {
-    let sql = format!("SELECT {COLUMNS} FROM gift_aid_declarations WHERE donor_id IN (SELECT unnest($1::uuid[]))");
+    let sql = format!("SELECT {COLUMNS} FROM gift_aid_declarations WHERE donor_id = ANY($1)");
     let mut by_donor: HashMap<Uuid, Vec<DeclarationOnFile>> = HashMap::new();
     for row in tx.query(&sql, &[&donor_ids]).await? {
         let d = stored(&row);

@@ -9,6 +9,7 @@ pub mod tenants;
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_tenants_and_api_keys.sql",
     2 => "0002_tenant_revision.sql",
+    3 => "0003_tenant_policies_as_initplans.sql",
 );
 
 /// The PostgreSQL schema identity owns.

@@ -100,7 +100,7 @@ pub async fn stored_gift_donor(tx: &Transaction, gift_id: Uuid) -> Result<Option
 #[tracing::instrument(skip_all, fields(gifts = gift_ids.len()))]
 pub async fn stored_gifts_donors(tx: &Transaction, gift_ids: &[Uuid]) -> Result<Vec<Uuid>> {
     Ok(tx
-        .query("SELECT DISTINCT donor_id FROM gifts WHERE gift_id IN (SELECT unnest($1::uuid[]))", &[&gift_ids])
+        .query("SELECT DISTINCT donor_id FROM gifts WHERE gift_id = ANY($1)", &[&gift_ids])
         .await?
         .iter()
         .map(|r| r.get(0))

@@ -10,11 +10,6 @@ use uuid::Uuid;
 /// Which donors a recomputation covers. Each has its own statements rather than one with
 /// `$1 IS NULL OR donor_id = ANY($1)`: PostgreSQL's generic plan for such a statement cannot use the donor index,
 /// and would scan the whole ledger for every event once the prepared statement switched to it.
-///
-/// The ids are joined (`IN (SELECT unnest($1))`) rather than filtered (`= ANY($1)`): for a tenant the statistics
-/// do not know yet (a new charity importing its history), PostgreSQL estimates one row for the tenant, scans all of
-/// its rows through any tenant-prefixed index and tests each against the whole array, which is quadratic; the join
-/// is planned as one index probe per id whatever the statistics say. See docs/architecture.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Covered {
     /// `$1`, an array of donor ids.
@@ -26,7 +21,7 @@ enum Covered {
 impl Covered {
     fn condition(self) -> &'static str {
         match self {
-            Self::Some => "donor_id IN (SELECT unnest($1::uuid[]))",
+            Self::Some => "donor_id = ANY($1::uuid[])",
             Self::All => "true",
         }
     }
