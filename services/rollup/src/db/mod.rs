@@ -7,6 +7,7 @@ pub mod totals;
 /// rollup's own migrations, applied after the platform ones.
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_ledger_and_totals.sql",
+    2 => "0002_tenant_policies_as_initplans.sql",
 );
 
 /// The PostgreSQL schema rollup owns.
