@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     1 => "0001_donors_and_gifts.sql",
     2 => "0002_gift_aid.sql",
     3 => "0003_imports.sql",
+    4 => "0004_households_funds_pledges.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.
