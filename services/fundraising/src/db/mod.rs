@@ -3,9 +3,12 @@
 
 pub mod claims;
 pub mod donors;
+pub mod funds;
 pub mod gift_aid;
 pub mod gifts;
+pub mod households;
 pub mod imports;
+pub mod pledges;
 pub mod tenants;
 
 /// fundraising's own migrations, applied after the platform ones.
