@@ -154,6 +154,7 @@ fn gift_details(row: &Row, donor_id: Uuid, source: &SourceName) -> anyhow::Resul
         allocations: Vec::new(),
         soft_credits: Vec::new(),
         pledge_id: None,
+        sponsored_event: false,
     })
 }
 

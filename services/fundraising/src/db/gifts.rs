@@ -12,10 +12,12 @@ use uuid::Uuid;
 pub struct StoredGift {
     pub gift: Gift,
     pub notes: Option<String>,
+    /// Not in the event contract: only the Gift Aid schedule uses it.
+    pub sponsored_event: bool,
 }
 
 const COLUMNS: &str = "id, tenant_id, donor_id, revision, amount_minor, currency, gift_date, status, payment_method, \
-    source, fund, campaign, notes, external_reference, refund_of, pledge_id, created_at, updated_at, \
+    source, fund, campaign, notes, external_reference, refund_of, pledge_id, sponsored_event, created_at, updated_at, \
     (SELECT COALESCE(jsonb_agg(jsonb_build_object('fund_id', a.fund_id, 'amount_minor', a.amount_minor) \
                                ORDER BY a.fund_id), '[]'::jsonb) \
        FROM gift_allocations a WHERE a.gift_id = gifts.id) AS allocations, \
@@ -68,6 +70,7 @@ fn stored(row: &Row) -> StoredGift {
             updated_at: row.get("updated_at"),
         },
         notes: row.get("notes"),
+        sponsored_event: row.get("sponsored_event"),
     }
 }
 
@@ -85,8 +88,8 @@ pub async fn insert(tx: &Transaction, new: &NewGift<'_>) -> Result<StoredGift> {
     let d = new.details;
     let sql = format!(
         "INSERT INTO gifts (id, donor_id, amount_minor, currency, gift_date, status, payment_method, source, fund, \
-         campaign, notes, external_reference, refund_of, pledge_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
+         campaign, notes, external_reference, refund_of, pledge_id, sponsored_event) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
     );
     let row = tx
         .query_one(
@@ -106,6 +109,7 @@ pub async fn insert(tx: &Transaction, new: &NewGift<'_>) -> Result<StoredGift> {
                 &d.external_reference,
                 &new.refund_of,
                 &d.pledge_id,
+                &d.sponsored_event,
             ],
         )
         .await?;
@@ -191,11 +195,13 @@ pub async fn insert_many(tx: &Transaction, new: &[(Uuid, &GiftDetails)]) -> Resu
     let notes: Vec<Option<&str>> = new.iter().map(|n| n.1.notes.as_deref()).collect();
     let references: Vec<Option<&str>> = new.iter().map(|n| n.1.external_reference.as_deref()).collect();
     let pledges: Vec<Option<Uuid>> = new.iter().map(|n| n.1.pledge_id).collect();
+    let sponsored: Vec<bool> = new.iter().map(|n| n.1.sponsored_event).collect();
     let sql = format!(
         "INSERT INTO gifts (id, donor_id, amount_minor, currency, gift_date, status, payment_method, source, fund, \
-         campaign, notes, external_reference, pledge_id) \
+         campaign, notes, external_reference, pledge_id, sponsored_event) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::date[], $6::text[], $7::text[], \
-                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::uuid[]) \
+                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::uuid[], \
+                              $14::boolean[]) \
          RETURNING {COLUMNS}"
     );
     let rows = tx
@@ -215,6 +221,7 @@ pub async fn insert_many(tx: &Transaction, new: &[(Uuid, &GiftDetails)]) -> Resu
                 &notes,
                 &references,
                 &pledges,
+                &sponsored,
             ],
         )
         .await?;
@@ -259,7 +266,7 @@ pub async fn update(tx: &Transaction, id: Uuid, d: &GiftDetails, amount_minor: i
     let sql = format!(
         "UPDATE gifts SET donor_id = $2, amount_minor = $3, currency = $4, gift_date = $5, status = $6, \
          payment_method = $7, source = $8, fund = $9, campaign = $10, notes = $11, external_reference = $12, \
-         pledge_id = $13, revision = revision + 1, updated_at = now() \
+         pledge_id = $13, sponsored_event = $14, revision = revision + 1, updated_at = now() \
          WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
     );
     let row = tx
@@ -279,6 +286,7 @@ pub async fn update(tx: &Transaction, id: Uuid, d: &GiftDetails, amount_minor: i
                 &d.notes,
                 &d.external_reference,
                 &d.pledge_id,
+                &d.sponsored_event,
             ],
         )
         .await?;

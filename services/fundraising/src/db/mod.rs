@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     2 => "0002_gift_aid.sql",
     3 => "0003_imports.sql",
     4 => "0004_households_funds_pledges.sql",
+    5 => "0005_sponsored_event.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

@@ -41,6 +41,8 @@ pub struct GiftDetails {
     pub soft_credits: Vec<SoftCredit>,
     /// The pledge the gift pays (part of).
     pub pledge_id: Option<Uuid>,
+    /// Sponsorship of a sponsored event: HMRC's schedule marks it and never aggregates it.
+    pub sponsored_event: bool,
 }
 
 impl GiftDetails {

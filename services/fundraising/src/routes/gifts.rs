@@ -74,6 +74,8 @@ pub struct GiftInput {
     pub soft_credits: Option<Vec<SoftCreditInput>>,
     /// An open pledge of the same donor and currency that the gift pays (part of).
     pub pledge_id: Option<Uuid>,
+    /// Sponsorship of a sponsored event (default `false`): marked "Yes" on HMRC's Gift Aid schedule.
+    pub sponsored_event: Option<bool>,
 }
 
 /// Part of a gift given to one fund.
@@ -141,6 +143,8 @@ pub struct GiftView {
     pub soft_credits: Vec<SoftCreditView>,
     /// The pledge the gift pays; a refund entry names its gift's.
     pub pledge_id: Option<Uuid>,
+    /// Sponsorship of a sponsored event.
+    pub sponsored_event: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -178,6 +182,7 @@ impl From<StoredGift> for GiftView {
                 })
                 .collect(),
             pledge_id: g.pledge_id,
+            sponsored_event: s.sponsored_event,
             created_at: g.created_at,
             updated_at: g.updated_at,
         }
@@ -215,6 +220,7 @@ fn as_input(s: &StoredGift) -> GiftInput {
                 .collect(),
         ),
         pledge_id: g.pledge_id,
+        sponsored_event: Some(s.sponsored_event),
     }
 }
 
@@ -300,6 +306,7 @@ fn parse_gift(input: GiftInput, current: Option<GiftStatus>) -> Result<GiftDetai
         allocations,
         soft_credits,
         pledge_id: input.pledge_id,
+        sponsored_event: input.sponsored_event.unwrap_or(false),
     })
 }
 
@@ -776,6 +783,7 @@ pub async fn record_refund(
         allocations,
         soft_credits,
         pledge_id: g.pledge_id,
+        sponsored_event: original.sponsored_event,
     };
     let refund_id = refund_id.unwrap_or_else(Uuid::now_v7);
     tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
