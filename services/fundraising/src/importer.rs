@@ -159,6 +159,10 @@ fn gift_details(row: &Row, donor_id: Uuid, source: &SourceName) -> anyhow::Resul
         campaign: g.campaign.clone(),
         notes: g.notes.clone(),
         external_reference: g.reference.clone(),
+        allocations: Vec::new(),
+        soft_credits: Vec::new(),
+        pledge_id: None,
+        sponsored_event: false,
     })
 }
 

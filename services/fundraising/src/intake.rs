@@ -15,7 +15,8 @@
 use crate::db::{donors, gifts};
 use crate::domain::GiftDetails;
 use crate::routes::conventions::{Claim, PRODUCER, claim_key, conflict};
-use crate::routes::gifts::GiftView;
+use crate::routes::gifts::{GiftView, check_links, gather_links};
+use crate::routes::pledges::settle_pledges;
 use almoner_db::{DbError, GroupCommit, IdempotencyOutcome, Pool, idempotency, outbox};
 use almoner_events::Envelope;
 use almoner_events::fundraising::GiftUpsertedV1;
@@ -167,6 +168,7 @@ pub async fn create_one(pool: &Pool, submission: &Submission) -> Reply {
     if reference_taken_already? {
         return Err(reference_taken());
     }
+    check_links(details, None, &gather_links(&tx, &[details]).await?)?;
     let id = Uuid::now_v7();
     tracing::Span::current().record("gift_id", tracing::field::display(id));
     let stored =
@@ -187,6 +189,9 @@ pub async fn create_one(pool: &Pool, submission: &Submission) -> Reply {
     });
     emitted?;
     remembered?;
+    if let Some(pledge_id) = details.pledge_id {
+        settle_pledges(&tx, submission.tenant_id, &[pledge_id], submission.traceparent.clone()).await?;
+    }
     tx.commit().await?;
     Ok(Recorded::Created(view))
 }
@@ -257,6 +262,24 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
         }
     }
 
+    // Funds, soft-credited donors and pledges (locked, in id order), for every submission still going.
+    let linking: Vec<usize> = open(&results)
+        .into_iter()
+        .filter(|i| {
+            let d = &submissions[*i].details;
+            !d.allocations.is_empty() || !d.soft_credits.is_empty() || d.pledge_id.is_some()
+        })
+        .collect();
+    if !linking.is_empty() {
+        let details: Vec<&GiftDetails> = linking.iter().map(|i| &submissions[*i].details).collect();
+        let links = gather_links(&tx, &details).await.map_err(|e| anyhow::anyhow!("gathering links: {}", e.detail))?;
+        for index in linking {
+            if let Err(error) = check_links(&submissions[index].details, None, &links) {
+                results[index] = Some(Err(error));
+            }
+        }
+    }
+
     // Keys claimed for requests that failed go back, so their retries can claim them.
     let release: Vec<&str> = submissions
         .iter()
@@ -293,6 +316,17 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
         });
         emitted?;
         remembered?;
+        let mut paid: Vec<(Uuid, Option<String>)> = going
+            .iter()
+            .filter_map(|i| submissions[*i].details.pledge_id.map(|p| (p, submissions[*i].traceparent.clone())))
+            .collect();
+        paid.sort_by_key(|(pledge_id, _)| *pledge_id);
+        paid.dedup_by_key(|(pledge_id, _)| *pledge_id);
+        for (pledge_id, traceparent) in paid {
+            settle_pledges(&tx, tenant_id, &[pledge_id], traceparent)
+                .await
+                .map_err(|e| anyhow::anyhow!("settling pledge {pledge_id}: {}", e.detail))?;
+        }
         tx.commit().await?;
         for (index, view) in views {
             results[index] = Some(Ok(Recorded::Created(view)));

@@ -1,12 +1,12 @@
 //! fundraising's OpenAPI document. `openapi.json` at the service root is its committed snapshot; a test fails when
 //! they differ (run with `UPDATE_OPENAPI=1` to refresh it).
 
-use crate::routes::{claims, donors, gift_aid, gifts, imports};
+use crate::routes::{claims, donors, funds, gift_aid, gifts, households, imports, pledges};
 use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Almoner fundraising", description = "Donors, gifts and refunds, and Gift Aid."),
+    info(title = "Almoner fundraising", description = "Donors and households, funds, gifts and refunds, pledges, and Gift Aid."),
     paths(
         donors::create_donor,
         donors::list_donors,
@@ -19,6 +19,18 @@ use almoner_http::openapi::BearerAuth;
         gifts::update_gift,
         gifts::delete_gift,
         gifts::refund_gift,
+        households::create_household,
+        households::list_households,
+        households::get_household,
+        households::update_household,
+        funds::create_fund,
+        funds::list_funds,
+        funds::get_fund,
+        funds::update_fund,
+        pledges::create_pledge,
+        pledges::list_pledges,
+        pledges::get_pledge,
+        pledges::update_pledge,
         gift_aid::create_declaration,
         gift_aid::list_declarations,
         gift_aid::get_declaration,
@@ -48,6 +60,9 @@ use almoner_http::openapi::BearerAuth;
     tags(
         (name = "donors", description = "The people who give"),
         (name = "gifts", description = "Gifts and their refunds"),
+        (name = "households", description = "Donors giving together"),
+        (name = "funds", description = "What gifts are given to"),
+        (name = "pledges", description = "Promises to give, and what has been paid of them"),
         (name = "gift aid", description = "Gift Aid declarations, eligibility, claims and HMRC schedules"),
         (name = "imports", description = "Historical data from CSV files"),
     )

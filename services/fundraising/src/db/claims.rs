@@ -345,7 +345,7 @@ pub async fn schedule_donations(tx: &Transaction, claim_id: Uuid) -> Result<Vec<
     Ok(tx
         .query(
             "SELECT d.title, d.first_name, d.last_name, d.address_line1, d.address_postcode, g.gift_date, \
-                    c.amount_minor \
+                    c.amount_minor, g.sponsored_event \
              FROM gift_aid_claim_gifts c JOIN gifts g ON g.id = c.gift_id JOIN donors d ON d.id = g.donor_id \
              WHERE c.claim_id = $1 AND c.state = 'included' ORDER BY g.gift_date, g.id",
             &[&claim_id],
@@ -362,7 +362,7 @@ pub async fn schedule_donations(tx: &Transaction, claim_id: Uuid) -> Result<Vec<
                 postcode: row.get::<_, Option<String>>("address_postcode").unwrap_or_default(),
                 date: row.get("gift_date"),
                 amount_minor: row.get("amount_minor"),
-                sponsored: false,
+                sponsored: row.get("sponsored_event"),
             }
         })
         .collect())

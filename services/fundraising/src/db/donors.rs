@@ -10,7 +10,8 @@ macro_rules! own_columns {
     () => {
         "d.id, d.tenant_id, d.revision, d.title, d.first_name, d.last_name, d.email, d.phone, \
          d.address_line1, d.address_line2, d.address_town, d.address_county, d.address_postcode, d.address_country, \
-         d.contact_by_email, d.contact_by_sms, d.contact_by_post, d.contact_by_phone, d.created_at, d.updated_at"
+         d.contact_by_email, d.contact_by_sms, d.contact_by_post, d.contact_by_phone, d.household_id, d.created_at, \
+         d.updated_at"
     };
 }
 
@@ -49,13 +50,13 @@ pub fn donor(row: &Row) -> Donor {
             post: row.get("contact_by_post"),
             phone: row.get("contact_by_phone"),
         },
-        household_id: None,
+        household_id: row.get("household_id"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     }
 }
 
-/// The details as statement parameters: `$1` is the id, `$2` to `$16` the details.
+/// The details as statement parameters: `$1` is the id, `$2` to `$17` the details.
 struct Params<'a> {
     email: Option<&'a str>,
     phone: Option<&'a str>,
@@ -73,7 +74,7 @@ impl<'a> Params<'a> {
         }
     }
 
-    fn with_id<'b>(&'b self, id: &'b Uuid) -> [&'b (dyn tokio_postgres::types::ToSql + Sync); 16] {
+    fn with_id<'b>(&'b self, id: &'b Uuid) -> [&'b (dyn tokio_postgres::types::ToSql + Sync); 17] {
         let d = self.details;
         let p = &d.communication_preferences;
         [
@@ -93,6 +94,7 @@ impl<'a> Params<'a> {
             &p.sms,
             &p.post,
             &p.phone,
+            &d.household_id,
         ]
     }
 }
@@ -139,8 +141,8 @@ pub async fn insert(tx: &Transaction, id: Uuid, details: &DonorDetails) -> Resul
     tx.execute(
         "INSERT INTO donors (id, title, first_name, last_name, email, phone, address_line1, address_line2, \
          address_town, address_county, address_postcode, address_country, contact_by_email, contact_by_sms, \
-         contact_by_post, contact_by_phone) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         contact_by_post, contact_by_phone, household_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         &all,
     )
     .await?;
@@ -157,7 +159,7 @@ pub async fn update(tx: &Transaction, id: Uuid, details: &DonorDetails) -> Resul
         "UPDATE donors SET title = $2, first_name = $3, last_name = $4, email = $5, phone = $6, \
          address_line1 = $7, address_line2 = $8, address_town = $9, address_county = $10, address_postcode = $11, \
          address_country = $12, contact_by_email = $13, contact_by_sms = $14, contact_by_post = $15, \
-         contact_by_phone = $16, revision = revision + 1, updated_at = now() WHERE id = $1",
+         contact_by_phone = $16, household_id = $17, revision = revision + 1, updated_at = now() WHERE id = $1",
         &all,
     )
     .await?;
@@ -195,6 +197,21 @@ pub async fn exists(tx: &Transaction, id: Uuid) -> Result<bool> {
 pub async fn has_gifts(tx: &Transaction, id: Uuid) -> Result<bool> {
     Ok(tx
         .query_one("SELECT EXISTS (SELECT 1 FROM gifts WHERE donor_id = $1 AND deleted_at IS NULL)", &[&id])
+        .await?
+        .get(0))
+}
+
+/// Whether the donor is soft-credited on a live gift, or has pledges: what keeps it from being deleted besides
+/// its own gifts.
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn credited_or_pledged(tx: &Transaction, id: Uuid) -> Result<bool> {
+    Ok(tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM gift_soft_credits s JOIN gifts g ON g.id = s.gift_id \
+                            WHERE s.donor_id = $1 AND g.deleted_at IS NULL) \
+                 OR EXISTS (SELECT 1 FROM pledges WHERE donor_id = $1)",
+            &[&id],
+        )
         .await?
         .get(0))
 }

@@ -1,7 +1,9 @@
+use crate::domain::split::soft_credit_kind_name;
 use crate::domain::{GiftDetails, GiftStatus};
 use almoner_db::{Filters, Result, Transaction};
-use almoner_events::fundraising::Gift;
+use almoner_events::fundraising::{FundAllocation, Gift, SoftCredit};
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -10,10 +12,18 @@ use uuid::Uuid;
 pub struct StoredGift {
     pub gift: Gift,
     pub notes: Option<String>,
+    /// Not in the event contract: only the Gift Aid schedule uses it.
+    pub sponsored_event: bool,
 }
 
 const COLUMNS: &str = "id, tenant_id, donor_id, revision, amount_minor, currency, gift_date, status, payment_method, \
-    source, fund, campaign, notes, external_reference, refund_of, created_at, updated_at";
+    source, fund, campaign, notes, external_reference, refund_of, pledge_id, sponsored_event, created_at, updated_at, \
+    (SELECT COALESCE(jsonb_agg(jsonb_build_object('fund_id', a.fund_id, 'amount_minor', a.amount_minor) \
+                               ORDER BY a.fund_id), '[]'::jsonb) \
+       FROM gift_allocations a WHERE a.gift_id = gifts.id) AS allocations, \
+    (SELECT COALESCE(jsonb_agg(jsonb_build_object('donor_id', s.donor_id, 'amount_minor', s.amount_minor, \
+                                                  'kind', s.kind) ORDER BY s.donor_id), '[]'::jsonb) \
+       FROM gift_soft_credits s WHERE s.gift_id = gifts.id) AS soft_credits";
 
 pub fn status_name(status: GiftStatus) -> &'static str {
     match status {
@@ -35,6 +45,8 @@ pub fn status_of(name: &str) -> GiftStatus {
 
 fn stored(row: &Row) -> StoredGift {
     let status: String = row.get("status");
+    let allocations: serde_json::Value = row.get("allocations");
+    let soft_credits: serde_json::Value = row.get("soft_credits");
     StoredGift {
         gift: Gift {
             id: row.get("id"),
@@ -51,13 +63,14 @@ fn stored(row: &Row) -> StoredGift {
             campaign: row.get("campaign"),
             external_reference: row.get("external_reference"),
             refund_of: row.get("refund_of"),
-            allocations: Vec::new(),
-            soft_credits: Vec::new(),
-            pledge_id: None,
+            allocations: serde_json::from_value(allocations).unwrap_or_default(),
+            soft_credits: serde_json::from_value(soft_credits).unwrap_or_default(),
+            pledge_id: row.get("pledge_id"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
         },
         notes: row.get("notes"),
+        sponsored_event: row.get("sponsored_event"),
     }
 }
 
@@ -75,8 +88,8 @@ pub async fn insert(tx: &Transaction, new: &NewGift<'_>) -> Result<StoredGift> {
     let d = new.details;
     let sql = format!(
         "INSERT INTO gifts (id, donor_id, amount_minor, currency, gift_date, status, payment_method, source, fund, \
-         campaign, notes, external_reference, refund_of) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
+         campaign, notes, external_reference, refund_of, pledge_id, sponsored_event) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
     );
     let row = tx
         .query_one(
@@ -95,10 +108,75 @@ pub async fn insert(tx: &Transaction, new: &NewGift<'_>) -> Result<StoredGift> {
                 &d.notes,
                 &d.external_reference,
                 &new.refund_of,
+                &d.pledge_id,
+                &d.sponsored_event,
             ],
         )
         .await?;
-    Ok(stored(&row))
+    let mut gift = stored(&row);
+    write_parts(tx, &[(new.id, d)]).await?;
+    // The row was returned before its parts were written.
+    fill_parts(&mut gift, d);
+    Ok(gift)
+}
+
+fn fill_parts(stored: &mut StoredGift, d: &GiftDetails) {
+    let d = d.clone().normalised();
+    stored.gift.allocations = d.allocations;
+    stored.gift.soft_credits = d.soft_credits;
+}
+
+/// Writes the allocations and soft credits of these gifts (which have none yet), in two statements.
+async fn write_parts(tx: &Transaction, gifts: &[(Uuid, &GiftDetails)]) -> Result<()> {
+    let allocations: Vec<(Uuid, &FundAllocation)> =
+        gifts.iter().flat_map(|(id, d)| d.allocations.iter().map(move |a| (*id, a))).collect();
+    if !allocations.is_empty() {
+        let ids: Vec<Uuid> = allocations.iter().map(|a| a.0).collect();
+        let funds: Vec<Uuid> = allocations.iter().map(|a| a.1.fund_id).collect();
+        let amounts: Vec<i64> = allocations.iter().map(|a| a.1.amount_minor).collect();
+        tx.execute(
+            "INSERT INTO gift_allocations (gift_id, fund_id, amount_minor) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])",
+            &[&ids, &funds, &amounts],
+        )
+        .await?;
+    }
+    let credits: Vec<(Uuid, &SoftCredit)> =
+        gifts.iter().flat_map(|(id, d)| d.soft_credits.iter().map(move |c| (*id, c))).collect();
+    if !credits.is_empty() {
+        let ids: Vec<Uuid> = credits.iter().map(|c| c.0).collect();
+        let donors: Vec<Uuid> = credits.iter().map(|c| c.1.donor_id).collect();
+        let amounts: Vec<i64> = credits.iter().map(|c| c.1.amount_minor).collect();
+        let kinds: Vec<&str> = credits.iter().map(|c| soft_credit_kind_name(c.1.kind)).collect();
+        tx.execute(
+            "INSERT INTO gift_soft_credits (gift_id, donor_id, amount_minor, kind) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[])",
+            &[&ids, &donors, &amounts, &kinds],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a gift's live refund entries have taken back of each of its allocations (by fund) and soft credits (by
+/// donor), as positive amounts.
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn refunded_parts(tx: &Transaction, id: Uuid) -> Result<(HashMap<Uuid, i64>, HashMap<Uuid, i64>)> {
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+    let (allocations, credits) = futures::join!(
+        tx.query(
+            "SELECT a.fund_id, (-sum(a.amount_minor))::bigint FROM gift_allocations a \
+             JOIN gifts r ON r.id = a.gift_id WHERE r.refund_of = $1 AND r.deleted_at IS NULL GROUP BY a.fund_id",
+            &params,
+        ),
+        tx.query(
+            "SELECT s.donor_id, (-sum(s.amount_minor))::bigint FROM gift_soft_credits s \
+             JOIN gifts r ON r.id = s.gift_id WHERE r.refund_of = $1 AND r.deleted_at IS NULL GROUP BY s.donor_id",
+            &params,
+        )
+    );
+    let pairs = |rows: Vec<Row>| rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    Ok((pairs(allocations?), pairs(credits?)))
 }
 
 /// Inserts many new gifts (not refund entries) in one statement; returns them in no particular order.
@@ -116,11 +194,14 @@ pub async fn insert_many(tx: &Transaction, new: &[(Uuid, &GiftDetails)]) -> Resu
     let campaigns: Vec<Option<&str>> = new.iter().map(|n| n.1.campaign.as_deref()).collect();
     let notes: Vec<Option<&str>> = new.iter().map(|n| n.1.notes.as_deref()).collect();
     let references: Vec<Option<&str>> = new.iter().map(|n| n.1.external_reference.as_deref()).collect();
+    let pledges: Vec<Option<Uuid>> = new.iter().map(|n| n.1.pledge_id).collect();
+    let sponsored: Vec<bool> = new.iter().map(|n| n.1.sponsored_event).collect();
     let sql = format!(
         "INSERT INTO gifts (id, donor_id, amount_minor, currency, gift_date, status, payment_method, source, fund, \
-         campaign, notes, external_reference) \
+         campaign, notes, external_reference, pledge_id, sponsored_event) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::date[], $6::text[], $7::text[], \
-                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) \
+                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::uuid[], \
+                              $14::boolean[]) \
          RETURNING {COLUMNS}"
     );
     let rows = tx
@@ -139,10 +220,23 @@ pub async fn insert_many(tx: &Transaction, new: &[(Uuid, &GiftDetails)]) -> Resu
                 &campaigns,
                 &notes,
                 &references,
+                &pledges,
+                &sponsored,
             ],
         )
         .await?;
-    Ok(rows.iter().map(stored).collect())
+    write_parts(tx, new).await?;
+    let details: HashMap<Uuid, &GiftDetails> = new.iter().map(|(id, d)| (*id, *d)).collect();
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mut gift = stored(row);
+            if let Some(d) = details.get(&gift.gift.id) {
+                fill_parts(&mut gift, d);
+            }
+            gift
+        })
+        .collect())
 }
 
 /// Which of these (source, external reference) pairs a live gift already carries.
@@ -166,10 +260,13 @@ pub async fn references_taken(tx: &Transaction, pairs: &[(&str, &str)]) -> Resul
 /// Replaces a gift's details (not its amount's sign or `refund_of`) and moves it to the next revision.
 #[tracing::instrument(skip_all, fields(gift_id = %id))]
 pub async fn update(tx: &Transaction, id: Uuid, d: &GiftDetails, amount_minor: i64) -> Result<StoredGift> {
+    tx.execute("DELETE FROM gift_allocations WHERE gift_id = $1", &[&id]).await?;
+    tx.execute("DELETE FROM gift_soft_credits WHERE gift_id = $1", &[&id]).await?;
+    write_parts(tx, &[(id, d)]).await?;
     let sql = format!(
         "UPDATE gifts SET donor_id = $2, amount_minor = $3, currency = $4, gift_date = $5, status = $6, \
          payment_method = $7, source = $8, fund = $9, campaign = $10, notes = $11, external_reference = $12, \
-         revision = revision + 1, updated_at = now() \
+         pledge_id = $13, sponsored_event = $14, revision = revision + 1, updated_at = now() \
          WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
     );
     let row = tx
@@ -188,6 +285,8 @@ pub async fn update(tx: &Transaction, id: Uuid, d: &GiftDetails, amount_minor: i
                 &d.campaign,
                 &d.notes,
                 &d.external_reference,
+                &d.pledge_id,
+                &d.sponsored_event,
             ],
         )
         .await?;

@@ -3,9 +3,12 @@
 
 pub mod claims;
 pub mod donors;
+pub mod funds;
 pub mod gift_aid;
 pub mod gifts;
+pub mod households;
 pub mod imports;
+pub mod pledges;
 pub mod tenants;
 
 /// fundraising's own migrations, applied after the platform ones.
@@ -14,6 +17,8 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     2 => "0002_gift_aid.sql",
     3 => "0003_imports.sql",
     4 => "0004_tenant_policies_as_initplans.sql",
+    5 => "0005_households_funds_pledges.sql",
+    6 => "0006_sponsored_event.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

@@ -74,6 +74,8 @@ pub struct DonorDetails {
     pub address: Address,
     pub external_ids: ExternalIds,
     pub communication_preferences: CommunicationPreferences,
+    /// The household the donor belongs to (one that exists in the tenant: checked against the database).
+    pub household_id: Option<uuid::Uuid>,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 pub use almoner_events::fundraising::GiftStatus;
+use almoner_events::fundraising::{FundAllocation, SoftCredit};
 
 /// Parses a status a client may set. `refunded` is not one: it follows from recording refunds.
 pub fn parse_settable_status(input: &str) -> Result<GiftStatus, ParseError> {
@@ -33,6 +34,25 @@ pub struct GiftDetails {
     pub campaign: Option<String>,
     pub notes: Option<String>,
     pub external_reference: Option<String>,
+    /// How the amount is split across funds (adding up to it exactly), or empty: unallocated. For a refund entry,
+    /// its negative share of each of its gift's allocations.
+    pub allocations: Vec<FundAllocation>,
+    /// Other donors credited with (part of) the gift. For a refund entry, its negative share of each.
+    pub soft_credits: Vec<SoftCredit>,
+    /// The pledge the gift pays (part of).
+    pub pledge_id: Option<Uuid>,
+    /// Sponsorship of a sponsored event: HMRC's schedule marks it and never aggregates it.
+    pub sponsored_event: bool,
+}
+
+impl GiftDetails {
+    /// Puts allocations in fund order and soft credits in donor order, as they are stored and shown, so that
+    /// two details differing only in the order sent compare equal.
+    pub fn normalised(mut self) -> Self {
+        self.allocations.sort_by_key(|a| a.fund_id);
+        self.soft_credits.sort_by_key(|c| c.donor_id);
+        self
+    }
 }
 
 /// A refund being recorded against a gift.

@@ -2,13 +2,17 @@
 
 mod address;
 mod donor;
+mod fund;
 mod gift;
 pub mod gift_aid;
 pub mod hmrc;
 pub mod import;
+pub mod pledge;
+pub mod split;
 mod text;
 
 pub use address::{Address, CountryCode};
 pub use donor::{DonorDetails, ExternalIds, SourceName};
+pub use fund::FundCode;
 pub use gift::{GiftDetails, GiftStatus, Refund, RefundError, parse_settable_status, status_after_refunds};
 pub use text::{optional_text, required_text};

@@ -8,6 +8,7 @@ use super::conventions::{
     replay_response,
 };
 use crate::db::donors::{self, DonorFilter};
+use crate::db::households;
 use crate::domain::{Address, DonorDetails, ExternalIds, optional_text, required_text};
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::Pool;
@@ -47,6 +48,8 @@ pub struct DonorInput {
     /// One id per source system, e.g. `{"legacy_crm": "D-1001"}`; unique per tenant and source.
     pub external_ids: Option<BTreeMap<String, String>>,
     pub communication_preferences: Option<PreferencesInput>,
+    /// A household of the same tenant; `null` takes the donor out of its household.
+    pub household_id: Option<Uuid>,
 }
 
 /// A postal address. With country `GB` or none, `postcode` must be a UK postcode and is normalised (`SW1A 1AA`).
@@ -94,6 +97,8 @@ pub struct DonorView {
     pub address: AddressBody,
     pub external_ids: BTreeMap<String, String>,
     pub communication_preferences: PreferencesView,
+    /// The household the donor belongs to, if any.
+    pub household_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -119,6 +124,7 @@ impl From<Donor> for DonorView {
             },
             external_ids: d.external_ids,
             communication_preferences: PreferencesView { email: p.email, sms: p.sms, post: p.post, phone: p.phone },
+            household_id: d.household_id,
             created_at: d.created_at,
             updated_at: d.updated_at,
         }
@@ -149,6 +155,7 @@ fn as_input(d: &Donor) -> DonorInput {
             post: Some(p.post),
             phone: Some(p.phone),
         }),
+        household_id: d.household_id,
     }
 }
 
@@ -212,6 +219,7 @@ fn parse_donor(input: DonorInput) -> Result<DonorDetails, ApiError> {
             post: p.post.unwrap_or(false),
             phone: p.phone.unwrap_or(false),
         },
+        household_id: input.household_id,
     })
 }
 
@@ -229,6 +237,19 @@ async fn check_external_ids(tx: &almoner_db::Transaction, id: Uuid, details: &Do
         return Err(error);
     }
     Ok(())
+}
+
+/// The household must exist in the caller's tenant.
+async fn check_household(tx: &almoner_db::Transaction, details: &DonorDetails) -> Result<(), ApiError> {
+    match details.household_id {
+        Some(household_id) if !households::exists(tx, household_id).await? => {
+            Err(ApiError::validation(vec![almoner_http::FieldError {
+                field: "household_id".into(),
+                message: "no such household".into(),
+            }]))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Creates a donor at revision 1.
@@ -262,6 +283,7 @@ pub async fn create_donor(
     };
     let id = Uuid::now_v7();
     tracing::Span::current().record("donor_id", tracing::field::display(id));
+    check_household(&tx, &details).await?;
     check_external_ids(&tx, id, &details).await?;
     let donor = donors::insert(&tx, id, &details).await?;
     emit(&tx, tenant_id, DonorUpsertedV1 { donor: donor.clone() }).await?;
@@ -396,6 +418,9 @@ pub async fn update_donor(
         tx.commit().await?;
         return Ok(HttpResponse::Ok().json(DonorView::from(current)));
     }
+    if details.household_id != current.household_id {
+        check_household(&tx, &details).await?;
+    }
     check_external_ids(&tx, id, &details).await?;
     let donor = donors::update(&tx, id, &details).await?;
     emit(&tx, tenant_id, DonorUpsertedV1 { donor: donor.clone() }).await?;
@@ -422,6 +447,12 @@ pub async fn delete_donor(
     donors::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("donor"))?;
     if donors::has_gifts(&tx, id).await? {
         return Err(ApiError::new(ErrorCode::Conflict, "the donor has gifts; delete or move them first"));
+    }
+    if donors::credited_or_pledged(&tx, id).await? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the donor has pledges or is soft-credited on gifts; remove those first",
+        ));
     }
     let revision = donors::delete(&tx, id).await?.ok_or_else(|| ApiError::not_found("donor"))?;
     emit(&tx, tenant_id, DonorDeletedV1 { donor_id: id, tenant_id, revision: revision + 1, deleted_at: Utc::now() })

@@ -8,8 +8,14 @@ use super::conventions::{
     Claim, claim, conflict, decode_date_cursor, emit, iso_date, json_body, key_and_hash, merge_patch, page_limit,
     paginate, path_id, remember, replay_response,
 };
-use crate::db::donors;
+use super::pledges::settle_pledges;
 use crate::db::gifts::{self, GiftFilter, NewGift, StoredGift, status_name};
+use crate::db::{donors, funds, pledges};
+use crate::domain::pledge::{PledgeStatus, pledge_status_name};
+use crate::domain::split::{
+    AllocationRequest, RefundablePart, SoftCreditRequest, allocation_refund, parse_allocations, parse_soft_credits,
+    soft_credit_kind_name, soft_credit_refund,
+};
 use crate::domain::{
     GiftDetails, GiftStatus, Refund, RefundError, SourceName, optional_text, parse_settable_status,
     status_after_refunds,
@@ -17,11 +23,12 @@ use crate::domain::{
 use crate::intake::{GiftIntake, Recorded, Submission};
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::{Pool, Transaction};
-use almoner_events::fundraising::{GiftDeletedV1, GiftUpsertedV1};
-use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal};
+use almoner_events::fundraising::{FundAllocation, Gift, GiftDeletedV1, GiftUpsertedV1, Pledge, SoftCredit};
+use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Principal};
 use almoner_types::Currency;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -59,6 +66,54 @@ pub struct GiftInput {
     pub notes: Option<String>,
     /// The gift's id in its source; unique per tenant and source.
     pub external_reference: Option<String>,
+    /// How the amount is split across funds: each fund once, not archived, more than 0, adding up to
+    /// `amount_minor` exactly. Absent or empty: unallocated. (`fund` is a free-text label; fund totals use these.)
+    pub allocations: Option<Vec<AllocationInput>>,
+    /// Other donors credited with (part of) the gift: each once, not the paying donor, more than 0 and at most
+    /// `amount_minor`.
+    pub soft_credits: Option<Vec<SoftCreditInput>>,
+    /// An open pledge of the same donor and currency that the gift pays (part of).
+    pub pledge_id: Option<Uuid>,
+    /// Sponsorship of a sponsored event (default `false`): marked "Yes" on HMRC's Gift Aid schedule.
+    pub sponsored_event: Option<bool>,
+}
+
+/// Part of a gift given to one fund.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationInput {
+    /// Required: a fund of the same tenant.
+    pub fund_id: Option<Uuid>,
+    /// Required: minor units, more than 0.
+    pub amount_minor: Option<i64>,
+}
+
+/// A donor credited with (part of) the gift without having paid it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SoftCreditInput {
+    /// Required: a donor of the same tenant, not the one who paid.
+    pub donor_id: Option<Uuid>,
+    /// Required: minor units, more than 0 and at most the gift's amount.
+    pub amount_minor: Option<i64>,
+    /// Required: `matched`, `in_memory`, `in_honour` or `solicitor`.
+    pub kind: Option<String>,
+}
+
+/// Part of a gift given to one fund (negative on a refund entry).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AllocationView {
+    pub fund_id: Uuid,
+    pub amount_minor: i64,
+}
+
+/// A donor credited with (part of) the gift (negative on a refund entry).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SoftCreditView {
+    pub donor_id: Uuid,
+    pub amount_minor: i64,
+    /// `matched`, `in_memory`, `in_honour` or `solicitor`.
+    pub kind: String,
 }
 
 /// A gift, or a refund entry (negative amount, `refund_of` set), as clients see it.
@@ -82,6 +137,14 @@ pub struct GiftView {
     pub external_reference: Option<String>,
     /// For a refund entry: the gift it refunds.
     pub refund_of: Option<Uuid>,
+    /// In fund id order; empty when unallocated. A refund entry carries its share of each (negative).
+    pub allocations: Vec<AllocationView>,
+    /// In donor id order. A refund entry carries its share of each (negative).
+    pub soft_credits: Vec<SoftCreditView>,
+    /// The pledge the gift pays; a refund entry names its gift's.
+    pub pledge_id: Option<Uuid>,
+    /// Sponsorship of a sponsored event.
+    pub sponsored_event: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -104,6 +167,22 @@ impl From<StoredGift> for GiftView {
             notes: s.notes,
             external_reference: g.external_reference,
             refund_of: g.refund_of,
+            allocations: g
+                .allocations
+                .into_iter()
+                .map(|a| AllocationView { fund_id: a.fund_id, amount_minor: a.amount_minor })
+                .collect(),
+            soft_credits: g
+                .soft_credits
+                .into_iter()
+                .map(|c| SoftCreditView {
+                    donor_id: c.donor_id,
+                    amount_minor: c.amount_minor,
+                    kind: soft_credit_kind_name(c.kind).to_owned(),
+                })
+                .collect(),
+            pledge_id: g.pledge_id,
+            sponsored_event: s.sponsored_event,
             created_at: g.created_at,
             updated_at: g.updated_at,
         }
@@ -124,6 +203,24 @@ fn as_input(s: &StoredGift) -> GiftInput {
         campaign: g.campaign.clone(),
         notes: s.notes.clone(),
         external_reference: g.external_reference.clone(),
+        allocations: Some(
+            g.allocations
+                .iter()
+                .map(|a| AllocationInput { fund_id: Some(a.fund_id), amount_minor: Some(a.amount_minor) })
+                .collect(),
+        ),
+        soft_credits: Some(
+            g.soft_credits
+                .iter()
+                .map(|c| SoftCreditInput {
+                    donor_id: Some(c.donor_id),
+                    amount_minor: Some(c.amount_minor),
+                    kind: Some(soft_credit_kind_name(c.kind).to_owned()),
+                })
+                .collect(),
+        ),
+        pledge_id: g.pledge_id,
+        sponsored_event: Some(s.sponsored_event),
     }
 }
 
@@ -158,6 +255,36 @@ fn parse_gift(input: GiftInput, current: Option<GiftStatus>) -> Result<GiftDetai
     let notes = errors.parse("notes", optional_text(input.notes.as_deref(), 2000)).flatten();
     let external_reference =
         errors.parse("external_reference", optional_text(input.external_reference.as_deref(), 200)).flatten();
+    let requested: Vec<AllocationRequest> = input
+        .allocations
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| AllocationRequest { fund_id: a.fund_id, amount_minor: a.amount_minor })
+        .collect();
+    let allocations = match parse_allocations(amount_minor, &requested) {
+        Ok(parsed) => parsed,
+        Err(problems) => {
+            for (field, message) in problems {
+                errors.add(field, message);
+            }
+            Vec::new()
+        }
+    };
+    let requested: Vec<SoftCreditRequest> = input
+        .soft_credits
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| SoftCreditRequest { donor_id: c.donor_id, amount_minor: c.amount_minor, kind: c.kind })
+        .collect();
+    let soft_credits = match parse_soft_credits(amount_minor, donor_id, &requested) {
+        Ok(parsed) => parsed,
+        Err(problems) => {
+            for (field, message) in problems {
+                errors.add(field, message);
+            }
+            Vec::new()
+        }
+    };
     errors.finish()?;
     let (Some(donor_id), Some(amount_minor), Some(currency), Some(gift_date), Some(status), Some(source)) =
         (donor_id, amount_minor, currency, gift_date, status, source)
@@ -176,7 +303,80 @@ fn parse_gift(input: GiftInput, current: Option<GiftStatus>) -> Result<GiftDetai
         campaign,
         notes,
         external_reference,
+        allocations,
+        soft_credits,
+        pledge_id: input.pledge_id,
+        sponsored_event: input.sponsored_event.unwrap_or(false),
     })
+}
+
+/// What the database knows of the funds, soft-credited donors and pledges some gifts name, for
+/// [`check_links`]. Gathering it locks the pledges (in id order) until the transaction ends.
+#[derive(Debug, Default)]
+pub struct Links {
+    /// Fund id to whether it is archived.
+    funds: HashMap<Uuid, bool>,
+    donors: HashSet<Uuid>,
+    pledges: HashMap<Uuid, Pledge>,
+}
+
+/// Reads (and for pledges, locks) everything these gifts link to, in at most three statements.
+pub async fn gather_links(tx: &Transaction, details: &[&GiftDetails]) -> Result<Links, ApiError> {
+    let fund_ids: Vec<Uuid> = details.iter().flat_map(|d| d.allocations.iter().map(|a| a.fund_id)).collect();
+    let donor_ids: Vec<Uuid> = details.iter().flat_map(|d| d.soft_credits.iter().map(|c| c.donor_id)).collect();
+    let pledge_ids: Vec<Uuid> = details.iter().filter_map(|d| d.pledge_id).collect();
+    let mut links = Links::default();
+    if !fund_ids.is_empty() {
+        links.funds.extend(funds::archived_flags(tx, &fund_ids).await?);
+    }
+    if !donor_ids.is_empty() {
+        links.donors.extend(donors::existing(tx, &donor_ids).await?);
+    }
+    links.pledges.extend(pledges::lock_many(tx, &pledge_ids).await?.into_iter().map(|p| (p.id, p)));
+    Ok(links)
+}
+
+/// Refuses a gift whose allocations name an unknown or archived fund, whose soft credits name an unknown donor,
+/// or whose pledge is unknown, another donor's, in another currency or not open. `current` is the gift before a
+/// change: the funds and pledge it already had are kept even when since archived or fulfilled.
+pub fn check_links(details: &GiftDetails, current: Option<&Gift>, links: &Links) -> Result<(), ApiError> {
+    let mut problems = Vec::new();
+    for (i, allocation) in details.allocations.iter().enumerate() {
+        let field = format!("allocations[{i}].fund_id");
+        let kept = current.is_some_and(|g| g.allocations.iter().any(|a| a.fund_id == allocation.fund_id));
+        match links.funds.get(&allocation.fund_id) {
+            None => problems.push(FieldError { field, message: "no such fund".into() }),
+            Some(true) if !kept => {
+                problems.push(FieldError { field, message: "the fund is archived; it takes no new gifts".into() })
+            }
+            Some(_) => {}
+        }
+    }
+    for (i, credit) in details.soft_credits.iter().enumerate() {
+        if !links.donors.contains(&credit.donor_id) {
+            problems.push(FieldError { field: format!("soft_credits[{i}].donor_id"), message: "no such donor".into() });
+        }
+    }
+    if let Some(pledge_id) = details.pledge_id {
+        let field = "pledge_id".to_owned();
+        let kept = current.is_some_and(|g| g.pledge_id == Some(pledge_id));
+        match links.pledges.get(&pledge_id) {
+            None => problems.push(FieldError { field, message: "no such pledge".into() }),
+            Some(p) if p.donor_id != details.donor_id => {
+                problems.push(FieldError { field, message: "the pledge is another donor's".into() })
+            }
+            Some(p) if p.currency != details.currency.code() => problems.push(FieldError {
+                field,
+                message: format!("the pledge is in {}, not in the gift's currency", p.currency),
+            }),
+            Some(p) if p.status != PledgeStatus::Open && !kept => problems.push(FieldError {
+                field,
+                message: format!("the pledge is {}; only an open pledge takes gifts", pledge_status_name(p.status)),
+            }),
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(ApiError::validation(problems)) }
 }
 
 /// The donor must exist in the caller's tenant (another tenant's donor does not, as far as it can tell).
@@ -366,28 +566,42 @@ pub async fn update_gift(
     let status = Some(current.gift.status);
     let details = parse_gift(merge_patch(&req, &body, &as_input(&current))?, status)?;
     let before = parse_gift(as_input(&current), status).ok();
-    if before.as_ref() == Some(&details) {
+    if before == Some(details.clone().normalised()) {
         tx.commit().await?;
         return Ok(HttpResponse::Ok().json(GiftView::from(current)));
     }
     let g = &current.gift;
     // Refunds net off money that was received: once a gift has them, what it records must not change under them.
+    // Its refund entries carry their shares of its allocations, soft credits and pledge, so those stay too.
+    let normalised = details.clone().normalised();
     let money_changed = details.donor_id != g.donor_id
         || details.amount_minor != g.amount_minor
         || details.currency.code() != g.currency
-        || details.status != g.status;
+        || details.status != g.status
+        || normalised.allocations != g.allocations
+        || normalised.soft_credits != g.soft_credits
+        || details.pledge_id != g.pledge_id;
     if money_changed && gifts::refunded_total(&tx, id).await? > 0 {
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            "a gift with refunds keeps its donor, amount, currency and status; delete the refunds first",
+            "a gift with refunds keeps its donor, amount, currency, status, allocations, soft credits and pledge; \
+             delete the refunds first",
         ));
     }
     if details.donor_id != g.donor_id {
         check_donor(&tx, details.donor_id).await?;
     }
+    // Both pledges at once, in id order: the one it paid and the one it pays now.
+    let touched: Vec<Uuid> = g.pledge_id.into_iter().chain(details.pledge_id).collect();
+    let mut ordered = touched.clone();
+    ordered.sort_unstable();
+    ordered.dedup();
+    pledges::lock_many(&tx, &ordered).await?;
+    check_links(&details, Some(g), &gather_links(&tx, &[&details]).await?)?;
     check_reference(&tx, &details, Some(id)).await?;
     let stored = gifts::update(&tx, id, &details, details.amount_minor).await?;
     emit_upserted(&tx, tenant_id, &stored).await?;
+    settle_pledges(&tx, tenant_id, &touched, None).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(GiftView::from(stored)))
 }
@@ -438,6 +652,10 @@ pub async fn delete_gift(
             let stored = gifts::set_status(&tx, original.gift.id, status).await?;
             emit_upserted(&tx, tenant_id, &stored).await?;
         }
+    }
+    // What the deleted gift (or refund entry) paid towards its pledge is gone.
+    if let Some(pledge_id) = deleted.gift.pledge_id {
+        settle_pledges(&tx, tenant_id, &[pledge_id], None).await?;
     }
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
@@ -549,6 +767,7 @@ pub async fn record_refund(
         Currency::parse(&g.currency).map_err(|e| ApiError::unexpected(anyhow::anyhow!("stored currency: {e}")))?;
     let source =
         SourceName::parse(&g.source).map_err(|e| ApiError::unexpected(anyhow::anyhow!("stored source: {e}")))?;
+    let (allocations, soft_credits) = refund_shares(tx, g, refunded, refund.amount_minor).await?;
     let details = GiftDetails {
         donor_id: g.donor_id,
         amount_minor: refund.amount_minor,
@@ -561,6 +780,10 @@ pub async fn record_refund(
         campaign: g.campaign.clone(),
         notes: refund.reason.clone(),
         external_reference: None,
+        allocations,
+        soft_credits,
+        pledge_id: g.pledge_id,
+        sponsored_event: original.sponsored_event,
     };
     let refund_id = refund_id.unwrap_or_else(Uuid::now_v7);
     tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
@@ -571,6 +794,7 @@ pub async fn record_refund(
     .await?;
     emit_upserted(tx, tenant_id, &entry).await?;
     let status = status_after_refunds(g.status, g.amount_minor, refunded + refund.amount_minor);
+    let pledge_id = g.pledge_id;
     let gift = if status == g.status {
         original
     } else {
@@ -578,5 +802,47 @@ pub async fn record_refund(
         emit_upserted(tx, tenant_id, &stored).await?;
         stored
     };
+    if let Some(pledge_id) = pledge_id {
+        settle_pledges(tx, tenant_id, &[pledge_id], None).await?;
+    }
     Ok((entry, gift))
+}
+
+/// The refund entry's (negative) share of each allocation and soft credit of gift `g`, of which `refunded`
+/// (positive) had gone back before this refund of `amount`. Zero shares are left out.
+async fn refund_shares(
+    tx: &Transaction,
+    g: &Gift,
+    refunded: i64,
+    amount: i64,
+) -> Result<(Vec<FundAllocation>, Vec<SoftCredit>), ApiError> {
+    if g.allocations.is_empty() && g.soft_credits.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let (taken_by_fund, taken_by_donor) = gifts::refunded_parts(tx, g.id).await?;
+    let parts: Vec<RefundablePart> = g
+        .allocations
+        .iter()
+        .map(|a| RefundablePart { whole: a.amount_minor, taken: taken_by_fund.get(&a.fund_id).copied().unwrap_or(0) })
+        .collect();
+    let allocations = g
+        .allocations
+        .iter()
+        .zip(allocation_refund(&parts, amount))
+        .filter(|(_, share)| *share != 0)
+        .map(|(a, share)| FundAllocation { fund_id: a.fund_id, amount_minor: -share })
+        .collect();
+    let parts: Vec<RefundablePart> = g
+        .soft_credits
+        .iter()
+        .map(|c| RefundablePart { whole: c.amount_minor, taken: taken_by_donor.get(&c.donor_id).copied().unwrap_or(0) })
+        .collect();
+    let soft_credits = g
+        .soft_credits
+        .iter()
+        .zip(soft_credit_refund(&parts, g.amount_minor, refunded + amount))
+        .filter(|(_, share)| *share != 0)
+        .map(|(c, share)| SoftCredit { donor_id: c.donor_id, amount_minor: -share, kind: c.kind })
+        .collect();
+    Ok((allocations, soft_credits))
 }

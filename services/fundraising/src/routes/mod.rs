@@ -3,9 +3,12 @@
 pub mod claims;
 pub mod conventions;
 pub mod donors;
+pub mod funds;
 pub mod gift_aid;
 pub mod gifts;
+pub mod households;
 pub mod imports;
+pub mod pledges;
 
 use actix_web::web::ServiceConfig;
 
@@ -16,4 +19,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     imports::configure(cfg);
     donors::configure(cfg);
     gifts::configure(cfg);
+    households::configure(cfg);
+    funds::configure(cfg);
+    pledges::configure(cfg);
 }

@@ -60,6 +60,9 @@ fn summary(events: &[Received]) -> Vec<(String, String, i64)> {
                 "fundraising.donor.upserted.v1" => (&p["donor"]["id"], &p["donor"]["revision"]),
                 "fundraising.gift.upserted.v1" => (&p["gift"]["id"], &p["gift"]["revision"]),
                 "fundraising.gift.deleted.v1" => (&p["gift_id"], &p["revision"]),
+                "fundraising.household.upserted.v1" => (&p["household"]["id"], &p["household"]["revision"]),
+                "fundraising.fund.upserted.v1" => (&p["fund"]["id"], &p["fund"]["revision"]),
+                "fundraising.pledge.upserted.v1" => (&p["pledge"]["id"], &p["pledge"]["revision"]),
                 _ => (&p["donor_id"], &p["revision"]),
             };
             (m.event_type().to_owned(), id.as_str().unwrap().to_owned(), revision.as_i64().unwrap())
@@ -127,5 +130,103 @@ async fn every_change_is_published_with_a_growing_revision_and_replay_re_emits()
     // `since` leaves older gifts out.
     let report = fundraising::replay::replay(&app.pool, chrono::NaiveDate::from_ymd_opt(2030, 1, 1)).await.unwrap();
     assert_eq!((report.donors, report.gifts), (1, 0));
+    clean_up(&app, shutdown).await;
+}
+
+#[tokio::test]
+async fn households_funds_pledges_and_split_gifts_are_published_and_replayed() {
+    let app = spawn_app().await;
+    let shutdown = CancellationToken::new();
+    let mut events = observe(&app, &shutdown).await;
+    let token = app.token();
+
+    let household: Value = app.post("/v1/households", &token, &json!({"name": "Smiths"})).await.json().await.unwrap();
+    let household_id = household["id"].as_str().unwrap().to_owned();
+    let fund_id = app.create_fund("ROOF").await;
+    let donor = app.create_donor(&json!({"last_name": "Smith", "household_id": household_id})).await;
+    let donor_id = donor["id"].as_str().unwrap().to_owned();
+    let friend = app.create_donor(&json!({"last_name": "Friend"})).await;
+    let friend_id = friend["id"].as_str().unwrap().to_owned();
+    let pledge: Value = app
+        .post(
+            "/v1/pledges",
+            &token,
+            &json!({"donor_id": donor_id, "amount_minor": 1000, "currency": "GBP", "frequency": "once",
+                    "start_date": "2025-01-01", "fund_id": fund_id}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pledge_id = pledge["id"].as_str().unwrap().to_owned();
+    let gift: Value = app
+        .post(
+            "/v1/gifts",
+            &token,
+            &json!({"donor_id": donor_id, "amount_minor": 1000, "currency": "GBP", "gift_date": "2025-01-02",
+                    "allocations": [{"fund_id": fund_id, "amount_minor": 1000}],
+                    "soft_credits": [{"donor_id": friend_id, "amount_minor": 250, "kind": "solicitor"}],
+                    "pledge_id": pledge_id}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let gift_id = gift["id"].as_str().unwrap().to_owned();
+
+    let got = next(&mut events, 7).await;
+    assert_eq!(
+        summary(&got),
+        [
+            ("fundraising.household.upserted.v1".to_owned(), household_id.clone(), 1),
+            ("fundraising.fund.upserted.v1".to_owned(), fund_id.clone(), 1),
+            ("fundraising.donor.upserted.v1".to_owned(), donor_id.clone(), 1),
+            ("fundraising.donor.upserted.v1".to_owned(), friend_id.clone(), 1),
+            ("fundraising.pledge.upserted.v1".to_owned(), pledge_id.clone(), 1),
+            ("fundraising.gift.upserted.v1".to_owned(), gift_id.clone(), 1),
+            // Paid in full by the gift, in the gift's transaction.
+            ("fundraising.pledge.upserted.v1".to_owned(), pledge_id.clone(), 2),
+        ]
+    );
+    assert_eq!(got[0].envelope.payload["household"]["name"], "Smiths");
+    assert_eq!(got[1].envelope.payload["fund"]["code"], "ROOF");
+    assert_eq!(got[2].envelope.payload["donor"]["household_id"], household_id.as_str());
+    assert_eq!(got[4].envelope.payload["pledge"]["frequency"], "once");
+    let g = &got[5].envelope.payload["gift"];
+    assert_eq!(g["allocations"], json!([{"fund_id": fund_id, "amount_minor": 1000}]));
+    assert_eq!(g["soft_credits"], json!([{"donor_id": friend_id, "amount_minor": 250, "kind": "solicitor"}]));
+    assert_eq!(g["pledge_id"], pledge_id.as_str());
+    assert_eq!(got[6].envelope.payload["pledge"]["status"], "fulfilled");
+
+    // A refund entry carries its share of each part, negative, and moves the pledge back to open.
+    app.post(&format!("/v1/gifts/{gift_id}/refunds"), &token, &json!({"amount_minor": 400, "date": "2025-02-01"}))
+        .await;
+    let refunded = next(&mut events, 2).await;
+    let entry = &refunded[0].envelope.payload["gift"];
+    assert_eq!(entry["allocations"], json!([{"fund_id": fund_id, "amount_minor": -400}]));
+    assert_eq!(entry["soft_credits"], json!([{"donor_id": friend_id, "amount_minor": -100, "kind": "solicitor"}]));
+    assert_eq!(entry["pledge_id"], pledge_id.as_str());
+    assert_eq!(refunded[1].envelope.payload["pledge"]["status"], "open");
+    assert_eq!(refunded[1].envelope.payload["pledge"]["revision"], 3);
+
+    // Replay: households, funds and pledges first, then donors and gifts.
+    let report = fundraising::replay::replay(&app.pool, None).await.unwrap();
+    assert_eq!((report.households, report.funds, report.pledges, report.donors, report.gifts), (1, 1, 1, 2, 2));
+    let replayed = next(&mut events, 7).await;
+    let kinds: Vec<&str> = replayed.iter().map(|m| m.event_type()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "fundraising.household.upserted.v1",
+            "fundraising.fund.upserted.v1",
+            "fundraising.pledge.upserted.v1",
+            "fundraising.donor.upserted.v1",
+            "fundraising.donor.upserted.v1",
+            "fundraising.gift.upserted.v1",
+            "fundraising.gift.upserted.v1",
+        ]
+    );
+    assert_eq!(replayed[2].envelope.payload["pledge"]["revision"], 3);
+    assert_eq!(replayed[5].envelope.payload["gift"]["allocations"], g["allocations"]);
     clean_up(&app, shutdown).await;
 }

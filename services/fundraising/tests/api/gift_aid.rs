@@ -358,6 +358,27 @@ async fn a_claim_exports_hmrcs_schedule_as_csv_and_ods_and_keeps_every_file() {
     let claim = post_claim(&app, &days_ago(1)).await;
     let claim_path = format!("/v1/gift-aid/claims/{}", claim["id"].as_str().unwrap());
 
+    // A small sponsored-event gift is never aggregated: its own row, marked "Yes".
+    let sponsored_claim = {
+        let sponsored = gift(
+            &app,
+            &donor,
+            json!({"gift_date": days_ago(40), "amount_minor": 500,
+                                                 "sponsored_event": true}),
+        )
+        .await;
+        let read: Value = app.get(&format!("/v1/gifts/{sponsored}"), &token).await.json().await.unwrap();
+        assert_eq!(read["sponsored_event"], true);
+        post_claim(&app, &days_ago(1)).await
+    };
+    let path = format!("/v1/gift-aid/claims/{}/exports", sponsored_claim["id"].as_str().unwrap());
+    let files: Value = app.post(&path, &token, &json!({"format": "csv"})).await.json().await.unwrap();
+    let csv = app.get(files["data"][0]["href"].as_str().unwrap(), &token).await.text().await.unwrap();
+    assert_eq!(
+        csv.lines().nth(1).unwrap(),
+        format!("Mrs,Zoe,O'Neill,Rose Cottage,LS1 4AP,,Yes,{},5.00", hmrc_date(40))
+    );
+
     let exported = app.post(&format!("{claim_path}/exports"), &token, &json!({"format": "csv"})).await;
     assert_eq!(exported.status(), 201);
     let files: Value = exported.json().await.unwrap();

@@ -222,3 +222,166 @@ async fn gifts_are_filtered_and_paged() {
     named.sort();
     assert_eq!(named, ["donor_id", "from", "status"]);
 }
+
+#[tokio::test]
+async fn allocations_and_soft_credits_are_checked_shown_and_netted_by_refunds() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let payer = app.create_donor(&json!({"last_name": "Payer"})).await;
+    let payer_id = payer["id"].as_str().unwrap();
+    let friend = app.create_donor(&json!({"last_name": "Friend"})).await;
+    let friend_id = friend["id"].as_str().unwrap();
+    let (roof, general, old) =
+        (app.create_fund("ROOF").await, app.create_fund("GEN").await, app.create_fund("OLD").await);
+    app.patch(&format!("/v1/funds/{old}"), &token, &json!({"archived": true})).await;
+    let gift = |allocations: Value, soft_credits: Value| {
+        json!({"donor_id": payer_id, "amount_minor": 1000, "currency": "GBP", "gift_date": "2025-04-06",
+               "allocations": allocations, "soft_credits": soft_credits})
+    };
+
+    // Every rule names its member.
+    let unknown = uuid::Uuid::now_v7();
+    let body = problem(
+        app.post(
+            "/v1/gifts",
+            &token,
+            &gift(
+                json!([{"fund_id": roof, "amount_minor": 0}, {"fund_id": roof, "amount_minor": 1000}]),
+                json!([{"donor_id": payer_id, "amount_minor": 10, "kind": "matched"},
+                       {"donor_id": friend_id, "amount_minor": 1001, "kind": "in_memory"},
+                       {"donor_id": friend_id, "amount_minor": 5, "kind": "gift"}]),
+            ),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        fields(&body),
+        [
+            "allocations[0].amount_minor",
+            "allocations[1].fund_id",
+            "soft_credits[0].donor_id",
+            "soft_credits[1].amount_minor",
+            "soft_credits[2].donor_id",
+            "soft_credits[2].kind"
+        ]
+    );
+    let body = problem(
+        app.post("/v1/gifts", &token, &gift(json!([{"fund_id": roof, "amount_minor": 999}]), json!([]))).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(fields(&body), ["allocations"]);
+    let body = problem(
+        app.post(
+            "/v1/gifts",
+            &token,
+            &gift(
+                json!([{"fund_id": unknown, "amount_minor": 500}, {"fund_id": old, "amount_minor": 500}]),
+                json!([{"donor_id": unknown, "amount_minor": 10, "kind": "solicitor"}]),
+            ),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(fields(&body), ["allocations[0].fund_id", "allocations[1].fund_id", "soft_credits[0].donor_id"]);
+
+    // A good one: 700 + 300, a friend matched with all of it.
+    let response = app
+        .post(
+            "/v1/gifts",
+            &token,
+            &gift(
+                json!([{"fund_id": roof, "amount_minor": 700}, {"fund_id": general, "amount_minor": 300}]),
+                json!([{"donor_id": friend_id, "amount_minor": 1000, "kind": "matched"}]),
+            ),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    let read: Value = app.get(&format!("/v1/gifts/{id}"), &token).await.json().await.unwrap();
+    assert_eq!(read, created);
+    let by_fund = |g: &Value| -> Vec<(String, i64)> {
+        let mut parts: Vec<(String, i64)> = g["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["fund_id"].as_str().unwrap().to_owned(), a["amount_minor"].as_i64().unwrap()))
+            .collect();
+        parts.sort();
+        parts
+    };
+    let mut expected = vec![(roof.clone(), 700), (general.clone(), 300)];
+    expected.sort();
+    assert_eq!(by_fund(&created), expected);
+    assert_eq!(created["soft_credits"], json!([{"donor_id": friend_id, "amount_minor": 1000, "kind": "matched"}]));
+
+    // Changing the amount without new allocations is refused; with them it is fine.
+    let body = problem(
+        app.patch(&format!("/v1/gifts/{id}"), &token, &json!({"amount_minor": 1200})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(fields(&body), ["allocations"]);
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("new allocations"), "{body}");
+    let changed: Value = app
+        .patch(
+            &format!("/v1/gifts/{id}"),
+            &token,
+            &json!({"amount_minor": 1001, "allocations": [{"fund_id": roof, "amount_minor": 701},
+                                                          {"fund_id": general, "amount_minor": 300}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["revision"], 2);
+
+    // Refunds: 1 of 1001 first, then 500, then the rest; each entry's parts add up to it and all net to zero.
+    let mut entries = Vec::new();
+    for amount in [1, 500, 500] {
+        let response = app
+            .post(&format!("/v1/gifts/{id}/refunds"), &token, &json!({"amount_minor": amount, "date": "2025-05-01"}))
+            .await;
+        assert_eq!(response.status(), 201);
+        let recorded: Value = response.json().await.unwrap();
+        let entry = recorded["refund"].clone();
+        let parts: i64 =
+            entry["allocations"].as_array().unwrap().iter().map(|a| a["amount_minor"].as_i64().unwrap()).sum();
+        assert_eq!(parts, -amount, "{entry}");
+        assert!(entry["allocations"].as_array().unwrap().iter().all(|a| a["amount_minor"].as_i64().unwrap() < 0));
+        assert!(entry["soft_credits"].as_array().unwrap().iter().all(|c| c["amount_minor"].as_i64().unwrap() < 0));
+        entries.push(entry);
+    }
+    // Soft credits round toward zero, cumulatively: 1000 * 1 / 1001 = 0, 1000 * 501 / 1001 = 500, then the rest.
+    let credited: Vec<Value> = entries.iter().map(|e| e["soft_credits"].clone()).collect();
+    assert_eq!(credited[0], json!([]));
+    assert_eq!(credited[1], json!([{"donor_id": friend_id, "amount_minor": -500, "kind": "matched"}]));
+    assert_eq!(credited[2], json!([{"donor_id": friend_id, "amount_minor": -500, "kind": "matched"}]));
+    for (fund, whole) in [(&roof, 701), (&general, 300)] {
+        let refunded: i64 = entries
+            .iter()
+            .flat_map(|e| e["allocations"].as_array().unwrap().clone())
+            .filter(|a| a["fund_id"] == fund.as_str())
+            .map(|a| a["amount_minor"].as_i64().unwrap())
+            .sum();
+        assert_eq!(refunded, -whole, "fund {fund} nets to zero");
+    }
+    let read: Value = app.get(&format!("/v1/gifts/{id}"), &token).await.json().await.unwrap();
+    assert_eq!(read["status"], "refunded");
+
+    // With refunds, the split stays; the donor soft-credited cannot be deleted meanwhile.
+    problem(app.patch(&format!("/v1/gifts/{id}"), &token, &json!({"soft_credits": null})).await, 409, "conflict").await;
+    problem(app.delete(&format!("/v1/donors/{friend_id}"), &token).await, 409, "conflict").await;
+    // An archived fund stays on a gift that already had it.
+    app.patch(&format!("/v1/funds/{general}"), &token, &json!({"archived": true})).await;
+    let kept = app.patch(&format!("/v1/gifts/{id}"), &token, &json!({"campaign": "Spring"})).await;
+    assert_eq!(kept.status(), 200);
+}

@@ -101,6 +101,13 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// Creates a fund and returns its id, panicking unless 201.
+    pub async fn create_fund(&self, code: &str) -> String {
+        let response = self.post("/v1/funds", &self.token(), &json!({"code": code, "name": code})).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
     /// Creates a GBP gift of `amount_minor` for the donor and returns it, panicking unless 201.
     pub async fn create_gift(&self, donor_id: &str, amount_minor: i64) -> Value {
         let body =

@@ -119,3 +119,55 @@ async fn a_burst_of_gifts_gets_the_answers_one_by_one_would() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_burst_of_split_gifts_paying_one_pledge_is_checked_one_by_one_and_settles_the_pledge_once() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let donor = app.create_donor(&json!({"last_name": "Burst"})).await;
+    let donor_id = donor["id"].as_str().unwrap().to_owned();
+    let friend = app.create_donor(&json!({"last_name": "Friend"})).await;
+    let fund = app.create_fund("GEN").await;
+    let pledge: Value = app
+        .post(
+            "/v1/pledges",
+            &token,
+            &json!({"donor_id": donor_id, "amount_minor": 2000, "currency": "GBP", "frequency": "monthly",
+                    "instalments": 20, "start_date": "2025-01-01"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pledge_id = pledge["id"].as_str().unwrap().to_owned();
+    let ghost_fund = Uuid::now_v7().to_string();
+    // 20 good gifts of 100 paying the pledge, split and soft-credited; 5 naming a fund that does not exist.
+    let mut bodies = Vec::new();
+    for n in 0..25 {
+        let fund_id = if n < 20 { fund.clone() } else { ghost_fund.clone() };
+        bodies.push(json!({"donor_id": donor_id, "amount_minor": 100, "currency": "GBP", "gift_date": "2025-05-01",
+            "allocations": [{"fund_id": fund_id, "amount_minor": 100}],
+            "soft_credits": [{"donor_id": friend["id"], "amount_minor": 50, "kind": "solicitor"}],
+            "pledge_id": pledge_id}));
+    }
+    let responses = join_all(bodies.iter().map(|b| app.post("/v1/gifts", &token, b))).await;
+    let mut created = 0;
+    for (n, response) in responses.into_iter().enumerate() {
+        if n < 20 {
+            assert_eq!(response.status(), 201);
+            let gift: Value = response.json().await.unwrap();
+            assert_eq!(gift["allocations"], json!([{"fund_id": fund, "amount_minor": 100}]));
+            assert_eq!(gift["soft_credits"][0]["amount_minor"], 50);
+            created += 1;
+        } else {
+            let body = problem(response, 422, "validation_failed").await;
+            assert_eq!(body["errors"][0]["field"], "allocations[0].fund_id");
+        }
+    }
+    assert_eq!(created, 20);
+    let read: Value = app.get(&format!("/v1/pledges/{pledge_id}"), &token).await.json().await.unwrap();
+    assert_eq!((read["status"].as_str(), read["paid_minor"].as_i64()), (Some("fulfilled"), Some(2000)));
+    assert_eq!(read["revision"], 2, "fulfilled once");
+    let page: Value = app.get("/v1/gifts?limit=500", &token).await.json().await.unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 20);
+}

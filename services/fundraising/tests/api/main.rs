@@ -3,10 +3,13 @@
 
 mod donors;
 mod events;
+mod funds;
 mod gift_aid;
 mod gifts;
 mod helpers;
+mod households;
 mod imports;
 mod intake;
 mod openapi;
+mod pledges;
 mod tenancy;

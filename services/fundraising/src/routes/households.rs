@@ -1,0 +1,213 @@
+//! `/v1/households`: create, read, list and rename households.
+//!
+//! Membership is set on the donors (`household_id` on `POST`/`PATCH /v1/donors`) and travels on their events; a
+//! household's own event, `fundraising.household.upserted.v1`, carries its name and is written with its next
+//! revision to the outbox in the same transaction as each change.
+
+use super::conventions::{
+    Claim, claim, decode_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember, replay_response,
+};
+use crate::db::households::{self, StoredHousehold};
+use crate::domain::required_text;
+use actix_web::{HttpRequest, HttpResponse, web};
+use almoner_db::Pool;
+use almoner_events::fundraising::HouseholdUpsertedV1;
+use almoner_http::{ApiError, FieldErrors, Principal};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1/households")
+            .route("", web::post().to(create_household))
+            .route("", web::get().to(list_households))
+            .route("/{id}", web::get().to(get_household))
+            .route("/{id}", web::patch().to(update_household)),
+    );
+}
+
+/// A household as sent by clients.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HouseholdInput {
+    /// Required: 1 to 200 characters, e.g. `The Smith family`.
+    pub name: Option<String>,
+}
+
+/// A donor who belongs to the household.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberView {
+    pub id: Uuid,
+    pub first_name: Option<String>,
+    pub last_name: String,
+}
+
+/// A household as clients see it, with its members in id order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HouseholdView {
+    pub id: Uuid,
+    /// Starts at 1 and grows by one with every rename.
+    pub revision: i64,
+    pub name: String,
+    pub members: Vec<MemberView>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<StoredHousehold> for HouseholdView {
+    fn from(s: StoredHousehold) -> Self {
+        let h = s.household;
+        Self {
+            id: h.id,
+            revision: h.revision,
+            name: h.name,
+            members: s
+                .members
+                .into_iter()
+                .map(|m| MemberView { id: m.id, first_name: m.first_name, last_name: m.last_name })
+                .collect(),
+            created_at: h.created_at,
+            updated_at: h.updated_at,
+        }
+    }
+}
+
+fn parse_name(input: HouseholdInput) -> Result<String, ApiError> {
+    let mut errors = FieldErrors::new();
+    let name = errors.required("name", input.name).and_then(|n| errors.parse("name", required_text(&n, 200)));
+    errors.finish()?;
+    name.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("validated household name missing")))
+}
+
+/// Creates a household at revision 1, with no members yet.
+#[utoipa::path(post, path = "/v1/households", tag = "households", security(("bearer" = ["fundraising:write"])),
+    request_body = HouseholdInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses(
+        (status = 201, description = "The new household", body = HouseholdView),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
+    ))]
+#[tracing::instrument(skip_all, fields(household_id = tracing::field::Empty))]
+pub async fn create_household(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let name = parse_name(json_body(&req, &body)?)?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
+    let id = Uuid::now_v7();
+    tracing::Span::current().record("household_id", tracing::field::display(id));
+    let stored = households::insert(&tx, id, &name).await?;
+    emit(&tx, tenant_id, HouseholdUpsertedV1 { household: stored.household.clone() }).await?;
+    let view = HouseholdView::from(stored);
+    remember(&tx, &key, 201, &view).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/households/{id}"))).json(view))
+}
+
+/// Reads one household and its members.
+#[utoipa::path(get, path = "/v1/households/{id}", tag = "households", security(("bearer" = ["fundraising:read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = HouseholdView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(household_id = %id))]
+pub async fn get_household(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let id = path_id(&id, "household")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let household = households::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("household"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(HouseholdView::from(household)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HouseholdQuery {
+    /// 1 to 500, default 50.
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HouseholdPage {
+    pub data: Vec<HouseholdView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists households, newest first.
+#[utoipa::path(get, path = "/v1/households", tag = "households", security(("bearer" = ["fundraising:read"])),
+    params(HouseholdQuery),
+    responses((status = 200, body = HouseholdPage), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all)]
+pub async fn list_households(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    query: web::Query<HouseholdQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let mut errors = FieldErrors::new();
+    let limit = page_limit(&mut errors, query.limit.as_deref());
+    let after = match &query.cursor {
+        Some(c) => errors.parse("cursor", decode_cursor(c).and_then(|s| Uuid::try_parse(&s).map_err(|_| "invalid"))),
+        None => None,
+    };
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let found = households::list(&tx, after, limit + 1).await?;
+    tx.commit().await?;
+    let (found, next_cursor) = paginate(found, limit, |h| h.household.id.to_string());
+    Ok(HttpResponse::Ok()
+        .json(HouseholdPage { data: found.into_iter().map(HouseholdView::from).collect(), next_cursor }))
+}
+
+/// Renames a household (JSON merge patch). A patch that changes nothing leaves the revision as it is.
+#[utoipa::path(patch, path = "/v1/households/{id}", tag = "households",
+    security(("bearer" = ["fundraising:write"])),
+    params(("id" = Uuid, Path)),
+    request_body(content = HouseholdInput, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The household after the change", body = HouseholdView),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+        (status = 404, body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[tracing::instrument(skip_all, fields(household_id = %id))]
+pub async fn update_household(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:write")?;
+    let id = path_id(&id, "household")?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = pool.tenant_tx(tenant_id).await?;
+    let current = households::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("household"))?;
+    let name = parse_name(merge_patch(&req, &body, &HouseholdInput { name: Some(current.household.name.clone()) })?)?;
+    if name == current.household.name {
+        tx.commit().await?;
+        return Ok(HttpResponse::Ok().json(HouseholdView::from(current)));
+    }
+    let stored = households::rename(&tx, id, &name).await?;
+    emit(&tx, tenant_id, HouseholdUpsertedV1 { household: stored.household.clone() }).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(HouseholdView::from(stored)))
+}
