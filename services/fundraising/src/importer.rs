@@ -197,10 +197,12 @@ async fn write_chunk(
         details.push((*gift_id, gift_details(row, *donor_id, source)?));
     }
     let new_gifts: Vec<(Uuid, &GiftDetails)> = details.iter().map(|(id, d)| (*id, d)).collect();
+    // Every gift state the chunk writes: its new gifts, its refund entries and the gifts whose status they
+    // change, published together once the chunk is written.
+    let mut written_gifts = Vec::new();
     if !new_gifts.is_empty() {
         let stored = gifts::insert_many(tx, &new_gifts).await?;
-        let gifts = stored.into_iter().map(|s| s.gift).collect();
-        outbox::enqueue(tx, &Envelope::new(tenant_id, PRODUCER, GiftsUpsertedV1 { gifts })).await?;
+        written_gifts.extend(stored.into_iter().map(|s| s.gift));
     }
 
     let mut outcomes = Vec::with_capacity(chunk.len());
@@ -210,7 +212,8 @@ async fn write_chunk(
             (Outcome::Refund { gift_id, refund_id }, Some(row)) => {
                 let refund =
                     Refund { amount_minor: row.gift.amount_minor, date: row.gift.date, reason: row.gift.notes.clone() };
-                match record_refund(tx, tenant_id, *gift_id, &refund, Some(*refund_id)).await {
+                match record_refund(tx, tenant_id, *gift_id, &refund, Some(*refund_id), Some(&mut written_gifts)).await
+                {
                     Ok(_) => outcome.clone(),
                     // Refused before anything was written (too much, not refundable): the row says why.
                     Err(error) if error.source.is_none() => Outcome::Error(import::RowError {
@@ -223,6 +226,9 @@ async fn write_chunk(
             _ => outcome.clone(),
         };
         outcomes.push((line, written.kind(), written.describe()));
+    }
+    if !written_gifts.is_empty() {
+        outbox::enqueue(tx, &Envelope::new(tenant_id, PRODUCER, GiftsUpsertedV1 { gifts: written_gifts })).await?;
     }
     Ok(outcomes)
 }

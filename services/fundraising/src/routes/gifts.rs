@@ -732,7 +732,7 @@ pub async fn refund_gift(
             return Ok(replay_response(status, body));
         }
     };
-    let (entry, gift) = record_refund(&tx, tenant_id, id, &refund, None).await?;
+    let (entry, gift) = record_refund(&tx, tenant_id, id, &refund, None, None).await?;
     let refund_id = entry.gift.id;
     let recorded = RefundRecorded { refund: GiftView::from(entry), gift: GiftView::from(gift) };
     remember(&tx, &key, 201, &recorded).await?;
@@ -742,13 +742,15 @@ pub async fn refund_gift(
 
 /// Records a refund of gift `id` as its own negative entry, moves the gift to `refunded` once its refunds add up
 /// to it, and writes both events. Returns the refund entry and the gift as it is now. `refund_id` is the entry's
-/// id when the caller decided it (imports).
+/// id when the caller decided it (imports). With `collect`, the entry's and the gift's new states are added to
+/// it instead of being published one by one (an import publishes a chunk's gifts in one event).
 pub async fn record_refund(
     tx: &Transaction,
     tenant_id: Uuid,
     id: Uuid,
     refund: &Refund,
     refund_id: Option<Uuid>,
+    mut collect: Option<&mut Vec<Gift>>,
 ) -> Result<(StoredGift, StoredGift), ApiError> {
     let original = gifts::lock(tx, id).await?.ok_or_else(|| ApiError::not_found("gift"))?;
     let g = &original.gift;
@@ -792,14 +794,20 @@ pub async fn record_refund(
         &NewGift { id: refund_id, details: &details, amount_minor: -refund.amount_minor, refund_of: Some(id) },
     )
     .await?;
-    emit_upserted(tx, tenant_id, &entry).await?;
+    match collect.as_deref_mut() {
+        Some(collected) => collected.push(entry.gift.clone()),
+        None => emit_upserted(tx, tenant_id, &entry).await?,
+    }
     let status = status_after_refunds(g.status, g.amount_minor, refunded + refund.amount_minor);
     let pledge_id = g.pledge_id;
     let gift = if status == g.status {
         original
     } else {
         let stored = gifts::set_status(tx, id, status).await?;
-        emit_upserted(tx, tenant_id, &stored).await?;
+        match collect {
+            Some(collected) => collected.push(stored.gift.clone()),
+            None => emit_upserted(tx, tenant_id, &stored).await?,
+        }
         stored
     };
     if let Some(pledge_id) = pledge_id {
