@@ -1,12 +1,15 @@
 //! rollup's SQL. Every function takes the transaction it runs in; tenant tables are read and written through a
 //! tenant transaction so row-level security applies.
 
+pub mod funds;
+pub mod households;
 pub mod ledger;
 pub mod totals;
 
 /// rollup's own migrations, applied after the platform ones.
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_ledger_and_totals.sql",
+    2 => "0002_households_funds_pledges.sql",
 );
 
 /// The PostgreSQL schema rollup owns.

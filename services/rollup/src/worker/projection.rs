@@ -1,5 +1,6 @@
-//! The projection: applies fundraising's gift and donor events and identity's tenant settings to the ledger and
-//! recomputes the affected donors' totals, all in one tenant transaction together with the inbox record.
+//! The projection: applies fundraising's gift, donor, household, fund and pledge events and identity's tenant
+//! settings to the ledger and recomputes the aggregates they affect (see `worker::changes`), all in one tenant
+//! transaction together with the inbox record.
 //!
 //! Events carry whole entities with a `revision`; the ledger keeps a row only for a newer revision, so duplicates
 //! and reordering change nothing. A delivery whose type is unknown or whose payload does not match its contract can
@@ -7,10 +8,15 @@
 
 use crate::db::{ledger, totals};
 use crate::domain::FiscalYearStart;
+use crate::domain::giving::check_parts;
 use crate::worker::PROJECTION_QUEUE;
+use crate::worker::changes::LedgerChanges;
 use almoner_bus::Outcome;
 use almoner_db::{DbError, Pool, Transaction};
-use almoner_events::fundraising::{DonorDeletedV1, DonorUpsertedV1, GiftDeletedV1, GiftUpsertedV1};
+use almoner_events::fundraising::{
+    Donor, DonorDeletedV1, DonorUpsertedV1, FundUpsertedV1, Gift, GiftDeletedV1, GiftUpsertedV1, HouseholdUpsertedV1,
+    PledgeUpsertedV1,
+};
 use almoner_events::identity::{TenantCreatedV1, TenantUpdatedV1};
 use almoner_events::{Envelope, Event};
 use uuid::Uuid;
@@ -24,15 +30,14 @@ pub enum ProjectionEvent {
         donor_id: Uuid,
         revision: i64,
     },
-    DonorUpserted {
-        donor_id: Uuid,
-        revision: i64,
-        display_name: String,
-    },
+    DonorUpserted(ledger::DonorRecord),
     DonorDeleted {
         donor_id: Uuid,
         revision: i64,
     },
+    HouseholdUpserted(ledger::HouseholdRecord),
+    FundUpserted(ledger::FundRecord),
+    PledgeUpserted(ledger::PledgeRecord),
     TenantUpdated {
         revision: i64,
         fiscal_year_start: FiscalYearStart,
@@ -41,44 +46,100 @@ pub enum ProjectionEvent {
     Nothing,
 }
 
+impl ProjectionEvent {
+    /// Whether applying it can change a stored aggregate, so it needs the tenant's lock (shared) first.
+    pub fn touches_totals(&self) -> bool {
+        matches!(
+            self,
+            Self::GiftUpserted(_) | Self::GiftDeleted { .. } | Self::DonorUpserted(_) | Self::DonorDeleted { .. }
+        )
+    }
+}
+
 /// Why an event can never be applied.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Unprocessable(pub String);
 
+/// Refuses a payload naming another tenant than its envelope.
+fn same_tenant(envelope: &Envelope, payload_tenant: Uuid) -> Result<(), Unprocessable> {
+    if payload_tenant == envelope.tenant_id {
+        Ok(())
+    } else {
+        Err(Unprocessable(format!(
+            "payload tenant {payload_tenant} differs from the envelope's {}",
+            envelope.tenant_id
+        )))
+    }
+}
+
+fn iso_currency(currency: &str) -> Result<(), Unprocessable> {
+    if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(Unprocessable(format!("currency {currency:?} is not an ISO 4217 code")))
+    }
+}
+
+/// One gift of an event (of a single-gift event now; of a many-gift one too, later), checked against its
+/// envelope and the contract.
+pub fn gift_record(envelope: &Envelope, gift: Gift) -> Result<ledger::GiftRecord, Unprocessable> {
+    same_tenant(envelope, gift.tenant_id)?;
+    iso_currency(&gift.currency)?;
+    let allocations: Vec<i64> = gift.allocations.iter().map(|a| a.amount_minor).collect();
+    let soft_credits: Vec<i64> = gift.soft_credits.iter().map(|s| s.amount_minor).collect();
+    check_parts(gift.amount_minor, &allocations, &soft_credits)
+        .map_err(|e| Unprocessable(format!("gift {}: {e}", gift.id)))?;
+    Ok(ledger::GiftRecord {
+        gift_id: gift.id,
+        donor_id: gift.donor_id,
+        revision: gift.revision,
+        amount_minor: gift.amount_minor,
+        currency: gift.currency,
+        gift_date: gift.gift_date,
+        status: gift.status.into(),
+        refund_of: gift.refund_of,
+        pledge_id: gift.pledge_id,
+        allocations: gift
+            .allocations
+            .into_iter()
+            .map(|a| ledger::Allocation { fund_id: a.fund_id, amount_minor: a.amount_minor })
+            .collect(),
+        soft_credits: gift
+            .soft_credits
+            .into_iter()
+            .map(|s| ledger::SoftCreditPart { donor_id: s.donor_id, amount_minor: s.amount_minor, kind: s.kind.into() })
+            .collect(),
+    })
+}
+
+/// One donor of an event, checked against its envelope.
+pub fn donor_record(envelope: &Envelope, donor: Donor) -> Result<ledger::DonorRecord, Unprocessable> {
+    same_tenant(envelope, donor.tenant_id)?;
+    let display_name = match &donor.first_name {
+        Some(first) if !first.trim().is_empty() => format!("{} {}", first.trim(), donor.last_name.trim()),
+        _ => donor.last_name.trim().to_owned(),
+    };
+    Ok(ledger::DonorRecord {
+        donor_id: donor.id,
+        revision: donor.revision,
+        display_name,
+        household_id: donor.household_id,
+    })
+}
+
 /// Decodes an envelope by its type, refusing unknown types, payloads that do not match their contract and
 /// payloads naming another tenant than the envelope.
 pub fn decode(envelope: &Envelope) -> Result<ProjectionEvent, Unprocessable> {
-    let tenant = envelope.tenant_id;
-    let same_tenant = |payload_tenant: Uuid| {
-        if payload_tenant == tenant {
-            Ok(())
-        } else {
-            Err(Unprocessable(format!("payload tenant {payload_tenant} differs from the envelope's {tenant}")))
-        }
-    };
     let bad = |e: almoner_events::DecodeError| Unprocessable(e.to_string());
     match envelope.event_type.as_str() {
         GiftUpsertedV1::TYPE => {
             let gift = envelope.decode::<GiftUpsertedV1>().map_err(bad)?.gift;
-            same_tenant(gift.tenant_id)?;
-            if gift.currency.len() != 3 || !gift.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(Unprocessable(format!("currency {:?} is not an ISO 4217 code", gift.currency)));
-            }
-            Ok(ProjectionEvent::GiftUpserted(ledger::GiftRecord {
-                gift_id: gift.id,
-                donor_id: gift.donor_id,
-                revision: gift.revision,
-                amount_minor: gift.amount_minor,
-                currency: gift.currency,
-                gift_date: gift.gift_date,
-                status: gift.status.into(),
-                refund_of: gift.refund_of,
-            }))
+            Ok(ProjectionEvent::GiftUpserted(gift_record(envelope, gift)?))
         }
         GiftDeletedV1::TYPE => {
             let deleted = envelope.decode::<GiftDeletedV1>().map_err(bad)?;
-            same_tenant(deleted.tenant_id)?;
+            same_tenant(envelope, deleted.tenant_id)?;
             Ok(ProjectionEvent::GiftDeleted {
                 gift_id: deleted.gift_id,
                 donor_id: deleted.donor_id,
@@ -87,21 +148,54 @@ pub fn decode(envelope: &Envelope) -> Result<ProjectionEvent, Unprocessable> {
         }
         DonorUpsertedV1::TYPE => {
             let donor = envelope.decode::<DonorUpsertedV1>().map_err(bad)?.donor;
-            same_tenant(donor.tenant_id)?;
-            let display_name = match &donor.first_name {
-                Some(first) if !first.trim().is_empty() => format!("{} {}", first.trim(), donor.last_name.trim()),
-                _ => donor.last_name.trim().to_owned(),
-            };
-            Ok(ProjectionEvent::DonorUpserted { donor_id: donor.id, revision: donor.revision, display_name })
+            Ok(ProjectionEvent::DonorUpserted(donor_record(envelope, donor)?))
         }
         DonorDeletedV1::TYPE => {
             let deleted = envelope.decode::<DonorDeletedV1>().map_err(bad)?;
-            same_tenant(deleted.tenant_id)?;
+            same_tenant(envelope, deleted.tenant_id)?;
             Ok(ProjectionEvent::DonorDeleted { donor_id: deleted.donor_id, revision: deleted.revision })
+        }
+        HouseholdUpsertedV1::TYPE => {
+            let household = envelope.decode::<HouseholdUpsertedV1>().map_err(bad)?.household;
+            same_tenant(envelope, household.tenant_id)?;
+            Ok(ProjectionEvent::HouseholdUpserted(ledger::HouseholdRecord {
+                household_id: household.id,
+                revision: household.revision,
+                name: household.name,
+            }))
+        }
+        FundUpsertedV1::TYPE => {
+            let fund = envelope.decode::<FundUpsertedV1>().map_err(bad)?.fund;
+            same_tenant(envelope, fund.tenant_id)?;
+            Ok(ProjectionEvent::FundUpserted(ledger::FundRecord {
+                fund_id: fund.id,
+                revision: fund.revision,
+                code: fund.code,
+                name: fund.name,
+                restricted: fund.restricted,
+                archived: fund.archived,
+            }))
+        }
+        PledgeUpsertedV1::TYPE => {
+            let pledge = envelope.decode::<PledgeUpsertedV1>().map_err(bad)?.pledge;
+            same_tenant(envelope, pledge.tenant_id)?;
+            iso_currency(&pledge.currency)?;
+            Ok(ProjectionEvent::PledgeUpserted(ledger::PledgeRecord {
+                pledge_id: pledge.id,
+                donor_id: pledge.donor_id,
+                revision: pledge.revision,
+                amount_minor: pledge.amount_minor,
+                currency: pledge.currency,
+                frequency: pledge.frequency.into(),
+                instalments: pledge.instalments,
+                start_date: pledge.start_date,
+                status: pledge.status.into(),
+                fund_id: pledge.fund_id,
+            }))
         }
         TenantUpdatedV1::TYPE => {
             let updated = envelope.decode::<TenantUpdatedV1>().map_err(bad)?;
-            same_tenant(updated.tenant_id)?;
+            same_tenant(envelope, updated.tenant_id)?;
             let fiscal_year_start = FiscalYearStart::new(updated.fiscal_year_start_month).ok_or_else(|| {
                 Unprocessable(format!("fiscal_year_start_month {} is not 1 to 12", updated.fiscal_year_start_month))
             })?;
@@ -109,7 +203,7 @@ pub fn decode(envelope: &Envelope) -> Result<ProjectionEvent, Unprocessable> {
         }
         TenantCreatedV1::TYPE => {
             let created = envelope.decode::<TenantCreatedV1>().map_err(bad)?;
-            same_tenant(created.tenant_id)?;
+            same_tenant(envelope, created.tenant_id)?;
             Ok(ProjectionEvent::Nothing)
         }
         other => Err(Unprocessable(format!("rollup does not handle events of type {other}"))),
@@ -148,35 +242,10 @@ pub async fn handle_envelope(pool: &Pool, envelope: &Envelope) -> Result<Handled
     Ok(Handled::Applied)
 }
 
-/// Applies a decoded event under the revision guard and recomputes what it affects.
+/// Applies a decoded event under the revision guard and recomputes what it affects: a tenant's settings
+/// directly, every other change through [`LedgerChanges`], exactly as a batch of one.
 pub async fn apply(tx: &Transaction, tenant_id: Uuid, event: &ProjectionEvent) -> Result<(), DbError> {
     match event {
-        ProjectionEvent::GiftUpserted(gift) => {
-            ledger::lock_tenant_shared(tx, tenant_id).await?;
-            ledger::register_tenant(tx, tenant_id).await?;
-            ledger::lock_gift(tx, gift.gift_id).await?;
-            let affected = affected_donors(tx, gift.gift_id, gift.donor_id).await?;
-            if ledger::upsert_gift(tx, tenant_id, gift).await? {
-                totals::recompute(tx, Some(&affected)).await?;
-            }
-        }
-        ProjectionEvent::GiftDeleted { gift_id, donor_id, revision } => {
-            ledger::lock_tenant_shared(tx, tenant_id).await?;
-            ledger::register_tenant(tx, tenant_id).await?;
-            ledger::lock_gift(tx, *gift_id).await?;
-            let affected = affected_donors(tx, *gift_id, *donor_id).await?;
-            if ledger::delete_gift(tx, tenant_id, *gift_id, *donor_id, *revision).await? {
-                totals::recompute(tx, Some(&affected)).await?;
-            }
-        }
-        ProjectionEvent::DonorUpserted { donor_id, revision, display_name } => {
-            ledger::register_tenant(tx, tenant_id).await?;
-            ledger::upsert_donor(tx, tenant_id, *donor_id, *revision, display_name).await?;
-        }
-        ProjectionEvent::DonorDeleted { donor_id, revision } => {
-            ledger::register_tenant(tx, tenant_id).await?;
-            ledger::delete_donor(tx, tenant_id, *donor_id, *revision).await?;
-        }
         ProjectionEvent::TenantUpdated { revision, fiscal_year_start } => {
             ledger::lock_tenant_exclusive(tx, tenant_id).await?;
             ledger::register_tenant(tx, tenant_id).await?;
@@ -185,20 +254,13 @@ pub async fn apply(tx: &Transaction, tenant_id: Uuid, event: &ProjectionEvent) -
             }
         }
         ProjectionEvent::Nothing => {}
+        change => {
+            let mut changes = LedgerChanges::default();
+            changes.add(change);
+            changes.apply(tx, tenant_id).await?;
+        }
     }
     Ok(())
-}
-
-/// The event's donor and the donor the stored gift belongs to now (they differ when the gift moved), locked.
-async fn affected_donors(tx: &Transaction, gift_id: Uuid, donor_id: Uuid) -> Result<Vec<Uuid>, DbError> {
-    let mut donors = vec![donor_id];
-    if let Some(stored) = ledger::stored_gift_donor(tx, gift_id).await?
-        && stored != donor_id
-    {
-        donors.push(stored);
-    }
-    ledger::lock_donors(tx, &donors).await?;
-    Ok(donors)
 }
 
 /// What the consumer does with a delivery, given what handling it did.
