@@ -171,7 +171,7 @@ fn insert_fund_totals(covered: Covered) -> String {
 }
 
 /// Counted money paying each pledge, per currency: rows carrying the pledge's id, and refund entries without a
-/// pledge id of their own whose refunded gift carries it.
+/// pledge id of their own whose refunded gift (not deleted: a tombstone's details depend on delivery order) carries it.
 fn insert_pledge_payments(covered: Covered) -> String {
     format!(
         "WITH paying AS (
@@ -181,7 +181,8 @@ fn insert_pledge_payments(covered: Covered) -> String {
              UNION ALL
              SELECT g.tenant_id, refunded.pledge_id, g.currency, g.amount_minor, false
              FROM gifts refunded JOIN gifts g ON g.tenant_id = refunded.tenant_id AND g.refund_of = refunded.gift_id
-             WHERE {COUNTS_AS_MONEY} AND g.pledge_id IS NULL AND refunded.pledge_id IS NOT NULL AND {}
+             WHERE {COUNTS_AS_MONEY} AND g.pledge_id IS NULL AND NOT refunded.deleted AND refunded.pledge_id IS NOT NULL
+               AND {}
          )
          INSERT INTO pledge_payments (tenant_id, pledge_id, currency, paid, gift_count)
          SELECT tenant_id, pledge_id, currency, sum(amount_minor)::bigint, count(*) FILTER (WHERE is_gift)

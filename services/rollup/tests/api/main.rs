@@ -3,7 +3,10 @@
 
 mod donors;
 mod events;
+mod funds;
 mod helpers;
+mod households;
 mod kill;
 mod openapi;
+mod pledges;
 mod property;
