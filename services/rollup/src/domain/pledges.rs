@@ -2,8 +2,9 @@
 //! totals), and a pledge's figures only say how much of the promise they cover.
 //!
 //! * **Paid**: the counted money (the rules of `giving`) of the gifts carrying the pledge's id, and of their refund
-//!   entries (a refund entry without a pledge id of its own pays back into the pledge of the gift it refunds), in
-//!   the pledge's own currency; money in another currency never pays it.
+//!   entries (a refund entry without a pledge id of its own pays back into the pledge of the gift it refunds,
+//!   while that gift is not deleted), in the pledge's own currency; money in another currency never pays it. The
+//!   pledge's donor gets the figures, whoever paid.
 //! * **Outstanding**: `max(0, amount - paid)` for an open pledge; 0 for a fulfilled or cancelled one.
 //! * A donor's figures per currency sum their pledges that are not cancelled (a cancelled pledge is no longer a
 //!   promise; the money it received still counts as the donor's giving): `open` counts the open ones, `pledged`
