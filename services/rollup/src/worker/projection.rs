@@ -278,3 +278,62 @@ pub fn outcome_of(result: Result<Handled, HandleError>) -> Outcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use almoner_events::fundraising::{FundAllocation, GiftStatus, SoftCredit, SoftCreditKind};
+    use chrono::{NaiveDate, Utc};
+
+    fn gift_envelope(amount_minor: i64, allocations: &[i64], soft_credits: &[i64]) -> Envelope {
+        let tenant = Uuid::new_v4();
+        let gift = Gift {
+            id: Uuid::new_v4(),
+            tenant_id: tenant,
+            donor_id: Uuid::new_v4(),
+            revision: 1,
+            amount_minor,
+            currency: "GBP".into(),
+            gift_date: NaiveDate::from_ymd_opt(2025, 5, 1).unwrap(),
+            status: GiftStatus::Succeeded,
+            payment_method: None,
+            source: "manual".into(),
+            fund: None,
+            campaign: None,
+            external_reference: None,
+            refund_of: None,
+            allocations: allocations
+                .iter()
+                .map(|a| FundAllocation { fund_id: Uuid::new_v4(), amount_minor: *a })
+                .collect(),
+            soft_credits: soft_credits
+                .iter()
+                .map(|s| SoftCredit { donor_id: Uuid::new_v4(), amount_minor: *s, kind: SoftCreditKind::Matched })
+                .collect(),
+            pledge_id: Some(Uuid::new_v4()),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        serde_json::from_value(
+            serde_json::to_value(Envelope::new(tenant, "fundraising", GiftUpsertedV1 { gift })).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_gift_carries_its_parts_and_pledge_into_the_ledger_record() {
+        let Ok(ProjectionEvent::GiftUpserted(gift)) = decode(&gift_envelope(1000, &[600, 400], &[1000])) else {
+            panic!("decodes");
+        };
+        assert_eq!(gift.allocations.iter().map(|a| a.amount_minor).collect::<Vec<_>>(), [600, 400]);
+        assert_eq!(gift.soft_credits.len(), 1);
+        assert!(gift.pledge_id.is_some());
+    }
+
+    #[test]
+    fn parts_that_do_not_fit_the_amount_can_never_be_applied() {
+        assert!(decode(&gift_envelope(1000, &[600], &[])).is_err());
+        assert!(decode(&gift_envelope(1000, &[], &[1500])).is_err());
+        assert!(decode(&gift_envelope(-500, &[-500], &[300])).is_err());
+    }
+}
