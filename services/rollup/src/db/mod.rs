@@ -1,6 +1,8 @@
 //! rollup's SQL. Every function takes the transaction it runs in; tenant tables are read and written through a
 //! tenant transaction so row-level security applies.
 
+pub mod funds;
+pub mod households;
 pub mod ledger;
 pub mod totals;
 
@@ -8,6 +10,7 @@ pub mod totals;
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_ledger_and_totals.sql",
     2 => "0002_tenant_policies_as_initplans.sql",
+    3 => "0003_households_funds_pledges.sql",
 );
 
 /// The PostgreSQL schema rollup owns.

@@ -1,47 +1,66 @@
-//! The stored aggregates (`donor_totals`, `donor_fiscal_year_totals`), recomputed set-based from the ledger, and
-//! the reads the API makes. The counting rules are those of `domain::giving`.
+//! The stored aggregates, recomputed set-based from the ledger (donors' totals, fiscal years and soft credits;
+//! households' totals and fiscal years; funds' totals; pledges' payments), and the donor and summary reads the API
+//! makes. The counting rules are those of `domain::giving` and `domain::pledges`.
 
 use crate::domain::FiscalYearTotal;
+use crate::domain::pledges::{PledgeState, PledgeStatus};
 use almoner_db::{Result, Transaction};
 use chrono::NaiveDate;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-/// Which donors a recomputation covers. Each has its own statements rather than one with
-/// `$1 IS NULL OR donor_id = ANY($1)`: PostgreSQL's generic plan for such a statement cannot use the donor index,
-/// and would scan the whole ledger for every event once the prepared statement switched to it.
+/// Which keys a recomputation covers. Each has its own statements rather than one with
+/// `$1 IS NULL OR donor_id = ANY($1)`: PostgreSQL's generic plan for such a statement cannot use the index, and
+/// would scan the whole ledger for every event once the prepared statement switched to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Covered {
-    /// `$1`, an array of donor ids.
+    /// `$1`, an array of ids.
     Some,
-    /// Every donor of the tenant.
+    /// Every key of the tenant.
     All,
 }
 
 impl Covered {
-    fn condition(self) -> &'static str {
+    /// The condition limiting `column` to the covered ids.
+    fn condition(self, column: &str) -> String {
         match self {
-            Self::Some => "donor_id = ANY($1::uuid[])",
-            Self::All => "true",
+            Self::Some => format!("{column} = ANY($1::uuid[])"),
+            Self::All => "true".to_owned(),
         }
     }
 }
 
-/// Rows that count as money, with whether each is also a gift.
+/// The rows that count as money (`giving::counts_as_money`) and whether each is a gift (`counts_as_gift`).
+const COUNTS_AS_MONEY: &str = "NOT g.deleted AND g.status IN ('succeeded', 'refunded')";
+const IS_GIFT: &str = "(g.refund_of IS NULL AND g.amount_minor > 0)";
+
+/// Rows that count as money of the covered donors (hard credit: the paying donor), with whether each is a gift.
 fn counted(covered: Covered) -> String {
     format!(
         "counted AS (
-        SELECT tenant_id, donor_id, currency, gift_id, amount_minor, gift_date,
-               (refund_of IS NULL AND amount_minor > 0) AS is_gift
-        FROM gifts
-        WHERE NOT deleted AND status IN ('succeeded', 'refunded') AND {}
+        SELECT g.tenant_id, g.donor_id, g.currency, g.gift_id, g.amount_minor, g.gift_date, {IS_GIFT} AS is_gift
+        FROM gifts g
+        WHERE {COUNTS_AS_MONEY} AND {}
     )",
-        covered.condition()
+        covered.condition("g.donor_id")
     )
 }
 
-fn delete_from(table: &str, covered: Covered) -> String {
-    format!("DELETE FROM {table} WHERE {}", covered.condition())
+/// Rows that count as money under the covered households: each row once, under the household its paying donor is
+/// in now.
+fn counted_by_household(covered: Covered) -> String {
+    format!(
+        "counted AS (
+        SELECT g.tenant_id, d.household_id, g.currency, g.gift_id, g.amount_minor, g.gift_date, {IS_GIFT} AS is_gift
+        FROM gifts g JOIN donors d ON d.tenant_id = g.tenant_id AND d.donor_id = g.donor_id
+        WHERE {COUNTS_AS_MONEY} AND d.household_id IS NOT NULL AND {}
+    )",
+        covered.condition("d.household_id")
+    )
+}
+
+fn delete_from(table: &str, column: &str, covered: Covered) -> String {
+    format!("DELETE FROM {table} WHERE {}", covered.condition(column))
 }
 
 fn insert_donor_totals(covered: Covered) -> String {
@@ -83,20 +102,159 @@ fn insert_fiscal_year_totals(covered: Covered) -> String {
     )
 }
 
-/// Recomputes the stored aggregates of `donors` (all of the tenant's when `None`) from the ledger in one
-/// set-based pass. Incremental handling and `rollup rebuild` both come here, so they cannot disagree.
-#[tracing::instrument(skip_all, fields(donors = donors.map_or(-1, |d| d.len() as i64)))]
-pub async fn recompute(tx: &Transaction, donors: Option<&[Uuid]>) -> Result<()> {
-    let donors: Option<Vec<Uuid>> = donors.map(<[Uuid]>::to_vec);
-    let (covered, params): (Covered, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) = match &donors {
-        Some(donors) if donors.is_empty() => return Ok(()),
-        Some(donors) => (Covered::Some, vec![donors]),
-        None => (Covered::All, vec![]),
-    };
-    tx.execute(&delete_from("donor_totals", covered), &params).await?;
-    tx.execute(&insert_donor_totals(covered), &params).await?;
-    tx.execute(&delete_from("donor_fiscal_year_totals", covered), &params).await?;
-    tx.execute(&insert_fiscal_year_totals(covered), &params).await?;
+/// Soft-credit parts of rows that count as money, per credited donor, currency and fiscal year; the count is the
+/// gifts crediting the donor.
+fn insert_soft_credit_totals(covered: Covered) -> String {
+    format!(
+        "WITH counted AS (
+             SELECT s.tenant_id, s.donor_id, g.currency, g.gift_id, s.amount_minor, g.gift_date, {IS_GIFT} AS is_gift
+             FROM gift_soft_credits s JOIN gifts g ON g.tenant_id = s.tenant_id AND g.gift_id = s.gift_id
+             WHERE {COUNTS_AS_MONEY} AND {}
+         ), {SETTINGS}
+         INSERT INTO donor_soft_credit_totals (tenant_id, donor_id, currency, fiscal_year, total, count)
+         SELECT tenant_id, donor_id, currency, {FISCAL_YEAR_OF_GIFT_DATE},
+                sum(amount_minor)::bigint, count(DISTINCT gift_id) FILTER (WHERE is_gift)
+         FROM counted CROSS JOIN settings
+         GROUP BY 1, 2, 3, 4",
+        covered.condition("s.donor_id")
+    )
+}
+
+fn insert_household_totals(covered: Covered) -> String {
+    let counted = counted_by_household(covered);
+    format!(
+        "WITH {counted}
+         INSERT INTO household_totals (tenant_id, household_id, currency, lifetime_total, lifetime_count,
+                                       largest_gift, first_gift_date, first_gift_amount, last_gift_date,
+                                       last_gift_amount)
+         SELECT tenant_id, household_id, currency,
+                sum(amount_minor)::bigint,
+                count(*) FILTER (WHERE is_gift),
+                max(amount_minor) FILTER (WHERE is_gift),
+                (array_agg(gift_date ORDER BY gift_date, gift_id) FILTER (WHERE is_gift))[1],
+                (array_agg(amount_minor ORDER BY gift_date, gift_id) FILTER (WHERE is_gift))[1],
+                (array_agg(gift_date ORDER BY gift_date DESC, gift_id DESC) FILTER (WHERE is_gift))[1],
+                (array_agg(amount_minor ORDER BY gift_date DESC, gift_id DESC) FILTER (WHERE is_gift))[1]
+         FROM counted
+         GROUP BY tenant_id, household_id, currency"
+    )
+}
+
+fn insert_household_fiscal_year_totals(covered: Covered) -> String {
+    let counted = counted_by_household(covered);
+    format!(
+        "WITH {counted}, {SETTINGS}
+         INSERT INTO household_fiscal_year_totals (tenant_id, household_id, currency, fiscal_year, total, count)
+         SELECT tenant_id, household_id, currency, {FISCAL_YEAR_OF_GIFT_DATE},
+                sum(amount_minor)::bigint, count(*) FILTER (WHERE is_gift)
+         FROM counted CROSS JOIN settings
+         GROUP BY 1, 2, 3, 4"
+    )
+}
+
+/// Allocation parts of rows that count as money, per fund and currency; gifts with a part in the fund and their
+/// paying donors.
+fn insert_fund_totals(covered: Covered) -> String {
+    format!(
+        "WITH counted AS (
+             SELECT a.tenant_id, a.fund_id, g.currency, g.gift_id, g.donor_id, a.amount_minor, {IS_GIFT} AS is_gift
+             FROM gift_allocations a JOIN gifts g ON g.tenant_id = a.tenant_id AND g.gift_id = a.gift_id
+             WHERE {COUNTS_AS_MONEY} AND {}
+         )
+         INSERT INTO fund_totals (tenant_id, fund_id, currency, total, gift_count, donors)
+         SELECT tenant_id, fund_id, currency, sum(amount_minor)::bigint,
+                count(DISTINCT gift_id) FILTER (WHERE is_gift), count(DISTINCT donor_id) FILTER (WHERE is_gift)
+         FROM counted
+         GROUP BY 1, 2, 3",
+        covered.condition("a.fund_id")
+    )
+}
+
+/// Counted money paying each pledge, per currency: rows carrying the pledge's id, and refund entries without a
+/// pledge id of their own whose refunded gift (not deleted: a tombstone's details depend on delivery order) carries it.
+fn insert_pledge_payments(covered: Covered) -> String {
+    format!(
+        "WITH paying AS (
+             SELECT g.tenant_id, g.pledge_id, g.currency, g.amount_minor, {IS_GIFT} AS is_gift
+             FROM gifts g
+             WHERE {COUNTS_AS_MONEY} AND g.pledge_id IS NOT NULL AND {}
+             UNION ALL
+             SELECT g.tenant_id, refunded.pledge_id, g.currency, g.amount_minor, false
+             FROM gifts refunded JOIN gifts g ON g.tenant_id = refunded.tenant_id AND g.refund_of = refunded.gift_id
+             WHERE {COUNTS_AS_MONEY} AND g.pledge_id IS NULL AND NOT refunded.deleted AND refunded.pledge_id IS NOT NULL
+               AND {}
+         )
+         INSERT INTO pledge_payments (tenant_id, pledge_id, currency, paid, gift_count)
+         SELECT tenant_id, pledge_id, currency, sum(amount_minor)::bigint, count(*) FILTER (WHERE is_gift)
+         FROM paying
+         GROUP BY 1, 2, 3",
+        covered.condition("g.pledge_id"),
+        covered.condition("refunded.pledge_id")
+    )
+}
+
+/// What a ledger change affects: the keys of every stored aggregate to recompute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Affected {
+    /// Donor totals, fiscal years and soft-credit totals.
+    pub donors: Vec<Uuid>,
+    /// Household totals and fiscal years.
+    pub households: Vec<Uuid>,
+    pub funds: Vec<Uuid>,
+    /// Pledge payments.
+    pub pledges: Vec<Uuid>,
+}
+
+impl Affected {
+    pub fn is_empty(&self) -> bool {
+        self.donors.is_empty() && self.households.is_empty() && self.funds.is_empty() && self.pledges.is_empty()
+    }
+}
+
+type Params<'a> = Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)>;
+
+/// The statements' coverage and parameters for one kind of key: `None` when nothing of that kind is affected.
+fn covering(affected: Option<&Affected>, ids: fn(&Affected) -> &Vec<Uuid>) -> Option<(Covered, Params<'_>)> {
+    match affected {
+        Some(a) if ids(a).is_empty() => None,
+        Some(a) => Some((Covered::Some, vec![ids(a) as &(dyn tokio_postgres::types::ToSql + Sync)])),
+        None => Some((Covered::All, vec![])),
+    }
+}
+
+/// Recomputes the stored aggregates of what is `affected` (everything of the tenant when `None`) from the ledger,
+/// set-based, a few statements per table. Incremental handling and `rollup rebuild` both come here, so they cannot
+/// disagree.
+#[tracing::instrument(skip_all, fields(
+    donors = affected.map_or(-1, |a| a.donors.len() as i64),
+    households = affected.map_or(-1, |a| a.households.len() as i64),
+    funds = affected.map_or(-1, |a| a.funds.len() as i64),
+    pledges = affected.map_or(-1, |a| a.pledges.len() as i64),
+))]
+pub async fn recompute(tx: &Transaction, affected: Option<&Affected>) -> Result<()> {
+    let keys = |ids: fn(&Affected) -> &Vec<Uuid>| covering(affected, ids);
+    if let Some((covered, params)) = keys(|a| &a.donors) {
+        tx.execute(&delete_from("donor_totals", "donor_id", covered), &params).await?;
+        tx.execute(&insert_donor_totals(covered), &params).await?;
+        tx.execute(&delete_from("donor_fiscal_year_totals", "donor_id", covered), &params).await?;
+        tx.execute(&insert_fiscal_year_totals(covered), &params).await?;
+        tx.execute(&delete_from("donor_soft_credit_totals", "donor_id", covered), &params).await?;
+        tx.execute(&insert_soft_credit_totals(covered), &params).await?;
+    }
+    if let Some((covered, params)) = keys(|a| &a.households) {
+        tx.execute(&delete_from("household_totals", "household_id", covered), &params).await?;
+        tx.execute(&insert_household_totals(covered), &params).await?;
+        tx.execute(&delete_from("household_fiscal_year_totals", "household_id", covered), &params).await?;
+        tx.execute(&insert_household_fiscal_year_totals(covered), &params).await?;
+    }
+    if let Some((covered, params)) = keys(|a| &a.funds) {
+        tx.execute(&delete_from("fund_totals", "fund_id", covered), &params).await?;
+        tx.execute(&insert_fund_totals(covered), &params).await?;
+    }
+    if let Some((covered, params)) = keys(|a| &a.pledges) {
+        tx.execute(&delete_from("pledge_payments", "pledge_id", covered), &params).await?;
+        tx.execute(&insert_pledge_payments(covered), &params).await?;
+    }
     Ok(())
 }
 
@@ -106,12 +264,16 @@ pub struct KnownDonor {
     pub display_name: Option<String>,
 }
 
-/// The donor, when the ledger knows it (from a donor event, or only from its gifts) and it is not deleted.
+/// The donor, when the ledger knows it (from a donor event, or only from its gifts, soft credits or pledges) and
+/// it is not deleted.
 #[tracing::instrument(skip_all, fields(donor_id = %donor_id))]
 pub async fn known_donor(tx: &Transaction, donor_id: Uuid) -> Result<Option<KnownDonor>> {
     let row = tx
         .query_one(
-            "SELECT d.deleted, d.display_name, EXISTS (SELECT 1 FROM gifts g WHERE g.donor_id = $1) AS has_gifts
+            "SELECT d.deleted, d.display_name,
+                    EXISTS (SELECT 1 FROM gifts g WHERE g.donor_id = $1)
+                    OR EXISTS (SELECT 1 FROM gift_soft_credits s WHERE s.donor_id = $1)
+                    OR EXISTS (SELECT 1 FROM pledges p WHERE p.donor_id = $1) AS has_gifts
              FROM (SELECT $1::uuid AS donor_id) asked
              LEFT JOIN donors d ON d.donor_id = asked.donor_id",
             &[&donor_id],
@@ -348,4 +510,104 @@ fn period_row(row: &Row) -> PeriodTotal {
         count: row.get("count"),
         donors: row.get("donors"),
     }
+}
+
+/// One donor's soft credits per currency and fiscal year.
+#[tracing::instrument(skip_all, fields(donor_id = %donor_id))]
+pub async fn donor_soft_credits(tx: &Transaction, donor_id: Uuid) -> Result<Vec<StoredFiscalYear>> {
+    Ok(tx
+        .query(
+            "SELECT donor_id, currency, fiscal_year, total, count FROM donor_soft_credit_totals
+             WHERE donor_id = $1 ORDER BY currency, fiscal_year",
+            &[&donor_id],
+        )
+        .await?
+        .iter()
+        .map(fiscal_year_row)
+        .collect())
+}
+
+/// Every stored `donor_soft_credit_totals` row of the tenant, in a stable order (for checks and tests).
+#[tracing::instrument(skip_all)]
+pub async fn all_soft_credits(tx: &Transaction) -> Result<Vec<StoredFiscalYear>> {
+    Ok(tx
+        .query(
+            "SELECT donor_id, currency, fiscal_year, total, count FROM donor_soft_credit_totals
+             ORDER BY donor_id, currency, fiscal_year",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(fiscal_year_row)
+        .collect())
+}
+
+/// One donor's pledges with what has been paid into each in its own currency.
+#[tracing::instrument(skip_all, fields(donor_id = %donor_id))]
+pub async fn donor_pledges(tx: &Transaction, donor_id: Uuid) -> Result<Vec<PledgeState>> {
+    tx.query(
+        "SELECT p.currency, p.amount_minor, p.status, COALESCE(t.paid, 0)::bigint AS paid
+         FROM pledges p
+         LEFT JOIN pledge_payments t ON t.tenant_id = p.tenant_id AND t.pledge_id = p.pledge_id AND t.currency = p.currency
+         WHERE p.donor_id = $1
+         ORDER BY p.currency, p.pledge_id",
+        &[&donor_id],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        let status: String = r.get("status");
+        Ok(PledgeState {
+            currency: r.get("currency"),
+            amount_minor: r.get("amount_minor"),
+            status: PledgeStatus::parse(&status)
+                .ok_or_else(|| anyhow::anyhow!("pledge status {status:?} in the ledger"))?,
+            paid_minor: r.get("paid"),
+        })
+    })
+    .collect()
+}
+
+/// One row of `pledge_payments`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPledgePayment {
+    pub pledge_id: Uuid,
+    pub currency: String,
+    pub paid: i64,
+    pub gift_count: i64,
+}
+
+/// Every stored `pledge_payments` row of the tenant, in a stable order (for checks and tests).
+#[tracing::instrument(skip_all)]
+pub async fn all_pledge_payments(tx: &Transaction) -> Result<Vec<StoredPledgePayment>> {
+    Ok(tx
+        .query("SELECT pledge_id, currency, paid, gift_count FROM pledge_payments ORDER BY pledge_id, currency", &[])
+        .await?
+        .iter()
+        .map(|r| StoredPledgePayment {
+            pledge_id: r.get("pledge_id"),
+            currency: r.get("currency"),
+            paid: r.get("paid"),
+            gift_count: r.get("gift_count"),
+        })
+        .collect())
+}
+
+/// Counted money not allocated to any fund, per currency: every donor's net total less every fund's.
+#[tracing::instrument(skip_all)]
+pub async fn tenant_unallocated(tx: &Transaction) -> Result<Vec<(String, i64)>> {
+    Ok(tx
+        .query(
+            "SELECT currency, sum(amount)::bigint AS unallocated FROM (
+                 SELECT currency, lifetime_total AS amount FROM donor_totals
+                 UNION ALL
+                 SELECT currency, -total FROM fund_totals
+             ) parts
+             GROUP BY currency ORDER BY currency",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get("currency"), r.get("unallocated")))
+        .collect())
 }

@@ -7,6 +7,15 @@
 //!   positive amount and is not a refund (`refund_of` unset).
 //! * Totals fall in the fiscal year (and month) of each row's own `gift_date`: a refund nets off in the period it
 //!   was made, not in the period of the gift it refunds.
+//! * **Hard credit** goes to the paying donor only (`donor_id`): the donor's totals, and the household totals of
+//!   the household that donor is in *now* (each gift once, whoever else is in the household). Soft credits never
+//!   enter a donor's, household's or fund's totals, so nothing is counted twice.
+//! * **Funds**: a fund's total is the sum of the allocation parts to it of rows that count as money (a refund
+//!   entry carries negative parts); its gift count and donors are the gifts (and their paying donors) with a part
+//!   in it. The rest of counted money (gifts without allocations) is *unallocated*.
+//! * **Soft credits**: a donor's soft-credit total is the sum of their soft-credit parts of rows that count as
+//!   money (negative on refund entries, so a full refund nets each to zero); the count is the gifts crediting
+//!   them. Each part falls in the fiscal year of its row's `gift_date`.
 //!
 //! The SQL in `db::totals` implements the same rules set-based; the property test checks the two agree.
 
@@ -40,6 +49,54 @@ impl From<almoner_events::fundraising::GiftStatus> for GiftStatus {
             Event::Refunded => Self::Refunded,
         }
     }
+}
+
+/// Why a donor is soft-credited with a gift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SoftCreditKind {
+    Matched,
+    InMemory,
+    InHonour,
+    Solicitor,
+}
+
+impl SoftCreditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Matched => "matched",
+            Self::InMemory => "in_memory",
+            Self::InHonour => "in_honour",
+            Self::Solicitor => "solicitor",
+        }
+    }
+}
+
+impl From<almoner_events::fundraising::SoftCreditKind> for SoftCreditKind {
+    fn from(kind: almoner_events::fundraising::SoftCreditKind) -> Self {
+        use almoner_events::fundraising::SoftCreditKind as Event;
+        match kind {
+            Event::Matched => Self::Matched,
+            Event::InMemory => Self::InMemory,
+            Event::InHonour => Self::InHonour,
+            Event::Solicitor => Self::Solicitor,
+        }
+    }
+}
+
+/// Checks a gift's parts against its amount as the contract states them: allocations, when there are any, add up
+/// to the amount exactly, and every part (allocation or soft credit) has the amount's sign and is no larger than
+/// it. A gift breaking this can never be applied (the fund and unallocated figures would not add up).
+pub fn check_parts(amount_minor: i64, allocations: &[i64], soft_credits: &[i64]) -> Result<(), String> {
+    let within =
+        |part: i64| part.signum() * amount_minor.signum() >= 0 && part.unsigned_abs() <= amount_minor.unsigned_abs();
+    if let Some(part) = allocations.iter().chain(soft_credits).find(|p| !within(**p)) {
+        return Err(format!("part {part} does not lie between 0 and the gift's amount {amount_minor}"));
+    }
+    let allocated: i128 = allocations.iter().map(|a| i128::from(*a)).sum();
+    if !allocations.is_empty() && allocated != i128::from(amount_minor) {
+        return Err(format!("allocations add up to {allocated}, not to the gift's amount {amount_minor}"));
+    }
+    Ok(())
 }
 
 /// Whether a ledger row's amount counts towards totals.
@@ -131,6 +188,17 @@ mod tests {
         assert!(counts_as_gift(100, false));
         assert!(!counts_as_gift(-100, true));
         assert!(!counts_as_gift(0, false));
+    }
+
+    #[test]
+    fn parts_must_fit_the_amount() {
+        assert!(check_parts(1000, &[], &[]).is_ok());
+        assert!(check_parts(1000, &[600, 400], &[1000, 250]).is_ok());
+        assert!(check_parts(-400, &[-240, -160], &[-400]).is_ok(), "a refund entry's parts are negative");
+        assert!(check_parts(1000, &[600], &[]).is_err(), "allocations short of the amount");
+        assert!(check_parts(1000, &[1200, -200], &[]).is_err(), "a part of the wrong sign");
+        assert!(check_parts(1000, &[], &[1001]).is_err(), "a soft credit above the amount");
+        assert!(check_parts(-400, &[], &[400]).is_err(), "a positive share on a refund entry");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! rollup's rules, free of I/O: which ledger rows count as money and as gifts, how dates fall into fiscal years,
-//! and the calendar-relative figures derived from per-fiscal-year totals at read time.
+//! the calendar-relative figures derived from per-fiscal-year totals at read time, and the pledge figures.
 
 pub mod fiscal_year;
 pub mod giving;
+pub mod pledges;
 
 pub use fiscal_year::FiscalYearStart;
 pub use giving::{FiscalYearTotal, GivingByYear, derive_by_year};

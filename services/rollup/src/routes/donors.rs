@@ -1,4 +1,4 @@
-//! `/v1/donors`: one donor's giving, and the top donors by lifetime total.
+//! `/v1/donors`: one donor's giving (with soft credits and pledges), and the top donors by lifetime total.
 //!
 //! Lifetime figures, largest, smallest, first and last gifts are stored; "this fiscal year", the two before it,
 //! the best year and the streak are derived at read time from stored per-fiscal-year totals, and the last 365 days
@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::db::{ledger, totals};
 use crate::domain::FiscalYearTotal;
 use crate::domain::giving::{average_gift, derive_by_year};
+use crate::domain::pledges::pledge_figures;
 use crate::routes::READ_SCOPE;
 use actix_web::{HttpResponse, web};
 use almoner_db::Pool;
@@ -40,6 +41,38 @@ pub struct DonorGiving {
     pub current_fiscal_year: i32,
     /// One entry per currency the donor has given in; empty when nothing counts yet.
     pub currencies: Vec<CurrencyGiving>,
+    /// Gifts others paid that credit this donor (matched, in memory, in honour, solicited), per currency. Never
+    /// part of `currencies`.
+    pub soft_credits: Vec<SoftCreditGiving>,
+    /// The donor's pledges that are not cancelled, per currency. A pledge is not money: `currencies` counts the
+    /// gifts that pay it.
+    pub pledges: Vec<PledgeGiving>,
+}
+
+/// A donor's soft credits in one currency; amounts are integer minor units.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SoftCreditGiving {
+    pub currency: String,
+    /// Net soft-credited money: the donor's shares of counted gifts, less the shares of their refund entries.
+    pub total_minor: i64,
+    /// Gifts crediting the donor.
+    pub count: i64,
+    pub this_fiscal_year: FiscalYearAmount,
+    pub last_fiscal_year: FiscalYearAmount,
+}
+
+/// A donor's pledges in one currency; amounts are integer minor units.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PledgeGiving {
+    pub currency: String,
+    /// Open pledges.
+    pub open: i64,
+    /// The amounts of the open and fulfilled pledges.
+    pub pledged_minor: i64,
+    /// Counted money of the gifts (and their refund entries) paying them, in this currency.
+    pub paid_minor: i64,
+    /// The unpaid part of each open pledge, never below zero, summed.
+    pub outstanding_minor: i64,
 }
 
 /// A donor's giving in one currency. Amounts are integer minor units of `currency`.
@@ -125,6 +158,8 @@ pub async fn get_donor(
     let stored = totals::donor_totals(&tx, donor_id).await?;
     let years = totals::donor_fiscal_years(&tx, donor_id).await?;
     let recent = totals::donor_between(&tx, donor_id, today - Days::new(364), today).await?;
+    let soft_credit_years = totals::donor_soft_credits(&tx, donor_id).await?;
+    let pledges = totals::donor_pledges(&tx, donor_id).await?;
     tx.commit().await?;
 
     let current_fiscal_year = fiscal_year_start.fiscal_year_of(today);
@@ -160,6 +195,31 @@ pub async fn get_donor(
             }
         })
         .collect();
+    let mut soft_credits: Vec<SoftCreditGiving> = Vec::new();
+    for year in &soft_credit_years {
+        if soft_credits.last().is_none_or(|s| s.currency != year.currency) {
+            let own_years: Vec<FiscalYearTotal> =
+                soft_credit_years.iter().filter(|y| y.currency == year.currency).map(|y| y.year).collect();
+            let by_year = derive_by_year(&own_years, current_fiscal_year);
+            soft_credits.push(SoftCreditGiving {
+                currency: year.currency.clone(),
+                total_minor: own_years.iter().map(|y| y.total_minor).sum(),
+                count: own_years.iter().map(|y| y.count).sum(),
+                this_fiscal_year: by_year.this_fiscal_year.into(),
+                last_fiscal_year: by_year.last_fiscal_year.into(),
+            });
+        }
+    }
+    let pledges = pledge_figures(&pledges)
+        .into_iter()
+        .map(|(currency, f)| PledgeGiving {
+            currency,
+            open: f.open,
+            pledged_minor: f.pledged_minor,
+            paid_minor: f.paid_minor,
+            outstanding_minor: f.outstanding_minor,
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(DonorGiving {
         donor_id,
         display_name: donor.display_name,
@@ -167,6 +227,8 @@ pub async fn get_donor(
         fiscal_year_start_month: fiscal_year_start.month(),
         current_fiscal_year,
         currencies,
+        soft_credits,
+        pledges,
     }))
 }
 

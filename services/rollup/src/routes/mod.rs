@@ -2,6 +2,8 @@
 //! needs the scope `rollup:read`.
 
 pub mod donors;
+pub mod funds;
+pub mod households;
 pub mod summary;
 
 use actix_web::web::ServiceConfig;
@@ -11,5 +13,7 @@ pub const READ_SCOPE: &str = "rollup:read";
 
 pub fn configure(cfg: &mut ServiceConfig) {
     donors::configure(cfg);
+    funds::configure(cfg);
+    households::configure(cfg);
     summary::configure(cfg);
 }

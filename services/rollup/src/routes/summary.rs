@@ -1,4 +1,5 @@
-//! `GET /v1/summary`: the tenant's totals per currency, by fiscal year and by calendar month.
+//! `GET /v1/summary`: the tenant's totals per currency, by fiscal year and by calendar month, and what of them is
+//! not allocated to any fund.
 
 use crate::db::{ledger, totals};
 use crate::routes::READ_SCOPE;
@@ -28,6 +29,8 @@ pub struct CurrencySummary {
     pub by_fiscal_year: Vec<FiscalYearSummary>,
     /// Oldest first.
     pub by_month: Vec<MonthSummary>,
+    /// Net counted money not allocated to any fund (gifts without allocations, less their refund entries).
+    pub unallocated_minor: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -63,6 +66,7 @@ pub async fn get_summary(principal: Principal, pool: web::Data<Pool>) -> Result<
     let fiscal_year_start = ledger::fiscal_year_start(&tx).await?;
     let years = totals::tenant_by_fiscal_year(&tx).await?;
     let months = totals::tenant_by_month(&tx).await?;
+    let unallocated = totals::tenant_unallocated(&tx).await?;
     tx.commit().await?;
 
     let mut currencies: BTreeMap<String, CurrencySummary> = BTreeMap::new();
@@ -79,6 +83,9 @@ pub async fn get_summary(principal: Principal, pool: web::Data<Pool>) -> Result<
         let month = MonthSummary { month: m.period, total_minor: m.total, count: m.count, donors: m.donors };
         entry(&mut currencies, &m.currency).by_month.push(month);
     }
+    for (currency, amount) in unallocated {
+        entry(&mut currencies, &currency).unallocated_minor = amount;
+    }
     let currencies = currencies.into_values().collect();
     Ok(HttpResponse::Ok().json(Summary { fiscal_year_start_month: fiscal_year_start.month(), currencies }))
 }
@@ -88,5 +95,6 @@ fn entry<'a>(currencies: &'a mut BTreeMap<String, CurrencySummary>, currency: &s
         currency: currency.to_owned(),
         by_fiscal_year: Vec::new(),
         by_month: Vec::new(),
+        unallocated_minor: 0,
     })
 }

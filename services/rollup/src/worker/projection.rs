@@ -1,5 +1,6 @@
-//! The projection: applies fundraising's gift and donor events and identity's tenant settings to the ledger and
-//! recomputes the affected donors' totals, all in one tenant transaction together with the inbox record.
+//! The projection: applies fundraising's gift, donor, household, fund and pledge events and identity's tenant
+//! settings to the ledger and recomputes the aggregates they affect (see `worker::changes`), all in one tenant
+//! transaction together with the inbox record.
 //!
 //! Events carry whole entities with a `revision`; the ledger keeps a row only for a newer revision, so duplicates
 //! and reordering change nothing. A delivery whose type is unknown or whose payload does not match its contract can
@@ -7,11 +8,14 @@
 
 use crate::db::{ledger, totals};
 use crate::domain::FiscalYearStart;
+use crate::domain::giving::check_parts;
 use crate::worker::PROJECTION_QUEUE;
+use crate::worker::changes::LedgerChanges;
 use almoner_bus::Outcome;
 use almoner_db::{DbError, Pool, Transaction};
 use almoner_events::fundraising::{
-    Donor, DonorDeletedV1, DonorUpsertedV1, DonorsUpsertedV1, Gift, GiftDeletedV1, GiftUpsertedV1, GiftsUpsertedV1,
+    Donor, DonorDeletedV1, DonorUpsertedV1, DonorsUpsertedV1, FundUpsertedV1, Gift, GiftDeletedV1, GiftUpsertedV1,
+    GiftsUpsertedV1, HouseholdUpsertedV1, PledgeUpsertedV1,
 };
 use almoner_events::identity::{TenantCreatedV1, TenantUpdatedV1};
 use almoner_events::{Envelope, Event};
@@ -26,24 +30,38 @@ pub enum ProjectionEvent {
         donor_id: Uuid,
         revision: i64,
     },
-    DonorUpserted {
-        donor_id: Uuid,
-        revision: i64,
-        display_name: String,
-    },
+    DonorUpserted(ledger::DonorRecord),
     DonorDeleted {
         donor_id: Uuid,
         revision: i64,
     },
+    HouseholdUpserted(ledger::HouseholdRecord),
+    FundUpserted(ledger::FundRecord),
+    PledgeUpserted(ledger::PledgeRecord),
     TenantUpdated {
         revision: i64,
         fiscal_year_start: FiscalYearStart,
     },
     /// Understood, and nothing to do (a tenant's creation carries no setting rollup uses).
     Nothing,
-    /// Several gift or donor upserts that travelled in one event (an import's chunk); never nested, and never a
-    /// tenant settings change.
-    Many(Vec<ProjectionEvent>),
+    /// Many gifts or donors written together (an import's chunk): the same as one upsert per entity.
+    GiftsUpserted(Vec<ledger::GiftRecord>),
+    DonorsUpserted(Vec<ledger::DonorRecord>),
+}
+
+impl ProjectionEvent {
+    /// Whether applying it can change a stored aggregate, so it needs the tenant's lock (shared) first.
+    pub fn touches_totals(&self) -> bool {
+        matches!(
+            self,
+            Self::GiftUpserted(_)
+                | Self::GiftDeleted { .. }
+                | Self::DonorUpserted(_)
+                | Self::DonorDeleted { .. }
+                | Self::GiftsUpserted(_)
+                | Self::DonorsUpserted(_)
+        )
+    }
 }
 
 /// Why an event can never be applied.
@@ -51,81 +69,36 @@ pub enum ProjectionEvent {
 #[error("{0}")]
 pub struct Unprocessable(pub String);
 
-/// Decodes an envelope by its type, refusing unknown types, payloads that do not match their contract and
-/// payloads naming another tenant than the envelope.
-pub fn decode(envelope: &Envelope) -> Result<ProjectionEvent, Unprocessable> {
-    let tenant = envelope.tenant_id;
-    let same_tenant = |payload_tenant: Uuid| {
-        if payload_tenant == tenant {
-            Ok(())
-        } else {
-            Err(Unprocessable(format!("payload tenant {payload_tenant} differs from the envelope's {tenant}")))
-        }
-    };
-    let bad = |e: almoner_events::DecodeError| Unprocessable(e.to_string());
-    match envelope.event_type.as_str() {
-        GiftUpsertedV1::TYPE => {
-            let gift = envelope.decode::<GiftUpsertedV1>().map_err(bad)?.gift;
-            gift_upserted(gift, &same_tenant)
-        }
-        // A chunk of gifts (or donors) is the same as one upsert per entity; one bad entity makes the whole
-        // event unprocessable, since the producer wrote them together.
-        GiftsUpsertedV1::TYPE => {
-            let gifts = envelope.decode::<GiftsUpsertedV1>().map_err(bad)?.gifts;
-            Ok(ProjectionEvent::Many(
-                gifts.into_iter().map(|gift| gift_upserted(gift, &same_tenant)).collect::<Result<_, _>>()?,
-            ))
-        }
-        DonorsUpsertedV1::TYPE => {
-            let donors = envelope.decode::<DonorsUpsertedV1>().map_err(bad)?.donors;
-            Ok(ProjectionEvent::Many(
-                donors.into_iter().map(|donor| donor_upserted(donor, &same_tenant)).collect::<Result<_, _>>()?,
-            ))
-        }
-        GiftDeletedV1::TYPE => {
-            let deleted = envelope.decode::<GiftDeletedV1>().map_err(bad)?;
-            same_tenant(deleted.tenant_id)?;
-            Ok(ProjectionEvent::GiftDeleted {
-                gift_id: deleted.gift_id,
-                donor_id: deleted.donor_id,
-                revision: deleted.revision,
-            })
-        }
-        DonorUpsertedV1::TYPE => {
-            let donor = envelope.decode::<DonorUpsertedV1>().map_err(bad)?.donor;
-            donor_upserted(donor, &same_tenant)
-        }
-        DonorDeletedV1::TYPE => {
-            let deleted = envelope.decode::<DonorDeletedV1>().map_err(bad)?;
-            same_tenant(deleted.tenant_id)?;
-            Ok(ProjectionEvent::DonorDeleted { donor_id: deleted.donor_id, revision: deleted.revision })
-        }
-        TenantUpdatedV1::TYPE => {
-            let updated = envelope.decode::<TenantUpdatedV1>().map_err(bad)?;
-            same_tenant(updated.tenant_id)?;
-            let fiscal_year_start = FiscalYearStart::new(updated.fiscal_year_start_month).ok_or_else(|| {
-                Unprocessable(format!("fiscal_year_start_month {} is not 1 to 12", updated.fiscal_year_start_month))
-            })?;
-            Ok(ProjectionEvent::TenantUpdated { revision: updated.revision, fiscal_year_start })
-        }
-        TenantCreatedV1::TYPE => {
-            let created = envelope.decode::<TenantCreatedV1>().map_err(bad)?;
-            same_tenant(created.tenant_id)?;
-            Ok(ProjectionEvent::Nothing)
-        }
-        other => Err(Unprocessable(format!("rollup does not handle events of type {other}"))),
+/// Refuses a payload naming another tenant than its envelope.
+fn same_tenant(envelope: &Envelope, payload_tenant: Uuid) -> Result<(), Unprocessable> {
+    if payload_tenant == envelope.tenant_id {
+        Ok(())
+    } else {
+        Err(Unprocessable(format!(
+            "payload tenant {payload_tenant} differs from the envelope's {}",
+            envelope.tenant_id
+        )))
     }
 }
 
-fn gift_upserted(
-    gift: Gift,
-    same_tenant: &impl Fn(Uuid) -> Result<(), Unprocessable>,
-) -> Result<ProjectionEvent, Unprocessable> {
-    same_tenant(gift.tenant_id)?;
-    if gift.currency.len() != 3 || !gift.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(Unprocessable(format!("currency {:?} is not an ISO 4217 code", gift.currency)));
+fn iso_currency(currency: &str) -> Result<(), Unprocessable> {
+    if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(Unprocessable(format!("currency {currency:?} is not an ISO 4217 code")))
     }
-    Ok(ProjectionEvent::GiftUpserted(ledger::GiftRecord {
+}
+
+/// One gift of an event (of a single-gift event now; of a many-gift one too, later), checked against its
+/// envelope and the contract.
+pub fn gift_record(envelope: &Envelope, gift: Gift) -> Result<ledger::GiftRecord, Unprocessable> {
+    same_tenant(envelope, gift.tenant_id)?;
+    iso_currency(&gift.currency)?;
+    let allocations: Vec<i64> = gift.allocations.iter().map(|a| a.amount_minor).collect();
+    let soft_credits: Vec<i64> = gift.soft_credits.iter().map(|s| s.amount_minor).collect();
+    check_parts(gift.amount_minor, &allocations, &soft_credits)
+        .map_err(|e| Unprocessable(format!("gift {}: {e}", gift.id)))?;
+    Ok(ledger::GiftRecord {
         gift_id: gift.id,
         donor_id: gift.donor_id,
         revision: gift.revision,
@@ -134,19 +107,128 @@ fn gift_upserted(
         gift_date: gift.gift_date,
         status: gift.status.into(),
         refund_of: gift.refund_of,
-    }))
+        pledge_id: gift.pledge_id,
+        allocations: gift
+            .allocations
+            .into_iter()
+            .map(|a| ledger::Allocation { fund_id: a.fund_id, amount_minor: a.amount_minor })
+            .collect(),
+        soft_credits: gift
+            .soft_credits
+            .into_iter()
+            .map(|s| ledger::SoftCreditPart { donor_id: s.donor_id, amount_minor: s.amount_minor, kind: s.kind.into() })
+            .collect(),
+    })
 }
 
-fn donor_upserted(
-    donor: Donor,
-    same_tenant: &impl Fn(Uuid) -> Result<(), Unprocessable>,
-) -> Result<ProjectionEvent, Unprocessable> {
-    same_tenant(donor.tenant_id)?;
+/// One donor of an event, checked against its envelope.
+pub fn donor_record(envelope: &Envelope, donor: Donor) -> Result<ledger::DonorRecord, Unprocessable> {
+    same_tenant(envelope, donor.tenant_id)?;
     let display_name = match &donor.first_name {
         Some(first) if !first.trim().is_empty() => format!("{} {}", first.trim(), donor.last_name.trim()),
         _ => donor.last_name.trim().to_owned(),
     };
-    Ok(ProjectionEvent::DonorUpserted { donor_id: donor.id, revision: donor.revision, display_name })
+    Ok(ledger::DonorRecord {
+        donor_id: donor.id,
+        revision: donor.revision,
+        display_name,
+        household_id: donor.household_id,
+    })
+}
+
+/// Decodes an envelope by its type, refusing unknown types, payloads that do not match their contract and
+/// payloads naming another tenant than the envelope.
+pub fn decode(envelope: &Envelope) -> Result<ProjectionEvent, Unprocessable> {
+    let bad = |e: almoner_events::DecodeError| Unprocessable(e.to_string());
+    match envelope.event_type.as_str() {
+        GiftUpsertedV1::TYPE => {
+            let gift = envelope.decode::<GiftUpsertedV1>().map_err(bad)?.gift;
+            Ok(ProjectionEvent::GiftUpserted(gift_record(envelope, gift)?))
+        }
+        // One entity that cannot be applied makes the whole event unprocessable: the producer wrote them together.
+        GiftsUpsertedV1::TYPE => {
+            let gifts = envelope.decode::<GiftsUpsertedV1>().map_err(bad)?.gifts;
+            Ok(ProjectionEvent::GiftsUpserted(
+                gifts.into_iter().map(|gift| gift_record(envelope, gift)).collect::<Result<_, _>>()?,
+            ))
+        }
+        DonorsUpsertedV1::TYPE => {
+            let donors = envelope.decode::<DonorsUpsertedV1>().map_err(bad)?.donors;
+            Ok(ProjectionEvent::DonorsUpserted(
+                donors.into_iter().map(|donor| donor_record(envelope, donor)).collect::<Result<_, _>>()?,
+            ))
+        }
+        GiftDeletedV1::TYPE => {
+            let deleted = envelope.decode::<GiftDeletedV1>().map_err(bad)?;
+            same_tenant(envelope, deleted.tenant_id)?;
+            Ok(ProjectionEvent::GiftDeleted {
+                gift_id: deleted.gift_id,
+                donor_id: deleted.donor_id,
+                revision: deleted.revision,
+            })
+        }
+        DonorUpsertedV1::TYPE => {
+            let donor = envelope.decode::<DonorUpsertedV1>().map_err(bad)?.donor;
+            Ok(ProjectionEvent::DonorUpserted(donor_record(envelope, donor)?))
+        }
+        DonorDeletedV1::TYPE => {
+            let deleted = envelope.decode::<DonorDeletedV1>().map_err(bad)?;
+            same_tenant(envelope, deleted.tenant_id)?;
+            Ok(ProjectionEvent::DonorDeleted { donor_id: deleted.donor_id, revision: deleted.revision })
+        }
+        HouseholdUpsertedV1::TYPE => {
+            let household = envelope.decode::<HouseholdUpsertedV1>().map_err(bad)?.household;
+            same_tenant(envelope, household.tenant_id)?;
+            Ok(ProjectionEvent::HouseholdUpserted(ledger::HouseholdRecord {
+                household_id: household.id,
+                revision: household.revision,
+                name: household.name,
+            }))
+        }
+        FundUpsertedV1::TYPE => {
+            let fund = envelope.decode::<FundUpsertedV1>().map_err(bad)?.fund;
+            same_tenant(envelope, fund.tenant_id)?;
+            Ok(ProjectionEvent::FundUpserted(ledger::FundRecord {
+                fund_id: fund.id,
+                revision: fund.revision,
+                code: fund.code,
+                name: fund.name,
+                restricted: fund.restricted,
+                archived: fund.archived,
+            }))
+        }
+        PledgeUpsertedV1::TYPE => {
+            let pledge = envelope.decode::<PledgeUpsertedV1>().map_err(bad)?.pledge;
+            same_tenant(envelope, pledge.tenant_id)?;
+            iso_currency(&pledge.currency)?;
+            Ok(ProjectionEvent::PledgeUpserted(ledger::PledgeRecord {
+                pledge_id: pledge.id,
+                donor_id: pledge.donor_id,
+                revision: pledge.revision,
+                amount_minor: pledge.amount_minor,
+                currency: pledge.currency,
+                frequency: pledge.frequency.into(),
+                instalments: pledge.instalments,
+                start_date: pledge.start_date,
+                status: pledge.status.into(),
+                fund_id: pledge.fund_id,
+            }))
+        }
+        TenantUpdatedV1::TYPE => {
+            let updated = envelope.decode::<TenantUpdatedV1>().map_err(bad)?;
+            same_tenant(envelope, updated.tenant_id)?;
+            let fiscal_year_start = FiscalYearStart::new(updated.fiscal_year_start_month).ok_or_else(|| {
+                Unprocessable(format!("fiscal_year_start_month {} is not 1 to 12", updated.fiscal_year_start_month))
+            })?;
+            Ok(ProjectionEvent::TenantUpdated { revision: updated.revision, fiscal_year_start })
+        }
+        TenantCreatedV1::TYPE => {
+            let created = envelope.decode::<TenantCreatedV1>().map_err(bad)?;
+            same_tenant(envelope, created.tenant_id)?;
+            Ok(ProjectionEvent::Nothing)
+        }
+        other => Err(Unprocessable(format!("rollup does not handle events of type {other}"))),
+    }
 }
 
 /// What handling an event did.
@@ -171,13 +253,6 @@ pub enum HandleError {
 #[tracing::instrument(skip_all, fields(event.id = %envelope.id, event.type = %envelope.event_type, tenant_id = %envelope.tenant_id))]
 pub async fn handle_envelope(pool: &Pool, envelope: &Envelope) -> Result<Handled, HandleError> {
     let event = decode(envelope)?;
-    if matches!(event, ProjectionEvent::Many(_)) {
-        // Thousands of upserts: applied as one group (one ledger write, one recomputation), as a batch would.
-        let group = [(0, event)];
-        let handled =
-            crate::worker::batch::apply_group(pool, envelope.tenant_id, std::slice::from_ref(envelope), &group).await?;
-        return Ok(handled[0]);
-    }
     let tx = pool.tenant_tx(envelope.tenant_id).await?;
     if !almoner_db::inbox::mark_processed(&tx, PROJECTION_QUEUE, envelope.id).await? {
         tx.rollback().await?;
@@ -188,35 +263,10 @@ pub async fn handle_envelope(pool: &Pool, envelope: &Envelope) -> Result<Handled
     Ok(Handled::Applied)
 }
 
-/// Applies a decoded event under the revision guard and recomputes what it affects.
+/// Applies a decoded event under the revision guard and recomputes what it affects: a tenant's settings
+/// directly, every other change through [`LedgerChanges`], exactly as a batch of one.
 pub async fn apply(tx: &Transaction, tenant_id: Uuid, event: &ProjectionEvent) -> Result<(), DbError> {
     match event {
-        ProjectionEvent::GiftUpserted(gift) => {
-            ledger::lock_tenant_shared(tx, tenant_id).await?;
-            ledger::register_tenant(tx, tenant_id).await?;
-            ledger::lock_gift(tx, gift.gift_id).await?;
-            let affected = affected_donors(tx, gift.gift_id, gift.donor_id).await?;
-            if ledger::upsert_gift(tx, tenant_id, gift).await? {
-                totals::recompute(tx, Some(&affected)).await?;
-            }
-        }
-        ProjectionEvent::GiftDeleted { gift_id, donor_id, revision } => {
-            ledger::lock_tenant_shared(tx, tenant_id).await?;
-            ledger::register_tenant(tx, tenant_id).await?;
-            ledger::lock_gift(tx, *gift_id).await?;
-            let affected = affected_donors(tx, *gift_id, *donor_id).await?;
-            if ledger::delete_gift(tx, tenant_id, *gift_id, *donor_id, *revision).await? {
-                totals::recompute(tx, Some(&affected)).await?;
-            }
-        }
-        ProjectionEvent::DonorUpserted { donor_id, revision, display_name } => {
-            ledger::register_tenant(tx, tenant_id).await?;
-            ledger::upsert_donor(tx, tenant_id, *donor_id, *revision, display_name).await?;
-        }
-        ProjectionEvent::DonorDeleted { donor_id, revision } => {
-            ledger::register_tenant(tx, tenant_id).await?;
-            ledger::delete_donor(tx, tenant_id, *donor_id, *revision).await?;
-        }
         ProjectionEvent::TenantUpdated { revision, fiscal_year_start } => {
             ledger::lock_tenant_exclusive(tx, tenant_id).await?;
             ledger::register_tenant(tx, tenant_id).await?;
@@ -225,25 +275,13 @@ pub async fn apply(tx: &Transaction, tenant_id: Uuid, event: &ProjectionEvent) -
             }
         }
         ProjectionEvent::Nothing => {}
-        ProjectionEvent::Many(events) => {
-            for event in events {
-                Box::pin(apply(tx, tenant_id, event)).await?;
-            }
+        change => {
+            let mut changes = LedgerChanges::default();
+            changes.add(change);
+            changes.apply(tx, tenant_id).await?;
         }
     }
     Ok(())
-}
-
-/// The event's donor and the donor the stored gift belongs to now (they differ when the gift moved), locked.
-async fn affected_donors(tx: &Transaction, gift_id: Uuid, donor_id: Uuid) -> Result<Vec<Uuid>, DbError> {
-    let mut donors = vec![donor_id];
-    if let Some(stored) = ledger::stored_gift_donor(tx, gift_id).await?
-        && stored != donor_id
-    {
-        donors.push(stored);
-    }
-    ledger::lock_donors(tx, &donors).await?;
-    Ok(donors)
 }
 
 /// What the consumer does with a delivery, given what handling it did.
@@ -259,5 +297,64 @@ pub fn outcome_of(result: Result<Handled, HandleError>) -> Outcome {
             tracing::warn!(error = %e, transient = e.is_transient(), "projection will retry");
             Outcome::Retry(e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use almoner_events::fundraising::{FundAllocation, GiftStatus, SoftCredit, SoftCreditKind};
+    use chrono::{NaiveDate, Utc};
+
+    fn gift_envelope(amount_minor: i64, allocations: &[i64], soft_credits: &[i64]) -> Envelope {
+        let tenant = Uuid::new_v4();
+        let gift = Gift {
+            id: Uuid::new_v4(),
+            tenant_id: tenant,
+            donor_id: Uuid::new_v4(),
+            revision: 1,
+            amount_minor,
+            currency: "GBP".into(),
+            gift_date: NaiveDate::from_ymd_opt(2025, 5, 1).unwrap(),
+            status: GiftStatus::Succeeded,
+            payment_method: None,
+            source: "manual".into(),
+            fund: None,
+            campaign: None,
+            external_reference: None,
+            refund_of: None,
+            allocations: allocations
+                .iter()
+                .map(|a| FundAllocation { fund_id: Uuid::new_v4(), amount_minor: *a })
+                .collect(),
+            soft_credits: soft_credits
+                .iter()
+                .map(|s| SoftCredit { donor_id: Uuid::new_v4(), amount_minor: *s, kind: SoftCreditKind::Matched })
+                .collect(),
+            pledge_id: Some(Uuid::new_v4()),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        serde_json::from_value(
+            serde_json::to_value(Envelope::new(tenant, "fundraising", GiftUpsertedV1 { gift })).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_gift_carries_its_parts_and_pledge_into_the_ledger_record() {
+        let Ok(ProjectionEvent::GiftUpserted(gift)) = decode(&gift_envelope(1000, &[600, 400], &[1000])) else {
+            panic!("decodes");
+        };
+        assert_eq!(gift.allocations.iter().map(|a| a.amount_minor).collect::<Vec<_>>(), [600, 400]);
+        assert_eq!(gift.soft_credits.len(), 1);
+        assert!(gift.pledge_id.is_some());
+    }
+
+    #[test]
+    fn parts_that_do_not_fit_the_amount_can_never_be_applied() {
+        assert!(decode(&gift_envelope(1000, &[600], &[])).is_err());
+        assert!(decode(&gift_envelope(1000, &[], &[1500])).is_err());
+        assert!(decode(&gift_envelope(-500, &[-500], &[300])).is_err());
     }
 }

@@ -53,7 +53,9 @@ async fn totals_after_three_gifts_and_a_refund_with_an_april_fiscal_year() {
                 "best_fiscal_year": fy(2023, 10000, 1),
                 "consecutive_fiscal_years": 3,
                 "fiscal_years_donated": 3,
-            }]
+            }],
+            "soft_credits": [],
+            "pledges": [],
         })
     );
 
@@ -74,6 +76,7 @@ async fn totals_after_three_gifts_and_a_refund_with_an_april_fiscal_year() {
                     {"month": "2025-03", "total_minor": 2000, "count": 1, "donors": 1},
                     {"month": "2025-04", "total_minor": 3000, "count": 1, "donors": 1},
                 ],
+                "unallocated_minor": 15000,
             }]
         })
     );

@@ -1,7 +1,9 @@
 use almoner_bus::{OutgoingMessage, Publisher};
 use almoner_config::{AmqpSettings, ServerSettings, TelemetrySettings};
 use almoner_events::fundraising::{
-    Address, CommunicationPreferences, Donor, DonorUpsertedV1, Gift, GiftDeletedV1, GiftStatus, GiftUpsertedV1,
+    Address, CommunicationPreferences, Donor, DonorUpsertedV1, Fund, FundAllocation, FundUpsertedV1, Gift,
+    GiftDeletedV1, GiftStatus, GiftUpsertedV1, Household, HouseholdUpsertedV1, Pledge, PledgeFrequency, PledgeStatus,
+    PledgeUpsertedV1, SoftCredit, SoftCreditKind,
 };
 use almoner_events::identity::TenantUpdatedV1;
 use almoner_events::{Envelope, Event};
@@ -10,11 +12,14 @@ use almoner_testkit::db::TestDatabase;
 use chrono::{NaiveDate, Utc};
 use rollup::clock::Clock;
 use rollup::configuration::Settings;
-use rollup::db::totals::{StoredFiscalYear, StoredTotals};
+use rollup::db::funds::StoredFundTotals;
+use rollup::db::households::{StoredHouseholdTotals, StoredHouseholdYear};
+use rollup::db::totals::{StoredFiscalYear, StoredPledgePayment, StoredTotals};
 use rollup::domain::{FiscalYearStart, FiscalYearTotal};
 use rollup::startup::Application;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -147,6 +152,9 @@ pub struct GiftSpec {
     pub date: NaiveDate,
     pub status: GiftStatus,
     pub refund_of: Option<Uuid>,
+    pub allocations: Vec<(Uuid, i64)>,
+    pub soft_credits: Vec<(Uuid, i64)>,
+    pub pledge_id: Option<Uuid>,
 }
 
 impl GiftSpec {
@@ -161,7 +169,27 @@ impl GiftSpec {
             date: self::date(date),
             status: GiftStatus::Succeeded,
             refund_of: None,
+            allocations: Vec::new(),
+            soft_credits: Vec::new(),
+            pledge_id: None,
         }
+    }
+
+    /// Splits the gift across funds: (fund, part).
+    pub fn allocate(mut self, parts: &[(Uuid, i64)]) -> Self {
+        self.allocations = parts.to_vec();
+        self
+    }
+
+    /// Soft-credits donors: (donor, share), all `matched`.
+    pub fn soft_credit(mut self, shares: &[(Uuid, i64)]) -> Self {
+        self.soft_credits = shares.to_vec();
+        self
+    }
+
+    pub fn pledge(mut self, pledge: Uuid) -> Self {
+        self.pledge_id = Some(pledge);
+        self
     }
 
     pub fn status(mut self, status: GiftStatus) -> Self {
@@ -205,9 +233,24 @@ impl GiftSpec {
                     campaign: None,
                     external_reference: None,
                     refund_of: self.refund_of,
-                    allocations: Vec::new(),
-                    soft_credits: Vec::new(),
-                    pledge_id: None,
+                    allocations: self
+                        .allocations
+                        .iter()
+                        .map(|(fund_id, amount_minor)| FundAllocation {
+                            fund_id: *fund_id,
+                            amount_minor: *amount_minor,
+                        })
+                        .collect(),
+                    soft_credits: self
+                        .soft_credits
+                        .iter()
+                        .map(|(donor_id, amount_minor)| SoftCredit {
+                            donor_id: *donor_id,
+                            amount_minor: *amount_minor,
+                            kind: SoftCreditKind::Matched,
+                        })
+                        .collect(),
+                    pledge_id: self.pledge_id,
                     created_at: now,
                     updated_at: now,
                 },
@@ -231,6 +274,18 @@ impl GiftSpec {
 }
 
 pub fn donor_event(tenant: Uuid, donor: Uuid, revision: i64, first: &str, last: &str) -> Envelope<DonorUpsertedV1> {
+    member_event(tenant, donor, revision, first, last, None)
+}
+
+/// A donor event putting the donor in `household` (or in none).
+pub fn member_event(
+    tenant: Uuid,
+    donor: Uuid,
+    revision: i64,
+    first: &str,
+    last: &str,
+    household: Option<Uuid>,
+) -> Envelope<DonorUpsertedV1> {
     let now = Utc::now();
     Envelope::new(
         tenant,
@@ -248,7 +303,79 @@ pub fn donor_event(tenant: Uuid, donor: Uuid, revision: i64, first: &str, last: 
                 address: Address::default(),
                 external_ids: Default::default(),
                 communication_preferences: CommunicationPreferences::default(),
-                household_id: None,
+                household_id: household,
+                created_at: now,
+                updated_at: now,
+            },
+        },
+    )
+}
+
+pub fn household_event(tenant: Uuid, household: Uuid, revision: i64, name: &str) -> Envelope<HouseholdUpsertedV1> {
+    let now = Utc::now();
+    Envelope::new(
+        tenant,
+        "fundraising",
+        HouseholdUpsertedV1 {
+            household: Household {
+                id: household,
+                tenant_id: tenant,
+                revision,
+                name: name.to_owned(),
+                created_at: now,
+                updated_at: now,
+            },
+        },
+    )
+}
+
+pub fn fund_event(tenant: Uuid, fund: Uuid, revision: i64, code: &str, restricted: bool) -> Envelope<FundUpsertedV1> {
+    let now = Utc::now();
+    Envelope::new(
+        tenant,
+        "fundraising",
+        FundUpsertedV1 {
+            fund: Fund {
+                id: fund,
+                tenant_id: tenant,
+                revision,
+                code: code.to_owned(),
+                name: format!("The {code} fund"),
+                restricted,
+                archived: false,
+                created_at: now,
+                updated_at: now,
+            },
+        },
+    )
+}
+
+/// A pledge of `amount_minor` GBP over 12 monthly instalments.
+pub fn pledge_event(
+    tenant: Uuid,
+    pledge: Uuid,
+    donor: Uuid,
+    revision: i64,
+    amount_minor: i64,
+    status: PledgeStatus,
+) -> Envelope<PledgeUpsertedV1> {
+    let now = Utc::now();
+    Envelope::new(
+        tenant,
+        "fundraising",
+        PledgeUpsertedV1 {
+            pledge: Pledge {
+                id: pledge,
+                tenant_id: tenant,
+                donor_id: donor,
+                revision,
+                amount_minor,
+                currency: "GBP".into(),
+                frequency: PledgeFrequency::Monthly,
+                instalments: 12,
+                start_date: date("2025-01-01"),
+                status,
+                fund_id: None,
                 created_at: now,
                 updated_at: now,
             },
@@ -288,6 +415,14 @@ pub struct CountedGift {
     pub status: GiftStatus,
     pub is_refund: bool,
     pub deleted: bool,
+    /// The household the paying donor is in now.
+    pub household: Option<Uuid>,
+    /// (fund, part).
+    pub allocations: Vec<(Uuid, i64)>,
+    /// (credited donor, share).
+    pub soft_credits: Vec<(Uuid, i64)>,
+    /// The pledge the row pays: its own, or for a refund entry without one, its live refunded gift's.
+    pub pledge: Option<Uuid>,
 }
 
 /// rollup's counting rules applied to final states directly: live succeeded and refunded rows count as money
@@ -344,4 +479,131 @@ pub async fn stored_totals(pool: &almoner_db::Pool, tenant: Uuid) -> (Vec<Stored
     );
     tx.commit().await.unwrap();
     result
+}
+
+/// Every stored aggregate beyond the donors' own totals, in a stable order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartTotals {
+    pub households: Vec<StoredHouseholdTotals>,
+    pub household_years: Vec<StoredHouseholdYear>,
+    pub funds: Vec<StoredFundTotals>,
+    pub soft_credits: Vec<StoredFiscalYear>,
+    pub pledges: Vec<StoredPledgePayment>,
+}
+
+/// The household, fund, soft-credit and pledge rules applied to final states directly: each counted row once under
+/// its paying donor's current household; allocation parts per fund (gifts and their donors with a part); soft
+/// shares per credited donor and fiscal year (gifts crediting them); counted money per pledge and currency.
+pub fn expected_parts(gifts: &[CountedGift], start: FiscalYearStart) -> PartTotals {
+    let is_gift = |g: &CountedGift| g.amount_minor > 0 && !g.is_refund;
+    let counted: Vec<&CountedGift> = gifts
+        .iter()
+        .filter(|g| !g.deleted && matches!(g.status, GiftStatus::Succeeded | GiftStatus::Refunded))
+        .collect();
+    let mut by_household: BTreeMap<(Uuid, &str), Vec<&CountedGift>> = BTreeMap::new();
+    let mut household_years: BTreeMap<(Uuid, &str, i32), (i64, i64)> = BTreeMap::new();
+    // Per fund and currency: total, gifts with a part, their paying donors.
+    type FundSums = (i64, BTreeSet<Uuid>, BTreeSet<Uuid>);
+    let mut funds: BTreeMap<(Uuid, &str), FundSums> = BTreeMap::new();
+    let mut soft: BTreeMap<(Uuid, &str, i32), (i64, BTreeSet<Uuid>)> = BTreeMap::new();
+    let mut pledges: BTreeMap<(Uuid, &str), (i64, i64)> = BTreeMap::new();
+    for g in &counted {
+        let year = start.fiscal_year_of(g.date);
+        if let Some(household) = g.household {
+            by_household.entry((household, g.currency)).or_default().push(g);
+            let y = household_years.entry((household, g.currency, year)).or_default();
+            y.0 += g.amount_minor;
+            y.1 += i64::from(is_gift(g));
+        }
+        for (fund, part) in &g.allocations {
+            let f = funds.entry((*fund, g.currency)).or_default();
+            f.0 += part;
+            if is_gift(g) {
+                f.1.insert(g.id);
+                f.2.insert(g.donor);
+            }
+        }
+        for (donor, share) in &g.soft_credits {
+            let s = soft.entry((*donor, g.currency, year)).or_default();
+            s.0 += share;
+            if is_gift(g) {
+                s.1.insert(g.id);
+            }
+        }
+        if let Some(pledge) = g.pledge {
+            let p = pledges.entry((pledge, g.currency)).or_default();
+            p.0 += g.amount_minor;
+            p.1 += i64::from(is_gift(g));
+        }
+    }
+    PartTotals {
+        households: by_household
+            .into_iter()
+            .map(|((household, currency), rows)| {
+                let gifts: Vec<&&CountedGift> = rows.iter().filter(|g| is_gift(g)).collect();
+                let first = gifts.iter().min_by_key(|g| (g.date, g.id));
+                let last = gifts.iter().max_by_key(|g| (g.date, g.id));
+                StoredHouseholdTotals {
+                    household_id: household,
+                    currency: currency.to_owned(),
+                    lifetime_total: rows.iter().map(|g| g.amount_minor).sum(),
+                    lifetime_count: gifts.len() as i64,
+                    largest_gift: gifts.iter().map(|g| g.amount_minor).max(),
+                    first_gift_date: first.map(|g| g.date),
+                    first_gift_amount: first.map(|g| g.amount_minor),
+                    last_gift_date: last.map(|g| g.date),
+                    last_gift_amount: last.map(|g| g.amount_minor),
+                }
+            })
+            .collect(),
+        household_years: household_years
+            .into_iter()
+            .map(|((household_id, currency, fiscal_year), (total_minor, count))| StoredHouseholdYear {
+                household_id,
+                currency: currency.to_owned(),
+                year: FiscalYearTotal { fiscal_year, total_minor, count },
+            })
+            .collect(),
+        funds: funds
+            .into_iter()
+            .map(|((fund_id, currency), (total, gifts, donors))| StoredFundTotals {
+                fund_id,
+                currency: currency.to_owned(),
+                total,
+                gift_count: gifts.len() as i64,
+                donors: donors.len() as i64,
+            })
+            .collect(),
+        soft_credits: soft
+            .into_iter()
+            .map(|((donor_id, currency, fiscal_year), (total_minor, gifts))| StoredFiscalYear {
+                donor_id,
+                currency: currency.to_owned(),
+                year: FiscalYearTotal { fiscal_year, total_minor, count: gifts.len() as i64 },
+            })
+            .collect(),
+        pledges: pledges
+            .into_iter()
+            .map(|((pledge_id, currency), (paid, gift_count))| StoredPledgePayment {
+                pledge_id,
+                currency: currency.to_owned(),
+                paid,
+                gift_count,
+            })
+            .collect(),
+    }
+}
+
+/// The tenant's stored household, fund, soft-credit and pledge aggregates, in a stable order.
+pub async fn stored_parts(pool: &almoner_db::Pool, tenant: Uuid) -> PartTotals {
+    let tx = pool.tenant_tx(tenant).await.unwrap();
+    let parts = PartTotals {
+        households: rollup::db::households::all_household_totals(&tx).await.unwrap(),
+        household_years: rollup::db::households::all_household_years(&tx).await.unwrap(),
+        funds: rollup::db::funds::all_fund_totals(&tx).await.unwrap(),
+        soft_credits: rollup::db::totals::all_soft_credits(&tx).await.unwrap(),
+        pledges: rollup::db::totals::all_pledge_payments(&tx).await.unwrap(),
+    };
+    tx.commit().await.unwrap();
+    parts
 }

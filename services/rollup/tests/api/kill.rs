@@ -174,6 +174,10 @@ fn expected(finals: &[Final]) -> (Vec<StoredTotals>, Vec<StoredFiscalYear>) {
             status: g.status,
             is_refund: g.refund_of.is_some(),
             deleted: *deleted,
+            household: None,
+            allocations: Vec::new(),
+            soft_credits: Vec::new(),
+            pledge: None,
         })
         .collect();
     expected_totals(&gifts, FiscalYearStart::APRIL)

@@ -4,7 +4,10 @@
 mod batches;
 mod donors;
 mod events;
+mod funds;
 mod helpers;
+mod households;
 mod kill;
 mod openapi;
+mod pledges;
 mod property;

@@ -1,10 +1,16 @@
-//! Random gift histories, applied through the projection's own entry points in a shuffled order with duplicates
+//! Random gift histories (with household moves, fund allocations, soft credits and pledges), applied through the projection's own entry points in a shuffled order with duplicates
 //! (one event at a time, and in batches of random sizes as the consumer's workers apply them), must leave exactly
-//! the aggregates `rebuild` computes, and exactly what a direct computation in Rust from the final state says.
+//! the aggregates `rebuild` computes (every one of them), and exactly what a direct computation in Rust from the
+//! final state says.
 
-use crate::helpers::{CountedGift, expected_totals, stored_totals};
+use crate::helpers::{
+    CountedGift, PartTotals, donor_event, expected_parts, expected_totals, household_event, pledge_event, stored_parts,
+    stored_totals,
+};
 use almoner_events::Envelope;
-use almoner_events::fundraising::{GiftDeletedV1, GiftStatus, GiftUpsertedV1};
+use almoner_events::fundraising::{
+    FundAllocation, GiftDeletedV1, GiftStatus, GiftUpsertedV1, PledgeStatus, SoftCredit, SoftCreditKind,
+};
 use almoner_events::identity::TenantUpdatedV1;
 use almoner_testkit::db::TestDatabase;
 use chrono::{Days, NaiveDate, Utc};
@@ -16,6 +22,7 @@ use rollup::db::totals::{StoredFiscalYear, StoredTotals};
 use rollup::domain::FiscalYearStart;
 use rollup::worker::batch::handle_batch;
 use rollup::worker::projection::handle_envelope;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 const CURRENCIES: [&str; 2] = ["GBP", "EUR"];
@@ -29,6 +36,12 @@ struct Version {
     status: usize,
     days: u64,
     currency: usize,
+    /// 0: no allocations; 1: all to the first fund; 2: split between the two funds.
+    allocation: usize,
+    /// Soft-credit half of it to the next donor.
+    soft_credit: bool,
+    /// 0: no pledge; 1 or 2: that pledge (refund entries never carry one: they inherit the refunded gift's).
+    pledge: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -44,14 +57,29 @@ struct History {
     gifts: Vec<GiftPlan>,
     /// Successive fiscal-year start months announced by identity, in revision order.
     fiscal_months: Vec<u8>,
+    /// Per donor, its successive donor events' households (index into two households, or none), in revision
+    /// order: members move between households and leave them.
+    memberships: Vec<Vec<Option<usize>>>,
+    /// Per pledge, its successive statuses (0 open, 1 fulfilled, 2 cancelled).
+    pledge_statuses: Vec<Vec<usize>>,
     /// Events delivered again: (index into the events, same event id or a new one).
     duplicates: Vec<(prop::sample::Index, bool)>,
     seed: u64,
 }
 
 fn version() -> impl Strategy<Value = Version> {
-    (0usize..3, 1i64..20_000, 0usize..4, 0u64..1_500, 0usize..2)
-        .prop_map(|(donor, amount, status, days, currency)| Version { donor, amount, status, days, currency })
+    ((0usize..3, 1i64..20_000, 0usize..4, 0u64..1_500, 0usize..2), (0usize..3, any::<bool>(), 0usize..3)).prop_map(
+        |((donor, amount, status, days, currency), (allocation, soft_credit, pledge))| Version {
+            donor,
+            amount,
+            status,
+            days,
+            currency,
+            allocation,
+            soft_credit,
+            pledge,
+        },
+    )
 }
 
 fn history() -> impl Strategy<Value = History> {
@@ -60,10 +88,19 @@ fn history() -> impl Strategy<Value = History> {
     (
         prop::collection::vec(gift, 1..8),
         prop::collection::vec(1u8..=12, 0..3),
+        prop::collection::vec(prop::collection::vec(prop::option::of(0usize..2), 0..4), 3),
+        prop::collection::vec(prop::collection::vec(0usize..3, 0..3), 2),
         prop::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 0..8),
         any::<u64>(),
     )
-        .prop_map(|(gifts, fiscal_months, duplicates, seed)| History { gifts, fiscal_months, duplicates, seed })
+        .prop_map(|(gifts, fiscal_months, memberships, pledge_statuses, duplicates, seed)| History {
+            gifts,
+            fiscal_months,
+            memberships,
+            pledge_statuses,
+            duplicates,
+            seed,
+        })
 }
 
 fn base_date() -> NaiveDate {
@@ -81,16 +118,25 @@ struct Final {
     status: GiftStatus,
     is_refund: bool,
     deleted: bool,
+    allocations: Vec<(Uuid, i64)>,
+    soft_credits: Vec<(Uuid, i64)>,
+    /// Its own pledge.
+    pledge: Option<Uuid>,
 }
 
 struct Case {
     events: Vec<Envelope>,
     finals: Vec<Final>,
     fiscal_year_start: FiscalYearStart,
+    /// Each donor's household after its last donor event.
+    households: HashMap<Uuid, Uuid>,
 }
 
 fn build_case(tenant: Uuid, history: &History) -> Case {
     let donors: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let households: Vec<Uuid> = (0..2).map(|_| Uuid::new_v4()).collect();
+    let funds: Vec<Uuid> = (0..2).map(|_| Uuid::new_v4()).collect();
+    let pledges: Vec<Uuid> = (0..2).map(|_| Uuid::new_v4()).collect();
     let ids: Vec<Uuid> = history.gifts.iter().map(|_| Uuid::new_v4()).collect();
     let mut events = Vec::new();
     let mut finals = Vec::new();
@@ -99,6 +145,18 @@ fn build_case(tenant: Uuid, history: &History) -> Case {
         let mut last = None;
         for (r, v) in plan.versions.iter().enumerate() {
             let amount = if refund_of.is_some() { -v.amount } else { v.amount };
+            let allocations: Vec<(Uuid, i64)> = match v.allocation {
+                0 => Vec::new(),
+                1 => vec![(funds[0], amount)],
+                _ => vec![(funds[0], amount / 3), (funds[1], amount - amount / 3)],
+            };
+            let soft_credits: Vec<(Uuid, i64)> =
+                if v.soft_credit { vec![(donors[(v.donor + 1) % 3], amount / 2)] } else { Vec::new() };
+            let pledge = match v.pledge {
+                _ if refund_of.is_some() => None,
+                0 => None,
+                n => Some(pledges[n - 1]),
+            };
             let gift = almoner_events::fundraising::Gift {
                 id: ids[i],
                 tenant_id: tenant,
@@ -114,9 +172,19 @@ fn build_case(tenant: Uuid, history: &History) -> Case {
                 campaign: None,
                 external_reference: None,
                 refund_of,
-                allocations: Vec::new(),
-                soft_credits: Vec::new(),
-                pledge_id: None,
+                allocations: allocations
+                    .iter()
+                    .map(|(fund_id, amount_minor)| FundAllocation { fund_id: *fund_id, amount_minor: *amount_minor })
+                    .collect(),
+                soft_credits: soft_credits
+                    .iter()
+                    .map(|(donor_id, amount_minor)| SoftCredit {
+                        donor_id: *donor_id,
+                        amount_minor: *amount_minor,
+                        kind: SoftCreditKind::InHonour,
+                    })
+                    .collect(),
+                pledge_id: pledge,
                 created_at: Utc::now(),
                 updated_at: Utc::now(),
             };
@@ -129,6 +197,9 @@ fn build_case(tenant: Uuid, history: &History) -> Case {
                 status: gift.status,
                 is_refund: refund_of.is_some(),
                 deleted: false,
+                allocations,
+                soft_credits,
+                pledge,
             });
             events.push(generic(Envelope::new(tenant, "fundraising", GiftUpsertedV1 { gift })));
         }
@@ -163,6 +234,33 @@ fn build_case(tenant: Uuid, history: &History) -> Case {
             },
         )));
     }
+    let mut final_households = HashMap::new();
+    for (d, versions) in history.memberships.iter().enumerate() {
+        for (r, household) in versions.iter().enumerate() {
+            let mut event = donor_event(tenant, donors[d], r as i64 + 1, "Member", &format!("{d}"));
+            event.payload.donor.household_id = household.map(|h| households[h]);
+            events.push(generic(event));
+        }
+        if let Some(Some(h)) = versions.last() {
+            final_households.insert(donors[d], households[*h]);
+        }
+    }
+    for (h, household) in households.iter().enumerate() {
+        events.push(generic(household_event(tenant, *household, 1, &format!("Household {h}"))));
+    }
+    const PLEDGE_STATUSES: [PledgeStatus; 3] = [PledgeStatus::Open, PledgeStatus::Fulfilled, PledgeStatus::Cancelled];
+    for (p, statuses) in history.pledge_statuses.iter().enumerate() {
+        for (r, status) in statuses.iter().enumerate() {
+            events.push(generic(pledge_event(
+                tenant,
+                pledges[p],
+                donors[p],
+                r as i64 + 1,
+                12_000,
+                PLEDGE_STATUSES[*status],
+            )));
+        }
+    }
     // Duplicates: the same delivery again, or the same state under a new event id.
     let originals = events.clone();
     for (index, same_id) in &history.duplicates {
@@ -175,7 +273,7 @@ fn build_case(tenant: Uuid, history: &History) -> Case {
     events.shuffle(&mut rand::rngs::StdRng::seed_from_u64(history.seed));
     let fiscal_year_start =
         history.fiscal_months.last().map_or(FiscalYearStart::APRIL, |m| FiscalYearStart::new(*m).unwrap());
-    Case { events, finals, fiscal_year_start }
+    Case { events, finals, fiscal_year_start, households: final_households }
 }
 
 fn generic<P: serde::Serialize>(envelope: Envelope<P>) -> Envelope {
@@ -183,7 +281,10 @@ fn generic<P: serde::Serialize>(envelope: Envelope<P>) -> Envelope {
 }
 
 /// The counting rules, computed directly from the final state.
-fn expected(finals: &[Final], start: FiscalYearStart) -> (Vec<StoredTotals>, Vec<StoredFiscalYear>) {
+fn expected(case: &Case) -> ((Vec<StoredTotals>, Vec<StoredFiscalYear>), PartTotals) {
+    let finals = &case.finals;
+    // A refund entry (they all refund the first gift) pays into the first gift's pledge while that gift is live.
+    let inherited = finals.first().filter(|g| !g.deleted).and_then(|g| g.pledge);
     let gifts: Vec<CountedGift> = finals
         .iter()
         .map(|g| CountedGift {
@@ -195,9 +296,13 @@ fn expected(finals: &[Final], start: FiscalYearStart) -> (Vec<StoredTotals>, Vec
             status: g.status,
             is_refund: g.is_refund,
             deleted: g.deleted,
+            household: case.households.get(&g.donor).copied(),
+            allocations: g.allocations.clone(),
+            soft_credits: g.soft_credits.clone(),
+            pledge: if g.is_refund { g.pledge.or(inherited) } else { g.pledge },
         })
         .collect();
-    expected_totals(&gifts, start)
+    (expected_totals(&gifts, case.fiscal_year_start), expected_parts(&gifts, case.fiscal_year_start))
 }
 
 #[test]
@@ -233,17 +338,22 @@ fn random_histories_in_any_order_match_rebuild_and_a_direct_computation() {
             }
             let mut results = Vec::new();
             for tenant in [single, batched] {
-                let incremental = stored_totals(&pool, tenant).await;
+                let incremental = (stored_totals(&pool, tenant).await, stored_parts(&pool, tenant).await);
                 rollup::rebuild::rebuild_tenant(&pool, tenant).await.unwrap();
-                results.push((incremental, stored_totals(&pool, tenant).await));
+                results.push((incremental, (stored_totals(&pool, tenant).await, stored_parts(&pool, tenant).await)));
             }
             results
         });
         for ((incremental, rebuilt), case) in results.iter().zip(&cases) {
             prop_assert_eq!(incremental, rebuilt, "incremental differs from rebuild");
-            let direct = expected(&case.finals, case.fiscal_year_start);
-            prop_assert_eq!(&incremental.0, &direct.0, "donor totals differ from the direct computation");
-            prop_assert_eq!(&incremental.1, &direct.1, "fiscal years differ from the direct computation");
+            let (direct, parts) = expected(case);
+            prop_assert_eq!(&incremental.0.0, &direct.0, "donor totals differ from the direct computation");
+            prop_assert_eq!(&incremental.0.1, &direct.1, "fiscal years differ from the direct computation");
+            prop_assert_eq!(&incremental.1.households, &parts.households, "household totals differ");
+            prop_assert_eq!(&incremental.1.household_years, &parts.household_years, "household years differ");
+            prop_assert_eq!(&incremental.1.funds, &parts.funds, "fund totals differ");
+            prop_assert_eq!(&incremental.1.soft_credits, &parts.soft_credits, "soft-credit totals differ");
+            prop_assert_eq!(&incremental.1.pledges, &parts.pledges, "pledge payments differ");
         }
         Ok(())
     });
