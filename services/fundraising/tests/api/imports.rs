@@ -138,7 +138,7 @@ async fn a_commit_writes_exactly_the_good_rows_with_their_events_and_a_rerun_add
         1
     );
     assert_eq!(count("SELECT count(*) FROM fundraising.donor_external_ids WHERE source = 'legacy_crm'").await, 1);
-    // The chunk's gifts and donor travel in one event each; the refund entry in its own.
+    // The chunk's donor travels in one event, its gifts and refund entry in another.
     assert_eq!(
         count(
             "SELECT sum(jsonb_array_length(payload->'payload'->'gifts'))::bigint FROM fundraising.outbox
