@@ -111,20 +111,19 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     let (_, rows) = read(&text, &options.mapping).map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     let total = rows.len();
 
+    // With the outcomes the dry run stored: with the same ids, a row decided the same way has the same text, and
+    // only rows decided otherwise (the tenant changed since, or a refund was refused) are rewritten.
     let tx = pool.tenant_tx(tenant_id).await?;
-    let (mut donors, mut gifts_index) = futures::try_join!(
+    let (mut donors, mut gifts_index, reported) = futures::try_join!(
         db::donor_index(&tx, options.source.as_str()),
-        db::gift_index(&tx, options.source.as_str())
+        db::gift_index(&tx, options.source.as_str()),
+        db::outcomes(&tx, id)
     )?;
     tx.commit().await?;
+    let reported: HashMap<i32, String> = reported.into_iter().collect();
     let ids = import::RowIds::new(id);
     let decided = import::decide(rows, &mut donors, &mut gifts_index, &options.donor_rules, options.gift_rule, ids);
     let done = usize::try_from(stored.rows_done).unwrap_or(0).min(total);
-    // The outcomes the dry run stored: with the same ids, a row decided the same way has the same text, and only
-    // rows decided otherwise (the tenant changed since, or a refund was refused) are rewritten.
-    let tx = pool.tenant_tx(tenant_id).await?;
-    let reported: HashMap<i32, String> = db::outcomes(&tx, id).await?.into_iter().collect();
-    tx.commit().await?;
     let mut position = done;
     for chunk in decided[done..].chunks(CHUNK_ROWS) {
         let tx = pool.tenant_tx(tenant_id).await?;

@@ -174,6 +174,11 @@ pub fn decode_date_cursor(cursor: &str) -> Result<(chrono::NaiveDate, Uuid), &'s
     Ok((iso_date(date).map_err(|_| invalid)?, Uuid::try_parse(id).map_err(|_| invalid)?))
 }
 
+/// A cursor of lists ordered by id, as [`paginate`] encodes it.
+pub fn decode_id_cursor(cursor: &str) -> Result<Uuid, &'static str> {
+    Uuid::try_parse(&decode_cursor(cursor)?).map_err(|_| "is not a cursor from a previous page")
+}
+
 pub fn encode_cursor(position: &str) -> String {
     URL_SAFE_NO_PAD.encode(position)
 }

@@ -4,7 +4,7 @@
 //! `.deleted.v1`) with the whole donor to the outbox in the same transaction.
 
 use super::conventions::{
-    Claim, claim, conflict, decode_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
+    Claim, claim, conflict, decode_id_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
     replay_response,
 };
 use crate::db::donors::{self, DonorFilter};
@@ -350,7 +350,7 @@ pub async fn list_donors(
     let mut errors = FieldErrors::new();
     let limit = page_limit(&mut errors, query.limit.as_deref());
     let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_cursor(c).and_then(|s| Uuid::try_parse(&s).map_err(|_| "invalid"))),
+        Some(c) => errors.parse("cursor", decode_id_cursor(c)),
         None => None,
     };
     let external_id = match query.external_id.as_deref() {

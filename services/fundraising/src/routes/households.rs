@@ -5,7 +5,8 @@
 //! revision to the outbox in the same transaction as each change.
 
 use super::conventions::{
-    Claim, claim, decode_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember, replay_response,
+    Claim, claim, decode_id_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
+    replay_response,
 };
 use crate::db::households::{self, StoredHousehold};
 use crate::domain::required_text;
@@ -167,7 +168,7 @@ pub async fn list_households(
     let mut errors = FieldErrors::new();
     let limit = page_limit(&mut errors, query.limit.as_deref());
     let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_cursor(c).and_then(|s| Uuid::try_parse(&s).map_err(|_| "invalid"))),
+        Some(c) => errors.parse("cursor", decode_id_cursor(c)),
         None => None,
     };
     errors.finish()?;

@@ -6,7 +6,7 @@
 //! `fundraising.pledge.upserted.v1` with the pledge's next revision to the outbox in the same transaction.
 
 use super::conventions::{
-    Claim, PRODUCER, claim, decode_cursor, emit, iso_date, json_body, merge_patch, page_limit, paginate, path_id,
+    Claim, PRODUCER, claim, decode_id_cursor, emit, iso_date, json_body, merge_patch, page_limit, paginate, path_id,
     remember, replay_response,
 };
 use crate::db::pledges::{self, StoredPledge};
@@ -310,7 +310,7 @@ pub async fn list_pledges(
     let mut errors = FieldErrors::new();
     let limit = page_limit(&mut errors, query.limit.as_deref());
     let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_cursor(c).and_then(|s| Uuid::try_parse(&s).map_err(|_| "invalid"))),
+        Some(c) => errors.parse("cursor", decode_id_cursor(c)),
         None => None,
     };
     let donor_id = query
