@@ -55,6 +55,7 @@ macro_rules! migrations {
 pub const PLATFORM_MIGRATIONS: &[Migration] = crate::migrations!("../migrations/platform",
     1 => "0001_platform_tables.sql",
     2 => "0002_tenant_policies_as_initplans.sql",
+    3 => "0003_outbox_payload_as_json.sql",
 );
 
 /// Which list a migration belongs to.

@@ -29,18 +29,21 @@ pub fn notify_channel(schema: &str) -> String {
 
 const ENQUEUE: &str = "\
 INSERT INTO outbox (id, tenant_id, event_type, payload, traceparent, tracestate)
-VALUES ($1, $2, $3, $4, $5, $6)";
+VALUES ($1, $2, $3, $4::text::json, $5, $6)";
 
 const ENQUEUE_MANY: &str = "\
 INSERT INTO outbox (id, tenant_id, event_type, payload, traceparent, tracestate)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[])";
+SELECT id, tenant_id, event_type, payload::json, traceparent, tracestate
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
+    AS e(id, tenant_id, event_type, payload, traceparent, tracestate)";
 
-/// A row ready to insert: the envelope as JSON with its trace context settled.
+/// A row ready to insert: the envelope as JSON text with its trace context settled. The text is what the relay
+/// publishes, byte for byte.
 struct OutboxRow {
     id: uuid::Uuid,
     tenant_id: uuid::Uuid,
     event_type: String,
-    payload: serde_json::Value,
+    payload: String,
     traceparent: Option<String>,
     tracestate: Option<String>,
 }
@@ -57,15 +60,15 @@ impl OutboxRow {
             )
             .into());
         }
-        let mut payload = serde_json::to_value(envelope).context("could not serialise an event envelope")?;
+        let mut payload = serde_json::to_string(envelope).context("could not serialise an event envelope")?;
         // An envelope built without trace context inherits the current span's, so the trace continues through
         // the broker to the consumers; `tracestate` only travels with the traceparent it belongs to.
         let (traceparent, tracestate) = match &envelope.traceparent {
             Some(traceparent) => (Some(traceparent.clone()), None),
             None => {
                 let (traceparent, tracestate) = current_trace_context();
-                if let (Some(value), Some(object)) = (&traceparent, payload.as_object_mut()) {
-                    object.insert("traceparent".to_owned(), value.clone().into());
+                if let Some(value) = &traceparent {
+                    payload = with_traceparent(payload, value)?;
                 }
                 (traceparent, tracestate)
             }
@@ -79,6 +82,15 @@ impl OutboxRow {
             tracestate,
         })
     }
+}
+
+/// `envelope`, serialised without a `traceparent` (an envelope skips the field when it has none), with `value` as
+/// its first member: one copy of the text instead of a JSON tree built and written again.
+fn with_traceparent(envelope: String, value: &str) -> Result<String> {
+    let rest = envelope.strip_prefix('{').context("an event envelope is not a JSON object")?;
+    let value = serde_json::to_string(value).context("could not serialise a traceparent")?;
+    let separator = if rest.starts_with('}') { "" } else { "," };
+    Ok(format!("{{\"traceparent\":{value}{separator}{rest}"))
 }
 
 /// Adds `envelope` to the outbox inside the caller's transaction. It is published after the transaction commits,
@@ -116,4 +128,19 @@ pub async fn enqueue_many<P: Serialize>(tx: &Transaction, envelopes: &[Envelope<
 pub async fn notify_relays(tx: &Transaction) -> Result<()> {
     tx.execute("SELECT pg_notify($1, '')", &[&notify_channel(tx.schema())]).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_traceparent;
+    use serde_json::json;
+
+    #[test]
+    fn the_traceparent_becomes_the_first_member() {
+        let text = with_traceparent(r#"{"id":"a","payload":{"traceparent":"inner"}}"#.to_owned(), "00-x").unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value, json!({"traceparent": "00-x", "id": "a", "payload": {"traceparent": "inner"}}));
+        assert_eq!(with_traceparent("{}".to_owned(), "t\"").unwrap(), r#"{"traceparent":"t\""}"#);
+        assert!(with_traceparent("[]".to_owned(), "t").is_err());
+    }
 }

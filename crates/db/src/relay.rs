@@ -17,7 +17,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use almoner_bus::OutgoingMessage;
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::Notify;
@@ -128,7 +127,7 @@ pub struct OutboxRelay<S> {
 }
 
 const TAKE_BATCH: &str = "\
-SELECT id, event_type, payload, traceparent, tracestate, created_at
+SELECT id, event_type, payload::text AS payload, traceparent, tracestate, created_at
 FROM outbox
 WHERE published_at IS NULL
 ORDER BY created_at, id
@@ -239,13 +238,13 @@ impl<S: OutboxSink> OutboxRelay<S> {
         let mut messages = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: Uuid = row.get("id");
-            let payload: serde_json::Value = row.get("payload");
+            let payload: String = row.get("payload");
             ids.push(id);
             created.push(row.get::<_, DateTime<Utc>>("created_at"));
             messages.push(OutgoingMessage {
                 message_id: id,
                 routing_key: row.get("event_type"),
-                body: serde_json::to_vec(&payload).context("could not encode an outbox payload")?,
+                body: payload.into_bytes(),
                 traceparent: row.get("traceparent"),
                 tracestate: row.get("tracestate"),
             });

@@ -19,7 +19,7 @@ use almoner_types::Currency;
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -106,6 +106,8 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     if stored.status != "committing" {
         return Ok(0);
     }
+    let started = Instant::now();
+    let mut timings = Timings::default();
     let options = Options::from_stored(&stored.options)?;
     let text = String::from_utf8(content).context("the stored file is not UTF-8")?;
     let (_, rows) = read(&text, &options.mapping).map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
@@ -120,25 +122,68 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
         db::outcomes(&tx, id)
     )?;
     tx.commit().await?;
+    timings.read = started.elapsed();
     let reported: HashMap<i32, String> = reported.into_iter().collect();
     let ids = import::RowIds::new(id);
     let decided = import::decide(rows, &mut donors, &mut gifts_index, &options.donor_rules, options.gift_rule, ids);
+    timings.decide = started.elapsed() - timings.read;
     let done = usize::try_from(stored.rows_done).unwrap_or(0).min(total);
     let mut position = done;
     for chunk in decided[done..].chunks(CHUNK_ROWS) {
         let tx = pool.tenant_tx(tenant_id).await?;
-        let mut outcomes = write_chunk(&tx, tenant_id, &options.source, chunk).await?;
+        let mut outcomes = write_chunk(&tx, tenant_id, &options.source, chunk, &mut timings).await?;
+        let mark = Instant::now();
         outcomes.retain(|(line, _, text)| reported.get(line) != Some(text));
         db::replace_outcomes(&tx, id, &outcomes).await?;
         position += chunk.len();
         db::progress(&tx, id, i32::try_from(position).unwrap_or(i32::MAX), LEASE).await?;
+        timings.outcomes += mark.elapsed();
+        let mark = Instant::now();
         tx.commit().await?;
+        timings.commit += mark.elapsed();
         tracing::debug!(rows_done = position, total, "import chunk committed");
     }
     let tx = pool.tenant_tx(tenant_id).await?;
     db::finish(&tx, id, "committed", None).await?;
     tx.commit().await?;
+    timings.log(total, started.elapsed());
     Ok(total)
+}
+
+/// Where a commit's time went, logged when it ends: the figures `scripts/bench/import` is explained by.
+#[derive(Default)]
+struct Timings {
+    /// Reading the stored file, parsing it and loading the tenant's donor and gift indexes.
+    read: Duration,
+    /// Deciding every row again.
+    decide: Duration,
+    donors: Duration,
+    gifts: Duration,
+    refunds: Duration,
+    /// Building and storing the chunk events.
+    events: Duration,
+    /// Outcomes and progress.
+    outcomes: Duration,
+    commit: Duration,
+}
+
+impl Timings {
+    fn log(&self, rows: usize, total: Duration) {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            rows,
+            total_ms = ms(total),
+            read_ms = ms(self.read),
+            decide_ms = ms(self.decide),
+            donors_ms = ms(self.donors),
+            gifts_ms = ms(self.gifts),
+            refunds_ms = ms(self.refunds),
+            events_ms = ms(self.events),
+            outcomes_ms = ms(self.outcomes),
+            commit_ms = ms(self.commit),
+            "import commit timings"
+        );
+    }
 }
 
 fn gift_details(row: &Row, donor_id: Uuid, source: &SourceName) -> anyhow::Result<GiftDetails> {
@@ -172,7 +217,9 @@ async fn write_chunk(
     tenant_id: Uuid,
     source: &SourceName,
     chunk: &[(usize, Outcome, Option<Row>)],
+    timings: &mut Timings,
 ) -> anyhow::Result<Vec<db::OutcomeRow>> {
+    let mark = Instant::now();
     let new_donors: Vec<(Uuid, &import::DonorRow)> = chunk
         .iter()
         .filter_map(|(_, outcome, row)| match (outcome, row) {
@@ -183,9 +230,13 @@ async fn write_chunk(
     let created = db::insert_donors(tx, source.as_str(), &new_donors).await?;
     // One event for the chunk's donors and one for its gifts, rather than one per row: a consumer applies a
     // chunk in one pass, and 50,000 rows make 50 events instead of 60,000.
+    timings.donors += mark.elapsed();
+    let mark = Instant::now();
     if !created.is_empty() {
         outbox::enqueue(tx, &Envelope::new(tenant_id, PRODUCER, DonorsUpsertedV1 { donors: created })).await?;
     }
+    timings.events += mark.elapsed();
+    let mark = Instant::now();
 
     let mut details = Vec::new();
     for (_, outcome, row) in chunk {
@@ -204,6 +255,8 @@ async fn write_chunk(
         let stored = gifts::insert_many(tx, &new_gifts).await?;
         written_gifts.extend(stored.into_iter().map(|s| s.gift));
     }
+    timings.gifts += mark.elapsed();
+    let mark = Instant::now();
 
     let mut outcomes = Vec::with_capacity(chunk.len());
     for (line, outcome, row) in chunk {
@@ -227,8 +280,11 @@ async fn write_chunk(
         };
         outcomes.push((line, written.kind(), written.describe()));
     }
+    timings.refunds += mark.elapsed();
+    let mark = Instant::now();
     if !written_gifts.is_empty() {
         outbox::enqueue(tx, &Envelope::new(tenant_id, PRODUCER, GiftsUpsertedV1 { gifts: written_gifts })).await?;
     }
+    timings.events += mark.elapsed();
     Ok(outcomes)
 }

@@ -13,14 +13,23 @@ async fn migrations_apply_once_and_a_rerun_is_a_no_op() {
 
     let first = migrate(&settings, SCHEMA, &migrations).await.unwrap();
     let applied: Vec<_> = first.applied.iter().map(|m| (m.track, m.version)).collect();
-    assert_eq!(applied, vec![(Track::Platform, 1), (Track::Platform, 2), (Track::Service, 1), (Track::Service, 2)]);
+    assert_eq!(
+        applied,
+        vec![
+            (Track::Platform, 1),
+            (Track::Platform, 2),
+            (Track::Platform, 3),
+            (Track::Service, 1),
+            (Track::Service, 2)
+        ]
+    );
 
     let second = migrate(&settings, SCHEMA, &migrations).await.unwrap();
     assert!(second.applied.is_empty(), "{:?}", second.applied);
 
     let admin = database.admin_client().await;
     let history: i64 = admin.query_one("SELECT count(*) FROM svc.almoner_migrations", &[]).await.unwrap().get(0);
-    assert_eq!(history, 4);
+    assert_eq!(history, 5);
     for table in ["svc.outbox", "svc.processed_events", "svc.idempotency_keys", "svc.notes"] {
         let row = admin
             .query_one("SELECT has_table_privilege($1, $2, 'SELECT, INSERT, UPDATE, DELETE')", &[&APP_ROLE, &table])

@@ -141,7 +141,7 @@ async fn a_commit_writes_exactly_the_good_rows_with_their_events_and_a_rerun_add
     // The chunk's donor travels in one event, its gifts and refund entry in another.
     assert_eq!(
         count(
-            "SELECT sum(jsonb_array_length(payload->'payload'->'gifts'))::bigint FROM fundraising.outbox
+            "SELECT sum(json_array_length(payload->'payload'->'gifts'))::bigint FROM fundraising.outbox
              WHERE event_type = 'fundraising.gift.batch_upserted.v1'"
         )
         .await,
@@ -150,7 +150,7 @@ async fn a_commit_writes_exactly_the_good_rows_with_their_events_and_a_rerun_add
     );
     assert_eq!(
         count(
-            "SELECT sum(jsonb_array_length(payload->'payload'->'donors'))::bigint FROM fundraising.outbox
+            "SELECT sum(json_array_length(payload->'payload'->'donors'))::bigint FROM fundraising.outbox
              WHERE event_type = 'fundraising.donor.batch_upserted.v1'"
         )
         .await,

@@ -18,6 +18,11 @@
 //! recomputation runs only while holding the locks of every key it covers, so it reads every committed change to
 //! what it sums. Household, fund and pledge events take none: they change only ledger rows read at request time,
 //! never a stored aggregate.
+//!
+//! A change set of more than [`ENTITY_LOCKS_MAX`] gifts and donors (an import's chunk event carries thousands)
+//! takes the tenant's lock exclusively instead, and no entity locks ([`Locking::Tenant`]): that excludes every
+//! other change of the tenant as the entity locks would, without thousands of advisory locks in PostgreSQL's
+//! shared lock table (sized for `max_locks_per_transaction`, 64 by default, per connection).
 
 use crate::domain::FiscalYearStart;
 use crate::domain::giving::{GiftStatus, SoftCreditKind};
@@ -106,6 +111,34 @@ pub async fn lock_tenant_shared(tx: &Transaction, tenant_id: Uuid) -> Result<()>
     )
     .await?;
     Ok(())
+}
+
+/// The most gifts and donors a change set locks one by one; above it, [`Locking::Tenant`].
+pub const ENTITY_LOCKS_MAX: usize = 1000;
+
+/// How a change set keeps the other transactions of its tenant from changing what it recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locking {
+    /// The tenant's lock shared, then the lock of each entity (2. to 6. above): other entities' changes go on
+    /// alongside.
+    Entities,
+    /// The tenant's lock exclusive, no entity locks: nothing else of the tenant changes until it commits.
+    Tenant,
+}
+
+impl Locking {
+    /// The locking for a change set of `entities` gifts and donors (an upper bound will do).
+    pub fn for_entities(entities: usize) -> Self {
+        if entities > ENTITY_LOCKS_MAX { Self::Tenant } else { Self::Entities }
+    }
+
+    /// Takes the tenant's lock, first of all (1. above).
+    pub async fn lock_tenant(self, tx: &Transaction, tenant_id: Uuid) -> Result<()> {
+        match self {
+            Self::Entities => lock_tenant_shared(tx, tenant_id).await,
+            Self::Tenant => lock_tenant_exclusive(tx, tenant_id).await,
+        }
+    }
 }
 
 #[tracing::instrument(skip_all)]

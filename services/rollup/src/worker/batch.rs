@@ -11,7 +11,7 @@
 //! Should a batch's transaction fail, its events are applied again one at a time ([`handle_envelope`]), so one
 //! event that cannot be applied is dead-lettered alone and the others go through.
 
-use crate::db::ledger;
+use crate::db::ledger::Locking;
 use crate::worker::PROJECTION_QUEUE;
 use crate::worker::changes::LedgerChanges;
 use crate::worker::projection::{HandleError, Handled, ProjectionEvent, apply, decode, handle_envelope, outcome_of};
@@ -95,9 +95,11 @@ async fn apply_group(
     group: &[(usize, ProjectionEvent)],
 ) -> Result<Vec<Handled>, DbError> {
     let tx = pool.tenant_tx(tenant_id).await?;
-    // The tenant's lock comes first (see `db::ledger`).
+    // The tenant's lock comes first (see `db::ledger`); exclusive for a large batch, as the change set then takes
+    // no entity locks.
+    let locking = Locking::for_entities(group.iter().map(|(_, event)| event.entities()).sum());
     if group.iter().any(|(_, event)| event.touches_totals()) {
-        ledger::lock_tenant_shared(&tx, tenant_id).await?;
+        locking.lock_tenant(&tx, tenant_id).await?;
     }
     let ids: Vec<Uuid> = group.iter().map(|(index, _)| envelopes[*index].id).collect();
     let fresh: HashSet<Uuid> =
@@ -118,7 +120,7 @@ async fn apply_group(
             change => changes.add(change),
         }
     }
-    changes.apply(&tx, tenant_id).await?;
+    changes.apply(&tx, tenant_id, locking).await?;
     tx.commit().await?;
     Ok(handled)
 }

@@ -15,7 +15,7 @@
 //! since each carries the whole entity and only newer revisions are stored.
 
 use crate::db::ledger::{
-    self, DonorDeletion, DonorRecord, FundRecord, GiftDeletion, GiftRecord, HouseholdRecord, PledgeRecord,
+    self, DonorDeletion, DonorRecord, FundRecord, GiftDeletion, GiftRecord, HouseholdRecord, Locking, PledgeRecord,
 };
 use crate::db::totals::{self, Affected};
 use crate::worker::projection::ProjectionEvent;
@@ -103,12 +103,11 @@ impl<'a> LedgerChanges<'a> {
         !self.gifts.is_empty() || !self.donors.is_empty()
     }
 
-    /// Takes the locks (in the order of `db::ledger`), writes the ledger under the revision guard and recomputes
-    /// what changed.
-    pub async fn apply(&self, tx: &Transaction, tenant_id: Uuid) -> Result<(), DbError> {
-        if self.touches_totals() {
-            ledger::lock_tenant_shared(tx, tenant_id).await?;
-        }
+    /// Takes the entity locks (in the order of `db::ledger`) unless `locking` is [`Locking::Tenant`], writes the
+    /// ledger under the revision guard and recomputes what changed. The caller has taken the tenant's lock, as
+    /// `locking` says, when [`touches_totals`](Self::touches_totals).
+    pub async fn apply(&self, tx: &Transaction, tenant_id: Uuid, locking: Locking) -> Result<(), DbError> {
+        let entity_locks = locking == Locking::Entities;
         ledger::register_tenant(tx, tenant_id).await?;
 
         let gift_ids: Vec<Uuid> = sorted(self.gifts.keys().copied().collect());
@@ -141,7 +140,9 @@ impl<'a> LedgerChanges<'a> {
             let refunded = sorted(refunded);
             let mut to_lock = gift_ids.clone();
             to_lock.extend(&refunded);
-            ledger::lock_gifts(tx, &to_lock).await?;
+            if entity_locks {
+                ledger::lock_gifts(tx, &to_lock).await?;
+            }
 
             let stored = ledger::stored_footprint(tx, &gift_ids).await?;
             let refunded_pledges = ledger::stored_pledges(tx, &refunded).await?;
@@ -170,7 +171,9 @@ impl<'a> LedgerChanges<'a> {
         donors.extend(&credited);
         donors.extend(self.donors.keys());
         let donors = sorted(donors);
-        ledger::lock_donors(tx, &donors).await?;
+        if entity_locks {
+            ledger::lock_donors(tx, &donors).await?;
+        }
         let mut members = paying.clone();
         members.extend(self.donors.keys());
         let households_now = ledger::donor_households(tx, &sorted(members)).await?;
@@ -179,12 +182,16 @@ impl<'a> LedgerChanges<'a> {
             DonorChange::Upsert(donor) => donor.household_id,
             DonorChange::Delete => None,
         }));
-        ledger::lock_households(tx, &households).await?;
+        if entity_locks {
+            ledger::lock_households(tx, &households).await?;
+        }
         // 5. and 6.
         let funds = sorted(funds);
         let pledges = sorted(pledges);
-        ledger::lock_funds(tx, &funds).await?;
-        ledger::lock_pledges(tx, &pledges).await?;
+        if entity_locks {
+            ledger::lock_funds(tx, &funds).await?;
+            ledger::lock_pledges(tx, &pledges).await?;
+        }
 
         let mut gifts_changed = 0;
         if !upserts.is_empty() {

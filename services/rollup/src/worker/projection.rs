@@ -6,6 +6,7 @@
 //! and reordering change nothing. A delivery whose type is unknown or whose payload does not match its contract can
 //! never succeed and is dead-lettered at once; a database failure is retried.
 
+use crate::db::ledger::Locking;
 use crate::db::{ledger, totals};
 use crate::domain::FiscalYearStart;
 use crate::domain::giving::check_parts;
@@ -61,6 +62,15 @@ impl ProjectionEvent {
                 | Self::GiftsUpserted(_)
                 | Self::DonorsUpserted(_)
         )
+    }
+
+    /// How many gifts and donors it carries, for [`Locking::for_entities`].
+    pub fn entities(&self) -> usize {
+        match self {
+            Self::GiftsUpserted(gifts) => gifts.len(),
+            Self::DonorsUpserted(donors) => donors.len(),
+            _ => 1,
+        }
     }
 }
 
@@ -278,7 +288,11 @@ pub async fn apply(tx: &Transaction, tenant_id: Uuid, event: &ProjectionEvent) -
         change => {
             let mut changes = LedgerChanges::default();
             changes.add(change);
-            changes.apply(tx, tenant_id).await?;
+            let locking = Locking::for_entities(change.entities());
+            if change.touches_totals() {
+                locking.lock_tenant(tx, tenant_id).await?;
+            }
+            changes.apply(tx, tenant_id, locking).await?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 use crate::helpers::{GiftSpec, donor_event, spawn_app};
 use almoner_events::Envelope;
 use almoner_events::fundraising::{DonorsUpsertedV1, GiftsUpsertedV1};
+use rollup::db::ledger::ENTITY_LOCKS_MAX;
 use rollup::worker::projection::{Handled, decode, handle_envelope};
 use uuid::Uuid;
 
@@ -75,4 +76,40 @@ fn a_chunk_with_one_gift_of_another_tenant_is_refused_whole() {
     let error = decode(&generic(&c.gifts)).unwrap_err();
     assert!(error.0.contains("differs from the envelope"), "{error}");
     assert!(decode(&generic(&c.donors)).is_ok());
+}
+
+#[tokio::test]
+async fn a_chunk_too_large_for_entity_locks_locks_its_tenant_and_counts_the_same() {
+    let app = spawn_app().await;
+    let tenant = Uuid::new_v4();
+    let donors: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+    // More gifts than a change set locks one by one, over 200 donors: 6 each, 100 to 600 minor units.
+    let specs: Vec<GiftSpec> = (0..ENTITY_LOCKS_MAX + 200)
+        .map(|n| GiftSpec::new(tenant, donors[n % donors.len()], 100 * (1 + (n / donors.len()) as i64), "2025-05-01"))
+        .collect();
+    assert!(specs.len() > ENTITY_LOCKS_MAX);
+    let chunk = Envelope::new(
+        tenant,
+        "fundraising",
+        GiftsUpsertedV1 { gifts: specs.iter().map(|s| s.event().payload.gift).collect() },
+    );
+    // Single gift events of the same donors arrive alongside: they wait for the chunk's tenant lock, or it for
+    // theirs, and every gift counts once either way.
+    let singles: Vec<GiftSpec> = donors.iter().take(20).map(|d| GiftSpec::new(tenant, *d, 7, "2025-06-01")).collect();
+    for single in &singles[..10] {
+        app.publish(&single.event()).await;
+    }
+    app.publish(&chunk).await;
+    for single in &singles[10..] {
+        app.publish(&single.event()).await;
+    }
+    app.wait_processed(1 + singles.len() as i64).await;
+
+    for (n, donor) in donors.iter().enumerate().step_by(37) {
+        let expected: i64 = specs.iter().filter(|s| s.donor == *donor).map(|s| s.amount_minor).sum::<i64>()
+            + if n < singles.len() { 7 } else { 0 };
+        let totals = app.donor(tenant, *donor).await;
+        assert_eq!(totals["currencies"][0]["lifetime_total_minor"], expected, "donor {n}: {totals}");
+    }
+    app.clean_up().await;
 }
