@@ -116,10 +116,11 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     // With the outcomes the dry run stored: with the same ids, a row decided the same way has the same text, and
     // only rows decided otherwise (the tenant changed since, or a refund was refused) are rewritten.
     let tx = pool.tenant_tx(tenant_id).await?;
-    let (mut donors, mut gifts_index, reported) = futures::try_join!(
+    let (mut donors, mut gifts_index, reported, stored_order) = futures::try_join!(
         db::donor_index(&tx, options.source.as_str()),
         db::gift_index(&tx, options.source.as_str()),
-        db::outcomes(&tx, id)
+        db::outcomes(&tx, id),
+        db::write_order(&tx, id)
     )?;
     tx.commit().await?;
     timings.read = started.elapsed();
@@ -128,10 +129,35 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     let decided = import::decide(rows, &mut donors, &mut gifts_index, &options.donor_rules, options.gift_rule, ids);
     timings.decide = started.elapsed() - timings.read;
     let done = usize::try_from(stored.rows_done).unwrap_or(0).min(total);
+    // Rows are written grouped by donor, in the order stored when the commit began: a resumed commit goes on
+    // along the same order, whatever its rows are decided as now.
+    let order: Vec<usize> = match stored_order {
+        Some(order) => {
+            let order: Vec<usize> = order.into_iter().filter_map(|i| usize::try_from(i).ok()).collect();
+            let mut seen = vec![false; total];
+            anyhow::ensure!(
+                order.len() == total && order.iter().all(|&i| i < total && !std::mem::replace(&mut seen[i], true)),
+                "the stored write order does not fit the import's {total} rows"
+            );
+            order
+        }
+        None if done == 0 => {
+            let order = import::write_order(&decided);
+            let stored: Vec<i32> = order.iter().map(|&i| i32::try_from(i).unwrap_or(i32::MAX)).collect();
+            let tx = pool.tenant_tx(tenant_id).await?;
+            db::set_write_order(&tx, id, &stored).await?;
+            tx.commit().await?;
+            order
+        }
+        // A commit begun before write orders were stored goes on in file order, as it began.
+        None => (0..total).collect(),
+    };
     let mut position = done;
-    for chunk in decided[done..].chunks(CHUNK_ROWS) {
+    let mut written = Written::default();
+    for positions in order[done..].chunks(CHUNK_ROWS) {
+        let chunk: Vec<&(usize, Outcome, Option<Row>)> = positions.iter().map(|&i| &decided[i]).collect();
         let tx = pool.tenant_tx(tenant_id).await?;
-        let mut outcomes = write_chunk(&tx, tenant_id, &options.source, chunk, &mut timings).await?;
+        let mut outcomes = write_chunk(&tx, tenant_id, &options.source, &chunk, &mut written, &mut timings).await?;
         let mark = Instant::now();
         outcomes.retain(|(line, _, text)| reported.get(line) != Some(text));
         db::replace_outcomes(&tx, id, &outcomes).await?;
@@ -148,6 +174,17 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     tx.commit().await?;
     timings.log(total, started.elapsed());
     Ok(total)
+}
+
+/// Donors and gifts this run of the commit has written so far, the current chunk's included.
+#[derive(Default)]
+struct Written {
+    donors: usize,
+    gifts: usize,
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Where a commit's time went, logged when it ends: the figures `scripts/bench/import` is explained by.
@@ -216,18 +253,25 @@ async fn write_chunk(
     tx: &Transaction,
     tenant_id: Uuid,
     source: &SourceName,
-    chunk: &[(usize, Outcome, Option<Row>)],
+    chunk: &[&(usize, Outcome, Option<Row>)],
+    written: &mut Written,
     timings: &mut Timings,
 ) -> anyhow::Result<Vec<db::OutcomeRow>> {
     let mark = Instant::now();
     let new_donors: Vec<(Uuid, &import::DonorRow)> = chunk
         .iter()
+        .copied()
         .filter_map(|(_, outcome, row)| match (outcome, row) {
             (Outcome::CreateDonor { donor_id, .. }, Some(row)) => Some((*donor_id, &row.donor)),
             _ => None,
         })
         .collect();
     let created = db::insert_donors(tx, source.as_str(), &new_donors).await?;
+    let gifts_in_chunk = chunk.iter().filter(|(_, outcome, _)| outcome.creates_gift()).count();
+    written.donors += created.len();
+    written.gifts += gifts_in_chunk;
+    // Before the chunk's gifts check their donors: with the new donors (this transaction's rows count).
+    db::analyze_outgrown(tx, to_i64(written.donors), to_i64(written.gifts)).await?;
     // One event for the chunk's donors and one for its gifts, rather than one per row: a consumer applies a
     // chunk in one pass, and 50,000 rows make 50 events instead of 60,000.
     timings.donors += mark.elapsed();
@@ -239,7 +283,7 @@ async fn write_chunk(
     let mark = Instant::now();
 
     let mut details = Vec::new();
-    for (_, outcome, row) in chunk {
+    for (_, outcome, row) in chunk.iter().copied() {
         let (Outcome::CreateDonor { donor_id, gift_id } | Outcome::MatchDonor { donor_id, gift_id, .. }, Some(row)) =
             (outcome, row)
         else {
@@ -259,7 +303,7 @@ async fn write_chunk(
     let mark = Instant::now();
 
     let mut outcomes = Vec::with_capacity(chunk.len());
-    for (line, outcome, row) in chunk {
+    for (line, outcome, row) in chunk.iter().copied() {
         let line = i32::try_from(*line).unwrap_or(i32::MAX);
         let written = match (outcome, row) {
             (Outcome::Refund { gift_id, refund_id }, Some(row)) => {

@@ -247,6 +247,27 @@ pub async fn content(tx: &Transaction, id: Uuid) -> Result<Option<Vec<u8>>> {
     Ok(tx.query_opt("SELECT content FROM imports WHERE id = $1", &[&id]).await?.map(|row| row.get(0)))
 }
 
+/// The order the commit writes the import's rows in, once its commit has begun (see `domain::import::write_order`).
+#[tracing::instrument(skip_all, fields(import_id = %id))]
+pub async fn write_order(tx: &Transaction, id: Uuid) -> Result<Option<Vec<i32>>> {
+    Ok(tx.query_opt("SELECT write_order FROM imports WHERE id = $1", &[&id]).await?.and_then(|row| row.get(0)))
+}
+
+/// Stores the write order when the commit begins.
+#[tracing::instrument(skip_all, fields(import_id = %id))]
+pub async fn set_write_order(tx: &Transaction, id: Uuid, order: &[i32]) -> Result<()> {
+    tx.execute("UPDATE imports SET write_order = $2 WHERE id = $1", &[&id, &order]).await?;
+    Ok(())
+}
+
+/// Refreshes the statistics of the donor and gift tables when they know fewer than half the rows the import has
+/// written so far (see migration 8): plans made without statistics read a whole tenant per foreign-key check.
+#[tracing::instrument(skip_all, fields(donors_written, gifts_written))]
+pub async fn analyze_outgrown(tx: &Transaction, donors_written: i64, gifts_written: i64) -> Result<()> {
+    tx.execute("SELECT almoner_analyze_outgrown($1, $2)", &[&donors_written, &gifts_written]).await?;
+    Ok(())
+}
+
 /// Records a chunk's progress and renews the lease, in the chunk's transaction.
 #[tracing::instrument(skip_all, fields(import_id = %id, rows_done))]
 pub async fn progress(tx: &Transaction, id: Uuid, rows_done: i32, lease: std::time::Duration) -> Result<()> {

@@ -19,6 +19,8 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     4 => "0004_tenant_policies_as_initplans.sql",
     5 => "0005_households_funds_pledges.sql",
     6 => "0006_sponsored_event.sql",
+    7 => "0007_import_write_order.sql",
+    8 => "0008_import_statistics.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

@@ -507,6 +507,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether the row writes a new gift (not a refund entry).
+    pub fn creates_gift(&self) -> bool {
+        matches!(self, Self::CreateDonor { .. } | Self::MatchDonor { .. })
+    }
+
     /// The outcome's kind, for counting: `create_donor`, `match_donor`, `duplicate_gift`, `refund`, `error`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -593,6 +598,32 @@ pub fn decide(
             }
         })
         .collect()
+}
+
+/// The order the commit writes decided rows in, as positions in `decided`: each donor's rows together, in file
+/// order; first the rows that write for no donor of the file (errors, duplicates, refunds of gifts recorded
+/// before). A chunk then touches each donor about once per import rather than once per chunk: rollup recomputes
+/// fewer donors, and the gift indexes and donor checks work on neighbouring entries. Within a donor the file order
+/// stays, so the row creating the donor comes first and a gift comes before its refunds (each chunk writes its new
+/// donors before its gifts, so a donor's rows may also span chunks).
+pub fn write_order(decided: &[(usize, Outcome, Option<Row>)]) -> Vec<usize> {
+    let donor_of_gift: HashMap<Uuid, Uuid> = decided
+        .iter()
+        .filter_map(|(_, outcome, _)| match outcome {
+            Outcome::CreateDonor { donor_id, gift_id } | Outcome::MatchDonor { donor_id, gift_id, .. } => {
+                Some((*gift_id, *donor_id))
+            }
+            _ => None,
+        })
+        .collect();
+    let donor = |outcome: &Outcome| match outcome {
+        Outcome::CreateDonor { donor_id, .. } | Outcome::MatchDonor { donor_id, .. } => Some(*donor_id),
+        Outcome::Refund { gift_id, .. } => donor_of_gift.get(gift_id).copied(),
+        Outcome::DuplicateGift { .. } | Outcome::Error(_) => None,
+    };
+    let mut order: Vec<usize> = (0..decided.len()).collect();
+    order.sort_by_cached_key(|&i| (donor(&decided[i].1), i));
+    order
 }
 
 fn decide_row(
@@ -817,6 +848,53 @@ mod tests {
             described[8], "error: amount: must be at most 20.00, what is left of gift \"G1\" after its refunds",
             "£25 less the £5 refunded"
         );
+    }
+
+    #[test]
+    fn the_write_order_groups_each_donors_rows_in_file_order_after_rows_of_no_donor() {
+        let (_, rows) = read(
+            "donor id,last name,amount,date,gift ref,refund of\n\
+             D1,Smith,25.00,2025-04-06,G1,\n\
+             D2,Jones,10.00,2025-04-06,G2,\n\
+             D1,Smith,5.00,2025-04-07,,G1\n\
+             D2,Jones,oops,2025-04-06,G3,\n\
+             D2,Jones,11.00,2025-04-08,G4,\n\
+             D1,Smith,25.00,2025-04-06,G1,\n\
+             D3,Brown,3.00,2025-04-09,G5,\n\
+             D1,Smith,7.00,2025-04-10,G6,\n\
+             D3,Brown,1.00,2025-04-11,,OLD\n",
+        );
+        let mut gifts = GiftIndex::default();
+        let (old_donor, old_gift) = (Uuid::now_v7(), Uuid::now_v7());
+        gifts.add(&KnownGift {
+            id: old_gift,
+            donor_id: old_donor,
+            reference: Some("OLD".into()),
+            amount_minor: 500,
+            date: d("2024-01-01"),
+            refund_of: None,
+            status: GiftStatus::Succeeded,
+        });
+        let decided = decide(
+            rows,
+            &mut DonorIndex::default(),
+            &mut gifts,
+            &[DonorRule::ExternalId],
+            GiftRule::Reference,
+            test_ids(),
+        );
+        let order = write_order(&decided);
+        // Positions: 3 is a bad row, 5 a duplicate, 8 a refund of a gift recorded before: no donor of the file.
+        assert_eq!(order[..3], [3, 5, 8], "{order:?}");
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..decided.len()).collect::<Vec<_>>(), "every row once");
+        // Then each donor's rows together, in file order: D1 (0, its refund 2, 7), D2 (1, 4), D3 (6).
+        let rest = &order[3..];
+        for group in [&[0, 2, 7][..], &[1, 4], &[6]] {
+            let start = rest.iter().position(|&i| i == group[0]).unwrap();
+            assert_eq!(&rest[start..start + group.len()], group, "{order:?}");
+        }
     }
 
     #[test]

@@ -180,3 +180,89 @@ async fn a_commit_writes_exactly_the_good_rows_with_their_events_and_a_rerun_add
     assert_eq!(again["summary"]["create_donor"], 0);
     assert_eq!(again["summary"]["duplicate_gift"], 5);
 }
+
+#[tokio::test]
+async fn a_commit_that_fails_after_its_first_chunk_resumes_along_its_write_order_and_writes_each_row_once() {
+    let app = spawn_app().await;
+    let token = app.token();
+    // More rows than a chunk, 300 donors taking turns, so the write order (grouped by donor) differs from the
+    // file's; the last row refunds the first gift.
+    let rows = fundraising::importer::CHUNK_ROWS + 700;
+    let mut csv = String::from("Supporter ID,Surname,Gift Ref,Amount,Date,Refund Of\n");
+    for n in 0..rows {
+        csv.push_str(&format!("D{},Donor{},G{n},{}.00,2025-04-06,\n", n % 300, n % 300, 1 + n % 50));
+    }
+    csv.push_str("D0,Donor0,,1.00,2025-04-07,G0\n");
+    let import: Value =
+        app.post("/v1/imports", &token, &json!({"csv": csv, "source": "legacy_crm"})).await.json().await.unwrap();
+    let id = import["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        import["summary"],
+        json!({"create_donor": 300, "match_donor": rows - 300, "duplicate_gift": 0,
+        "refund": 1, "error": 0})
+    );
+    let reported = app.get(&format!("/v1/imports/{id}/outcomes"), &token).await.text().await.unwrap();
+
+    // The second chunk's transaction fails once, as a crash would end it: the first chunk stays committed.
+    let admin = app.db.admin_client().await;
+    admin
+        .batch_execute(&format!(
+            "CREATE SEQUENCE fundraising.fail_once;
+             GRANT ALL ON SEQUENCE fundraising.fail_once TO PUBLIC;
+             CREATE FUNCTION fundraising.fail_second_chunk() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.rows_done > {chunk} THEN
+                     IF nextval('fundraising.fail_once') = 1 THEN
+                         RAISE EXCEPTION 'the second chunk fails';
+                     END IF;
+                 END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER fail_second_chunk BEFORE UPDATE OF rows_done ON fundraising.imports
+                 FOR EACH ROW EXECUTE FUNCTION fundraising.fail_second_chunk();",
+            chunk = fundraising::importer::CHUNK_ROWS
+        ))
+        .await
+        .unwrap();
+    assert_eq!(app.post(&format!("/v1/imports/{id}/commit"), &token, &json!({})).await.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !admin.query_one("SELECT is_called FROM fundraising.fail_once", &[]).await.unwrap().get::<_, bool>(0) {
+        assert!(std::time::Instant::now() < deadline, "the second chunk never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let stopped: Value = app.get(&format!("/v1/imports/{id}"), &token).await.json().await.unwrap();
+    assert_eq!(
+        (stopped["status"].as_str(), stopped["rows_done"].as_i64()),
+        (Some("committing"), Some(fundraising::importer::CHUNK_ROWS as i64))
+    );
+    let gifts_then: i64 = admin.query_one("SELECT count(*) FROM fundraising.gifts", &[]).await.unwrap().get(0);
+    assert!(gifts_then > 0 && gifts_then < rows as i64, "only the first chunk: {gifts_then}");
+
+    // The lease runs out (now, rather than in 2 minutes) and the importer resumes.
+    admin
+        .execute("UPDATE fundraising.pending_imports SET leased_until = now() - interval '1 second'", &[])
+        .await
+        .unwrap();
+    let committed = wait_committed(&app, &id).await;
+    assert_eq!(committed["rows_done"].as_i64(), Some(rows as i64 + 1));
+    assert_eq!(committed["summary"], import["summary"]);
+    let written = app.get(&format!("/v1/imports/{id}/outcomes"), &token).await.text().await.unwrap();
+    assert_eq!(written, reported, "row by row, ids included");
+    let count = |sql: &'static str| {
+        let admin = &admin;
+        async move { admin.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM fundraising.donors").await, 300);
+    assert_eq!(count("SELECT count(*) FROM fundraising.gifts WHERE refund_of IS NULL").await, rows as i64);
+    assert_eq!(count("SELECT count(*) FROM fundraising.gifts WHERE refund_of IS NOT NULL").await, 1);
+    assert_eq!(
+        count(
+            "SELECT sum(json_array_length(payload->'payload'->'donors'))::bigint FROM fundraising.outbox
+             WHERE event_type = 'fundraising.donor.batch_upserted.v1'"
+        )
+        .await,
+        300,
+        "each donor published once"
+    );
+}
