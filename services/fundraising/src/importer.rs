@@ -2,9 +2,10 @@
 //! transaction together with its events and the import's progress, so a restarted service (or another replica,
 //! once the lease runs out) resumes after the last committed chunk and nothing is written twice.
 //!
-//! Rows are decided again against the tenant as it is now, with the same rules as the dry run; on a resume, the
-//! rows already written are found again (as matches and duplicates) and skipped, so the rows after them are
-//! decided exactly as an uninterrupted run would have.
+//! Rows are decided again against the tenant as it is now, with the same rules as the dry run, and written grouped
+//! by donor in an order stored when the commit begins (`import::write_order`); on a resume, the rows already
+//! written are found again (as matches and duplicates) and skipped, the commit goes on along the stored order, and
+//! the rows after them are decided exactly as an uninterrupted run would have.
 
 use crate::db::{gifts, imports as db};
 use crate::domain::import::{self, Outcome, Row};

@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     6 => "0006_sponsored_event.sql",
     7 => "0007_import_write_order.sql",
     8 => "0008_import_statistics.sql",
+    9 => "0009_known_tenants_per_statement.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

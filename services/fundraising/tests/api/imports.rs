@@ -254,6 +254,7 @@ async fn a_commit_that_fails_after_its_first_chunk_resumes_along_its_write_order
         async move { admin.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
     };
     assert_eq!(count("SELECT count(*) FROM fundraising.donors").await, 300);
+    assert_eq!(count("SELECT count(*) FROM fundraising.known_tenants").await, 1, "the tenant is known, once");
     assert_eq!(count("SELECT count(*) FROM fundraising.gifts WHERE refund_of IS NULL").await, rows as i64);
     assert_eq!(count("SELECT count(*) FROM fundraising.gifts WHERE refund_of IS NOT NULL").await, 1);
     assert_eq!(
