@@ -174,6 +174,11 @@ pub fn decode_date_cursor(cursor: &str) -> Result<(chrono::NaiveDate, Uuid), &'s
     Ok((iso_date(date).map_err(|_| invalid)?, Uuid::try_parse(id).map_err(|_| invalid)?))
 }
 
+/// `?cursor=` of a list ordered by id: the id to continue after, if given (a bad cursor goes to `errors`).
+pub fn after_id(errors: &mut FieldErrors, cursor: Option<&str>) -> Option<Uuid> {
+    cursor.and_then(|c| errors.parse("cursor", decode_id_cursor(c)))
+}
+
 /// A cursor of lists ordered by id, as [`paginate`] encodes it.
 pub fn decode_id_cursor(cursor: &str) -> Result<Uuid, &'static str> {
     Uuid::try_parse(&decode_cursor(cursor)?).map_err(|_| "is not a cursor from a previous page")

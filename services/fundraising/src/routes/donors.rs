@@ -4,7 +4,7 @@
 //! `.deleted.v1`) with the whole donor to the outbox in the same transaction.
 
 use super::conventions::{
-    Claim, claim, conflict, decode_id_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
+    Claim, after_id, claim, conflict, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
     replay_response,
 };
 use crate::db::donors::{self, DonorFilter};
@@ -349,10 +349,7 @@ pub async fn list_donors(
     let query = query.into_inner();
     let mut errors = FieldErrors::new();
     let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_id_cursor(c)),
-        None => None,
-    };
+    let after = after_id(&mut errors, query.cursor.as_deref());
     let external_id = match query.external_id.as_deref() {
         Some(raw) => match raw.split_once(':') {
             Some((source, id)) if !source.is_empty() && !id.is_empty() => Some((source.to_owned(), id.to_owned())),

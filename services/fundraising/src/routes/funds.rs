@@ -5,7 +5,7 @@
 //! fund's next revision to the outbox in the same transaction.
 
 use super::conventions::{
-    Claim, claim, conflict, decode_id_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
+    Claim, after_id, claim, conflict, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
     replay_response,
 };
 use crate::db::funds;
@@ -178,10 +178,7 @@ pub async fn list_funds(
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
     let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_id_cursor(c)),
-        None => None,
-    };
+    let after = after_id(&mut errors, query.cursor.as_deref());
     let archived = match query.archived.as_deref().map(str::trim) {
         None => None,
         Some("true") => Some(true),

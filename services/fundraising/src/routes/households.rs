@@ -5,8 +5,7 @@
 //! revision to the outbox in the same transaction as each change.
 
 use super::conventions::{
-    Claim, claim, decode_id_cursor, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
-    replay_response,
+    Claim, after_id, claim, emit, json_body, merge_patch, page_limit, paginate, path_id, remember, replay_response,
 };
 use crate::db::households::{self, StoredHousehold};
 use crate::domain::required_text;
@@ -167,10 +166,7 @@ pub async fn list_households(
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
     let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_id_cursor(c)),
-        None => None,
-    };
+    let after = after_id(&mut errors, query.cursor.as_deref());
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let found = households::list(&tx, after, limit + 1).await?;

@@ -6,8 +6,8 @@
 //! `fundraising.pledge.upserted.v1` with the pledge's next revision to the outbox in the same transaction.
 
 use super::conventions::{
-    Claim, PRODUCER, claim, decode_id_cursor, emit, iso_date, json_body, merge_patch, page_limit, paginate, path_id,
-    remember, replay_response,
+    Claim, PRODUCER, after_id, claim, emit, iso_date, json_body, merge_patch, page_limit, paginate, path_id, remember,
+    replay_response,
 };
 use crate::db::pledges::{self, StoredPledge};
 use crate::db::{donors, funds};
@@ -309,10 +309,7 @@ pub async fn list_pledges(
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
     let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_id_cursor(c)),
-        None => None,
-    };
+    let after = after_id(&mut errors, query.cursor.as_deref());
     let donor_id = query
         .donor_id
         .as_deref()
