@@ -134,6 +134,29 @@ pub struct ServerSettings {
     /// actix worker threads; 0 means one per core.
     #[serde(default)]
     pub workers: usize,
+    /// On SIGTERM, the longest the service takes to stop: requests in flight, consumers' current deliveries and
+    /// the outbox relay's last flush all finish within it, then whatever still runs is abandoned (it is redone
+    /// after a restart, never lost). Below Kubernetes' default 30 s grace period.
+    #[serde(default = "default_shutdown_deadline")]
+    pub shutdown_deadline_secs: u64,
+    /// On SIGTERM, how long the service keeps serving while `/ready` already answers 503, so that the gateway
+    /// and Kubernetes stop routing to it before it stops accepting connections. Part of the deadline.
+    #[serde(default)]
+    pub shutdown_drain_secs: u64,
+}
+
+impl Default for ServerSettings {
+    /// A listener on 127.0.0.1 with a port the system picks, and every other default: for tests.
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: 0,
+            body_limit_bytes: default_body_limit(),
+            workers: 0,
+            shutdown_deadline_secs: default_shutdown_deadline(),
+            shutdown_drain_secs: 0,
+        }
+    }
 }
 
 fn default_host() -> String {
@@ -142,11 +165,24 @@ fn default_host() -> String {
 fn default_body_limit() -> usize {
     1024 * 1024
 }
+fn default_shutdown_deadline() -> u64 {
+    20
+}
 
 impl ServerSettings {
     pub fn validate(&self, problems: &mut Problems) {
         problems.check(!self.host.trim().is_empty(), "server.host", "must not be empty");
         problems.check(self.body_limit_bytes >= 1024, "server.body_limit_bytes", "must be at least 1024");
+        problems.check(
+            (1..=600).contains(&self.shutdown_deadline_secs),
+            "server.shutdown_deadline_secs",
+            "must be 1 to 600",
+        );
+        problems.check(
+            self.shutdown_drain_secs < self.shutdown_deadline_secs,
+            "server.shutdown_drain_secs",
+            "must be less than server.shutdown_deadline_secs",
+        );
     }
 }
 

@@ -207,7 +207,29 @@ impl<S: OutboxSink> OutboxRelay<S> {
             }
         }
         drop(listener);
+        // A service stops its relay last, after its requests and consumers have finished: whatever they wrote is
+        // published now rather than after the next start. The service's shutdown deadline bounds this.
+        match self.flush().await {
+            Ok(0) => {}
+            Ok(events) => tracing::info!(events, "outbox relay flushed at shutdown"),
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "outbox relay could not flush at shutdown; the events are published after the next start"
+            ),
+        }
         tracing::info!("outbox relay stopped");
+    }
+
+    /// Publishes batches until the outbox holds nothing unpublished; returns how many events went out.
+    pub async fn flush(&self) -> Result<usize> {
+        let mut published = 0;
+        loop {
+            let outcome = self.publish_batch().await?;
+            published += outcome.published;
+            if !outcome.full {
+                return Ok(published);
+            }
+        }
     }
 
     /// Publishes batches until one comes back short or shutdown is requested.

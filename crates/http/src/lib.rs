@@ -13,5 +13,5 @@ pub mod rate_limit;
 
 pub use auth::{Claims, Jwk, Jwks, Principal, TokenVerifier};
 pub use extract::ValidJson;
-pub use platform::{Platform, Readiness, RequestId, app};
+pub use platform::{Draining, Platform, Readiness, RequestId, app};
 pub use problem::{ApiError, ErrorCode, FieldError, FieldErrors, Problem};

@@ -12,6 +12,7 @@ use opentelemetry::propagation::Extractor;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tracing::Span;
@@ -61,11 +62,27 @@ impl Readiness {
     }
 }
 
+/// Set once a service begins to shut down: from then on `/ready` answers 503, so the gateway and Kubernetes stop
+/// routing to it while it finishes what it holds.
+#[derive(Clone, Default, Debug)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn begin(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// A service's identity and platform endpoints' state.
 pub struct Platform {
     pub service: &'static str,
     pub version: &'static str,
     pub readiness: Readiness,
+    pub draining: Draining,
     /// The service's OpenAPI document, served at `/openapi.json`.
     pub openapi: utoipa::openapi::OpenApi,
     pub body_limit_bytes: usize,
@@ -90,6 +107,13 @@ struct ReadyProblem {
 }
 
 async fn ready(platform: web::Data<Platform>) -> HttpResponse {
+    if platform.draining.is_draining() {
+        let problem = ApiError::new(ErrorCode::NotReady, "shutting down").problem();
+        let checks = BTreeMap::from([("shutdown", "in progress".to_owned())]);
+        return HttpResponse::ServiceUnavailable()
+            .content_type("application/problem+json")
+            .json(ReadyProblem { problem, checks });
+    }
     let results = platform.readiness.run().await;
     let failing: Vec<&str> = results.iter().filter(|(_, r)| r.is_err()).map(|(name, _)| *name).collect();
     let checks: BTreeMap<&'static str, String> = results
@@ -346,6 +370,7 @@ mod tests {
             service: "test",
             version: "0",
             readiness,
+            draining: Draining::default(),
             openapi: utoipa::openapi::OpenApiBuilder::new().build(),
             body_limit_bytes: 1024,
         })
@@ -364,6 +389,23 @@ mod tests {
         assert_eq!(body["code"], "not_ready");
         assert!(body["detail"].as_str().unwrap().contains("rabbitmq"));
         assert_eq!(body["checks"]["postgres"], "ok");
+    }
+
+    #[actix_web::test]
+    async fn ready_is_503_once_draining_begins() {
+        let platform = platform(Readiness::new().check("postgres", || async { Ok(()) }));
+        let draining = platform.draining.clone();
+        let app = test::init_service(app(platform)).await;
+        let response = test::call_service(&app, test::TestRequest::get().uri("/ready").to_request()).await;
+        assert_eq!(response.status(), 200);
+        draining.begin();
+        let response = test::call_service(&app, test::TestRequest::get().uri("/ready").to_request()).await;
+        assert_eq!(response.status(), 503);
+        let body: serde_json::Value = test::read_body_json(response).await;
+        assert_eq!(body["code"], "not_ready");
+        assert_eq!(body["detail"], "shutting down");
+        let response = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
+        assert_eq!(response.status(), 200, "liveness is unaffected");
     }
 
     #[actix_web::test]

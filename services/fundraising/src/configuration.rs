@@ -3,6 +3,7 @@
 use almoner_config::{
     AmqpSettings, AuthSettings, DatabaseSettings, Problems, ServerSettings, TelemetrySettings, Validate,
 };
+use almoner_service::ServiceSettings;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,11 +37,7 @@ impl Default for IntakeSettings {
 
 impl Validate for Settings {
     fn validate(&self, problems: &mut Problems) {
-        self.server.validate(problems);
-        self.database.validate(problems);
-        self.amqp.validate(problems);
-        self.telemetry.validate(problems);
-        self.auth.validate(problems);
+        self.validate_common(problems);
         problems.check((1..=16).contains(&self.intake.writers), "intake.writers", "must be 1 to 16");
         problems.check(
             self.intake.writers < self.database.max_connections,
@@ -56,9 +53,4 @@ impl Validate for Settings {
     }
 }
 
-impl Settings {
-    /// Reads `config/` (or `ALMONER_CONFIG_DIR`), the environment file and `ALMONER_*` variables.
-    pub fn load() -> Result<Self, almoner_config::SettingsError> {
-        almoner_config::Source::from_env().load()
-    }
-}
+almoner_service::common_settings!(Settings);

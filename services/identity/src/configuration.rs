@@ -3,6 +3,7 @@
 use almoner_config::{
     AmqpSettings, AuthSettings, DatabaseSettings, Problems, RedisSettings, ServerSettings, TelemetrySettings, Validate,
 };
+use almoner_service::ServiceSettings;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,9 +77,7 @@ fn default_rate_limit_prefix() -> String {
 
 impl Validate for Settings {
     fn validate(&self, problems: &mut Problems) {
-        self.server.validate(problems);
-        self.database.validate(problems);
-        self.amqp.validate(problems);
+        self.validate_common(problems);
         if let Some(redis) = &self.redis {
             redis.validate(problems);
         }
@@ -89,8 +88,6 @@ impl Validate for Settings {
             "tokens.failure_window_secs",
             "must be 1 to 86400",
         );
-        self.telemetry.validate(problems);
-        self.auth.validate(problems);
         problems.check((60..=86_400).contains(&self.tokens.ttl_secs), "tokens.ttl_secs", "must be 60 to 86400");
         problems.check(
             (1..=3_600).contains(&self.tokens.signing_key_refresh_secs),
@@ -100,9 +97,4 @@ impl Validate for Settings {
     }
 }
 
-impl Settings {
-    /// Reads `config/` (or `ALMONER_CONFIG_DIR`), the environment file and `ALMONER_*` variables.
-    pub fn load() -> Result<Self, almoner_config::SettingsError> {
-        almoner_config::Source::from_env().load()
-    }
-}
+almoner_service::common_settings!(Settings);

@@ -1,22 +1,14 @@
-//! The identity binary: parses the command line, loads settings, starts telemetry and calls the library.
+//! The identity binary: the shared commands (`serve`, `migrate`, `dead-letters`) and its own `bootstrap` and
+//! `rotate-signing-key`.
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use identity::configuration::Settings;
+use std::process::ExitCode;
 
-#[derive(Parser)]
-#[command(name = "identity", version, about = "Almoner identity service")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+struct Identity;
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (migrates first unless database.run_migrations is false).
-    Serve,
-    /// Apply database migrations and exit.
-    Migrate,
     /// Create a tenant and print its first admin API key.
     Bootstrap {
         /// The tenant's name, e.g. "Demo Charity".
@@ -28,79 +20,47 @@ enum Command {
     },
     /// Create a new token signing key and retire the old ones (they stay published until their tokens expire).
     RotateSigningKey,
-    /// List or replay dead-lettered messages of a queue.
-    DeadLetters {
-        #[command(subcommand)]
-        action: DeadLetterAction,
-    },
 }
 
-#[derive(Subcommand)]
-enum DeadLetterAction {
-    /// Show up to --limit dead letters of QUEUE without removing them.
-    List {
-        queue: String,
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-    },
-    /// Move up to --max dead letters of QUEUE back to it.
-    Replay {
-        queue: String,
-        #[arg(long, default_value_t = 1000)]
-        max: u32,
-    },
-}
+impl almoner_service::Service for Identity {
+    const NAME: &'static str = "identity";
+    const ABOUT: &'static str = "Almoner identity service";
+    const SCHEMA: &'static str = identity::db::SCHEMA;
+    const MIGRATIONS: &'static [almoner_db::Migration] = identity::db::MIGRATIONS;
+    type Settings = Settings;
+    type Command = Command;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = match Settings::load() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("identity: {e}");
-            std::process::exit(2);
-        }
-    };
-    let _telemetry = almoner_telemetry::init("identity", &settings.telemetry)?;
-    match cli.command {
-        Command::Serve => {
-            let app = identity::startup::Application::build(settings).await?;
-            app.run_until_stopped().await?;
-        }
-        Command::Migrate => {
-            let report = almoner_db::migrate(&settings.database, identity::db::SCHEMA, identity::db::MIGRATIONS)
-                .await
-                .context("migrating")?;
-            println!("identity: {} migration(s) applied", report.applied.len());
-        }
-        Command::Bootstrap { tenant, json } => {
-            let pool = almoner_db::Pool::new(&settings.database, identity::db::SCHEMA)?;
-            let created = identity::bootstrap::bootstrap(&pool, &tenant).await?;
-            if json {
-                println!("{}", serde_json::to_string(&created)?);
-            } else {
-                println!("Tenant:     {} ({})", created.tenant_name, created.tenant_id);
-                println!("API key id: {}", created.api_key_id);
-                println!("API key:    {}", created.api_key);
-                println!("Store the key now: it is not shown again.");
-            }
-        }
-        Command::RotateSigningKey => {
-            let pool = almoner_db::Pool::new(&settings.database, identity::db::SCHEMA)?;
-            let kid = identity::signing::SigningKeys::rotate(&pool).await?;
-            println!("identity: new signing key {kid}; replicas pick it up within tokens.signing_key_refresh_secs");
-        }
-        Command::DeadLetters { action } => match action {
-            DeadLetterAction::List { queue, limit } => {
-                for letter in almoner_bus::dead_letters::list(&settings.amqp, &queue, limit).await? {
-                    println!("{}", serde_json::to_string(&letter)?);
+    fn version() -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    async fn build(settings: Settings) -> anyhow::Result<almoner_service::Application> {
+        identity::startup::build(settings).await
+    }
+
+    async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+        let pool = almoner_db::Pool::new(&settings.database, identity::db::SCHEMA)?;
+        match command {
+            Command::Bootstrap { tenant, json } => {
+                let created = identity::bootstrap::bootstrap(&pool, &tenant).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&created)?);
+                } else {
+                    println!("Tenant:     {} ({})", created.tenant_name, created.tenant_id);
+                    println!("API key id: {}", created.api_key_id);
+                    println!("API key:    {}", created.api_key);
+                    println!("Store the key now: it is not shown again.");
                 }
             }
-            DeadLetterAction::Replay { queue, max } => {
-                let moved = almoner_bus::dead_letters::replay(&settings.amqp, &queue, max).await?;
-                println!("identity: replayed {moved} message(s) to {queue}");
+            Command::RotateSigningKey => {
+                let kid = identity::signing::SigningKeys::rotate(&pool).await?;
+                println!("identity: new signing key {kid}; replicas pick it up within tokens.signing_key_refresh_secs");
             }
-        },
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+fn main() -> ExitCode {
+    almoner_service::main::<Identity>()
 }

@@ -3,6 +3,7 @@
 use almoner_config::{
     AmqpSettings, AuthSettings, DatabaseSettings, Problems, ServerSettings, TelemetrySettings, Validate,
 };
+use almoner_service::ServiceSettings;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,20 +39,11 @@ impl Default for ProjectionSettings {
 
 impl Validate for Settings {
     fn validate(&self, problems: &mut Problems) {
-        self.server.validate(problems);
-        self.database.validate(problems);
-        self.amqp.validate(problems);
-        self.telemetry.validate(problems);
-        self.auth.validate(problems);
+        self.validate_common(problems);
         problems.check((1..=16).contains(&self.projection.workers), "projection.workers", "must be 1 to 16");
         problems.check((1..=2000).contains(&self.projection.max_batch), "projection.max_batch", "must be 1 to 2000");
         problems.check(self.auth.jwks_url.is_some(), "auth.jwks_url", "must be set: rollup verifies identity's tokens");
     }
 }
 
-impl Settings {
-    /// Reads `config/` (or `ALMONER_CONFIG_DIR`), the environment file and `ALMONER_*` variables.
-    pub fn load() -> Result<Self, almoner_config::SettingsError> {
-        almoner_config::Source::from_env().load()
-    }
-}
+almoner_service::common_settings!(Settings);

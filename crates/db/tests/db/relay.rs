@@ -128,6 +128,28 @@ async fn rows_written_by_another_process_are_published_on_its_notification() {
 }
 
 #[tokio::test]
+async fn shutdown_flushes_what_is_left_in_the_outbox() {
+    let db = TestDb::migrated().await;
+    let sink = RecordingSink::default();
+    // Batches of 10 and a poll 10 minutes away: only the flush at shutdown can publish these rows, in three batches.
+    let (shutdown, relay) = spawn_relay(&db, sink.clone(), config(10, Duration::from_secs(600)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = almoner_db::Pool::new(&db.settings, "svc").unwrap();
+    let tenant = Uuid::new_v4();
+    let events: Vec<_> = (0..25).map(|n| event(tenant, n)).collect();
+    let tx = other.tenant_tx(tenant).await.unwrap();
+    enqueue_many(&tx, &events).await.unwrap();
+    tx.commit().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sink.ids().is_empty(), "nothing wakes the relay before shutdown");
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), relay).await.expect("the relay stops on shutdown").unwrap();
+    assert_eq!(sink.ids(), events.iter().map(|e| e.id).collect::<Vec<_>>(), "every row, in order, once");
+    assert_eq!(unpublished(&db).await, 0);
+}
+
+#[tokio::test]
 async fn a_failed_publish_leaves_the_rows_pending_and_is_retried() {
     let db = TestDb::migrated().await;
     let sink = RecordingSink::default();

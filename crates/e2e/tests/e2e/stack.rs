@@ -37,7 +37,7 @@ pub struct BrokerProxies {
 }
 
 fn server() -> ServerSettings {
-    ServerSettings { host: "127.0.0.1".into(), port: 0, body_limit_bytes: 1024 * 1024, workers: 2 }
+    ServerSettings { workers: 2, ..ServerSettings::default() }
 }
 
 impl Stack {
@@ -76,7 +76,7 @@ impl Stack {
                 ..Default::default()
             },
         };
-        let app = identity::startup::Application::build(identity_settings.clone()).await.expect("identity starts");
+        let app = identity::startup::build(identity_settings.clone()).await.expect("identity starts");
         let identity_port = app.port();
         stop.push(CancelOnDrop(app.shutdown_token()));
         tokio::spawn(app.run_until_stopped());
@@ -85,7 +85,7 @@ impl Stack {
             ..Default::default()
         };
 
-        let app = fundraising::startup::Application::build(fundraising::configuration::Settings {
+        let app = fundraising::startup::build(fundraising::configuration::Settings {
             server: server(),
             database: db.database_settings(),
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.fundraising)),
@@ -99,7 +99,7 @@ impl Stack {
         stop.push(CancelOnDrop(app.shutdown_token()));
         tokio::spawn(app.run_until_stopped());
 
-        let app = rollup::startup::Application::build(rollup::configuration::Settings {
+        let app = rollup::startup::build(rollup::configuration::Settings {
             server: server(),
             database: db.database_settings(),
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.rollup)),

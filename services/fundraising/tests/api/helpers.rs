@@ -2,7 +2,6 @@ use almoner_config::{ServerSettings, TelemetrySettings};
 use almoner_testkit::auth::TestIssuer;
 use almoner_testkit::db::TestDatabase;
 use fundraising::configuration::Settings;
-use fundraising::startup::Application;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -31,14 +30,14 @@ pub async fn spawn_app() -> TestApp {
     let amqp = almoner_testkit::broker::amqp_settings();
     let issuer = TestIssuer::start().await;
     let settings = Settings {
-        server: ServerSettings { host: "127.0.0.1".into(), port: 0, body_limit_bytes: 64 * 1024, workers: 2 },
+        server: ServerSettings { body_limit_bytes: 64 * 1024, workers: 2, ..ServerSettings::default() },
         database: db.database_settings(),
         amqp: amqp.clone(),
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
         intake: Default::default(),
     };
-    let app = Application::build(settings.clone()).await.expect("fundraising starts");
+    let app = fundraising::startup::build(settings.clone()).await.expect("fundraising starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());

@@ -8,11 +8,10 @@
 use crate::db::api_keys;
 use crate::domain::{ApiKeySecret, ScopeSet};
 use crate::signing::SigningKeys;
-use crate::startup::TokenPolicy;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use almoner_db::Pool;
-use almoner_http::rate_limit::RateLimiter;
+use almoner_http::rate_limit::{Limit, RateLimiter};
 use almoner_http::{ApiError, Claims, ErrorCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -22,6 +21,16 @@ use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/oauth/token", web::post().to(token));
+}
+
+/// What the token endpoint stamps into every token, and how many failures it tolerates.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    pub issuer: String,
+    pub ttl_secs: u64,
+    /// Failed token requests tolerated per API key, and per client address, before `429`.
+    pub failures_per_key: Limit,
+    pub failures_per_ip: Limit,
 }
 
 /// The token request, as form fields or JSON.

@@ -3,7 +3,6 @@ use almoner_testkit::db::TestDatabase;
 use almoner_testkit::proxy::TcpProxy;
 use identity::bootstrap::Bootstrapped;
 use identity::configuration::{Settings, TokenSettings};
-use identity::startup::Application;
 use serde_json::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +46,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         None => amqp.clone(),
     };
     let settings = Settings {
-        server: ServerSettings { host: "127.0.0.1".into(), port: 0, body_limit_bytes: 64 * 1024, workers: 2 },
+        server: ServerSettings { body_limit_bytes: 64 * 1024, workers: 2, ..ServerSettings::default() },
         database: match &postgres_proxy {
             Some(proxy) => db.database_settings_via(proxy.addr()),
             None => db.database_settings(),
@@ -61,7 +60,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             ..TokenSettings::default()
         },
     };
-    let app = Application::build(settings.clone()).await.expect("identity starts");
+    let app = identity::startup::build(settings.clone()).await.expect("identity starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());

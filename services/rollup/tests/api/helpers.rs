@@ -16,7 +16,6 @@ use rollup::db::funds::StoredFundTotals;
 use rollup::db::households::{StoredHouseholdTotals, StoredHouseholdYear};
 use rollup::db::totals::{StoredFiscalYear, StoredPledgePayment, StoredTotals};
 use rollup::domain::{FiscalYearStart, FiscalYearTotal};
-use rollup::startup::Application;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -56,14 +55,14 @@ pub async fn spawn_app() -> TestApp {
     let amqp = almoner_testkit::broker::amqp_settings();
     let issuer = TestIssuer::start().await;
     let settings = Settings {
-        server: ServerSettings { host: "127.0.0.1".into(), port: 0, body_limit_bytes: 64 * 1024, workers: 2 },
+        server: ServerSettings { body_limit_bytes: 64 * 1024, workers: 2, ..ServerSettings::default() },
         database: db.database_settings(),
         amqp: amqp.clone(),
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
         projection: Default::default(),
     };
-    let app = Application::build_with_clock(settings.clone(), Clock::Fixed(today())).await.expect("rollup starts");
+    let app = rollup::startup::build_with_clock(settings.clone(), Clock::Fixed(today())).await.expect("rollup starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());

@@ -1,0 +1,15 @@
+//! How an Almoner service is built and run, written once for every service.
+//!
+//! A service describes what it has: its settings ([`ServiceSettings`]), its schema and migrations, its routes and
+//! OpenAPI document, its readiness checks, its consumers and background tasks ([`ServiceBuilder`]), and its own
+//! operator commands ([`Service`]). This crate owns how those become a process: settings loaded and validated
+//! (exit 2 naming the bad key), telemetry, migrations, the HTTP server with the platform endpoints, and a graceful
+//! shutdown within a deadline ([`Application`]). It holds no service logic.
+
+pub mod builder;
+pub mod cli;
+pub mod settings;
+
+pub use builder::{Application, ServiceBuilder};
+pub use cli::{NoCommands, Service, main};
+pub use settings::ServiceSettings;
