@@ -33,6 +33,8 @@ use crate::error::{BusError, short, within};
 use crate::metrics::METRICS;
 use crate::propagation::{self, header_str};
 use crate::topology::{self, BROKER_TIMEOUT, QueueNames};
+// A spec is what the queues are declared from, so it lives with the topology; consumers take it from there.
+pub use crate::topology::{ConsumerSpec, DEFAULT_RETRY_DELAYS};
 use almoner_config::AmqpSettings;
 use almoner_events::Envelope;
 use futures::stream::FuturesUnordered;
@@ -62,63 +64,11 @@ pub const DEAD_LETTERED_AT_HEADER: &str = "x-almoner-dead-lettered-at";
 /// Set by quorum queues on redelivery: how many times the message was returned unacknowledged.
 pub(crate) const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";
 
-/// Retry delays used when a spec names none.
-pub const DEFAULT_RETRY_DELAYS: [Duration; 4] =
-    [Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60), Duration::from_secs(300)];
-
 /// How long handlers in flight may run on after the connection died, before they are dropped (cancelled).
 const LOST_CONNECTION_GRACE: Duration = Duration::from_secs(5);
 
 /// Reasons longer than this are cut before they go into a header.
 const MAX_REASON_BYTES: usize = 2048;
-
-/// One consumer queue and how its messages are retried.
-#[derive(Debug, Clone)]
-pub struct ConsumerSpec {
-    /// `<service>.<purpose>`, e.g. `identity.audit`; the namespace is prefixed by the bus.
-    pub queue: String,
-    /// Topic patterns bound on the events exchange, e.g. `identity.tenant.*.v1` or `fundraising.#`.
-    pub bindings: Vec<String>,
-    /// Deliveries held (and handled concurrently) at once; 0 means the settings' `amqp.prefetch`.
-    pub prefetch: u16,
-    /// Handlings before a message that keeps asking for retries is dead-lettered; also the queue's
-    /// `x-delivery-limit`.
-    pub max_deliveries: u32,
-    /// Delay before each retry: the n-th retry waits `retry_delays[n-1]`, the last repeats. Empty means
-    /// [`DEFAULT_RETRY_DELAYS`].
-    pub retry_delays: Vec<Duration>,
-}
-
-impl ConsumerSpec {
-    /// A spec with 5 deliveries, the default retry delays and the settings' prefetch.
-    pub fn new(queue: impl Into<String>, bindings: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        Self {
-            queue: queue.into(),
-            bindings: bindings.into_iter().map(Into::into).collect(),
-            prefetch: 0,
-            max_deliveries: 5,
-            retry_delays: DEFAULT_RETRY_DELAYS.to_vec(),
-        }
-    }
-
-    pub(crate) fn effective_retry_delays(&self) -> Vec<Duration> {
-        if self.retry_delays.is_empty() { DEFAULT_RETRY_DELAYS.to_vec() } else { self.retry_delays.clone() }
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), BusError> {
-        let invalid = |reason| Err(BusError::InvalidName { name: self.queue.clone(), reason });
-        if self.queue.is_empty() {
-            return invalid("queue name is empty");
-        }
-        if self.max_deliveries == 0 {
-            return invalid("max_deliveries must be at least 1");
-        }
-        if self.retry_delays.iter().any(Duration::is_zero) {
-            return invalid("retry delays must be positive");
-        }
-        Ok(())
-    }
-}
 
 /// A delivered event, as a handler sees it.
 #[derive(Debug, Clone)]
@@ -616,14 +566,5 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(125));
-    }
-
-    #[test]
-    fn spec_validation() {
-        assert!(ConsumerSpec::new("identity.audit", ["identity.#"]).validate().is_ok());
-        let mut spec = ConsumerSpec::new("identity.audit", ["identity.#"]);
-        spec.max_deliveries = 0;
-        assert!(spec.validate().is_err());
-        assert!(ConsumerSpec::new("", ["x"]).validate().is_err());
     }
 }

@@ -18,7 +18,6 @@
 //! Dead-lettering out of the quorum queues uses the `at-least-once` strategy, so a message is never dropped
 //! between a queue and its dead-letter target.
 
-use crate::consumer::ConsumerSpec;
 use crate::error::{BusError, short, within};
 use almoner_config::AmqpSettings;
 use lapin::options::{
@@ -29,6 +28,58 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use secrecy::ExposeSecret;
 use std::time::Duration;
+
+/// Retry delays used when a spec names none.
+pub const DEFAULT_RETRY_DELAYS: [Duration; 4] =
+    [Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60), Duration::from_secs(300)];
+
+/// One consumer queue and how its messages are retried.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// `<service>.<purpose>`, e.g. `identity.audit`; the namespace is prefixed by the bus.
+    pub queue: String,
+    /// Topic patterns bound on the events exchange, e.g. `identity.tenant.*.v1` or `fundraising.#`.
+    pub bindings: Vec<String>,
+    /// Deliveries held (and handled concurrently) at once; 0 means the settings' `amqp.prefetch`.
+    pub prefetch: u16,
+    /// Handlings before a message that keeps asking for retries is dead-lettered; also the queue's
+    /// `x-delivery-limit`.
+    pub max_deliveries: u32,
+    /// Delay before each retry: the n-th retry waits `retry_delays[n-1]`, the last repeats. Empty means
+    /// [`DEFAULT_RETRY_DELAYS`].
+    pub retry_delays: Vec<Duration>,
+}
+
+impl ConsumerSpec {
+    /// A spec with 5 deliveries, the default retry delays and the settings' prefetch.
+    pub fn new(queue: impl Into<String>, bindings: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            queue: queue.into(),
+            bindings: bindings.into_iter().map(Into::into).collect(),
+            prefetch: 0,
+            max_deliveries: 5,
+            retry_delays: DEFAULT_RETRY_DELAYS.to_vec(),
+        }
+    }
+
+    pub(crate) fn effective_retry_delays(&self) -> Vec<Duration> {
+        if self.retry_delays.is_empty() { DEFAULT_RETRY_DELAYS.to_vec() } else { self.retry_delays.clone() }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), BusError> {
+        let invalid = |reason| Err(BusError::InvalidName { name: self.queue.clone(), reason });
+        if self.queue.is_empty() {
+            return invalid("queue name is empty");
+        }
+        if self.max_deliveries == 0 {
+            return invalid("max_deliveries must be at least 1");
+        }
+        if self.retry_delays.iter().any(Duration::is_zero) {
+            return invalid("retry delays must be positive");
+        }
+        Ok(())
+    }
+}
 
 /// The topic exchange every event is published to (before namespacing).
 pub const EVENTS_EXCHANGE: &str = "almoner.events";
@@ -287,5 +338,14 @@ mod tests {
         assert_eq!(names.retry_tier(2).unwrap().delay, Duration::from_secs(2));
         assert_eq!(names.retry_tier(9).unwrap().delay, Duration::from_secs(2));
         assert!(QueueNames::new("", "q", &[]).retry_tier(1).is_none());
+    }
+
+    #[test]
+    fn spec_validation() {
+        assert!(ConsumerSpec::new("identity.audit", ["identity.#"]).validate().is_ok());
+        let mut spec = ConsumerSpec::new("identity.audit", ["identity.#"]);
+        spec.max_deliveries = 0;
+        assert!(spec.validate().is_err());
+        assert!(ConsumerSpec::new("", ["x"]).validate().is_err());
     }
 }

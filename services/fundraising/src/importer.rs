@@ -7,12 +7,12 @@
 //! written are found again (as matches and duplicates) and skipped, the commit goes on along the stored order, and
 //! the rows after them are decided exactly as an uninterrupted run would have.
 
+use crate::PRODUCER;
+use crate::app::imports::{Options, read};
+use crate::app::refunds::{RecordRefundError, record_refund};
 use crate::db::{gifts, imports as db};
 use crate::domain::import::{self, Outcome, Row};
 use crate::domain::{GiftDetails, GiftStatus, Refund, SourceName};
-use crate::routes::conventions::PRODUCER;
-use crate::routes::gifts::record_refund;
-use crate::routes::imports::{Options, read};
 use almoner_db::{Pool, Transaction, outbox};
 use almoner_events::Envelope;
 use almoner_events::fundraising::{DonorsUpsertedV1, GiftsUpsertedV1};
@@ -109,9 +109,9 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     }
     let started = Instant::now();
     let mut timings = Timings::default();
-    let options = Options::from_stored(&stored.options)?;
+    let options = Options::from_stored(&stored.options).context("stored import options")?;
     let text = String::from_utf8(content).context("the stored file is not UTF-8")?;
-    let (_, rows) = read(&text, &options.mapping).map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+    let (_, rows) = read(&text, &options.mapping).context("reading the stored file")?;
     let total = rows.len();
 
     // With the outcomes the dry run stored: with the same ids, a row decided the same way has the same text, and
@@ -310,16 +310,10 @@ async fn write_chunk(
             (Outcome::Refund { gift_id, refund_id }, Some(row)) => {
                 let refund =
                     Refund { amount_minor: row.gift.amount_minor, date: row.gift.date, reason: row.gift.notes.clone() };
-                match record_refund(tx, tenant_id, *gift_id, &refund, Some(*refund_id), Some(&mut written_gifts)).await
-                {
-                    Ok(_) => outcome.clone(),
-                    // Refused before anything was written (too much, not refundable): the row says why.
-                    Err(error) if error.source.is_none() => Outcome::Error(import::RowError {
-                        field: "amount",
-                        reason: error.errors.first().map_or(error.detail.clone(), |e| e.message.clone()),
-                    }),
-                    Err(error) => return Err(anyhow::anyhow!("recording a refund failed: {}", error.detail)),
-                }
+                let recorded =
+                    record_refund(tx, tenant_id, *gift_id, &refund, Some(*refund_id), Some(&mut written_gifts)).await;
+                refund_outcome(outcome, recorded.map(|_| ()))
+                    .with_context(|| format!("line {line}: recording the refund of gift {gift_id}"))?
             }
             _ => outcome.clone(),
         };
@@ -332,4 +326,57 @@ async fn write_chunk(
     }
     timings.events += mark.elapsed();
     Ok(outcomes)
+}
+
+/// A refund row's outcome once its refund was recorded, or why it could not be. A refund the gift refused (too
+/// much, not a succeeded gift) or a gift gone since the rows were decided is the row's error, and nothing was
+/// written for it; anything else (the database, a bug) fails the chunk, its whole cause chain kept for the log.
+fn refund_outcome(decided: &Outcome, recorded: Result<(), RecordRefundError>) -> anyhow::Result<Outcome> {
+    match recorded {
+        Ok(()) => Ok(decided.clone()),
+        Err(error @ (RecordRefundError::Refused(_) | RecordRefundError::GiftNotFound)) => {
+            Ok(Outcome::Error(import::RowError { field: "amount", reason: error.to_string() }))
+        }
+        Err(error @ (RecordRefundError::Db(_) | RecordRefundError::Unexpected(_))) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RefundError;
+
+    fn refund() -> Outcome {
+        Outcome::Refund { gift_id: Uuid::now_v7(), refund_id: Uuid::now_v7() }
+    }
+
+    #[test]
+    fn a_recorded_refund_keeps_its_decided_outcome() {
+        let decided = refund();
+        assert_eq!(refund_outcome(&decided, Ok(())).unwrap(), decided);
+    }
+
+    #[test]
+    fn a_refused_refund_is_the_rows_error() {
+        let too_much = RecordRefundError::Refused(RefundError::TooMuch { remaining: 500 });
+        let Outcome::Error(error) = refund_outcome(&refund(), Err(too_much)).unwrap() else { panic!("a row error") };
+        assert_eq!(
+            (error.field, error.reason.as_str()),
+            ("amount", "must be at most 500, the amount not yet refunded")
+        );
+        let pending = RecordRefundError::Refused(RefundError::NotRefundable("pending"));
+        let described = refund_outcome(&refund(), Err(pending)).unwrap().describe();
+        assert_eq!(described, "error: amount: only a succeeded gift can be refunded; this one is pending");
+        let gone = refund_outcome(&refund(), Err(RecordRefundError::GiftNotFound)).unwrap();
+        assert_eq!(gone.describe(), "error: amount: gift not found");
+    }
+
+    #[test]
+    fn an_unexpected_failure_stops_the_chunk_with_its_whole_cause() {
+        let cause = anyhow::anyhow!("connection reset by peer").context("inserting the refund entry");
+        let error = refund_outcome(&refund(), Err(RecordRefundError::Unexpected(cause))).unwrap_err();
+        assert_eq!(format!("{error:#}"), "inserting the refund entry: connection reset by peer");
+        let busy = RecordRefundError::Db(almoner_db::DbError::PoolTimeout);
+        assert!(refund_outcome(&refund(), Err(busy)).is_err(), "a busy database is no reason to refuse a row");
+    }
 }

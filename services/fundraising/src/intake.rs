@@ -11,18 +11,70 @@
 //! A request that fails its checks (unknown donor, reference taken, key reused) gets its error and its claimed
 //! key is released, while the others commit. If the batch's transaction itself fails, each request is written
 //! again on its own ([`create_one`]), so one request's problem never becomes another's.
+//!
+//! A job, not a route: it answers with an [`IntakeError`], which `routes::gifts` turns into problem+json.
 
+use crate::PRODUCER;
+use crate::app::FieldProblem;
+use crate::app::gift_view::GiftView;
+use crate::app::links::{LinkError, check_links, gather_links};
+use crate::app::pledges::{SettleError, settle_pledges};
 use crate::db::{donors, gifts};
 use crate::domain::GiftDetails;
-use crate::routes::conventions::{Claim, PRODUCER, claim_key, conflict};
-use crate::routes::gifts::{GiftView, check_links, gather_links};
-use crate::routes::pledges::settle_pledges;
 use almoner_db::{DbError, GroupCommit, IdempotencyOutcome, Pool, idempotency, outbox};
 use almoner_events::Envelope;
 use almoner_events::fundraising::GiftUpsertedV1;
-use almoner_http::{ApiError, ErrorCode, FieldError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
+
+/// Why a gift was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The gift's donor is not one of the tenant's.
+    #[error("no such donor")]
+    UnknownDonor,
+    #[error("another gift from this source already has this reference")]
+    ReferenceTaken,
+    #[error("this Idempotency-Key was used with a different request body")]
+    KeyReused,
+    /// The writers have stopped: the service is going down.
+    #[error("the service is shutting down; try again")]
+    ShuttingDown,
+    /// Allocations, soft credits or the pledge name what the gift cannot be linked to.
+    #[error("{}", crate::app::describe(.0))]
+    InvalidLinks(Vec<FieldProblem>),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<LinkError> for IntakeError {
+    fn from(error: LinkError) -> Self {
+        match error {
+            LinkError::Invalid(problems) => Self::InvalidLinks(problems),
+            LinkError::Db(e) => Self::Db(e),
+            LinkError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+impl From<SettleError> for IntakeError {
+    fn from(error: SettleError) -> Self {
+        match error {
+            SettleError::Db(e) => Self::Db(e),
+            SettleError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+/// A failure of the whole batch's transaction, which then falls back to one transaction per gift.
+fn batch_failure(error: impl Into<IntakeError>) -> DbError {
+    match error.into() {
+        IntakeError::Db(e) => e,
+        other => DbError::Unexpected(anyhow::Error::new(other)),
+    }
+}
 
 /// A validated gift to record.
 #[derive(Debug)]
@@ -46,7 +98,7 @@ pub enum Recorded {
     },
 }
 
-type Reply = Result<Recorded, ApiError>;
+type Reply = Result<Recorded, IntakeError>;
 
 /// Hands submissions to the writers. Cheap to clone.
 #[derive(Clone)]
@@ -67,9 +119,7 @@ impl GiftIntake {
 
     /// Records the gift; returns once it is committed (or refused).
     pub async fn submit(&self, submission: Submission) -> Reply {
-        self.queue.submit(submission).await.unwrap_or_else(|| {
-            Err(ApiError::new(ErrorCode::ServiceUnavailable, "the service is shutting down; try again"))
-        })
+        self.queue.submit(submission).await.unwrap_or(Err(IntakeError::ShuttingDown))
     }
 }
 
@@ -128,14 +178,6 @@ async fn write_tenant(pool: &Pool, tenant_id: Uuid, group: &[&Submission]) -> Ve
     results.into_iter().map(|r| r.expect("every submission has a result")).collect()
 }
 
-fn unknown_donor() -> ApiError {
-    ApiError::validation(vec![FieldError { field: "donor_id".into(), message: "no such donor".into() }])
-}
-
-fn reference_taken() -> ApiError {
-    conflict("external_reference", "another gift from this source already has this reference")
-}
-
 fn event(submission: &Submission, stored: &gifts::StoredGift) -> Envelope<GiftUpsertedV1> {
     Envelope::new(submission.tenant_id, PRODUCER, GiftUpsertedV1 { gift: stored.gift.clone() })
         .with_traceparent(submission.traceparent.clone())
@@ -149,24 +191,24 @@ pub async fn create_one(pool: &Pool, submission: &Submission) -> Reply {
     // Pipelined: the key's claim and both checks go out together. The claim is looked at first, so a replay
     // answers as before even if the donor has since gone.
     let (claimed, donor_exists, reference_taken_already) =
-        futures::join!(claim_key(&tx, submission.idempotency.as_ref()), donors::exists(&tx, details.donor_id), async {
+        futures::join!(claim(&tx, submission.idempotency.as_ref()), donors::exists(&tx, details.donor_id), async {
             match &details.external_reference {
                 Some(reference) => gifts::reference_taken(&tx, details.source.as_str(), reference, None).await,
                 None => Ok(false),
             }
         });
     let key = match claimed? {
-        Claim::Proceed(key) => key,
-        Claim::Replay { status, body } => {
+        Claimed::Proceed(key) => key,
+        Claimed::Replay { status, body } => {
             tx.commit().await?;
             return Ok(Recorded::Replay { status, body });
         }
     };
     if !donor_exists? {
-        return Err(unknown_donor());
+        return Err(IntakeError::UnknownDonor);
     }
     if reference_taken_already? {
-        return Err(reference_taken());
+        return Err(IntakeError::ReferenceTaken);
     }
     check_links(details, None, &gather_links(&tx, &[details]).await?)?;
     let id = Uuid::now_v7();
@@ -177,7 +219,7 @@ pub async fn create_one(pool: &Pool, submission: &Submission) -> Reply {
     let view = GiftView::from(stored.clone());
     let envelope = event(submission, &stored);
     let response = match &key {
-        Some(_) => Some(serde_json::to_value(&view).map_err(|e| ApiError::unexpected(e.into()))?),
+        Some(_) => Some(serde_json::to_value(&view).map_err(anyhow::Error::from)?),
         None => None,
     };
     // Pipelined as well: the event and the remembered response.
@@ -224,12 +266,7 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
                 claimed.insert(key.clone());
             }
             IdempotencyOutcome::Replay { status, body } => results[index] = Some(Ok(Recorded::Replay { status, body })),
-            IdempotencyOutcome::Mismatch => {
-                results[index] = Some(Err(ApiError::new(
-                    ErrorCode::IdempotencyKeyReused,
-                    "this Idempotency-Key was used with a different request body",
-                )))
-            }
+            IdempotencyOutcome::Mismatch => results[index] = Some(Err(IntakeError::KeyReused)),
         }
     }
 
@@ -253,11 +290,11 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
     for index in open(&results) {
         let d = &submissions[index].details;
         if !existing.contains(&d.donor_id) {
-            results[index] = Some(Err(unknown_donor()));
+            results[index] = Some(Err(IntakeError::UnknownDonor));
         } else if let Some(reference) = &d.external_reference {
             // Taken already, or by an earlier submission of this batch.
             if !taken.insert((d.source.as_str().to_owned(), reference.clone())) {
-                results[index] = Some(Err(reference_taken()));
+                results[index] = Some(Err(IntakeError::ReferenceTaken));
             }
         }
     }
@@ -272,10 +309,10 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
         .collect();
     if !linking.is_empty() {
         let details: Vec<&GiftDetails> = linking.iter().map(|i| &submissions[*i].details).collect();
-        let links = gather_links(&tx, &details).await.map_err(|e| anyhow::anyhow!("gathering links: {}", e.detail))?;
+        let links = gather_links(&tx, &details).await.map_err(batch_failure)?;
         for index in linking {
             if let Err(error) = check_links(&submissions[index].details, None, &links) {
-                results[index] = Some(Err(error));
+                results[index] = Some(Err(error.into()));
             }
         }
     }
@@ -323,9 +360,7 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
         paid.sort_by_key(|(pledge_id, _)| *pledge_id);
         paid.dedup_by_key(|(pledge_id, _)| *pledge_id);
         for (pledge_id, traceparent) in paid {
-            settle_pledges(&tx, tenant_id, &[pledge_id], traceparent)
-                .await
-                .map_err(|e| anyhow::anyhow!("settling pledge {pledge_id}: {}", e.detail))?;
+            settle_pledges(&tx, tenant_id, &[pledge_id], traceparent).await.map_err(batch_failure)?;
         }
         tx.commit().await?;
         for (index, view) in views {
@@ -335,4 +370,22 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
         tx.commit().await?;
     }
     Ok(results.into_iter().map(|r| r.expect("every submission has a result")).collect())
+}
+
+/// What to do with a gift after claiming its `Idempotency-Key`.
+enum Claimed {
+    /// Record it; the key (if any) takes its response.
+    Proceed(Option<String>),
+    /// The same request was answered before: its stored response.
+    Replay { status: u16, body: serde_json::Value },
+}
+
+/// Claims the submission's key in the tenant transaction, or refuses a key reused with another body.
+async fn claim(tx: &almoner_db::Transaction, key: Option<&(String, Vec<u8>)>) -> Result<Claimed, IntakeError> {
+    let Some((key, hash)) = key else { return Ok(Claimed::Proceed(None)) };
+    match idempotency::begin(tx, key, hash).await? {
+        IdempotencyOutcome::New => Ok(Claimed::Proceed(Some(key.clone()))),
+        IdempotencyOutcome::Mismatch => Err(IntakeError::KeyReused),
+        IdempotencyOutcome::Replay { status, body } => Ok(Claimed::Replay { status, body }),
+    }
 }

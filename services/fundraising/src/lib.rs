@@ -4,6 +4,7 @@
 //! It owns the `fundraising` schema and publishes through its outbox. It must not compute totals (rollup does) nor
 //! hold identity's tenants or keys: it verifies tokens against identity's JWKS.
 
+pub mod app;
 pub mod configuration;
 pub mod db;
 pub mod domain;
@@ -13,3 +14,6 @@ pub mod openapi;
 pub mod replay;
 pub mod routes;
 pub mod startup;
+
+/// The `producer` of every event fundraising writes.
+pub const PRODUCER: &str = "fundraising";

@@ -3,8 +3,8 @@
 //! pledges go first, so a consumer meets them before the donors and gifts naming them. Revisions make it harmless
 //! to consumers already up to date.
 
+use crate::PRODUCER;
 use crate::db::{donors, funds, gifts, households, pledges, tenants};
-use crate::routes::conventions::PRODUCER;
 use almoner_db::{Pool, Transaction, outbox};
 use almoner_events::fundraising::{
     DonorUpsertedV1, FundUpsertedV1, GiftUpsertedV1, HouseholdUpsertedV1, PledgeUpsertedV1,

@@ -2,15 +2,16 @@
 //! each row would do, with totals, and nothing but the import itself written. See `docs/import.md`.
 
 use super::conventions::{Claim, claim, json_body, path_id, remember, replay_response};
+use crate::app::imports::{ImportError, Options, OptionsRequest, read};
 use crate::db::imports as db;
-use crate::domain::SourceName;
-use crate::domain::import::{self, DonorRule, GiftRule, ReadRow, RowIds};
+use crate::domain::import::{self, RowIds};
+use crate::importer::ImportRunner;
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::Pool;
 use almoner_http::{ApiError, FieldErrors, Principal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -85,97 +86,6 @@ impl From<db::StoredImport> for ImportView {
     }
 }
 
-/// The import's options, validated.
-pub struct Options {
-    pub source: SourceName,
-    pub mapping: HashMap<String, String>,
-    pub donor_rules: Vec<DonorRule>,
-    pub gift_rule: GiftRule,
-}
-
-impl Options {
-    /// The options as the import stored them (`options` of the view).
-    pub fn from_stored(stored: &serde_json::Value) -> anyhow::Result<Self> {
-        let request = ImportRequest {
-            csv: None,
-            source: stored["source"].as_str().map(str::to_owned),
-            mapping: serde_json::from_value(stored["mapping"].clone()).ok(),
-            donor_match: serde_json::from_value(stored["donor_match"].clone()).ok(),
-            gift_match: stored["gift_match"].as_str().map(str::to_owned),
-            gift_match_days: stored["gift_match_days"].as_u64().and_then(|d| u32::try_from(d).ok()),
-        };
-        let mut errors = FieldErrors::new();
-        let options = parse_options(&request, &mut errors);
-        errors.finish().map_err(|e| anyhow::anyhow!("stored import options: {}", e.detail))?;
-        options.ok_or_else(|| anyhow::anyhow!("stored import options are incomplete"))
-    }
-}
-
-fn parse_options(input: &ImportRequest, errors: &mut FieldErrors) -> Option<Options> {
-    let source =
-        errors.required("source", input.source.as_deref()).and_then(|s| errors.parse("source", SourceName::parse(s)));
-    let donor_rules: Vec<DonorRule> = match &input.donor_match {
-        None => vec![DonorRule::ExternalId, DonorRule::Email],
-        Some(names) => names
-            .iter()
-            .enumerate()
-            .filter_map(|(i, name)| {
-                let rule = DonorRule::parse(name);
-                if rule.is_none() {
-                    errors.add(
-                        format!("donor_match[{i}]"),
-                        "must be one of external_id, email, name_email, name_postcode, name_phone",
-                    );
-                }
-                rule
-            })
-            .collect(),
-    };
-    let days = input.gift_match_days.unwrap_or(0);
-    if days > 31 {
-        errors.add("gift_match_days", "must be 0 to 31");
-    }
-    let gift_rule = match input.gift_match.as_deref().unwrap_or("reference") {
-        "reference" => Some(GiftRule::Reference),
-        "donor_amount_date" => Some(GiftRule::DonorAmountDate { within_days: days }),
-        _ => {
-            errors.add("gift_match", "must be reference or donor_amount_date");
-            None
-        }
-    };
-    Some(Options {
-        source: source?,
-        mapping: input.mapping.clone().unwrap_or_default().into_iter().collect(),
-        donor_rules,
-        gift_rule: gift_rule?,
-    })
-}
-
-/// Reads the CSV: the layout (or every problem with the headers), then every row parsed or refused.
-pub fn read(csv_text: &str, mapping: &HashMap<String, String>) -> Result<(import::Layout, Vec<ReadRow>), Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv_text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| vec![format!("the header line cannot be read: {e}")])?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-        .collect();
-    let layout = import::layout(&headers, mapping)?;
-    let today = Utc::now().date_naive();
-    let rows = reader
-        .records()
-        .enumerate()
-        .map(|(i, record)| {
-            let line = i + 2;
-            match record {
-                Ok(record) => import::parse_row(line, &record, &layout.columns, today).map_err(|e| (line, e)),
-                Err(e) => Err((line, import::RowError { field: "csv", reason: format!("cannot be read: {e}") })),
-            }
-        })
-        .collect();
-    Ok((layout, rows))
-}
-
 /// Reads a CSV of donors and gifts and reports, row by row, what importing it would do. Nothing is written but
 /// the import (its file, options and outcomes), for the commit.
 #[utoipa::path(post, path = "/v1/imports", tag = "imports", security(("bearer" = ["fundraising:write"])),
@@ -197,18 +107,26 @@ pub async fn create_import(
     let input: ImportRequest = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
     let csv_text = errors.required("csv", input.csv.as_deref()).unwrap_or_default();
-    let options = parse_options(&input, &mut errors);
+    let options = Options::parse(&OptionsRequest {
+        source: input.source.clone(),
+        mapping: input.mapping.clone(),
+        donor_match: input.donor_match.clone(),
+        gift_match: input.gift_match.clone(),
+        gift_match_days: input.gift_match_days,
+    });
+    let options = match options {
+        Ok(options) => Some(options),
+        Err(ImportError::InvalidOptions(problems)) => {
+            problems.into_iter().for_each(|p| errors.add(p.field, p.message));
+            None
+        }
+        Err(other) => return Err(other.into()),
+    };
     errors.finish()?;
     let Some(options) = options else {
         return Err(ApiError::unexpected(anyhow::anyhow!("validated import options missing")));
     };
-    let (layout, rows) = read(csv_text, &options.mapping).map_err(|problems| {
-        let mut errors = FieldErrors::new();
-        for problem in problems {
-            errors.add("csv", problem);
-        }
-        errors.finish().err().unwrap_or_else(|| ApiError::unexpected(anyhow::anyhow!("no header problem")))
-    })?;
+    let (layout, rows) = read(csv_text, &options.mapping)?;
     tracing::Span::current().record("rows", rows.len());
 
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
@@ -236,14 +154,7 @@ pub async fn create_import(
             (i32::try_from(*line).unwrap_or(i32::MAX), outcome.kind(), outcome.describe())
         })
         .collect();
-    let options_json = serde_json::json!({
-        "source": options.source.as_str(),
-        "mapping": options.mapping,
-        "donor_match": options.donor_rules.iter().map(|r| r.name()).collect::<Vec<_>>(),
-        "gift_match": match options.gift_rule { GiftRule::Reference => "reference", GiftRule::DonorAmountDate { .. } => "donor_amount_date" },
-        "gift_match_days": match options.gift_rule { GiftRule::DonorAmountDate { within_days } => within_days, GiftRule::Reference => 0 },
-        "ignored_columns": layout.ignored,
-    });
+    let options_json = options.to_stored(&layout);
     let summary = serde_json::to_value(&summary).map_err(|e| ApiError::unexpected(e.into()))?;
     let stored = db::insert(&tx, id, &options_json, csv_text.as_bytes(), &summary, &outcomes).await?;
     let view = ImportView::from(stored);
@@ -317,7 +228,7 @@ pub async fn import_outcomes(
 pub async fn commit_import(
     principal: Principal,
     pool: web::Data<Pool>,
-    runner: web::Data<crate::importer::ImportRunner>,
+    runner: web::Data<ImportRunner>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:write")?;

@@ -9,6 +9,7 @@ pub mod gifts;
 pub mod households;
 pub mod imports;
 pub mod pledges;
+mod problems;
 
 use actix_web::web::ServiceConfig;
 

@@ -2,11 +2,11 @@
 //!
 //! A pledge is a promise, not money: it never counts as a gift. Gifts name the pledge they pay (`pledge_id`);
 //! once they reach its amount it is `fulfilled`, and `open` again if a refund takes it below. Those moves happen
-//! in the transaction of the gift or refund that causes them ([`settle_pledges`]). Every change writes
+//! in the transaction of the gift or refund that causes them (`app::pledges::settle_pledges`). Every change writes
 //! `fundraising.pledge.upserted.v1` with the pledge's next revision to the outbox in the same transaction.
 
 use super::conventions::{
-    Claim, PRODUCER, after_id, claim, emit, iso_date, json_body, merge_patch, page_limit, paginate, path_id, remember,
+    Claim, after_id, claim, emit, iso_date, json_body, merge_patch, page_limit, paginate, path_id, remember,
     replay_response,
 };
 use crate::db::pledges::{self, StoredPledge};
@@ -16,14 +16,12 @@ use crate::domain::pledge::{
     parse_requested_pledge_status, pledge_status_name, schedule, status_after_payments,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
-use almoner_db::{Pool, Transaction, outbox};
-use almoner_events::Envelope;
+use almoner_db::Pool;
 use almoner_events::fundraising::PledgeUpsertedV1;
 use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Principal};
 use almoner_types::Currency;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -170,39 +168,6 @@ fn parse_pledge(input: PledgeInput) -> Result<PledgeDetails, ApiError> {
         return Err(ApiError::unexpected(anyhow::anyhow!("validated pledge fields missing")));
     };
     Ok(PledgeDetails { donor_id, amount_minor, currency, frequency, instalments, start_date, fund_id: input.fund_id })
-}
-
-/// Moves each of these pledges to the status what is now paid towards it calls for (fulfilled, or open again),
-/// bumping its revision and writing its event with `traceparent`. Call it in the transaction that changed the
-/// gifts naming them, after the change.
-pub async fn settle_pledges(
-    tx: &Transaction,
-    tenant_id: Uuid,
-    ids: &[Uuid],
-    traceparent: Option<String>,
-) -> Result<(), ApiError> {
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let locked = pledges::lock_many(tx, &ids).await?;
-    let paid: HashMap<Uuid, i64> = pledges::paid(tx, &ids).await?.into_iter().collect();
-    let mut events = Vec::new();
-    for pledge in locked {
-        let paid = paid.get(&pledge.id).copied().unwrap_or(0);
-        let status = status_after_payments(pledge.status, pledge.amount_minor, paid);
-        if status != pledge.status {
-            let stored = pledges::set_status(tx, pledge.id, status).await?;
-            events.push(
-                Envelope::new(tenant_id, PRODUCER, PledgeUpsertedV1 { pledge: stored.pledge })
-                    .with_traceparent(traceparent.clone()),
-            );
-        }
-    }
-    outbox::enqueue_many(tx, &events).await?;
-    Ok(())
 }
 
 /// Records a pledge, `open`, at revision 1.

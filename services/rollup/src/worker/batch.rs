@@ -14,7 +14,8 @@
 use crate::db::ledger::Locking;
 use crate::worker::PROJECTION_QUEUE;
 use crate::worker::changes::LedgerChanges;
-use crate::worker::projection::{HandleError, Handled, ProjectionEvent, apply, decode, handle_envelope, outcome_of};
+use crate::worker::event::{ProjectionEvent, decode};
+use crate::worker::projection::{HandleError, Handled, apply, handle_envelope, outcome_of};
 use almoner_bus::{Handler, Outcome, Received};
 use almoner_db::{DbError, GroupCommit, Pool};
 use almoner_events::Envelope;

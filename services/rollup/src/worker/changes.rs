@@ -18,7 +18,7 @@ use crate::db::ledger::{
     self, DonorDeletion, DonorRecord, FundRecord, GiftDeletion, GiftRecord, HouseholdRecord, Locking, PledgeRecord,
 };
 use crate::db::totals::{self, Affected};
-use crate::worker::projection::ProjectionEvent;
+use crate::worker::event::ProjectionEvent;
 use almoner_db::{DbError, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod changes;
+pub mod event;
 pub mod projection;
 
 use almoner_bus::ConsumerSpec;

@@ -1,0 +1,194 @@
+//! An import's options and how its file is read: the dry run (`POST /v1/imports`) reads the file and the options
+//! a client sent, and the commit job reads them again as the import stored them, so both decide every row alike.
+
+use super::{FieldProblem, describe};
+use crate::domain::SourceName;
+use crate::domain::import::{self, DonorRule, GiftRule, Layout, ReadRow};
+use chrono::Utc;
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Options that name no source, or rules that do not exist; each field says why.
+    #[error("{}", describe(.0))]
+    InvalidOptions(Vec<FieldProblem>),
+    /// The file's header line cannot be read, or its columns cannot be understood; one line per problem.
+    #[error("{}", .0.join("; "))]
+    UnreadableHeaders(Vec<String>),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// The options as a client (or the stored import) gives them, before they are checked.
+#[derive(Debug, Clone, Default)]
+pub struct OptionsRequest {
+    pub source: Option<String>,
+    pub mapping: Option<BTreeMap<String, String>>,
+    pub donor_match: Option<Vec<String>>,
+    pub gift_match: Option<String>,
+    pub gift_match_days: Option<u32>,
+}
+
+/// The import's options, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub source: SourceName,
+    pub mapping: HashMap<String, String>,
+    pub donor_rules: Vec<DonorRule>,
+    pub gift_rule: GiftRule,
+}
+
+impl Options {
+    /// Checks the options, naming every bad field (`source`, `donor_match[i]`, `gift_match_days`, `gift_match`).
+    pub fn parse(input: &OptionsRequest) -> Result<Self, ImportError> {
+        let mut problems = Vec::new();
+        let source = match input.source.as_deref() {
+            None => {
+                problems.push(FieldProblem::new("source", "is required"));
+                None
+            }
+            Some(s) => SourceName::parse(s).map_err(|e| problems.push(FieldProblem::new("source", e.to_string()))).ok(),
+        };
+        let donor_rules: Vec<DonorRule> = match &input.donor_match {
+            None => vec![DonorRule::ExternalId, DonorRule::Email],
+            Some(names) => names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, name)| {
+                    let rule = DonorRule::parse(name);
+                    if rule.is_none() {
+                        problems.push(FieldProblem::new(
+                            format!("donor_match[{i}]"),
+                            "must be one of external_id, email, name_email, name_postcode, name_phone",
+                        ));
+                    }
+                    rule
+                })
+                .collect(),
+        };
+        let days = input.gift_match_days.unwrap_or(0);
+        if days > 31 {
+            problems.push(FieldProblem::new("gift_match_days", "must be 0 to 31"));
+        }
+        let gift_rule = match input.gift_match.as_deref().unwrap_or("reference") {
+            "reference" => Some(GiftRule::Reference),
+            "donor_amount_date" => Some(GiftRule::DonorAmountDate { within_days: days }),
+            _ => {
+                problems.push(FieldProblem::new("gift_match", "must be reference or donor_amount_date"));
+                None
+            }
+        };
+        match (source, gift_rule) {
+            (Some(source), Some(gift_rule)) if problems.is_empty() => Ok(Self {
+                source,
+                mapping: input.mapping.clone().unwrap_or_default().into_iter().collect(),
+                donor_rules,
+                gift_rule,
+            }),
+            _ => Err(ImportError::InvalidOptions(problems)),
+        }
+    }
+
+    /// The options as the import stored them (`options` of the view).
+    pub fn from_stored(stored: &serde_json::Value) -> Result<Self, ImportError> {
+        Self::parse(&OptionsRequest {
+            source: stored["source"].as_str().map(str::to_owned),
+            mapping: serde_json::from_value(stored["mapping"].clone()).ok(),
+            donor_match: serde_json::from_value(stored["donor_match"].clone()).ok(),
+            gift_match: stored["gift_match"].as_str().map(str::to_owned),
+            gift_match_days: stored["gift_match_days"].as_u64().and_then(|d| u32::try_from(d).ok()),
+        })
+    }
+
+    /// The options to store with the import, with the file's ignored columns for clients to see.
+    pub fn to_stored(&self, layout: &Layout) -> serde_json::Value {
+        serde_json::json!({
+            "source": self.source.as_str(),
+            "mapping": self.mapping,
+            "donor_match": self.donor_rules.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            "gift_match": match self.gift_rule {
+                GiftRule::Reference => "reference",
+                GiftRule::DonorAmountDate { .. } => "donor_amount_date",
+            },
+            "gift_match_days": match self.gift_rule {
+                GiftRule::DonorAmountDate { within_days } => within_days,
+                GiftRule::Reference => 0,
+            },
+            "ignored_columns": layout.ignored,
+        })
+    }
+}
+
+/// Reads the CSV: the layout (or every problem with the headers), then every row parsed or refused.
+pub fn read(csv_text: &str, mapping: &HashMap<String, String>) -> Result<(Layout, Vec<ReadRow>), ImportError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv_text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| ImportError::UnreadableHeaders(vec![format!("the header line cannot be read: {e}")]))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    let layout = import::layout(&headers, mapping).map_err(ImportError::UnreadableHeaders)?;
+    let today = Utc::now().date_naive();
+    let rows = reader
+        .records()
+        .enumerate()
+        .map(|(i, record)| {
+            let line = i + 2;
+            match record {
+                Ok(record) => import::parse_row(line, &record, &layout.columns, today).map_err(|e| (line, e)),
+                Err(e) => Err((line, import::RowError { field: "csv", reason: format!("cannot be read: {e}") })),
+            }
+        })
+        .collect();
+    Ok((layout, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_option_is_named_in_order() {
+        let request = OptionsRequest {
+            source: Some(" ".into()),
+            donor_match: Some(vec!["email".into(), "shoe_size".into()]),
+            gift_match: Some("luck".into()),
+            gift_match_days: Some(40),
+            ..OptionsRequest::default()
+        };
+        let Err(ImportError::InvalidOptions(problems)) = Options::parse(&request) else { panic!("refused") };
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["source", "donor_match[1]", "gift_match_days", "gift_match"]);
+        let Err(ImportError::InvalidOptions(problems)) = Options::parse(&OptionsRequest::default()) else {
+            panic!("refused")
+        };
+        assert_eq!(problems, [FieldProblem::new("source", "is required")]);
+    }
+
+    #[test]
+    fn stored_options_read_back_as_they_were() {
+        let request = OptionsRequest {
+            source: Some("legacy_crm".into()),
+            mapping: Some(BTreeMap::from([("Colour".to_owned(), "fund".to_owned())])),
+            donor_match: Some(vec!["name_postcode".into()]),
+            gift_match: Some("donor_amount_date".into()),
+            gift_match_days: Some(3),
+        };
+        let options = Options::parse(&request).unwrap();
+        let layout = Layout { columns: import::Columns::default(), ignored: vec!["Shoe".into()] };
+        let stored = options.to_stored(&layout);
+        assert_eq!(stored["ignored_columns"], serde_json::json!(["Shoe"]));
+        assert_eq!(Options::from_stored(&stored).unwrap(), options);
+    }
+
+    #[test]
+    fn unreadable_headers_name_each_problem() {
+        let Err(ImportError::UnreadableHeaders(problems)) = read("first name,colour\nAnn,red\n", &HashMap::new())
+        else {
+            panic!("refused")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("last_name")), "{problems:?}");
+    }
+}

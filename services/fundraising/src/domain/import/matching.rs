@@ -1,0 +1,225 @@
+//! Finding what exists already: a row's donor among the tenant's donors by the rules the import names, and its
+//! gift among the gifts recorded (or created by earlier rows), so nothing is created twice.
+
+use super::rows::{DonorRow, GiftRow};
+use crate::domain::GiftStatus;
+use chrono::NaiveDate;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// How donors in the file are matched with donors already known (or created earlier in the same file), tried in
+/// the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DonorRule {
+    ExternalId,
+    Email,
+    NameEmail,
+    NamePostcode,
+    NamePhone,
+}
+
+impl DonorRule {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.trim() {
+            "external_id" => Self::ExternalId,
+            "email" => Self::Email,
+            "name_email" => Self::NameEmail,
+            "name_postcode" => Self::NamePostcode,
+            "name_phone" => Self::NamePhone,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ExternalId => "external_id",
+            Self::Email => "email",
+            Self::NameEmail => "name_email",
+            Self::NamePostcode => "name_postcode",
+            Self::NamePhone => "name_phone",
+        }
+    }
+}
+
+/// How a gift in the file is recognised as one already recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiftRule {
+    /// The same external reference (from the same source).
+    Reference,
+    /// The same donor and amount, dated within this many days.
+    DonorAmountDate { within_days: u32 },
+}
+
+/// A donor as matching sees it: who it is and the keys it can be found by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownDonor {
+    pub id: Uuid,
+    pub external_id: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub postcode: Option<String>,
+    pub phone: Option<String>,
+}
+
+fn name_key(first: Option<&str>, last: &str) -> String {
+    format!("{}|{}", first.unwrap_or_default().trim().to_lowercase(), last.trim().to_lowercase())
+}
+
+/// Every donor by every key the rules can use; donors created by earlier rows are added as the file is read.
+#[derive(Debug, Default)]
+pub struct DonorIndex {
+    keys: HashMap<(DonorRule, String), Uuid>,
+}
+
+impl DonorIndex {
+    pub fn add(&mut self, donor: &KnownDonor) {
+        let name = name_key(donor.first_name.as_deref(), &donor.last_name);
+        let email = donor.email.as_deref().map(str::to_lowercase);
+        let mut insert = |rule: DonorRule, key: Option<String>| {
+            if let Some(key) = key {
+                // The first donor with a key keeps it: later ones do not steal earlier matches.
+                self.keys.entry((rule, key)).or_insert(donor.id);
+            }
+        };
+        insert(DonorRule::ExternalId, donor.external_id.clone());
+        insert(DonorRule::Email, email.clone());
+        insert(DonorRule::NameEmail, email.map(|e| format!("{name}|{e}")));
+        insert(DonorRule::NamePostcode, donor.postcode.as_ref().map(|p| format!("{name}|{p}")));
+        insert(DonorRule::NamePhone, donor.phone.as_ref().map(|p| format!("{name}|{p}")));
+    }
+
+    /// The first rule (in the order given) that finds a donor for this row.
+    pub fn find(&self, row: &DonorRow, rules: &[DonorRule]) -> Option<(Uuid, DonorRule)> {
+        let name = name_key(row.first_name.as_deref(), &row.last_name);
+        let email = row.email.as_deref().map(str::to_lowercase);
+        rules.iter().find_map(|rule| {
+            let key = match rule {
+                DonorRule::ExternalId => row.external_id.clone(),
+                DonorRule::Email => email.clone(),
+                DonorRule::NameEmail => email.as_ref().map(|e| format!("{name}|{e}")),
+                DonorRule::NamePostcode => row.postcode.as_ref().map(|p| format!("{name}|{p}")),
+                DonorRule::NamePhone => row.phone.as_ref().map(|p| format!("{name}|{p}")),
+            }?;
+            self.keys.get(&(*rule, key)).map(|id| (*id, *rule))
+        })
+    }
+}
+
+/// A gift as duplicate detection sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownGift {
+    pub id: Uuid,
+    pub donor_id: Uuid,
+    pub reference: Option<String>,
+    /// Positive, for gifts and refund entries alike.
+    pub amount_minor: i64,
+    pub date: NaiveDate,
+    /// For a refund entry: the gift it refunds.
+    pub refund_of: Option<Uuid>,
+    /// Only a succeeded gift can be refunded.
+    pub status: GiftStatus,
+}
+
+/// Gifts already recorded (and those the file creates, as it is read), for duplicate detection.
+#[derive(Debug, Default)]
+pub struct GiftIndex {
+    by_reference: HashMap<String, Uuid>,
+    by_donor_amount: HashMap<(Uuid, i64), Vec<(NaiveDate, Uuid)>>,
+    /// Refund entries by (gift refunded, amount, date): importing the same refund twice records it once.
+    refunds: HashMap<(Uuid, i64, NaiveDate), Uuid>,
+    /// Each gift's amount, and how much of it its refunds have given back, so a refund row cannot exceed it.
+    amounts: HashMap<Uuid, i64>,
+    refunded: HashMap<Uuid, i64>,
+    statuses: HashMap<Uuid, GiftStatus>,
+}
+
+impl GiftIndex {
+    pub fn add(&mut self, gift: &KnownGift) {
+        if let Some(refunded) = gift.refund_of {
+            self.refunds.entry((refunded, gift.amount_minor, gift.date)).or_insert(gift.id);
+            *self.refunded.entry(refunded).or_default() += gift.amount_minor;
+            return;
+        }
+        self.amounts.insert(gift.id, gift.amount_minor);
+        self.statuses.insert(gift.id, gift.status);
+        if let Some(reference) = &gift.reference {
+            self.by_reference.entry(reference.clone()).or_insert(gift.id);
+        }
+        self.by_donor_amount.entry((gift.donor_id, gift.amount_minor)).or_default().push((gift.date, gift.id));
+    }
+
+    /// What is left to refund of a gift: its amount less its refunds.
+    pub fn refundable(&self, gift_id: Uuid) -> i64 {
+        self.amounts.get(&gift_id).copied().unwrap_or(0) - self.refunded.get(&gift_id).copied().unwrap_or(0)
+    }
+
+    /// The refund entry already recorded for this refund of a gift (same amount and date), if any.
+    pub fn refund(&self, gift_id: Uuid, amount_minor: i64, date: NaiveDate) -> Option<Uuid> {
+        self.refunds.get(&(gift_id, amount_minor, date)).copied()
+    }
+
+    /// A gift's status, for whether it can be refunded.
+    pub fn status(&self, gift_id: Uuid) -> Option<GiftStatus> {
+        self.statuses.get(&gift_id).copied()
+    }
+
+    /// The gift reference's gift, for refunds.
+    pub fn by_reference(&self, reference: &str) -> Option<Uuid> {
+        self.by_reference.get(reference).copied()
+    }
+
+    /// An existing gift this one duplicates, by the rule.
+    pub fn duplicate(&self, donor_id: Uuid, gift: &GiftRow, rule: GiftRule) -> Option<Uuid> {
+        match rule {
+            GiftRule::Reference => gift.reference.as_deref().and_then(|r| self.by_reference(r)),
+            GiftRule::DonorAmountDate { within_days } => {
+                self.by_donor_amount.get(&(donor_id, gift.amount_minor)).and_then(|gifts| {
+                    gifts
+                        .iter()
+                        .find(|(date, _)| (*date - gift.date).num_days().unsigned_abs() <= u64::from(within_days))
+                        .map(|(_, id)| *id)
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::import::testing::d;
+
+    #[test]
+    fn without_references_gifts_match_by_donor_amount_and_nearby_date() {
+        let mut gifts = GiftIndex::default();
+        let donor = Uuid::now_v7();
+        let known = Uuid::now_v7();
+        gifts.add(&KnownGift {
+            id: known,
+            donor_id: donor,
+            reference: None,
+            amount_minor: 2500,
+            date: d("2025-04-06"),
+            refund_of: None,
+            status: GiftStatus::Succeeded,
+        });
+        let gift = |amount_minor, date: &str| GiftRow {
+            reference: None,
+            amount_minor,
+            currency: "GBP".into(),
+            date: d(date),
+            status: "succeeded",
+            payment_method: None,
+            fund: None,
+            campaign: None,
+            notes: None,
+            refund_of: None,
+        };
+        let rule = GiftRule::DonorAmountDate { within_days: 3 };
+        assert_eq!(gifts.duplicate(donor, &gift(2500, "2025-04-09"), rule), Some(known));
+        assert_eq!(gifts.duplicate(donor, &gift(2500, "2025-04-10"), rule), None);
+        assert_eq!(gifts.duplicate(donor, &gift(2501, "2025-04-06"), rule), None);
+        assert_eq!(gifts.duplicate(Uuid::now_v7(), &gift(2500, "2025-04-06"), rule), None);
+    }
+}

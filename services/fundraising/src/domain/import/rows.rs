@@ -1,0 +1,221 @@
+//! One line of the file parsed into a donor and a gift (or a refund), or refused with the field at fault and why.
+
+use super::columns::{Columns, Field};
+use almoner_types::{Currency, Email, PhoneE164, Postcode};
+use chrono::NaiveDate;
+
+/// A row's donor, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DonorRow {
+    pub external_id: Option<String>,
+    pub title: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub town: Option<String>,
+    pub county: Option<String>,
+    pub postcode: Option<String>,
+    pub country: Option<String>,
+}
+
+/// A row's gift (or refund), parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GiftRow {
+    pub reference: Option<String>,
+    /// Positive for a gift; for a refund row, positive too, with `refund_of` set.
+    pub amount_minor: i64,
+    pub currency: String,
+    pub date: NaiveDate,
+    pub status: &'static str,
+    pub payment_method: Option<String>,
+    pub fund: Option<String>,
+    pub campaign: Option<String>,
+    pub notes: Option<String>,
+    pub refund_of: Option<String>,
+}
+
+/// One parsed row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// 1-based line of the file (the header is line 1).
+    pub line: usize,
+    pub donor: DonorRow,
+    pub gift: GiftRow,
+}
+
+/// Why a row is refused: the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn text(record: &csv::StringRecord, columns: &Columns, field: Field, max: usize) -> Result<Option<String>, RowError> {
+    let Some(index) = columns.0.get(&field) else { return Ok(None) };
+    let value = record.get(*index).unwrap_or_default().trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.chars().count() > max {
+        return Err(RowError { field: field.name(), reason: format!("must be at most {max} characters") });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(RowError { field: field.name(), reason: "must not contain control characters".into() });
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// Pounds and pence as written in spreadsheets: `25`, `25.5`, `£1,234.56`; returns pence.
+pub fn parse_amount(raw: &str) -> Result<i64, &'static str> {
+    let cleaned: String = raw.trim().trim_start_matches('£').chars().filter(|c| *c != ',').collect();
+    let invalid = "must be an amount such as 25.00";
+    let negative = cleaned.starts_with('-');
+    let digits = cleaned.trim_start_matches('-');
+    let (pounds, pence) = match digits.split_once('.') {
+        Some((p, d)) if d.len() == 1 => (p, format!("{d}0")),
+        Some((p, d)) if d.len() == 2 => (p, d.to_owned()),
+        Some(_) => return Err("must have at most 2 decimals"),
+        None => (digits, "00".to_owned()),
+    };
+    if pounds.is_empty() || !pounds.bytes().all(|b| b.is_ascii_digit()) || !pence.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid);
+    }
+    let minor = pounds.parse::<i64>().map_err(|_| invalid)?.checked_mul(100).ok_or(invalid)?
+        + pence.parse::<i64>().map_err(|_| invalid)?;
+    Ok(if negative { -minor } else { minor })
+}
+
+/// ISO dates, and UK day-first dates (`06/04/2025`, `6/4/25`).
+pub fn parse_date(raw: &str) -> Result<NaiveDate, &'static str> {
+    let raw = raw.trim();
+    let invalid = "must be a date such as 2025-04-06 or 06/04/2025";
+    if raw.contains('-') {
+        return NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| invalid);
+    }
+    // Day first; a two-digit year is this century's.
+    let year_digits = raw.rsplit('/').next().map_or(0, str::len);
+    let format = if year_digits == 2 { "%d/%m/%y" } else { "%d/%m/%Y" };
+    NaiveDate::parse_from_str(raw, format).map_err(|_| invalid)
+}
+
+/// Parses one record, or says what is wrong with it (the first problem found, field by field).
+pub fn parse_row(
+    line: usize,
+    record: &csv::StringRecord,
+    columns: &Columns,
+    today: NaiveDate,
+) -> Result<Row, RowError> {
+    let err = |field: Field, reason: &str| RowError { field: field.name(), reason: reason.to_owned() };
+    let last_name = text(record, columns, Field::LastName, 200)?.ok_or_else(|| err(Field::LastName, "is required"))?;
+    let email = match text(record, columns, Field::Email, 320)? {
+        Some(e) => Some(String::from(Email::parse(&e).map_err(|e| err(Field::Email, &e.to_string()))?)),
+        None => None,
+    };
+    let phone = match text(record, columns, Field::Phone, 40)? {
+        Some(p) => Some(String::from(PhoneE164::parse(&p).map_err(|e| err(Field::Phone, &e.to_string()))?)),
+        None => None,
+    };
+    let country = text(record, columns, Field::Country, 2)?.map(|c| c.to_ascii_uppercase());
+    let uk = country.as_deref().is_none_or(|c| c == "GB");
+    let postcode = match text(record, columns, Field::Postcode, 20)? {
+        Some(p) if uk => Some(String::from(Postcode::parse(&p).map_err(|e| err(Field::Postcode, &e.to_string()))?)),
+        other => other,
+    };
+    let donor = DonorRow {
+        external_id: text(record, columns, Field::DonorExternalId, 200)?,
+        title: text(record, columns, Field::Title, 50)?,
+        first_name: text(record, columns, Field::FirstName, 200)?,
+        last_name,
+        email,
+        phone,
+        address_line1: text(record, columns, Field::AddressLine1, 200)?,
+        address_line2: text(record, columns, Field::AddressLine2, 200)?,
+        town: text(record, columns, Field::Town, 100)?,
+        county: text(record, columns, Field::County, 100)?,
+        postcode,
+        country,
+    };
+    let raw_amount = text(record, columns, Field::Amount, 30)?.ok_or_else(|| err(Field::Amount, "is required"))?;
+    let amount = parse_amount(&raw_amount).map_err(|e| err(Field::Amount, e))?;
+    let refund_of = text(record, columns, Field::RefundOf, 200)?;
+    let amount_minor = match (amount, &refund_of) {
+        (0, _) => return Err(err(Field::Amount, "must not be 0")),
+        (a, None) if a < 0 => {
+            return Err(err(Field::Amount, "is negative: a refund names the gift it refunds (refund_of)"));
+        }
+        (a, _) => a.abs(),
+    };
+    let currency = match text(record, columns, Field::Currency, 3)? {
+        Some(c) => Currency::parse(&c).map_err(|e| err(Field::Currency, &e.to_string()))?.code().to_owned(),
+        None => "GBP".to_owned(),
+    };
+    let raw_date = text(record, columns, Field::GiftDate, 30)?.ok_or_else(|| err(Field::GiftDate, "is required"))?;
+    let date = parse_date(&raw_date).map_err(|e| err(Field::GiftDate, e))?;
+    if date > today {
+        return Err(err(Field::GiftDate, "is in the future"));
+    }
+    let status = match text(record, columns, Field::Status, 20)?.map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("succeeded" | "paid" | "received" | "completed") => "succeeded",
+        Some("pending") => "pending",
+        Some("failed") => "failed",
+        Some(_) => return Err(err(Field::Status, "must be succeeded, pending or failed")),
+    };
+    let gift = GiftRow {
+        reference: text(record, columns, Field::GiftReference, 200)?,
+        amount_minor,
+        currency,
+        date,
+        status,
+        payment_method: text(record, columns, Field::PaymentMethod, 50)?,
+        fund: text(record, columns, Field::Fund, 100)?,
+        campaign: text(record, columns, Field::Campaign, 100)?,
+        notes: text(record, columns, Field::Notes, 2000)?,
+        refund_of,
+    };
+    Ok(Row { line, donor, gift })
+}
+
+/// A row as read: parsed, or refused at its line.
+pub type ReadRow = Result<Row, (usize, RowError)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::import::testing::{d, read};
+
+    #[test]
+    fn amounts_and_dates_as_spreadsheets_write_them() {
+        assert_eq!(parse_amount("£1,234.5"), Ok(123_450));
+        assert_eq!(parse_amount("25"), Ok(2500));
+        assert_eq!(parse_amount("-10.00"), Ok(-1000));
+        assert!(parse_amount("ten").is_err());
+        assert!(parse_amount("1.234").is_err());
+        assert_eq!(parse_date("06/04/2025"), Ok(d("2025-04-06")));
+        assert_eq!(parse_date("6/4/25"), Ok(d("2025-04-06")));
+        assert_eq!(parse_date("2025-04-06"), Ok(d("2025-04-06")));
+        assert!(parse_date("2025-13-01").is_err());
+    }
+
+    #[test]
+    fn each_bad_row_gets_its_field_and_reason() {
+        let (_, rows) = read(
+            "donor id,first name,last name,email,amount,date,postcode,refund of\n\
+             D1,Ann,Smith,ann@example.org,25.00,2025-04-06,SW1A 1AA,\n\
+             D2,Bob,,bob@example.org,10,2025-04-06,,\n\
+             D3,Cy,Jones,not-an-email,10,2025-04-06,,\n\
+             D4,Di,Lee,,abc,2025-04-06,,\n\
+             D5,Ed,Ray,,10,2030-01-01,,\n\
+             D6,Fi,Roe,,10,2025-04-06,XX,\n\
+             D7,Gil,Poe,,-5,2025-04-06,,\n",
+        );
+        let errors: Vec<(usize, &str)> =
+            rows.iter().filter_map(|r| r.as_ref().err().map(|(l, e)| (*l, e.field))).collect();
+        assert_eq!(
+            errors,
+            [(3, "last_name"), (4, "email"), (5, "amount"), (6, "gift_date"), (7, "postcode"), (8, "amount")]
+        );
+    }
+}
