@@ -8,9 +8,12 @@
       container has liveness and readiness probes, and pods run as non-root with a read-only root
       filesystem. Prints the Secrets the cluster must already hold.
 
-  check_manifests.py compose docker-compose.yml .env.example
+  check_manifests.py compose docker-compose.yml .env.example SERVICE...
       Every long-running service has a health check and a valid restart policy, every depends_on
-      names a service, and every ${VAR} without a default is documented in .env.example.
+      names a service, and every ${VAR} without a default is documented in .env.example. The
+      postgres service's ALMONER_DB_SERVICES (read by compose/postgres-init, the database
+      definition scripts/lib/infra.sh uses too) names exactly the SERVICEs (scripts/lib/config.sh),
+      each with its <SERVICE>_DB_PASSWORD.
 
   check_manifests.py gateway nginx.conf.template docker-compose.yml RENDERED.yaml...
       Every ${ALMONER_GATEWAY_*} placeholder of the template is given a value by the Compose
@@ -153,7 +156,7 @@ def check_k8s(path: Path) -> list[str]:
 VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?[^}]*\}")
 
 
-def check_compose(compose_path: Path, env_example: Path) -> list[str]:
+def check_compose(compose_path: Path, env_example: Path, db_services: list[str]) -> list[str]:
     text = compose_path.read_text()
     compose = yaml.safe_load(text)
     problems: list[str] = []
@@ -179,6 +182,17 @@ def check_compose(compose_path: Path, env_example: Path) -> list[str]:
                     problems.append(f"service {name}: waits for {dep} to be healthy, but {dep} has no healthcheck")
                 if condition == "service_completed_successfully" and str(dep_svc.get("restart", "no")) != "no":
                     problems.append(f"service {name}: waits for {dep} to complete, but {dep} restarts")
+    postgres_env = (services.get("postgres") or {}).get("environment") or {}
+    if isinstance(postgres_env, list):
+        postgres_env = dict(item.partition("=")[::2] for item in postgres_env)
+    listed = str(postgres_env.get("ALMONER_DB_SERVICES", "")).split()
+    if sorted(listed) != sorted(db_services):
+        problems.append(f"service postgres: ALMONER_DB_SERVICES is {' '.join(listed) or 'unset'}, but the services "
+                        f"(scripts/lib/config.sh) are {' '.join(db_services)}: each needs its database role")
+    for service in db_services:
+        password = service.upper().replace("-", "_") + "_DB_PASSWORD"
+        if password not in postgres_env:
+            problems.append(f"service postgres: {password} is not set (compose/postgres-init needs it for {service})")
     documented = set()
     for line in env_example.read_text().splitlines():
         line = line.strip()
@@ -235,8 +249,8 @@ def check_gateway(template: Path, compose_path: Path, rendered: list[Path]) -> l
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[1] == "k8s":
         problems = check_k8s(Path(argv[2]))
-    elif len(argv) == 4 and argv[1] == "compose":
-        problems = check_compose(Path(argv[2]), Path(argv[3]))
+    elif len(argv) >= 5 and argv[1] == "compose":
+        problems = check_compose(Path(argv[2]), Path(argv[3]), argv[4:])
     elif len(argv) >= 4 and argv[1] == "gateway":
         problems = check_gateway(Path(argv[2]), Path(argv[3]), [Path(p) for p in argv[4:]])
     else:

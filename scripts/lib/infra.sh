@@ -219,28 +219,24 @@ pg_stop() {
     fi
 }
 
-# The database and one LOGIN role per service (password = name, for development), idempotently.
+# The database and one LOGIN role per service, idempotently, by the same script the Compose
+# PostgreSQL container runs at its first start (compose/postgres-init/10-almoner-roles.sh), so that
+# development, tests and Compose get the same database and roles. For development each role's
+# password is its name (infra_write_env puts it in the services' URLs).
 pg_setup_database() {
-    local db=$ALMONER_DB_NAME svc role
+    local db=$ALMONER_DB_NAME svc
+    local -a env=(
+        "ALMONER_DB_NAME=$db"
+        "ALMONER_DB_SERVICES=$(service_names | tr '\n' ' ')"
+        "PGHOST=$ALMONER_PG_HOST" "PGPORT=$ALMONER_PG_PORT" "PGUSER=$ALMONER_PG_SUPERUSER" PGCONNECT_TIMEOUT=5
+    )
+    [[ -z $ALMONER_PG_SUPERUSER_PASSWORD ]] || env+=("PGPASSWORD=$ALMONER_PG_SUPERUSER_PASSWORD")
     [[ $db =~ ^[a-z_][a-z0-9_]*$ ]] || die "ALMONER_DB_NAME '$db' must be a plain lower-case identifier"
-    if [[ $(pg_psql "$(pg_admin_url)" -Atc "select 1 from pg_database where datname = '$db'") != 1 ]]; then
-        log "PostgreSQL: creating database $db"
-        pg_psql "$(pg_admin_url)" -c "CREATE DATABASE $db" >/dev/null
-    fi
     for svc in $(service_names); do
-        role=$(service_role "$svc")
-        [[ $role =~ ^[a-z_][a-z0-9_]*$ ]] || die "service name '$svc' does not make a valid role name"
-        pg_psql "$(pg_admin_url "$db")" >/dev/null <<SQL
-DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
-    CREATE ROLE $role LOGIN PASSWORD '$role';
-  ELSE
-    ALTER ROLE $role LOGIN PASSWORD '$role';
-  END IF;
-END \$\$;
-GRANT CONNECT, TEMPORARY ON DATABASE $db TO $role;
-SQL
+        env+=("$(service_upper "$svc")_DB_PASSWORD=$(service_role "$svc")")
     done
+    env "${env[@]}" bash "$ALMONER_REPO/compose/postgres-init/10-almoner-roles.sh" >/dev/null ||
+        die "could not create the database $db and the services' roles (compose/postgres-init/10-almoner-roles.sh)"
 }
 
 # ---------------------------------------------------------------------------------------------------
