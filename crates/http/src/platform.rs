@@ -176,6 +176,11 @@ async fn request_id_middleware(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
+    // While shutting down, every response closes its connection: a keep-alive client (the gateway) then opens its
+    // next request elsewhere instead of sending it on a connection that is about to be closed under it.
+    if response.request().app_data::<web::Data<Platform>>().is_some_and(|p| p.draining.is_draining()) {
+        response.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     Ok(response)
 }
 
@@ -406,6 +411,11 @@ mod tests {
         assert_eq!(body["detail"], "shutting down");
         let response = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
         assert_eq!(response.status(), 200, "liveness is unaffected");
+        assert_eq!(
+            response.response().head().connection_type(),
+            actix_web::http::ConnectionType::Close,
+            "connections close after each response while draining"
+        );
     }
 
     #[actix_web::test]

@@ -4,11 +4,11 @@
 //! inbox together with the revision guard must make the replay harmless.
 
 use crate::helpers::{CountedGift, GiftSpec, date, donor_event, expected_totals, stored_totals};
+use crate::process::RollupProcess;
 use almoner_bus::{OutgoingMessage, Publisher};
-use almoner_config::AmqpSettings;
 use almoner_events::fundraising::GiftStatus;
 use almoner_testkit::auth::TestIssuer;
-use almoner_testkit::db::{APP_ROLE, TestDatabase};
+use almoner_testkit::db::TestDatabase;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -16,7 +16,6 @@ use rollup::db::totals::{StoredFiscalYear, StoredTotals};
 use rollup::domain::FiscalYearStart;
 use rollup::worker::{PROJECTION_QUEUE, projection_spec};
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -32,60 +31,6 @@ const FIRST_PART: usize = 1_200;
 const KILL_AFTER: [i64; 2] = [200, 900];
 const STATUSES: [GiftStatus; 4] =
     [GiftStatus::Pending, GiftStatus::Succeeded, GiftStatus::Failed, GiftStatus::Refunded];
-
-/// A `rollup serve` child process, killed (SIGKILL) and reaped when dropped.
-struct RollupProcess(Child);
-
-impl RollupProcess {
-    fn spawn(db: &TestDatabase, amqp: &AmqpSettings, issuer: &TestIssuer) -> Self {
-        let amqp_url = std::env::var("ALMONER_TEST_AMQP_URL").expect("ALMONER_TEST_AMQP_URL is set");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rollup"));
-        // Only this test's settings: nothing inherited from the environment that runs the tests.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("ALMONER_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .arg("serve")
-            .env("ALMONER_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
-            .env("ALMONER_ENV", "test")
-            .env("ALMONER_SERVER__PORT", "0")
-            .env("ALMONER_SERVER__WORKERS", "1")
-            .env("ALMONER_DATABASE__URL", db.app_url())
-            .env("ALMONER_DATABASE__MIGRATION_URL", db.admin_url())
-            .env("ALMONER_DATABASE__APP_ROLE", APP_ROLE)
-            .env("ALMONER_DATABASE__MAX_CONNECTIONS", "8")
-            .env("ALMONER_AMQP__URL", amqp_url)
-            .env("ALMONER_AMQP__NAMESPACE", &amqp.namespace)
-            // Small batches (the consumer groups what arrives together) keep each process slow enough to be
-            // killed in the middle of its work rather than after it.
-            .env("ALMONER_AMQP__PREFETCH", "16")
-            .env("ALMONER_PROJECTION__MAX_BATCH", "8")
-            .env("ALMONER_AUTH__JWKS_URL", &issuer.jwks_url)
-            .env("ALMONER_TELEMETRY__LOG_LEVEL", "warn")
-            .stdin(Stdio::null());
-        if std::env::var_os("TEST_LOG").is_none() {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-        Self(command.spawn().expect("the rollup binary starts"))
-    }
-
-    /// Panics when the process ended by itself: waiting on it further would only time out.
-    fn assert_running(&mut self) {
-        if let Some(status) = self.0.try_wait().expect("child status") {
-            panic!("rollup exited on its own: {status}");
-        }
-    }
-}
-
-impl Drop for RollupProcess {
-    fn drop(&mut self) {
-        // std's Child::kill sends SIGKILL: no shutdown hook, no graceful close of the broker or database sessions.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A gift's final state and whether it ends deleted.
 type Final = (GiftSpec, bool);

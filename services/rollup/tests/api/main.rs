@@ -10,4 +10,6 @@ mod households;
 mod kill;
 mod openapi;
 mod pledges;
+mod process;
 mod property;
+mod shutdown;
