@@ -4,7 +4,7 @@
 //! inbox together with the revision guard must make the replay harmless.
 
 use crate::helpers::{CountedGift, GiftSpec, date, donor_event, expected_totals, stored_totals};
-use crate::process::RollupProcess;
+use crate::process::{RollupProcess, processed};
 use almoner_bus::{OutgoingMessage, Publisher};
 use almoner_events::fundraising::GiftStatus;
 use almoner_testkit::auth::TestIssuer;
@@ -126,14 +126,6 @@ fn expected(finals: &[Final]) -> (Vec<StoredTotals>, Vec<StoredFiscalYear>) {
         })
         .collect();
     expected_totals(&gifts, FiscalYearStart::APRIL)
-}
-
-async fn processed(admin: &tokio_postgres::Client) -> i64 {
-    admin
-        .query_one("SELECT count(*) FROM rollup.processed_events WHERE consumer = $1", &[&PROJECTION_QUEUE])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 async fn publish(publisher: &Publisher, messages: &[OutgoingMessage]) {

@@ -4,6 +4,7 @@
 use almoner_config::AmqpSettings;
 use almoner_testkit::auth::TestIssuer;
 use almoner_testkit::db::{APP_ROLE, TestDatabase};
+use rollup::worker::PROJECTION_QUEUE;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -87,4 +88,13 @@ impl Drop for RollupProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// How many events the projection has applied (its inbox rows).
+pub async fn processed(admin: &tokio_postgres::Client) -> i64 {
+    admin
+        .query_one("SELECT count(*) FROM rollup.processed_events WHERE consumer = $1", &[&PROJECTION_QUEUE])
+        .await
+        .unwrap()
+        .get(0)
 }
