@@ -266,6 +266,9 @@ async fn security_headers_are_on_every_response_and_cors_only_for_allowed_origin
         .unwrap();
     assert_eq!(preflight.status(), 204);
     assert_eq!(allowed(&preflight).as_deref(), Some(origin));
+    assert_security_headers(&preflight);
+    assert_eq!(preflight.headers().get("vary").unwrap(), "Origin");
+    assert!(preflight.headers().get("x-request-id").is_some(), "{:?}", preflight.headers());
     let methods = preflight.headers().get("access-control-allow-methods").unwrap().to_str().unwrap();
     assert!(methods.contains("POST"), "{methods}");
     let headers = preflight.headers().get("access-control-allow-headers").unwrap().to_str().unwrap().to_lowercase();
