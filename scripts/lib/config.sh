@@ -2,8 +2,9 @@
 # The knobs of scripts/up, scripts/down, scripts/test and scripts/bench. Every value can be overridden
 # from the environment. Sourced by common.sh.
 
-# The services, as name:port. Adding a service is one line here, plus its upstream and three locations
-# in gateway/nginx.conf.template. ALMONER_<NAME>_PORT (e.g. ALMONER_IDENTITY_PORT) overrides a port.
+# The services, as name:port. Adding a service is one line here; scripts/gen-gateway then writes its
+# upstream and locations into gateway/nginx.conf.template. ALMONER_<NAME>_PORT (e.g. ALMONER_IDENTITY_PORT)
+# overrides a port.
 # The order is the order scripts/up migrates and starts them in: identity first, since the others
 # verify tokens with the keys at its /.well-known/jwks.json.
 # shellcheck disable=SC2034 # used by the files that source this one
@@ -34,6 +35,11 @@ ALMONER_SERVICES=(
 # Erlang port mapper a private RabbitMQ registers with (started by the node if none runs).
 : "${ALMONER_EPMD_PORT:=4369}"
 : "${ALMONER_GATEWAY_PORT:=8080}"
+# The gateway's per-client API rate limit (limit_req rate and burst) and the origins allowed to call the API
+# from a browser (space-separated; empty: no CORS). See gateway/README.md.
+: "${ALMONER_GATEWAY_API_RATE:=100r/s}"
+: "${ALMONER_GATEWAY_API_BURST:=200}"
+: "${ALMONER_GATEWAY_CORS_ORIGINS:=}"
 
 # Seconds to wait for each thing to come up.
 : "${ALMONER_START_TIMEOUT:=120}"

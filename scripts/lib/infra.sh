@@ -97,7 +97,7 @@ infra_install() {
     command -v redis-server >/dev/null || pkgs+=(redis-server)
     command -v redis-cli >/dev/null || pkgs+=(redis-tools)
     rabbit_bin_dir >/dev/null || pkgs+=(rabbitmq-server)
-    nginx_bin >/dev/null || pkgs+=(nginx)
+    nginx_bin >/dev/null && [[ -f /usr/lib/nginx/modules/ngx_http_js_module.so ]] || pkgs+=(nginx libnginx-mod-http-js)
     command -v envsubst >/dev/null || pkgs+=(gettext-base)
     command -v curl >/dev/null || pkgs+=(curl)
     command -v jq >/dev/null || pkgs+=(jq)

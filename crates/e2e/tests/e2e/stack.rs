@@ -9,6 +9,8 @@ use tokio_util_shim::CancelOnDrop;
 /// the gateway.
 pub struct Stack {
     pub gateway: Gateway,
+    /// Each service's name and port on 127.0.0.1, for another gateway in front of the same services.
+    pub upstreams: Vec<(&'static str, u16)>,
     pub client: reqwest::Client,
     pub admin: identity::bootstrap::Bootstrapped,
     pub identity_pool: almoner_db::Pool,
@@ -113,10 +115,8 @@ impl Stack {
         stop.push(CancelOnDrop(app.shutdown_token()));
         tokio::spawn(app.run_until_stopped());
 
-        let gateway =
-            Gateway::start(&[("identity", identity_port), ("fundraising", fundraising_port), ("rollup", rollup_port)])
-                .await
-                .expect("gateway starts");
+        let upstreams = vec![("identity", identity_port), ("fundraising", fundraising_port), ("rollup", rollup_port)];
+        let gateway = Gateway::start(&upstreams).await.expect("gateway starts");
         let identity_pool = almoner_db::Pool::new(&identity_settings.database, identity::db::SCHEMA).unwrap();
         let admin = identity::bootstrap::bootstrap(&identity_pool, "Test Charity").await.expect("bootstrap");
         let client = reqwest::Client::new();
@@ -125,6 +125,7 @@ impl Stack {
         }
         Stack {
             gateway,
+            upstreams,
             client,
             admin,
             identity_pool,
