@@ -10,10 +10,6 @@ use almoner_db::{IdempotencyOutcome, Transaction, idempotency};
 use serde::Serialize;
 use serde_json::Value;
 
-/// The OpenAPI description of the header, for `params(("Idempotency-Key" = Option<String>, Header, description =
-/// ...))`.
-pub const HEADER_DESCRIPTION: &str = "Makes a retry safe for 24 hours";
-
 /// The request's `Idempotency-Key`, if it sent one: 1 to 255 visible ASCII characters.
 pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };

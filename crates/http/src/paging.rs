@@ -87,8 +87,8 @@ impl PageLimit {
 
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         match raw.parse::<i64>() {
-            Ok(n) if (1..=i64::from(Self::MAX.0)).contains(&n) => u16::try_from(n).map(Self).map_err(|_| INVALID_LIMIT),
-            _ => Err(INVALID_LIMIT),
+            Ok(n) => Self::try_from(n),
+            Err(_) => Err(INVALID_LIMIT),
         }
     }
 
@@ -104,6 +104,14 @@ impl PageLimit {
 
     pub fn get(self) -> i64 {
         i64::from(self.0)
+    }
+}
+
+impl TryFrom<i64> for PageLimit {
+    type Error = &'static str;
+
+    fn try_from(n: i64) -> Result<Self, &'static str> {
+        u16::try_from(n).ok().filter(|n| (1..=Self::MAX.0).contains(n)).map(Self).ok_or(INVALID_LIMIT)
     }
 }
 
@@ -287,6 +295,8 @@ mod tests {
             assert_eq!(PageLimit::parse(bad), Err(INVALID_LIMIT), "{bad:?}");
         }
         assert_eq!(PageLimit::default().fetch(), 51);
+        assert_eq!(PageLimit::try_from(500).map(PageLimit::rows), Ok(500));
+        assert_eq!(PageLimit::try_from(0), Err(INVALID_LIMIT));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::domain::TenantName;
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::{Pool, outbox};
 use almoner_events::Envelope;
+use almoner_http::body::json_body;
 use almoner_http::{ApiError, FieldErrors, Principal};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -53,7 +54,7 @@ pub async fn update_tenant(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("identity:admin")?;
-    let input: UpdateTenant = crate::routes::api_keys::parse_body(&req, &body)?.0;
+    let input: UpdateTenant = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
     let name = input.name.as_deref().and_then(|n| errors.parse("name", TenantName::parse(n)));
     let month = match input.fiscal_year_start_month {

@@ -9,7 +9,7 @@ use crate::routes::READ_SCOPE;
 use crate::routes::donors::{DatedAmount, FiscalYearAmount};
 use actix_web::{HttpResponse, web};
 use almoner_db::Pool;
-use almoner_http::{ApiError, Principal};
+use almoner_http::{ApiError, Principal, path_id};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -66,7 +66,7 @@ pub async fn get_household(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
-    let household_id = Uuid::try_parse(&id).map_err(|_| ApiError::not_found("household"))?;
+    let household_id = path_id(&id, "household")?;
     let today = clock.today();
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let household =
