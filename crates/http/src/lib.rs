@@ -3,10 +3,12 @@
 //! Owns the platform endpoints (`/health`, `/ready`, `/metrics`, `/openapi.json`), the problem+json error table,
 //! request ids and root spans, JSON extraction that names bad fields, and bearer-token verification with scopes;
 //! and the conventions every service's API follows: paging ([`paging`]), JSON and merge-patch bodies ([`body`]),
-//! `Idempotency-Key` ([`idempotency`]). It holds no service logic and no SQL.
+//! `Idempotency-Key` ([`idempotency`]), and registering each endpoint with its OpenAPI operation ([`endpoints`]).
+//! It holds no service logic and no SQL.
 
 pub mod auth;
 pub mod body;
+pub mod endpoints;
 pub mod extract;
 pub mod idempotency;
 pub mod openapi;

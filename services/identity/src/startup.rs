@@ -2,7 +2,6 @@
 
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
-use crate::openapi::ApiDoc;
 use crate::signing::SigningKeys;
 use actix_web::dev::Server;
 use actix_web::{HttpServer, web};
@@ -15,7 +14,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use utoipa::OpenApi;
 
 /// What the token endpoint stamps into every token.
 #[derive(Debug, Clone)]
@@ -105,7 +103,7 @@ impl Application {
             service: "identity",
             version: env!("CARGO_PKG_VERSION"),
             readiness,
-            openapi: ApiDoc::openapi(),
+            openapi: crate::openapi::document(),
             body_limit_bytes: settings.server.body_limit_bytes,
         });
         let window = Duration::from_secs(settings.tokens.failure_window_secs);
@@ -133,7 +131,7 @@ impl Application {
                 .app_data(keys.clone())
                 .app_data(verifier.clone())
                 .app_data(policy.clone())
-                .configure(crate::routes::configure)
+                .configure(|cfg| almoner_http::endpoints::configure(cfg, crate::routes::configure))
         })
         .listen(listener)?
         .shutdown_timeout(10);

@@ -3,7 +3,6 @@
 use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
-use crate::openapi::ApiDoc;
 use crate::worker::batch::BatchingHandler;
 use crate::worker::projection_spec;
 use actix_web::dev::Server;
@@ -17,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
-use utoipa::OpenApi;
 
 /// A running rollup: its HTTP server and the projection consumer.
 pub struct Application {
@@ -113,7 +111,7 @@ impl Application {
             service: "rollup",
             version: env!("CARGO_PKG_VERSION"),
             readiness,
-            openapi: ApiDoc::openapi(),
+            openapi: crate::openapi::document(),
             body_limit_bytes: settings.server.body_limit_bytes,
         });
         let jwks_url = settings.auth.jwks_url.clone().context("auth.jwks_url is required")?;
@@ -134,7 +132,7 @@ impl Application {
                 .app_data(pool.clone())
                 .app_data(verifier.clone())
                 .app_data(clock.clone())
-                .configure(crate::routes::configure)
+                .configure(|cfg| almoner_http::endpoints::configure(cfg, crate::routes::configure))
         })
         .listen(listener)?
         .shutdown_timeout(10);

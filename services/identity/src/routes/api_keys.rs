@@ -6,11 +6,12 @@
 
 use crate::db::api_keys::{self, ApiKey, NewApiKey};
 use crate::domain::{ApiKeySecret, KeyName, ScopeSet};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use almoner_db::{Pool, outbox};
 use almoner_events::Envelope;
 use almoner_events::identity::{ApiKeyCreatedV1, ApiKeyRevokedV1};
 use almoner_http::body::json_body;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::idempotency::{Claim, claim, remember, replay_response};
 use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
 use chrono::{DateTime, Utc};
@@ -18,14 +19,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/api-keys")
-            .route("", web::post().to(create_api_key))
-            .route("", web::get().to(list_api_keys))
-            .route("/{id}", web::get().to(get_api_key))
-            .route("/{id}", web::delete().to(revoke_api_key)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_api_key).service(list_api_keys).service(get_api_key).service(revoke_api_key);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -77,7 +72,7 @@ impl From<ApiKey> for ApiKeyView {
 }
 
 /// Issues a new API key.
-#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = ["identity:admin"])),
+#[utoipa::path(tag = "api-keys", security(("bearer" = ["identity:admin"])),
     request_body = CreateApiKey,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -86,6 +81,7 @@ impl From<ApiKey> for ApiKeyView {
         (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
+#[post("/v1/api-keys")]
 #[tracing::instrument(skip_all, fields(api_key_id = tracing::field::Empty))]
 pub async fn create_api_key(
     req: HttpRequest,
@@ -171,10 +167,11 @@ pub async fn create_api_key(
 }
 
 /// Lists the tenant's keys, newest first.
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = ["identity:read"])),
+#[utoipa::path(tag = "api-keys", security(("bearer" = ["identity:read"])),
     params(PageQuery),
     responses((status = 200, body = Page<ApiKeyView>), (status = 401, body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/api-keys")]
 #[tracing::instrument(skip_all)]
 pub async fn list_api_keys(
     principal: Principal,
@@ -193,9 +190,10 @@ pub async fn list_api_keys(
 }
 
 /// Reads one key.
-#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = ["identity:read"])),
+#[utoipa::path(tag = "api-keys", security(("bearer" = ["identity:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = ApiKeyView), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/api-keys/{id}")]
 #[tracing::instrument(skip_all, fields(api_key_id = %id))]
 pub async fn get_api_key(
     principal: Principal,
@@ -212,10 +210,11 @@ pub async fn get_api_key(
 
 /// Revokes a key: token requests with it fail from now on; tokens already issued expire on their own.
 /// Revoking a revoked key is a no-op.
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = ["identity:admin"])),
+#[utoipa::path(tag = "api-keys", security(("bearer" = ["identity:admin"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "The revoked key", body = ApiKeyView),
         (status = 404, body = almoner_http::Problem)))]
+#[delete("/v1/api-keys/{id}")]
 #[tracing::instrument(skip_all, fields(api_key_id = %id))]
 pub async fn revoke_api_key(
     principal: Principal,

@@ -10,8 +10,9 @@ use crate::domain::{ApiKeySecret, ScopeSet};
 use crate::signing::SigningKeys;
 use crate::startup::TokenPolicy;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
 use almoner_db::Pool;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::rate_limit::RateLimiter;
 use almoner_http::{ApiError, Claims, ErrorCode};
 use base64::Engine;
@@ -20,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/oauth/token", web::post().to(token));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(token);
 }
 
 /// The token request, as form fields or JSON.
@@ -181,7 +182,7 @@ fn client_address(req: &HttpRequest) -> String {
 }
 
 /// Exchanges an API key for an access token.
-#[utoipa::path(post, path = "/v1/oauth/token", tag = "tokens",
+#[utoipa::path(tag = "tokens",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "An access token", body = TokenResponse),
@@ -189,6 +190,7 @@ fn client_address(req: &HttpRequest) -> String {
         (status = 401, description = "invalid_client: unknown, wrong, revoked or expired key", body = almoner_http::Problem),
         (status = 429, description = "rate_limited: too many failed attempts for this key or address", body = almoner_http::Problem),
     ))]
+#[post("/v1/oauth/token")]
 #[tracing::instrument(skip_all, fields(api_key_id = tracing::field::Empty, tenant_id = tracing::field::Empty))]
 pub async fn token(
     req: HttpRequest,

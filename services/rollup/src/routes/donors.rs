@@ -10,8 +10,9 @@ use crate::domain::FiscalYearTotal;
 use crate::domain::giving::{average_gift, derive_by_year};
 use crate::domain::pledges::pledge_figures;
 use crate::routes::READ_SCOPE;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
 use almoner_types::Currency;
 use chrono::{Days, NaiveDate};
@@ -19,10 +20,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/donors").route("", web::get().to(list_top_donors)).route("/{id}", web::get().to(get_donor)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_top_donors).service(get_donor);
 }
 
 /// A donor's giving, per currency.
@@ -128,7 +127,7 @@ pub struct PeriodAmount {
 }
 
 /// One donor's giving totals.
-#[utoipa::path(get, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["rollup:read"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["rollup:read"])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The donor's giving, per currency", body = DonorGiving),
@@ -136,6 +135,7 @@ pub struct PeriodAmount {
         (status = 403, description = "Missing scope rollup:read", body = almoner_http::Problem),
         (status = 404, description = "Unknown to rollup, deleted, or another tenant's", body = almoner_http::Problem),
     ))]
+#[get("/v1/donors/{id}")]
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn get_donor(
     principal: Principal,
@@ -246,13 +246,14 @@ pub struct TopDonorView {
 }
 
 /// Donors by lifetime total in one currency, highest first (deleted donors are left out).
-#[utoipa::path(get, path = "/v1/donors", tag = "donors", security(("bearer" = ["rollup:read"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["rollup:read"])),
     params(TopDonorsQuery, PageQuery),
     responses(
         (status = 200, description = "A page of donors, highest lifetime total first", body = Page<TopDonorView>),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each bad parameter", body = almoner_http::Problem),
     ))]
+#[get("/v1/donors")]
 #[tracing::instrument(skip_all)]
 pub async fn list_top_donors(
     principal: Principal,

@@ -3,15 +3,16 @@
 
 use crate::db::funds::{self, KnownFund, StoredFundTotals};
 use crate::routes::READ_SCOPE;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/v1/funds").route("", web::get().to(list_funds)).route("/{id}", web::get().to(get_fund)));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_funds).service(get_fund);
 }
 
 /// A fund and its totals, per currency.
@@ -61,13 +62,14 @@ fn view(fund: KnownFund, totals: Vec<StoredFundTotals>) -> FundView {
 }
 
 /// The funds rollup knows, by code (funds known only from allocations, without a code yet, first), with totals.
-#[utoipa::path(get, path = "/v1/funds", tag = "funds", security(("bearer" = ["rollup:read"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["rollup:read"])),
     params(PageQuery),
     responses(
         (status = 200, description = "A page of funds by code", body = Page<FundView>),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each bad parameter", body = almoner_http::Problem),
     ))]
+#[get("/v1/funds")]
 #[tracing::instrument(skip_all)]
 pub async fn list_funds(
     principal: Principal,
@@ -92,7 +94,7 @@ pub async fn list_funds(
 }
 
 /// One fund and its totals.
-#[utoipa::path(get, path = "/v1/funds/{id}", tag = "funds", security(("bearer" = ["rollup:read"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["rollup:read"])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The fund and its totals, per currency", body = FundView),
@@ -100,6 +102,7 @@ pub async fn list_funds(
         (status = 403, description = "Missing scope rollup:read", body = almoner_http::Problem),
         (status = 404, description = "Unknown to rollup, or another tenant's", body = almoner_http::Problem),
     ))]
+#[get("/v1/funds/{id}")]
 #[tracing::instrument(skip_all, fields(fund_id = %id))]
 pub async fn get_fund(
     principal: Principal,
