@@ -220,6 +220,15 @@ impl ServiceBuilder {
         self.routes.push(Arc::new(configure));
     }
 
+    /// The service's own routes, each registered with its OpenAPI operation (`utoipa-actix-web`), so none is served
+    /// undocumented or documented unserved; `base` holds the document's info, tags and security schemes. A known
+    /// path asked with another method answers 405 with `Allow`.
+    pub fn endpoints(&mut self, base: utoipa::openapi::OpenApi, endpoints: almoner_http::endpoints::Endpoints) {
+        self.routes(almoner_http::endpoints::openapi(base, endpoints), move |config| {
+            almoner_http::endpoints::configure(config, endpoints)
+        });
+    }
+
     /// Binds the listener (`server.port` 0 picks a free port) and starts serving.
     pub fn start(self) -> anyhow::Result<Application> {
         let draining = Draining::default();

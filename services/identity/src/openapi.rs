@@ -1,22 +1,12 @@
 //! identity's OpenAPI document. `openapi.json` at the service root is its committed snapshot; a test fails when
-//! they differ (run with `UPDATE_OPENAPI=1` to refresh it).
+//! they differ (run with `UPDATE_OPENAPI=1` to refresh it). The operations come from `routes::configure`, which
+//! registers each handler with its operation, so a route cannot be served undocumented or documented unserved.
 
-use crate::routes::{api_keys, jwks, oauth, tenant};
 use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Almoner identity", description = "Tenants, API keys and the tokens other services verify."),
-    paths(
-        oauth::token,
-        jwks::jwks,
-        tenant::get_tenant,
-        tenant::update_tenant,
-        api_keys::create_api_key,
-        api_keys::list_api_keys,
-        api_keys::get_api_key,
-        api_keys::revoke_api_key,
-    ),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),
     tags(
@@ -26,3 +16,8 @@ use almoner_http::openapi::BearerAuth;
     )
 )]
 pub struct ApiDoc;
+
+/// The whole document: [`ApiDoc`] (info, tags, the security scheme) with every operation the routes register.
+pub fn document() -> utoipa::openapi::OpenApi {
+    almoner_http::endpoints::openapi(<ApiDoc as utoipa::OpenApi>::openapi(), crate::routes::configure)
+}

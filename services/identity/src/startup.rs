@@ -65,6 +65,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     });
     service.data(keys);
     service.data(pool);
-    service.routes(ApiDoc::openapi(), crate::routes::configure);
+    service.endpoints(ApiDoc::openapi(), crate::routes::configure);
     service.start()
 }

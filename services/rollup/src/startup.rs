@@ -49,6 +49,6 @@ pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Resul
     service.data(pool);
     service.data(clock);
     service.jwks_verifier()?;
-    service.routes(ApiDoc::openapi(), crate::routes::configure);
+    service.endpoints(ApiDoc::openapi(), crate::routes::configure);
     service.start()
 }

@@ -10,6 +10,7 @@ mod helpers;
 mod households;
 mod imports;
 mod intake;
+mod migrations;
 mod openapi;
 mod pledges;
 mod tenancy;

@@ -6,26 +6,21 @@
 
 use crate::db::api_keys::{self, ApiKey, NewApiKey};
 use crate::domain::{ApiKeySecret, KeyName, ScopeSet};
-use actix_web::{HttpRequest, HttpResponse, web};
-use almoner_db::{IdempotencyOutcome, Pool, idempotency, outbox};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use almoner_db::{Pool, outbox};
 use almoner_events::Envelope;
 use almoner_events::identity::{ApiKeyCreatedV1, ApiKeyRevokedV1};
-use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal, ValidJson};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use almoner_http::body::json_body;
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::idempotency::{Claim, claim, remember, replay_response};
+use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/api-keys")
-            .route("", web::post().to(create_api_key))
-            .route("", web::get().to(list_api_keys))
-            .route("/{id}", web::get().to(get_api_key))
-            .route("/{id}", web::delete().to(revoke_api_key)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_api_key).service(list_api_keys).service(get_api_key).service(revoke_api_key);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -76,22 +71,8 @@ impl From<ApiKey> for ApiKeyView {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ApiKeyPage {
-    pub data: Vec<ApiKeyView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListQuery {
-    /// 1 to 500, default 50.
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
 /// Issues a new API key.
-#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = ["identity:admin"])),
+#[utoipa::path(tag = "api-keys", security(("bearer" = ["identity:admin"])),
     request_body = CreateApiKey,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -100,6 +81,7 @@ pub struct ListQuery {
         (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
+#[post("/v1/api-keys")]
 #[tracing::instrument(skip_all, fields(api_key_id = tracing::field::Empty))]
 pub async fn create_api_key(
     req: HttpRequest,
@@ -108,7 +90,7 @@ pub async fn create_api_key(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("identity:admin")?;
-    let ValidJson(input) = parse_body::<CreateApiKey>(&req, &body)?;
+    let input: CreateApiKey = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
     let name = errors.required("name", input.name).and_then(|n| errors.parse("name", KeyName::parse(&n)));
     let scopes = match errors.required("scopes", input.scopes) {
@@ -139,27 +121,13 @@ pub async fn create_api_key(
     }
 
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let idempotency_key = idempotency_key(&req)?;
-    if let Some(key) = &idempotency_key {
-        let hash = idempotency::request_hash("POST", req.path(), &body);
-        match idempotency::begin(&tx, key, &hash).await? {
-            IdempotencyOutcome::New => {}
-            IdempotencyOutcome::Mismatch => {
-                return Err(ApiError::new(
-                    ErrorCode::IdempotencyKeyReused,
-                    "this Idempotency-Key was used with a different request body",
-                ));
-            }
-            IdempotencyOutcome::Replay { status, body } => {
-                tx.commit().await?;
-                return Ok(HttpResponse::build(
-                    actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
-                )
-                .insert_header(("idempotent-replayed", "true"))
-                .json(body));
-            }
+    let idempotency_key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
         }
-    }
+    };
 
     let secret = ApiKeySecret::generate();
     tracing::Span::current().record("api_key_id", tracing::field::display(secret.id()));
@@ -189,11 +157,8 @@ pub async fn create_api_key(
     );
     outbox::enqueue(&tx, &event).await?;
     let view = ApiKeyView::from(created);
-    if let Some(key) = &idempotency_key {
-        let stored = serde_json::to_value(CreatedApiKey { api_key: view.clone(), key: None })
-            .map_err(|e| ApiError::unexpected(e.into()))?;
-        idempotency::complete(&tx, key, 201, &stored).await?;
-    }
+    // The replay carries no secret: it was never stored.
+    remember(&tx, &idempotency_key, 201, &CreatedApiKey { api_key: view.clone(), key: None }).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created()
         .insert_header(("location", format!("/v1/api-keys/{}", view.id)))
@@ -201,94 +166,34 @@ pub async fn create_api_key(
         .json(CreatedApiKey { api_key: view, key: Some(secret.expose()) }))
 }
 
-pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<ValidJson<T>, ApiError> {
-    let is_json = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as application/json"));
-    }
-    almoner_http::extract::parse_json(body).map(ValidJson)
-}
-
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
-    let value = value.to_str().map_err(|_| {
-        ApiError::validation(vec![almoner_http::FieldError {
-            field: "Idempotency-Key".into(),
-            message: "must be visible ASCII".into(),
-        }])
-    })?;
-    if value.is_empty() || value.len() > almoner_db::idempotency::MAX_KEY_LENGTH {
-        return Err(ApiError::validation(vec![almoner_http::FieldError {
-            field: "Idempotency-Key".into(),
-            message: "must be 1 to 255 characters".into(),
-        }]));
-    }
-    Ok(Some(value.to_owned()))
-}
-
 /// Lists the tenant's keys, newest first.
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = ["identity:read"])),
-    params(ListQuery),
-    responses((status = 200, body = ApiKeyPage), (status = 401, body = almoner_http::Problem),
+#[utoipa::path(tag = "api-keys", security(("bearer" = ["identity:read"])),
+    params(PageQuery),
+    responses((status = 200, body = Page<ApiKeyView>), (status = 401, body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/api-keys")]
 #[tracing::instrument(skip_all)]
 pub async fn list_api_keys(
     principal: Principal,
     pool: web::Data<Pool>,
-    query: web::Query<ListQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("identity:read")?;
     let mut errors = FieldErrors::new();
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        errors.add("limit", "must be 1 to 500");
-    }
-    let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_cursor(c)),
-        None => None,
-    };
+    let Paging { limit, after } = page.parse::<(DateTime<Utc>, Uuid)>(&mut errors);
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let mut keys = api_keys::list(&tx, after, limit + 1).await?;
+    let keys = api_keys::list(&tx, after, limit.fetch()).await?;
     tx.commit().await?;
-    let next_cursor = if keys.len() as i64 > limit {
-        keys.truncate(usize::try_from(limit).unwrap_or(50));
-        keys.last().map(|k| encode_cursor(k.created_at, k.id))
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(ApiKeyPage { data: keys.into_iter().map(ApiKeyView::from).collect(), next_cursor }))
-}
-
-fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), &'static str> {
-    let invalid = "is not a cursor from a previous page";
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid)?).map_err(|_| invalid)?;
-    let (at, id) = text.split_once('|').ok_or(invalid)?;
-    Ok((
-        DateTime::parse_from_rfc3339(at).map_err(|_| invalid)?.with_timezone(&Utc),
-        Uuid::try_parse(id).map_err(|_| invalid)?,
-    ))
-}
-
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(raw).map_err(|_| ApiError::not_found("API key"))
+    let page = Page::from_rows(keys, limit, |k| (k.created_at, k.id));
+    Ok(HttpResponse::Ok().json(page.map(ApiKeyView::from)))
 }
 
 /// Reads one key.
-#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = ["identity:read"])),
+#[utoipa::path(tag = "api-keys", security(("bearer" = ["identity:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = ApiKeyView), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/api-keys/{id}")]
 #[tracing::instrument(skip_all, fields(api_key_id = %id))]
 pub async fn get_api_key(
     principal: Principal,
@@ -296,7 +201,7 @@ pub async fn get_api_key(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("identity:read")?;
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "API key")?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let key = api_keys::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("API key"))?;
     tx.commit().await?;
@@ -305,10 +210,11 @@ pub async fn get_api_key(
 
 /// Revokes a key: token requests with it fail from now on; tokens already issued expire on their own.
 /// Revoking a revoked key is a no-op.
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = ["identity:admin"])),
+#[utoipa::path(tag = "api-keys", security(("bearer" = ["identity:admin"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "The revoked key", body = ApiKeyView),
         (status = 404, body = almoner_http::Problem)))]
+#[delete("/v1/api-keys/{id}")]
 #[tracing::instrument(skip_all, fields(api_key_id = %id))]
 pub async fn revoke_api_key(
     principal: Principal,
@@ -316,7 +222,7 @@ pub async fn revoke_api_key(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("identity:admin")?;
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "API key")?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let (key, changed) = api_keys::revoke(&tx, id).await?.ok_or_else(|| ApiError::not_found("API key"))?;
     if changed {

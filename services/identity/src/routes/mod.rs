@@ -1,11 +1,12 @@
-//! identity's HTTP API, one module per resource. Each exposes `configure` and its OpenAPI paths.
+//! identity's HTTP API, one module per resource. Each exposes `configure`, registering every
+//! handler with its OpenAPI operation (see `almoner_http::endpoints`).
 
 pub mod api_keys;
 pub mod jwks;
 pub mod oauth;
 pub mod tenant;
 
-use actix_web::web::ServiceConfig;
+use almoner_http::endpoints::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     oauth::configure(cfg);

@@ -9,8 +9,9 @@ use crate::db::api_keys;
 use crate::domain::{ApiKeySecret, ScopeSet};
 use crate::signing::SigningKeys;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
 use almoner_db::Pool;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::rate_limit::{Limit, RateLimiter};
 use almoner_http::{ApiError, Claims, ErrorCode};
 use base64::Engine;
@@ -19,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/oauth/token", web::post().to(token));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(token);
 }
 
 /// What the token endpoint stamps into every token, and how many failures it tolerates.
@@ -190,7 +191,7 @@ fn client_address(req: &HttpRequest) -> String {
 }
 
 /// Exchanges an API key for an access token.
-#[utoipa::path(post, path = "/v1/oauth/token", tag = "tokens",
+#[utoipa::path(tag = "tokens",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "An access token", body = TokenResponse),
@@ -198,6 +199,7 @@ fn client_address(req: &HttpRequest) -> String {
         (status = 401, description = "invalid_client: unknown, wrong, revoked or expired key", body = almoner_http::Problem),
         (status = 429, description = "rate_limited: too many failed attempts for this key or address", body = almoner_http::Problem),
     ))]
+#[post("/v1/oauth/token")]
 #[tracing::instrument(skip_all, fields(api_key_id = tracing::field::Empty, tenant_id = tracing::field::Empty))]
 pub async fn token(
     req: HttpRequest,

@@ -2,23 +2,26 @@
 
 use crate::db::tenants::{self, Tenant};
 use crate::domain::TenantName;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, web};
 use almoner_db::{Pool, outbox};
 use almoner_events::Envelope;
+use almoner_http::body::json_body;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, FieldErrors, Principal};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/tenant", web::get().to(get_tenant)).route("/v1/tenant", web::patch().to(update_tenant));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_tenant).service(update_tenant);
 }
 
-#[utoipa::path(get, path = "/v1/tenant", tag = "tenants", security(("bearer" = ["identity:read"])),
+#[utoipa::path(tag = "tenants", security(("bearer" = ["identity:read"])),
     responses(
         (status = 200, description = "The tenant the token belongs to", body = Tenant),
         (status = 401, description = "No valid token", body = almoner_http::Problem),
         (status = 403, description = "Missing scope identity:read", body = almoner_http::Problem),
     ))]
+#[get("/v1/tenant")]
 #[tracing::instrument(skip_all)]
 pub async fn get_tenant(principal: Principal, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
     principal.require("identity:read")?;
@@ -38,13 +41,14 @@ pub struct UpdateTenant {
 }
 
 /// Changes the tenant's settings and publishes `identity.tenant.updated.v1` with the whole new state.
-#[utoipa::path(patch, path = "/v1/tenant", tag = "tenants", security(("bearer" = ["identity:admin"])),
+#[utoipa::path(tag = "tenants", security(("bearer" = ["identity:admin"])),
     request_body = UpdateTenant,
     responses(
         (status = 200, description = "The tenant after the change", body = Tenant),
         (status = 403, body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
+#[patch("/v1/tenant")]
 #[tracing::instrument(skip_all)]
 pub async fn update_tenant(
     req: HttpRequest,
@@ -53,7 +57,7 @@ pub async fn update_tenant(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("identity:admin")?;
-    let input: UpdateTenant = crate::routes::api_keys::parse_body(&req, &body)?.0;
+    let input: UpdateTenant = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
     let name = input.name.as_deref().and_then(|n| errors.parse("name", TenantName::parse(n)));
     let month = match input.fiscal_year_start_month {

@@ -12,6 +12,10 @@ async fn health_metrics_and_unknown_routes() {
     let metrics = app.get("/metrics", None).await.text().await.unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     problem(app.get("/v2/nothing", None).await, 404, "not_found").await;
+    // A known path with a method it does not have is 405 naming the methods it has, not "no route".
+    let response = app.client.put(app.url("/v1/tenant")).send().await.unwrap();
+    assert_eq!(response.headers().get("allow").map(|v| v.to_str().unwrap()), Some("GET, PATCH"));
+    problem(response, 405, "method_not_allowed").await;
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod events;
 mod gateway;
 mod health;
 mod helpers;
+mod migrations;
 mod oauth;
 mod openapi;
 mod tenancy;

@@ -10,21 +10,18 @@ use crate::domain::FiscalYearTotal;
 use crate::domain::giving::{average_gift, derive_by_year};
 use crate::domain::pledges::pledge_figures;
 use crate::routes::READ_SCOPE;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
-use almoner_http::{ApiError, FieldErrors, Principal};
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
 use almoner_types::Currency;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/donors").route("", web::get().to(list_top_donors)).route("/{id}", web::get().to(get_donor)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_top_donors).service(get_donor);
 }
 
 /// A donor's giving, per currency.
@@ -129,12 +126,8 @@ pub struct PeriodAmount {
     pub count: i64,
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(raw).map_err(|_| ApiError::not_found("donor"))
-}
-
 /// One donor's giving totals.
-#[utoipa::path(get, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["rollup:read"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["rollup:read"])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The donor's giving, per currency", body = DonorGiving),
@@ -142,6 +135,7 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
         (status = 403, description = "Missing scope rollup:read", body = almoner_http::Problem),
         (status = 404, description = "Unknown to rollup, deleted, or another tenant's", body = almoner_http::Problem),
     ))]
+#[get("/v1/donors/{id}")]
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn get_donor(
     principal: Principal,
@@ -150,7 +144,7 @@ pub async fn get_donor(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
-    let donor_id = parse_id(&id)?;
+    let donor_id = path_id(&id, "donor")?;
     let today = clock.today();
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let donor = totals::known_donor(&tx, donor_id).await?.ok_or_else(|| ApiError::not_found("donor"))?;
@@ -238,9 +232,6 @@ pub struct TopDonorsQuery {
     pub order: Option<String>,
     /// ISO 4217; default GBP.
     pub currency: Option<String>,
-    /// 1 to 500, default 50.
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
 }
 
 /// One donor in the top-donors list.
@@ -254,26 +245,21 @@ pub struct TopDonorView {
     pub last_gift_date: Option<NaiveDate>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TopDonorPage {
-    pub data: Vec<TopDonorView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Donors by lifetime total in one currency, highest first (deleted donors are left out).
-#[utoipa::path(get, path = "/v1/donors", tag = "donors", security(("bearer" = ["rollup:read"])),
-    params(TopDonorsQuery),
+#[utoipa::path(tag = "donors", security(("bearer" = ["rollup:read"])),
+    params(TopDonorsQuery, PageQuery),
     responses(
-        (status = 200, description = "A page of donors, highest lifetime total first", body = TopDonorPage),
+        (status = 200, description = "A page of donors, highest lifetime total first", body = Page<TopDonorView>),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each bad parameter", body = almoner_http::Problem),
     ))]
+#[get("/v1/donors")]
 #[tracing::instrument(skip_all)]
 pub async fn list_top_donors(
     principal: Principal,
     pool: web::Data<Pool>,
     query: web::Query<TopDonorsQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
     let mut errors = FieldErrors::new();
@@ -286,60 +272,21 @@ pub async fn list_top_donors(
         Some(c) => errors.parse("currency", Currency::parse(c)),
         None => Some(Currency::GBP),
     };
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        errors.add("limit", "must be 1 to 500");
-    }
-    let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_cursor(c)),
-        None => None,
-    };
+    let Paging { limit, after } = page.parse::<(i64, Uuid)>(&mut errors);
     errors.finish()?;
     let Some(currency) = currency else {
         return Err(ApiError::unexpected(anyhow::anyhow!("validated currency missing")));
     };
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let mut rows = totals::top_donors(&tx, currency.code(), after, limit + 1).await?;
+    let rows = totals::top_donors(&tx, currency.code(), after, limit.fetch()).await?;
     tx.commit().await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(r.lifetime_total, r.donor_id))
-    } else {
-        None
-    };
-    let data = rows
-        .into_iter()
-        .map(|r| TopDonorView {
-            donor_id: r.donor_id,
-            display_name: r.display_name,
-            currency: currency.code().to_owned(),
-            lifetime_total_minor: r.lifetime_total,
-            lifetime_count: r.lifetime_count,
-            last_gift_date: r.last_gift_date,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(TopDonorPage { data, next_cursor }))
-}
-
-fn encode_cursor(total: i64, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{total}|{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(i64, Uuid), &'static str> {
-    let invalid = "is not a cursor from a previous page";
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid)?).map_err(|_| invalid)?;
-    let (total, id) = text.split_once('|').ok_or(invalid)?;
-    Ok((total.parse().map_err(|_| invalid)?, Uuid::try_parse(id).map_err(|_| invalid)?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let id = Uuid::new_v4();
-        assert_eq!(decode_cursor(&encode_cursor(-1234, id)), Ok((-1234, id)));
-        assert!(decode_cursor("not a cursor").is_err());
-    }
+    let page = Page::from_rows(rows, limit, |r| (r.lifetime_total, r.donor_id)).map(|r| TopDonorView {
+        donor_id: r.donor_id,
+        display_name: r.display_name,
+        currency: currency.code().to_owned(),
+        lifetime_total_minor: r.lifetime_total,
+        lifetime_count: r.lifetime_count,
+        last_gift_date: r.last_gift_date,
+    });
+    Ok(HttpResponse::Ok().json(page))
 }

@@ -3,17 +3,16 @@
 
 use crate::db::funds::{self, KnownFund, StoredFundTotals};
 use crate::routes::READ_SCOPE;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
-use almoner_http::{ApiError, FieldErrors, Principal};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/v1/funds").route("", web::get().to(list_funds)).route("/{id}", web::get().to(get_fund)));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_funds).service(get_fund);
 }
 
 /// A fund and its totals, per currency.
@@ -62,68 +61,40 @@ fn view(fund: KnownFund, totals: Vec<StoredFundTotals>) -> FundView {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct FundsQuery {
-    /// 1 to 500, default 50.
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct FundPage {
-    pub data: Vec<FundView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// The funds rollup knows, by code (funds known only from allocations, without a code yet, first), with totals.
-#[utoipa::path(get, path = "/v1/funds", tag = "funds", security(("bearer" = ["rollup:read"])),
-    params(FundsQuery),
+#[utoipa::path(tag = "funds", security(("bearer" = ["rollup:read"])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "A page of funds by code", body = FundPage),
+        (status = 200, description = "A page of funds by code", body = Page<FundView>),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each bad parameter", body = almoner_http::Problem),
     ))]
+#[get("/v1/funds")]
 #[tracing::instrument(skip_all)]
 pub async fn list_funds(
     principal: Principal,
     pool: web::Data<Pool>,
-    query: web::Query<FundsQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
     let mut errors = FieldErrors::new();
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        errors.add("limit", "must be 1 to 500");
-    }
-    let after = match &query.cursor {
-        Some(c) => errors.parse("cursor", decode_cursor(c)),
-        None => None,
-    };
+    // The code comes last in the cursor: it is free text and may hold the `|` that separates the parts.
+    let Paging { limit, after } = page.parse::<(Uuid, String)>(&mut errors);
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let mut page = funds::funds_page(&tx, after, limit + 1).await?;
-    let next_cursor = if page.len() as i64 > limit {
-        page.truncate(limit as usize);
-        page.last().map(|f| encode_cursor(f.code.as_deref().unwrap_or(""), f.fund_id))
-    } else {
-        None
-    };
-    let ids: Vec<Uuid> = page.iter().map(|f| f.fund_id).collect();
+    let rows = funds::funds_page(&tx, after.map(|(id, code)| (code, id)), limit.fetch()).await?;
+    let page = Page::from_rows(rows, limit, |f| (f.fund_id, f.code.clone().unwrap_or_default()));
+    let ids: Vec<Uuid> = page.data.iter().map(|f| f.fund_id).collect();
     let mut totals = funds::fund_totals(&tx, &ids).await?;
     tx.commit().await?;
-    let data = page
-        .into_iter()
-        .map(|fund| {
-            let own = totals.remove(&fund.fund_id).unwrap_or_default();
-            view(fund, own)
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(FundPage { data, next_cursor }))
+    Ok(HttpResponse::Ok().json(page.map(|fund| {
+        let own = totals.remove(&fund.fund_id).unwrap_or_default();
+        view(fund, own)
+    })))
 }
 
 /// One fund and its totals.
-#[utoipa::path(get, path = "/v1/funds/{id}", tag = "funds", security(("bearer" = ["rollup:read"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["rollup:read"])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The fund and its totals, per currency", body = FundView),
@@ -131,6 +102,7 @@ pub async fn list_funds(
         (status = 403, description = "Missing scope rollup:read", body = almoner_http::Problem),
         (status = 404, description = "Unknown to rollup, or another tenant's", body = almoner_http::Problem),
     ))]
+#[get("/v1/funds/{id}")]
 #[tracing::instrument(skip_all, fields(fund_id = %id))]
 pub async fn get_fund(
     principal: Principal,
@@ -138,34 +110,10 @@ pub async fn get_fund(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
-    let fund_id = Uuid::try_parse(&id).map_err(|_| ApiError::not_found("fund"))?;
+    let fund_id = path_id(&id, "fund")?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let fund = funds::fund(&tx, fund_id).await?.ok_or_else(|| ApiError::not_found("fund"))?;
     let mut totals = funds::fund_totals(&tx, &[fund_id]).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(view(fund, totals.remove(&fund_id).unwrap_or_default())))
-}
-
-fn encode_cursor(code: &str, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{id}|{code}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(String, Uuid), &'static str> {
-    let invalid = "is not a cursor from a previous page";
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid)?).map_err(|_| invalid)?;
-    let (id, code) = text.split_once('|').ok_or(invalid)?;
-    Ok((code.to_owned(), Uuid::try_parse(id).map_err(|_| invalid)?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_even_with_a_bar_in_the_code_and_garbage_is_refused() {
-        let id = Uuid::new_v4();
-        assert_eq!(decode_cursor(&encode_cursor("ROOF|2025", id)), Ok(("ROOF|2025".to_owned(), id)));
-        assert_eq!(decode_cursor(&encode_cursor("", id)), Ok((String::new(), id)));
-        assert!(decode_cursor("not a cursor").is_err());
-    }
 }

@@ -7,16 +7,17 @@ use crate::domain::FiscalYearTotal;
 use crate::domain::giving::derive_by_year;
 use crate::routes::READ_SCOPE;
 use crate::routes::donors::{DatedAmount, FiscalYearAmount};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
-use almoner_http::{ApiError, Principal};
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::{ApiError, Principal, path_id};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/households/{id}", web::get().to(get_household));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_household);
 }
 
 /// A household's giving, per currency.
@@ -50,7 +51,7 @@ pub struct HouseholdCurrencyGiving {
 }
 
 /// One household's giving totals.
-#[utoipa::path(get, path = "/v1/households/{id}", tag = "households", security(("bearer" = ["rollup:read"])),
+#[utoipa::path(tag = "households", security(("bearer" = ["rollup:read"])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The household's giving, per currency", body = HouseholdGiving),
@@ -58,6 +59,7 @@ pub struct HouseholdCurrencyGiving {
         (status = 403, description = "Missing scope rollup:read", body = almoner_http::Problem),
         (status = 404, description = "Unknown to rollup, or another tenant's", body = almoner_http::Problem),
     ))]
+#[get("/v1/households/{id}")]
 #[tracing::instrument(skip_all, fields(household_id = %id))]
 pub async fn get_household(
     principal: Principal,
@@ -66,7 +68,7 @@ pub async fn get_household(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
-    let household_id = Uuid::try_parse(&id).map_err(|_| ApiError::not_found("household"))?;
+    let household_id = path_id(&id, "household")?;
     let today = clock.today();
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let household =

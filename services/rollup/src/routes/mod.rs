@@ -1,4 +1,5 @@
-//! rollup's HTTP API, one module per resource. Each exposes `configure` and its OpenAPI paths. Every endpoint
+//! rollup's HTTP API, one module per resource. Each exposes `configure`, registering every
+//! handler with its OpenAPI operation (see `almoner_http::endpoints`). Every endpoint
 //! needs the scope `rollup:read`.
 
 pub mod donors;
@@ -6,7 +7,7 @@ pub mod funds;
 pub mod households;
 pub mod summary;
 
-use actix_web::web::ServiceConfig;
+use almoner_http::endpoints::ServiceConfig;
 
 /// The scope every read needs.
 pub const READ_SCOPE: &str = "rollup:read";

@@ -3,15 +3,16 @@
 
 use crate::db::{ledger, totals};
 use crate::routes::READ_SCOPE;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, Principal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/summary", web::get().to(get_summary));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_summary);
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -54,11 +55,12 @@ pub struct MonthSummary {
 
 /// The tenant's giving by fiscal year and by month, per currency (deleted donors' gifts included: the money was
 /// received).
-#[utoipa::path(get, path = "/v1/summary", tag = "summary", security(("bearer" = ["rollup:read"])),
+#[utoipa::path(tag = "summary", security(("bearer" = ["rollup:read"])),
     responses(
         (status = 200, description = "Totals by fiscal year and by month, per currency", body = Summary),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
     ))]
+#[get("/v1/summary")]
 #[tracing::instrument(skip_all)]
 pub async fn get_summary(principal: Principal, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;

@@ -8,6 +8,7 @@ mod funds;
 mod helpers;
 mod households;
 mod kill;
+mod migrations;
 mod openapi;
 mod pledges;
 mod process;

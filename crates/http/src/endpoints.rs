@@ -1,0 +1,129 @@
+//! A service's endpoints, each registered once with its OpenAPI operation, so the served routes and the document
+//! cannot diverge.
+//!
+//! A handler carries both its actix route macro (`#[get("/v1/funds/{id}")]`, the full path: one place to find an
+//! endpoint by its URL) and `#[utoipa::path(...)]` without a `path`: the route macro's path is the document's.
+//! The service's `routes::configure` is an [`Endpoints`] function calling `cfg.service(handler)` for each;
+//! [`openapi`] builds the document from it and [`configure`] registers it on the actix app.
+//!
+//! The route macros make one actix resource per method, and a request whose path matches but whose method does
+//! not would fall through to "no route" (404). [`configure`] therefore adds, after the endpoints, a resource per
+//! documented path that answers every other method with `405 method_not_allowed` and an `Allow` header.
+
+use crate::problem::{ApiError, ErrorCode};
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::path::PathItem;
+use utoipa_actix_web::AppExt;
+
+pub use utoipa_actix_web::service_config::ServiceConfig;
+
+/// Registers a service's endpoints: `cfg.service(handler)` for each.
+pub type Endpoints = fn(&mut ServiceConfig);
+
+/// The service's OpenAPI document: `base` (info, tags, security schemes, shared components) with every operation
+/// `endpoints` registers and the schemas those operations name.
+pub fn openapi(base: OpenApi, endpoints: Endpoints) -> OpenApi {
+    let (_, document) = actix_web::App::new().into_utoipa_app().openapi(base).configure(endpoints).split_for_parts();
+    document
+}
+
+/// Registers `endpoints` on the app, then a `405` for the other methods of each of their paths.
+pub fn configure(cfg: &mut web::ServiceConfig, endpoints: Endpoints) {
+    endpoints(&mut ServiceConfig::new(cfg));
+    for (path, item) in openapi(OpenApi::default(), endpoints).paths.paths {
+        let allow = allowed_methods(&item);
+        cfg.route(
+            &path,
+            web::route().to(move || {
+                let allow = allow.clone();
+                async move {
+                    Err::<HttpResponse, _>(
+                        ApiError::new(ErrorCode::MethodNotAllowed, format!("this resource allows {allow}"))
+                            .with_header("allow", allow),
+                    )
+                }
+            }),
+        );
+    }
+}
+
+fn allowed_methods(item: &PathItem) -> String {
+    let operations = [
+        ("GET", &item.get),
+        ("POST", &item.post),
+        ("PUT", &item.put),
+        ("PATCH", &item.patch),
+        ("DELETE", &item.delete),
+        ("HEAD", &item.head),
+        ("OPTIONS", &item.options),
+        ("TRACE", &item.trace),
+    ];
+    operations
+        .iter()
+        .filter(|(_, operation)| operation.is_some())
+        .map(|(method, _)| *method)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
+    use actix_web::{get, patch};
+    use utoipa::ToSchema;
+
+    #[derive(serde::Serialize, ToSchema)]
+    struct Thing {
+        id: i64,
+    }
+
+    /// Reads the thing.
+    #[utoipa::path(tag = "things", responses((status = 200, body = Thing)))]
+    #[get("/v1/things/{id}")]
+    async fn get_thing(id: web::Path<i64>) -> HttpResponse {
+        HttpResponse::Ok().json(Thing { id: id.into_inner() })
+    }
+
+    /// Changes the thing.
+    #[utoipa::path(tag = "things", responses((status = 200, body = Thing)))]
+    #[patch("/v1/things/{id}")]
+    async fn update_thing(id: web::Path<i64>) -> HttpResponse {
+        HttpResponse::Ok().json(Thing { id: id.into_inner() })
+    }
+
+    fn endpoints(cfg: &mut ServiceConfig) {
+        cfg.service(get_thing).service(update_thing);
+    }
+
+    #[test]
+    fn the_document_holds_each_registered_operation_and_its_schemas() {
+        #[derive(utoipa::OpenApi)]
+        #[openapi(info(title = "things"))]
+        struct Base;
+        let document = openapi(<Base as utoipa::OpenApi>::openapi(), endpoints);
+        assert_eq!(document.info.title, "things");
+        let item = &document.paths.paths["/v1/things/{id}"];
+        assert_eq!(allowed_methods(item), "GET, PATCH");
+        assert_eq!(item.get.as_ref().and_then(|o| o.operation_id.as_deref()), Some("get_thing"));
+        assert!(document.components.expect("components").schemas.contains_key("Thing"));
+    }
+
+    #[actix_web::test]
+    async fn registered_methods_answer_and_other_methods_are_405() {
+        let app = init_service(actix_web::App::new().configure(|cfg| configure(cfg, endpoints))).await;
+        let response = call_service(&app, TestRequest::get().uri("/v1/things/7").to_request()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(read_body_json::<serde_json::Value, _>(response).await, serde_json::json!({"id": 7}));
+        let response = call_service(&app, TestRequest::patch().uri("/v1/things/7").to_request()).await;
+        assert_eq!(response.status(), 200);
+        let response = call_service(&app, TestRequest::delete().uri("/v1/things/7").to_request()).await;
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers().get("allow").unwrap(), "GET, PATCH");
+        let problem: serde_json::Value = read_body_json(response).await;
+        assert_eq!(problem["code"], "method_not_allowed");
+        let response = call_service(&app, TestRequest::get().uri("/v1/others").to_request()).await;
+        assert_eq!(response.status(), 404);
+    }
+}
