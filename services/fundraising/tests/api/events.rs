@@ -15,19 +15,19 @@ impl Handler for Observer {
     }
 }
 
-fn observer_spec() -> ConsumerSpec {
+pub fn observer_spec() -> ConsumerSpec {
     ConsumerSpec::new("test.observer", ["fundraising.#"])
 }
 
 /// Quorum queues outlive their consumers: remove this test's namespace from the shared broker.
-async fn clean_up(app: &TestApp, shutdown: CancellationToken) {
+pub async fn clean_up(app: &TestApp, shutdown: CancellationToken) {
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = almoner_bus::topology::delete_consumer(&app.amqp, &observer_spec()).await;
     let _ = almoner_bus::topology::delete_exchanges(&app.amqp).await;
 }
 
-async fn observe(app: &TestApp, shutdown: &CancellationToken) -> mpsc::UnboundedReceiver<Received> {
+pub async fn observe(app: &TestApp, shutdown: &CancellationToken) -> mpsc::UnboundedReceiver<Received> {
     let spec = observer_spec();
     almoner_bus::topology::declare_consumer(&app.amqp, &spec).await.expect("declare observer queue");
     let (tx, rx) = mpsc::unbounded_channel();
@@ -36,7 +36,7 @@ async fn observe(app: &TestApp, shutdown: &CancellationToken) -> mpsc::Unbounded
 }
 
 /// The next `n` events, in arrival order.
-async fn next(rx: &mut mpsc::UnboundedReceiver<Received>, n: usize) -> Vec<Received> {
+pub async fn next(rx: &mut mpsc::UnboundedReceiver<Received>, n: usize) -> Vec<Received> {
     let mut got = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), async {
         while got.len() < n {

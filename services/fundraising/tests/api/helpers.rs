@@ -15,7 +15,10 @@ pub struct TestApp {
     pub issuer: TestIssuer,
     /// The tenant `token()` belongs to.
     pub tenant_id: Uuid,
-    shutdown: CancellationToken,
+    /// Cancelling it shuts the service down gracefully, as SIGTERM does.
+    pub shutdown: CancellationToken,
+    /// The service's `run_until_stopped`, which ends once a shutdown has finished.
+    pub stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Drop for TestApp {
@@ -40,9 +43,10 @@ pub async fn spawn_app() -> TestApp {
     let app = fundraising::startup::build(settings.clone()).await.expect("fundraising starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
-    tokio::spawn(app.run_until_stopped());
+    let stopped = tokio::spawn(app.run_until_stopped());
     let pool = almoner_db::Pool::new(&settings.database, fundraising::db::SCHEMA).unwrap();
-    TestApp { address, db, amqp, pool, client: reqwest::Client::new(), issuer, tenant_id: Uuid::new_v4(), shutdown }
+    let client = reqwest::Client::new();
+    TestApp { address, db, amqp, pool, client, issuer, tenant_id: Uuid::new_v4(), shutdown, stopped }
 }
 
 impl TestApp {

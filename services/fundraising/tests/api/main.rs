@@ -13,4 +13,5 @@ mod intake;
 mod migrations;
 mod openapi;
 mod pledges;
+mod shutdown;
 mod tenancy;
