@@ -1,21 +1,18 @@
 //! `/v1/gift-aid/claims`: gather eligible gifts into a claim, review it (its gifts, and the gifts left out with
 //! their reasons), take gifts out, submit it, and record HMRC's answer. See `docs/gift-aid.md`.
 
-use super::conventions::{
-    Claim, claim, conflict, decode_cursor, decode_date_cursor, iso_date, json_body, page_limit, paginate, path_id,
-    remember, replay_response,
-};
+use super::conventions::{Claim, claim, conflict, iso_date, json_body, path_id, remember, replay_response};
 use crate::db::{claims as db, gift_aid};
 use crate::domain::gift_aid::{assess, gift_aid_on};
 use crate::domain::hmrc;
 use crate::domain::optional_text;
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::Pool;
-use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal};
+use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -162,42 +159,25 @@ pub async fn create_claim(
     Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gift-aid/claims/{id}"))).json(view))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClaimPage {
-    pub data: Vec<ClaimView>,
-    pub next_cursor: Option<String>,
-}
-
 /// Claims, newest first.
 #[utoipa::path(get, path = "/v1/gift-aid/claims", tag = "gift aid", security(("bearer" = ["fundraising:read"])),
     params(PageQuery),
-    responses((status = 200, body = ClaimPage), (status = 401, body = almoner_http::Problem),
+    responses((status = 200, body = Page<ClaimView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
 #[tracing::instrument(skip_all)]
 pub async fn list_claims(
     principal: Principal,
     pool: web::Data<Pool>,
-    query: web::Query<PageQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = query.cursor.as_deref().and_then(|c| {
-        errors.parse("cursor", decode_cursor(c).and_then(|t| Uuid::try_parse(&t).map_err(|_| "is not a cursor")))
-    });
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let rows = db::list(&tx, after, limit + 1).await?;
+    let rows = db::list(&tx, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (rows, next_cursor) = paginate(rows, limit, |c| c.id.to_string());
-    Ok(HttpResponse::Ok().json(ClaimPage { data: rows.into_iter().map(ClaimView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |c| c.id).map(ClaimView::from)))
 }
 
 /// One claim with its totals.
@@ -253,32 +233,29 @@ pub async fn discard_claim(
 }
 
 /// One page of a claim's rows (gifts or exclusions) in gift date order: checks the scope, the claim and the
-/// paging parameters, then fetches `limit + 1` rows with `fetch` to tell whether there is a next page.
+/// paging parameters, then fetches one row more than the page holds with `fetch` to tell whether there is a next
+/// page. The cursor is `date|id`.
 async fn claim_page<T, F>(
     principal: &Principal,
     pool: &Pool,
     id: &str,
-    query: &PageQuery,
+    page: &PageQuery,
     fetch: F,
     position: impl Fn(&T) -> (NaiveDate, Uuid),
-) -> Result<(Vec<T>, Option<String>), ApiError>
+) -> Result<Page<T>, ApiError>
 where
     F: for<'a> AsyncFn(&'a almoner_db::Transaction, Uuid, Option<(NaiveDate, Uuid)>, i64) -> almoner_db::Result<Vec<T>>,
 {
     principal.require("fundraising:read")?;
     let id = path_id(id, "claim")?;
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_date_cursor(c)));
+    let Paging { limit, after } = page.parse::<(NaiveDate, Uuid)>(&mut errors);
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
-    let rows = fetch(&tx, id, after, limit + 1).await?;
+    let rows = fetch(&tx, id, after, limit.fetch()).await?;
     tx.commit().await?;
-    Ok(paginate(rows, limit, |row| {
-        let (date, id) = position(row);
-        format!("{date}|{id}")
-    }))
+    Ok(Page::from_rows(rows, limit, position))
 }
 
 /// One gift of a claim.
@@ -296,16 +273,10 @@ pub struct ClaimGiftView {
     pub rejection: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClaimGiftPage {
-    pub data: Vec<ClaimGiftView>,
-    pub next_cursor: Option<String>,
-}
-
 /// A claim's gifts, by gift date.
 #[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/gifts", tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, body = ClaimGiftPage), (status = 401, body = almoner_http::Problem),
+    responses((status = 200, body = Page<ClaimGiftView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
@@ -313,24 +284,19 @@ pub async fn claim_gifts(
     principal: Principal,
     pool: web::Data<Pool>,
     id: web::Path<String>,
-    query: web::Query<PageQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (rows, next_cursor) =
-        claim_page(&principal, &pool, &id, &query, db::gifts, |g| (g.gift_date, g.gift_id)).await?;
-    let data = rows
-        .into_iter()
-        .map(|g| ClaimGiftView {
-            gift_id: g.gift_id,
-            donor_id: g.donor_id,
-            gift_date: g.gift_date,
-            amount_minor: g.amount_minor,
-            gift_aid_minor: gift_aid_on(g.amount_minor),
-            declaration_id: g.declaration_id,
-            state: g.state,
-            rejection: g.rejection,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(ClaimGiftPage { data, next_cursor }))
+    let page = claim_page(&principal, &pool, &id, &page, db::gifts, |g| (g.gift_date, g.gift_id)).await?;
+    Ok(HttpResponse::Ok().json(page.map(|g| ClaimGiftView {
+        gift_id: g.gift_id,
+        donor_id: g.donor_id,
+        gift_date: g.gift_date,
+        amount_minor: g.amount_minor,
+        gift_aid_minor: gift_aid_on(g.amount_minor),
+        declaration_id: g.declaration_id,
+        state: g.state,
+        rejection: g.rejection,
+    })))
 }
 
 /// One gift left out of a claim.
@@ -345,16 +311,10 @@ pub struct ExclusionView {
     pub reasons: serde_json::Value,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ExclusionPage {
-    pub data: Vec<ExclusionView>,
-    pub next_cursor: Option<String>,
-}
-
 /// The gifts up to the claim's date that could not be claimed when it was gathered, each with its reasons.
 #[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/exclusions", tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, body = ExclusionPage), (status = 401, body = almoner_http::Problem),
+    responses((status = 200, body = Page<ExclusionView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
@@ -362,21 +322,16 @@ pub async fn claim_exclusions(
     principal: Principal,
     pool: web::Data<Pool>,
     id: web::Path<String>,
-    query: web::Query<PageQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (rows, next_cursor) =
-        claim_page(&principal, &pool, &id, &query, db::exclusions, |x| (x.gift_date, x.gift_id)).await?;
-    let data = rows
-        .into_iter()
-        .map(|x| ExclusionView {
-            gift_id: x.gift_id,
-            donor_id: x.donor_id,
-            gift_date: x.gift_date,
-            amount_minor: x.amount_minor,
-            reasons: x.reasons,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(ExclusionPage { data, next_cursor }))
+    let page = claim_page(&principal, &pool, &id, &page, db::exclusions, |x| (x.gift_date, x.gift_id)).await?;
+    Ok(HttpResponse::Ok().json(page.map(|x| ExclusionView {
+        gift_id: x.gift_id,
+        donor_id: x.donor_id,
+        gift_date: x.gift_date,
+        amount_minor: x.amount_minor,
+        reasons: x.reasons,
+    })))
 }
 
 /// Takes a gift out of a draft claim; it goes back to the pool.

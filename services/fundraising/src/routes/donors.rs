@@ -3,17 +3,14 @@
 //! Every change moves the donor to its next `revision` and writes `fundraising.donor.upserted.v1` (or
 //! `.deleted.v1`) with the whole donor to the outbox in the same transaction.
 
-use super::conventions::{
-    Claim, after_id, claim, conflict, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
-    replay_response,
-};
+use super::conventions::{Claim, claim, conflict, emit, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::donors::{self, DonorFilter};
 use crate::db::households;
 use crate::domain::{Address, DonorDetails, ExternalIds, optional_text, required_text};
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::{CommunicationPreferences, Donor, DonorDeletedV1, DonorUpsertedV1};
-use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal};
+use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
 use almoner_types::{Email, PhoneE164, Postcode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -322,34 +319,24 @@ pub struct DonorQuery {
     pub postcode: Option<String>,
     /// `source:id`, e.g. `legacy_crm:D-1001`.
     pub external_id: Option<String>,
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DonorPage {
-    pub data: Vec<DonorView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Lists or searches donors, newest first; every filter given must match.
 #[utoipa::path(get, path = "/v1/donors", tag = "donors", security(("bearer" = ["fundraising:read"])),
-    params(DonorQuery),
-    responses((status = 200, body = DonorPage), (status = 401, body = almoner_http::Problem),
+    params(DonorQuery, PageQuery),
+    responses((status = 200, body = Page<DonorView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
 #[tracing::instrument(skip_all)]
 pub async fn list_donors(
     principal: Principal,
     pool: web::Data<Pool>,
     query: web::Query<DonorQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let query = query.into_inner();
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = after_id(&mut errors, query.cursor.as_deref());
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
     let external_id = match query.external_id.as_deref() {
         Some(raw) => match raw.split_once(':') {
             Some((source, id)) if !source.is_empty() && !id.is_empty() => Some((source.to_owned(), id.to_owned())),
@@ -379,10 +366,9 @@ pub async fn list_donors(
         external_id,
     };
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let found = donors::list(&tx, &filter, after, limit + 1).await?;
+    let found = donors::list(&tx, &filter, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (found, next_cursor) = paginate(found, limit, |d| d.id.to_string());
-    Ok(HttpResponse::Ok().json(DonorPage { data: found.into_iter().map(DonorView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(found, limit, |d| d.id).map(DonorView::from)))
 }
 
 /// Changes some of a donor's fields (JSON merge patch): absent members stay, `null` clears. A patch that changes

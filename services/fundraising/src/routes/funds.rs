@@ -4,16 +4,13 @@
 //! allocations (or pledges) and keeps its history. Every change writes `fundraising.fund.upserted.v1` with the
 //! fund's next revision to the outbox in the same transaction.
 
-use super::conventions::{
-    Claim, after_id, claim, conflict, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
-    replay_response,
-};
+use super::conventions::{Claim, claim, conflict, emit, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::funds;
 use crate::domain::{FundCode, required_text};
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::{Fund, FundUpsertedV1};
-use almoner_http::{ApiError, FieldErrors, Principal};
+use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -152,33 +149,23 @@ pub async fn get_fund(
 pub struct FundQuery {
     /// `true` or `false`: only archived funds, or only funds in use.
     pub archived: Option<String>,
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct FundPage {
-    pub data: Vec<FundView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Lists funds, newest first.
 #[utoipa::path(get, path = "/v1/funds", tag = "funds", security(("bearer" = ["fundraising:read"])),
-    params(FundQuery),
-    responses((status = 200, body = FundPage), (status = 401, body = almoner_http::Problem),
+    params(FundQuery, PageQuery),
+    responses((status = 200, body = Page<FundView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
 #[tracing::instrument(skip_all)]
 pub async fn list_funds(
     principal: Principal,
     pool: web::Data<Pool>,
     query: web::Query<FundQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = after_id(&mut errors, query.cursor.as_deref());
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
     let archived = match query.archived.as_deref().map(str::trim) {
         None => None,
         Some("true") => Some(true),
@@ -190,10 +177,9 @@ pub async fn list_funds(
     };
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let found = funds::list(&tx, archived, after, limit + 1).await?;
+    let found = funds::list(&tx, archived, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (found, next_cursor) = paginate(found, limit, |f| f.id.to_string());
-    Ok(HttpResponse::Ok().json(FundPage { data: found.into_iter().map(FundView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(found, limit, |f| f.id).map(FundView::from)))
 }
 
 /// Renames, restricts or archives a fund (JSON merge patch). A patch that changes nothing leaves the revision as

@@ -5,10 +5,7 @@
 //! in the transaction of the gift or refund that causes them (`app::pledges::settle_pledges`). Every change writes
 //! `fundraising.pledge.upserted.v1` with the pledge's next revision to the outbox in the same transaction.
 
-use super::conventions::{
-    Claim, after_id, claim, emit, iso_date, json_body, merge_patch, page_limit, paginate, path_id, remember,
-    replay_response,
-};
+use super::conventions::{Claim, claim, emit, iso_date, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::pledges::{self, StoredPledge};
 use crate::db::{donors, funds};
 use crate::domain::pledge::{
@@ -18,7 +15,7 @@ use crate::domain::pledge::{
 use actix_web::{HttpRequest, HttpResponse, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::PledgeUpsertedV1;
-use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Principal};
+use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Page, PageQuery, Paging, Principal};
 use almoner_types::Currency;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -248,43 +245,32 @@ pub async fn get_pledge(
 pub struct PledgeQuery {
     /// Only this donor's pledges.
     pub donor_id: Option<String>,
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PledgePage {
-    pub data: Vec<PledgeView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Lists pledges, newest first.
 #[utoipa::path(get, path = "/v1/pledges", tag = "pledges", security(("bearer" = ["fundraising:read"])),
-    params(PledgeQuery),
-    responses((status = 200, body = PledgePage), (status = 401, body = almoner_http::Problem),
+    params(PledgeQuery, PageQuery),
+    responses((status = 200, body = Page<PledgeView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
 #[tracing::instrument(skip_all)]
 pub async fn list_pledges(
     principal: Principal,
     pool: web::Data<Pool>,
     query: web::Query<PledgeQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = after_id(&mut errors, query.cursor.as_deref());
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
     let donor_id = query
         .donor_id
         .as_deref()
         .and_then(|d| errors.parse("donor_id", Uuid::try_parse(d.trim()).map_err(|_| "must be a UUID")));
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let found = pledges::list(&tx, donor_id, after, limit + 1).await?;
+    let found = pledges::list(&tx, donor_id, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (found, next_cursor) = paginate(found, limit, |p| p.pledge.id.to_string());
-    Ok(HttpResponse::Ok().json(PledgePage { data: found.into_iter().map(PledgeView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(found, limit, |p| p.pledge.id).map(PledgeView::from)))
 }
 
 /// Cancels an open pledge, or reopens a cancelled one (JSON merge patch of `status`).
