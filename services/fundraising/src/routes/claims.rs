@@ -6,8 +6,9 @@ use crate::db::{claims as db, gift_aid};
 use crate::domain::gift_aid::{assess, gift_aid_on};
 use crate::domain::hmrc;
 use crate::domain::optional_text;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use almoner_db::Pool;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,22 +16,19 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/gift-aid/claims")
-            .route("", web::post().to(create_claim))
-            .route("", web::get().to(list_claims))
-            .route("/{id}", web::get().to(get_claim))
-            .route("/{id}", web::delete().to(discard_claim))
-            .route("/{id}/gifts", web::get().to(claim_gifts))
-            .route("/{id}/gifts/{gift_id}", web::delete().to(remove_gift))
-            .route("/{id}/exclusions", web::get().to(claim_exclusions))
-            .route("/{id}/submit", web::post().to(submit_claim))
-            .route("/{id}/outcome", web::post().to(record_outcome))
-            .route("/{id}/exports", web::post().to(export_claim))
-            .route("/{id}/files", web::get().to(claim_files))
-            .route("/{id}/files/{file_id}", web::get().to(download_file)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_claim)
+        .service(list_claims)
+        .service(get_claim)
+        .service(discard_claim)
+        .service(claim_gifts)
+        .service(remove_gift)
+        .service(claim_exclusions)
+        .service(submit_claim)
+        .service(record_outcome)
+        .service(export_claim)
+        .service(claim_files)
+        .service(download_file);
 }
 
 fn parse_date(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<NaiveDate> {
@@ -94,11 +92,12 @@ pub struct NewClaim {
 
 /// Gathers every eligible gift not yet claimed, dated up to `up_to`, into a new draft claim; the gifts left out
 /// are recorded with their reasons.
-#[utoipa::path(post, path = "/v1/gift-aid/claims", tag = "gift aid", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "gift aid", security(("bearer" = ["fundraising:write"])),
     request_body = NewClaim,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses((status = 201, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[post("/v1/gift-aid/claims")]
 #[tracing::instrument(skip_all, fields(claim_id = tracing::field::Empty))]
 pub async fn create_claim(
     req: HttpRequest,
@@ -160,10 +159,11 @@ pub async fn create_claim(
 }
 
 /// Claims, newest first.
-#[utoipa::path(get, path = "/v1/gift-aid/claims", tag = "gift aid", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "gift aid", security(("bearer" = ["fundraising:read"])),
     params(PageQuery),
     responses((status = 200, body = Page<ClaimView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims")]
 #[tracing::instrument(skip_all)]
 pub async fn list_claims(
     principal: Principal,
@@ -181,10 +181,11 @@ pub async fn list_claims(
 }
 
 /// One claim with its totals.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn get_claim(
     principal: Principal,
@@ -212,11 +213,12 @@ async fn lock_draft(tx: &almoner_db::Transaction, id: Uuid) -> Result<(), ApiErr
 }
 
 /// Discards a draft claim: its gifts go back to the pool.
-#[utoipa::path(delete, path = "/v1/gift-aid/claims/{id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim is no longer a draft", body = almoner_http::Problem)))]
+#[delete("/v1/gift-aid/claims/{id}")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn discard_claim(
     principal: Principal,
@@ -274,11 +276,12 @@ pub struct ClaimGiftView {
 }
 
 /// A claim's gifts, by gift date.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/gifts", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = Page<ClaimGiftView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}/gifts")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn claim_gifts(
     principal: Principal,
@@ -312,11 +315,12 @@ pub struct ExclusionView {
 }
 
 /// The gifts up to the claim's date that could not be claimed when it was gathered, each with its reasons.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/exclusions", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = Page<ExclusionView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}/exclusions")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn claim_exclusions(
     principal: Principal,
@@ -335,11 +339,12 @@ pub async fn claim_exclusions(
 }
 
 /// Takes a gift out of a draft claim; it goes back to the pool.
-#[utoipa::path(delete, path = "/v1/gift-aid/claims/{id}/gifts/{gift_id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path), ("gift_id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, description = "no such claim, or the gift is not in it", body = almoner_http::Problem),
         (status = 409, description = "the claim is no longer a draft", body = almoner_http::Problem)))]
+#[delete("/v1/gift-aid/claims/{id}/gifts/{gift_id}")]
 #[tracing::instrument(skip_all)]
 pub async fn remove_gift(
     principal: Principal,
@@ -367,12 +372,13 @@ pub struct Submission {
 }
 
 /// Marks a draft claim submitted: from now on its gifts can never be claimed again (unless HMRC rejects them).
-#[utoipa::path(post, path = "/v1/gift-aid/claims/{id}/submit", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = Submission,
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "not a draft, or no gifts in it", body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[post("/v1/gift-aid/claims/{id}/submit")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn submit_claim(
     req: HttpRequest,
@@ -417,13 +423,14 @@ pub struct RejectedGift {
 
 /// Records HMRC's answer to a submitted claim: `paid`, or `partly_rejected` with the rejected gifts, which go
 /// back to the pool for a later claim.
-#[utoipa::path(post, path = "/v1/gift-aid/claims/{id}/outcome", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = Outcome,
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim is not submitted", body = almoner_http::Problem),
         (status = 422, description = "validation_failed; a rejected gift that is not in the claim is named",
             body = almoner_http::Problem)))]
+#[post("/v1/gift-aid/claims/{id}/outcome")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn record_outcome(
     req: HttpRequest,
@@ -525,12 +532,13 @@ pub struct FileList {
 
 /// Writes the claim's HMRC schedule (small donations aggregated as the tenant's settings say, at most 1,000 rows a
 /// file) and stores every file; each export is kept.
-#[utoipa::path(post, path = "/v1/gift-aid/claims/{id}/exports", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = ExportRequest,
     responses((status = 201, body = FileList), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim has no gifts", body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[post("/v1/gift-aid/claims/{id}/exports")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn export_claim(
     req: HttpRequest,
@@ -582,10 +590,11 @@ pub async fn export_claim(
 }
 
 /// Every file exported from the claim, oldest first.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/files", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = FileList), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}/files")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn claim_files(
     principal: Principal,
@@ -602,11 +611,12 @@ pub async fn claim_files(
 }
 
 /// Downloads one stored file.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/files/{file_id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), ("file_id" = Uuid, Path)),
     responses((status = 200, description = "the file (ODS or CSV)", content_type = "application/octet-stream"),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}/files/{file_id}")]
 #[tracing::instrument(skip_all)]
 pub async fn download_file(
     principal: Principal,

@@ -7,9 +7,10 @@ use super::conventions::{Claim, claim, conflict, emit, json_body, merge_patch, p
 use crate::db::donors::{self, DonorFilter};
 use crate::db::households;
 use crate::domain::{Address, DonorDetails, ExternalIds, optional_text, required_text};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::{CommunicationPreferences, Donor, DonorDeletedV1, DonorUpsertedV1};
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
 use almoner_types::{Email, PhoneE164, Postcode};
 use chrono::{DateTime, Utc};
@@ -18,15 +19,8 @@ use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/donors")
-            .route("", web::post().to(create_donor))
-            .route("", web::get().to(list_donors))
-            .route("/{id}", web::get().to(get_donor))
-            .route("/{id}", web::patch().to(update_donor))
-            .route("/{id}", web::delete().to(delete_donor)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_donor).service(list_donors).service(get_donor).service(update_donor).service(delete_donor);
 }
 
 /// A donor as sent by clients. On `PATCH` every member is optional, `null` clears it, and `address`,
@@ -250,7 +244,7 @@ async fn check_household(tx: &almoner_db::Transaction, details: &DonorDetails) -
 }
 
 /// Creates a donor at revision 1.
-#[utoipa::path(post, path = "/v1/donors", tag = "donors", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:write"])),
     request_body = DonorInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -260,6 +254,7 @@ async fn check_household(tx: &almoner_db::Transaction, details: &DonorDetails) -
             body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
+#[post("/v1/donors")]
 #[tracing::instrument(skip_all, fields(donor_id = tracing::field::Empty))]
 pub async fn create_donor(
     req: HttpRequest,
@@ -291,10 +286,11 @@ pub async fn create_donor(
 }
 
 /// Reads one donor.
-#[utoipa::path(get, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = DonorView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/donors/{id}")]
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn get_donor(
     principal: Principal,
@@ -322,10 +318,11 @@ pub struct DonorQuery {
 }
 
 /// Lists or searches donors, newest first; every filter given must match.
-#[utoipa::path(get, path = "/v1/donors", tag = "donors", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:read"])),
     params(DonorQuery, PageQuery),
     responses((status = 200, body = Page<DonorView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/donors")]
 #[tracing::instrument(skip_all)]
 pub async fn list_donors(
     principal: Principal,
@@ -373,7 +370,7 @@ pub async fn list_donors(
 
 /// Changes some of a donor's fields (JSON merge patch): absent members stay, `null` clears. A patch that changes
 /// nothing leaves the revision as it is.
-#[utoipa::path(patch, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     request_body(content = DonorInput, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The donor after the change", body = DonorView),
@@ -381,6 +378,7 @@ pub async fn list_donors(
         (status = 404, body = almoner_http::Problem),
         (status = 409, description = "an external id is taken", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[patch("/v1/donors/{id}")]
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn update_donor(
     req: HttpRequest,
@@ -412,11 +410,12 @@ pub async fn update_donor(
 }
 
 /// Deletes a donor who has no gifts (delete or move the gifts first).
-#[utoipa::path(delete, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "The donor has gifts", body = almoner_http::Problem)))]
+#[delete("/v1/donors/{id}")]
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn delete_donor(
     principal: Principal,

@@ -7,23 +7,18 @@
 use super::conventions::{Claim, claim, conflict, emit, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::funds;
 use crate::domain::{FundCode, required_text};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::{Fund, FundUpsertedV1};
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/funds")
-            .route("", web::post().to(create_fund))
-            .route("", web::get().to(list_funds))
-            .route("/{id}", web::get().to(get_fund))
-            .route("/{id}", web::patch().to(update_fund)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_fund).service(list_funds).service(get_fund).service(update_fund);
 }
 
 /// A new fund.
@@ -78,7 +73,7 @@ impl From<Fund> for FundView {
 }
 
 /// Creates a fund at revision 1.
-#[utoipa::path(post, path = "/v1/funds", tag = "funds", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["fundraising:write"])),
     request_body = FundInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -88,6 +83,7 @@ impl From<Fund> for FundView {
             body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
+#[post("/v1/funds")]
 #[tracing::instrument(skip_all, fields(fund_id = tracing::field::Empty))]
 pub async fn create_fund(
     req: HttpRequest,
@@ -127,10 +123,11 @@ pub async fn create_fund(
 }
 
 /// Reads one fund.
-#[utoipa::path(get, path = "/v1/funds/{id}", tag = "funds", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = FundView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/funds/{id}")]
 #[tracing::instrument(skip_all, fields(fund_id = %id))]
 pub async fn get_fund(
     principal: Principal,
@@ -152,10 +149,11 @@ pub struct FundQuery {
 }
 
 /// Lists funds, newest first.
-#[utoipa::path(get, path = "/v1/funds", tag = "funds", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["fundraising:read"])),
     params(FundQuery, PageQuery),
     responses((status = 200, body = Page<FundView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/funds")]
 #[tracing::instrument(skip_all)]
 pub async fn list_funds(
     principal: Principal,
@@ -184,7 +182,7 @@ pub async fn list_funds(
 
 /// Renames, restricts or archives a fund (JSON merge patch). A patch that changes nothing leaves the revision as
 /// it is.
-#[utoipa::path(patch, path = "/v1/funds/{id}", tag = "funds", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     request_body(content = FundPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The fund after the change", body = FundView),
@@ -192,6 +190,7 @@ pub async fn list_funds(
         (status = 404, body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field (`code` cannot change)",
             body = almoner_http::Problem)))]
+#[patch("/v1/funds/{id}")]
 #[tracing::instrument(skip_all, fields(fund_id = %id))]
 pub async fn update_fund(
     req: HttpRequest,

@@ -12,9 +12,10 @@ use crate::domain::pledge::{
     PledgeDetails, PledgeStatus, check_instalments, frequency_name, outstanding, parse_frequency,
     parse_requested_pledge_status, pledge_status_name, schedule, status_after_payments,
 };
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::PledgeUpsertedV1;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Page, PageQuery, Paging, Principal};
 use almoner_types::Currency;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -22,14 +23,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/pledges")
-            .route("", web::post().to(create_pledge))
-            .route("", web::get().to(list_pledges))
-            .route("/{id}", web::get().to(get_pledge))
-            .route("/{id}", web::patch().to(update_pledge)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_pledge).service(list_pledges).service(get_pledge).service(update_pledge);
 }
 
 /// A new pledge.
@@ -168,7 +163,7 @@ fn parse_pledge(input: PledgeInput) -> Result<PledgeDetails, ApiError> {
 }
 
 /// Records a pledge, `open`, at revision 1.
-#[utoipa::path(post, path = "/v1/pledges", tag = "pledges", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "pledges", security(("bearer" = ["fundraising:write"])),
     request_body = PledgeInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -178,6 +173,7 @@ fn parse_pledge(input: PledgeInput) -> Result<PledgeDetails, ApiError> {
         (status = 422, description = "validation_failed, naming each field (an unknown donor names donor_id, an \
             unknown or archived fund fund_id)", body = almoner_http::Problem),
     ))]
+#[post("/v1/pledges")]
 #[tracing::instrument(skip_all, fields(pledge_id = tracing::field::Empty))]
 pub async fn create_pledge(
     req: HttpRequest,
@@ -223,10 +219,11 @@ pub async fn create_pledge(
 }
 
 /// Reads one pledge: what is paid, what is outstanding, and its schedule as of today.
-#[utoipa::path(get, path = "/v1/pledges/{id}", tag = "pledges", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "pledges", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = PledgeView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/pledges/{id}")]
 #[tracing::instrument(skip_all, fields(pledge_id = %id))]
 pub async fn get_pledge(
     principal: Principal,
@@ -248,10 +245,11 @@ pub struct PledgeQuery {
 }
 
 /// Lists pledges, newest first.
-#[utoipa::path(get, path = "/v1/pledges", tag = "pledges", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "pledges", security(("bearer" = ["fundraising:read"])),
     params(PledgeQuery, PageQuery),
     responses((status = 200, body = Page<PledgeView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/pledges")]
 #[tracing::instrument(skip_all)]
 pub async fn list_pledges(
     principal: Principal,
@@ -274,7 +272,7 @@ pub async fn list_pledges(
 }
 
 /// Cancels an open pledge, or reopens a cancelled one (JSON merge patch of `status`).
-#[utoipa::path(patch, path = "/v1/pledges/{id}", tag = "pledges", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "pledges", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     request_body(content = PledgePatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The pledge after the change", body = PledgeView),
@@ -282,6 +280,7 @@ pub async fn list_pledges(
         (status = 404, body = almoner_http::Problem),
         (status = 409, description = "a fulfilled pledge cannot be cancelled or reopened", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[patch("/v1/pledges/{id}")]
 #[tracing::instrument(skip_all, fields(pledge_id = %id))]
 pub async fn update_pledge(
     req: HttpRequest,

@@ -4,7 +4,7 @@ use super::GiftView;
 use crate::db::gifts::{self, GiftFilter, status_name};
 use crate::domain::GiftStatus;
 use crate::routes::conventions::{iso_date, path_id};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
 use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::NaiveDate;
@@ -13,10 +13,11 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 /// Reads one gift or refund entry.
-#[utoipa::path(get, path = "/v1/gifts/{id}", tag = "gifts", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "gifts", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = GiftView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gifts/{id}")]
 #[tracing::instrument(skip_all, fields(gift_id = %id))]
 pub async fn get_gift(
     principal: Principal,
@@ -45,10 +46,11 @@ pub struct GiftQuery {
 }
 
 /// Lists gifts and refund entries, latest gift date first; every filter given must match.
-#[utoipa::path(get, path = "/v1/gifts", tag = "gifts", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "gifts", security(("bearer" = ["fundraising:read"])),
     params(GiftQuery, PageQuery),
     responses((status = 200, body = Page<GiftView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/gifts")]
 #[tracing::instrument(skip_all)]
 pub async fn list_gifts(
     principal: Principal,
