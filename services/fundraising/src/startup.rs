@@ -24,6 +24,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     service.data(GiftIntake::start(pool.clone(), settings.intake.writers, settings.intake.max_batch));
     service.data(pool);
     service.jwks_verifier()?;
-    service.routes(ApiDoc::openapi(), crate::routes::configure);
+    service.endpoints(ApiDoc::openapi(), crate::routes::configure);
     service.start()
 }

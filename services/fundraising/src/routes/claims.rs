@@ -1,39 +1,34 @@
 //! `/v1/gift-aid/claims`: gather eligible gifts into a claim, review it (its gifts, and the gifts left out with
 //! their reasons), take gifts out, submit it, and record HMRC's answer. See `docs/gift-aid.md`.
 
-use super::conventions::{
-    Claim, claim, conflict, decode_cursor, decode_date_cursor, iso_date, json_body, page_limit, paginate, path_id,
-    remember, replay_response,
-};
+use super::conventions::{Claim, claim, conflict, iso_date, json_body, path_id, remember, replay_response};
 use crate::db::{claims as db, gift_aid};
 use crate::domain::gift_aid::{assess, gift_aid_on};
 use crate::domain::hmrc;
 use crate::domain::optional_text;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use almoner_db::Pool;
-use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal};
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/gift-aid/claims")
-            .route("", web::post().to(create_claim))
-            .route("", web::get().to(list_claims))
-            .route("/{id}", web::get().to(get_claim))
-            .route("/{id}", web::delete().to(discard_claim))
-            .route("/{id}/gifts", web::get().to(claim_gifts))
-            .route("/{id}/gifts/{gift_id}", web::delete().to(remove_gift))
-            .route("/{id}/exclusions", web::get().to(claim_exclusions))
-            .route("/{id}/submit", web::post().to(submit_claim))
-            .route("/{id}/outcome", web::post().to(record_outcome))
-            .route("/{id}/exports", web::post().to(export_claim))
-            .route("/{id}/files", web::get().to(claim_files))
-            .route("/{id}/files/{file_id}", web::get().to(download_file)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_claim)
+        .service(list_claims)
+        .service(get_claim)
+        .service(discard_claim)
+        .service(claim_gifts)
+        .service(remove_gift)
+        .service(claim_exclusions)
+        .service(submit_claim)
+        .service(record_outcome)
+        .service(export_claim)
+        .service(claim_files)
+        .service(download_file);
 }
 
 fn parse_date(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<NaiveDate> {
@@ -97,11 +92,12 @@ pub struct NewClaim {
 
 /// Gathers every eligible gift not yet claimed, dated up to `up_to`, into a new draft claim; the gifts left out
 /// are recorded with their reasons.
-#[utoipa::path(post, path = "/v1/gift-aid/claims", tag = "gift aid", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "gift aid", security(("bearer" = ["fundraising:write"])),
     request_body = NewClaim,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses((status = 201, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[post("/v1/gift-aid/claims")]
 #[tracing::instrument(skip_all, fields(claim_id = tracing::field::Empty))]
 pub async fn create_claim(
     req: HttpRequest,
@@ -162,49 +158,34 @@ pub async fn create_claim(
     Ok(HttpResponse::Created().insert_header(("location", format!("/v1/gift-aid/claims/{id}"))).json(view))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClaimPage {
-    pub data: Vec<ClaimView>,
-    pub next_cursor: Option<String>,
-}
-
 /// Claims, newest first.
-#[utoipa::path(get, path = "/v1/gift-aid/claims", tag = "gift aid", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "gift aid", security(("bearer" = ["fundraising:read"])),
     params(PageQuery),
-    responses((status = 200, body = ClaimPage), (status = 401, body = almoner_http::Problem),
+    responses((status = 200, body = Page<ClaimView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims")]
 #[tracing::instrument(skip_all)]
 pub async fn list_claims(
     principal: Principal,
     pool: web::Data<Pool>,
-    query: web::Query<PageQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = query.cursor.as_deref().and_then(|c| {
-        errors.parse("cursor", decode_cursor(c).and_then(|t| Uuid::try_parse(&t).map_err(|_| "is not a cursor")))
-    });
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let rows = db::list(&tx, after, limit + 1).await?;
+    let rows = db::list(&tx, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (rows, next_cursor) = paginate(rows, limit, |c| c.id.to_string());
-    Ok(HttpResponse::Ok().json(ClaimPage { data: rows.into_iter().map(ClaimView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |c| c.id).map(ClaimView::from)))
 }
 
 /// One claim with its totals.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn get_claim(
     principal: Principal,
@@ -232,11 +213,12 @@ async fn lock_draft(tx: &almoner_db::Transaction, id: Uuid) -> Result<(), ApiErr
 }
 
 /// Discards a draft claim: its gifts go back to the pool.
-#[utoipa::path(delete, path = "/v1/gift-aid/claims/{id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim is no longer a draft", body = almoner_http::Problem)))]
+#[delete("/v1/gift-aid/claims/{id}")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn discard_claim(
     principal: Principal,
@@ -253,32 +235,29 @@ pub async fn discard_claim(
 }
 
 /// One page of a claim's rows (gifts or exclusions) in gift date order: checks the scope, the claim and the
-/// paging parameters, then fetches `limit + 1` rows with `fetch` to tell whether there is a next page.
+/// paging parameters, then fetches one row more than the page holds with `fetch` to tell whether there is a next
+/// page. The cursor is `date|id`.
 async fn claim_page<T, F>(
     principal: &Principal,
     pool: &Pool,
     id: &str,
-    query: &PageQuery,
+    page: &PageQuery,
     fetch: F,
     position: impl Fn(&T) -> (NaiveDate, Uuid),
-) -> Result<(Vec<T>, Option<String>), ApiError>
+) -> Result<Page<T>, ApiError>
 where
     F: for<'a> AsyncFn(&'a almoner_db::Transaction, Uuid, Option<(NaiveDate, Uuid)>, i64) -> almoner_db::Result<Vec<T>>,
 {
     principal.require("fundraising:read")?;
     let id = path_id(id, "claim")?;
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_date_cursor(c)));
+    let Paging { limit, after } = page.parse::<(NaiveDate, Uuid)>(&mut errors);
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
-    let rows = fetch(&tx, id, after, limit + 1).await?;
+    let rows = fetch(&tx, id, after, limit.fetch()).await?;
     tx.commit().await?;
-    Ok(paginate(rows, limit, |row| {
-        let (date, id) = position(row);
-        format!("{date}|{id}")
-    }))
+    Ok(Page::from_rows(rows, limit, position))
 }
 
 /// One gift of a claim.
@@ -296,41 +275,31 @@ pub struct ClaimGiftView {
     pub rejection: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClaimGiftPage {
-    pub data: Vec<ClaimGiftView>,
-    pub next_cursor: Option<String>,
-}
-
 /// A claim's gifts, by gift date.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/gifts", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, body = ClaimGiftPage), (status = 401, body = almoner_http::Problem),
+    responses((status = 200, body = Page<ClaimGiftView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}/gifts")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn claim_gifts(
     principal: Principal,
     pool: web::Data<Pool>,
     id: web::Path<String>,
-    query: web::Query<PageQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (rows, next_cursor) =
-        claim_page(&principal, &pool, &id, &query, db::gifts, |g| (g.gift_date, g.gift_id)).await?;
-    let data = rows
-        .into_iter()
-        .map(|g| ClaimGiftView {
-            gift_id: g.gift_id,
-            donor_id: g.donor_id,
-            gift_date: g.gift_date,
-            amount_minor: g.amount_minor,
-            gift_aid_minor: gift_aid_on(g.amount_minor),
-            declaration_id: g.declaration_id,
-            state: g.state,
-            rejection: g.rejection,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(ClaimGiftPage { data, next_cursor }))
+    let page = claim_page(&principal, &pool, &id, &page, db::gifts, |g| (g.gift_date, g.gift_id)).await?;
+    Ok(HttpResponse::Ok().json(page.map(|g| ClaimGiftView {
+        gift_id: g.gift_id,
+        donor_id: g.donor_id,
+        gift_date: g.gift_date,
+        amount_minor: g.amount_minor,
+        gift_aid_minor: gift_aid_on(g.amount_minor),
+        declaration_id: g.declaration_id,
+        state: g.state,
+        rejection: g.rejection,
+    })))
 }
 
 /// One gift left out of a claim.
@@ -345,46 +314,37 @@ pub struct ExclusionView {
     pub reasons: serde_json::Value,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ExclusionPage {
-    pub data: Vec<ExclusionView>,
-    pub next_cursor: Option<String>,
-}
-
 /// The gifts up to the claim's date that could not be claimed when it was gathered, each with its reasons.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/exclusions", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, body = ExclusionPage), (status = 401, body = almoner_http::Problem),
+    responses((status = 200, body = Page<ExclusionView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}/exclusions")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn claim_exclusions(
     principal: Principal,
     pool: web::Data<Pool>,
     id: web::Path<String>,
-    query: web::Query<PageQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (rows, next_cursor) =
-        claim_page(&principal, &pool, &id, &query, db::exclusions, |x| (x.gift_date, x.gift_id)).await?;
-    let data = rows
-        .into_iter()
-        .map(|x| ExclusionView {
-            gift_id: x.gift_id,
-            donor_id: x.donor_id,
-            gift_date: x.gift_date,
-            amount_minor: x.amount_minor,
-            reasons: x.reasons,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(ExclusionPage { data, next_cursor }))
+    let page = claim_page(&principal, &pool, &id, &page, db::exclusions, |x| (x.gift_date, x.gift_id)).await?;
+    Ok(HttpResponse::Ok().json(page.map(|x| ExclusionView {
+        gift_id: x.gift_id,
+        donor_id: x.donor_id,
+        gift_date: x.gift_date,
+        amount_minor: x.amount_minor,
+        reasons: x.reasons,
+    })))
 }
 
 /// Takes a gift out of a draft claim; it goes back to the pool.
-#[utoipa::path(delete, path = "/v1/gift-aid/claims/{id}/gifts/{gift_id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path), ("gift_id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, description = "no such claim, or the gift is not in it", body = almoner_http::Problem),
         (status = 409, description = "the claim is no longer a draft", body = almoner_http::Problem)))]
+#[delete("/v1/gift-aid/claims/{id}/gifts/{gift_id}")]
 #[tracing::instrument(skip_all)]
 pub async fn remove_gift(
     principal: Principal,
@@ -412,12 +372,13 @@ pub struct Submission {
 }
 
 /// Marks a draft claim submitted: from now on its gifts can never be claimed again (unless HMRC rejects them).
-#[utoipa::path(post, path = "/v1/gift-aid/claims/{id}/submit", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = Submission,
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "not a draft, or no gifts in it", body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[post("/v1/gift-aid/claims/{id}/submit")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn submit_claim(
     req: HttpRequest,
@@ -462,13 +423,14 @@ pub struct RejectedGift {
 
 /// Records HMRC's answer to a submitted claim: `paid`, or `partly_rejected` with the rejected gifts, which go
 /// back to the pool for a later claim.
-#[utoipa::path(post, path = "/v1/gift-aid/claims/{id}/outcome", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = Outcome,
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim is not submitted", body = almoner_http::Problem),
         (status = 422, description = "validation_failed; a rejected gift that is not in the claim is named",
             body = almoner_http::Problem)))]
+#[post("/v1/gift-aid/claims/{id}/outcome")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn record_outcome(
     req: HttpRequest,
@@ -570,12 +532,13 @@ pub struct FileList {
 
 /// Writes the claim's HMRC schedule (small donations aggregated as the tenant's settings say, at most 1,000 rows a
 /// file) and stores every file; each export is kept.
-#[utoipa::path(post, path = "/v1/gift-aid/claims/{id}/exports", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = ExportRequest,
     responses((status = 201, body = FileList), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim has no gifts", body = almoner_http::Problem),
         (status = 422, body = almoner_http::Problem)))]
+#[post("/v1/gift-aid/claims/{id}/exports")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn export_claim(
     req: HttpRequest,
@@ -627,10 +590,11 @@ pub async fn export_claim(
 }
 
 /// Every file exported from the claim, oldest first.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/files", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = FileList), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}/files")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn claim_files(
     principal: Principal,
@@ -647,11 +611,12 @@ pub async fn claim_files(
 }
 
 /// Downloads one stored file.
-#[utoipa::path(get, path = "/v1/gift-aid/claims/{id}/files/{file_id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), ("file_id" = Uuid, Path)),
     responses((status = 200, description = "the file (ODS or CSV)", content_type = "application/octet-stream"),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/claims/{id}/files/{file_id}")]
 #[tracing::instrument(skip_all)]
 pub async fn download_file(
     principal: Principal,

@@ -3,17 +3,15 @@
 //! Every change moves the donor to its next `revision` and writes `fundraising.donor.upserted.v1` (or
 //! `.deleted.v1`) with the whole donor to the outbox in the same transaction.
 
-use super::conventions::{
-    Claim, after_id, claim, conflict, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
-    replay_response,
-};
+use super::conventions::{Claim, claim, conflict, emit, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::donors::{self, DonorFilter};
 use crate::db::households;
 use crate::domain::{Address, DonorDetails, ExternalIds, optional_text, required_text};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::{CommunicationPreferences, Donor, DonorDeletedV1, DonorUpsertedV1};
-use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal};
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
 use almoner_types::{Email, PhoneE164, Postcode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,15 +19,8 @@ use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/donors")
-            .route("", web::post().to(create_donor))
-            .route("", web::get().to(list_donors))
-            .route("/{id}", web::get().to(get_donor))
-            .route("/{id}", web::patch().to(update_donor))
-            .route("/{id}", web::delete().to(delete_donor)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_donor).service(list_donors).service(get_donor).service(update_donor).service(delete_donor);
 }
 
 /// A donor as sent by clients. On `PATCH` every member is optional, `null` clears it, and `address`,
@@ -253,7 +244,7 @@ async fn check_household(tx: &almoner_db::Transaction, details: &DonorDetails) -
 }
 
 /// Creates a donor at revision 1.
-#[utoipa::path(post, path = "/v1/donors", tag = "donors", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:write"])),
     request_body = DonorInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -263,6 +254,7 @@ async fn check_household(tx: &almoner_db::Transaction, details: &DonorDetails) -
             body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
+#[post("/v1/donors")]
 #[tracing::instrument(skip_all, fields(donor_id = tracing::field::Empty))]
 pub async fn create_donor(
     req: HttpRequest,
@@ -294,10 +286,11 @@ pub async fn create_donor(
 }
 
 /// Reads one donor.
-#[utoipa::path(get, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = DonorView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/donors/{id}")]
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn get_donor(
     principal: Principal,
@@ -322,34 +315,25 @@ pub struct DonorQuery {
     pub postcode: Option<String>,
     /// `source:id`, e.g. `legacy_crm:D-1001`.
     pub external_id: Option<String>,
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DonorPage {
-    pub data: Vec<DonorView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Lists or searches donors, newest first; every filter given must match.
-#[utoipa::path(get, path = "/v1/donors", tag = "donors", security(("bearer" = ["fundraising:read"])),
-    params(DonorQuery),
-    responses((status = 200, body = DonorPage), (status = 401, body = almoner_http::Problem),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:read"])),
+    params(DonorQuery, PageQuery),
+    responses((status = 200, body = Page<DonorView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/donors")]
 #[tracing::instrument(skip_all)]
 pub async fn list_donors(
     principal: Principal,
     pool: web::Data<Pool>,
     query: web::Query<DonorQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let query = query.into_inner();
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = after_id(&mut errors, query.cursor.as_deref());
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
     let external_id = match query.external_id.as_deref() {
         Some(raw) => match raw.split_once(':') {
             Some((source, id)) if !source.is_empty() && !id.is_empty() => Some((source.to_owned(), id.to_owned())),
@@ -379,15 +363,14 @@ pub async fn list_donors(
         external_id,
     };
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let found = donors::list(&tx, &filter, after, limit + 1).await?;
+    let found = donors::list(&tx, &filter, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (found, next_cursor) = paginate(found, limit, |d| d.id.to_string());
-    Ok(HttpResponse::Ok().json(DonorPage { data: found.into_iter().map(DonorView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(found, limit, |d| d.id).map(DonorView::from)))
 }
 
 /// Changes some of a donor's fields (JSON merge patch): absent members stay, `null` clears. A patch that changes
 /// nothing leaves the revision as it is.
-#[utoipa::path(patch, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     request_body(content = DonorInput, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The donor after the change", body = DonorView),
@@ -395,6 +378,7 @@ pub async fn list_donors(
         (status = 404, body = almoner_http::Problem),
         (status = 409, description = "an external id is taken", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[patch("/v1/donors/{id}")]
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn update_donor(
     req: HttpRequest,
@@ -426,11 +410,12 @@ pub async fn update_donor(
 }
 
 /// Deletes a donor who has no gifts (delete or move the gifts first).
-#[utoipa::path(delete, path = "/v1/donors/{id}", tag = "donors", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "The donor has gifts", body = almoner_http::Problem)))]
+#[delete("/v1/donors/{id}")]
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn delete_donor(
     principal: Principal,

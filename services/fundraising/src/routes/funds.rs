@@ -4,29 +4,21 @@
 //! allocations (or pledges) and keeps its history. Every change writes `fundraising.fund.upserted.v1` with the
 //! fund's next revision to the outbox in the same transaction.
 
-use super::conventions::{
-    Claim, after_id, claim, conflict, emit, json_body, merge_patch, page_limit, paginate, path_id, remember,
-    replay_response,
-};
+use super::conventions::{Claim, claim, conflict, emit, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::funds;
 use crate::domain::{FundCode, required_text};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::{Fund, FundUpsertedV1};
-use almoner_http::{ApiError, FieldErrors, Principal};
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/funds")
-            .route("", web::post().to(create_fund))
-            .route("", web::get().to(list_funds))
-            .route("/{id}", web::get().to(get_fund))
-            .route("/{id}", web::patch().to(update_fund)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_fund).service(list_funds).service(get_fund).service(update_fund);
 }
 
 /// A new fund.
@@ -81,7 +73,7 @@ impl From<Fund> for FundView {
 }
 
 /// Creates a fund at revision 1.
-#[utoipa::path(post, path = "/v1/funds", tag = "funds", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["fundraising:write"])),
     request_body = FundInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -91,6 +83,7 @@ impl From<Fund> for FundView {
             body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
+#[post("/v1/funds")]
 #[tracing::instrument(skip_all, fields(fund_id = tracing::field::Empty))]
 pub async fn create_fund(
     req: HttpRequest,
@@ -130,10 +123,11 @@ pub async fn create_fund(
 }
 
 /// Reads one fund.
-#[utoipa::path(get, path = "/v1/funds/{id}", tag = "funds", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = FundView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/funds/{id}")]
 #[tracing::instrument(skip_all, fields(fund_id = %id))]
 pub async fn get_fund(
     principal: Principal,
@@ -152,33 +146,24 @@ pub async fn get_fund(
 pub struct FundQuery {
     /// `true` or `false`: only archived funds, or only funds in use.
     pub archived: Option<String>,
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct FundPage {
-    pub data: Vec<FundView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Lists funds, newest first.
-#[utoipa::path(get, path = "/v1/funds", tag = "funds", security(("bearer" = ["fundraising:read"])),
-    params(FundQuery),
-    responses((status = 200, body = FundPage), (status = 401, body = almoner_http::Problem),
+#[utoipa::path(tag = "funds", security(("bearer" = ["fundraising:read"])),
+    params(FundQuery, PageQuery),
+    responses((status = 200, body = Page<FundView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/funds")]
 #[tracing::instrument(skip_all)]
 pub async fn list_funds(
     principal: Principal,
     pool: web::Data<Pool>,
     query: web::Query<FundQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = after_id(&mut errors, query.cursor.as_deref());
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
     let archived = match query.archived.as_deref().map(str::trim) {
         None => None,
         Some("true") => Some(true),
@@ -190,15 +175,14 @@ pub async fn list_funds(
     };
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let found = funds::list(&tx, archived, after, limit + 1).await?;
+    let found = funds::list(&tx, archived, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (found, next_cursor) = paginate(found, limit, |f| f.id.to_string());
-    Ok(HttpResponse::Ok().json(FundPage { data: found.into_iter().map(FundView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(found, limit, |f| f.id).map(FundView::from)))
 }
 
 /// Renames, restricts or archives a fund (JSON merge patch). A patch that changes nothing leaves the revision as
 /// it is.
-#[utoipa::path(patch, path = "/v1/funds/{id}", tag = "funds", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "funds", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     request_body(content = FundPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The fund after the change", body = FundView),
@@ -206,6 +190,7 @@ pub async fn list_funds(
         (status = 404, body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field (`code` cannot change)",
             body = almoner_http::Problem)))]
+#[patch("/v1/funds/{id}")]
 #[tracing::instrument(skip_all, fields(fund_id = %id))]
 pub async fn update_fund(
     req: HttpRequest,

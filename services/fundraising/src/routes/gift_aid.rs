@@ -6,22 +6,23 @@ use super::conventions::{Claim, claim, iso_date, json_body, merge_patch, path_id
 use crate::db::{donors, gift_aid as db};
 use crate::domain::gift_aid::{Declaration, DeclarationInput, GiftAidSettings, Standing, assess, gift_aid_on};
 use crate::domain::optional_text;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, put, web};
 use almoner_db::Pool;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, FieldErrors, Principal};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/donors/{id}/gift-aid-declarations", web::post().to(create_declaration))
-        .route("/v1/donors/{id}/gift-aid-declarations", web::get().to(list_declarations))
-        .route("/v1/gift-aid-declarations/{id}", web::get().to(get_declaration))
-        .route("/v1/gift-aid-declarations/{id}", web::patch().to(update_declaration))
-        .route("/v1/gifts/{id}/gift-aid", web::get().to(gift_eligibility))
-        .route("/v1/gift-aid/settings", web::get().to(get_settings))
-        .route("/v1/gift-aid/settings", web::put().to(put_settings));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_declaration)
+        .service(list_declarations)
+        .service(get_declaration)
+        .service(update_declaration)
+        .service(gift_eligibility)
+        .service(get_settings)
+        .service(put_settings);
 }
 
 /// A declaration as sent by clients; on `PATCH` every member is optional and `null` clears it.
@@ -150,7 +151,7 @@ fn parse_declaration(body: &DeclarationBody) -> Result<Declaration, ApiError> {
 }
 
 /// Records a Gift Aid declaration for a donor.
-#[utoipa::path(post, path = "/v1/donors/{id}/gift-aid-declarations", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), request_body = DeclarationBody,
     params(("id" = Uuid, Path, description = "The donor"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
@@ -158,6 +159,7 @@ fn parse_declaration(body: &DeclarationBody) -> Result<Declaration, ApiError> {
         (status = 403, body = almoner_http::Problem), (status = 404, description = "no such donor", body = almoner_http::Problem),
         (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[post("/v1/donors/{id}/gift-aid-declarations")]
 #[tracing::instrument(skip_all, fields(donor_id = %donor_id, declaration_id = tracing::field::Empty))]
 pub async fn create_declaration(
     req: HttpRequest,
@@ -194,10 +196,11 @@ pub struct DeclarationList {
 }
 
 /// A donor's declarations, newest first.
-#[utoipa::path(get, path = "/v1/donors/{id}/gift-aid-declarations", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path, description = "The donor")),
     responses((status = 200, body = DeclarationList), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/donors/{id}/gift-aid-declarations")]
 #[tracing::instrument(skip_all, fields(donor_id = %donor_id))]
 pub async fn list_declarations(
     principal: Principal,
@@ -216,10 +219,11 @@ pub async fn list_declarations(
 }
 
 /// Reads one declaration.
-#[utoipa::path(get, path = "/v1/gift-aid-declarations/{id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = DeclarationView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid-declarations/{id}")]
 #[tracing::instrument(skip_all, fields(declaration_id = %id))]
 pub async fn get_declaration(
     principal: Principal,
@@ -236,11 +240,12 @@ pub async fn get_declaration(
 
 /// Changes a declaration (JSON merge patch): end it (`end_date`, `end_reason`), record the written confirmation
 /// of an oral one, or its cancellation within the window.
-#[utoipa::path(patch, path = "/v1/gift-aid-declarations/{id}", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:write"])), request_body = DeclarationBody, params(("id" = Uuid, Path)),
     responses((status = 200, body = DeclarationView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[patch("/v1/gift-aid-declarations/{id}")]
 #[tracing::instrument(skip_all, fields(declaration_id = %id))]
 pub async fn update_declaration(
     req: HttpRequest,
@@ -290,10 +295,11 @@ pub struct Eligibility {
 }
 
 /// A gift's Gift Aid eligibility today.
-#[utoipa::path(get, path = "/v1/gifts/{id}/gift-aid", tag = "gift aid",
+#[utoipa::path(tag = "gift aid",
     security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Eligibility), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gifts/{id}/gift-aid")]
 #[tracing::instrument(skip_all, fields(gift_id = %id))]
 pub async fn gift_eligibility(
     principal: Principal,
@@ -343,9 +349,10 @@ pub struct SettingsBody {
 }
 
 /// Reads the tenant's Gift Aid settings.
-#[utoipa::path(get, path = "/v1/gift-aid/settings", tag = "gift aid", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "gift aid", security(("bearer" = ["fundraising:read"])),
     responses((status = 200, body = SettingsBody), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem)))]
+#[get("/v1/gift-aid/settings")]
 #[tracing::instrument(skip_all)]
 pub async fn get_settings(principal: Principal, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
@@ -362,10 +369,11 @@ impl From<GiftAidSettings> for SettingsBody {
 }
 
 /// Replaces the tenant's Gift Aid settings.
-#[utoipa::path(put, path = "/v1/gift-aid/settings", tag = "gift aid", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "gift aid", security(("bearer" = ["fundraising:write"])),
     request_body = SettingsBody,
     responses((status = 200, body = SettingsBody), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[put("/v1/gift-aid/settings")]
 #[tracing::instrument(skip_all)]
 pub async fn put_settings(
     req: HttpRequest,

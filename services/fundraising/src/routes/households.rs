@@ -4,28 +4,21 @@
 //! household's own event, `fundraising.household.upserted.v1`, carries its name and is written with its next
 //! revision to the outbox in the same transaction as each change.
 
-use super::conventions::{
-    Claim, after_id, claim, emit, json_body, merge_patch, page_limit, paginate, path_id, remember, replay_response,
-};
+use super::conventions::{Claim, claim, emit, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::households::{self, StoredHousehold};
 use crate::domain::required_text;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::HouseholdUpsertedV1;
-use almoner_http::{ApiError, FieldErrors, Principal};
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/households")
-            .route("", web::post().to(create_household))
-            .route("", web::get().to(list_households))
-            .route("/{id}", web::get().to(get_household))
-            .route("/{id}", web::patch().to(update_household)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_household).service(list_households).service(get_household).service(update_household);
 }
 
 /// A household as sent by clients.
@@ -82,7 +75,7 @@ fn parse_name(input: HouseholdInput) -> Result<String, ApiError> {
 }
 
 /// Creates a household at revision 1, with no members yet.
-#[utoipa::path(post, path = "/v1/households", tag = "households", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "households", security(("bearer" = ["fundraising:write"])),
     request_body = HouseholdInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -91,6 +84,7 @@ fn parse_name(input: HouseholdInput) -> Result<String, ApiError> {
         (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
+#[post("/v1/households")]
 #[tracing::instrument(skip_all, fields(household_id = tracing::field::Empty))]
 pub async fn create_household(
     req: HttpRequest,
@@ -120,10 +114,11 @@ pub async fn create_household(
 }
 
 /// Reads one household and its members.
-#[utoipa::path(get, path = "/v1/households/{id}", tag = "households", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "households", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = HouseholdView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/households/{id}")]
 #[tracing::instrument(skip_all, fields(household_id = %id))]
 pub async fn get_household(
     principal: Principal,
@@ -138,46 +133,30 @@ pub async fn get_household(
     Ok(HttpResponse::Ok().json(HouseholdView::from(household)))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct HouseholdQuery {
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct HouseholdPage {
-    pub data: Vec<HouseholdView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Lists households, newest first.
-#[utoipa::path(get, path = "/v1/households", tag = "households", security(("bearer" = ["fundraising:read"])),
-    params(HouseholdQuery),
-    responses((status = 200, body = HouseholdPage), (status = 401, body = almoner_http::Problem),
+#[utoipa::path(tag = "households", security(("bearer" = ["fundraising:read"])),
+    params(PageQuery),
+    responses((status = 200, body = Page<HouseholdView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/households")]
 #[tracing::instrument(skip_all)]
 pub async fn list_households(
     principal: Principal,
     pool: web::Data<Pool>,
-    query: web::Query<HouseholdQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = after_id(&mut errors, query.cursor.as_deref());
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let found = households::list(&tx, after, limit + 1).await?;
+    let found = households::list(&tx, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (found, next_cursor) = paginate(found, limit, |h| h.household.id.to_string());
-    Ok(HttpResponse::Ok()
-        .json(HouseholdPage { data: found.into_iter().map(HouseholdView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(found, limit, |h| h.household.id).map(HouseholdView::from)))
 }
 
 /// Renames a household (JSON merge patch). A patch that changes nothing leaves the revision as it is.
-#[utoipa::path(patch, path = "/v1/households/{id}", tag = "households",
+#[utoipa::path(tag = "households",
     security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     request_body(content = HouseholdInput, content_type = "application/merge-patch+json"),
@@ -185,6 +164,7 @@ pub async fn list_households(
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[patch("/v1/households/{id}")]
 #[tracing::instrument(skip_all, fields(household_id = %id))]
 pub async fn update_household(
     req: HttpRequest,

@@ -6,27 +6,40 @@ use crate::app::imports::{ImportError, Options, OptionsRequest, read};
 use crate::db::imports as db;
 use crate::domain::import::{self, RowIds};
 use crate::importer::ImportRunner;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use almoner_db::Pool;
+use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, FieldErrors, Principal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Largest import body: what the gateway lets through (`client_max_body_size`).
 pub const MAX_IMPORT_BYTES: usize = 10 * 1024 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/imports")
-            .app_data(web::PayloadConfig::new(MAX_IMPORT_BYTES))
-            .route("", web::post().to(create_import))
-            .route("/{id}", web::get().to(get_import))
-            .route("/{id}/outcomes", web::get().to(import_outcomes))
-            .route("/{id}/commit", web::post().to(commit_import)),
-    );
+/// Lets `POST /v1/imports` read a body of up to [`MAX_IMPORT_BYTES`] where every other route keeps the service's
+/// `server.body_limit_bytes`. Wrapped around that one route by its route macro: a route macro cannot carry
+/// `app_data` itself, and a `/v1/imports` scope would swallow its paths' other methods (no 405). A larger body is
+/// refused by the body extractor with 413, rendered as problem+json like every other.
+async fn import_body_limit(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut data = Extensions::new();
+    data.insert(web::PayloadConfig::new(MAX_IMPORT_BYTES));
+    // Looked up before the app's own containers, so this limit wins over the service-wide one.
+    req.add_data_container(Rc::new(data));
+    next.call(req).await
+}
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_import).service(get_import).service(import_outcomes).service(commit_import);
 }
 
 /// An import: the file and how to read it.
@@ -88,7 +101,7 @@ impl From<db::StoredImport> for ImportView {
 
 /// Reads a CSV of donors and gifts and reports, row by row, what importing it would do. Nothing is written but
 /// the import (its file, options and outcomes), for the commit.
-#[utoipa::path(post, path = "/v1/imports", tag = "imports", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "imports", security(("bearer" = ["fundraising:write"])),
     request_body = ImportRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses((status = 201, description = "the dry run", body = ImportView),
@@ -96,6 +109,7 @@ impl From<db::StoredImport> for ImportView {
         (status = 413, body = almoner_http::Problem),
         (status = 422, description = "validation_failed: the options, or the headers (field `csv`)",
             body = almoner_http::Problem)))]
+#[post("/v1/imports", wrap = "from_fn(import_body_limit)")]
 #[tracing::instrument(skip_all, fields(import_id = tracing::field::Empty, rows = tracing::field::Empty))]
 pub async fn create_import(
     req: HttpRequest,
@@ -164,10 +178,11 @@ pub async fn create_import(
 }
 
 /// An import and its progress.
-#[utoipa::path(get, path = "/v1/imports/{id}", tag = "imports", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "imports", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = ImportView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/imports/{id}")]
 #[tracing::instrument(skip_all, fields(import_id = %id))]
 pub async fn get_import(
     principal: Principal,
@@ -183,11 +198,12 @@ pub async fn get_import(
 }
 
 /// Every row's outcome as CSV: `line,outcome`.
-#[utoipa::path(get, path = "/v1/imports/{id}/outcomes", tag = "imports", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "imports", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "line,outcome rows", content_type = "text/csv"),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/imports/{id}/outcomes")]
 #[tracing::instrument(skip_all, fields(import_id = %id))]
 pub async fn import_outcomes(
     principal: Principal,
@@ -217,13 +233,14 @@ pub async fn import_outcomes(
 
 /// Commits a dry run: a job writes its rows (again decided against the tenant as it is then) in chunks, recording
 /// progress (`rows_done` of `rows_total`) as it goes; poll `GET /v1/imports/{id}` until `committed`.
-#[utoipa::path(post, path = "/v1/imports/{id}/commit", tag = "imports", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "imports", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     responses((status = 202, description = "the job is queued", body = ImportView),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the import is not a dry run (committing or committed already)",
             body = almoner_http::Problem)))]
+#[post("/v1/imports/{id}/commit")]
 #[tracing::instrument(skip_all, fields(import_id = %id))]
 pub async fn commit_import(
     principal: Principal,

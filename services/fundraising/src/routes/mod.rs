@@ -1,4 +1,6 @@
-//! fundraising's HTTP API, one module per resource. Each exposes `configure` and its OpenAPI paths.
+//! fundraising's HTTP API, one module per resource. Each exposes `configure`, registering every handler with its
+//! OpenAPI operation (see `almoner_http::endpoints`); a handler's route macro carries its full path, so the order
+//! of registration does not matter.
 
 pub mod claims;
 pub mod conventions;
@@ -11,16 +13,15 @@ pub mod imports;
 pub mod pledges;
 mod problems;
 
-use actix_web::web::ServiceConfig;
+use almoner_http::endpoints::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    // Before the /v1/donors and /v1/gifts scopes, which would otherwise take (and 404) its nested paths.
+    donors::configure(cfg);
+    households::configure(cfg);
+    funds::configure(cfg);
+    gifts::configure(cfg);
+    pledges::configure(cfg);
     gift_aid::configure(cfg);
     claims::configure(cfg);
     imports::configure(cfg);
-    donors::configure(cfg);
-    gifts::configure(cfg);
-    households::configure(cfg);
-    funds::configure(cfg);
-    pledges::configure(cfg);
 }

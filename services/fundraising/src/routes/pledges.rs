@@ -5,34 +5,26 @@
 //! in the transaction of the gift or refund that causes them (`app::pledges::settle_pledges`). Every change writes
 //! `fundraising.pledge.upserted.v1` with the pledge's next revision to the outbox in the same transaction.
 
-use super::conventions::{
-    Claim, after_id, claim, emit, iso_date, json_body, merge_patch, page_limit, paginate, path_id, remember,
-    replay_response,
-};
+use super::conventions::{Claim, claim, emit, iso_date, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::pledges::{self, StoredPledge};
 use crate::db::{donors, funds};
 use crate::domain::pledge::{
     PledgeDetails, PledgeStatus, check_instalments, frequency_name, outstanding, parse_frequency,
     parse_requested_pledge_status, pledge_status_name, schedule, status_after_payments,
 };
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::PledgeUpsertedV1;
-use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Principal};
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Page, PageQuery, Paging, Principal};
 use almoner_types::Currency;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/pledges")
-            .route("", web::post().to(create_pledge))
-            .route("", web::get().to(list_pledges))
-            .route("/{id}", web::get().to(get_pledge))
-            .route("/{id}", web::patch().to(update_pledge)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_pledge).service(list_pledges).service(get_pledge).service(update_pledge);
 }
 
 /// A new pledge.
@@ -171,7 +163,7 @@ fn parse_pledge(input: PledgeInput) -> Result<PledgeDetails, ApiError> {
 }
 
 /// Records a pledge, `open`, at revision 1.
-#[utoipa::path(post, path = "/v1/pledges", tag = "pledges", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "pledges", security(("bearer" = ["fundraising:write"])),
     request_body = PledgeInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -181,6 +173,7 @@ fn parse_pledge(input: PledgeInput) -> Result<PledgeDetails, ApiError> {
         (status = 422, description = "validation_failed, naming each field (an unknown donor names donor_id, an \
             unknown or archived fund fund_id)", body = almoner_http::Problem),
     ))]
+#[post("/v1/pledges")]
 #[tracing::instrument(skip_all, fields(pledge_id = tracing::field::Empty))]
 pub async fn create_pledge(
     req: HttpRequest,
@@ -226,10 +219,11 @@ pub async fn create_pledge(
 }
 
 /// Reads one pledge: what is paid, what is outstanding, and its schedule as of today.
-#[utoipa::path(get, path = "/v1/pledges/{id}", tag = "pledges", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "pledges", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = PledgeView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/pledges/{id}")]
 #[tracing::instrument(skip_all, fields(pledge_id = %id))]
 pub async fn get_pledge(
     principal: Principal,
@@ -248,47 +242,37 @@ pub async fn get_pledge(
 pub struct PledgeQuery {
     /// Only this donor's pledges.
     pub donor_id: Option<String>,
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PledgePage {
-    pub data: Vec<PledgeView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Lists pledges, newest first.
-#[utoipa::path(get, path = "/v1/pledges", tag = "pledges", security(("bearer" = ["fundraising:read"])),
-    params(PledgeQuery),
-    responses((status = 200, body = PledgePage), (status = 401, body = almoner_http::Problem),
+#[utoipa::path(tag = "pledges", security(("bearer" = ["fundraising:read"])),
+    params(PledgeQuery, PageQuery),
+    responses((status = 200, body = Page<PledgeView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/pledges")]
 #[tracing::instrument(skip_all)]
 pub async fn list_pledges(
     principal: Principal,
     pool: web::Data<Pool>,
     query: web::Query<PledgeQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = after_id(&mut errors, query.cursor.as_deref());
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
     let donor_id = query
         .donor_id
         .as_deref()
         .and_then(|d| errors.parse("donor_id", Uuid::try_parse(d.trim()).map_err(|_| "must be a UUID")));
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let found = pledges::list(&tx, donor_id, after, limit + 1).await?;
+    let found = pledges::list(&tx, donor_id, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (found, next_cursor) = paginate(found, limit, |p| p.pledge.id.to_string());
-    Ok(HttpResponse::Ok().json(PledgePage { data: found.into_iter().map(PledgeView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(found, limit, |p| p.pledge.id).map(PledgeView::from)))
 }
 
 /// Cancels an open pledge, or reopens a cancelled one (JSON merge patch of `status`).
-#[utoipa::path(patch, path = "/v1/pledges/{id}", tag = "pledges", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "pledges", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     request_body(content = PledgePatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The pledge after the change", body = PledgeView),
@@ -296,6 +280,7 @@ pub async fn list_pledges(
         (status = 404, body = almoner_http::Problem),
         (status = 409, description = "a fulfilled pledge cannot be cancelled or reopened", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[patch("/v1/pledges/{id}")]
 #[tracing::instrument(skip_all, fields(pledge_id = %id))]
 pub async fn update_pledge(
     req: HttpRequest,

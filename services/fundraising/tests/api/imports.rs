@@ -268,3 +268,24 @@ async fn a_commit_that_fails_after_its_first_chunk_resumes_along_its_write_order
         "each donor published once"
     );
 }
+
+/// Only the import route takes bodies past the service's limit (64 KiB in tests), and only up to 10 MiB.
+#[tokio::test]
+async fn an_import_may_be_larger_than_other_bodies_but_not_over_10_mib() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let send = |path: &'static str, body: String| {
+        let request = app.client.post(app.url(path)).bearer_auth(&token).header("content-type", "application/json");
+        async move { request.body(body).send().await.expect("request sent") }
+    };
+    // 1 MiB reaches the import, which reads it all: its header names no field it knows.
+    let import = json!({"csv": "x".repeat(1024 * 1024), "source": "legacy_crm"}).to_string();
+    let body = problem(send("/v1/imports", import.clone()).await, 422, "validation_failed").await;
+    let named = fields(&body);
+    assert!(!named.is_empty() && named.iter().all(|field| field == "csv"), "{body}");
+    // The same size anywhere else is over the service's limit.
+    problem(send("/v1/donors", import).await, 413, "payload_too_large").await;
+    // Just over 10 MiB is over the import's.
+    let too_big = json!({"csv": "x".repeat(10 * 1024 * 1024), "source": "legacy_crm"}).to_string();
+    problem(send("/v1/imports", too_big).await, 413, "payload_too_large").await;
+}

@@ -2,6 +2,7 @@
 //! its own RabbitMQ namespace and a fake identity issuing tokens (see `helpers`).
 
 mod donors;
+mod endpoints;
 mod events;
 mod funds;
 mod gift_aid;

@@ -18,16 +18,13 @@ pub use read::*;
 pub use refunds::*;
 pub use write::*;
 
-use actix_web::web;
+use almoner_http::endpoints::ServiceConfig;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/gifts")
-            .route("", web::post().to(create_gift))
-            .route("", web::get().to(list_gifts))
-            .route("/{id}", web::get().to(get_gift))
-            .route("/{id}", web::patch().to(update_gift))
-            .route("/{id}", web::delete().to(delete_gift))
-            .route("/{id}/refunds", web::post().to(refund_gift)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_gift)
+        .service(list_gifts)
+        .service(get_gift)
+        .service(update_gift)
+        .service(delete_gift)
+        .service(refund_gift);
 }

@@ -3,19 +3,21 @@
 use super::GiftView;
 use crate::db::gifts::{self, GiftFilter, status_name};
 use crate::domain::GiftStatus;
-use crate::routes::conventions::{decode_date_cursor, iso_date, page_limit, paginate, path_id};
-use actix_web::{HttpResponse, web};
+use crate::routes::conventions::{iso_date, path_id};
+use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
-use almoner_http::{ApiError, FieldErrors, Principal};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 /// Reads one gift or refund entry.
-#[utoipa::path(get, path = "/v1/gifts/{id}", tag = "gifts", security(("bearer" = ["fundraising:read"])),
+#[utoipa::path(tag = "gifts", security(("bearer" = ["fundraising:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = GiftView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/gifts/{id}")]
 #[tracing::instrument(skip_all, fields(gift_id = %id))]
 pub async fn get_gift(
     principal: Principal,
@@ -41,34 +43,26 @@ pub struct GiftQuery {
     pub status: Option<String>,
     pub fund: Option<String>,
     pub source: Option<String>,
-    /// 1 to 500, default 50.
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct GiftPage {
-    pub data: Vec<GiftView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Lists gifts and refund entries, latest gift date first; every filter given must match.
-#[utoipa::path(get, path = "/v1/gifts", tag = "gifts", security(("bearer" = ["fundraising:read"])),
-    params(GiftQuery),
-    responses((status = 200, body = GiftPage), (status = 401, body = almoner_http::Problem),
+#[utoipa::path(tag = "gifts", security(("bearer" = ["fundraising:read"])),
+    params(GiftQuery, PageQuery),
+    responses((status = 200, body = Page<GiftView>), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+#[get("/v1/gifts")]
 #[tracing::instrument(skip_all)]
 pub async fn list_gifts(
     principal: Principal,
     pool: web::Data<Pool>,
     query: web::Query<GiftQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let query = query.into_inner();
     let mut errors = FieldErrors::new();
-    let limit = page_limit(&mut errors, query.limit.as_deref());
-    let after = query.cursor.as_deref().and_then(|c| errors.parse("cursor", decode_date_cursor(c)));
+    // By gift date, then id: the cursor is `date|id`.
+    let Paging { limit, after } = page.parse::<(NaiveDate, Uuid)>(&mut errors);
     let donor_id = query
         .donor_id
         .as_deref()
@@ -97,8 +91,7 @@ pub async fn list_gifts(
     errors.finish()?;
     let filter = GiftFilter { donor_id, from, to, status, fund: query.fund, source: query.source };
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let found = gifts::list(&tx, &filter, after, limit + 1).await?;
+    let found = gifts::list(&tx, &filter, after, limit.fetch()).await?;
     tx.commit().await?;
-    let (found, next_cursor) = paginate(found, limit, |g| format!("{}|{}", g.gift.gift_date, g.gift.id));
-    Ok(HttpResponse::Ok().json(GiftPage { data: found.into_iter().map(GiftView::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::from_rows(found, limit, |g| (g.gift.gift_date, g.gift.id)).map(GiftView::from)))
 }

@@ -4,7 +4,7 @@ use super::GiftView;
 use crate::app::refunds::record_refund;
 use crate::domain::{Refund, optional_text};
 use crate::routes::conventions::{Claim, claim, iso_date, json_body, path_id, remember, replay_response};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use almoner_db::Pool;
 use almoner_http::{ApiError, FieldErrors, Principal};
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ fn parse_refund(input: RefundInput) -> Result<Refund, ApiError> {
 }
 
 /// Records a (partial or full) refund of a succeeded gift.
-#[utoipa::path(post, path = "/v1/gifts/{id}/refunds", tag = "gifts", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "gifts", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     request_body = RefundInput,
@@ -61,6 +61,7 @@ fn parse_refund(input: RefundInput) -> Result<Refund, ApiError> {
         (status = 422, description = "validation_failed; amount_minor beyond what is left to refund",
             body = almoner_http::Problem),
     ))]
+#[post("/v1/gifts/{id}/refunds")]
 #[tracing::instrument(skip_all, fields(gift_id = %id, refund_id = tracing::field::Empty))]
 pub async fn refund_gift(
     req: HttpRequest,

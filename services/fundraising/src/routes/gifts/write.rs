@@ -10,7 +10,7 @@ use crate::db::{donors, pledges};
 use crate::domain::{GiftDetails, status_after_refunds};
 use crate::intake::{GiftIntake, Recorded, Submission};
 use crate::routes::conventions::{conflict, emit, json_body, key_and_hash, merge_patch, path_id, replay_response};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, delete, patch, post, web};
 use almoner_db::{Pool, Transaction};
 use almoner_events::fundraising::{GiftDeletedV1, GiftUpsertedV1};
 use almoner_http::{ApiError, ErrorCode, Principal};
@@ -42,7 +42,7 @@ async fn emit_upserted(tx: &Transaction, tenant_id: Uuid, stored: &StoredGift) -
 }
 
 /// Records a gift at revision 1.
-#[utoipa::path(post, path = "/v1/gifts", tag = "gifts", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "gifts", security(("bearer" = ["fundraising:write"])),
     request_body = GiftInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
@@ -53,6 +53,7 @@ async fn emit_upserted(tx: &Transaction, tenant_id: Uuid, stored: &StoredGift) -
         (status = 422, description = "validation_failed, naming each field (an unknown donor names donor_id)",
             body = almoner_http::Problem),
     ))]
+#[post("/v1/gifts")]
 #[tracing::instrument(skip_all, fields(gift_id = tracing::field::Empty))]
 pub async fn create_gift(
     req: HttpRequest,
@@ -80,7 +81,7 @@ pub async fn create_gift(
 
 /// Changes some of a gift's fields (JSON merge patch): absent members stay, `null` clears. A refund entry cannot be
 /// changed (delete it and record it again), nor can a refunded gift's donor, amount or currency.
-#[utoipa::path(patch, path = "/v1/gifts/{id}", tag = "gifts", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "gifts", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     request_body(content = GiftInput, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The gift after the change", body = GiftView),
@@ -89,6 +90,7 @@ pub async fn create_gift(
         (status = 409, description = "a refund entry, a refunded gift's amount, or a taken external_reference",
             body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+#[patch("/v1/gifts/{id}")]
 #[tracing::instrument(skip_all, fields(gift_id = %id))]
 pub async fn update_gift(
     req: HttpRequest,
@@ -153,11 +155,12 @@ pub async fn update_gift(
 
 /// Deletes a gift entered in error, or a refund entry (its gift's status follows). A gift with refunds cannot be
 /// deleted until they are.
-#[utoipa::path(delete, path = "/v1/gifts/{id}", tag = "gifts", security(("bearer" = ["fundraising:write"])),
+#[utoipa::path(tag = "gifts", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "The gift has refunds", body = almoner_http::Problem)))]
+#[delete("/v1/gifts/{id}")]
 #[tracing::instrument(skip_all, fields(gift_id = %id))]
 pub async fn delete_gift(
     principal: Principal,
