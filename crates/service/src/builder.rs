@@ -49,7 +49,7 @@ struct Task {
 /// service.outbox_relay(&pool);
 /// service.jwks_verifier()?;
 /// service.data(pool);
-/// service.routes(ApiDoc::openapi(), crate::routes::configure);
+/// service.endpoints(ApiDoc::openapi(), crate::routes::configure);
 /// service.start()
 /// ```
 pub struct ServiceBuilder {
