@@ -28,13 +28,14 @@ pub fn openapi(base: OpenApi, endpoints: Endpoints) -> OpenApi {
     document
 }
 
-/// Registers `endpoints` on the app, then a `405` for the other methods of each of their paths.
-pub fn configure(cfg: &mut web::ServiceConfig, endpoints: Endpoints) {
+/// Registers `endpoints` on the app, then a `405` for the other methods of each path of `document` (theirs, as
+/// [`openapi`] built it once at start, not again for every worker).
+pub fn configure(cfg: &mut web::ServiceConfig, endpoints: Endpoints, document: &OpenApi) {
     endpoints(&mut ServiceConfig::new(cfg));
-    for (path, item) in openapi(OpenApi::default(), endpoints).paths.paths {
-        let allow = allowed_methods(&item);
+    for (path, item) in &document.paths.paths {
+        let allow = allowed_methods(item);
         cfg.route(
-            &path,
+            path,
             web::route().to(move || {
                 let allow = allow.clone();
                 async move {
@@ -112,7 +113,10 @@ mod tests {
 
     #[actix_web::test]
     async fn registered_methods_answer_and_other_methods_are_405() {
-        let app = init_service(actix_web::App::new().configure(|cfg| configure(cfg, endpoints))).await;
+        let app = init_service(
+            actix_web::App::new().configure(|cfg| configure(cfg, endpoints, &openapi(OpenApi::default(), endpoints))),
+        )
+        .await;
         let response = call_service(&app, TestRequest::get().uri("/v1/things/7").to_request()).await;
         assert_eq!(response.status(), 200);
         assert_eq!(read_body_json::<serde_json::Value, _>(response).await, serde_json::json!({"id": 7}));

@@ -62,7 +62,7 @@ pub struct ServiceBuilder {
     readiness: Readiness,
     rabbitmq_checked: bool,
     app_data: Vec<Configure>,
-    routes: Vec<Configure>,
+    routes: Option<Configure>,
     openapi: Option<utoipa::openapi::OpenApi>,
     /// Cancelled when shutdown begins: consumers and jobs.
     work_token: CancellationToken,
@@ -84,7 +84,7 @@ impl ServiceBuilder {
             readiness: Readiness::new(),
             rabbitmq_checked: false,
             app_data: Vec::new(),
-            routes: Vec::new(),
+            routes: None,
             openapi: None,
             work_token: CancellationToken::new(),
             work: Vec::new(),
@@ -211,22 +211,16 @@ impl ServiceBuilder {
         }));
     }
 
-    /// The service's own routes, and the OpenAPI document that describes them (served at `/openapi.json`).
-    pub fn routes<F>(&mut self, openapi: utoipa::openapi::OpenApi, configure: F)
-    where
-        F: Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
-    {
-        self.openapi = Some(openapi);
-        self.routes.push(Arc::new(configure));
-    }
-
     /// The service's own routes, each registered with its OpenAPI operation (`utoipa-actix-web`), so none is served
-    /// undocumented or documented unserved; `base` holds the document's info, tags and security schemes. A known
-    /// path asked with another method answers 405 with `Allow`.
+    /// undocumented or documented unserved; `base` holds the document's info, tags and security schemes. The
+    /// document (served at `/openapi.json`) is built once here; a known path asked with another method answers 405
+    /// with `Allow`.
     pub fn endpoints(&mut self, base: utoipa::openapi::OpenApi, endpoints: almoner_http::endpoints::Endpoints) {
-        self.routes(almoner_http::endpoints::openapi(base, endpoints), move |config| {
-            almoner_http::endpoints::configure(config, endpoints)
-        });
+        let document = Arc::new(almoner_http::endpoints::openapi(base, endpoints));
+        self.openapi = Some(document.as_ref().clone());
+        self.routes = Some(Arc::new(move |config: &mut web::ServiceConfig| {
+            almoner_http::endpoints::configure(config, endpoints, &document)
+        }));
     }
 
     /// Binds the listener (`server.port` 0 picks a free port) and starts serving.
