@@ -111,7 +111,7 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     let mut timings = Timings::default();
     let options = Options::from_stored(&stored.options).context("stored import options")?;
     let text = String::from_utf8(content).context("the stored file is not UTF-8")?;
-    let (_, rows) = read(&text, &options.mapping).context("reading the stored file")?;
+    let (_, rows) = read(&text, &options).context("reading the stored file")?;
     let total = rows.len();
 
     // With the outcomes the dry run stored: with the same ids, a row decided the same way has the same text, and

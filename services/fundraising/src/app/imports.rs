@@ -27,6 +27,61 @@ pub struct OptionsRequest {
     pub donor_match: Option<Vec<String>>,
     pub gift_match: Option<String>,
     pub gift_match_days: Option<u32>,
+    /// `patterns.refund_of`: (column, pattern).
+    pub refund_of_pattern: Option<(String, String)>,
+}
+
+/// Longest pattern a mapping may give.
+pub const MAX_PATTERN_CHARS: usize = 500;
+
+/// A column and the pattern whose first capture group is taken from it (`patterns.refund_of`).
+#[derive(Debug, Clone)]
+pub struct ColumnPattern {
+    pub column: String,
+    pub pattern: regex::Regex,
+}
+
+impl PartialEq for ColumnPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.column == other.column && self.pattern.as_str() == other.pattern.as_str()
+    }
+}
+
+impl Eq for ColumnPattern {}
+
+impl ColumnPattern {
+    /// Checks a column and pattern given under `field` (`patterns.refund_of`): the column named, the pattern a
+    /// regular expression (the `regex` crate's syntax, matched in linear time) of at most 500 characters with a
+    /// capture group for what it takes.
+    fn parse(field: &str, column: &str, pattern: &str, problems: &mut Vec<FieldProblem>) -> Option<Self> {
+        let column = column.trim();
+        if column.is_empty() {
+            problems.push(FieldProblem::new(format!("{field}.column"), "must name a column of the file"));
+        }
+        let pattern_field = format!("{field}.pattern");
+        let regex = if pattern.chars().count() > MAX_PATTERN_CHARS {
+            problems.push(FieldProblem::new(pattern_field, format!("must be at most {MAX_PATTERN_CHARS} characters")));
+            None
+        } else {
+            match regex::RegexBuilder::new(pattern).size_limit(1 << 20).build() {
+                Err(e) => {
+                    let why = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+                    problems
+                        .push(FieldProblem::new(pattern_field, format!("is not a valid regular expression: {why}")));
+                    None
+                }
+                Ok(regex) if regex.captures_len() < 2 => {
+                    problems.push(FieldProblem::new(
+                        pattern_field,
+                        "must have a capture group around what it takes, e.g. Refund of (.+)",
+                    ));
+                    None
+                }
+                Ok(regex) => Some(regex),
+            }
+        };
+        regex.filter(|_| !column.is_empty()).map(|pattern| Self { column: column.to_owned(), pattern })
+    }
 }
 
 /// The import's options, validated.
@@ -36,10 +91,13 @@ pub struct Options {
     pub mapping: HashMap<String, String>,
     pub donor_rules: Vec<DonorRule>,
     pub gift_rule: GiftRule,
+    /// Where a negative amount without a `refund_of` value finds the gift it refunds.
+    pub refund_of_pattern: Option<ColumnPattern>,
 }
 
 impl Options {
-    /// Checks the options, naming every bad field (`source`, `donor_match[i]`, `gift_match_days`, `gift_match`).
+    /// Checks the options, naming every bad field (`source`, `donor_match[i]`, `gift_match_days`, `gift_match`,
+    /// `patterns.refund_of.column`, `patterns.refund_of.pattern`).
     pub fn parse(input: &OptionsRequest) -> Result<Self, ImportError> {
         let mut problems = Vec::new();
         let source = match input.source.as_deref() {
@@ -50,7 +108,7 @@ impl Options {
             Some(s) => SourceName::parse(s).map_err(|e| problems.push(FieldProblem::new("source", e.to_string()))).ok(),
         };
         let donor_rules: Vec<DonorRule> = match &input.donor_match {
-            None => vec![DonorRule::ExternalId, DonorRule::Email],
+            None => import::DEFAULT_DONOR_RULES.to_vec(),
             Some(names) => names
                 .iter()
                 .enumerate()
@@ -78,12 +136,17 @@ impl Options {
                 None
             }
         };
+        let refund_of_pattern = input
+            .refund_of_pattern
+            .as_ref()
+            .and_then(|(column, pattern)| ColumnPattern::parse("patterns.refund_of", column, pattern, &mut problems));
         match (source, gift_rule) {
             (Some(source), Some(gift_rule)) if problems.is_empty() => Ok(Self {
                 source,
                 mapping: input.mapping.clone().unwrap_or_default().into_iter().collect(),
                 donor_rules,
                 gift_rule,
+                refund_of_pattern,
             }),
             _ => Err(ImportError::InvalidOptions(problems)),
         }
@@ -97,12 +160,21 @@ impl Options {
             donor_match: serde_json::from_value(stored["donor_match"].clone()).ok(),
             gift_match: stored["gift_match"].as_str().map(str::to_owned),
             gift_match_days: stored["gift_match_days"].as_u64().and_then(|d| u32::try_from(d).ok()),
+            refund_of_pattern: stored["patterns"]["refund_of"]["column"]
+                .as_str()
+                .zip(stored["patterns"]["refund_of"]["pattern"].as_str())
+                .map(|(c, p)| (c.to_owned(), p.to_owned())),
         })
     }
 
     /// The options to store with the import, with the file's ignored columns for clients to see.
     pub fn to_stored(&self, layout: &Layout) -> serde_json::Value {
+        let patterns = match &self.refund_of_pattern {
+            Some(p) => serde_json::json!({"refund_of": {"column": p.column, "pattern": p.pattern.as_str()}}),
+            None => serde_json::json!({}),
+        };
         serde_json::json!({
+            "patterns": patterns,
             "source": self.source.as_str(),
             "mapping": self.mapping,
             "donor_match": self.donor_rules.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -120,7 +192,7 @@ impl Options {
 }
 
 /// Reads the CSV: the layout (or every problem with the headers), then every row parsed or refused.
-pub fn read(csv_text: &str, mapping: &HashMap<String, String>) -> Result<(Layout, Vec<ReadRow>), ImportError> {
+pub fn read(csv_text: &str, options: &Options) -> Result<(Layout, Vec<ReadRow>), ImportError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv_text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
@@ -128,7 +200,23 @@ pub fn read(csv_text: &str, mapping: &HashMap<String, String>) -> Result<(Layout
         .iter()
         .map(|h| h.trim_start_matches('\u{feff}').to_owned())
         .collect();
-    let layout = import::layout(&headers, mapping).map_err(ImportError::UnreadableHeaders)?;
+    let layout = import::layout(&headers, &options.mapping);
+    // The pattern's column may be any header, one that also holds a field (the notes) or one otherwise ignored.
+    let refund_pattern = match &options.refund_of_pattern {
+        None => Ok(None),
+        Some(p) => match headers.iter().position(|h| h.trim() == p.column) {
+            Some(index) => Ok(Some(import::RefundPattern { index, pattern: p.pattern.clone() })),
+            None => Err(format!("patterns.refund_of names the column {:?}, which the file does not have", p.column)),
+        },
+    };
+    let (layout, refund_pattern) = match (layout, refund_pattern) {
+        (Ok(layout), Ok(pattern)) => (layout, pattern),
+        (layout, pattern) => {
+            let mut problems = layout.err().unwrap_or_default();
+            problems.extend(pattern.err());
+            return Err(ImportError::UnreadableHeaders(problems));
+        }
+    };
     let today = Utc::now().date_naive();
     let rows = reader
         .records()
@@ -136,7 +224,8 @@ pub fn read(csv_text: &str, mapping: &HashMap<String, String>) -> Result<(Layout
         .map(|(i, record)| {
             let line = i + 2;
             match record {
-                Ok(record) => import::parse_row(line, &record, &layout.columns, today).map_err(|e| (line, e)),
+                Ok(record) => import::parse_row(line, &record, &layout.columns, refund_pattern.as_ref(), today)
+                    .map_err(|e| (line, e)),
                 Err(e) => Err((line, import::RowError { field: "csv", reason: format!("cannot be read: {e}") })),
             }
         })
@@ -167,6 +256,40 @@ mod tests {
     }
 
     #[test]
+    fn a_refund_pattern_must_be_a_regular_expression_with_a_capture_group() {
+        let problems = |column: &str, pattern: &str| {
+            let request = OptionsRequest {
+                source: Some("legacy_crm".into()),
+                refund_of_pattern: Some((column.into(), pattern.into())),
+                ..OptionsRequest::default()
+            };
+            match Options::parse(&request) {
+                Ok(_) => Vec::new(),
+                Err(ImportError::InvalidOptions(problems)) => problems,
+                Err(other) => panic!("{other}"),
+            }
+        };
+        assert_eq!(problems("Notes", "Refund of (.+)"), []);
+        assert_eq!(problems("Notes", "(?i)refund (?:of|for) ([A-Z]+-[0-9]+)"), []);
+        let bad = problems("Notes", "Refund of (.+");
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].field, "patterns.refund_of.pattern");
+        assert!(bad[0].message.starts_with("is not a valid regular expression: "), "{}", bad[0].message);
+        assert_eq!(
+            problems("Notes", "Refund of .+"),
+            [FieldProblem::new(
+                "patterns.refund_of.pattern",
+                "must have a capture group around what it takes, e.g. Refund of (.+)"
+            )]
+        );
+        assert_eq!(
+            problems(" ", "(.+)"),
+            [FieldProblem::new("patterns.refund_of.column", "must name a column of the file")]
+        );
+        assert_eq!(problems("Notes", &"(a)".repeat(200))[0].message, "must be at most 500 characters");
+    }
+
+    #[test]
     fn stored_options_read_back_as_they_were() {
         let request = OptionsRequest {
             source: Some("legacy_crm".into()),
@@ -174,6 +297,7 @@ mod tests {
             donor_match: Some(vec!["name_postcode".into()]),
             gift_match: Some("donor_amount_date".into()),
             gift_match_days: Some(3),
+            refund_of_pattern: Some(("Notes".into(), "Refund of (.+)".into())),
         };
         let options = Options::parse(&request).unwrap();
         let layout = Layout { columns: import::Columns::default(), ignored: vec!["Shoe".into()] };
@@ -184,11 +308,17 @@ mod tests {
 
     #[test]
     fn unreadable_headers_name_each_problem() {
-        let Err(ImportError::UnreadableHeaders(problems)) = read("first name,colour\nAnn,red\n", &HashMap::new())
-        else {
+        let options = Options::parse(&OptionsRequest {
+            source: Some("legacy_crm".into()),
+            refund_of_pattern: Some(("Notes".into(), "Refund of (.+)".into())),
+            ..OptionsRequest::default()
+        })
+        .unwrap();
+        let Err(ImportError::UnreadableHeaders(problems)) = read("first name,colour\nAnn,red\n", &options) else {
             panic!("refused")
         };
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("patterns.refund_of names the column \"Notes\"")), "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("last_name")), "{problems:?}");
     }
 }

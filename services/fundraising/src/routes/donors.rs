@@ -309,7 +309,8 @@ pub async fn get_donor(
 pub struct DonorQuery {
     /// Case-insensitive prefix of the first name, the last name, or the full name ("ann sm").
     pub q: Option<String>,
-    /// Exact email address (case-insensitive).
+    /// Exact email address (case-insensitive); one that cannot be an address (the rule donors are stored with)
+    /// is a `422`.
     pub email: Option<String>,
     /// A postcode, in any case or spacing.
     pub postcode: Option<String>,
@@ -344,6 +345,11 @@ pub async fn list_donors(
         },
         None => None,
     };
+    // The same rule as every email Almoner takes: an address that could never be stored is a mistake to name.
+    let email = match query.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        Some(e) => errors.parse("email", Email::parse(e)).map(String::from),
+        None => None,
+    };
     errors.finish()?;
     let filter = DonorFilter {
         name_prefix: query
@@ -352,7 +358,7 @@ pub async fn list_donors(
             .map(|q| q.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase())
             .filter(|q| !q.is_empty())
             .map(|q| crate::db::like_prefix(&q)),
-        email: query.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()),
+        email,
         // A UK postcode matches however it is written; any other postal code as written.
         postcode: query.postcode.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(|p| {
             match Postcode::parse(p) {

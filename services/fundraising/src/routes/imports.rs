@@ -50,16 +50,99 @@ pub struct ImportRequest {
     pub csv: Option<String>,
     /// Required: the system the data comes from (`legacy_crm`); donors' external ids and gifts' references are
     /// this source's, and imported gifts get it as their `source`.
+    #[schema(pattern = r"^\s*[a-z0-9_.-]{1,50}\s*$")]
     pub source: Option<String>,
     /// Header → field, for headers not recognised (or read differently); see docs/import.md for the fields.
+    #[schema(value_type = Option<BTreeMap<String, ImportField>>)]
     pub mapping: Option<BTreeMap<String, String>>,
-    /// Donor matching rules, tried in order: `external_id`, `email`, `name_email`, `name_postcode`, `name_phone`.
-    /// Default `["external_id", "email"]`.
+    /// Donor matching rules, tried in order. Default `["external_id", "name_email", "name_postcode"]`: not
+    /// `email` alone, which would make one donor of a couple sharing an address.
+    #[schema(value_type = Option<Vec<DonorMatchRule>>)]
     pub donor_match: Option<Vec<String>>,
-    /// Gift duplicate detection: `reference` (default) or `donor_amount_date`.
+    /// Gift duplicate detection (default `reference`).
+    #[schema(value_type = Option<GiftMatchRule>)]
     pub gift_match: Option<String>,
     /// With `donor_amount_date`: how many days apart still count as the same gift (default 0, at most 31).
+    #[schema(minimum = 0, maximum = 31)]
     pub gift_match_days: Option<u32>,
+    /// Fields taken out of a column by a pattern.
+    pub patterns: Option<ImportPatterns>,
+}
+
+/// Fields taken out of a column by a pattern rather than read whole.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportPatterns {
+    /// For a row with a negative amount and no `refund_of` value: the reference of the gift it refunds, the first
+    /// capture group of `pattern` in `column`, e.g. `{"column": "Notes", "pattern": "Refund of (.+)"}`.
+    pub refund_of: Option<ColumnPattern>,
+}
+
+/// A column of the file and a pattern whose first capture group is taken from it.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnPattern {
+    /// The column's header, as in the file (any column, including one that also holds a field, such as notes).
+    #[schema(min_length = 1)]
+    pub column: String,
+    /// A regular expression (Rust `regex` syntax, linear-time: no look-around or backreferences) with a capture
+    /// group; it may match anywhere in the value. A bad pattern, or one without a group, is a `422` naming
+    /// `patterns.refund_of.pattern`.
+    #[schema(min_length = 2, max_length = 500, example = "Refund of (.+)")]
+    pub pattern: String,
+}
+
+/// A field a mapping can give a header.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the accepted strings in the OpenAPI document; parsed by `import::Field`.
+pub enum ImportField {
+    DonorExternalId,
+    Title,
+    FirstName,
+    LastName,
+    Email,
+    Phone,
+    AddressLine1,
+    AddressLine2,
+    Town,
+    County,
+    Postcode,
+    Country,
+    GiftReference,
+    Amount,
+    Currency,
+    GiftDate,
+    Status,
+    PaymentMethod,
+    Fund,
+    Campaign,
+    Notes,
+    RefundOf,
+}
+
+/// A donor matching rule: `external_id` (the donor's id in the source), `email`, `name_email` (first + last name
+/// and email), `name_postcode`, `name_phone`. Names compare trimmed, with inner whitespace collapsed and case
+/// folded; emails without case; postcodes without spaces or case.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the accepted strings in the OpenAPI document; parsed by `import::DonorRule`.
+pub enum DonorMatchRule {
+    ExternalId,
+    Email,
+    NameEmail,
+    NamePostcode,
+    NamePhone,
+}
+
+/// How a gift already recorded is recognised: `reference` (the same reference from the same source) or
+/// `donor_amount_date` (the same donor and amount, within `gift_match_days`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the accepted strings in the OpenAPI document; parsed by `app::imports::Options`.
+pub enum GiftMatchRule {
+    Reference,
+    DonorAmountDate,
 }
 
 /// An import and where it stands.
@@ -105,10 +188,13 @@ impl From<db::StoredImport> for ImportView {
     request_body = ImportRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses((status = 201, description = "the dry run", body = ImportView),
+        (status = 400, description = "malformed_request: the body is not JSON", body = almoner_http::Problem),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
-        (status = 413, body = almoner_http::Problem),
-        (status = 422, description = "validation_failed: the options, or the headers (field `csv`)",
-            body = almoner_http::Problem)))]
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+        (status = 413, description = "payload_too_large: over 10 MiB", body = almoner_http::Problem),
+        (status = 415, description = "unsupported_media_type: not application/json", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed: the options (e.g. `patterns.refund_of.pattern`), or the \
+            headers (field `csv`)", body = almoner_http::Problem)))]
 #[post("/v1/imports", wrap = "from_fn(import_body_limit)")]
 #[tracing::instrument(skip_all, fields(import_id = tracing::field::Empty, rows = tracing::field::Empty))]
 pub async fn create_import(
@@ -127,6 +213,11 @@ pub async fn create_import(
         donor_match: input.donor_match.clone(),
         gift_match: input.gift_match.clone(),
         gift_match_days: input.gift_match_days,
+        refund_of_pattern: input
+            .patterns
+            .as_ref()
+            .and_then(|p| p.refund_of.as_ref())
+            .map(|p| (p.column.clone(), p.pattern.clone())),
     });
     let options = match options {
         Ok(options) => Some(options),
@@ -140,7 +231,7 @@ pub async fn create_import(
     let Some(options) = options else {
         return Err(ApiError::unexpected(anyhow::anyhow!("validated import options missing")));
     };
-    let (layout, rows) = read(csv_text, &options.mapping)?;
+    let (layout, rows) = read(csv_text, &options)?;
     tracing::Span::current().record("rows", rows.len());
 
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;

@@ -114,6 +114,19 @@ async fn validation_names_every_bad_field() {
     let mut named = fields(&body);
     named.sort();
     assert_eq!(named, ["address.postcode", "email", "last_name", "phone"]);
+    // The one email rule, for a donor as for an import row and a search.
+    for bad in ["ann@example,org", "ann@exa_mple.org", "ann@example..org", "ann@-example.org", "ann.@example.org"] {
+        let body = problem(
+            app.post("/v1/donors", &app.token(), &json!({"last_name": "Doe", "email": bad})).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(fields(&body), ["email"], "{bad}: {body}");
+        let body =
+            problem(app.get(&format!("/v1/donors?email={bad}"), &app.token()).await, 422, "validation_failed").await;
+        assert_eq!(fields(&body), ["email"], "search {bad}: {body}");
+    }
     // Outside the UK any postal code goes.
     let donor = app.create_donor(&json!({"last_name": "Doe", "address": {"postcode": "90210", "country": "us"}})).await;
     assert_eq!(donor["address"]["country"], "US");

@@ -40,7 +40,7 @@ async fn a_dry_run_reports_every_row_and_writes_nothing() {
     assert!(lines[3].starts_with("4,duplicate gift "), "{}", lines[3]);
     assert_eq!(lines[4], "5,error: last_name: is required");
     assert_eq!(lines[5], "6,error: amount: must be an amount such as 25.00");
-    assert_eq!(lines[6], format!("7,match donor {} by email; create gift", existing["id"].as_str().unwrap()));
+    assert_eq!(lines[6], format!("7,match donor {} by name_email; create gift", existing["id"].as_str().unwrap()));
     assert!(lines[7].starts_with("8,refund gift "), "{}", lines[7]);
 
     // Nothing written: the one donor that existed, no gifts.
@@ -90,6 +90,168 @@ async fn bad_options_and_headers_are_named() {
         .await;
     assert_eq!(mapped.status(), 201);
     assert_eq!(mapped.json::<Value>().await.unwrap()["summary"]["create_donor"], 1);
+}
+
+/// Each parsing and matching rule, row by row: refunds in every notation a UK spreadsheet writes, emails that
+/// cannot be addresses, names differing in case and whitespace, a couple sharing an email, refunds found by the
+/// mapping's pattern in the notes.
+const RULES_CSV: &str = "Supporter ID,First Name,Surname,Email,Postcode,Gift Ref,Amount,Date,Notes\n\
+D1,Maria,De  Souza,maria@example.org,SW1A 1AA,TX-1,\"£1,234.56\",2025-04-01,\n\
+,maria, de souza ,MARIA@example.org,,TX-2,100.00,2025-04-02,\n\
+,MARIA,DE SOUZA,,sw1a1aa,TX-3,100,2025-04-03,\n\
+,Ann,Smith,smiths@example.org,LS1 4AP,TX-4,50.00,2025-04-04,\n\
+,Bob,Smith,smiths@example.org,LS1 4AP,TX-5,50.00,2025-04-04,\n\
+D1,Maria,De Souza,,,R-1,-£10.00,2025-04-05,Refund of TX-1\n\
+D1,Maria,De Souza,,,R-2,£-10.00,2025-04-05,Refund of TX-2\n\
+D1,Maria,De Souza,,,R-3,-10.00,2025-04-05,Refund of TX-3\n\
+D1,Maria,De Souza,,,R-4,(10.00),2025-04-06,Refund of TX-1\n\
+D1,Maria,De Souza,,,R-5,\"(1,000.00)\",2025-04-07,Refund of TX-1\n\
+D1,Maria,De Souza,,,R-6,\"-£1,000.00\",2025-04-08,Refund of TX-1\n\
+D1,Maria,De Souza,,,R-7,-5.00,2025-04-07,Refund of TX-99\n\
+D1,Maria,De Souza,,,R-8,-5.00,2025-04-07,Chargeback\n\
+,Cy,Jones,\"cy@example,org\",,TX-6,5,2025-04-08,\n\
+,Cy,Jones,cy@exa_mple.org,,TX-7,5,2025-04-08,\n\
+,Cy,Jones,cy@example..org,,TX-8,5,2025-04-08,\n\
+,Cy,Jones,cy@-example.org,,TX-9,5,2025-04-08,\n\
+,Cy,Jones,cy@example-.org,,TX-10,5,2025-04-08,\n\
+,Cy,Jones,.cy@example.org,,TX-11,5,2025-04-08,\n\
+,Cy,Jones,cy@example.org,,TX-12,10,50,2025-04-08,\n\
+,Cy,Jones,cy@example.org,,TX-13,\"10,50\",2025-04-08,\n";
+
+#[tokio::test]
+async fn each_parsing_and_matching_rule_decides_its_rows() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let response = app
+        .post(
+            "/v1/imports",
+            &token,
+            &json!({"csv": RULES_CSV, "source": "legacy_crm",
+                    "patterns": {"refund_of": {"column": "Notes", "pattern": "Refund of (.+)"}}}),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let import: Value = response.json().await.unwrap();
+    assert_eq!(import["options"]["patterns"], json!({"refund_of": {"column": "Notes", "pattern": "Refund of (.+)"}}));
+    assert_eq!(import["options"]["donor_match"], json!(["external_id", "name_email", "name_postcode"]));
+    let outcomes = app.get(import["outcomes_href"].as_str().unwrap(), &token).await.text().await.unwrap();
+    let lines: Vec<String> = csv::Reader::from_reader(outcomes.as_bytes())
+        .records()
+        .map(|r| r.unwrap().get(1).unwrap().to_owned())
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let maria = lines[0];
+    assert_eq!(maria, "create donor; create gift");
+    // Names trimmed, whitespace collapsed, case folded; postcodes without spaces or case.
+    assert!(lines[1].starts_with("match donor ") && lines[1].ends_with(" by name_email; create gift"), "{}", lines[1]);
+    assert!(lines[2].ends_with(" by name_postcode; create gift"), "{}", lines[2]);
+    let maria_id = lines[1].split(' ').nth(2).unwrap();
+    assert!(lines[2].contains(maria_id), "the same Maria: {outcomes}");
+    // A couple sharing an email are two donors.
+    assert_eq!(lines[3], "create donor; create gift");
+    assert_eq!(lines[4], "create donor; create gift", "Bob is not Ann");
+    // Refunds in each notation, found by the pattern in the notes.
+    for (i, line) in lines[5..10].iter().enumerate() {
+        assert!(line.starts_with("refund gift "), "row {}: {line}", i + 7);
+    }
+    assert!(
+        lines[10].starts_with("error: amount: must be at most ") && lines[10].contains("214.56"),
+        "£1,234.56 less £10 + £10 + £1,000 refunded leaves £214.56: {}",
+        lines[10]
+    );
+    assert_eq!(lines[11], "error: refund_of: no gift with reference \"TX-99\" in the file before this row or recorded");
+    assert_eq!(lines[12], "error: amount: is negative: a refund names the gift it refunds (refund_of)");
+    // Emails that cannot be addresses.
+    assert_eq!(lines[13], "error: email: must not contain a comma (one address per field)");
+    assert_eq!(lines[14], "error: email: must have only letters, digits, '-' and '.' in its domain");
+    assert!(
+        lines[15].starts_with("error: email: must have a domain such as example.org, without an empty part"),
+        "{}",
+        lines[15]
+    );
+    assert_eq!(lines[16], "error: email: must not have a domain part that starts or ends with '-'");
+    assert_eq!(lines[17], "error: email: must not have a domain part that starts or ends with '-'");
+    assert_eq!(lines[18], "error: email: must not start or end with '.', or have '..', before '@'");
+    // An unquoted decimal comma shifts the columns; a quoted one is refused, never read as £1,050.
+    assert!(lines[19].starts_with("error: "), "{}", lines[19]);
+    assert_eq!(lines[20], "error: amount: must group thousands by three (1,234.56); decimals follow a '.'");
+    assert_eq!(
+        import["summary"],
+        json!({"create_donor": 3, "match_donor": 2, "duplicate_gift": 0, "refund": 5, "error": 11})
+    );
+
+    // Committed: the amounts as parsed, the refunds as negative entries of the gifts they name.
+    let id = import["id"].as_str().unwrap();
+    assert_eq!(app.post(&format!("/v1/imports/{id}/commit"), &token, &json!({})).await.status(), 202);
+    let committed = wait_committed(&app, id).await;
+    assert_eq!(committed["summary"], import["summary"]);
+    let admin = app.db.admin_client().await;
+    let sum = |sql: &'static str| {
+        let admin = &admin;
+        async move { admin.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(
+        sum("SELECT sum(amount_minor)::bigint FROM fundraising.gifts WHERE refund_of IS NULL").await,
+        123_456 + 20_000 + 10_000
+    );
+    assert_eq!(
+        sum("SELECT sum(amount_minor)::bigint FROM fundraising.gifts WHERE refund_of IS NOT NULL").await,
+        -(1000 * 4 + 100_000)
+    );
+    assert_eq!(sum("SELECT count(*) FROM fundraising.donors WHERE last_name = 'Smith'").await, 2);
+}
+
+#[tokio::test]
+async fn a_refund_pattern_that_is_no_regular_expression_or_has_no_group_is_named() {
+    let app = spawn_app().await;
+    let token = app.token();
+    for (pattern, message) in [
+        ("Refund of (.+", "is not a valid regular expression: "),
+        ("Refund of .+", "must have a capture group around what it takes, e.g. Refund of (.+)"),
+    ] {
+        let body = problem(
+            app.post(
+                "/v1/imports",
+                &token,
+                &json!({"csv": CSV, "source": "legacy_crm",
+                        "patterns": {"refund_of": {"column": "Notes", "pattern": pattern}}}),
+            )
+            .await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(fields(&body), ["patterns.refund_of.pattern"], "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().starts_with(message), "{body}");
+    }
+    // Unknown members are refused, and a column the file lacks is a header problem.
+    let body = problem(
+        app.post(
+            "/v1/imports",
+            &token,
+            &json!({"csv": CSV, "source": "legacy_crm",
+                  "patterns": {"refund_of": {"column": "Notes", "pattern": "(.+)", "flags": "i"}}}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(fields(&body), ["patterns.refund_of.flags"], "{body}");
+    let body = problem(
+        app.post(
+            "/v1/imports",
+            &token,
+            &json!({"csv": CSV, "source": "legacy_crm",
+                  "patterns": {"refund_of": {"column": "Notes", "pattern": "Refund of (.+)"}}}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(fields(&body), ["csv"], "{body}");
+    assert!(body.to_string().contains("patterns.refund_of names the column \\\"Notes\\\""), "{body}");
 }
 
 /// How many entities the outbox's events of `event_type` carry in their payload's `field` array.

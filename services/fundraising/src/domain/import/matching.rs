@@ -7,6 +7,10 @@ use chrono::NaiveDate;
 use std::collections::HashMap;
 use uuid::Uuid;
 
+/// The rules used when an import names none: a donor's id in the source, then name and email, then name and
+/// postcode. Not `email` alone: couples often share one address, and must not become one donor.
+pub const DEFAULT_DONOR_RULES: [DonorRule; 3] = [DonorRule::ExternalId, DonorRule::NameEmail, DonorRule::NamePostcode];
+
 /// How donors in the file are matched with donors already known (or created earlier in the same file), tried in
 /// the order given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,8 +66,20 @@ pub struct KnownDonor {
     pub phone: Option<String>,
 }
 
+/// A name as matching compares it: trimmed, inner runs of whitespace made one space, case folded, so
+/// `De  Souza` and `de souza` are one surname.
+fn folded(name: &str) -> String {
+    name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
 fn name_key(first: Option<&str>, last: &str) -> String {
-    format!("{}|{}", first.unwrap_or_default().trim().to_lowercase(), last.trim().to_lowercase())
+    format!("{}|{}", folded(first.unwrap_or_default()), folded(last))
+}
+
+/// A postcode as matching compares it: without spaces, in capitals (UK postcodes are already normalised; others
+/// are kept as written).
+fn postcode_key(postcode: &str) -> String {
+    postcode.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase()
 }
 
 /// Every donor by every key the rules can use; donors created by earlier rows are added as the file is read.
@@ -85,7 +101,7 @@ impl DonorIndex {
         insert(DonorRule::ExternalId, donor.external_id.clone());
         insert(DonorRule::Email, email.clone());
         insert(DonorRule::NameEmail, email.map(|e| format!("{name}|{e}")));
-        insert(DonorRule::NamePostcode, donor.postcode.as_ref().map(|p| format!("{name}|{p}")));
+        insert(DonorRule::NamePostcode, donor.postcode.as_deref().map(|p| format!("{name}|{}", postcode_key(p))));
         insert(DonorRule::NamePhone, donor.phone.as_ref().map(|p| format!("{name}|{p}")));
     }
 
@@ -98,7 +114,7 @@ impl DonorIndex {
                 DonorRule::ExternalId => row.external_id.clone(),
                 DonorRule::Email => email.clone(),
                 DonorRule::NameEmail => email.as_ref().map(|e| format!("{name}|{e}")),
-                DonorRule::NamePostcode => row.postcode.as_ref().map(|p| format!("{name}|{p}")),
+                DonorRule::NamePostcode => row.postcode.as_deref().map(|p| format!("{name}|{}", postcode_key(p))),
                 DonorRule::NamePhone => row.phone.as_ref().map(|p| format!("{name}|{p}")),
             }?;
             self.keys.get(&(*rule, key)).map(|id| (*id, *rule))
@@ -188,6 +204,71 @@ impl GiftIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn known(first: &str, last: &str, email: Option<&str>, postcode: Option<&str>) -> KnownDonor {
+        KnownDonor {
+            id: Uuid::now_v7(),
+            external_id: None,
+            first_name: Some(first.into()),
+            last_name: last.into(),
+            email: email.map(Into::into),
+            postcode: postcode.map(Into::into),
+            phone: None,
+        }
+    }
+
+    fn row(first: &str, last: &str, email: Option<&str>, postcode: Option<&str>) -> DonorRow {
+        DonorRow {
+            first_name: Some(first.into()),
+            last_name: last.into(),
+            email: email.map(Into::into),
+            postcode: postcode.map(Into::into),
+            ..DonorRow::default()
+        }
+    }
+
+    #[test]
+    fn names_compare_trimmed_with_whitespace_collapsed_and_case_folded() {
+        let mut donors = DonorIndex::default();
+        let maria = known("Maria", "De  Souza", Some("maria@example.org"), Some("SW1A 1AA"));
+        donors.add(&maria);
+        let rules = [DonorRule::NameEmail, DonorRule::NamePostcode];
+        for (first, last) in
+            [("maria", "de souza"), (" MARIA ", "De Souza"), ("Maria", "de\t souza "), ("María", "de souza")]
+        {
+            let found = donors.find(&row(first, last, Some("MARIA@example.org"), None), &rules);
+            if first == "María" {
+                assert_eq!(found, None, "accents are not folded away");
+            } else {
+                assert_eq!(found, Some((maria.id, DonorRule::NameEmail)), "{first:?} {last:?}");
+            }
+        }
+        // Postcodes compare without spaces and case.
+        for postcode in ["sw1a1aa", "SW1A  1AA", " sw1a 1aa"] {
+            let found = donors.find(&row("maria", "DE SOUZA", None, Some(postcode)), &rules);
+            assert_eq!(found, Some((maria.id, DonorRule::NamePostcode)), "{postcode:?}");
+        }
+        assert_eq!(donors.find(&row("Maria", "De Sousa", Some("maria@example.org"), None), &rules), None);
+    }
+
+    #[test]
+    fn by_default_a_couple_sharing_an_email_stay_two_donors() {
+        let mut donors = DonorIndex::default();
+        let ann = known("Ann", "Smith", Some("smiths@example.org"), Some("LS1 4AP"));
+        donors.add(&ann);
+        let bob = row("Bob", "Smith", Some("smiths@example.org"), Some("LS1 4AP"));
+        assert_eq!(donors.find(&bob, &DEFAULT_DONOR_RULES), None, "Bob is not Ann");
+        assert_eq!(
+            donors.find(&row("ann", "smith", Some("smiths@example.org"), None), &DEFAULT_DONOR_RULES),
+            Some((ann.id, DonorRule::NameEmail))
+        );
+        assert_eq!(
+            donors.find(&row("Ann", "Smith", None, Some("ls14ap")), &DEFAULT_DONOR_RULES),
+            Some((ann.id, DonorRule::NamePostcode))
+        );
+        // `email` alone, when an import asks for it, still merges them.
+        assert_eq!(donors.find(&bob, &[DonorRule::Email]), Some((ann.id, DonorRule::Email)));
+    }
     use crate::domain::import::testing::d;
 
     #[test]

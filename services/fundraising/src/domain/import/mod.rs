@@ -14,8 +14,8 @@ mod rows;
 
 pub use columns::{Columns, Field, Layout, layout};
 pub use decide::{Outcome, RowIds, decide, write_order};
-pub use matching::{DonorIndex, DonorRule, GiftIndex, GiftRule, KnownDonor, KnownGift};
-pub use rows::{DonorRow, GiftRow, ReadRow, Row, RowError, parse_amount, parse_date, parse_row};
+pub use matching::{DEFAULT_DONOR_RULES, DonorIndex, DonorRule, GiftIndex, GiftRule, KnownDonor, KnownGift};
+pub use rows::{DonorRow, GiftRow, ReadRow, RefundPattern, Row, RowError, parse_amount, parse_date, parse_row};
 
 /// Reading a file as the tests of each step need it.
 #[cfg(test)]
@@ -35,7 +35,7 @@ mod testing {
         let rows = reader
             .records()
             .enumerate()
-            .map(|(i, r)| parse_row(i + 2, &r.unwrap(), &layout.columns, d("2025-06-01")).map_err(|e| (i + 2, e)))
+            .map(|(i, r)| parse_row(i + 2, &r.unwrap(), &layout.columns, None, d("2025-06-01")).map_err(|e| (i + 2, e)))
             .collect();
         (layout, rows)
     }

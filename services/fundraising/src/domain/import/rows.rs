@@ -68,18 +68,61 @@ fn text(record: &csv::StringRecord, columns: &Columns, field: Field, max: usize)
     Ok(Some(value.to_owned()))
 }
 
-/// Pounds and pence as written in spreadsheets: `25`, `25.5`, `£1,234.56`; returns pence.
+/// Pounds and pence as UK spreadsheets and CRMs write them; returns pence, negative for a refund.
+/// - `25`, `25.5`, `£1,234.56`, `1234.56`: thousands separators are optional, but where they are written they
+///   must group by three (`1,234`), so a decimal comma (`10,50`) is refused rather than read as £1,050;
+/// - negative: `-10.00`, `-£10.00`, `£-10.00`, and accounting notation `(10.00)`, `(£1,234.56)`, `£(10.00)`.
 pub fn parse_amount(raw: &str) -> Result<i64, &'static str> {
-    let cleaned: String = raw.trim().trim_start_matches('£').chars().filter(|c| *c != ',').collect();
     let invalid = "must be an amount such as 25.00";
-    let negative = cleaned.starts_with('-');
-    let digits = cleaned.trim_start_matches('-');
-    let (pounds, pence) = match digits.split_once('.') {
+    let mut s = raw.trim();
+    let mut negative = false;
+    let take = |s: &mut &str, prefix: char| match s.strip_prefix(prefix) {
+        Some(rest) => {
+            *s = rest;
+            true
+        }
+        None => false,
+    };
+    // Accounting notation: the whole amount (with or without its £) in brackets.
+    if let Some(inner) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        s = inner.trim();
+        negative = true;
+    }
+    // -£10, £-10, -10 and £(10): a sign (or brackets) on either side of the £, at most one sign in all.
+    if take(&mut s, '-') {
+        if negative {
+            return Err(invalid);
+        }
+        negative = true;
+    }
+    if take(&mut s, '£') {
+        if let Some(inner) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+            if negative {
+                return Err(invalid);
+            }
+            s = inner;
+            negative = true;
+        } else if take(&mut s, '-') {
+            if negative {
+                return Err(invalid);
+            }
+            negative = true;
+        }
+    }
+    let (pounds, pence) = match s.split_once('.') {
         Some((p, d)) if d.len() == 1 => (p, format!("{d}0")),
         Some((p, d)) if d.len() == 2 => (p, d.to_owned()),
         Some(_) => return Err("must have at most 2 decimals"),
-        None => (digits, "00".to_owned()),
+        None => (s, "00".to_owned()),
     };
+    if pounds.contains(',') {
+        let mut groups = pounds.split(',');
+        let first = groups.next().unwrap_or_default();
+        if first.is_empty() || first.len() > 3 || groups.any(|g| g.len() != 3) {
+            return Err("must group thousands by three (1,234.56); decimals follow a '.'");
+        }
+    }
+    let pounds: String = pounds.chars().filter(|c| *c != ',').collect();
     if pounds.is_empty() || !pounds.bytes().all(|b| b.is_ascii_digit()) || !pence.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid);
     }
@@ -101,11 +144,27 @@ pub fn parse_date(raw: &str) -> Result<NaiveDate, &'static str> {
     NaiveDate::parse_from_str(raw, format).map_err(|_| invalid)
 }
 
+/// Where a refund row that has no `refund_of` column value finds the reference it refunds: the first capture group
+/// of `pattern` in the column at `index` (e.g. `Refund of (.+)` in the notes), for negative amounts only.
+#[derive(Debug, Clone)]
+pub struct RefundPattern {
+    pub index: usize,
+    pub pattern: regex::Regex,
+}
+
+/// The reference a refund pattern takes from a record, when its column matches with a non-empty first group.
+fn refund_reference(record: &csv::StringRecord, pattern: &RefundPattern) -> Option<String> {
+    let value = record.get(pattern.index)?.trim();
+    let reference = pattern.pattern.captures(value)?.get(1)?.as_str().trim();
+    (!reference.is_empty()).then(|| reference.to_owned())
+}
+
 /// Parses one record, or says what is wrong with it (the first problem found, field by field).
 pub fn parse_row(
     line: usize,
     record: &csv::StringRecord,
     columns: &Columns,
+    refund_pattern: Option<&RefundPattern>,
     today: NaiveDate,
 ) -> Result<Row, RowError> {
     let err = |field: Field, reason: &str| RowError { field: field.name(), reason: reason.to_owned() };
@@ -140,7 +199,17 @@ pub fn parse_row(
     };
     let raw_amount = text(record, columns, Field::Amount, 30)?.ok_or_else(|| err(Field::Amount, "is required"))?;
     let amount = parse_amount(&raw_amount).map_err(|e| err(Field::Amount, e))?;
-    let refund_of = text(record, columns, Field::RefundOf, 200)?;
+    let mut refund_of = text(record, columns, Field::RefundOf, 200)?;
+    // A negative amount whose note names the gift: the mapping's pattern finds the reference.
+    if refund_of.is_none()
+        && amount < 0
+        && let Some(reference) = refund_pattern.and_then(|p| refund_reference(record, p))
+    {
+        if reference.chars().count() > 200 {
+            return Err(err(Field::RefundOf, "must be at most 200 characters"));
+        }
+        refund_of = Some(reference);
+    }
     let amount_minor = match (amount, &refund_of) {
         (0, _) => return Err(err(Field::Amount, "must not be 0")),
         (a, None) if a < 0 => {
@@ -193,10 +262,68 @@ mod tests {
         assert_eq!(parse_amount("-10.00"), Ok(-1000));
         assert!(parse_amount("ten").is_err());
         assert!(parse_amount("1.234").is_err());
+    }
+
+    #[test]
+    fn refunds_as_uk_spreadsheets_and_crms_write_them() {
+        for (raw, pence) in [
+            ("-£10.00", -1000),
+            ("£-10.00", -1000),
+            ("-10.00", -1000),
+            ("(10.00)", -1000),
+            ("(£10.00)", -1000),
+            ("£(10.00)", -1000),
+            ("-£1,234.56", -123_456),
+            ("£-1,234.56", -123_456),
+            ("-1,234.56", -123_456),
+            ("(1,234.56)", -123_456),
+            ("(£1,234.56)", -123_456),
+            ("-£1234.56", -123_456),
+            ("(1234.56)", -123_456),
+            ("£1,234,567.00", 123_456_700),
+            (" 1,000 ", 100_000),
+        ] {
+            assert_eq!(parse_amount(raw), Ok(pence), "{raw}");
+        }
+        for bad in
+            ["--10", "-(10.00)", "(-10.00)", "(10.00", "10.00)", "£", "-", "()", "10,50", "1,23,456", ",123", "-£-10"]
+        {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_amount("10,50"), Err("must group thousands by three (1,234.56); decimals follow a '.'"));
         assert_eq!(parse_date("06/04/2025"), Ok(d("2025-04-06")));
         assert_eq!(parse_date("6/4/25"), Ok(d("2025-04-06")));
         assert_eq!(parse_date("2025-04-06"), Ok(d("2025-04-06")));
         assert!(parse_date("2025-13-01").is_err());
+    }
+
+    #[test]
+    fn a_negative_amount_takes_its_refunded_reference_from_the_pattern() {
+        let csv_text = "last name,amount,date,notes\n\
+                        Smith,-£10.00,2025-04-06,Refund of TX-123\n\
+                        Smith,(5.00),2025-04-06,  Refund of  TX-124 \n\
+                        Smith,10.00,2025-04-06,Refund of TX-125\n\
+                        Smith,-10.00,2025-04-06,Chargeback\n";
+        let mut reader = csv::ReaderBuilder::new().from_reader(csv_text.as_bytes());
+        let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+        let layout = super::super::layout(&headers, &std::collections::HashMap::new()).unwrap();
+        let pattern = RefundPattern { index: 3, pattern: regex::Regex::new("Refund of (.+)").unwrap() };
+        let rows: Vec<Result<Row, RowError>> = reader
+            .records()
+            .enumerate()
+            .map(|(i, r)| parse_row(i + 2, &r.unwrap(), &layout.columns, Some(&pattern), d("2025-06-01")))
+            .collect();
+        let refunds: Vec<Option<(&str, i64)>> = rows
+            .iter()
+            .map(|r| r.as_ref().ok().and_then(|r| r.gift.refund_of.as_deref().map(|x| (x, r.gift.amount_minor))))
+            .collect();
+        assert_eq!(refunds[..3], [Some(("TX-123", 1000)), Some(("TX-124", 500)), None]);
+        assert_eq!(
+            rows[2].as_ref().unwrap().gift.notes.as_deref(),
+            Some("Refund of TX-125"),
+            "a gift's note stays a note"
+        );
+        assert_eq!(rows[3].as_ref().unwrap_err().field, "amount", "negative and naming no gift");
     }
 
     #[test]
