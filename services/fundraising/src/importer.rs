@@ -15,7 +15,7 @@ use crate::domain::import::{self, Outcome, Row};
 use crate::domain::{GiftDetails, GiftStatus, Refund, SourceName};
 use almoner_db::{Pool, Transaction, outbox};
 use almoner_events::Envelope;
-use almoner_events::fundraising::{DonorsUpsertedV1, GiftsUpsertedV1};
+use almoner_events::fundraising::{DonorsUpsertedV1, FundAllocation, FundUpsertedV1, GiftsUpsertedV1};
 use almoner_types::Currency;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -117,17 +117,20 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     // With the outcomes the dry run stored: with the same ids, a row decided the same way has the same text, and
     // only rows decided otherwise (the tenant changed since, or a refund was refused) are rewritten.
     let tx = pool.tenant_tx(tenant_id).await?;
-    let (mut donors, mut gifts_index, reported, stored_order) = futures::try_join!(
+    let (donors, gifts_index, funds, reported, stored_order) = futures::try_join!(
         db::donor_index(&tx, options.source.as_str()),
         db::gift_index(&tx, options.source.as_str()),
+        db::fund_index(&tx),
         db::outcomes(&tx, id),
         db::write_order(&tx, id)
     )?;
+    let mut known = import::Known { donors, gifts: gifts_index, funds };
     tx.commit().await?;
     timings.read = started.elapsed();
     let reported: HashMap<i32, String> = reported.into_iter().collect();
     let ids = import::RowIds::new(id);
-    let decided = import::decide(rows, &mut donors, &mut gifts_index, &options.donor_rules, options.gift_rule, ids);
+    let decided = import::decide(rows, &mut known, options.rules(), ids);
+    let new_funds = known.funds.created();
     timings.decide = started.elapsed() - timings.read;
     let done = usize::try_from(stored.rows_done).unwrap_or(0).min(total);
     // Rows are written grouped by donor, in the order stored when the commit began: a resumed commit goes on
@@ -158,7 +161,8 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     for positions in order[done..].chunks(CHUNK_ROWS) {
         let chunk: Vec<&(usize, Outcome, Option<Row>)> = positions.iter().map(|&i| &decided[i]).collect();
         let tx = pool.tenant_tx(tenant_id).await?;
-        let mut outcomes = write_chunk(&tx, tenant_id, &options.source, &chunk, &mut written, &mut timings).await?;
+        let mut outcomes =
+            write_chunk(&tx, tenant_id, &options.source, &chunk, new_funds, &mut written, &mut timings).await?;
         let mark = Instant::now();
         outcomes.retain(|(line, _, text)| reported.get(line) != Some(text));
         db::replace_outcomes(&tx, id, &outcomes).await?;
@@ -242,7 +246,12 @@ fn gift_details(row: &Row, donor_id: Uuid, source: &SourceName) -> anyhow::Resul
         campaign: g.campaign.clone(),
         notes: g.notes.clone(),
         external_reference: g.reference.clone(),
-        allocations: Vec::new(),
+        // The whole gift to its fund, as a gift entered through the API with one allocation.
+        allocations: g
+            .fund_id
+            .map(|fund_id| FundAllocation { fund_id, amount_minor: g.amount_minor })
+            .into_iter()
+            .collect(),
         soft_credits: Vec::new(),
         pledge_id: None,
         sponsored_event: false,
@@ -255,6 +264,7 @@ async fn write_chunk(
     tenant_id: Uuid,
     source: &SourceName,
     chunk: &[&(usize, Outcome, Option<Row>)],
+    new_funds: &HashMap<Uuid, import::NewFund>,
     written: &mut Written,
     timings: &mut Timings,
 ) -> anyhow::Result<Vec<db::OutcomeRow>> {
@@ -282,6 +292,19 @@ async fn write_chunk(
     }
     timings.events += mark.elapsed();
     let mark = Instant::now();
+
+    // The funds the import creates, in the first chunk with a gift in each (funds a resumed commit wrote are found
+    // again as known funds, and skipped here).
+    let mut funds_needed: Vec<&import::NewFund> = chunk
+        .iter()
+        .filter(|(_, outcome, _)| outcome.creates_gift())
+        .filter_map(|(_, _, row)| row.as_ref().and_then(|r| r.gift.fund_id).and_then(|id| new_funds.get(&id)))
+        .collect();
+    funds_needed.sort_by_key(|f| f.id);
+    funds_needed.dedup_by_key(|f| f.id);
+    for fund in db::insert_funds(tx, &funds_needed).await? {
+        outbox::enqueue(tx, &Envelope::new(tenant_id, PRODUCER, FundUpsertedV1 { fund })).await?;
+    }
 
     let mut details = Vec::new();
     for (_, outcome, row) in chunk.iter().copied() {

@@ -29,6 +29,7 @@ pub struct OptionsRequest {
     pub gift_match_days: Option<u32>,
     /// `patterns.refund_of`: (column, pattern).
     pub refund_of_pattern: Option<(String, String)>,
+    pub create_missing_funds: Option<bool>,
 }
 
 /// Longest pattern a mapping may give.
@@ -93,6 +94,8 @@ pub struct Options {
     pub gift_rule: GiftRule,
     /// Where a negative amount without a `refund_of` value finds the gift it refunds.
     pub refund_of_pattern: Option<ColumnPattern>,
+    /// Whether a `fund` that no fund has as code or name creates the fund (else the row is refused).
+    pub create_missing_funds: bool,
 }
 
 impl Options {
@@ -147,6 +150,7 @@ impl Options {
                 donor_rules,
                 gift_rule,
                 refund_of_pattern,
+                create_missing_funds: input.create_missing_funds.unwrap_or(false),
             }),
             _ => Err(ImportError::InvalidOptions(problems)),
         }
@@ -164,7 +168,17 @@ impl Options {
                 .as_str()
                 .zip(stored["patterns"]["refund_of"]["pattern"].as_str())
                 .map(|(c, p)| (c.to_owned(), p.to_owned())),
+            create_missing_funds: stored["create_missing_funds"].as_bool(),
         })
+    }
+
+    /// The rules rows are decided by.
+    pub fn rules(&self) -> import::Rules<'_> {
+        import::Rules {
+            donor_rules: &self.donor_rules,
+            gift_rule: self.gift_rule,
+            create_missing_funds: self.create_missing_funds,
+        }
     }
 
     /// The options to store with the import, with the file's ignored columns for clients to see.
@@ -175,6 +189,7 @@ impl Options {
         };
         serde_json::json!({
             "patterns": patterns,
+            "create_missing_funds": self.create_missing_funds,
             "source": self.source.as_str(),
             "mapping": self.mapping,
             "donor_match": self.donor_rules.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -298,6 +313,7 @@ mod tests {
             gift_match: Some("donor_amount_date".into()),
             gift_match_days: Some(3),
             refund_of_pattern: Some(("Notes".into(), "Refund of (.+)".into())),
+            create_missing_funds: Some(true),
         };
         let options = Options::parse(&request).unwrap();
         let layout = Layout { columns: import::Columns::default(), ignored: vec!["Shoe".into()] };

@@ -1,6 +1,6 @@
 //! Imports: the stored file and options, the outcome of each row, and what matching needs to know of the tenant.
 
-use crate::domain::import::{DonorIndex, GiftIndex, KnownDonor, KnownGift};
+use crate::domain::import::{DonorIndex, FundIndex, GiftIndex, KnownDonor, KnownFund, KnownGift, NewFund};
 use almoner_db::{Result, Transaction};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -148,6 +148,56 @@ pub async fn gift_index(tx: &Transaction, source: &str) -> Result<GiftIndex> {
         });
     }
     Ok(index)
+}
+
+/// Every fund of the tenant, for the `fund` column.
+#[tracing::instrument(skip_all)]
+pub async fn fund_index(tx: &Transaction) -> Result<FundIndex> {
+    let mut index = FundIndex::default();
+    for row in tx.query("SELECT id, code, name, archived FROM funds ORDER BY id", &[]).await? {
+        index.add(&KnownFund {
+            id: row.get("id"),
+            code: row.get("code"),
+            name: row.get("name"),
+            archived: row.get("archived"),
+        });
+    }
+    Ok(index)
+}
+
+/// Creates the funds an import chunk's gifts are the first to need, unrestricted, and returns those it created
+/// (a fund a resumed commit wrote before is skipped, by id or by code).
+#[tracing::instrument(skip_all, fields(funds = new.len()))]
+pub async fn insert_funds(tx: &Transaction, new: &[&NewFund]) -> Result<Vec<almoner_events::fundraising::Fund>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = new.iter().map(|f| f.id).collect();
+    let codes: Vec<&str> = new.iter().map(|f| f.code.as_str()).collect();
+    let names: Vec<&str> = new.iter().map(|f| f.name.as_str()).collect();
+    let mut created = Vec::new();
+    for row in tx
+        .query(
+            "INSERT INTO funds (id, code, name, restricted) SELECT i, c, n, false FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(i, c, n) \
+             ON CONFLICT DO NOTHING \
+             RETURNING id, tenant_id, revision, code, name, restricted, archived, created_at, updated_at",
+            &[&ids, &codes, &names],
+        )
+        .await?
+    {
+        created.push(almoner_events::fundraising::Fund {
+            id: row.get("id"),
+            tenant_id: row.get("tenant_id"),
+            revision: row.get("revision"),
+            code: row.get("code"),
+            name: row.get("name"),
+            restricted: row.get("restricted"),
+            archived: row.get("archived"),
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+        });
+    }
+    Ok(created)
 }
 
 /// Creates the donors of an import chunk (with their id in `source`) and returns them as stored.

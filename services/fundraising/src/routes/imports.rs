@@ -67,6 +67,9 @@ pub struct ImportRequest {
     pub gift_match_days: Option<u32>,
     /// Fields taken out of a column by a pattern.
     pub patterns: Option<ImportPatterns>,
+    /// Whether a `fund` value that is neither the code nor the name of a fund creates one (default `false`: the
+    /// row is refused, `error: fund: no fund has the code or name ...`).
+    pub create_missing_funds: Option<bool>,
 }
 
 /// Fields taken out of a column by a pattern rather than read whole.
@@ -213,6 +216,7 @@ pub async fn create_import(
         donor_match: input.donor_match.clone(),
         gift_match: input.gift_match.clone(),
         gift_match_days: input.gift_match_days,
+        create_missing_funds: input.create_missing_funds,
         refund_of_pattern: input
             .patterns
             .as_ref()
@@ -242,14 +246,15 @@ pub async fn create_import(
             return Ok(replay_response(status, body));
         }
     };
-    let (mut donors, mut gifts) = futures::try_join!(
+    let (donors, gifts, funds) = futures::try_join!(
         db::donor_index(&tx, options.source.as_str()),
-        db::gift_index(&tx, options.source.as_str())
+        db::gift_index(&tx, options.source.as_str()),
+        db::fund_index(&tx)
     )?;
+    let mut known = import::Known { donors, gifts, funds };
     let id = Uuid::now_v7();
     tracing::Span::current().record("import_id", tracing::field::display(id));
-    let decided =
-        import::decide(rows, &mut donors, &mut gifts, &options.donor_rules, options.gift_rule, RowIds::new(id));
+    let decided = import::decide(rows, &mut known, options.rules(), RowIds::new(id));
     let mut summary: BTreeMap<&str, i64> =
         ["create_donor", "match_donor", "duplicate_gift", "refund", "error"].into_iter().map(|k| (k, 0)).collect();
     let outcomes: Vec<db::OutcomeRow> = decided

@@ -254,6 +254,92 @@ async fn a_refund_pattern_that_is_no_regular_expression_or_has_no_group_is_named
     assert!(body.to_string().contains("patterns.refund_of names the column \\\"Notes\\\""), "{body}");
 }
 
+#[tokio::test]
+async fn the_fund_column_allocates_each_gift_by_fund_code_or_name_and_creates_missing_funds_only_when_asked() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let general = app.create_fund("GEN").await;
+    let csv = "Supporter ID,Surname,Gift Ref,Amount,Date,Fund\n\
+               D1,Smith,G1,25.00,2025-04-06,GEN\n\
+               D1,Smith,G2,10.00,2025-04-07,gen\n\
+               D2,Jones,G3,12.00,2025-04-07,Church Bells\n\
+               D2,Jones,G4,8.00,2025-04-08,church  bells\n\
+               D2,Jones,G5,1.00,2025-04-08,\n";
+    let dry_run = |create: bool| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let body = json!({"csv": csv, "source": "legacy_crm", "create_missing_funds": create});
+            let import: Value = app.post("/v1/imports", token, &body).await.json().await.unwrap();
+            let outcomes = app.get(import["outcomes_href"].as_str().unwrap(), token).await.text().await.unwrap();
+            (import, outcomes)
+        }
+    };
+    let (refused, outcomes) = dry_run(false).await;
+    assert_eq!(refused["summary"]["error"], 2, "{outcomes}");
+    assert!(
+        outcomes.contains(
+            "4,\"error: fund: no fund has the code or name \"\"Church Bells\"\" (the import's create_missing_funds creates it)\""
+        ),
+        "{outcomes}"
+    );
+    let (import, outcomes) = dry_run(true).await;
+    assert_eq!(import["summary"]["error"], 0, "{outcomes}");
+    assert_eq!(import["options"]["create_missing_funds"], true);
+    let id = import["id"].as_str().unwrap();
+    assert_eq!(app.post(&format!("/v1/imports/{id}/commit"), &token, &json!({})).await.status(), 202);
+    let committed = wait_committed(&app, id).await;
+    assert_eq!(committed["summary"], import["summary"]);
+
+    let admin = app.db.admin_client().await;
+    let allocated: Vec<(String, i64)> = admin
+        .query(
+            "SELECT f.code, sum(a.amount_minor)::bigint FROM fundraising.gift_allocations a
+             JOIN fundraising.funds f ON f.id = a.fund_id GROUP BY f.code ORDER BY f.code",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(allocated, [("CHURCH-BELLS".to_owned(), 2000), ("GEN".to_owned(), 3500)]);
+    let general_allocated: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM fundraising.gift_allocations WHERE fund_id = $1",
+            &[&general.parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(general_allocated, 2);
+    // The new fund is published once, as the API publishes a fund; the gifts carry their allocations.
+    assert_eq!(
+        admin
+            .query_one("SELECT count(*) FROM fundraising.outbox WHERE event_type = 'fundraising.fund.upserted.v1'", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        2,
+        "GEN through the API, Church Bells by the import"
+    );
+    let event: Value = admin
+        .query_one(
+            "SELECT payload::jsonb FROM fundraising.outbox WHERE event_type = 'fundraising.gift.batch_upserted.v1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let with_allocations = event["payload"]["gifts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["allocations"].as_array().is_some_and(|a| a.len() == 1))
+        .count();
+    assert_eq!(with_allocations, 4);
+}
+
 /// How many entities the outbox's events of `event_type` carry in their payload's `field` array.
 async fn carried(admin: &tokio_postgres::Client, event_type: &str, field: &str) -> i64 {
     admin

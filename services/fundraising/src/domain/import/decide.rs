@@ -2,7 +2,7 @@
 //! refuse the row), the ids of what it creates, and the order the commit writes the rows in.
 
 use super::columns::Field;
-use super::matching::{DonorIndex, DonorRule, GiftIndex, GiftRule, KnownDonor, KnownGift};
+use super::matching::{DonorIndex, DonorRule, FundIndex, GiftIndex, GiftRule, KnownDonor, KnownGift};
 use super::rows::{ReadRow, Row, RowError};
 use crate::domain::GiftStatus;
 use std::collections::HashMap;
@@ -82,6 +82,7 @@ enum Created {
     Donor = 1,
     Gift = 2,
     Refund = 3,
+    Fund = 4,
 }
 
 impl RowIds {
@@ -107,22 +108,37 @@ impl RowIds {
     }
 }
 
-/// Decides every row in file order, growing the indexes with what earlier rows create, so a donor or gift that
-/// appears twice in the file is created once. Ids of what would be created come from `ids`, so the commit
-/// writes exactly what the dry run reported.
+/// The tenant's donors, gifts and funds as deciding sees them, growing with what earlier rows create.
+#[derive(Debug, Default)]
+pub struct Known {
+    pub donors: DonorIndex,
+    pub gifts: GiftIndex,
+    pub funds: FundIndex,
+}
+
+/// How rows are decided: the import's rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub donor_rules: &'a [DonorRule],
+    pub gift_rule: GiftRule,
+    /// Whether a `fund` no fund has as code or name creates one, rather than refusing the row.
+    pub create_missing_funds: bool,
+}
+
+/// Decides every row in file order, growing the indexes with what earlier rows create, so a donor, gift or fund
+/// that appears twice in the file is created once. Ids of what would be created come from `ids`, so the commit
+/// writes exactly what the dry run reported. A gift row's `fund` is resolved into its `fund_id`.
 pub fn decide(
     rows: Vec<ReadRow>,
-    donors: &mut DonorIndex,
-    gifts: &mut GiftIndex,
-    donor_rules: &[DonorRule],
-    gift_rule: GiftRule,
+    known: &mut Known,
+    rules: Rules<'_>,
     ids: RowIds,
 ) -> Vec<(usize, Outcome, Option<Row>)> {
     rows.into_iter()
         .map(|row| match row {
             Err((line, error)) => (line, Outcome::Error(error), None),
-            Ok(row) => {
-                let outcome = decide_row(&row, donors, gifts, donor_rules, gift_rule, ids);
+            Ok(mut row) => {
+                let outcome = decide_row(&mut row, known, rules, ids);
                 (row.line, outcome, Some(row))
             }
         })
@@ -155,14 +171,9 @@ pub fn write_order(decided: &[(usize, Outcome, Option<Row>)]) -> Vec<usize> {
     order
 }
 
-fn decide_row(
-    row: &Row,
-    donors: &mut DonorIndex,
-    gifts: &mut GiftIndex,
-    donor_rules: &[DonorRule],
-    gift_rule: GiftRule,
-    ids: RowIds,
-) -> Outcome {
+fn decide_row(row: &mut Row, known: &mut Known, rules: Rules<'_>, ids: RowIds) -> Outcome {
+    let Known { donors, gifts, funds } = known;
+    let (donor_rules, gift_rule) = (rules.donor_rules, rules.gift_rule);
     if let Some(refunded) = &row.gift.refund_of {
         return match gifts.by_reference(refunded) {
             Some(gift_id) => match gifts.refund(gift_id, row.gift.amount_minor, row.gift.date) {
@@ -214,6 +225,12 @@ fn decide_row(
     {
         return Outcome::DuplicateGift { donor_id: None, gift_id };
     }
+    if let Some(value) = &row.gift.fund {
+        match funds.resolve(value, rules.create_missing_funds, ids.id(row.line, Created::Fund)) {
+            Ok(fund_id) => row.gift.fund_id = Some(fund_id),
+            Err(reason) => return Outcome::Error(RowError { field: Field::Fund.name(), reason }),
+        }
+    }
     let gift_id = ids.id(row.line, Created::Gift);
     let (donor_id, outcome) = match found {
         Some((donor_id, rule)) => (donor_id, Outcome::MatchDonor { donor_id, rule, gift_id }),
@@ -256,6 +273,57 @@ mod tests {
         RowIds::new(Uuid::now_v7())
     }
 
+    fn rules(donor_rules: &[DonorRule]) -> Rules<'_> {
+        Rules { donor_rules, gift_rule: GiftRule::Reference, create_missing_funds: false }
+    }
+
+    #[test]
+    fn a_gift_row_is_allocated_to_its_fund_by_code_or_name_and_an_unknown_fund_is_its_error_unless_created() {
+        let csv_text = "donor id,last name,amount,date,gift ref,fund\n\
+                        D1,Smith,25.00,2025-04-06,G1,GEN\n\
+                        D1,Smith,10.00,2025-04-07,G2,general fund\n\
+                        D2,Jones,10.00,2025-04-07,G3,Bells\n\
+                        D2,Jones,10.00,2025-04-08,G4,\n\
+                        D3,Brown,10.00,2025-04-08,G5,bells\n";
+        let general = Uuid::now_v7();
+        let known = || {
+            let mut known = Known::default();
+            known.funds.add(&super::super::KnownFund {
+                id: general,
+                code: "GEN".into(),
+                name: "General Fund".into(),
+                archived: false,
+            });
+            known
+        };
+        let fund_ids = |decided: &[(usize, Outcome, Option<Row>)]| -> Vec<Option<Uuid>> {
+            decided.iter().map(|(_, _, row)| row.as_ref().and_then(|r| r.gift.fund_id)).collect()
+        };
+        let (_, rows) = read(csv_text);
+        let decided = decide(rows, &mut known(), rules(&[DonorRule::ExternalId]), test_ids());
+        let described: Vec<String> = decided.iter().map(|(_, o, _)| o.describe()).collect();
+        assert_eq!(
+            described[2],
+            "error: fund: no fund has the code or name \"Bells\" (the import's create_missing_funds creates it)"
+        );
+        assert_eq!(
+            described[4],
+            "error: fund: no fund has the code or name \"bells\" (the import's create_missing_funds creates it)"
+        );
+        assert_eq!(described[3], "create donor; create gift", "the row after Jones's refused one creates Jones");
+        assert_eq!(fund_ids(&decided)[..2], [Some(general), Some(general)]);
+
+        let (_, rows) = read(csv_text);
+        let mut known = known();
+        let ids = test_ids();
+        let decided =
+            decide(rows, &mut known, Rules { create_missing_funds: true, ..rules(&[DonorRule::ExternalId]) }, ids);
+        let bells = ids.id(4, Created::Fund);
+        assert_eq!(fund_ids(&decided), [Some(general), Some(general), Some(bells), None, Some(bells)]);
+        assert_eq!(known.funds.created().keys().collect::<Vec<_>>(), [&bells], "created once");
+        assert!(decided.iter().all(|(_, o, _)| o.creates_gift()));
+    }
+
     #[test]
     fn row_ids_are_the_same_for_the_same_import_and_line_and_differ_otherwise() {
         let import = Uuid::now_v7();
@@ -283,9 +351,9 @@ mod tests {
              ,Ann,Smith,,,5,2025-04-10,,G1\n\
              ,Ann,Smith,,,20.01,2025-04-11,,G1\n",
         );
-        let mut donors = DonorIndex::default();
+        let mut known = Known::default();
         let existing = Uuid::now_v7();
-        donors.add(&KnownDonor {
+        known.donors.add(&KnownDonor {
             id: existing,
             external_id: None,
             first_name: Some("Old".into()),
@@ -294,9 +362,8 @@ mod tests {
             postcode: None,
             phone: None,
         });
-        let mut gifts = GiftIndex::default();
-        let rules = [DonorRule::ExternalId, DonorRule::Email, DonorRule::NamePostcode];
-        let decided = decide(rows, &mut donors, &mut gifts, &rules, GiftRule::Reference, test_ids());
+        let donor_rules = [DonorRule::ExternalId, DonorRule::Email, DonorRule::NamePostcode];
+        let decided = decide(rows, &mut known, rules(&donor_rules), test_ids());
         let described: Vec<String> = decided.iter().map(|(_, o, _)| o.describe()).collect();
         let Outcome::CreateDonor { donor_id: ann, gift_id: g1 } = decided[0].1 else { panic!("{described:?}") };
         assert_eq!(described[1], format!("match donor {ann} by email; create gift"));
@@ -327,9 +394,9 @@ mod tests {
              D1,Smith,7.00,2025-04-10,G6,\n\
              D3,Brown,1.00,2025-04-11,,OLD\n",
         );
-        let mut gifts = GiftIndex::default();
+        let mut known = Known::default();
         let (old_donor, old_gift) = (Uuid::now_v7(), Uuid::now_v7());
-        gifts.add(&KnownGift {
+        known.gifts.add(&KnownGift {
             id: old_gift,
             donor_id: old_donor,
             reference: Some("OLD".into()),
@@ -338,14 +405,7 @@ mod tests {
             refund_of: None,
             status: GiftStatus::Succeeded,
         });
-        let decided = decide(
-            rows,
-            &mut DonorIndex::default(),
-            &mut gifts,
-            &[DonorRule::ExternalId],
-            GiftRule::Reference,
-            test_ids(),
-        );
+        let decided = decide(rows, &mut known, rules(&[DonorRule::ExternalId]), test_ids());
         let order = write_order(&decided);
         // Positions: 3 is a bad row, 5 a duplicate, 8 a refund of a gift recorded before: no donor of the file.
         assert_eq!(order[..3], [3, 5, 8], "{order:?}");
@@ -371,14 +431,7 @@ mod tests {
              D1,Smith,5,2025-04-10,,,G2\n\
              D1,Smith,5,2025-04-10,,,G3\n",
         );
-        let decided = decide(
-            rows,
-            &mut DonorIndex::default(),
-            &mut GiftIndex::default(),
-            &[DonorRule::ExternalId],
-            GiftRule::Reference,
-            test_ids(),
-        );
+        let decided = decide(rows, &mut Known::default(), rules(&[DonorRule::ExternalId]), test_ids());
         let described: Vec<String> = decided.iter().map(|(_, o, _)| o.describe()).collect();
         assert_eq!(described[3], "error: refund_of: gift \"G1\" is pending; only a succeeded gift can be refunded");
         assert_eq!(described[4], "error: refund_of: gift \"G2\" is failed; only a succeeded gift can be refunded");

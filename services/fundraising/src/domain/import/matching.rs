@@ -122,6 +122,101 @@ impl DonorIndex {
     }
 }
 
+/// A fund as the `fund` column finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownFund {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub archived: bool,
+}
+
+/// A fund an import creates (with `create_missing_funds`): the first row naming it decides its id and code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFund {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+}
+
+/// The tenant's funds by code (any case) and by name (folded as names are), and those the file creates.
+#[derive(Debug, Default)]
+pub struct FundIndex {
+    by_code: HashMap<String, (Uuid, bool)>,
+    by_name: HashMap<String, Vec<(Uuid, bool)>>,
+    created: HashMap<Uuid, NewFund>,
+}
+
+impl FundIndex {
+    pub fn add(&mut self, fund: &KnownFund) {
+        self.by_code.entry(fund.code.to_lowercase()).or_insert((fund.id, fund.archived));
+        self.by_name.entry(folded(&fund.name)).or_default().push((fund.id, fund.archived));
+    }
+
+    /// The funds the file creates, by id.
+    pub fn created(&self) -> &HashMap<Uuid, NewFund> {
+        &self.created
+    }
+
+    /// The fund a `fund` value names: by code first (any case), then by name (trimmed, whitespace collapsed, case
+    /// folded). An unknown fund is the row's error, unless `create` is set: then it is created with `new_id`
+    /// (its code the value itself when it is a valid code, else one made from the name), and later rows naming it
+    /// find it.
+    pub fn resolve(&mut self, value: &str, create: bool, new_id: Uuid) -> Result<Uuid, String> {
+        let found = match self.by_code.get(&value.trim().to_lowercase()) {
+            Some(fund) => Some(*fund),
+            None => match self.by_name.get(&folded(value)).map(Vec::as_slice) {
+                Some([fund]) => Some(*fund),
+                Some(several) if several.len() > 1 => {
+                    return Err(format!("{} funds are named {value:?}; give the fund's code", several.len()));
+                }
+                _ => None,
+            },
+        };
+        match found {
+            Some((_, true)) => Err(format!("the fund {value:?} is archived; it takes no new gifts")),
+            Some((id, false)) => Ok(id),
+            None if !create => {
+                Err(format!("no fund has the code or name {value:?} (the import's create_missing_funds creates it)"))
+            }
+            None => {
+                let name = value.split_whitespace().collect::<Vec<_>>().join(" ");
+                let code = self.free_code(&name);
+                let fund = KnownFund { id: new_id, code: code.clone(), name: name.clone(), archived: false };
+                self.add(&fund);
+                self.created.insert(new_id, NewFund { id: new_id, code, name });
+                Ok(new_id)
+            }
+        }
+    }
+
+    /// A code for a new fund: the name itself when it is a valid code (`ROOF-APPEAL`), else its letters and
+    /// digits in capitals with `-` between words (`Roof appeal 2025` gives `ROOF-APPEAL-2025`), made unique with
+    /// `-2`, `-3`... when another fund has it.
+    fn free_code(&self, name: &str) -> String {
+        let base = match crate::domain::FundCode::parse(name) {
+            Ok(code) => code.as_str().to_owned(),
+            Err(_) => {
+                let mut code = String::new();
+                for word in name.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+                    if !code.is_empty() {
+                        code.push('-');
+                    }
+                    code.push_str(&word.to_ascii_uppercase());
+                }
+                if code.is_empty() { "FUND".to_owned() } else { code.chars().take(40).collect() }
+            }
+        };
+        let mut code = base.clone();
+        let mut n = 2;
+        while self.by_code.contains_key(&code.to_lowercase()) {
+            code = format!("{}-{n}", base.chars().take(40).collect::<String>());
+            n += 1;
+        }
+        code
+    }
+}
+
 /// A gift as duplicate detection sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownGift {
@@ -252,6 +347,51 @@ mod tests {
     }
 
     #[test]
+    fn funds_are_found_by_code_or_name_and_created_only_when_asked() {
+        let mut funds = FundIndex::default();
+        let (general, roof, old) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let fund =
+            |id, code: &str, name: &str, archived| KnownFund { id, code: code.into(), name: name.into(), archived };
+        funds.add(&fund(general, "GEN", "General Fund", false));
+        funds.add(&fund(roof, "ROOF-APPEAL", "Roof Appeal", false));
+        funds.add(&fund(old, "OLD", "Old Appeal", true));
+        let new_id = Uuid::now_v7();
+        assert_eq!(funds.resolve("GEN", false, new_id), Ok(general));
+        assert_eq!(funds.resolve("gen", false, new_id), Ok(general), "codes in any case");
+        assert_eq!(funds.resolve(" general  FUND ", false, new_id), Ok(general), "names folded");
+        assert_eq!(funds.resolve("Roof Appeal", false, new_id), Ok(roof));
+        assert_eq!(
+            funds.resolve("OLD", false, new_id),
+            Err("the fund \"OLD\" is archived; it takes no new gifts".into())
+        );
+        assert_eq!(
+            funds.resolve("Bells", false, new_id),
+            Err("no fund has the code or name \"Bells\" (the import's create_missing_funds creates it)".into())
+        );
+        assert!(funds.created().is_empty());
+        // Created when asked, once: later rows find it by name or by its new code.
+        assert_eq!(funds.resolve("Church  bells 2025", true, new_id), Ok(new_id));
+        assert_eq!(funds.resolve("church bells 2025", true, Uuid::now_v7()), Ok(new_id));
+        assert_eq!(funds.resolve("CHURCH-BELLS-2025", false, Uuid::now_v7()), Ok(new_id));
+        assert_eq!(
+            funds.created()[&new_id],
+            NewFund { id: new_id, code: "CHURCH-BELLS-2025".into(), name: "Church bells 2025".into() }
+        );
+        // A code another fund has is made unique; a valid code is kept as written.
+        let (gen2, spire) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(funds.resolve("Gen!", true, gen2), Ok(gen2));
+        assert_eq!(funds.created()[&gen2].code, "GEN-2");
+        assert_eq!(funds.resolve("spire", true, spire), Ok(spire));
+        assert_eq!(funds.created()[&spire].code, "spire");
+        // Two funds with one name: the code must say which.
+        funds.add(&fund(Uuid::now_v7(), "ROOF2", "Roof Appeal", false));
+        assert_eq!(
+            funds.resolve("roof appeal", true, Uuid::now_v7()),
+            Err("2 funds are named \"roof appeal\"; give the fund's code".into())
+        );
+    }
+
+    #[test]
     fn by_default_a_couple_sharing_an_email_stay_two_donors() {
         let mut donors = DonorIndex::default();
         let ann = known("Ann", "Smith", Some("smiths@example.org"), Some("LS1 4AP"));
@@ -293,6 +433,7 @@ mod tests {
             status: "succeeded",
             payment_method: None,
             fund: None,
+            fund_id: None,
             campaign: None,
             notes: None,
             refund_of: None,

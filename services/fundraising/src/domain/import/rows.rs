@@ -32,6 +32,8 @@ pub struct GiftRow {
     pub status: &'static str,
     pub payment_method: Option<String>,
     pub fund: Option<String>,
+    /// The fund the gift is allocated to in whole, once `fund` is resolved by code or name (when deciding).
+    pub fund_id: Option<uuid::Uuid>,
     pub campaign: Option<String>,
     pub notes: Option<String>,
     pub refund_of: Option<String>,
@@ -240,6 +242,7 @@ pub fn parse_row(
         status,
         payment_method: text(record, columns, Field::PaymentMethod, 50)?,
         fund: text(record, columns, Field::Fund, 100)?,
+        fund_id: None,
         campaign: text(record, columns, Field::Campaign, 100)?,
         notes: text(record, columns, Field::Notes, 2000)?,
         refund_of,
