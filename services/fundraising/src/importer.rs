@@ -117,14 +117,15 @@ async fn commit_import(pool: &Pool, tenant_id: Uuid, id: Uuid) -> anyhow::Result
     // With the outcomes the dry run stored: with the same ids, a row decided the same way has the same text, and
     // only rows decided otherwise (the tenant changed since, or a refund was refused) are rewritten.
     let tx = pool.tenant_tx(tenant_id).await?;
-    let (donors, gifts_index, funds, reported, stored_order) = futures::try_join!(
+    let (donors, gifts_index, funds, declarations, reported, stored_order) = futures::try_join!(
         db::donor_index(&tx, options.source.as_str()),
         db::gift_index(&tx, options.source.as_str()),
         db::fund_index(&tx),
+        db::declaration_index(&tx),
         db::outcomes(&tx, id),
         db::write_order(&tx, id)
     )?;
-    let mut known = import::Known { donors, gifts: gifts_index, funds };
+    let mut known = import::Known { donors, gifts: gifts_index, funds, declarations };
     tx.commit().await?;
     timings.read = started.elapsed();
     let reported: HashMap<i32, String> = reported.into_iter().collect();
@@ -322,6 +323,33 @@ async fn write_chunk(
     if !new_gifts.is_empty() {
         let stored = gifts::insert_many(tx, &new_gifts).await?;
         written_gifts.extend(stored.into_iter().map(|s| s.gift));
+    }
+    // Gift Aid declarations from the declaration columns, through the same code as POST
+    // /v1/donors/{id}/gift-aid-declarations (which publishes no event for them either).
+    let today = chrono::Utc::now().date_naive();
+    for (_, outcome, row) in chunk.iter().copied() {
+        let (Outcome::CreateDonor { donor_id, .. } | Outcome::MatchDonor { donor_id, .. }, Some(row)) = (outcome, row)
+        else {
+            continue;
+        };
+        let Some(import::DeclarationRow { date, method, id: Some(id) }) = &row.donor.gift_aid else { continue };
+        let text = format!(
+            "Imported from {}: the donor's {} Gift Aid declaration of {date}, as recorded there.",
+            source.as_str(),
+            method.as_str()
+        );
+        let input = crate::domain::gift_aid::DeclarationInput {
+            method: Some(method.as_str()),
+            declared_on: Some(*date),
+            start_date: Some(*date),
+            declaration_text: Some(&text),
+            ..Default::default()
+        };
+        let declaration = crate::domain::gift_aid::Declaration::parse(input, today).map_err(|errors| {
+            let fields: Vec<String> = errors.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+            anyhow::anyhow!("line {}: the imported declaration is refused: {}", row.line, fields.join("; "))
+        })?;
+        crate::db::gift_aid::insert(tx, *id, *donor_id, &declaration).await?;
     }
     timings.gifts += mark.elapsed();
     let mark = Instant::now();

@@ -1,6 +1,8 @@
 //! Imports: the stored file and options, the outcome of each row, and what matching needs to know of the tenant.
 
-use crate::domain::import::{DonorIndex, FundIndex, GiftIndex, KnownDonor, KnownFund, KnownGift, NewFund};
+use crate::domain::import::{
+    DeclarationIndex, DonorIndex, FundIndex, GiftIndex, KnownDonor, KnownFund, KnownGift, NewFund,
+};
 use almoner_db::{Result, Transaction};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -146,6 +148,19 @@ pub async fn gift_index(tx: &Transaction, source: &str) -> Result<GiftIndex> {
             refund_of: row.get("refund_of"),
             status: crate::db::gifts::status_of(row.get("status")),
         });
+    }
+    Ok(index)
+}
+
+/// The spans of the tenant's Gift Aid declarations in force (cancelled ones are void), by donor.
+#[tracing::instrument(skip_all)]
+pub async fn declaration_index(tx: &Transaction) -> Result<DeclarationIndex> {
+    let mut index = DeclarationIndex::default();
+    for row in tx
+        .query("SELECT donor_id, start_date, end_date FROM gift_aid_declarations WHERE cancelled_on IS NULL", &[])
+        .await?
+    {
+        index.add(row.get(0), row.get(1), row.get(2));
     }
     Ok(index)
 }

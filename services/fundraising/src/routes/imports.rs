@@ -122,6 +122,9 @@ pub enum ImportField {
     Campaign,
     Notes,
     RefundOf,
+    GiftAidDeclaration,
+    GiftAidDeclarationDate,
+    GiftAidDeclarationMethod,
 }
 
 /// A donor matching rule: `external_id` (the donor's id in the source), `email`, `name_email` (first + last name
@@ -246,12 +249,13 @@ pub async fn create_import(
             return Ok(replay_response(status, body));
         }
     };
-    let (donors, gifts, funds) = futures::try_join!(
+    let (donors, gifts, funds, declarations) = futures::try_join!(
         db::donor_index(&tx, options.source.as_str()),
         db::gift_index(&tx, options.source.as_str()),
-        db::fund_index(&tx)
+        db::fund_index(&tx),
+        db::declaration_index(&tx)
     )?;
-    let mut known = import::Known { donors, gifts, funds };
+    let mut known = import::Known { donors, gifts, funds, declarations };
     let id = Uuid::now_v7();
     tracing::Span::current().record("import_id", tracing::field::display(id));
     let decided = import::decide(rows, &mut known, options.rules(), RowIds::new(id));

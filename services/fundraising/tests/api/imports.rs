@@ -340,6 +340,84 @@ async fn the_fund_column_allocates_each_gift_by_fund_code_or_name_and_creates_mi
     assert_eq!(with_allocations, 4);
 }
 
+#[tokio::test]
+async fn declaration_columns_create_each_donors_gift_aid_declaration_once() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let csv = "Supporter ID,Surname,Gift Ref,Amount,Date,Gift Aid,Declaration Date,Declaration Method\n\
+               D1,Smith,G1,25.00,2025-04-06,Yes,01/04/2024,Written\n\
+               D1,Smith,G2,10.00,2025-04-07,yes,01/04/2024,written\n\
+               D2,Jones,G3,12.00,2025-04-07,Y,2025-01-02,online\n\
+               D3,Brown,G4,8.00,2025-04-08,No,,\n\
+               D4,Green,G5,8.00,2025-04-08,yes,,online\n\
+               D5,White,G6,8.00,2025-04-08,yes,2025-01-02,oral\n";
+    let import: Value =
+        app.post("/v1/imports", &token, &json!({"csv": csv, "source": "legacy_crm"})).await.json().await.unwrap();
+    let outcomes = app.get(import["outcomes_href"].as_str().unwrap(), &token).await.text().await.unwrap();
+    assert!(
+        outcomes.contains("6,error: gift_aid_declaration_date: is required when gift_aid_declaration is yes"),
+        "{outcomes}"
+    );
+    assert!(outcomes.contains("7,error: gift_aid_declaration_method: an oral declaration"), "{outcomes}");
+    let id = import["id"].as_str().unwrap();
+    assert_eq!(app.post(&format!("/v1/imports/{id}/commit"), &token, &json!({})).await.status(), 202);
+    wait_committed(&app, id).await;
+    let admin = app.db.admin_client().await;
+    let declarations: Vec<(String, String, chrono::NaiveDate, chrono::NaiveDate, String)> = admin
+        .query(
+            "SELECT d.last_name, g.method, g.declared_on, g.start_date, g.declaration_text
+             FROM fundraising.gift_aid_declarations g JOIN fundraising.donors d ON d.id = g.donor_id
+             ORDER BY d.last_name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    let day = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+    assert_eq!(
+        declarations,
+        [
+            (
+                "Jones".to_owned(),
+                "online".to_owned(),
+                day("2025-01-02"),
+                day("2025-01-02"),
+                "Imported from legacy_crm: the donor's online Gift Aid declaration of 2025-01-02, as recorded there."
+                    .to_owned()
+            ),
+            (
+                "Smith".to_owned(),
+                "written".to_owned(),
+                day("2024-04-01"),
+                day("2024-04-01"),
+                "Imported from legacy_crm: the donor's written Gift Aid declaration of 2024-04-01, as recorded there."
+                    .to_owned()
+            ),
+        ],
+        "once per donor, covering from its date"
+    );
+    // Imported gifts are now claimable without retyping a declaration: the API's eligibility sees it.
+    let gift = admin
+        .query_one("SELECT id::text FROM fundraising.gifts WHERE external_reference = 'G1'", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0);
+    let eligibility: Value = app.get(&format!("/v1/gifts/{gift}/gift-aid"), &token).await.json().await.unwrap();
+    assert_eq!(eligibility["eligible"], false, "the donor has no address yet: {eligibility}");
+    assert!(!eligibility["reasons"].as_array().unwrap().iter().any(|r| r["code"] == "no_declaration"), "{eligibility}");
+    // Importing the file again makes none: the declarations on file cover their dates.
+    let again: Value =
+        app.post("/v1/imports", &token, &json!({"csv": csv, "source": "legacy_crm"})).await.json().await.unwrap();
+    let id = again["id"].as_str().unwrap();
+    assert_eq!(app.post(&format!("/v1/imports/{id}/commit"), &token, &json!({})).await.status(), 202);
+    wait_committed(&app, id).await;
+    let count: i64 =
+        admin.query_one("SELECT count(*) FROM fundraising.gift_aid_declarations", &[]).await.unwrap().get(0);
+    assert_eq!(count, 2);
+}
+
 /// How many entities the outbox's events of `event_type` carry in their payload's `field` array.
 async fn carried(admin: &tokio_postgres::Client, event_type: &str, field: &str) -> i64 {
     admin

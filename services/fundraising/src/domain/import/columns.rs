@@ -29,6 +29,12 @@ pub enum Field {
     Notes,
     /// The gift reference a refund row refunds.
     RefundOf,
+    /// Whether the donor has made a Gift Aid declaration (yes or no).
+    GiftAidDeclaration,
+    /// The day the donor made it; it covers gifts from then on.
+    GiftAidDeclarationDate,
+    /// `written` or `online`.
+    GiftAidDeclarationMethod,
 }
 
 /// Field names as clients give them in a mapping, and the headers recognised for each (compared lower case,
@@ -60,6 +66,21 @@ const FIELDS: &[(Field, &str, &[&str])] = &[
     (Field::Campaign, "campaign", &["campaign", "appeal"]),
     (Field::Notes, "notes", &["notes", "note", "comment", "comments"]),
     (Field::RefundOf, "refund_of", &["refundof", "refundfor", "refunds"]),
+    (
+        Field::GiftAidDeclaration,
+        "gift_aid_declaration",
+        &["giftaid", "giftaiddeclaration", "hasgiftaiddeclaration", "giftaiddeclared"],
+    ),
+    (
+        Field::GiftAidDeclarationDate,
+        "gift_aid_declaration_date",
+        &["giftaiddeclarationdate", "giftaiddate", "declarationdate"],
+    ),
+    (
+        Field::GiftAidDeclarationMethod,
+        "gift_aid_declaration_method",
+        &["giftaiddeclarationmethod", "giftaidmethod", "declarationmethod"],
+    ),
 ];
 
 impl Field {

@@ -2,7 +2,7 @@
 //! refuse the row), the ids of what it creates, and the order the commit writes the rows in.
 
 use super::columns::Field;
-use super::matching::{DonorIndex, DonorRule, FundIndex, GiftIndex, GiftRule, KnownDonor, KnownGift};
+use super::matching::{DeclarationIndex, DonorIndex, DonorRule, FundIndex, GiftIndex, GiftRule, KnownDonor, KnownGift};
 use super::rows::{ReadRow, Row, RowError};
 use crate::domain::GiftStatus;
 use std::collections::HashMap;
@@ -83,6 +83,7 @@ enum Created {
     Gift = 2,
     Refund = 3,
     Fund = 4,
+    Declaration = 5,
 }
 
 impl RowIds {
@@ -114,6 +115,7 @@ pub struct Known {
     pub donors: DonorIndex,
     pub gifts: GiftIndex,
     pub funds: FundIndex,
+    pub declarations: DeclarationIndex,
 }
 
 /// How rows are decided: the import's rules.
@@ -172,7 +174,7 @@ pub fn write_order(decided: &[(usize, Outcome, Option<Row>)]) -> Vec<usize> {
 }
 
 fn decide_row(row: &mut Row, known: &mut Known, rules: Rules<'_>, ids: RowIds) -> Outcome {
-    let Known { donors, gifts, funds } = known;
+    let Known { donors, gifts, funds, declarations } = known;
     let (donor_rules, gift_rule) = (rules.donor_rules, rules.gift_rule);
     if let Some(refunded) = &row.gift.refund_of {
         return match gifts.by_reference(refunded) {
@@ -248,6 +250,13 @@ fn decide_row(row: &mut Row, known: &mut Known, rules: Rules<'_>, ids: RowIds) -
             (donor_id, Outcome::CreateDonor { donor_id, gift_id })
         }
     };
+    // The donor's Gift Aid declaration, once: unless one on file or from an earlier row covers its date.
+    if let Some(declaration) = row.donor.gift_aid.as_mut()
+        && !declarations.covers(donor_id, declaration.date)
+    {
+        declaration.id = Some(ids.id(row.line, Created::Declaration));
+        declarations.add(donor_id, declaration.date, None);
+    }
     gifts.add(&KnownGift {
         id: gift_id,
         donor_id,
@@ -275,6 +284,45 @@ mod tests {
 
     fn rules(donor_rules: &[DonorRule]) -> Rules<'_> {
         Rules { donor_rules, gift_rule: GiftRule::Reference, create_missing_funds: false }
+    }
+
+    #[test]
+    fn a_donors_declaration_is_made_once_and_not_when_one_on_file_covers_its_date() {
+        let (_, rows) = read(
+            "donor id,last name,amount,date,gift aid,declaration date,declaration method\n\
+             D1,Smith,5,2025-04-06,yes,2024-05-01,written\n\
+             D1,Smith,6,2025-04-07,yes,2024-05-01,written\n\
+             D2,Jones,5,2025-04-06,yes,2024-05-01,online\n\
+             D2,Jones,5,2025-04-06,no,,\n",
+        );
+        let ids = test_ids();
+        let mut known = Known::default();
+        let decided = decide(rows, &mut known, rules(&[DonorRule::ExternalId]), ids);
+        let made: Vec<Option<Uuid>> = decided
+            .iter()
+            .map(|(_, _, row)| row.as_ref().and_then(|r| r.donor.gift_aid.as_ref()).and_then(|g| g.id))
+            .collect();
+        assert_eq!(made, [Some(ids.id(2, Created::Declaration)), None, Some(ids.id(4, Created::Declaration)), None]);
+
+        // Imported again (a declaration of each on file from the first time): none made.
+        let (_, rows) = read(
+            "donor id,last name,amount,date,gift aid,declaration date,declaration method\n\
+             D1,Smith,5,2025-04-06,yes,2024-05-01,written\n",
+        );
+        let Outcome::CreateDonor { donor_id, .. } = decided[0].1 else { panic!("created") };
+        let mut again = Known::default();
+        again.donors.add(&KnownDonor {
+            id: donor_id,
+            external_id: Some("D1".into()),
+            first_name: None,
+            last_name: "Smith".into(),
+            email: None,
+            postcode: None,
+            phone: None,
+        });
+        again.declarations.add(donor_id, d("2024-05-01"), None);
+        let decided = decide(rows, &mut again, rules(&[DonorRule::ExternalId]), test_ids());
+        assert_eq!(decided[0].2.as_ref().unwrap().donor.gift_aid.as_ref().unwrap().id, None);
     }
 
     #[test]

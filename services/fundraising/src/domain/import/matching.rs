@@ -217,6 +217,27 @@ impl FundIndex {
     }
 }
 
+/// The Gift Aid declarations donors have, by the gift dates they cover, so an import makes a donor's declaration
+/// once: not when one on file (or made by an earlier row) already covers the row's declaration date.
+#[derive(Debug, Default)]
+pub struct DeclarationIndex {
+    /// Per donor: (start, end) of each declaration in force (cancelled ones are void and left out).
+    by_donor: HashMap<Uuid, Vec<(NaiveDate, Option<NaiveDate>)>>,
+}
+
+impl DeclarationIndex {
+    pub fn add(&mut self, donor_id: Uuid, start: NaiveDate, end: Option<NaiveDate>) {
+        self.by_donor.entry(donor_id).or_default().push((start, end));
+    }
+
+    /// Whether one of the donor's declarations covers `date`.
+    pub fn covers(&self, donor_id: Uuid, date: NaiveDate) -> bool {
+        self.by_donor
+            .get(&donor_id)
+            .is_some_and(|spans| spans.iter().any(|(start, end)| *start <= date && end.is_none_or(|e| date <= e)))
+    }
+}
+
 /// A gift as duplicate detection sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownGift {

@@ -15,10 +15,12 @@ mod rows;
 pub use columns::{Columns, Field, Layout, layout};
 pub use decide::{Known, Outcome, RowIds, Rules, decide, write_order};
 pub use matching::{
-    DEFAULT_DONOR_RULES, DonorIndex, DonorRule, FundIndex, GiftIndex, GiftRule, KnownDonor, KnownFund, KnownGift,
-    NewFund,
+    DEFAULT_DONOR_RULES, DeclarationIndex, DonorIndex, DonorRule, FundIndex, GiftIndex, GiftRule, KnownDonor,
+    KnownFund, KnownGift, NewFund,
 };
-pub use rows::{DonorRow, GiftRow, ReadRow, RefundPattern, Row, RowError, parse_amount, parse_date, parse_row};
+pub use rows::{
+    DeclarationRow, DonorRow, GiftRow, ReadRow, RefundPattern, Row, RowError, parse_amount, parse_date, parse_row,
+};
 
 /// Reading a file as the tests of each step need it.
 #[cfg(test)]

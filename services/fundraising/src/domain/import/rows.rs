@@ -1,6 +1,7 @@
 //! One line of the file parsed into a donor and a gift (or a refund), or refused with the field at fault and why.
 
 use super::columns::{Columns, Field};
+use crate::domain::gift_aid::DeclarationMethod;
 use almoner_types::{Currency, Email, PhoneE164, Postcode};
 use chrono::NaiveDate;
 
@@ -19,6 +20,56 @@ pub struct DonorRow {
     pub county: Option<String>,
     pub postcode: Option<String>,
     pub country: Option<String>,
+    /// The donor's Gift Aid declaration as the source recorded it, when the row says they made one.
+    pub gift_aid: Option<DeclarationRow>,
+}
+
+/// A Gift Aid declaration a row records: made on `date` (and covering gifts from then on), by `method`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclarationRow {
+    pub date: NaiveDate,
+    pub method: DeclarationMethod,
+    /// The declaration the import creates for the donor from this row (when deciding): none when the donor
+    /// already has one covering `date`, or an earlier row of the file made it.
+    pub id: Option<uuid::Uuid>,
+}
+
+/// The Gift Aid declaration columns: `yes` (also `y`, `true`, `1`, `x`) with a date and a method (`written` or
+/// `online`), or `no` (also `n`, `false`, `0`, or empty) and nothing more.
+fn gift_aid(
+    record: &csv::StringRecord,
+    columns: &Columns,
+    today: NaiveDate,
+) -> Result<Option<DeclarationRow>, RowError> {
+    let err = |field: Field, reason: &str| RowError { field: field.name(), reason: reason.to_owned() };
+    let has = text(record, columns, Field::GiftAidDeclaration, 10)?.map(|v| v.to_ascii_lowercase());
+    match has.as_deref() {
+        None | Some("no" | "n" | "false" | "0") => return Ok(None),
+        Some("yes" | "y" | "true" | "1" | "x") => {}
+        Some(_) => return Err(err(Field::GiftAidDeclaration, "must be yes or no")),
+    }
+    let raw_date = text(record, columns, Field::GiftAidDeclarationDate, 30)?
+        .ok_or_else(|| err(Field::GiftAidDeclarationDate, "is required when gift_aid_declaration is yes"))?;
+    let date = parse_date(&raw_date).map_err(|e| err(Field::GiftAidDeclarationDate, e))?;
+    if date > today {
+        return Err(err(Field::GiftAidDeclarationDate, "is in the future"));
+    }
+    let method =
+        match text(record, columns, Field::GiftAidDeclarationMethod, 20)?.map(|m| m.to_ascii_lowercase()).as_deref() {
+            Some("written" | "paper" | "post") => DeclarationMethod::Written,
+            Some("online" | "web" | "website") => DeclarationMethod::Online,
+            Some("oral" | "phone" | "telephone") => {
+                return Err(err(
+                    Field::GiftAidDeclarationMethod,
+                    "an oral declaration counts only once its written record is sent; record it through the API",
+                ));
+            }
+            Some(_) => return Err(err(Field::GiftAidDeclarationMethod, "must be written or online")),
+            None => {
+                return Err(err(Field::GiftAidDeclarationMethod, "is required when gift_aid_declaration is yes"));
+            }
+        };
+    Ok(Some(DeclarationRow { date, method, id: None }))
 }
 
 /// A row's gift (or refund), parsed.
@@ -198,6 +249,7 @@ pub fn parse_row(
         county: text(record, columns, Field::County, 100)?,
         postcode,
         country,
+        gift_aid: gift_aid(record, columns, today)?,
     };
     let raw_amount = text(record, columns, Field::Amount, 30)?.ok_or_else(|| err(Field::Amount, "is required"))?;
     let amount = parse_amount(&raw_amount).map_err(|e| err(Field::Amount, e))?;
@@ -327,6 +379,44 @@ mod tests {
             "a gift's note stays a note"
         );
         assert_eq!(rows[3].as_ref().unwrap_err().field, "amount", "negative and naming no gift");
+    }
+
+    #[test]
+    fn gift_aid_declaration_columns_give_a_written_or_online_declaration() {
+        let (_, rows) = read(
+            "last name,amount,date,gift aid,declaration date,declaration method\n\
+             Smith,5,2025-04-06,Yes,01/04/2021,Written\n\
+             Smith,5,2025-04-06,y,2024-05-01,online\n\
+             Smith,5,2025-04-06,no,,\n\
+             Smith,5,2025-04-06,,,\n\
+             Smith,5,2025-04-06,maybe,2024-05-01,online\n\
+             Smith,5,2025-04-06,yes,,online\n\
+             Smith,5,2025-04-06,yes,2030-01-01,online\n\
+             Smith,5,2025-04-06,yes,2024-05-01,oral\n\
+             Smith,5,2025-04-06,yes,2024-05-01,\n",
+        );
+        type Read<'a> = Result<Option<(NaiveDate, DeclarationMethod)>, (&'a str, String)>;
+        let declarations: Vec<Read<'_>> = rows
+            .iter()
+            .map(|r| match r {
+                Ok(row) => Ok(row.donor.gift_aid.as_ref().map(|g| (g.date, g.method))),
+                Err((_, e)) => Err((e.field, e.reason.clone())),
+            })
+            .collect();
+        assert_eq!(declarations[0], Ok(Some((d("2021-04-01"), DeclarationMethod::Written))));
+        assert_eq!(declarations[1], Ok(Some((d("2024-05-01"), DeclarationMethod::Online))));
+        assert_eq!(declarations[2..4], [Ok(None), Ok(None)]);
+        assert_eq!(declarations[4], Err(("gift_aid_declaration", "must be yes or no".into())));
+        assert_eq!(
+            declarations[5],
+            Err(("gift_aid_declaration_date", "is required when gift_aid_declaration is yes".into()))
+        );
+        assert_eq!(declarations[6], Err(("gift_aid_declaration_date", "is in the future".into())));
+        assert_eq!(declarations[7].as_ref().unwrap_err().0, "gift_aid_declaration_method");
+        assert_eq!(
+            declarations[8],
+            Err(("gift_aid_declaration_method", "is required when gift_aid_declaration is yes".into()))
+        );
     }
 
     #[test]
