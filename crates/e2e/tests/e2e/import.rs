@@ -178,6 +178,8 @@ struct Cases {
     /// Money counted per donor key (`D<n>` or `P<n>`) and per fund code (`GEN`, `BELLS-APPEAL`).
     by_donor: HashMap<String, i64>,
     by_fund: HashMap<&'static str, i64>,
+    /// Donors whose rows declare Gift Aid: one declaration each.
+    declarations: i64,
 }
 
 /// Pence as a spreadsheet writes pounds: with thousands separators or without, with `£` or without.
@@ -209,7 +211,11 @@ fn field(value: &str) -> String {
 }
 
 fn cases() -> Cases {
-    let mut csv = String::from("Supporter ID,First Name,Surname,Email,Postcode,Gift Ref,Amount,Date,Fund,Notes\n");
+    let mut csv = String::from(
+        "Supporter ID,First Name,Surname,Email,Postcode,Gift Ref,Amount,Date,Fund,Notes,Gift Aid,Declaration Date,\
+         Declaration Method\n",
+    );
+    let mut declared: HashSet<String> = HashSet::new();
     let mut expected = Vec::new();
     let mut unknown_fund_lines = Vec::new();
     let mut created: HashSet<String> = HashSet::new();
@@ -229,8 +235,14 @@ fn cases() -> Cases {
         let gift = |key: &str, created: &mut HashSet<String>| {
             if created.insert(key.to_owned()) { Expected::CreateDonor } else { Expected::MatchDonor }
         };
+        // Every 20th row (kind 18) declares Gift Aid; half of kind 19 says yes without a date.
+        let declaration: [&str; 3] = match i % 20 {
+            18 => ["Yes", "01/04/2024", if (i / 20) % 2 == 0 { "Written" } else { "online" }],
+            19 if (i / 20) % 2 == 0 => ["yes", "", "online"],
+            _ => ["", "", ""],
+        };
         let mut row = |cols: [&str; 10]| {
-            let fields: Vec<String> = cols.iter().map(|c| field(c)).collect();
+            let fields: Vec<String> = cols.iter().chain(&declaration).map(|c| field(c)).collect();
             csv.push_str(&fields.join(","));
             csv.push('\n');
         };
@@ -390,8 +402,27 @@ fn cases() -> Cases {
                 ]);
                 expected.push(Expected::Error("amount"));
             }
+            // A declaration without its date.
+            19 if (i / 20) % 2 == 0 => {
+                row([
+                    &format!("S{n}"),
+                    &format!("Ann{n}"),
+                    &format!("De Souza{n}"),
+                    &email,
+                    postcode,
+                    &reference,
+                    &money,
+                    &date,
+                    "",
+                    "",
+                ]);
+                expected.push(Expected::Error("gift_aid_declaration_date"));
+            }
             // Gifts, to the general fund by code or by name, or to none.
             _ => {
+                if kind == 18 {
+                    declared.insert(format!("D{n}"));
+                }
                 let (written, fund) = match i % 3 {
                     0 => ("GEN", Some("GEN")),
                     1 => ("general  fund", Some("GEN")),
@@ -413,7 +444,7 @@ fn cases() -> Cases {
             }
         }
     }
-    Cases { csv, expected, unknown_fund_lines, by_donor, by_fund }
+    Cases { csv, expected, unknown_fund_lines, by_donor, by_fund, declarations: declared.len() as i64 }
 }
 
 /// Each row's outcome as the outcome file says it: (line, kind, field of an error).
@@ -439,6 +470,7 @@ fn outcome_kinds(outcomes: &str) -> Vec<(usize, Expected)> {
                     "email" => "email",
                     "amount" => "amount",
                     "fund" => "fund",
+                    "gift_aid_declaration_date" => "gift_aid_declaration_date",
                     other => panic!("line {line}: unexpected outcome {other:?}: {text}"),
                 })
             };
@@ -566,6 +598,13 @@ async fn a_10000_row_import_of_every_case_reports_each_row_exactly_and_rollups_t
     let expected_funds: HashMap<String, i64> = cases.by_fund.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
     assert_eq!(fund_totals, expected_funds, "fund totals are the accepted rows' allocations, refunds taken back");
     assert_eq!(general["code"], "GEN");
+    let declarations: i64 = admin
+        .query_one("SELECT count(DISTINCT donor_id) FROM fundraising.gift_aid_declarations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let all: i64 = admin.query_one("SELECT count(*) FROM fundraising.gift_aid_declarations", &[]).await.unwrap().get(0);
+    assert_eq!((declarations, all), (cases.declarations, cases.declarations), "one declaration per declaring donor");
     eprintln!("10,000-row import: two dry runs, commit and rollup in {:?}", started.elapsed());
     stack.clean_up().await;
 }
