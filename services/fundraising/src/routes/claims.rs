@@ -2,6 +2,7 @@
 //! their reasons), take gifts out, submit it, and record HMRC's answer. See `docs/gift-aid.md`.
 
 use super::conventions::{Claim, claim, conflict, iso_date, json_body, path_id, remember, replay_response};
+use super::gift_aid::Reason;
 use crate::db::{claims as db, gift_aid};
 use crate::domain::gift_aid::{assess, gift_aid_on};
 use crate::domain::hmrc;
@@ -12,7 +13,6 @@ use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -138,12 +138,12 @@ pub async fn create_claim(
                 gift_id: candidate.gift_id,
                 declaration_id: claimable.declaration_id,
                 amount_minor: claimable.amount_minor,
+                donor: claimable.donor,
             }),
             Err(reasons) => excluded.push((
                 candidate.gift_id,
-                serde_json::Value::Array(
-                    reasons.iter().map(|r| json!({"code": r.code(), "detail": r.detail()})).collect(),
-                ),
+                serde_json::to_value(reasons.iter().map(Reason::from).collect::<Vec<_>>())
+                    .map_err(|e| ApiError::unexpected(e.into()))?,
             )),
         }
     }
@@ -309,8 +309,8 @@ pub struct ExclusionView {
     pub donor_id: Uuid,
     pub gift_date: NaiveDate,
     pub amount_minor: i64,
-    /// Every reason, as `GET /v1/gifts/{id}/gift-aid` gives them: `[{"code": ..., "detail": ...}]`.
-    #[schema(value_type = Vec<Object>)]
+    /// Every reason, as `GET /v1/gifts/{id}/gift-aid` gives them.
+    #[schema(value_type = Vec<super::gift_aid::Reason>)]
     pub reasons: serde_json::Value,
 }
 
@@ -568,20 +568,21 @@ pub async fn export_claim(
     if rows.is_empty() {
         return Err(ApiError::new(ErrorCode::Conflict, "the claim has no gifts to export"));
     }
-    let parts = hmrc::split(&rows);
+    // HMRC takes ODS files of at most 1,000 rows and under 250 KB; the CSV (for people) is split the same way.
+    let parts: Vec<(&[hmrc::Row], Vec<u8>)> = match format.as_str() {
+        "ods" => hmrc::ods_files(&rows, hmrc::MAX_ROWS_PER_FILE, hmrc::MAX_FILE_BYTES)
+            .map_err(|e| ApiError::unexpected(anyhow::Error::new(e).context("writing the ODS schedule")))?,
+        _ => hmrc::split(&rows).into_iter().map(|part| (part, hmrc::csv(part))).collect(),
+    };
     let export_id = Uuid::now_v7();
     let mut stored = Vec::with_capacity(parts.len());
-    for (index, part) in parts.iter().enumerate() {
-        let content = match format.as_str() {
-            "ods" => hmrc::ods(part).map_err(|e| ApiError::unexpected(e.into()))?,
-            _ => hmrc::csv(part),
-        };
+    for (index, (part, content)) in parts.iter().enumerate() {
         let new = db::NewFile {
             format: &format,
             part: i32::try_from(index + 1).unwrap_or(i32::MAX),
             parts: i32::try_from(parts.len()).unwrap_or(i32::MAX),
             rows: i32::try_from(part.len()).unwrap_or(i32::MAX),
-            content: &content,
+            content,
         };
         stored.push(FileView::new(id, db::store_file(&tx, id, export_id, &new).await?));
     }
