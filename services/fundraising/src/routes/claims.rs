@@ -96,7 +96,10 @@ pub struct NewClaim {
     request_body = NewClaim,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses((status = 201, body = ClaimView), (status = 401, body = almoner_http::Problem),
-        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+        (status = 403, body = almoner_http::Problem),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[post("/v1/gift-aid/claims")]
 #[tracing::instrument(skip_all, fields(claim_id = tracing::field::Empty))]
 pub async fn create_claim(
@@ -377,7 +380,8 @@ pub struct Submission {
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "not a draft, or no gifts in it", body = almoner_http::Problem),
-        (status = 422, body = almoner_http::Problem)))]
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[post("/v1/gift-aid/claims/{id}/submit")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn submit_claim(
@@ -428,6 +432,7 @@ pub struct RejectedGift {
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim is not submitted", body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
         (status = 422, description = "validation_failed; a rejected gift that is not in the claim is named",
             body = almoner_http::Problem)))]
 #[post("/v1/gift-aid/claims/{id}/outcome")]
@@ -485,8 +490,19 @@ pub async fn record_outcome(
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
-    /// Required: `ods` (HMRC's Gift Aid schedule spreadsheet, for Charities Online) or `csv`.
+    /// Required: `ods` (HMRC's Gift Aid schedule spreadsheet, for Charities Online) or `csv` (for people).
+    #[schema(value_type = ScheduleFormat)]
     pub format: Option<String>,
+}
+
+/// The file formats of a schedule.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleFormat {
+    /// HMRC's layout, for Charities Online: sheet `R68GAD_V1_00_0`, at most 1,000 rows and 250 KB a file.
+    Ods,
+    /// The same columns with a header row, for people.
+    Csv,
 }
 
 /// A stored schedule file.
@@ -495,10 +511,14 @@ pub struct FileView {
     pub id: Uuid,
     /// Files exported together (the parts of one schedule) share it.
     pub export_id: Uuid,
+    #[schema(value_type = ScheduleFormat)]
     pub format: String,
-    /// 1 to `parts`: HMRC takes at most 1,000 rows a file.
+    /// 1 to `parts`: HMRC takes at most 1,000 rows and 250 KB a file.
+    #[schema(minimum = 1)]
     pub part: i32,
+    #[schema(minimum = 1)]
     pub parts: i32,
+    #[schema(minimum = 1, maximum = 1000)]
     pub rows: i32,
     pub bytes: i64,
     /// Hex SHA-256 of the content.
@@ -537,7 +557,8 @@ pub struct FileList {
     responses((status = 201, body = FileList), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim has no gifts", body = almoner_http::Problem),
-        (status = 422, body = almoner_http::Problem)))]
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[post("/v1/gift-aid/claims/{id}/exports")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn export_claim(

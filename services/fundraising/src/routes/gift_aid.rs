@@ -160,6 +160,7 @@ fn parse_declaration(body: &DeclarationBody) -> Result<Declaration, ApiError> {
     responses((status = 201, body = DeclarationView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, description = "no such donor", body = almoner_http::Problem),
         (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[post("/v1/donors/{id}/gift-aid-declarations")]
 #[tracing::instrument(skip_all, fields(donor_id = %donor_id, declaration_id = tracing::field::Empty))]
@@ -246,6 +247,7 @@ pub async fn get_declaration(
     security(("bearer" = ["fundraising:write"])), request_body = DeclarationBody, params(("id" = Uuid, Path)),
     responses((status = 200, body = DeclarationView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON (or a JSON merge patch)", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[patch("/v1/gift-aid-declarations/{id}")]
 #[tracing::instrument(skip_all, fields(declaration_id = %id))]
@@ -389,11 +391,13 @@ pub async fn gift_eligibility(
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
-    /// Gift sources whose platform claims Gift Aid itself (their gifts are never in the charity's claims);
-    /// default `["justgiving"]`.
+    /// Required: gift sources whose platform claims Gift Aid itself (their gifts are never in the charity's
+    /// claims), each 1 to 50 characters, compared without regard to case; default `["justgiving"]`.
+    #[schema(max_items = 50)]
     pub agent_sources: Option<Vec<String>>,
     /// Donations up to this many pence are aggregated in the HMRC schedule: 0 (none) to 2000 (£20, HMRC's
     /// limit, the default).
+    #[schema(minimum = 0, maximum = 2000)]
     pub aggregate_up_to_minor: Option<i64>,
 }
 
@@ -449,7 +453,9 @@ impl From<GiftAidSettings> for SettingsView {
 #[utoipa::path(tag = "gift aid", security(("bearer" = ["fundraising:write"])),
     request_body = SettingsBody,
     responses((status = 200, body = SettingsView), (status = 401, body = almoner_http::Problem),
-        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+        (status = 403, body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[put("/v1/gift-aid/settings")]
 #[tracing::instrument(skip_all)]
 pub async fn put_settings(
