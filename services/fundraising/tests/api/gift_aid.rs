@@ -230,6 +230,16 @@ async fn declarations_are_validated_settings_change_the_agents_and_tenants_stay_
             "accounting_period_end": {"month": 3, "day": 31}})
     );
     assert_eq!(eligibility(&app, &via_justgiving).await["eligible"], true);
+    let not_json = app
+        .client
+        .put(app.url("/v1/gift-aid/settings"))
+        .bearer_auth(app.token())
+        .header("content-type", "text/plain")
+        .body("agent_sources=enthuse")
+        .send()
+        .await
+        .unwrap();
+    problem(not_json, 415, "unsupported_media_type").await;
     assert_eq!(codes(&eligibility(&app, &via_enthuse).await), ["agent_claims_gift_aid"]);
 
     // Another tenant sees none of it.
@@ -434,9 +444,26 @@ async fn a_claim_exports_hmrcs_schedule_as_csv_and_ods_and_keeps_every_file() {
     }
     assert_eq!(cell(&sheet, 25 + lines.len() - 1, 'B'), "", "nothing after the last donation");
 
-    // Both exports are kept; the draft they came from can no longer be discarded.
+    // A claim gathered before claims kept their donors is exported from the donors as they are now, by the same
+    // rules.
+    let admin = app.db.admin_client().await;
+    let forgotten = admin
+        .execute(
+            "UPDATE fundraising.gift_aid_claim_gifts SET donor_title = NULL, donor_first_name = NULL, \
+             donor_last_name = NULL, donor_house = NULL, donor_postcode = NULL WHERE claim_id = $1",
+            &[&uuid::Uuid::parse_str(claim["id"].as_str().unwrap()).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 4);
+    let files: Value =
+        app.post(&format!("{claim_path}/exports"), &token, &json!({"format": "csv"})).await.json().await.unwrap();
+    let again = app.get(files["data"][0]["href"].as_str().unwrap(), &token).await.text().await.unwrap();
+    assert_eq!(again, csv);
+
+    // Every export is kept; the draft they came from can no longer be discarded.
     let all: Value = app.get(&format!("{claim_path}/files"), &token).await.json().await.unwrap();
-    assert_eq!(all["data"].as_array().unwrap().len(), 2);
+    assert_eq!(all["data"].as_array().unwrap().len(), 3);
     problem(app.delete(&claim_path, &token).await, 409, "conflict").await;
     let bad = app.post(&format!("{claim_path}/exports"), &token, &json!({"format": "xlsx"})).await;
     assert_eq!(fields(&problem(bad, 422, "validation_failed").await), ["format"]);
@@ -786,7 +813,17 @@ async fn an_exported_schedule_passes_hmrcs_rules_cell_by_cell_and_keeps_donors_a
     let mut sheets = Vec::new();
     for file in &files {
         assert_eq!((file["parts"].as_i64(), file["format"].as_str()), (Some(2), Some("ods")));
-        let ods = app.get(file["href"].as_str().unwrap(), &token).await.bytes().await.unwrap();
+        // A connection of its own: LibreOffice's conversions take longer than the server keeps an idle one open.
+        let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let ods = fresh
+            .get(app.url(file["href"].as_str().unwrap()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert!(ods.len() < 250 * 1024, "{} bytes: HMRC takes files under 250 KB", ods.len());
         assert_eq!(file["bytes"].as_u64(), Some(ods.len() as u64));
         assert!(first_sheet_name(&ods).starts_with("R68GAD_V1_00_0"));
