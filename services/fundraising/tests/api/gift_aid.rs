@@ -515,9 +515,19 @@ fn hmrc_date(days: u64) -> String {
 
 /// Publishes identity's tenant settings event as identity would.
 async fn publish_tenant_settings(app: &TestApp, tenant_id: uuid::Uuid, payload: Value) -> uuid::Uuid {
+    publish_tenant_settings_as(app, uuid::Uuid::new_v4(), tenant_id, payload).await
+}
+
+/// [`publish_tenant_settings`] with the event id given (a redelivery).
+async fn publish_tenant_settings_as(
+    app: &TestApp,
+    id: uuid::Uuid,
+    tenant_id: uuid::Uuid,
+    payload: Value,
+) -> uuid::Uuid {
     let publisher = almoner_bus::Publisher::connect(&app.amqp, "fundraising tests").await.expect("publisher connects");
     let envelope = almoner_events::Envelope {
-        id: uuid::Uuid::new_v4(),
+        id,
         event_type: "identity.tenant.updated.v1".to_owned(),
         occurred_at: Utc::now(),
         tenant_id,
@@ -595,13 +605,21 @@ async fn gifts_past_four_years_from_their_accounting_period_end_are_out_of_time_
     assert_eq!(period_end(&app).await, json!({"month": late_end.month(), "day": late_end.day()}));
     assert_eq!(eligibility(&app, &borderline).await["eligible"], true);
 
-    // An older revision, and the same event again, change nothing.
+    // An older revision, the same revision again, and the same event delivered again (even carrying a newer
+    // revision: its id was handled) change nothing.
     let older =
         publish_tenant_settings(&app, app.tenant_id, tenant_settings(app.tenant_id, 4, 4, Some(early_end))).await;
     wait_handled(&app, older).await;
-    let envelope_again =
+    let same_revision =
         publish_tenant_settings(&app, app.tenant_id, tenant_settings(app.tenant_id, 5, 4, Some(early_end))).await;
-    wait_handled(&app, envelope_again).await;
+    wait_handled(&app, same_revision).await;
+    publish_tenant_settings_as(&app, newer, app.tenant_id, tenant_settings(app.tenant_id, 10, 4, Some(early_end)))
+        .await;
+    // Handlers run concurrently: once an event published after it is handled, and a moment more, the redelivery
+    // has been too (a change from it would show below).
+    let after = publish_tenant_settings(&app, app.tenant_id, tenant_settings(app.tenant_id, 5, 4, None)).await;
+    wait_handled(&app, after).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(period_end(&app).await, json!({"month": late_end.month(), "day": late_end.day()}));
 
     let newest =
