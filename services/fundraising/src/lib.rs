@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod replay;
 pub mod routes;
 pub mod startup;
+pub mod worker;
 
 /// The `producer` of every event fundraising writes.
 pub const PRODUCER: &str = "fundraising";

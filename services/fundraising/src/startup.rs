@@ -1,11 +1,12 @@
-//! What the fundraising service has: its schema, outbox relay, import runner, gift intake, token verifier and
-//! routes. How a service is built and stopped is `almoner_service`'s.
+//! What the fundraising service has: its schema, outbox relay, the consumer of identity's tenant settings, import
+//! runner, gift intake, token verifier and routes. How a service is built and stopped is `almoner_service`'s.
 
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
 use crate::importer::ImportRunner;
 use crate::intake::GiftIntake;
 use crate::openapi::ApiDoc;
+use crate::worker::tenant_settings::{self, TenantSettingsHandler};
 use almoner_service::{Application, ServiceBuilder};
 use utoipa::OpenApi;
 
@@ -14,6 +15,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let mut service = ServiceBuilder::new("fundraising", env!("CARGO_PKG_VERSION"), &settings);
     let pool = service.postgres(SCHEMA, MIGRATIONS).await?;
     service.outbox_relay(&pool);
+    // The accounting period end (Gift Aid's 4-year limit) comes from identity's tenant settings.
+    service.consumer(tenant_settings::spec(), TenantSettingsHandler::new(pool.clone())).await;
     // Commits imports in the background, resuming any a stopped replica left unfinished.
     let runner = ImportRunner::default();
     service.background("import runner", {

@@ -1,7 +1,8 @@
 //! Gift Aid claims: gathering eligible gifts, the claim's lifecycle, and its gifts and exclusions.
 
-use crate::db::gift_aid::{declarations_of_donors, donor_facts, gift_facts};
+use crate::db::gift_aid::{DONOR_FACT_COLUMNS, declarations_of_donors, donor_facts, gift_facts};
 use crate::domain::gift_aid::{DeclarationOnFile, DonorFacts, GiftFacts};
+use crate::domain::hmrc::{self, ScheduleDonor};
 use almoner_db::{Result, Transaction};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
@@ -107,10 +108,7 @@ pub async fn candidates(tx: &Transaction, up_to: NaiveDate) -> Result<Candidates
     donor_ids.sort_unstable();
     donor_ids.dedup();
     let donors = tx
-        .query(
-            "SELECT id, address_line1, address_postcode, address_country FROM donors WHERE id = ANY($1)",
-            &[&donor_ids],
-        )
+        .query(&format!("SELECT d.id, {DONOR_FACT_COLUMNS} FROM donors d WHERE d.id = ANY($1)"), &[&donor_ids])
         .await?
         .iter()
         .map(|row| (row.get("id"), donor_facts(row)))
@@ -119,11 +117,12 @@ pub async fn candidates(tx: &Transaction, up_to: NaiveDate) -> Result<Candidates
     Ok(Candidates { gifts: candidates, donors, declarations })
 }
 
-/// A gift going into a claim.
+/// A gift going into a claim, with its donor as the schedule will show them.
 pub struct Included {
     pub gift_id: Uuid,
     pub declaration_id: Uuid,
     pub amount_minor: i64,
+    pub donor: ScheduleDonor,
 }
 
 #[tracing::instrument(skip_all, fields(claim_id = %id, gifts = included.len(), excluded = excluded.len()))]
@@ -138,10 +137,17 @@ pub async fn insert(
     let gifts: Vec<Uuid> = included.iter().map(|i| i.gift_id).collect();
     let declarations: Vec<Uuid> = included.iter().map(|i| i.declaration_id).collect();
     let amounts: Vec<i64> = included.iter().map(|i| i.amount_minor).collect();
+    let titles: Vec<Option<&str>> = included.iter().map(|i| i.donor.title.as_deref()).collect();
+    let first_names: Vec<&str> = included.iter().map(|i| i.donor.first_name.as_str()).collect();
+    let last_names: Vec<&str> = included.iter().map(|i| i.donor.last_name.as_str()).collect();
+    let houses: Vec<&str> = included.iter().map(|i| i.donor.house.as_str()).collect();
+    let postcodes: Vec<Option<&str>> = included.iter().map(|i| i.donor.postcode.as_deref()).collect();
     tx.execute(
-        "INSERT INTO gift_aid_claim_gifts (claim_id, gift_id, declaration_id, amount_minor) \
-         SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::bigint[])",
-        &[&id, &gifts, &declarations, &amounts],
+        "INSERT INTO gift_aid_claim_gifts (claim_id, gift_id, declaration_id, amount_minor, donor_title, \
+             donor_first_name, donor_last_name, donor_house, donor_postcode) \
+         SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
+             $8::text[], $9::text[])",
+        &[&id, &gifts, &declarations, &amounts, &titles, &first_names, &last_names, &houses, &postcodes],
     )
     .await?;
     let excluded_ids: Vec<Uuid> = excluded.iter().map(|e| e.0).collect();
@@ -338,28 +344,54 @@ pub async fn answer(
     Ok(missing)
 }
 
-/// The included gifts of a claim as the HMRC schedule needs them.
+/// The included gifts of a claim as the HMRC schedule needs them: each donor as they were when the claim was
+/// gathered. A claim gathered before donors were kept with it has no such record; its donors are read as they are
+/// now, with HMRC's rules applied here.
 #[tracing::instrument(skip_all, fields(claim_id = %claim_id))]
-pub async fn schedule_donations(tx: &Transaction, claim_id: Uuid) -> Result<Vec<crate::domain::hmrc::Donation>> {
+pub async fn schedule_donations(tx: &Transaction, claim_id: Uuid) -> Result<Vec<hmrc::Donation>> {
     use crate::domain::gift_aid::house_name_or_number;
+    let sql = format!(
+        "SELECT c.donor_title, c.donor_first_name, c.donor_last_name, c.donor_house, c.donor_postcode, \
+                g.gift_date, c.amount_minor, g.sponsored_event, {DONOR_FACT_COLUMNS} \
+         FROM gift_aid_claim_gifts c JOIN gifts g ON g.id = c.gift_id JOIN donors d ON d.id = g.donor_id \
+         WHERE c.claim_id = $1 AND c.state = 'included' ORDER BY g.gift_date, g.id"
+    );
     Ok(tx
-        .query(
-            "SELECT d.title, d.first_name, d.last_name, d.address_line1, d.address_postcode, g.gift_date, \
-                    c.amount_minor, g.sponsored_event \
-             FROM gift_aid_claim_gifts c JOIN gifts g ON g.id = c.gift_id JOIN donors d ON d.id = g.donor_id \
-             WHERE c.claim_id = $1 AND c.state = 'included' ORDER BY g.gift_date, g.id",
-            &[&claim_id],
-        )
+        .query(&sql, &[&claim_id])
         .await?
         .iter()
         .map(|row| {
-            let line1: Option<String> = row.get("address_line1");
-            crate::domain::hmrc::Donation {
-                title: row.get("title"),
-                first_name: row.get("first_name"),
-                last_name: row.get("last_name"),
-                house: line1.as_deref().and_then(house_name_or_number).unwrap_or_default(),
-                postcode: row.get::<_, Option<String>>("address_postcode").unwrap_or_default(),
+            let kept: Option<String> = row.get("donor_last_name");
+            let donor = match kept {
+                Some(last_name) => ScheduleDonor {
+                    title: row.get("donor_title"),
+                    first_name: row.get::<_, Option<String>>("donor_first_name").unwrap_or_default(),
+                    last_name,
+                    house: row.get::<_, Option<String>>("donor_house").unwrap_or_default(),
+                    postcode: row.get("donor_postcode"),
+                },
+                None => {
+                    let facts = donor_facts(row);
+                    ScheduleDonor {
+                        title: hmrc::title(facts.title.as_deref()),
+                        first_name: facts.first_name.as_deref().map(hmrc::first_name).unwrap_or_default(),
+                        last_name: hmrc::last_name(&facts.last_name),
+                        house: facts
+                            .address_line1
+                            .as_deref()
+                            .and_then(house_name_or_number)
+                            .map(|h| hmrc::house(&h))
+                            .unwrap_or_default(),
+                        postcode: if facts.overseas {
+                            None
+                        } else {
+                            Some(facts.uk_postcode.as_deref().and_then(hmrc::postcode).unwrap_or_default())
+                        },
+                    }
+                }
+            };
+            hmrc::Donation {
+                donor,
                 date: row.get("gift_date"),
                 amount_minor: row.get("amount_minor"),
                 sponsored: row.get("sponsored_event"),

@@ -120,13 +120,22 @@ pub async fn of_donor(tx: &Transaction, donor_id: Uuid) -> Result<Vec<StoredDecl
     Ok(tx.query(&sql, &[&donor_id]).await?.iter().map(stored).collect())
 }
 
-/// The tenant's settings, or the defaults.
+/// The tenant's settings, or the defaults; the accounting period end is the one learned from identity.
 #[tracing::instrument(skip_all)]
 pub async fn settings(tx: &Transaction) -> Result<GiftAidSettings> {
-    Ok(match tx.query_opt("SELECT agent_sources, aggregate_up_to_minor FROM gift_aid_settings", &[]).await? {
-        Some(row) => GiftAidSettings { agent_sources: row.get(0), aggregate_up_to_minor: row.get(1) },
-        None => GiftAidSettings::default(),
-    })
+    let mut settings =
+        match tx.query_opt("SELECT agent_sources, aggregate_up_to_minor FROM gift_aid_settings", &[]).await? {
+            Some(row) => GiftAidSettings {
+                agent_sources: row.get(0),
+                aggregate_up_to_minor: row.get(1),
+                ..GiftAidSettings::default()
+            },
+            None => GiftAidSettings::default(),
+        };
+    if let Some(end) = crate::db::tenants::accounting_period_end(tx).await? {
+        settings.accounting_period_end = end;
+    }
+    Ok(settings)
 }
 
 #[tracing::instrument(skip_all)]
@@ -171,17 +180,26 @@ pub fn gift_facts(row: &Row, claimed_in: Option<Uuid>) -> GiftFacts {
     }
 }
 
-/// A donor's facts from a row with `address_line1`, `address_postcode` and `address_country`.
+/// The donor columns [`donor_facts`] reads, for a query with the donor as `d`.
+pub const DONOR_FACT_COLUMNS: &str =
+    "d.title, d.first_name, d.last_name, d.address_line1, d.address_postcode, d.address_country";
+
+/// A donor's facts from a row with [`DONOR_FACT_COLUMNS`].
 pub fn donor_facts(row: &Row) -> DonorFacts {
     let country: Option<String> = row.get("address_country");
-    let is_uk = country.as_deref().is_none_or(|c| c == "GB");
+    let uk_country = country.as_deref().is_none_or(|c| c == "GB");
     let line1: Option<String> = row.get("address_line1");
     let postcode: Option<String> = row.get("address_postcode");
     // A UK address's postcode is stored validated and normalised; an address with neither line nor postcode is
     // no address.
+    let has_address = line1.is_some() || postcode.is_some();
     DonorFacts {
-        is_uk: is_uk && (line1.is_some() || postcode.is_some()),
-        uk_postcode: postcode.filter(|_| is_uk),
+        title: row.get("title"),
+        first_name: row.get("first_name"),
+        last_name: row.get("last_name"),
+        is_uk: uk_country && has_address,
+        overseas: !uk_country && has_address,
+        uk_postcode: postcode.filter(|_| uk_country),
         address_line1: line1,
     }
 }
@@ -213,7 +231,7 @@ pub async fn facts(tx: &Transaction, gift_id: Uuid) -> Result<Option<Facts>> {
                               WHERE r.refund_of = g.id AND r.deleted_at IS NULL), 0)::bigint AS refunded, \
                     (SELECT c.claim_id FROM gift_aid_claim_gifts c \
                      WHERE c.gift_id = g.id AND c.state = 'included') AS claimed_in, \
-                    d.address_line1, d.address_postcode, d.address_country \
+                    d.title, d.first_name, d.last_name, d.address_line1, d.address_postcode, d.address_country \
              FROM gifts g JOIN donors d ON d.id = g.donor_id \
              WHERE g.id = $1 AND g.deleted_at IS NULL",
             &[&gift_id],

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     7 => "0007_import_write_order.sql",
     8 => "0008_import_statistics.sql",
     9 => "0009_known_tenants_per_statement.sql",
+    11 => "0011_gift_aid_rules.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

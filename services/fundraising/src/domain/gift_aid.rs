@@ -6,15 +6,22 @@
 //!   end date if it has one, both included;
 //! - an oral declaration counts only once its written record has been sent and the donor's 30 days to cancel have
 //!   passed (a cancellation within them voids it from the start, so claiming earlier risks a clawback);
-//! - the donor has a UK home address with a house name or number and a valid UK postcode;
+//! - the donor has a home address with a house name or number: a UK one with a valid UK postcode, or one abroad
+//!   (a donor living outside the UK who pays UK tax, declared as any other; HMRC's schedule shows `X` for the
+//!   postcode);
+//! - the donor has a first and a last name that HMRC's schedule can show (Latin letters once transliterated);
+//! - the gift is claimed within 4 years of the end of the charity's accounting period in which it was received
+//!   (the period end is a tenant setting kept by identity, by default the day before the fiscal year starts);
 //! - the gift is a personal donation the charity itself may claim: its source is not an agent that claims Gift Aid
 //!   itself (JustGiving by default, a tenant setting), it is in pounds sterling, it succeeded, it is not a refund
 //!   entry and something of it is left after refunds (the claim is on what is left);
 //! - it has not been claimed before: it is in no claim that is open or submitted.
 
+use super::hmrc::{self, ScheduleDonor};
 use super::text::required_text;
+use almoner_events::identity::AccountingPeriodEnd;
 use almoner_types::ParseError;
-use chrono::{Days, Months, NaiveDate};
+use chrono::{Datelike, Days, Months, NaiveDate};
 use uuid::Uuid;
 
 /// Days a donor has to cancel an oral declaration after its written record was sent.
@@ -283,10 +290,16 @@ pub struct DeclarationOnFile {
 /// What [`assess`] needs to know about the donor.
 #[derive(Debug, Clone, Default)]
 pub struct DonorFacts {
+    pub title: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: String,
     pub address_line1: Option<String>,
     /// Normalised UK postcode, when the address is a UK one.
     pub uk_postcode: Option<String>,
+    /// The donor has a UK address (country `GB` or none given).
     pub is_uk: bool,
+    /// The donor has an address outside the UK.
+    pub overseas: bool,
 }
 
 /// What [`assess`] needs to know about the gift.
@@ -312,6 +325,8 @@ pub struct GiftAidSettings {
     pub agent_sources: Vec<String>,
     /// Donations up to this many pence are aggregated in the HMRC schedule (0: none; at most 2000).
     pub aggregate_up_to_minor: i64,
+    /// The last day of the charity's accounting period (identity's tenant setting); 31 March until identity says.
+    pub accounting_period_end: AccountingPeriodEnd,
 }
 
 impl Default for GiftAidSettings {
@@ -319,8 +334,30 @@ impl Default for GiftAidSettings {
         Self {
             agent_sources: vec!["justgiving".to_owned()],
             aggregate_up_to_minor: super::hmrc::DEFAULT_AGGREGATE_UP_TO_MINOR,
+            accounting_period_end: AccountingPeriodEnd::before_fiscal_year(4),
         }
     }
+}
+
+/// The day `end` falls on in `year`; 29 February is the last day of February.
+fn period_end_in(year: i32, end: AccountingPeriodEnd) -> NaiveDate {
+    let month = u32::from(end.month.clamp(1, 12));
+    let first_of_next =
+        if month == 12 { NaiveDate::from_ymd_opt(year + 1, 1, 1) } else { NaiveDate::from_ymd_opt(year, month + 1, 1) };
+    let last_day = first_of_next.and_then(|d| d.pred_opt()).map_or(28, |d| d.day());
+    NaiveDate::from_ymd_opt(year, month, u32::from(end.day).clamp(1, last_day)).unwrap_or(NaiveDate::MAX)
+}
+
+/// The last day of the accounting period in which a gift dated `date` was received.
+pub fn accounting_period_end_of(date: NaiveDate, end: AccountingPeriodEnd) -> NaiveDate {
+    let this_year = period_end_in(date.year(), end);
+    if this_year >= date { this_year } else { period_end_in(date.year() + 1, end) }
+}
+
+/// The last day a gift dated `date` can be claimed: 4 years after the end of the accounting period it was
+/// received in.
+pub fn claim_deadline(date: NaiveDate, end: AccountingPeriodEnd) -> NaiveDate {
+    period_end_in(accounting_period_end_of(date, end).year() + 4, end)
 }
 
 /// Why a gift cannot be claimed; `code` is stable for clients.
@@ -332,6 +369,9 @@ pub enum Ineligible {
     NoUkAddress,
     NoHouseNameOrNumber,
     NoUkPostcode,
+    NoFirstName,
+    NoLastName,
+    OutOfTime { period_end: NaiveDate, deadline: NaiveDate },
     AgentClaims { source: String },
     NotGbp { currency: String },
     NotSucceeded { status: String },
@@ -349,6 +389,9 @@ impl Ineligible {
             Self::NoUkAddress => "no_uk_address",
             Self::NoHouseNameOrNumber => "no_house_name_or_number",
             Self::NoUkPostcode => "no_uk_postcode",
+            Self::NoFirstName => "no_first_name",
+            Self::NoLastName => "no_last_name",
+            Self::OutOfTime { .. } => "out_of_time",
             Self::AgentClaims { .. } => "agent_claims_gift_aid",
             Self::NotGbp { .. } => "not_gbp",
             Self::NotSucceeded { .. } => "not_succeeded",
@@ -367,9 +410,17 @@ impl Ineligible {
             Self::InCancellationWindow { closes } => {
                 format!("the oral declaration covering it can still be cancelled until {closes}; claim after that day")
             }
-            Self::NoUkAddress => "the donor has no UK home address".into(),
+            Self::NoUkAddress => "the donor has no home address".into(),
             Self::NoHouseNameOrNumber => "the donor's address has no house name or number (address line 1)".into(),
             Self::NoUkPostcode => "the donor's address has no valid UK postcode".into(),
+            Self::NoFirstName => {
+                "the donor has no first name or initial in Latin letters, which HMRC's schedule requires".into()
+            }
+            Self::NoLastName => "the donor has no last name in Latin letters, which HMRC's schedule requires".into(),
+            Self::OutOfTime { period_end, deadline } => format!(
+                "a gift can be claimed only within 4 years of the end of the accounting period it was received in \
+                 (it ended {period_end}); the last day to claim it was {deadline}"
+            ),
             Self::AgentClaims { source } => {
                 format!("gifts from {source} are claimed by that platform, not by the charity")
             }
@@ -382,15 +433,14 @@ impl Ineligible {
     }
 }
 
-/// A claimable gift: the amount to claim on and the declaration that covers it.
+/// A claimable gift: the amount to claim on, the declaration that covers it and the donor as HMRC's schedule
+/// shows them (kept with the claim).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimable {
     /// What is left of the gift after refunds, in pence.
     pub amount_minor: i64,
     pub declaration_id: Uuid,
-    /// HMRC's "house name or number".
-    pub house: String,
-    pub postcode: String,
+    pub donor: ScheduleDonor,
 }
 
 /// Gift Aid HMRC pays on a donation: 25p per £1 (basic rate 20% grossed up), rounded down to the penny.
@@ -464,22 +514,50 @@ pub fn assess(
         }
     }
 
-    let house = donor.address_line1.as_deref().and_then(house_name_or_number);
-    if !donor.is_uk {
+    let deadline = claim_deadline(gift.gift_date, settings.accounting_period_end);
+    if today > deadline {
+        let period_end = accounting_period_end_of(gift.gift_date, settings.accounting_period_end);
+        reasons.push(Ineligible::OutOfTime { period_end, deadline });
+    }
+
+    // The donor as HMRC's schedule will show them; a required cell that would be empty excludes the gift.
+    let first_name = donor.first_name.as_deref().map(hmrc::first_name).unwrap_or_default();
+    if first_name.is_empty() {
+        reasons.push(Ineligible::NoFirstName);
+    }
+    let last_name = hmrc::last_name(&donor.last_name);
+    if last_name.is_empty() {
+        reasons.push(Ineligible::NoLastName);
+    }
+    let house = donor
+        .address_line1
+        .as_deref()
+        .and_then(house_name_or_number)
+        .map(|h| hmrc::house(&h))
+        .filter(|h| !h.is_empty());
+    // `Some(None)`: abroad, HMRC's "X".
+    let postcode = if donor.is_uk {
+        donor.uk_postcode.as_deref().and_then(hmrc::postcode).map(Some)
+    } else {
+        donor.overseas.then_some(None)
+    };
+    if !donor.is_uk && !donor.overseas {
         reasons.push(Ineligible::NoUkAddress);
     } else {
         if house.is_none() {
             reasons.push(Ineligible::NoHouseNameOrNumber);
         }
-        if donor.uk_postcode.is_none() {
+        if postcode.is_none() {
             reasons.push(Ineligible::NoUkPostcode);
         }
     }
 
-    match (reasons.is_empty(), covering, house, donor.uk_postcode.clone()) {
-        (true, Some(declaration_id), Some(house), Some(postcode)) => {
-            Ok(Claimable { amount_minor: left, declaration_id, house, postcode })
-        }
+    match (reasons.is_empty(), covering, house, postcode) {
+        (true, Some(declaration_id), Some(house), Some(postcode)) => Ok(Claimable {
+            amount_minor: left,
+            declaration_id,
+            donor: ScheduleDonor { title: hmrc::title(donor.title.as_deref()), first_name, last_name, house, postcode },
+        }),
         _ => Err(reasons),
     }
 }
@@ -523,7 +601,15 @@ mod tests {
     }
 
     fn uk_donor() -> DonorFacts {
-        DonorFacts { address_line1: Some("12 High Street".into()), uk_postcode: Some("SW1A 1AA".into()), is_uk: true }
+        DonorFacts {
+            title: Some("Mrs.".into()),
+            first_name: Some("Ann".into()),
+            last_name: "Smith-Jones".into(),
+            address_line1: Some("12 High Street".into()),
+            uk_postcode: Some("SW1A 1AA".into()),
+            is_uk: true,
+            overseas: false,
+        }
     }
 
     fn codes(result: Result<Claimable, Vec<Ineligible>>) -> Vec<&'static str> {
@@ -613,16 +699,88 @@ mod tests {
     }
 
     #[test]
-    fn the_donor_needs_a_uk_house_and_postcode() {
+    fn the_donor_needs_an_address_with_a_house_and_a_uk_postcode_or_x_abroad() {
         let files = on_file(Declaration::parse(input("online"), today()).unwrap());
         let settings = GiftAidSettings::default();
-        let abroad = DonorFacts { address_line1: Some("1 Rue X".into()), uk_postcode: None, is_uk: false };
-        assert_eq!(codes(assess(&gift("2025-05-10"), &abroad, &files, &settings, today())), ["no_uk_address"]);
-        let bare = DonorFacts { address_line1: None, uk_postcode: None, is_uk: true };
+        let claim = |donor: &DonorFacts| assess(&gift("2025-05-10"), donor, &files, &settings, today());
+        // A donor living abroad who pays UK tax is claimed for: house name or number, and X for the postcode.
+        let abroad = DonorFacts {
+            address_line1: Some("1 Rue de Rivoli".into()),
+            uk_postcode: None,
+            is_uk: false,
+            overseas: true,
+            ..uk_donor()
+        };
+        let claimed = claim(&abroad).unwrap();
+        assert_eq!((claimed.donor.house.as_str(), claimed.donor.postcode), ("1", None));
+        let abroad_without_house = DonorFacts { address_line1: None, ..abroad };
+        assert_eq!(codes(claim(&abroad_without_house)), ["no_house_name_or_number"]);
+        let nowhere = DonorFacts { address_line1: None, uk_postcode: None, is_uk: false, ..uk_donor() };
+        assert_eq!(codes(claim(&nowhere)), ["no_uk_address"]);
+        let bare = DonorFacts { address_line1: None, uk_postcode: None, ..uk_donor() };
+        assert_eq!(codes(claim(&bare)), ["no_house_name_or_number", "no_uk_postcode"]);
+        let odd_postcode = DonorFacts { uk_postcode: Some("QI1 1AA".into()), ..uk_donor() };
+        assert_eq!(codes(claim(&odd_postcode)), ["no_uk_postcode"], "not HMRC's pattern");
+    }
+
+    #[test]
+    fn the_donor_needs_a_first_and_last_name_hmrc_can_show() {
+        let files = on_file(Declaration::parse(input("online"), today()).unwrap());
+        let settings = GiftAidSettings::default();
+        let claim = |donor: &DonorFacts| assess(&gift("2025-05-10"), donor, &files, &settings, today());
+        let ok = claim(&uk_donor()).unwrap();
         assert_eq!(
-            codes(assess(&gift("2025-05-10"), &bare, &files, &settings, today())),
-            ["no_house_name_or_number", "no_uk_postcode"]
+            ok.donor,
+            ScheduleDonor {
+                title: Some("Mrs".into()),
+                first_name: "Ann".into(),
+                last_name: "Smith Jones".into(),
+                house: "12".into(),
+                postcode: Some("SW1A 1AA".into()),
+            },
+            "double-barrelled with a space, the title without its full stop"
         );
+        assert_eq!(codes(claim(&DonorFacts { first_name: None, ..uk_donor() })), ["no_first_name"]);
+        assert_eq!(codes(claim(&DonorFacts { first_name: Some("  ".into()), ..uk_donor() })), ["no_first_name"]);
+        assert_eq!(codes(claim(&DonorFacts { first_name: Some("李".into()), ..uk_donor() })), ["no_first_name"]);
+        assert_eq!(codes(claim(&DonorFacts { last_name: "李".into(), ..uk_donor() })), ["no_last_name"]);
+        // A title HMRC would refuse is left out, never a reason to exclude.
+        let reverend = claim(&DonorFacts { title: Some("Reverend".into()), ..uk_donor() }).unwrap();
+        assert_eq!(reverend.donor.title, None);
+        let transliterated = claim(&DonorFacts { first_name: Some("Zoë".into()), ..uk_donor() }).unwrap();
+        assert_eq!(transliterated.donor.first_name, "Zoe");
+    }
+
+    #[test]
+    fn a_gift_is_claimed_within_4_years_of_the_end_of_its_accounting_period() {
+        let march = AccountingPeriodEnd::before_fiscal_year(4);
+        assert_eq!(accounting_period_end_of(d("2021-03-31"), march), d("2021-03-31"));
+        assert_eq!(accounting_period_end_of(d("2021-04-01"), march), d("2022-03-31"));
+        assert_eq!(claim_deadline(d("2021-03-31"), march), d("2025-03-31"));
+        assert_eq!(claim_deadline(d("2021-04-01"), march), d("2026-03-31"));
+        let december = AccountingPeriodEnd::new(12, 31).unwrap();
+        assert_eq!(claim_deadline(d("2021-01-01"), december), d("2025-12-31"));
+        // The last day of February, in leap years and others.
+        let february = AccountingPeriodEnd::before_fiscal_year(3);
+        assert_eq!(accounting_period_end_of(d("2023-02-28"), february), d("2023-02-28"));
+        assert_eq!(accounting_period_end_of(d("2023-03-01"), february), d("2024-02-29"));
+        assert_eq!(claim_deadline(d("2023-03-01"), february), d("2028-02-29"));
+
+        // Declared in time to cover it: a declaration made 2025-03-31 reaches back to 2021-03-31.
+        let mut i = input("written");
+        i.declared_on = Some(d("2025-03-31"));
+        i.start_date = Some(d("2021-03-31"));
+        let files = on_file(Declaration::parse(i, d("2025-04-01")).unwrap());
+        let mut settings = GiftAidSettings::default();
+        let claim =
+            |settings: &GiftAidSettings, on: &str| assess(&gift("2021-03-31"), &uk_donor(), &files, settings, d(on));
+        assert!(claim(&settings, "2025-03-31").is_ok(), "the last day");
+        let late = claim(&settings, "2025-04-01").unwrap_err();
+        assert_eq!(late.iter().map(Ineligible::code).collect::<Vec<_>>(), ["out_of_time"]);
+        assert!(late[0].detail().contains("2025-03-31"), "{}", late[0].detail());
+        // With a December year end the same gift's period ended 2021-12-31: still in time.
+        settings.accounting_period_end = december;
+        assert!(claim(&settings, "2025-04-01").is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! their reasons), take gifts out, submit it, and record HMRC's answer. See `docs/gift-aid.md`.
 
 use super::conventions::{Claim, claim, conflict, iso_date, json_body, path_id, remember, replay_response};
+use super::gift_aid::Reason;
 use crate::db::{claims as db, gift_aid};
 use crate::domain::gift_aid::{assess, gift_aid_on};
 use crate::domain::hmrc;
@@ -12,7 +13,6 @@ use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -96,7 +96,10 @@ pub struct NewClaim {
     request_body = NewClaim,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses((status = 201, body = ClaimView), (status = 401, body = almoner_http::Problem),
-        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+        (status = 403, body = almoner_http::Problem),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[post("/v1/gift-aid/claims")]
 #[tracing::instrument(skip_all, fields(claim_id = tracing::field::Empty))]
 pub async fn create_claim(
@@ -138,12 +141,12 @@ pub async fn create_claim(
                 gift_id: candidate.gift_id,
                 declaration_id: claimable.declaration_id,
                 amount_minor: claimable.amount_minor,
+                donor: claimable.donor,
             }),
             Err(reasons) => excluded.push((
                 candidate.gift_id,
-                serde_json::Value::Array(
-                    reasons.iter().map(|r| json!({"code": r.code(), "detail": r.detail()})).collect(),
-                ),
+                serde_json::to_value(reasons.iter().map(Reason::from).collect::<Vec<_>>())
+                    .map_err(|e| ApiError::unexpected(e.into()))?,
             )),
         }
     }
@@ -309,8 +312,8 @@ pub struct ExclusionView {
     pub donor_id: Uuid,
     pub gift_date: NaiveDate,
     pub amount_minor: i64,
-    /// Every reason, as `GET /v1/gifts/{id}/gift-aid` gives them: `[{"code": ..., "detail": ...}]`.
-    #[schema(value_type = Vec<Object>)]
+    /// Every reason, as `GET /v1/gifts/{id}/gift-aid` gives them.
+    #[schema(value_type = Vec<super::gift_aid::Reason>)]
     pub reasons: serde_json::Value,
 }
 
@@ -377,7 +380,8 @@ pub struct Submission {
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "not a draft, or no gifts in it", body = almoner_http::Problem),
-        (status = 422, body = almoner_http::Problem)))]
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[post("/v1/gift-aid/claims/{id}/submit")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn submit_claim(
@@ -428,6 +432,7 @@ pub struct RejectedGift {
     responses((status = 200, body = ClaimView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim is not submitted", body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
         (status = 422, description = "validation_failed; a rejected gift that is not in the claim is named",
             body = almoner_http::Problem)))]
 #[post("/v1/gift-aid/claims/{id}/outcome")]
@@ -485,8 +490,19 @@ pub async fn record_outcome(
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
-    /// Required: `ods` (HMRC's Gift Aid schedule spreadsheet, for Charities Online) or `csv`.
+    /// Required: `ods` (HMRC's Gift Aid schedule spreadsheet, for Charities Online) or `csv` (for people).
+    #[schema(value_type = ScheduleFormat)]
     pub format: Option<String>,
+}
+
+/// The file formats of a schedule.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleFormat {
+    /// HMRC's layout, for Charities Online: sheet `R68GAD_V1_00_0`, at most 1,000 rows and 250 KB a file.
+    Ods,
+    /// The same columns with a header row, for people.
+    Csv,
 }
 
 /// A stored schedule file.
@@ -495,10 +511,14 @@ pub struct FileView {
     pub id: Uuid,
     /// Files exported together (the parts of one schedule) share it.
     pub export_id: Uuid,
+    #[schema(value_type = ScheduleFormat)]
     pub format: String,
-    /// 1 to `parts`: HMRC takes at most 1,000 rows a file.
+    /// 1 to `parts`: HMRC takes at most 1,000 rows and 250 KB a file.
+    #[schema(minimum = 1)]
     pub part: i32,
+    #[schema(minimum = 1)]
     pub parts: i32,
+    #[schema(minimum = 1, maximum = 1000)]
     pub rows: i32,
     pub bytes: i64,
     /// Hex SHA-256 of the content.
@@ -537,7 +557,8 @@ pub struct FileList {
     responses((status = 201, body = FileList), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 409, description = "the claim has no gifts", body = almoner_http::Problem),
-        (status = 422, body = almoner_http::Problem)))]
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[post("/v1/gift-aid/claims/{id}/exports")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn export_claim(
@@ -568,20 +589,21 @@ pub async fn export_claim(
     if rows.is_empty() {
         return Err(ApiError::new(ErrorCode::Conflict, "the claim has no gifts to export"));
     }
-    let parts = hmrc::split(&rows);
+    // HMRC takes ODS files of at most 1,000 rows and under 250 KB; the CSV (for people) is split the same way.
+    let parts: Vec<(&[hmrc::Row], Vec<u8>)> = match format.as_str() {
+        "ods" => hmrc::ods_files(&rows, hmrc::MAX_ROWS_PER_FILE, hmrc::MAX_FILE_BYTES)
+            .map_err(|e| ApiError::unexpected(anyhow::Error::new(e).context("writing the ODS schedule")))?,
+        _ => hmrc::split(&rows).into_iter().map(|part| (part, hmrc::csv(part))).collect(),
+    };
     let export_id = Uuid::now_v7();
     let mut stored = Vec::with_capacity(parts.len());
-    for (index, part) in parts.iter().enumerate() {
-        let content = match format.as_str() {
-            "ods" => hmrc::ods(part).map_err(|e| ApiError::unexpected(e.into()))?,
-            _ => hmrc::csv(part),
-        };
+    for (index, (part, content)) in parts.iter().enumerate() {
         let new = db::NewFile {
             format: &format,
             part: i32::try_from(index + 1).unwrap_or(i32::MAX),
             parts: i32::try_from(parts.len()).unwrap_or(i32::MAX),
             rows: i32::try_from(part.len()).unwrap_or(i32::MAX),
-            content: &content,
+            content,
         };
         stored.push(FileView::new(id, db::store_file(&tx, id, export_id, &new).await?));
     }

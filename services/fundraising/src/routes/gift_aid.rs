@@ -4,7 +4,9 @@
 
 use super::conventions::{Claim, claim, iso_date, json_body, merge_patch, path_id, remember, replay_response};
 use crate::db::{donors, gift_aid as db};
-use crate::domain::gift_aid::{Declaration, DeclarationInput, GiftAidSettings, Standing, assess, gift_aid_on};
+use crate::domain::gift_aid::{
+    Declaration, DeclarationInput, GiftAidSettings, Ineligible, Standing, assess, gift_aid_on,
+};
 use crate::domain::optional_text;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, put, web};
 use almoner_db::Pool;
@@ -158,6 +160,7 @@ fn parse_declaration(body: &DeclarationBody) -> Result<Declaration, ApiError> {
     responses((status = 201, body = DeclarationView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, description = "no such donor", body = almoner_http::Problem),
         (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[post("/v1/donors/{id}/gift-aid-declarations")]
 #[tracing::instrument(skip_all, fields(donor_id = %donor_id, declaration_id = tracing::field::Empty))]
@@ -244,6 +247,7 @@ pub async fn get_declaration(
     security(("bearer" = ["fundraising:write"])), request_body = DeclarationBody, params(("id" = Uuid, Path)),
     responses((status = 200, body = DeclarationView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON (or a JSON merge patch)", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[patch("/v1/gift-aid-declarations/{id}")]
 #[tracing::instrument(skip_all, fields(declaration_id = %id))]
@@ -272,11 +276,58 @@ pub async fn update_declaration(
 /// Why a gift cannot be claimed.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Reason {
-    /// Stable: `no_declaration`, `oral_declaration_not_confirmed`, `in_cancellation_window`, `no_uk_address`,
-    /// `no_house_name_or_number`, `no_uk_postcode`, `agent_claims_gift_aid`, `not_gbp`, `not_succeeded`,
-    /// `refund_entry`, `fully_refunded`, `already_claimed`.
-    pub code: String,
+    pub code: ReasonCode,
+    /// For people: what is wrong, with the dates or values involved.
     pub detail: String,
+}
+
+impl From<&Ineligible> for Reason {
+    fn from(reason: &Ineligible) -> Self {
+        Self { code: ReasonCode::from(reason), detail: reason.detail() }
+    }
+}
+
+/// The stable code of a reason a gift cannot be claimed (`docs/gift-aid.md` explains each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    NoDeclaration,
+    OralDeclarationNotConfirmed,
+    InCancellationWindow,
+    NoUkAddress,
+    NoHouseNameOrNumber,
+    NoUkPostcode,
+    NoFirstName,
+    NoLastName,
+    OutOfTime,
+    AgentClaimsGiftAid,
+    NotGbp,
+    NotSucceeded,
+    RefundEntry,
+    FullyRefunded,
+    AlreadyClaimed,
+}
+
+impl From<&Ineligible> for ReasonCode {
+    fn from(reason: &Ineligible) -> Self {
+        match reason {
+            Ineligible::NoDeclaration => Self::NoDeclaration,
+            Ineligible::OralDeclarationNotConfirmed => Self::OralDeclarationNotConfirmed,
+            Ineligible::InCancellationWindow { .. } => Self::InCancellationWindow,
+            Ineligible::NoUkAddress => Self::NoUkAddress,
+            Ineligible::NoHouseNameOrNumber => Self::NoHouseNameOrNumber,
+            Ineligible::NoUkPostcode => Self::NoUkPostcode,
+            Ineligible::NoFirstName => Self::NoFirstName,
+            Ineligible::NoLastName => Self::NoLastName,
+            Ineligible::OutOfTime { .. } => Self::OutOfTime,
+            Ineligible::AgentClaims { .. } => Self::AgentClaimsGiftAid,
+            Ineligible::NotGbp { .. } => Self::NotGbp,
+            Ineligible::NotSucceeded { .. } => Self::NotSucceeded,
+            Ineligible::RefundEntry => Self::RefundEntry,
+            Ineligible::FullyRefunded => Self::FullyRefunded,
+            Ineligible::AlreadyClaimed { .. } => Self::AlreadyClaimed,
+        }
+    }
 }
 
 /// Whether a gift can be claimed today, and why not.
@@ -330,7 +381,7 @@ pub async fn gift_eligibility(
             claimable_amount_minor: None,
             gift_aid_minor: None,
             declaration_id: None,
-            reasons: reasons.iter().map(|r| Reason { code: r.code().to_owned(), detail: r.detail() }).collect(),
+            reasons: reasons.iter().map(Reason::from).collect(),
         },
     };
     Ok(HttpResponse::Ok().json(view))
@@ -340,17 +391,19 @@ pub async fn gift_eligibility(
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
-    /// Gift sources whose platform claims Gift Aid itself (their gifts are never in the charity's claims);
-    /// default `["justgiving"]`.
+    /// Required: gift sources whose platform claims Gift Aid itself (their gifts are never in the charity's
+    /// claims), each 1 to 50 characters, compared without regard to case; default `["justgiving"]`.
+    #[schema(max_items = 50)]
     pub agent_sources: Option<Vec<String>>,
     /// Donations up to this many pence are aggregated in the HMRC schedule: 0 (none) to 2000 (£20, HMRC's
     /// limit, the default).
+    #[schema(minimum = 0, maximum = 2000)]
     pub aggregate_up_to_minor: Option<i64>,
 }
 
 /// Reads the tenant's Gift Aid settings.
 #[utoipa::path(tag = "gift aid", security(("bearer" = ["fundraising:read"])),
-    responses((status = 200, body = SettingsBody), (status = 401, body = almoner_http::Problem),
+    responses((status = 200, body = SettingsView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem)))]
 #[get("/v1/gift-aid/settings")]
 #[tracing::instrument(skip_all)]
@@ -359,20 +412,50 @@ pub async fn get_settings(principal: Principal, pool: web::Data<Pool>) -> Result
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let settings = db::settings(&tx).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(SettingsBody::from(settings)))
+    Ok(HttpResponse::Ok().json(SettingsView::from(settings)))
 }
 
-impl From<GiftAidSettings> for SettingsBody {
+/// The tenant's Gift Aid settings as they apply: the ones set here, and the accounting period end learned from
+/// identity's tenant settings.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SettingsView {
+    pub agent_sources: Vec<String>,
+    #[schema(minimum = 0, maximum = 2000)]
+    pub aggregate_up_to_minor: i64,
+    /// Read-only here (identity's `PATCH /v1/tenant` sets it): the last day of the charity's accounting period; a
+    /// gift can be claimed only within 4 years of the end of the period it was received in.
+    pub accounting_period_end: PeriodEndView,
+}
+
+/// A month and day; 29 February means the last day of February.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PeriodEndView {
+    #[schema(minimum = 1, maximum = 12)]
+    pub month: u8,
+    #[schema(minimum = 1, maximum = 31)]
+    pub day: u8,
+}
+
+impl From<GiftAidSettings> for SettingsView {
     fn from(s: GiftAidSettings) -> Self {
-        Self { agent_sources: Some(s.agent_sources), aggregate_up_to_minor: Some(s.aggregate_up_to_minor) }
+        Self {
+            agent_sources: s.agent_sources,
+            aggregate_up_to_minor: s.aggregate_up_to_minor,
+            accounting_period_end: PeriodEndView {
+                month: s.accounting_period_end.month,
+                day: s.accounting_period_end.day,
+            },
+        }
     }
 }
 
 /// Replaces the tenant's Gift Aid settings.
 #[utoipa::path(tag = "gift aid", security(("bearer" = ["fundraising:write"])),
     request_body = SettingsBody,
-    responses((status = 200, body = SettingsBody), (status = 401, body = almoner_http::Problem),
-        (status = 403, body = almoner_http::Problem), (status = 422, body = almoner_http::Problem)))]
+    responses((status = 200, body = SettingsView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem),
+        (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
 #[put("/v1/gift-aid/settings")]
 #[tracing::instrument(skip_all)]
 pub async fn put_settings(
@@ -407,9 +490,40 @@ pub async fn put_settings(
     errors.finish()?;
     agent_sources.sort();
     agent_sources.dedup();
-    let settings = GiftAidSettings { agent_sources, aggregate_up_to_minor };
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let settings = GiftAidSettings { agent_sources, aggregate_up_to_minor, ..db::settings(&tx).await? };
     db::put_settings(&tx, &settings).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(SettingsBody::from(settings)))
+    Ok(HttpResponse::Ok().json(SettingsView::from(settings)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn every_reason_code_is_the_domains_code() {
+        let day = NaiveDate::MIN;
+        let all = [
+            Ineligible::NoDeclaration,
+            Ineligible::OralDeclarationNotConfirmed,
+            Ineligible::InCancellationWindow { closes: day },
+            Ineligible::NoUkAddress,
+            Ineligible::NoHouseNameOrNumber,
+            Ineligible::NoUkPostcode,
+            Ineligible::NoFirstName,
+            Ineligible::NoLastName,
+            Ineligible::OutOfTime { period_end: day, deadline: day },
+            Ineligible::AgentClaims { source: "x".into() },
+            Ineligible::NotGbp { currency: "EUR".into() },
+            Ineligible::NotSucceeded { status: "pending".into() },
+            Ineligible::RefundEntry,
+            Ineligible::FullyRefunded,
+            Ineligible::AlreadyClaimed { claim_id: Uuid::nil() },
+        ];
+        for reason in &all {
+            assert_eq!(serde_json::to_value(ReasonCode::from(reason)).unwrap(), reason.code());
+        }
+    }
 }

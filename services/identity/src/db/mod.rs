@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     1 => "0001_tenants_and_api_keys.sql",
     2 => "0002_tenant_revision.sql",
     3 => "0003_tenant_policies_as_initplans.sql",
+    4 => "0004_accounting_period_end.sql",
 );
 
 /// The PostgreSQL schema identity owns.

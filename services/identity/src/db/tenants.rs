@@ -1,4 +1,5 @@
 use almoner_db::{Result, Transaction};
+use almoner_events::identity::AccountingPeriodEnd;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -9,20 +10,49 @@ pub struct Tenant {
     pub name: String,
     /// Month (1-12) the tenant's fiscal year starts; April for most UK charities.
     pub fiscal_year_start_month: i16,
+    /// The last day of the tenant's accounting period, from which Gift Aid's 4-year limit runs: the one set, or
+    /// the day before the fiscal year starts.
+    pub accounting_period_end: PeriodEnd,
     /// Increases with every change.
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, name, fiscal_year_start_month, revision, created_at, updated_at";
+/// A month and day on which an accounting period ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodEnd {
+    #[schema(minimum = 1, maximum = 12)]
+    pub month: i16,
+    /// 1 to the month's last day; 29 in February means its last day in every year.
+    #[schema(minimum = 1, maximum = 31)]
+    pub day: i16,
+}
+
+impl From<AccountingPeriodEnd> for PeriodEnd {
+    fn from(end: AccountingPeriodEnd) -> Self {
+        Self { month: i16::from(end.month), day: i16::from(end.day) }
+    }
+}
+
+const COLUMNS: &str = "id, name, fiscal_year_start_month, accounting_period_end_month, accounting_period_end_day, \
+    revision, created_at, updated_at";
 
 impl From<Row> for Tenant {
     fn from(row: Row) -> Self {
+        let fiscal_year_start_month: i16 = row.get("fiscal_year_start_month");
+        let month: Option<i16> = row.get("accounting_period_end_month");
+        let day: Option<i16> = row.get("accounting_period_end_day");
+        let accounting_period_end = match (month, day) {
+            (Some(month), Some(day)) => PeriodEnd { month, day },
+            _ => AccountingPeriodEnd::before_fiscal_year(u8::try_from(fiscal_year_start_month).unwrap_or(4)).into(),
+        };
         Self {
             id: row.get("id"),
             name: row.get("name"),
-            fiscal_year_start_month: row.get("fiscal_year_start_month"),
+            fiscal_year_start_month,
+            accounting_period_end,
             revision: row.get("revision"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
@@ -38,6 +68,10 @@ impl Tenant {
             revision: self.revision,
             name: self.name.clone(),
             fiscal_year_start_month: u8::try_from(self.fiscal_year_start_month).unwrap_or(4),
+            accounting_period_end: AccountingPeriodEnd::new(
+                u8::try_from(self.accounting_period_end.month).unwrap_or(0),
+                u8::try_from(self.accounting_period_end.day).unwrap_or(0),
+            ),
             updated_at: self.updated_at,
         }
     }
@@ -56,17 +90,30 @@ pub async fn current(tx: &Transaction) -> Result<Option<Tenant>> {
     Ok(tx.query_opt(&sql, &[]).await?.map(Tenant::from))
 }
 
+/// The settings a change sets; `None` leaves one as it is.
+#[derive(Debug, Default)]
+pub struct TenantChange<'a> {
+    pub name: Option<&'a str>,
+    pub fiscal_year_start_month: Option<i16>,
+    /// `Some(None)` goes back to the default (the day before the fiscal year starts).
+    pub accounting_period_end: Option<Option<PeriodEnd>>,
+}
+
 /// Changes the given settings of the transaction's tenant and bumps its revision.
 #[tracing::instrument(skip_all)]
-pub async fn update(
-    tx: &Transaction,
-    name: Option<&str>,
-    fiscal_year_start_month: Option<i16>,
-) -> Result<Option<Tenant>> {
+pub async fn update(tx: &Transaction, change: &TenantChange<'_>) -> Result<Option<Tenant>> {
     let sql = format!(
         "UPDATE tenants SET name = COALESCE($1, name), \
          fiscal_year_start_month = COALESCE($2, fiscal_year_start_month), \
+         accounting_period_end_month = CASE WHEN $3 THEN $4 ELSE accounting_period_end_month END, \
+         accounting_period_end_day = CASE WHEN $3 THEN $5 ELSE accounting_period_end_day END, \
          revision = revision + 1, updated_at = now() RETURNING {COLUMNS}"
     );
-    Ok(tx.query_opt(&sql, &[&name, &fiscal_year_start_month]).await?.map(Tenant::from))
+    let set_end = change.accounting_period_end.is_some();
+    let end = change.accounting_period_end.flatten();
+    let (end_month, end_day) = (end.map(|e| e.month), end.map(|e| e.day));
+    Ok(tx
+        .query_opt(&sql, &[&change.name, &change.fiscal_year_start_month, &set_end, &end_month, &end_day])
+        .await?
+        .map(Tenant::from))
 }

@@ -1,14 +1,15 @@
 //! `/v1/tenant`: the caller's own tenant and its settings.
 
-use crate::db::tenants::{self, Tenant};
+use crate::db::tenants::{self, PeriodEnd, Tenant, TenantChange};
 use crate::domain::TenantName;
 use actix_web::{HttpRequest, HttpResponse, get, patch, web};
 use almoner_db::{Pool, outbox};
 use almoner_events::Envelope;
+use almoner_events::identity::AccountingPeriodEnd;
 use almoner_http::body::json_body;
 use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, FieldErrors, Principal};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -38,6 +39,44 @@ pub struct UpdateTenant {
     pub name: Option<String>,
     /// 1 (January) to 12 (December).
     pub fiscal_year_start_month: Option<i64>,
+    /// The last day of the accounting period, which Gift Aid's 4-year limit runs from; `null` goes back to the
+    /// default, the day before the fiscal year starts.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<PeriodEnd>)]
+    pub accounting_period_end: Option<Option<PeriodEndBody>>,
+}
+
+/// A month and day, as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodEndBody {
+    pub month: Option<i64>,
+    pub day: Option<i64>,
+}
+
+/// Tells a member sent as `null` (`Some(None)`) from one left out (`None`, through `#[serde(default)]`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn period_end(body: &PeriodEndBody, errors: &mut FieldErrors) -> Option<PeriodEnd> {
+    let month = errors.required("accounting_period_end.month", body.month);
+    let day = errors.required("accounting_period_end.day", body.day);
+    let month = month.and_then(|m| {
+        let valid = u8::try_from(m).ok().filter(|m| (1..=12).contains(m));
+        if valid.is_none() {
+            errors.add("accounting_period_end.month", "must be 1 to 12");
+        }
+        valid
+    });
+    let (month, day) = (month?, day?);
+    match u8::try_from(day).ok().and_then(|d| AccountingPeriodEnd::new(month, d)) {
+        Some(end) => Some(end.into()),
+        None => {
+            errors.add("accounting_period_end.day", "must be a day of the month (29 February means its last day)");
+            None
+        }
+    }
 }
 
 /// Changes the tenant's settings and publishes `identity.tenant.updated.v1` with the whole new state.
@@ -68,11 +107,19 @@ pub async fn update_tenant(
         }
         None => None,
     };
+    let accounting_period_end = match &input.accounting_period_end {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(body)) => period_end(body, &mut errors).map(Some),
+    };
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let tenant = tenants::update(&tx, name.as_ref().map(TenantName::as_str), month)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let change = TenantChange {
+        name: name.as_ref().map(TenantName::as_str),
+        fiscal_year_start_month: month,
+        accounting_period_end,
+    };
+    let tenant = tenants::update(&tx, &change).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     outbox::enqueue(&tx, &Envelope::new(tenant.id, "identity", tenant.updated_event())).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(tenant))

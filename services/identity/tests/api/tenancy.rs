@@ -81,6 +81,30 @@ async fn tenant_settings_change_with_validation() {
     assert_eq!(tenant["fiscal_year_start_month"], 1);
     assert_eq!(tenant["name"], "Test Charity");
     assert_eq!(tenant["revision"], 2);
+    // The accounting period ends the day before the fiscal year starts until the tenant sets its own.
+    assert_eq!(tenant["accounting_period_end"], json!({"month": 12, "day": 31}));
+
+    let bad = problem(
+        patch(json!({"accounting_period_end": {"month": 2, "day": 30}})).await.unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(crate::helpers::fields(&bad), ["accounting_period_end.day"]);
+    let bad =
+        problem(patch(json!({"accounting_period_end": {"month": 13}})).await.unwrap(), 422, "validation_failed").await;
+    assert_eq!(crate::helpers::fields(&bad), ["accounting_period_end.day", "accounting_period_end.month"]);
+    let tenant: Value =
+        patch(json!({"accounting_period_end": {"month": 6, "day": 30}})).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (tenant["accounting_period_end"].clone(), tenant["revision"].clone()),
+        (json!({"month": 6, "day": 30}), json!(3))
+    );
+    // Another setting leaves it as it is; null goes back to the default.
+    let tenant: Value = patch(json!({"fiscal_year_start_month": 4})).await.unwrap().json().await.unwrap();
+    assert_eq!(tenant["accounting_period_end"], json!({"month": 6, "day": 30}));
+    let tenant: Value = patch(json!({"accounting_period_end": null})).await.unwrap().json().await.unwrap();
+    assert_eq!(tenant["accounting_period_end"], json!({"month": 3, "day": 31}));
 
     let reader: Value =
         app.create_api_key(&token, &json!({"name": "Reader", "scopes": ["identity:read"]})).await.json().await.unwrap();

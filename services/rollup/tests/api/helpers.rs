@@ -391,6 +391,7 @@ pub fn tenant_updated(tenant: Uuid, revision: i64, fiscal_year_start_month: u8) 
             revision,
             name: "Test Charity".into(),
             fiscal_year_start_month,
+            accounting_period_end: None,
             updated_at: Utc::now(),
         },
     )

@@ -230,6 +230,7 @@ fn build_case(tenant: Uuid, history: &History) -> Case {
                 revision: r as i64 + 1,
                 name: "Property Charity".into(),
                 fiscal_year_start_month: *month,
+                accounting_period_end: None,
                 updated_at: Utc::now(),
             },
         )));
