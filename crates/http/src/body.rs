@@ -18,10 +18,19 @@ fn content_type_is(req: &HttpRequest, accepted: &[&str]) -> bool {
         .is_some_and(|essence| accepted.contains(&essence.as_str()))
 }
 
-/// Parses an `application/json` body into `T`, naming the offending field on a type mismatch.
+/// Parses an `application/json` body, which must be a JSON object, into `T`, naming the offending field on a type
+/// mismatch. (serde would also read a struct from an array of its fields in order, `[null, null]`, which no
+/// document describes.)
 pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
     if !content_type_is(req, &["application/json"]) {
         return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as application/json"));
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        parse_json::<Value>(body)?;
+        return Err(ApiError::validation(vec![FieldError {
+            field: "body".into(),
+            message: "must be a JSON object".into(),
+        }]));
     }
     parse_json(body)
 }
@@ -130,6 +139,10 @@ mod tests {
         assert_eq!(json_body::<Settings>(&json.to_http_request(), body).unwrap().note.as_deref(), Some("n"));
         let text = TestRequest::default().insert_header(("content-type", "text/plain")).to_http_request();
         assert_eq!(code(json_body(&text, body)), "unsupported_media_type");
+        let json_request =
+            || TestRequest::default().insert_header(("content-type", "application/json")).to_http_request();
+        assert_eq!(code(json_body(&json_request(), b" [\"a\", null]")), "validation_failed");
+        assert_eq!(code(json_body(&json_request(), b" [\"a\", ")), "malformed_request");
         let missing = TestRequest::default().to_http_request();
         assert_eq!(code(json_body(&missing, body)), "unsupported_media_type");
 
