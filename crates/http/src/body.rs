@@ -56,10 +56,26 @@ pub fn merge_patch<T: DeserializeOwned + Serialize>(
             message: "must be a JSON object of the fields to change".into(),
         }]));
     }
+    refuse_unknown_members::<T>(&patch)?;
     let mut merged = serde_json::to_value(current).map_err(|e| ApiError::unexpected(e.into()))?;
     apply_merge_patch(&mut merged, &patch);
     let bytes = serde_json::to_vec(&merged).map_err(|e| ApiError::unexpected(e.into()))?;
     parse_json(&bytes)
+}
+
+/// A member the resource does not have is refused even when the patch sets it to `null` (which merging would
+/// silently drop): the patch read as `T` itself names it. Other failures of that reading are left to the parse of
+/// the merged result, which reports them against the resource as it would be.
+fn refuse_unknown_members<T: DeserializeOwned>(patch: &Value) -> Result<(), ApiError> {
+    match serde_path_to_error::deserialize::<_, T>(patch) {
+        Err(e) if e.inner().to_string().starts_with("unknown field") => {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            Err(ApiError::validation(vec![FieldError { field, message }]))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// RFC 7396 section 2, `MergePatch(Target, Patch)`.
@@ -163,6 +179,7 @@ mod tests {
         assert_eq!(code(merge_patch(&req, b"[1]", &current)), "validation_failed");
         assert_eq!(code(merge_patch(&req, br#"{"name": 5}"#, &current)), "validation_failed");
         assert_eq!(code(merge_patch(&req, br#"{"other": 5}"#, &current)), "validation_failed");
+        assert_eq!(code(merge_patch(&req, br#"{"other": null}"#, &current)), "validation_failed");
         assert_eq!(code(merge_patch(&text, br#"{}"#, &current)), "unsupported_media_type");
     }
 }

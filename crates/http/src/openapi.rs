@@ -104,6 +104,17 @@ fn complete_operation(operation: &mut serde_json::Value) {
             .is_some_and(|parameters| parameters.iter().any(|p| p["in"] == place))
     };
     let (has_path, has_checked_parameters) = (located("path"), located("query") || located("header"));
+    if let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) {
+        for parameter in parameters {
+            if parameter["in"] == "header"
+                && parameter["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
+            {
+                // `almoner_http::idempotency::idempotency_key`'s rule; HTTP trims the value's ends.
+                parameter["schema"] = json!({"type": "string", "minLength": 1, "maxLength": 255,
+                    "pattern": "^[\\x21-\\x7e]([\\t\\x20-\\x7e]*[\\x21-\\x7e])?$"});
+            }
+        }
+    }
     let mut statuses = vec!["429", "503"];
     if secured {
         statuses.extend(["401", "403"]);

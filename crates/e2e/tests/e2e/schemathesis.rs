@@ -91,6 +91,13 @@ async fn identity_answers_as_its_openapi_document_says() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fundraising's request bodies do not state their rules yet (required members, lengths, patterns, \
+            formats); run it with --run-ignored to see what is left"]
+async fn fundraising_answers_as_its_openapi_document_says() {
+    check_service("fundraising").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollup_answers_as_its_openapi_document_says() {
     check_service("rollup").await;
 }
