@@ -18,10 +18,19 @@ fn content_type_is(req: &HttpRequest, accepted: &[&str]) -> bool {
         .is_some_and(|essence| accepted.contains(&essence.as_str()))
 }
 
-/// Parses an `application/json` body into `T`, naming the offending field on a type mismatch.
+/// Parses an `application/json` body, which must be a JSON object, into `T`, naming the offending field on a type
+/// mismatch. (serde would also read a struct from an array of its fields in order, `[null, null]`, which no
+/// document describes.)
 pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
     if !content_type_is(req, &["application/json"]) {
         return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as application/json"));
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        parse_json::<Value>(body)?;
+        return Err(ApiError::validation(vec![FieldError {
+            field: "body".into(),
+            message: "must be a JSON object".into(),
+        }]));
     }
     parse_json(body)
 }
@@ -47,10 +56,26 @@ pub fn merge_patch<T: DeserializeOwned + Serialize>(
             message: "must be a JSON object of the fields to change".into(),
         }]));
     }
+    refuse_unknown_members::<T>(&patch)?;
     let mut merged = serde_json::to_value(current).map_err(|e| ApiError::unexpected(e.into()))?;
     apply_merge_patch(&mut merged, &patch);
     let bytes = serde_json::to_vec(&merged).map_err(|e| ApiError::unexpected(e.into()))?;
     parse_json(&bytes)
+}
+
+/// A member the resource does not have is refused even when the patch sets it to `null` (which merging would
+/// silently drop): the patch read as `T` itself names it. Other failures of that reading are left to the parse of
+/// the merged result, which reports them against the resource as it would be.
+fn refuse_unknown_members<T: DeserializeOwned>(patch: &Value) -> Result<(), ApiError> {
+    match serde_path_to_error::deserialize::<_, T>(patch) {
+        Err(e) if e.inner().to_string().starts_with("unknown field") => {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            Err(ApiError::validation(vec![FieldError { field, message }]))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// RFC 7396 section 2, `MergePatch(Target, Patch)`.
@@ -130,6 +155,10 @@ mod tests {
         assert_eq!(json_body::<Settings>(&json.to_http_request(), body).unwrap().note.as_deref(), Some("n"));
         let text = TestRequest::default().insert_header(("content-type", "text/plain")).to_http_request();
         assert_eq!(code(json_body(&text, body)), "unsupported_media_type");
+        let json_request =
+            || TestRequest::default().insert_header(("content-type", "application/json")).to_http_request();
+        assert_eq!(code(json_body(&json_request(), b" [\"a\", null]")), "validation_failed");
+        assert_eq!(code(json_body(&json_request(), b" [\"a\", ")), "malformed_request");
         let missing = TestRequest::default().to_http_request();
         assert_eq!(code(json_body(&missing, body)), "unsupported_media_type");
 
@@ -150,6 +179,7 @@ mod tests {
         assert_eq!(code(merge_patch(&req, b"[1]", &current)), "validation_failed");
         assert_eq!(code(merge_patch(&req, br#"{"name": 5}"#, &current)), "validation_failed");
         assert_eq!(code(merge_patch(&req, br#"{"other": 5}"#, &current)), "validation_failed");
+        assert_eq!(code(merge_patch(&req, br#"{"other": null}"#, &current)), "validation_failed");
         assert_eq!(code(merge_patch(&text, br#"{}"#, &current)), "unsupported_media_type");
     }
 }

@@ -22,10 +22,11 @@ pub use utoipa_actix_web::service_config::ServiceConfig;
 pub type Endpoints = fn(&mut ServiceConfig);
 
 /// The service's OpenAPI document: `base` (info, tags, security schemes, shared components) with every operation
-/// `endpoints` registers and the schemas those operations name.
+/// `endpoints` registers and the schemas those operations name, each operation with the responses the shared code
+/// gives it ([`crate::openapi::complete_responses`]).
 pub fn openapi(base: OpenApi, endpoints: Endpoints) -> OpenApi {
     let (_, document) = actix_web::App::new().into_utoipa_app().openapi(base).configure(endpoints).split_for_parts();
-    document
+    crate::openapi::complete_responses(document)
 }
 
 /// Registers `endpoints` on the app, then a `405` for the other methods of each path of `document` (theirs, as

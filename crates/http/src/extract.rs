@@ -46,16 +46,16 @@ pub fn payload_error(e: actix_web::Error) -> ApiError {
     }
 }
 
-/// Parses JSON bytes into `T`, naming the offending field on a type mismatch.
+/// Parses JSON bytes into `T`, naming the offending field on a type mismatch. A number with a zero fraction
+/// within the 64-bit range (`8.0`) counts as the integer it equals: JSON does not tell them apart, and neither does
+/// the `integer` of JSON Schema that the OpenAPI documents use.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {e}")))?;
+    whole_numbers_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {inner}"));
-        }
-        let message = strip_position(&inner.to_string());
+        let message = strip_position(&e.into_inner().to_string());
         let (field, message) = match missing_field(&message) {
             Some(name) if path == "." => (name.to_owned(), "is required".to_owned()),
             Some(name) => (format!("{path}.{name}"), "is required".to_owned()),
@@ -63,9 +63,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None => (path, message),
         };
         ApiError::validation(vec![FieldError { field, message }])
-    })?;
-    de.end().map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {e}")))?;
-    Ok(value)
+    })
+}
+
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            // 2^63 is exactly representable; anything from it up does not fit an i64.
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && *f >= -(2f64.powi(63)) && *f < 2f64.powi(63)) {
+                #[allow(clippy::cast_possible_truncation)]
+                let whole = f as i64;
+                *value = Value::from(whole);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(members) => members.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// A path id: anything that is not a UUID cannot name an existing `what`, so it is a `404`, not a `422`.
@@ -121,5 +136,10 @@ mod tests {
         assert_eq!(field_of(r#"{"name": "a", "inner": {"count": 1}, "x": 1}"#).0, "validation_failed");
         assert_eq!(field_of(r#"{"name": "#).0, "malformed_request");
         assert_eq!(field_of(r#"{"name": "a", "inner": {"count": 1}} trailing"#).0, "malformed_request");
+        assert!(parse_json::<Body>(br#"{"name": "a", "inner": {"count": 8.0}}"#).is_ok(), "8.0 is the integer 8");
+        assert_eq!(
+            field_of(r#"{"name": "a", "inner": {"count": 8.5}}"#),
+            ("validation_failed".into(), "inner.count".into())
+        );
     }
 }

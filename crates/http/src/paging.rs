@@ -130,7 +130,9 @@ pub struct PageQuery {
     /// How many items the page holds: 1 to 500, default 50.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page; absent for the first page.
+    /// `next_cursor` of the previous page, as it was given (opaque: unpadded URL-safe base64); absent for the
+    /// first page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

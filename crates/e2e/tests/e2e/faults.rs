@@ -205,7 +205,7 @@ pub async fn disagreement(admin: &tokio_postgres::Client) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_restarted_while_2000_gifts_are_being_posted() {
-    let stack = Stack::start_with(Options { proxied_amqp: true }).await;
+    let stack = Stack::start_with(Options { proxied_amqp: true, ..Options::default() }).await;
     let proxies = stack.broker_proxies.as_ref().expect("proxied broker connections");
     let token = stack.admin_token().await;
     let admin = stack.db.admin_client().await;

@@ -4,6 +4,7 @@
 mod faults;
 mod gateway;
 mod import;
+mod schemathesis;
 mod stack;
 
 use serde_json::{Value, json};

@@ -30,6 +30,9 @@ pub struct Options {
     /// Route fundraising's and rollup's AMQP connections each through its own [`TcpProxy`], so a test can cut
     /// them from the broker (identity keeps a direct connection).
     pub proxied_amqp: bool,
+    /// Gateway settings other than production's (`almoner_testkit::gateway::DEFAULT_SETTINGS`), e.g. a higher
+    /// rate limit.
+    pub gateway_settings: &'static [(&'static str, &'static str)],
 }
 
 /// The proxies between the services and the broker.
@@ -116,7 +119,7 @@ impl Stack {
         tokio::spawn(app.run_until_stopped());
 
         let upstreams = vec![("identity", identity_port), ("fundraising", fundraising_port), ("rollup", rollup_port)];
-        let gateway = Gateway::start(&upstreams).await.expect("gateway starts");
+        let gateway = Gateway::start_with(&upstreams, options.gateway_settings).await.expect("gateway starts");
         let identity_pool = almoner_db::Pool::new(&identity_settings.database, identity::db::SCHEMA).unwrap();
         let admin = identity::bootstrap::bootstrap(&identity_pool, "Test Charity").await.expect("bootstrap");
         let client = reqwest::Client::new();

@@ -26,8 +26,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct FundInput {
     /// Required: 1 to 50 of `A-Z a-z 0-9 _ - .`, e.g. `ROOF-APPEAL`; unique per tenant whatever its case.
+    #[schema(required = true, value_type = String, pattern = r"^[ \t\n\r]*[A-Za-z0-9_.-]{1,50}[ \t\n\r]*$")]
     pub code: Option<String>,
-    /// Required: 1 to 200 characters.
+    /// Required: 1 to 200 characters once trimmed, no control characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
     /// Restricted money may be spent only on the fund's purpose. Default `false`.
     pub restricted: Option<bool>,
@@ -37,6 +39,8 @@ pub struct FundInput {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FundPatch {
+    /// 1 to 200 characters once trimmed, no control characters; it cannot be removed.
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
     pub restricted: Option<bool>,
     /// An archived fund takes no new allocations; its history stays.

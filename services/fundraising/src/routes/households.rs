@@ -25,8 +25,24 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HouseholdInput {
-    /// Required: 1 to 200 characters, e.g. `The Smith family`.
+    /// Required: 1 to 200 characters once trimmed, no control characters, e.g. `The Smith family`.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
+}
+
+/// What may change of a household (JSON merge patch): its name, which cannot be removed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // The document's shape of a patch; the handler merges it into [`HouseholdInput`].
+pub struct HouseholdPatch {
+    /// 1 to 200 characters once trimmed, no control characters.
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    name: Option<String>,
 }
 
 /// A donor who belongs to the household.
@@ -159,7 +175,7 @@ pub async fn list_households(
 #[utoipa::path(tag = "households",
     security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
-    request_body(content = HouseholdInput, content_type = "application/merge-patch+json"),
+    request_body(content = HouseholdPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The household after the change", body = HouseholdView),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem),

@@ -26,12 +26,30 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// A label for people, e.g. "Website donations".
+    /// A label for people, e.g. "Website donations": 1 to 100 characters once trimmed, no control characters.
+    // Optional here so that a missing field is reported with the others, not alone.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 100,
+        // KeyName's rule: no control character, and something besides white space.
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
     /// Scopes the key may request; each must be held by the caller.
+    #[schema(required = true, schema_with = scope_list_schema)]
     pub scopes: Option<Vec<String>>,
-    /// When the key stops working; none means until revoked.
+    /// When the key stops working, in the future; absent or null means until revoked.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// At least one scope, each one [`crate::domain::scope::ALL_SCOPES`] names.
+fn scope_list_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(crate::domain::scope::ALL_SCOPES.iter().copied())),
+        )
+        .min_items(Some(1))
+        .build()
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -38,6 +38,8 @@ pub struct TokenPolicy {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
+    // Optional here so that its absence is OAuth2's `invalid_request`, not a deserialisation failure.
+    #[schema(required = true, value_type = String, pattern = "^client_credentials$")]
     pub grant_type: Option<String>,
     /// The API key id (optional when the key is sent whole as `client_secret`).
     pub client_id: Option<String>,

@@ -36,8 +36,15 @@ pub async fn get_tenant(principal: Principal, pool: web::Data<Pool>) -> Result<H
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
+    /// 1 to 200 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     /// 1 (January) to 12 (December).
+    #[schema(minimum = 1, maximum = 12)]
     pub fiscal_year_start_month: Option<i64>,
     /// The last day of the accounting period, which Gift Aid's 4-year limit runs from; `null` goes back to the
     /// default, the day before the fiscal year starts.
