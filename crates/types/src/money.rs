@@ -28,6 +28,11 @@ const CURRENCIES: &[(&str, u8)] = &[
 impl Currency {
     pub const GBP: Currency = Currency { code: *b"GBP", exponent: 2 };
 
+    /// The codes [`Currency::parse`] accepts (in any case), for documents that list them.
+    pub fn supported_codes() -> impl Iterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(code, _)| *code)
+    }
+
     pub fn parse(input: &str) -> Result<Self, ParseError> {
         let upper = input.trim().to_ascii_uppercase();
         CURRENCIES

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
-/// Test cases per operation and phase. With 2 workers the three services take about N minutes on 2 cores.
+/// Test cases per operation and phase: identity, fundraising and rollup take about 10, 35 and 10 s here (2 cores).
 const MAX_EXAMPLES: &str = "25";
 
 /// Fixed, so that a failure in CI can be replayed; `ALMONER_SCHEMATHESIS_SEED` picks another.
@@ -55,7 +55,10 @@ async fn run_schemathesis(stack: &Stack, token: &str, service: &str) -> Result<S
         .arg(stack.gateway.url(&format!("/api/{service}")))
         .arg("--header")
         .arg(format!("Authorization: Bearer {token}"))
-        .args(["--checks", "all", "--max-examples", MAX_EXAMPLES, "--seed", &seed, "--workers", "2"])
+        // One worker: with two, Python 3.11 (Debian's) now and then fails to parse in one thread while the other
+        // does (CPython gh-106905, "AST constructor recursion depth mismatch" from hypothesis), an error of the
+        // tester's that would fail the test without a disagreement.
+        .args(["--checks", "all", "--max-examples", MAX_EXAMPLES, "--seed", &seed, "--workers", "1"])
         .args(["--generation-database", "none", "--no-color", "--request-timeout", "10"]);
     let excluded: Vec<&str> =
         SERVICE_EXCLUSIONS.iter().filter(|(name, _, _)| *name == service).map(|(_, check, _)| *check).collect();
@@ -91,8 +94,6 @@ async fn identity_answers_as_its_openapi_document_says() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fundraising's request bodies do not state their rules yet (required members, lengths, patterns, \
-            formats); run it with --run-ignored to see what is left"]
 async fn fundraising_answers_as_its_openapi_document_says() {
     check_service("fundraising").await;
 }

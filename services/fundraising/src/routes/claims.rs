@@ -87,6 +87,7 @@ impl From<db::StoredClaim> for ClaimView {
 #[serde(deny_unknown_fields)]
 pub struct NewClaim {
     /// Required: gather eligible gifts dated on or before this day (ISO date).
+    #[schema(required = true, value_type = String, format = Date)]
     pub up_to: Option<String>,
 }
 
@@ -370,7 +371,9 @@ pub async fn remove_gift(
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
-    /// The reference HMRC's Charities Online gave the claim, if known.
+    /// The reference HMRC's Charities Online gave the claim, if known: at most 100 characters once trimmed, no
+    /// control characters.
+    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub hmrc_reference: Option<String>,
 }
 
@@ -413,6 +416,7 @@ pub async fn submit_claim(
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     /// Required: the day HMRC answered (ISO date).
+    #[schema(required = true, value_type = String, format = Date)]
     pub answered_on: Option<String>,
     /// The gifts HMRC rejected, each with its reason; empty or absent when it paid in full.
     pub rejected: Option<Vec<RejectedGift>>,
@@ -421,7 +425,11 @@ pub struct Outcome {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectedGift {
+    /// Required: one of the claim's gifts, each listed once.
+    #[schema(required = true, value_type = Uuid)]
     pub gift_id: Option<Uuid>,
+    /// Required: HMRC's reason, 1 to 500 characters once trimmed, no control characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub reason: Option<String>,
 }
 

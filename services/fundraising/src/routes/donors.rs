@@ -23,36 +23,86 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_donor).service(list_donors).service(get_donor).service(update_donor).service(delete_donor);
 }
 
-/// A donor as sent by clients. On `PATCH` every member is optional, `null` clears it, and `address`,
-/// `external_ids` and `communication_preferences` merge member by member (JSON merge patch, RFC 7396).
+/// A donor as sent by clients to create one. Text is trimmed; blank optional text is the same as absent.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DonorInput {
+    /// At most 50 characters, no control characters, e.g. `Dr`.
+    #[schema(max_length = 50, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub title: Option<String>,
+    /// At most 200 characters, no control characters.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub first_name: Option<String>,
-    /// Required.
+    /// Required: 1 to 200 characters once trimmed, no control characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub last_name: Option<String>,
+    /// An address that can be delivered to (see `almoner_types::Email`: one `@`, no spaces or commas, a domain
+    /// of letters, digits and `-` in at least two labels); the domain is stored lower-cased.
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
-    /// E.164, or a UK number starting with 0.
+    /// E.164 (`+447700900123`, or `00` for `+`), or a UK number starting with 0 (`07700 900123`); spaces,
+    /// `-`, `.` and brackets are ignored. Stored as E.164.
+    #[schema(
+        pattern = r"^\s*(?:[ ().-]*(?:\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}|0[ ().-]*0[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}|0[ ().-]*[1-9](?:[ ().-]*[0-9]){5,12})[ ().-]*)?\s*$"
+    )]
     pub phone: Option<String>,
     pub address: Option<AddressBody>,
-    /// One id per source system, e.g. `{"legacy_crm": "D-1001"}`; unique per tenant and source.
+    #[schema(value_type = Option<super::schemas::ExternalIds>)]
     pub external_ids: Option<BTreeMap<String, String>>,
     pub communication_preferences: Option<PreferencesInput>,
-    /// A household of the same tenant; `null` takes the donor out of its household.
+    /// A household of the same tenant.
     pub household_id: Option<Uuid>,
 }
 
-/// A postal address. With country `GB` or none, `postcode` must be a UK postcode and is normalised (`SW1A 1AA`).
+/// A change to a donor (JSON merge patch, RFC 7396): absent members stay, `null` clears, and `address`,
+/// `external_ids` and `communication_preferences` merge member by member. The rules are those of
+/// [`DonorInput`]; `last_name` cannot be cleared.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // The document's shape of a patch; the handler merges it into [`DonorInput`].
+pub struct DonorPatch {
+    #[schema(max_length = 50, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    title: Option<String>,
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    first_name: Option<String>,
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    last_name: Option<String>,
+    #[schema(format = Email, max_length = 254)]
+    email: Option<String>,
+    #[schema(
+        pattern = r"^\s*(?:[ ().-]*(?:\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}|0[ ().-]*0[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}|0[ ().-]*[1-9](?:[ ().-]*[0-9]){5,12})[ ().-]*)?\s*$"
+    )]
+    phone: Option<String>,
+    address: Option<AddressBody>,
+    #[schema(value_type = Option<super::schemas::ExternalIdsPatch>)]
+    external_ids: Option<BTreeMap<String, Option<String>>>,
+    communication_preferences: Option<PreferencesInput>,
+    /// A household of the same tenant; `null` takes the donor out of its household.
+    household_id: Option<Uuid>,
+}
+
+/// A postal address; text is trimmed, blank is absent. With country `GB` or none, `postcode` must be a UK
+/// postcode and is normalised (`SW1A 1AA`); with another country it is kept as written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressBody {
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub line1: Option<String>,
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub line2: Option<String>,
+    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub town: Option<String>,
+    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub county: Option<String>,
+    #[schema(max_length = 20, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub postcode: Option<String>,
-    /// ISO 3166-1 alpha-2, e.g. `GB`.
+    /// ISO 3166-1 alpha-2 in any case, e.g. `GB`; stored upper-case.
+    #[schema(pattern = r"^\s*(?:[A-Za-z]{2})?\s*$")]
     pub country: Option<String>,
 }
 
@@ -378,7 +428,7 @@ pub async fn list_donors(
 /// nothing leaves the revision as it is.
 #[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
-    request_body(content = DonorInput, content_type = "application/merge-patch+json"),
+    request_body(content = DonorPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The donor after the change", body = DonorView),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem),

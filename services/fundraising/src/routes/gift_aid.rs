@@ -32,20 +32,64 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct DeclarationBody {
     /// Required: `online`, `written` or `oral`.
+    #[schema(required = true, value_type = super::schemas::DeclarationMethodName)]
     pub method: Option<String>,
     /// The day the donor made it (ISO date); default today.
+    #[schema(value_type = Option<String>, format = Date)]
     pub declared_on: Option<String>,
     /// First gift date covered; default `declared_on`; at most 4 years before it.
+    #[schema(value_type = Option<String>, format = Date)]
     pub start_date: Option<String>,
     /// Last gift date covered, once it has ended.
+    #[schema(value_type = Option<String>, format = Date)]
     pub end_date: Option<String>,
     /// With `end_date`: `donor_request`, `insufficient_tax`, `deceased`, `superseded` or `other`.
+    #[schema(value_type = Option<super::schemas::EndReasonName>)]
     pub end_reason: Option<String>,
-    /// Required: the wording the donor agreed to, as shown.
+    /// Required: the wording the donor agreed to, as shown: 1 to 4000 characters once trimmed, no control
+    /// characters.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 4000, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub declaration_text: Option<String>,
     /// Oral declarations: the day the written record was sent; the donor may cancel for 30 days after it.
+    #[schema(value_type = Option<String>, format = Date)]
     pub confirmation_sent_on: Option<String>,
     /// Oral declarations: the day the donor cancelled within those 30 days; voids it from the start.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub cancelled_on: Option<String>,
+}
+
+/// A change to a declaration (JSON merge patch, RFC 7396): absent members stay, `null` clears. The rules are
+/// those of [`DeclarationBody`]; `method` and `declaration_text` cannot be cleared.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // The document's shape of a patch; the handler merges it into [`DeclarationBody`].
+pub struct DeclarationPatch {
+    #[schema(nullable = false, value_type = Option<super::schemas::DeclarationMethodName>)]
+    pub method: Option<String>,
+    /// The day the donor made it (ISO date); default today.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub declared_on: Option<String>,
+    /// First gift date covered; default `declared_on`; at most 4 years before it.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub start_date: Option<String>,
+    /// Last gift date covered, once it has ended.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub end_date: Option<String>,
+    /// With `end_date`: `donor_request`, `insufficient_tax`, `deceased`, `superseded` or `other`.
+    #[schema(value_type = Option<super::schemas::EndReasonName>)]
+    pub end_reason: Option<String>,
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 4000,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub declaration_text: Option<String>,
+    /// Oral declarations: the day the written record was sent; the donor may cancel for 30 days after it.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub confirmation_sent_on: Option<String>,
+    /// Oral declarations: the day the donor cancelled within those 30 days; voids it from the start.
+    #[schema(value_type = Option<String>, format = Date)]
     pub cancelled_on: Option<String>,
 }
 
@@ -244,7 +288,8 @@ pub async fn get_declaration(
 /// Changes a declaration (JSON merge patch): end it (`end_date`, `end_reason`), record the written confirmation
 /// of an oral one, or its cancellation within the window.
 #[utoipa::path(tag = "gift aid",
-    security(("bearer" = ["fundraising:write"])), request_body = DeclarationBody, params(("id" = Uuid, Path)),
+    security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)),
+    request_body(content = DeclarationPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, body = DeclarationView), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
         (status = 415, description = "the body is not JSON (or a JSON merge patch)", body = almoner_http::Problem),
@@ -393,7 +438,7 @@ pub async fn gift_eligibility(
 pub struct SettingsBody {
     /// Required: gift sources whose platform claims Gift Aid itself (their gifts are never in the charity's
     /// claims), each 1 to 50 characters, compared without regard to case; default `["justgiving"]`.
-    #[schema(max_items = 50)]
+    #[schema(required = true, value_type = Vec<super::schemas::AgentSource>, max_items = 50)]
     pub agent_sources: Option<Vec<String>>,
     /// Donations up to this many pence are aggregated in the HMRC schedule: 0 (none) to 2000 (£20, HMRC's
     /// limit, the default).

@@ -47,10 +47,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     /// Required: the CSV, a header line first (UTF-8, comma-separated, `"` quoting).
+    #[schema(required = true, value_type = String)]
     pub csv: Option<String>,
     /// Required: the system the data comes from (`legacy_crm`); donors' external ids and gifts' references are
     /// this source's, and imported gifts get it as their `source`.
-    #[schema(pattern = r"^\s*[a-z0-9_.-]{1,50}\s*$")]
+    #[schema(required = true, value_type = String, pattern = r"^\s*[a-z0-9_.-]{1,50}\s*$")]
     pub source: Option<String>,
     /// Header → field, for headers not recognised (or read differently); see docs/import.md for the fields.
     #[schema(value_type = Option<BTreeMap<String, ImportField>>)]

@@ -12,6 +12,7 @@ pub mod households;
 pub mod imports;
 pub mod pledges;
 mod problems;
+pub mod schemas;
 
 use almoner_http::endpoints::ServiceConfig;
 

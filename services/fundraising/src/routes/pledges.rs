@@ -32,16 +32,22 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct PledgeInput {
     /// Required: a donor of the same tenant.
+    #[schema(required = true, value_type = Uuid)]
     pub donor_id: Option<Uuid>,
     /// Required: the whole promise in minor units, at least 1 per instalment.
+    #[schema(required = true, value_type = i64, minimum = 1)]
     pub amount_minor: Option<i64>,
     /// Required: ISO 4217; the gifts paying the pledge must be in it.
+    #[schema(required = true, value_type = super::schemas::CurrencyCode)]
     pub currency: Option<String>,
     /// Required: `once`, `monthly`, `quarterly` or `annually`.
+    #[schema(required = true, value_type = super::schemas::PledgeFrequencyName)]
     pub frequency: Option<String>,
     /// 1 (the default) for `once`; 1 to 600 otherwise.
+    #[schema(minimum = 1, maximum = 600)]
     pub instalments: Option<i64>,
     /// Required: ISO date the first instalment is due.
+    #[schema(required = true, value_type = String, format = Date)]
     pub start_date: Option<String>,
     /// A fund of the same tenant, not archived: what the donor means the money for.
     pub fund_id: Option<Uuid>,

@@ -14,9 +14,13 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct RefundInput {
     /// Required: minor units going back, more than 0 and at most what is not yet refunded.
+    #[schema(required = true, value_type = i64, minimum = 1)]
     pub amount_minor: Option<i64>,
     /// Required: ISO date of the refund.
+    #[schema(required = true, value_type = String, format = Date)]
     pub date: Option<String>,
+    /// At most 2000 characters once trimmed, no control characters.
+    #[schema(max_length = 2000, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub reason: Option<String>,
 }
 

@@ -83,7 +83,7 @@ pub async fn create_gift(
 /// changed (delete it and record it again), nor can a refunded gift's donor, amount or currency.
 #[utoipa::path(tag = "gifts", security(("bearer" = ["fundraising:write"])),
     params(("id" = Uuid, Path)),
-    request_body(content = GiftInput, content_type = "application/merge-patch+json"),
+    request_body(content = super::input::GiftPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The gift after the change", body = GiftView),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
         (status = 404, body = almoner_http::Problem),
