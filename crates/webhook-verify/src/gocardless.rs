@@ -6,7 +6,7 @@
 //! `{"events": [...], "meta": {...}}`, a batch: each element is one event, with its `id` (`EV...`) and
 //! `{resource_type}.{action}` (e.g. `payments.confirmed`) as its type.
 
-use crate::{Delivery, ProviderEvent, Refusal, json_object, same};
+use crate::{Delivery, ProviderEvent, Refusal, json_object, same, usable};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -14,7 +14,7 @@ const HEADER: &str = "webhook-signature";
 
 pub fn verify(delivery: &Delivery<'_>, secrets: &[&str]) -> Result<Vec<ProviderEvent>, Refusal> {
     let given = delivery.header(HEADER).ok_or(Refusal::MissingHeader(HEADER))?;
-    let matched = secrets.iter().any(|secret| same(signature(secret, delivery.body).as_bytes(), given.as_bytes()));
+    let matched = usable(secrets).any(|secret| same(signature(secret, delivery.body).as_bytes(), given.as_bytes()));
     if !matched {
         return Err(Refusal::BadSignature);
     }

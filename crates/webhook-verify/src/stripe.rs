@@ -6,7 +6,7 @@
 //! ignored. As in Stripe's libraries, the timestamp is checked after the signature and only for age: a delivery is
 //! stale when `t` is more than the tolerance before now. The body is one event: `id` (`evt_...`) and `type`.
 
-use crate::{Delivery, ProviderEvent, Refusal, Settings, json_object, same};
+use crate::{Delivery, ProviderEvent, Refusal, Settings, json_object, same, usable};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -21,7 +21,7 @@ pub fn verify(
 ) -> Result<Vec<ProviderEvent>, Refusal> {
     let header = delivery.header(HEADER).ok_or(Refusal::MissingHeader(HEADER))?;
     let (timestamp, given) = parse_header(header)?;
-    let matched = secrets.iter().any(|secret| {
+    let matched = usable(secrets).any(|secret| {
         let expected = hex::encode(sign(secret, timestamp, delivery.body));
         given.iter().any(|g| same(expected.as_bytes(), g.as_bytes()))
     });

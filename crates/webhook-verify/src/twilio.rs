@@ -16,7 +16,7 @@
 //! `{MessageSid}:{MessageStatus}` of type `message.status`, so each status of a message is its own event; anything
 //! else is `MessageSid` (else `SmsSid`, else `CallSid`) of type `message.received`.
 
-use crate::{Delivery, ProviderEvent, Refusal, same};
+use crate::{Delivery, ProviderEvent, Refusal, same, usable};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -54,7 +54,7 @@ pub fn verify(delivery: &Delivery<'_>, secrets: &[&str]) -> Result<Vec<ProviderE
         }
     };
     let urls = port_variants(delivery.url)?;
-    let matched = secrets.iter().any(|secret| {
+    let matched = usable(secrets).any(|secret| {
         urls.iter().any(|url| same(signature(algorithm, secret, url, &params).as_bytes(), given.as_bytes()))
     });
     if !matched {
