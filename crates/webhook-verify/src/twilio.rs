@@ -53,7 +53,7 @@ pub fn verify(delivery: &Delivery<'_>, secrets: &[&str]) -> Result<Vec<ProviderE
             ));
         }
     };
-    let urls = port_variants(delivery.url)?;
+    let urls = port_variants(delivery.url);
     let matched = usable(secrets).any(|secret| {
         urls.iter().any(|url| same(signature(algorithm, secret, url, &params).as_bytes(), given.as_bytes()))
     });
@@ -117,10 +117,12 @@ pub fn signature(algorithm: Algorithm, secret: &str, url: &str, params: &[(Strin
 }
 
 /// The URL as Twilio may have signed it: without its port, and with the scheme's default port when it has none
-/// (one of the two is the URL as given).
-fn port_variants(url: &str) -> Result<[String; 2], Refusal> {
-    let malformed = || Refusal::MalformedHeader("url", format!("not an absolute URL: {url}"));
-    let (scheme, rest) = url.split_once("://").ok_or_else(malformed)?;
+/// (one of the two is the URL as given). A URL without a scheme and host (the service's mistake, never what Twilio
+/// signed) is only itself, and so matches no signature.
+fn port_variants(url: &str) -> Vec<String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return vec![url.to_owned()];
+    };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     let (userinfo, host_port) = match authority.rfind('@') {
@@ -134,7 +136,7 @@ fn port_variants(url: &str) -> Result<[String; 2], Refusal> {
         None => (host_port, ""),
     };
     if host.is_empty() {
-        return Err(malformed());
+        return vec![url.to_owned()];
     }
     let without = format!("{scheme}://{userinfo}{host}{tail}");
     let with = if port.is_empty() {
@@ -143,7 +145,7 @@ fn port_variants(url: &str) -> Result<[String; 2], Refusal> {
     } else {
         url.to_owned()
     };
-    Ok([without, with])
+    vec![without, with]
 }
 
 /// The first value of a query parameter, decoded.
@@ -270,12 +272,13 @@ mod tests {
     #[test]
     fn port_variants_keep_user_info_and_ipv6_hosts() {
         assert_eq!(
-            port_variants("https://u:p@h.example/x").unwrap(),
+            port_variants("https://u:p@h.example/x"),
             ["https://u:p@h.example/x", "https://u:p@h.example:443/x"]
         );
-        assert_eq!(port_variants("http://[::1]:8080?a=b").unwrap(), ["http://[::1]?a=b", "http://[::1]:8080?a=b"]);
-        assert_eq!(port_variants("http://h").unwrap(), ["http://h", "http://h:80"]);
-        assert!(port_variants("/relative").is_err());
+        assert_eq!(port_variants("http://[::1]:8080?a=b"), ["http://[::1]?a=b", "http://[::1]:8080?a=b"]);
+        assert_eq!(port_variants("http://h"), ["http://h", "http://h:80"]);
+        assert_eq!(port_variants("/relative"), ["/relative"]);
+        assert_eq!(port_variants("http:///path"), ["http:///path"]);
     }
 
     #[test]
