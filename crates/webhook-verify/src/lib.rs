@@ -110,7 +110,7 @@ pub enum Refusal {
     MalformedHeader(&'static str, String),
     #[error("the signature does not match the delivery under any of the endpoint's active secrets")]
     BadSignature,
-    #[error("the signed timestamp is outside the tolerance")]
+    #[error("the signed timestamp is further from now than the tolerance allows")]
     StaleTimestamp,
     /// The signature matched, but the body is not what the provider sends (not JSON, no event id).
     #[error("the body is not a {0} event: {1}")]
@@ -134,7 +134,9 @@ impl Refusal {
 }
 
 /// Verifies a delivery of a provider whose signature is checked here (every provider but PayPal, whose deliveries
-/// [`paypal::Verifier`] checks) against the endpoint's active `secrets`, and returns its events.
+/// [`paypal::Verifier`] checks) against the endpoint's active `secrets`, and returns its events (several for a
+/// GoCardless batch, one otherwise). Called with [`Provider::PayPal`] it refuses with
+/// [`Refusal::VerifierUnavailable`], so that a wiring mistake is retried by PayPal rather than accepted.
 pub fn verify(
     provider: Provider,
     delivery: &Delivery<'_>,

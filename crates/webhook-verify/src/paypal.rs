@@ -196,10 +196,14 @@ impl Verifier {
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(Refusal::VerifierUnavailable(format!("the verify endpoint answered {status}")));
         }
-        if status.is_client_error() {
+        if status == reqwest::StatusCode::BAD_REQUEST || status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
             // PayPal validates the headers' values (patterns and lengths) and the webhook id: what it refuses as
             // an invalid request was not signed by PayPal for this webhook.
             return Ok(Answer::Verified(false));
+        }
+        if !status.is_success() {
+            // 403, 404 and the like say the app or the base URL is misconfigured, not that the delivery is forged.
+            return Err(Refusal::VerifierUnavailable(format!("the verify endpoint answered {status}")));
         }
         let answer: VerifyResponse =
             response.json().await.map_err(|e| unavailable("the verify endpoint's answer", e))?;
@@ -389,6 +393,10 @@ mod tests {
         let wrong =
             PayPalCredentials { client_secret: "not-the-secret".into(), client_id: "other".into(), ..credentials() };
         let refusal = verifier.verify(&delivery(&headers, BODY), &wrong).await.unwrap_err();
+        assert_eq!(refusal.reason(), "verifier_unavailable", "{refusal}");
+        // A base URL with nothing PayPal-like behind it.
+        let misplaced = Verifier::new(format!("{}/nowhere", paypal.base_url()));
+        let refusal = misplaced.verify(&delivery(&headers, BODY), &credentials()).await.unwrap_err();
         assert_eq!(refusal.reason(), "verifier_unavailable", "{refusal}");
         // Nobody listening.
         let base_url = paypal.base_url().to_owned();
