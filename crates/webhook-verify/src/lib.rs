@@ -108,9 +108,9 @@ pub enum Refusal {
     MissingHeader(&'static str),
     #[error("the {0} header is malformed: {1}")]
     MalformedHeader(&'static str, String),
-    #[error("no signature matches any of the endpoint's secrets")]
+    #[error("the signature does not match the delivery under any of the endpoint's active secrets")]
     BadSignature,
-    #[error("the signed timestamp is outside the tolerance")]
+    #[error("the signed timestamp is further from now than the tolerance allows")]
     StaleTimestamp,
     /// The signature matched, but the body is not what the provider sends (not JSON, no event id).
     #[error("the body is not a {0} event: {1}")]
@@ -134,7 +134,9 @@ impl Refusal {
 }
 
 /// Verifies a delivery of a provider whose signature is checked here (every provider but PayPal, whose deliveries
-/// [`paypal::Verifier`] checks) against the endpoint's active `secrets`, and returns its events.
+/// [`paypal::Verifier`] checks) against the endpoint's active `secrets`, and returns its events (several for a
+/// GoCardless batch, one otherwise). Called with [`Provider::PayPal`] it refuses with
+/// [`Refusal::VerifierUnavailable`], so that a wiring mistake is retried by PayPal rather than accepted.
 pub fn verify(
     provider: Provider,
     delivery: &Delivery<'_>,
@@ -151,6 +153,11 @@ pub fn verify(
             Err(Refusal::VerifierUnavailable("PayPal deliveries are verified by paypal::Verifier".into()))
         }
     }
+}
+
+/// The secrets a signature may be checked against: a blank secret is a key anyone knows, so it never matches.
+pub(crate) fn usable<'a>(secrets: &'a [&'a str]) -> impl Iterator<Item = &'a str> {
+    secrets.iter().copied().filter(|s| !s.trim().is_empty())
 }
 
 /// Whether `expected` equals `given`, in time that does not depend on where they differ.
@@ -171,5 +178,52 @@ pub(crate) fn json_object(provider: &'static str, body: &[u8]) -> Result<serde_j
         Ok(v @ serde_json::Value::Object(_)) => Ok(v),
         Ok(_) => Err(Refusal::BadBody(provider, "not a JSON object".into())),
         Err(e) => Err(Refusal::BadBody(provider, format!("not JSON: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blank_secret_never_matches() {
+        let now = Utc::now();
+        let body = br#"{"id":"evt_1","type":"x","events":[{"id":"EV1","resource_type":"payments","action":"created"}],"MessageSid":"SM1"}"#;
+        let signed = |provider: Provider, key: &str| -> Vec<(String, String)> {
+            match provider {
+                Provider::Stripe => {
+                    vec![("stripe-signature".into(), stripe::signature_header(key, now.timestamp(), body))]
+                }
+                Provider::GoCardless => vec![("webhook-signature".into(), gocardless::signature(key, body))],
+                Provider::Twilio => vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("x-twilio-signature".into(), twilio::signature(twilio::Algorithm::HmacSha1, key, URL, &[])),
+                ],
+                Provider::Standard => {
+                    let signature = standard::sign(key.as_bytes(), "msg_1", &now.timestamp().to_string(), body);
+                    vec![
+                        ("webhook-id".into(), "msg_1".into()),
+                        ("webhook-timestamp".into(), now.timestamp().to_string()),
+                        (
+                            "webhook-signature".into(),
+                            format!(
+                                "v1,{}",
+                                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, signature)
+                            ),
+                        ),
+                    ]
+                }
+                Provider::PayPal => unreachable!(),
+            }
+        };
+        const URL: &str = "https://example.org/webhooks?bodySHA256=0";
+        for provider in [Provider::Stripe, Provider::GoCardless, Provider::Twilio, Provider::Standard] {
+            for blank in ["", " "] {
+                let headers = signed(provider, blank);
+                let delivery = Delivery { url: URL, headers: &headers, body };
+                let refusal = verify(provider, &delivery, &[blank, "whsec_"], now, &Settings::default());
+                assert_eq!(refusal, Err(Refusal::BadSignature), "{provider:?} with {blank:?}");
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! after `whsec_`) and sends `webhook-signature: v1,<base64> [v1,<base64> ...]`; any `v1` signature may match, and
 //! the timestamp must be within the tolerance. The event id is `webhook-id`; the type is the body's `type`, if any.
 
-use crate::{Delivery, ProviderEvent, Refusal, Settings, fresh, json_object, same};
+use crate::{Delivery, ProviderEvent, Refusal, Settings, fresh, json_object, same, usable};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -29,7 +29,7 @@ pub fn verify(
     if given.is_empty() {
         return Err(Refusal::MalformedHeader("webhook-signature", "no v1 signature".into()));
     }
-    let matched = secrets.iter().filter_map(|s| key(s)).any(|key| {
+    let matched = usable(secrets).filter_map(key).filter(|key| !key.is_empty()).any(|key| {
         let expected = sign(&key, id, timestamp.trim(), delivery.body);
         given.iter().any(|g| same(&expected, g))
     });
