@@ -12,6 +12,7 @@
 pub mod gift_view;
 pub mod imports;
 pub mod links;
+pub mod payments;
 pub mod pledges;
 pub mod refunds;
 

@@ -1,0 +1,281 @@
+//! Provider payments: webhook-ingest's events, published as it publishes them, become gifts, refunds and staging
+//! entries (`worker::payments`).
+
+use crate::helpers::{TestApp, spawn_app};
+use chrono::Utc;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Publishes a Stripe event as webhook-ingest does; returns the envelope id.
+pub async fn publish_stripe(app: &TestApp, event: &Value) -> Uuid {
+    publish_webhook(app, "webhook.stripe.received.v1", "stripe", event, false).await
+}
+
+pub async fn publish_webhook(app: &TestApp, event_type: &str, provider: &str, body: &Value, test: bool) -> Uuid {
+    let publisher = almoner_bus::Publisher::connect(&app.amqp, "fundraising tests").await.expect("publisher connects");
+    let envelope = almoner_events::Envelope {
+        id: Uuid::now_v7(),
+        event_type: event_type.to_owned(),
+        occurred_at: Utc::now(),
+        tenant_id: app.tenant_id,
+        producer: "webhook-ingest".to_owned(),
+        traceparent: None,
+        payload: json!({
+            "received_id": Uuid::now_v7(), "endpoint_id": Uuid::nil(), "provider": provider,
+            "event_id": body["id"], "event_type": body["type"], "received_at": Utc::now(), "body": body, "test": test,
+        }),
+    };
+    publisher.publish(&almoner_bus::OutgoingMessage::from_envelope(&envelope, None).unwrap()).await.expect("published");
+    envelope.id
+}
+
+/// Waits until fundraising has handled (or dead-lettered) the envelope.
+pub async fn wait_handled(app: &TestApp, event_id: Uuid) {
+    let admin = app.db.admin_client().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let handled: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM fundraising.processed_events \
+                 WHERE consumer = 'fundraising.payments' AND event_id = $1",
+                &[&event_id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if handled == 1 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "event {event_id} not handled");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn handle_stripe(app: &TestApp, event: &Value) {
+    let id = publish_stripe(app, event).await;
+    wait_handled(app, id).await;
+}
+
+pub fn stripe_event(id: &str, event_type: &str, object: Value) -> Value {
+    json!({"id": id, "object": "event", "type": event_type, "created": 1_750_000_000, "livemode": false,
+           "data": {"object": object}})
+}
+
+/// A `payment_intent.succeeded` of `amount` pence on 6 April 2025.
+pub fn payment_intent(
+    event_id: &str,
+    pi: &str,
+    amount: i64,
+    customer: Option<&str>,
+    email: Option<&str>,
+    name: &str,
+) -> Value {
+    stripe_event(
+        event_id,
+        "payment_intent.succeeded",
+        json!({"id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount, "currency": "gbp",
+               "created": 1_743_897_600, "customer": customer, "receipt_email": email,
+               "payment_method_types": ["card"],
+               "charges": {"data": [{"billing_details": {"name": name, "email": email}}]}}),
+    )
+}
+
+pub fn charge_refunded(event_id: &str, pi: &str, amount: i64, refunded: i64) -> Value {
+    stripe_event(
+        event_id,
+        "charge.refunded",
+        json!({"id": format!("ch_{pi}"), "object": "charge", "payment_intent": pi, "amount": amount,
+               "amount_refunded": refunded, "currency": "gbp", "created": 1_743_897_600, "refunded": refunded == amount}),
+    )
+}
+
+/// The tenant's gifts and refund entries from Stripe, oldest first.
+pub async fn stripe_gifts(app: &TestApp) -> Vec<Value> {
+    let response = app.get("/v1/gifts?source=stripe&limit=500", &app.token()).await;
+    assert_eq!(response.status(), 200);
+    let mut gifts = response.json::<Value>().await.unwrap()["data"].as_array().unwrap().clone();
+    gifts.reverse();
+    gifts
+}
+
+#[tokio::test]
+async fn one_stripe_event_published_five_times_is_one_gift_and_test_events_are_ignored() {
+    let app = spawn_app().await;
+    let event = payment_intent("evt_1", "pi_1", 2000, Some("cus_1"), Some("ann@example.org"), "Ann Smith");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(publish_stripe(&app, &event).await);
+    }
+    for id in ids {
+        wait_handled(&app, id).await;
+    }
+    let gifts = stripe_gifts(&app).await;
+    assert_eq!(gifts.len(), 1, "{gifts:?}");
+    let gift = &gifts[0];
+    assert_eq!(gift["amount_minor"], 2000);
+    assert_eq!(gift["currency"], "GBP");
+    assert_eq!(gift["gift_date"], "2025-04-06");
+    assert_eq!(gift["status"], "succeeded");
+    assert_eq!(gift["external_reference"], "pi_1");
+    assert_eq!(gift["payment_method"], "card");
+    // A new donor from the payment's details, with its gift's event and its own in the outbox.
+    let donor: Value = app
+        .get(&format!("/v1/donors/{}", gift["donor_id"].as_str().unwrap()), &app.token())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((donor["first_name"].as_str(), donor["last_name"].as_str()), (Some("Ann"), Some("Smith")));
+    assert_eq!(donor["email"], "ann@example.org");
+    let admin = app.db.admin_client().await;
+    let events: Vec<String> = admin
+        .query("SELECT event_type FROM fundraising.outbox ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(events, ["fundraising.donor.upserted.v1", "fundraising.gift.upserted.v1"]);
+
+    // A test event (POST /v1/endpoints/{id}/test at webhook-ingest) is acknowledged and changes nothing.
+    let test = payment_intent("evt_test", "pi_test", 100, None, Some("test@example.org"), "Test Person");
+    let id = publish_webhook(&app, "webhook.stripe.received.v1", "stripe", &test, true).await;
+    let after = payment_intent("evt_after", "pi_after", 300, Some("cus_1"), None, "Ann Smith");
+    let after_id = publish_stripe(&app, &after).await;
+    wait_handled(&app, after_id).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let gifts = stripe_gifts(&app).await;
+    assert_eq!(gifts.len(), 2);
+    assert!(gifts.iter().all(|g| g["external_reference"] != "pi_test"));
+    let handled: i64 = admin
+        .query_one("SELECT count(*) FROM fundraising.processed_events WHERE event_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(handled, 0, "a test event is not even recorded");
+}
+
+#[tokio::test]
+async fn a_payment_intent_and_its_checkout_session_are_one_gift_in_either_order() {
+    let app = spawn_app().await;
+    let session = |event_id: &str, pi: &str| {
+        stripe_event(
+            event_id,
+            "checkout.session.completed",
+            json!({"id": format!("cs_{pi}"), "object": "checkout.session", "mode": "payment",
+                   "payment_status": "paid", "payment_intent": pi, "amount_total": 1500, "currency": "gbp",
+                   "created": 1_743_897_600, "customer": "cus_9",
+                   "customer_details": {"email": "bo@example.org", "name": "Bo Diddley"}}),
+        )
+    };
+    handle_stripe(&app, &payment_intent("evt_a1", "pi_a", 1500, Some("cus_9"), Some("bo@example.org"), "Bo Diddley"))
+        .await;
+    handle_stripe(&app, &session("evt_a2", "pi_a")).await;
+    handle_stripe(&app, &session("evt_b1", "pi_b")).await;
+    handle_stripe(&app, &payment_intent("evt_b2", "pi_b", 1500, Some("cus_9"), Some("bo@example.org"), "Bo Diddley"))
+        .await;
+    let gifts = stripe_gifts(&app).await;
+    let references: Vec<&str> = gifts.iter().map(|g| g["external_reference"].as_str().unwrap()).collect();
+    assert_eq!(references, ["pi_a", "pi_b"]);
+    // Both to the one donor created for the first.
+    assert_eq!(gifts[0]["donor_id"], gifts[1]["donor_id"]);
+}
+
+#[tokio::test]
+async fn refunds_net_off_by_what_stripe_says_is_refunded_in_all_even_before_the_payment() {
+    let app = spawn_app().await;
+    handle_stripe(&app, &payment_intent("evt_p", "pi_r", 2000, Some("cus_r"), Some("cy@example.org"), "Cy Twombly"))
+        .await;
+    let partial = charge_refunded("evt_r1", "pi_r", 2000, 500);
+    handle_stripe(&app, &partial).await;
+    handle_stripe(&app, &partial).await; // a replay: same provider event id
+    handle_stripe(&app, &charge_refunded("evt_r2", "pi_r", 2000, 500)).await; // same total, another event
+    let gifts = stripe_gifts(&app).await;
+    let amounts: Vec<i64> = gifts.iter().map(|g| g["amount_minor"].as_i64().unwrap()).collect();
+    assert_eq!(amounts, [2000, -500]);
+    assert_eq!(gifts[1]["refund_of"], gifts[0]["id"]);
+    handle_stripe(&app, &charge_refunded("evt_r3", "pi_r", 2000, 2000)).await;
+    let gifts = stripe_gifts(&app).await;
+    let amounts: Vec<i64> = gifts.iter().map(|g| g["amount_minor"].as_i64().unwrap()).collect();
+    assert_eq!(amounts, [2000, -500, -1500]);
+    assert_eq!(gifts[0]["status"], "refunded");
+
+    // The refund first: parked, then netted off when the payment arrives.
+    handle_stripe(&app, &charge_refunded("evt_early_r", "pi_late", 1000, 400)).await;
+    assert!(stripe_gifts(&app).await.iter().all(|g| g["external_reference"] != "pi_late"));
+    handle_stripe(&app, &payment_intent("evt_late", "pi_late", 1000, Some("cus_r"), None, "Cy Twombly")).await;
+    let gifts = stripe_gifts(&app).await;
+    let late = gifts.iter().find(|g| g["external_reference"] == "pi_late").unwrap();
+    let refunds: Vec<i64> =
+        gifts.iter().filter(|g| g["refund_of"] == late["id"]).map(|g| g["amount_minor"].as_i64().unwrap()).collect();
+    assert_eq!(refunds, [-400]);
+    assert_eq!(late["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn donors_are_matched_by_linked_customer_then_by_email_and_unsure_matches_are_staged() {
+    let app = spawn_app().await;
+    let dee = app.create_donor(&json!({"first_name": "Dee", "last_name": "Dee", "email": "DEE@example.org"})).await;
+    // By email (any case): the customer is linked to the donor.
+    handle_stripe(&app, &payment_intent("evt_1", "pi_1", 100, Some("cus_dee"), Some("dee@example.org"), "D Dee")).await;
+    // By the linked customer, whatever email it now gives.
+    handle_stripe(&app, &payment_intent("evt_2", "pi_2", 200, Some("cus_dee"), Some("new@example.org"), "D D")).await;
+    handle_stripe(&app, &payment_intent("evt_3", "pi_3", 300, Some("cus_dee"), None, "")).await;
+    let gifts = stripe_gifts(&app).await;
+    assert_eq!(gifts.len(), 3);
+    assert!(gifts.iter().all(|g| g["donor_id"] == dee["id"]), "{gifts:?}");
+
+    // Two donors share an email; no email; no last name for a new donor: each is staged, not a gift.
+    app.create_donor(&json!({"last_name": "Twin", "email": "twins@example.org"})).await;
+    app.create_donor(&json!({"last_name": "Twin", "email": "twins@example.org"})).await;
+    handle_stripe(&app, &payment_intent("evt_4", "pi_4", 400, Some("cus_t"), Some("twins@example.org"), "A Twin"))
+        .await;
+    handle_stripe(&app, &payment_intent("evt_5", "pi_5", 500, None, None, "No Email")).await;
+    handle_stripe(&app, &payment_intent("evt_6", "pi_6", 600, None, Some("cher@example.org"), "Cher")).await;
+    assert_eq!(stripe_gifts(&app).await.len(), 3);
+    let admin = app.db.admin_client().await;
+    let staged: Vec<(String, String, usize)> = admin
+        .query("SELECT reference, reason, cardinality(candidate_donor_ids) FROM fundraising.payment_staging ORDER BY reference", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get::<_, i32>(2) as usize))
+        .collect();
+    assert_eq!(
+        staged,
+        [
+            ("pi_4".to_owned(), "several_donors_match".to_owned(), 2),
+            ("pi_5".to_owned(), "no_email".to_owned(), 0),
+            ("pi_6".to_owned(), "no_last_name".to_owned(), 0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_read_is_dead_lettered() {
+    let app = spawn_app().await;
+    let malformed = stripe_event("evt_bad", "payment_intent.succeeded", json!({"id": "pi_bad", "currency": "gbp"}));
+    publish_stripe(&app, &malformed).await;
+    // Not even the envelope's payload: webhook-ingest's contract broken.
+    let publisher = almoner_bus::Publisher::connect(&app.amqp, "fundraising tests").await.unwrap();
+    let broken = almoner_events::Envelope {
+        id: Uuid::now_v7(),
+        event_type: "webhook.stripe.received.v1".to_owned(),
+        occurred_at: Utc::now(),
+        tenant_id: app.tenant_id,
+        producer: "webhook-ingest".to_owned(),
+        traceparent: None,
+        payload: json!({"nonsense": true}),
+    };
+    publisher.publish(&almoner_bus::OutgoingMessage::from_envelope(&broken, None).unwrap()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let dead = almoner_bus::dead_letters::count(&app.amqp, "fundraising.payments").await.unwrap();
+        if dead >= 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "only {dead} dead letters");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(stripe_gifts(&app).await.is_empty());
+}
