@@ -309,3 +309,30 @@ pub async fn take_parked_refund(
         date: row.get("refund_date"),
     }))
 }
+
+/// A donor a staging entry may be for, as a reviewer sees it.
+#[derive(Debug, Clone)]
+pub struct CandidateDonor {
+    pub id: Uuid,
+    pub first_name: Option<String>,
+    pub last_name: String,
+    pub email: Option<String>,
+}
+
+/// The donors among `ids` that still exist, in id order.
+pub async fn candidate_donors(tx: &Transaction, ids: &[Uuid]) -> Result<Vec<CandidateDonor>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(tx
+        .query("SELECT id, first_name, last_name, email FROM donors WHERE id = ANY($1) ORDER BY id", &[&ids])
+        .await?
+        .iter()
+        .map(|row| CandidateDonor {
+            id: row.get("id"),
+            first_name: row.get("first_name"),
+            last_name: row.get("last_name"),
+            email: row.get("email"),
+        })
+        .collect())
+}

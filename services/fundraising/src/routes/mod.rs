@@ -13,6 +13,7 @@ pub mod imports;
 pub mod pledges;
 mod problems;
 pub mod schemas;
+pub mod staging;
 
 use almoner_http::endpoints::ServiceConfig;
 
@@ -25,4 +26,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     gift_aid::configure(cfg);
     claims::configure(cfg);
     imports::configure(cfg);
+    staging::configure(cfg);
 }

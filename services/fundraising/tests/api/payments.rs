@@ -279,3 +279,89 @@ async fn an_event_that_cannot_be_read_is_dead_lettered() {
     }
     assert!(stripe_gifts(&app).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_staged_payment_is_approved_with_a_donor_or_rejected_and_decided_once() {
+    let app = spawn_app().await;
+    let twin_a =
+        app.create_donor(&json!({"first_name": "Al", "last_name": "Twin", "email": "twins@example.org"})).await;
+    let twin_b =
+        app.create_donor(&json!({"first_name": "Bo", "last_name": "Twin", "email": "twins@example.org"})).await;
+    handle_stripe(&app, &payment_intent("evt_s1", "pi_s1", 700, Some("cus_al"), Some("twins@example.org"), "Al Twin"))
+        .await;
+    handle_stripe(&app, &payment_intent("evt_s2", "pi_s2", 800, None, None, "Who Knows")).await;
+    handle_stripe(&app, &payment_intent("evt_s3", "pi_s3", 900, None, Some("cher@example.org"), "Cher")).await;
+    // A refund of a staged payment waits for its approval.
+    handle_stripe(&app, &charge_refunded("evt_s1r", "pi_s1", 700, 200)).await;
+    assert!(stripe_gifts(&app).await.is_empty());
+
+    let token = app.token();
+    let list: Value = app.get("/v1/staging?status=pending&limit=2", &token).await.json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    let rest: Value = app
+        .get(&format!("/v1/staging?status=pending&cursor={}", list["next_cursor"].as_str().unwrap()), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let all: Vec<Value> =
+        list["data"].as_array().unwrap().iter().chain(rest["data"].as_array().unwrap()).cloned().collect();
+    let entry =
+        |reference: &str| all.iter().find(|e| e["proposed_gift"]["external_reference"] == reference).unwrap().clone();
+    let shared = entry("pi_s1");
+    assert_eq!(shared["reason"], "several_donors_match");
+    assert_eq!(shared["proposed_gift"]["amount_minor"], 700);
+    assert_eq!(shared["payer"]["customer_id"], "cus_al");
+    let candidates: Vec<&Value> = shared["candidate_donors"].as_array().unwrap().iter().map(|c| &c["id"]).collect();
+    assert_eq!(candidates, [&twin_a["id"], &twin_b["id"]]);
+    let one: Value =
+        app.get(&format!("/v1/staging/{}", shared["id"].as_str().unwrap()), &token).await.json().await.unwrap();
+    assert_eq!(one, shared);
+
+    // Approving with a donor records the gift (its parked refund netted off) and links the customer.
+    let approve = |id: &Value| format!("/v1/staging/{}/approve", id.as_str().unwrap());
+    let problem = app.post(&approve(&shared["id"]), &token, &json!({})).await;
+    crate::helpers::problem(problem, 422, "validation_failed").await;
+    let problem = app.post(&approve(&shared["id"]), &token, &json!({"donor_id": Uuid::now_v7()})).await;
+    assert_eq!(crate::helpers::fields(&crate::helpers::problem(problem, 422, "validation_failed").await), ["donor_id"]);
+    let response = app.post(&approve(&shared["id"]), &token, &json!({"donor_id": twin_a["id"]})).await;
+    assert_eq!(response.status(), 200);
+    let approved: Value = response.json().await.unwrap();
+    assert_eq!((&approved["status"], &approved["donor_id"]), (&json!("approved"), &twin_a["id"]));
+    let again = app.post(&approve(&shared["id"]), &token, &json!({"donor_id": twin_a["id"]})).await;
+    crate::helpers::problem(again, 409, "conflict").await;
+    let gifts = stripe_gifts(&app).await;
+    let amounts: Vec<(i64, &Value)> =
+        gifts.iter().map(|g| (g["amount_minor"].as_i64().unwrap(), &g["donor_id"])).collect();
+    assert_eq!(amounts, [(700, &twin_a["id"]), (-200, &twin_a["id"])]);
+    assert_eq!(gifts[0]["id"], approved["gift_id"]);
+    handle_stripe(&app, &payment_intent("evt_s4", "pi_s4", 50, Some("cus_al"), Some("twins@example.org"), "Al Twin"))
+        .await;
+    assert_eq!(stripe_gifts(&app).await.last().unwrap()["donor_id"], twin_a["id"]);
+
+    // Approving with a new donor creates it, with the payer's email unless given another.
+    let cher = entry("pi_s3");
+    assert_eq!(cher["reason"], "no_last_name");
+    let approved: Value = app
+        .post(&approve(&cher["id"]), &token, &json!({"create_donor": {"first_name": "Cher", "last_name": "Sarkisian"}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let donor: Value =
+        app.get(&format!("/v1/donors/{}", approved["donor_id"].as_str().unwrap()), &token).await.json().await.unwrap();
+    assert_eq!((donor["last_name"].as_str(), donor["email"].as_str()), (Some("Sarkisian"), Some("cher@example.org")));
+
+    // Rejecting needs a reason; a rejected entry never becomes a gift, even if its payment's events come again.
+    let unknown = entry("pi_s2");
+    let reject = format!("/v1/staging/{}/reject", unknown["id"].as_str().unwrap());
+    crate::helpers::problem(app.post(&reject, &token, &json!({"reason": " "})).await, 422, "validation_failed").await;
+    let rejected: Value = app.post(&reject, &token, &json!({"reason": "a test payment"})).await.json().await.unwrap();
+    assert_eq!((&rejected["status"], &rejected["rejection_reason"]), (&json!("rejected"), &json!("a test payment")));
+    handle_stripe(&app, &payment_intent("evt_s2b", "pi_s2", 800, None, None, "Who Knows")).await;
+    assert!(stripe_gifts(&app).await.iter().all(|g| g["external_reference"] != "pi_s2"));
+    let pending: Value = app.get("/v1/staging?status=pending", &token).await.json().await.unwrap();
+    assert!(pending["data"].as_array().unwrap().is_empty());
+    let bad = app.get("/v1/staging?status=maybe", &token).await;
+    assert_eq!(crate::helpers::fields(&crate::helpers::problem(bad, 422, "validation_failed").await), ["status"]);
+}
