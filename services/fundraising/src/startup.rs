@@ -28,6 +28,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         move |shutdown| runner.run(pool, shutdown)
     });
     service.data(runner);
+    // Marks recurring agreements lapsed when their expected payment is overdue.
+    service.background("recurring lapse check", {
+        let pool = pool.clone();
+        let (days, every) = (settings.intake.recurring_lapse_after_days, settings.intake.recurring_check_secs);
+        move |shutdown| {
+            crate::app::recurring::run_lapse_job(pool, days, std::time::Duration::from_secs(every), shutdown)
+        }
+    });
     service.data(GiftIntake::start(pool.clone(), settings.intake.writers, settings.intake.max_batch));
     service.data(pool);
     service.jwks_verifier()?;

@@ -90,6 +90,27 @@ async fn match_payer(tx: &Transaction, provider: &str, payer: &Payer) -> Result<
     })
 }
 
+/// The payer's donor when the match is sure (creating the donor when no donor has the email), with the customer
+/// id linked to it; `None` when it is unsure.
+pub async fn match_and_link(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    provider: &str,
+    payer: &Payer,
+) -> Result<Option<Uuid>, DbError> {
+    let donor_id = match match_payer(tx, provider, payer).await? {
+        Match::Donor(donor_id) => donor_id,
+        Match::Create { first_name, last_name } => {
+            create_donor(tx, tenant_id, first_name, last_name, payer.email.clone()).await?.id
+        }
+        Match::Unsure(..) => return Ok(None),
+    };
+    if let Some(customer) = &payer.customer_id {
+        db::link_customer(tx, provider, customer, donor_id).await?;
+    }
+    Ok(Some(donor_id))
+}
+
 /// Creates a donor from what a payment tells (name and email), writing its event.
 pub async fn create_donor(
     tx: &Transaction,

@@ -10,6 +10,7 @@ pub mod households;
 pub mod imports;
 pub mod payments;
 pub mod pledges;
+pub mod recurring;
 pub mod tenants;
 
 /// fundraising's own migrations, applied after the platform ones.
@@ -25,6 +26,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     9 => "0009_known_tenants_per_statement.sql",
     11 => "0011_gift_aid_rules.sql",
     12 => "0012_provider_payments.sql",
+    13 => "0013_recurring_agreements.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

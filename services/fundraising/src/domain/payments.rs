@@ -5,6 +5,7 @@
 //! Stripe's objects are read as its API reference documents them: amounts are integers in minor units, currencies
 //! lower case, times Unix seconds.
 
+use almoner_events::fundraising::{RecurringInterval, RecurringStatus};
 use almoner_types::{Currency, Email};
 use chrono::{DateTime, NaiveDate};
 use serde_json::Value;
@@ -71,11 +72,37 @@ pub struct ProviderRefund {
     pub date: NaiveDate,
 }
 
+/// A recurring agreement as the provider describes it now (a Stripe subscription).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderAgreement {
+    pub provider: Provider,
+    /// The provider's id of the subscription or mandate.
+    pub reference: String,
+    pub customer_id: Option<String>,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    pub interval: RecurringInterval,
+    pub status: RecurringStatus,
+    pub next_expected_date: Option<NaiveDate>,
+}
+
 /// What a provider event becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentEvent {
     Payment(ProviderPayment),
+    /// A payment of a recurring agreement (the provider's subscription `agreement`).
+    RecurringPayment {
+        payment: ProviderPayment,
+        agreement: String,
+    },
     Refund(ProviderRefund),
+    Agreement(ProviderAgreement),
+    /// A subscription was signed up for by this payer (a Stripe checkout session in subscription mode): it tells
+    /// whose the agreement is.
+    AgreementStarted {
+        agreement: String,
+        payer: Payer,
+    },
     /// Understood, and nothing for fundraising (another event type, an unpaid session): acknowledged.
     Ignored(String),
 }
@@ -159,6 +186,10 @@ pub fn stripe(event: &Value) -> Result<PaymentEvent, Unreadable> {
         "payment_intent.succeeded" => stripe_payment_intent(object).map(PaymentEvent::Payment),
         "checkout.session.completed" => stripe_checkout_session(object),
         "charge.refunded" => stripe_charge_refunded(object, event).map(PaymentEvent::Refund),
+        "invoice.paid" => stripe_invoice_paid(object),
+        "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted" => {
+            stripe_subscription(object, event_type == "customer.subscription.deleted")
+        }
         other => Ok(PaymentEvent::Ignored(format!("stripe {other} is not mapped"))),
     }
 }
@@ -194,6 +225,13 @@ fn positive(amount: i64, field: &str) -> Result<i64, Unreadable> {
 
 fn stripe_checkout_session(session: &Value) -> Result<PaymentEvent, Unreadable> {
     let mode = required_text(session, "mode")?;
+    if mode == "subscription" {
+        let agreement = id_of(session, "subscription")?.ok_or_else(|| unreadable("subscription is missing"))?;
+        let details = session.get("customer_details");
+        let email = email(&[details.and_then(|d| text(d, "email")), text(session, "customer_email")]);
+        let name = details.and_then(|d| text(d, "name"));
+        return Ok(PaymentEvent::AgreementStarted { agreement, payer: payer(customer(session), email, name) });
+    }
     if mode != "payment" {
         return Ok(PaymentEvent::Ignored(format!("stripe checkout session in {mode} mode is not mapped")));
     }
@@ -240,6 +278,105 @@ fn stripe_charge_refunded(charge: &Value, event: &Value) -> Result<ProviderRefun
     })
 }
 
+/// A field holding an object's id, or the expanded object.
+fn id_of(object: &Value, field: &str) -> Result<Option<String>, Unreadable> {
+    Ok(match object.get(field) {
+        Some(Value::String(id)) if !id.trim().is_empty() => Some(id.trim().to_owned()),
+        Some(expanded @ Value::Object(_)) => Some(required_text(expanded, "id")?.to_owned()),
+        _ => None,
+    })
+}
+
+fn stripe_invoice_paid(invoice: &Value) -> Result<PaymentEvent, Unreadable> {
+    let amount_paid = amount(invoice, "amount_paid")?;
+    if amount_paid == 0 {
+        return Ok(PaymentEvent::Ignored("stripe invoice paid nothing (a trial or a credit)".into()));
+    }
+    // Keyed on its payment intent when the API version names it, so that intent's own event is the same gift.
+    let reference = match id_of(invoice, "payment_intent")? {
+        Some(pi) => pi,
+        None => required_text(invoice, "id")?.to_owned(),
+    };
+    let date = invoice
+        .get("status_transitions")
+        .map(|t| date(t, "paid_at"))
+        .and_then(Result::ok)
+        .map_or_else(|| date(invoice, "created"), Ok)?;
+    let payment = ProviderPayment {
+        provider: Provider::Stripe,
+        reference,
+        amount_minor: amount_paid,
+        currency: currency(invoice)?,
+        date,
+        payment_method: None,
+        payer: payer(customer(invoice), email(&[text(invoice, "customer_email")]), text(invoice, "customer_name")),
+    };
+    // Older API versions name the subscription on the invoice; newer ones under parent.subscription_details.
+    let subscription = match id_of(invoice, "subscription")? {
+        Some(id) => Some(id),
+        None => match invoice.get("parent").and_then(|p| p.get("subscription_details")) {
+            Some(details) => id_of(details, "subscription")?,
+            None => None,
+        },
+    };
+    Ok(match subscription {
+        Some(agreement) => PaymentEvent::RecurringPayment { payment, agreement },
+        None => PaymentEvent::Payment(payment),
+    })
+}
+
+fn stripe_subscription(sub: &Value, deleted: bool) -> Result<PaymentEvent, Unreadable> {
+    let reference = required_text(sub, "id")?.to_owned();
+    let status = match (deleted, required_text(sub, "status")?) {
+        (true, _) | (_, "canceled" | "unpaid" | "incomplete_expired") => RecurringStatus::Cancelled,
+        (_, "incomplete") => {
+            return Ok(PaymentEvent::Ignored("stripe subscription is incomplete: not started".into()));
+        }
+        (_, "paused") => RecurringStatus::Paused,
+        (_, _) if sub.get("pause_collection").is_some_and(Value::is_object) => RecurringStatus::Paused,
+        (_, "active" | "trialing" | "past_due") => RecurringStatus::Active,
+        (_, other) => return Err(unreadable(format!("subscription status {other} is not one Stripe documents"))),
+    };
+    let item = sub
+        .get("items")
+        .and_then(|i| i.get("data"))
+        .and_then(|d| d.get(0))
+        .ok_or_else(|| unreadable("items.data is empty"))?;
+    let price = item.get("price").or_else(|| item.get("plan")).ok_or_else(|| unreadable("the item has no price"))?;
+    let unit = price
+        .get("unit_amount")
+        .or_else(|| price.get("amount"))
+        .and_then(Value::as_i64)
+        .filter(|a| *a > 0)
+        .ok_or_else(|| unreadable("the price has no unit_amount"))?;
+    let quantity = item.get("quantity").and_then(Value::as_i64).unwrap_or(1).max(1);
+    let recurring = price.get("recurring").unwrap_or(price);
+    let count = recurring.get("interval_count").and_then(Value::as_i64).unwrap_or(1);
+    let interval = match (required_text(recurring, "interval")?, count) {
+        ("week", 1) => RecurringInterval::Weekly,
+        ("month", 1) => RecurringInterval::Monthly,
+        ("month", 3) => RecurringInterval::Quarterly,
+        ("year", 1) | ("month", 12) => RecurringInterval::Annually,
+        (unit, count) => return Err(unreadable(format!("every {count} {unit} is not an interval fundraising keeps"))),
+    };
+    let currency = match text(sub, "currency") {
+        Some(_) => currency(sub)?,
+        None => currency(price)?,
+    };
+    // The end of the period paid for is when the next payment is due (on the item in newer API versions).
+    let next_expected_date = date(sub, "current_period_end").or_else(|_| date(item, "current_period_end")).ok();
+    Ok(PaymentEvent::Agreement(ProviderAgreement {
+        provider: Provider::Stripe,
+        reference,
+        customer_id: customer(sub),
+        amount_minor: unit.checked_mul(quantity).ok_or_else(|| unreadable("the amount is too large"))?,
+        currency,
+        interval,
+        status,
+        next_expected_date,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,9 +415,16 @@ mod tests {
         let mut unpaid = session.clone();
         unpaid["payment_status"] = json!("unpaid");
         assert!(matches!(stripe(&event("checkout.session.completed", unpaid)), Ok(PaymentEvent::Ignored(_))));
+        let mut setup = session.clone();
+        setup["mode"] = json!("setup");
+        assert!(matches!(stripe(&event("checkout.session.completed", setup)), Ok(PaymentEvent::Ignored(_))));
         let mut subscription = session;
         subscription["mode"] = json!("subscription");
-        assert!(matches!(stripe(&event("checkout.session.completed", subscription)), Ok(PaymentEvent::Ignored(_))));
+        subscription["subscription"] = json!("sub_1");
+        assert!(matches!(
+            stripe(&event("checkout.session.completed", subscription)),
+            Ok(PaymentEvent::AgreementStarted { agreement, .. }) if agreement == "sub_1"
+        ));
         assert!(matches!(stripe(&event("customer.created", json!({}))), Ok(PaymentEvent::Ignored(_))));
     }
 
@@ -300,6 +444,38 @@ mod tests {
         assert!(stripe(&event("payment_intent.succeeded", bad)).unwrap_err().0.contains("amount_received"));
         let odd = json!({"id": "pi_1", "amount_received": 20, "currency": "xyz", "created": 1});
         assert!(stripe(&event("payment_intent.succeeded", odd)).unwrap_err().0.contains("currency"));
+    }
+
+    #[test]
+    fn a_subscription_is_an_agreement_and_its_paid_invoice_a_payment_of_it() {
+        let sub = json!({"id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "active",
+            "currency": "gbp", "current_period_end": 1_743_897_600, "pause_collection": null,
+            "items": {"data": [{"quantity": 2, "price": {"unit_amount": 500, "currency": "gbp",
+                "recurring": {"interval": "month", "interval_count": 3}}}]}});
+        let PaymentEvent::Agreement(a) = stripe(&event("customer.subscription.created", sub.clone())).unwrap() else {
+            panic!()
+        };
+        assert_eq!((a.reference.as_str(), a.amount_minor, a.interval), ("sub_1", 1000, RecurringInterval::Quarterly));
+        assert_eq!((a.status, a.next_expected_date), (RecurringStatus::Active, NaiveDate::from_ymd_opt(2025, 4, 6)));
+        let PaymentEvent::Agreement(gone) = stripe(&event("customer.subscription.deleted", sub.clone())).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(gone.status, RecurringStatus::Cancelled);
+        let mut fortnightly = sub;
+        fortnightly["items"]["data"][0]["price"]["recurring"] = json!({"interval": "week", "interval_count": 2});
+        assert!(stripe(&event("customer.subscription.updated", fortnightly)).is_err());
+
+        let invoice = json!({"id": "in_1", "object": "invoice", "customer": "cus_1", "customer_email": "a@example.org",
+            "customer_name": "Al Bee", "amount_paid": 1000, "currency": "gbp", "created": 1,
+            "status_transitions": {"paid_at": 1_743_897_600},
+            "parent": {"subscription_details": {"subscription": "sub_1"}}});
+        let PaymentEvent::RecurringPayment { payment, agreement } = stripe(&event("invoice.paid", invoice)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((agreement.as_str(), payment.reference.as_str(), payment.amount_minor), ("sub_1", "in_1", 1000));
+        assert_eq!(payment.date, NaiveDate::from_ymd_opt(2025, 4, 6).unwrap());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! two events of one payment too: the retry finds the gift).
 
 use crate::app::payments::{self, PaymentError};
+use crate::app::recurring;
 use crate::db::payments as db;
 use crate::domain::payments::{self as domain, PaymentEvent, Provider};
 use almoner_bus::{ConsumerSpec, Handler, Outcome, Received};
@@ -126,6 +127,19 @@ async fn apply(
             PaymentEvent::Refund(refund) => {
                 let outcome = payments::receive_refund(&tx, tenant_id, refund).await?;
                 tracing::info!(?outcome, "provider refund");
+            }
+            PaymentEvent::RecurringPayment { payment, agreement } => {
+                let outcome =
+                    recurring::receive_recurring_payment(&tx, tenant_id, payment, agreement, &received.event_id)
+                        .await?;
+                tracing::info!(?outcome, "provider payment of a recurring agreement");
+            }
+            PaymentEvent::Agreement(agreement) => {
+                let stored = recurring::receive_agreement(&tx, tenant_id, agreement).await?;
+                tracing::info!(agreement_id = %stored.id, revision = stored.revision, "recurring agreement");
+            }
+            PaymentEvent::AgreementStarted { agreement, payer } => {
+                recurring::agreement_started(&tx, tenant_id, provider.as_str(), agreement, payer).await?;
             }
             PaymentEvent::Ignored(why) => tracing::debug!(%why, "nothing for fundraising"),
         }

@@ -56,7 +56,8 @@ pub async fn spawn_app() -> TestApp {
         amqp: amqp.clone(),
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
-        intake: Default::default(),
+        // The lapse check every second, so a test sees an overdue agreement lapse.
+        intake: fundraising::configuration::IntakeSettings { recurring_check_secs: 1, ..Default::default() },
     };
     let app = fundraising::startup::build(settings.clone()).await.expect("fundraising starts");
     let address = format!("http://127.0.0.1:{}", app.port());

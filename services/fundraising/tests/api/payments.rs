@@ -365,3 +365,102 @@ async fn a_staged_payment_is_approved_with_a_donor_or_rejected_and_decided_once(
     let bad = app.get("/v1/staging?status=maybe", &token).await;
     assert_eq!(crate::helpers::fields(&crate::helpers::problem(bad, 422, "validation_failed").await), ["status"]);
 }
+
+fn subscription(event_id: &str, event_type: &str, sub: &str, status: &str, period_end: i64) -> Value {
+    stripe_event(
+        event_id,
+        event_type,
+        json!({"id": sub, "object": "subscription", "customer": "cus_sub", "status": status, "currency": "gbp",
+               "current_period_end": period_end, "pause_collection": null,
+               "items": {"data": [{"quantity": 1, "price": {"unit_amount": 1200, "currency": "gbp",
+                   "recurring": {"interval": "month", "interval_count": 1}}}]}}),
+    )
+}
+
+fn invoice_paid(event_id: &str, invoice: &str, sub: &str, paid_at: i64) -> Value {
+    stripe_event(
+        event_id,
+        "invoice.paid",
+        json!({"id": invoice, "object": "invoice", "customer": "cus_sub", "customer_email": "eve@example.org",
+               "customer_name": "Eve Regular", "amount_paid": 1200, "currency": "gbp", "created": paid_at,
+               "status_transitions": {"paid_at": paid_at}, "subscription": sub}),
+    )
+}
+
+async fn agreements(app: &TestApp) -> Vec<Value> {
+    let response = app.get("/v1/recurring", &app.token()).await;
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn subscriptions_are_agreements_their_invoices_pay_them_and_overdue_ones_lapse() {
+    let app = spawn_app().await;
+    let today = Utc::now().timestamp();
+    let day = 86_400;
+    // The first invoice before the subscription's own event: the gift waits for the agreement to link it.
+    handle_stripe(&app, &invoice_paid("evt_i1", "in_1", "sub_1", today - 3 * day)).await;
+    handle_stripe(&app, &subscription("evt_s1", "customer.subscription.created", "sub_1", "active", today + 20 * day))
+        .await;
+    let found = agreements(&app).await;
+    assert_eq!(found.len(), 1);
+    let a = &found[0];
+    let gifts = stripe_gifts(&app).await;
+    assert_eq!(gifts.len(), 1);
+    assert_eq!(
+        (&a["donor_id"], &a["amount_minor"], &a["interval"]),
+        (&gifts[0]["donor_id"], &json!(1200), &json!("monthly"))
+    );
+    assert_eq!(
+        (&a["status"], &a["provider"], &a["provider_reference"]),
+        (&json!("active"), &json!("stripe"), &json!("sub_1"))
+    );
+    assert_eq!(a["last_paid_date"], gifts[0]["gift_date"]);
+    assert_eq!(a["revision"], 1);
+
+    // Overdue by more than 14 days: lapsed by the background check; a payment makes it active again.
+    handle_stripe(&app, &subscription("evt_s2", "customer.subscription.created", "sub_2", "active", today - 20 * day))
+        .await;
+    handle_stripe(&app, &subscription("evt_s3", "customer.subscription.created", "sub_3", "active", today - 5 * day))
+        .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let lapsed = loop {
+        let found = agreements(&app).await;
+        if let Some(lapsed) = found.iter().find(|a| a["status"] == "lapsed") {
+            break lapsed.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing lapsed: {found:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(lapsed["provider_reference"], "sub_2");
+    let all = agreements(&app).await;
+    assert_eq!(all.iter().find(|a| a["provider_reference"] == "sub_3").unwrap()["status"], "active");
+    handle_stripe(&app, &invoice_paid("evt_i2", "in_2", "sub_2", today)).await;
+    let again: Value =
+        app.get(&format!("/v1/recurring/{}", lapsed["id"].as_str().unwrap()), &app.token()).await.json().await.unwrap();
+    assert_eq!(again["status"], "active");
+    assert_eq!(again["last_paid_date"], json!(Utc::now().date_naive()));
+    assert!(again["revision"].as_i64().unwrap() > lapsed["revision"].as_i64().unwrap());
+
+    // The provider's deletion cancels it; so may staff, here.
+    handle_stripe(&app, &subscription("evt_s4", "customer.subscription.deleted", "sub_1", "canceled", today)).await;
+    let all = agreements(&app).await;
+    assert_eq!(all.iter().find(|a| a["provider_reference"] == "sub_1").unwrap()["status"], "cancelled");
+    let sub_3 = all.iter().find(|a| a["provider_reference"] == "sub_3").unwrap();
+    let path = format!("/v1/recurring/{}", sub_3["id"].as_str().unwrap());
+    let response = app.patch(&path, &app.token(), &json!({"status": "paused"})).await;
+    crate::helpers::problem(response, 422, "validation_failed").await;
+    let response = app.patch(&path, &app.token(), &json!({"status": "cancelled"})).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["status"], "cancelled");
+    let admin = app.db.admin_client().await;
+    let events: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM fundraising.outbox WHERE event_type = 'fundraising.recurring.upserted.v1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(events >= 6, "{events}");
+}
