@@ -71,8 +71,9 @@ fn plan(message: &Received) -> Result<Plan, String> {
     }
     let event = match provider {
         Provider::Stripe => domain::stripe(&received.body).map_err(|e| format!("stripe event: {e}"))?,
+        Provider::PayPal => domain::paypal(&received.body).map_err(|e| format!("paypal event: {e}"))?,
         // Kept in the dead-letter queue, to replay once they are mapped, rather than acknowledged and lost.
-        Provider::PayPal | Provider::GoCardless => {
+        Provider::GoCardless => {
             return Err(format!("{} events are not mapped yet", provider.as_str()));
         }
     };

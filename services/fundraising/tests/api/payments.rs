@@ -464,3 +464,30 @@ async fn subscriptions_are_agreements_their_invoices_pay_them_and_overdue_ones_l
         .get(0);
     assert!(events >= 6, "{events}");
 }
+
+#[tokio::test]
+async fn a_paypal_capture_names_no_payer_so_it_is_staged_and_its_refund_nets_off_once_approved() {
+    let app = spawn_app().await;
+    let donor = app.create_donor(&json!({"last_name": "Pal", "email": "pal@example.org"})).await;
+    let capture = json!({"id": "WH-C1", "event_type": "PAYMENT.CAPTURE.COMPLETED", "resource": {
+        "id": "CAP1", "status": "COMPLETED", "amount": {"currency_code": "GBP", "value": "25.00"},
+        "create_time": "2025-04-06T10:00:00Z"}});
+    let refund = json!({"id": "WH-R1", "event_type": "PAYMENT.CAPTURE.REFUNDED", "resource": {
+        "id": "REF1", "amount": {"currency_code": "GBP", "value": "5.00"}, "create_time": "2025-04-08T10:00:00Z",
+        "seller_payable_breakdown": {"total_refunded_amount": {"currency_code": "GBP", "value": "5.00"}},
+        "links": [{"rel": "up", "href": "https://api.paypal.com/v2/payments/captures/CAP1", "method": "GET"}]}});
+    for event in [&capture, &refund] {
+        let id = publish_webhook(&app, "webhook.paypal.received.v1", "paypal", event, false).await;
+        wait_handled(&app, id).await;
+    }
+    let staged: Value = app.get("/v1/staging?status=pending", &app.token()).await.json().await.unwrap();
+    let entry = &staged["data"][0];
+    assert_eq!((&entry["reason"], &entry["proposed_gift"]["amount_minor"]), (&json!("no_email"), &json!(2500)));
+    let path = format!("/v1/staging/{}/approve", entry["id"].as_str().unwrap());
+    assert_eq!(app.post(&path, &app.token(), &json!({"donor_id": donor["id"]})).await.status(), 200);
+    let response = app.get("/v1/gifts?source=paypal", &app.token()).await;
+    let gifts = response.json::<Value>().await.unwrap()["data"].as_array().unwrap().clone();
+    let mut amounts: Vec<i64> = gifts.iter().map(|g| g["amount_minor"].as_i64().unwrap()).collect();
+    amounts.sort_unstable();
+    assert_eq!(amounts, [-500, 2500]);
+}
