@@ -145,6 +145,9 @@ pub async fn receive_payment(
     event_id: &str,
 ) -> Result<PaymentOutcome, PaymentError> {
     let provider = payment.provider.as_str();
+    // Taken again (re-entrantly) by record_gift: here so that a concurrent event of the same payment waits and
+    // then finds the gift, rather than losing on the unique index.
+    db::lock_reference(tx, provider, &payment.reference).await?;
     if db::gift_for_reference(tx, provider, &payment.reference).await?.is_some()
         || db::is_staged(tx, provider, &payment.reference).await?
     {
@@ -174,6 +177,7 @@ pub async fn record_gift(
     donor_id: Uuid,
 ) -> Result<Uuid, PaymentError> {
     let provider = payment.provider.as_str();
+    db::lock_reference(tx, provider, &payment.reference).await?;
     if let Some(customer) = &payment.payer.customer_id {
         db::link_customer(tx, provider, customer, donor_id).await?;
     }
@@ -245,6 +249,7 @@ pub async fn receive_refund(
     tenant_id: Uuid,
     refund: &ProviderRefund,
 ) -> Result<RefundOutcome, PaymentError> {
+    db::lock_reference(tx, refund.provider.as_str(), &refund.payment_reference).await?;
     match db::gift_for_reference(tx, refund.provider.as_str(), &refund.payment_reference).await? {
         Some(gift_id) => apply_refund(tx, tenant_id, gift_id, refund).await,
         None => {

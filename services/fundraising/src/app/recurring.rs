@@ -60,6 +60,7 @@ pub async fn receive_agreement(
     agreement: &ProviderAgreement,
 ) -> Result<RecurringAgreement, PaymentError> {
     let provider = agreement.provider.as_str();
+    payments_db::lock_reference(tx, provider, &agreement.reference).await?;
     let current = db::lock_by_reference(tx, provider, &agreement.reference).await?;
     let last_payment = db::last_payment(tx, provider, &agreement.reference).await?;
     let linked = match &agreement.customer_id {
@@ -111,6 +112,7 @@ pub async fn receive_recurring_payment(
     let outcome = receive_payment(tx, tenant_id, payment, event_id).await?;
     let provider = payment.provider.as_str();
     if let Some(gift_id) = payments_db::gift_for_reference(tx, provider, &payment.reference).await? {
+        payments_db::lock_reference(tx, provider, reference).await?;
         db::link_payment(tx, provider, reference, gift_id, payment.date).await?;
         paid(tx, tenant_id, provider, reference).await?;
     }

@@ -69,6 +69,20 @@ pub async fn lock_email(tx: &Transaction, email: &str) -> Result<()> {
     Ok(())
 }
 
+/// Serialises, within the tenant until the transaction ends, everything about one provider payment or
+/// subscription: a refund parked while its payment is being recorded (or a payment linked while its agreement is
+/// being created) would otherwise be missed by both transactions. After the lock, each statement sees what the
+/// other committed (read committed).
+pub async fn lock_reference(tx: &Transaction, provider: &str, reference: &str) -> Result<()> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('fundraising.payments:' || almoner_current_tenant()::text \
+         || ':' || $1 || ':' || $2, 0))",
+        &[&provider, &reference],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Donors with this email (any case), in id order.
 #[tracing::instrument(skip_all)]
 pub async fn donors_with_email(tx: &Transaction, email: &str) -> Result<Vec<Uuid>> {

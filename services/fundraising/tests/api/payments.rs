@@ -491,3 +491,45 @@ async fn a_paypal_capture_names_no_payer_so_it_is_staged_and_its_refund_nets_off
     amounts.sort_unstable();
     assert_eq!(amounts, [-500, 2500]);
 }
+
+#[tokio::test]
+async fn payments_and_their_refunds_arriving_together_are_never_lost() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let pi = format!("pi_race_{i}");
+        let payment =
+            payment_intent(&format!("evt_p{i}"), &pi, 1000, Some("cus_race"), Some("race@example.org"), "Ra Ce");
+        let session = stripe_event(
+            &format!("evt_c{i}"),
+            "checkout.session.completed",
+            json!({"id": format!("cs_{i}"), "mode": "payment", "payment_status": "paid", "payment_intent": pi,
+                   "amount_total": 1000, "currency": "gbp", "created": 1_743_897_600, "customer": "cus_race",
+                   "customer_details": {"email": "race@example.org", "name": "Ra Ce"}}),
+        );
+        let refund = charge_refunded(&format!("evt_r{i}"), &pi, 1000, 300);
+        let (a, b, c) = futures::join!(
+            publish_stripe(&app, &refund),
+            publish_stripe(&app, &payment),
+            publish_stripe(&app, &session)
+        );
+        ids.extend([a, b, c]);
+    }
+    for id in ids {
+        wait_handled(&app, id).await;
+    }
+    let gifts = stripe_gifts(&app).await;
+    let originals: Vec<&Value> = gifts.iter().filter(|g| g["refund_of"].is_null()).collect();
+    assert_eq!(originals.len(), 10);
+    for gift in originals {
+        let refunds: Vec<i64> = gifts
+            .iter()
+            .filter(|g| g["refund_of"] == gift["id"])
+            .map(|g| g["amount_minor"].as_i64().unwrap())
+            .collect();
+        assert_eq!(refunds, [-300], "{}", gift["external_reference"]);
+    }
+    // One donor for the ten, though they arrived together.
+    let donors: Value = app.get("/v1/donors?email=race@example.org", &app.token()).await.json().await.unwrap();
+    assert_eq!(donors["data"].as_array().unwrap().len(), 1);
+}
