@@ -46,3 +46,6 @@ ALTER TABLE recurring_payments FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON recurring_payments
     USING (tenant_id = (SELECT almoner_current_tenant()))
     WITH CHECK (tenant_id = (SELECT almoner_current_tenant()));
+
+-- A staged payment of a subscription remembers it, so approving it links the gift to the agreement.
+ALTER TABLE payment_staging ADD COLUMN agreement_reference text;

@@ -136,13 +136,14 @@ pub async fn create_donor(
 }
 
 /// Makes a provider payment a gift, or stages it when its donor is unsure. `event_id` is the provider's event,
-/// kept on a staging entry.
+/// kept on a staging entry, as is the subscription (`agreement`) it pays, if any.
 #[tracing::instrument(skip_all, fields(provider = payment.provider.as_str(), reference = %payment.reference))]
 pub async fn receive_payment(
     tx: &Transaction,
     tenant_id: Uuid,
     payment: &ProviderPayment,
     event_id: &str,
+    agreement: Option<&str>,
 ) -> Result<PaymentOutcome, PaymentError> {
     let provider = payment.provider.as_str();
     // Taken again (re-entrantly) by record_gift: here so that a concurrent event of the same payment waits and
@@ -159,7 +160,7 @@ pub async fn receive_payment(
             create_donor(tx, tenant_id, first_name, last_name, payment.payer.email.clone()).await?.id
         }
         Match::Unsure(reason, candidates) => {
-            db::stage(tx, payment, event_id, reason, &candidates).await?;
+            db::stage(tx, payment, event_id, reason, &candidates, agreement).await?;
             tracing::info!(reason = reason.as_str(), "payment staged for review");
             return Ok(PaymentOutcome::Staged(reason));
         }

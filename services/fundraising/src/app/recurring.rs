@@ -109,14 +109,26 @@ pub async fn receive_recurring_payment(
     reference: &str,
     event_id: &str,
 ) -> Result<PaymentOutcome, PaymentError> {
-    let outcome = receive_payment(tx, tenant_id, payment, event_id).await?;
+    let outcome = receive_payment(tx, tenant_id, payment, event_id, Some(reference)).await?;
     let provider = payment.provider.as_str();
     if let Some(gift_id) = payments_db::gift_for_reference(tx, provider, &payment.reference).await? {
-        payments_db::lock_reference(tx, provider, reference).await?;
-        db::link_payment(tx, provider, reference, gift_id, payment.date).await?;
-        paid(tx, tenant_id, provider, reference).await?;
+        link_gift(tx, tenant_id, provider, reference, gift_id, payment.date).await?;
     }
     Ok(outcome)
+}
+
+/// Links a gift to the provider's subscription `reference` and brings its agreement up to date.
+pub async fn link_gift(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    provider: &str,
+    reference: &str,
+    gift_id: Uuid,
+    paid_on: NaiveDate,
+) -> Result<(), DbError> {
+    payments_db::lock_reference(tx, provider, reference).await?;
+    db::link_payment(tx, provider, reference, gift_id, paid_on).await?;
+    paid(tx, tenant_id, provider, reference).await
 }
 
 /// Brings the agreement up to its latest payment (when the agreement is known yet).

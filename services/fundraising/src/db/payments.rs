@@ -138,11 +138,13 @@ pub struct StagedPayment {
     pub rejection_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// The provider's subscription the payment is of, if any.
+    pub agreement_reference: Option<String>,
 }
 
 const STAGING_COLUMNS: &str = "id, provider, reference, provider_event_id, amount_minor, currency, gift_date, \
     payment_method, customer_id, email, first_name, last_name, reason, candidate_donor_ids, status, donor_id, \
-    gift_id, rejection_reason, created_at, decided_at";
+    gift_id, rejection_reason, created_at, decided_at, agreement_reference";
 
 fn staged(row: &Row) -> StagedPayment {
     StagedPayment {
@@ -166,6 +168,7 @@ fn staged(row: &Row) -> StagedPayment {
         rejection_reason: row.get("rejection_reason"),
         created_at: row.get("created_at"),
         decided_at: row.get("decided_at"),
+        agreement_reference: row.get("agreement_reference"),
     }
 }
 
@@ -198,13 +201,14 @@ pub async fn stage(
     event_id: &str,
     reason: StagingReason,
     candidates: &[Uuid],
+    agreement: Option<&str>,
 ) -> Result<bool> {
     let p = &payment.payer;
     Ok(tx
         .execute(
             "INSERT INTO payment_staging (id, provider, reference, provider_event_id, amount_minor, currency, \
-             gift_date, payment_method, customer_id, email, first_name, last_name, reason, candidate_donor_ids) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             gift_date, payment_method, customer_id, email, first_name, last_name, reason, candidate_donor_ids, \
+             agreement_reference) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (tenant_id, provider, reference) DO NOTHING",
             &[
                 &Uuid::now_v7(),
@@ -221,6 +225,7 @@ pub async fn stage(
                 &p.last_name,
                 &reason.as_str(),
                 &candidates,
+                &agreement,
             ],
         )
         .await?

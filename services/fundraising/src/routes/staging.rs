@@ -5,6 +5,7 @@
 
 use super::conventions::{json_body, path_id};
 use crate::app::payments::{create_donor, record_gift};
+use crate::app::recurring::link_gift;
 use crate::db::donors;
 use crate::db::payments::{self as db, CandidateDonor, StagedPayment};
 use crate::domain::{optional_text, required_text};
@@ -33,6 +34,8 @@ pub struct ProposedGiftView {
     pub source: String,
     /// The provider's payment id (Stripe's payment intent).
     pub external_reference: String,
+    /// The provider's subscription the payment is of: approving links the gift to its recurring agreement.
+    pub recurring_reference: Option<String>,
 }
 
 /// Who paid, as the provider told.
@@ -96,6 +99,7 @@ fn view(s: StagedPayment, candidates: Vec<CandidateDonor>) -> StagingEntryView {
             payment_method: s.payment_method,
             source: s.provider,
             external_reference: s.reference,
+            recurring_reference: s.agreement_reference,
         },
         payer: PayerView {
             customer_id: s.customer_id,
@@ -304,6 +308,9 @@ pub async fn approve_staging(
         }
     };
     let gift_id = record_gift(&tx, tenant_id, &payment, donor_id).await?;
+    if let Some(agreement) = &entry.agreement_reference {
+        link_gift(&tx, tenant_id, &entry.provider, agreement, gift_id, payment.date).await?;
+    }
     let approved = db::approve_staged(&tx, id, donor_id, gift_id).await?;
     let view = with_candidates(&tx, approved).await?;
     tx.commit().await?;

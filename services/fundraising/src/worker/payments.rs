@@ -122,7 +122,7 @@ async fn apply(
     if first_delivery && db::mark_event_handled(&tx, provider.as_str(), &received.event_id).await? {
         match event {
             PaymentEvent::Payment(payment) => {
-                let outcome = payments::receive_payment(&tx, tenant_id, payment, &received.event_id).await?;
+                let outcome = payments::receive_payment(&tx, tenant_id, payment, &received.event_id, None).await?;
                 tracing::info!(?outcome, "provider payment");
             }
             PaymentEvent::Refund(refund) => {

@@ -442,6 +442,25 @@ async fn subscriptions_are_agreements_their_invoices_pay_them_and_overdue_ones_l
     assert_eq!(again["last_paid_date"], json!(Utc::now().date_naive()));
     assert!(again["revision"].as_i64().unwrap() > lapsed["revision"].as_i64().unwrap());
 
+    // A payment of the agreement whose donor is unsure is staged; approving it pays the agreement too.
+    let mut anonymous = invoice_paid("evt_i3", "in_3", "sub_3", today);
+    anonymous["data"]["object"]["customer"] = json!("cus_anon");
+    anonymous["data"]["object"]["customer_email"] = Value::Null;
+    handle_stripe(&app, &anonymous).await;
+    let staged: Value = app.get("/v1/staging?status=pending", &app.token()).await.json().await.unwrap();
+    let entry = &staged["data"][0];
+    assert_eq!(
+        (&entry["reason"], &entry["proposed_gift"]["recurring_reference"]),
+        (&json!("no_email"), &json!("sub_3"))
+    );
+    let donor = app.create_donor(&json!({"last_name": "Anon"})).await;
+    let path = format!("/v1/staging/{}/approve", entry["id"].as_str().unwrap());
+    assert_eq!(app.post(&path, &app.token(), &json!({"donor_id": donor["id"]})).await.status(), 200);
+    let all = agreements(&app).await;
+    let sub_3 = all.iter().find(|a| a["provider_reference"] == "sub_3").unwrap();
+    // Its donor stays the subscription's customer's (linked by the first invoice).
+    assert_eq!((&sub_3["last_paid_date"], &sub_3["donor_id"]), (&json!(Utc::now().date_naive()), &a["donor_id"]));
+
     // The provider's deletion cancels it; so may staff, here.
     handle_stripe(&app, &subscription("evt_s4", "customer.subscription.deleted", "sub_1", "canceled", today)).await;
     let all = agreements(&app).await;
