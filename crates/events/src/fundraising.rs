@@ -360,3 +360,38 @@ pub struct RecurringUpsertedV1 {
 impl Event for RecurringUpsertedV1 {
     const TYPE: &'static str = "fundraising.recurring.upserted.v1";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Envelope;
+
+    #[test]
+    fn a_recurring_agreement_travels_whole_with_snake_case_names() {
+        let agreement = RecurringAgreement {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            revision: 3,
+            donor_id: None,
+            amount_minor: 1200,
+            currency: "GBP".into(),
+            interval: RecurringInterval::Quarterly,
+            provider: "stripe".into(),
+            provider_reference: "sub_1".into(),
+            status: RecurringStatus::Lapsed,
+            next_expected_date: NaiveDate::from_ymd_opt(2025, 4, 6),
+            last_paid_date: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let envelope = Envelope::new(Uuid::nil(), "fundraising", RecurringUpsertedV1 { agreement: agreement.clone() });
+        let json = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(json["type"], "fundraising.recurring.upserted.v1");
+        assert_eq!(
+            (&json["payload"]["agreement"]["interval"], &json["payload"]["agreement"]["status"]),
+            (&serde_json::json!("quarterly"), &serde_json::json!("lapsed"))
+        );
+        let generic: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(generic.decode::<RecurringUpsertedV1>().unwrap().agreement, agreement);
+    }
+}
