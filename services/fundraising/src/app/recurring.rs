@@ -176,7 +176,7 @@ pub async fn agreement_started(
 pub async fn lapse_overdue(pool: &Pool, days: i32) -> Result<usize, DbError> {
     let tenants = {
         let tx = pool.system_tx().await?;
-        let tenants = db::tenants(&tx).await?;
+        let tenants = crate::db::tenants::known(&tx).await?;
         tx.commit().await?;
         tenants
     };

@@ -196,12 +196,9 @@ pub async fn lapse_overdue(tx: &Transaction, days: i32) -> Result<Vec<StoredAgre
     Ok(tx.query(&sql, &[&days]).await?.iter().map(stored).collect())
 }
 
-/// Every tenant fundraising has data for (readable without a tenant).
-pub async fn tenants(client: &almoner_db::Transaction) -> Result<Vec<Uuid>> {
-    Ok(client
-        .query("SELECT tenant_id FROM known_tenants ORDER BY tenant_id", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+/// The tenant's agreements after `after`, in id order (for `fundraising replay`).
+pub async fn batch_after(tx: &Transaction, after: Option<Uuid>, limit: i64) -> Result<Vec<RecurringAgreement>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM recurring_agreements WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2");
+    Ok(tx.query(&sql, &[&after, &limit]).await?.iter().map(|row| stored(row).agreement).collect())
 }

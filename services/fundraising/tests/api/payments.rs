@@ -472,6 +472,9 @@ async fn subscriptions_are_agreements_their_invoices_pay_them_and_overdue_ones_l
     let response = app.patch(&path, &app.token(), &json!({"status": "cancelled"})).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["status"], "cancelled");
+    // Replay re-emits each agreement once, as it stands.
+    let report = fundraising::replay::replay(&app.pool, None).await.unwrap();
+    assert_eq!(report.recurring, 3);
     let admin = app.db.admin_client().await;
     let events: i64 = admin
         .query_one(
