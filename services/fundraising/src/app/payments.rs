@@ -149,7 +149,7 @@ pub async fn receive_payment(
     // Taken again (re-entrantly) by record_gift: here so that a concurrent event of the same payment waits and
     // then finds the gift, rather than losing on the unique index.
     db::lock_reference(tx, provider, &payment.reference).await?;
-    if db::gift_for_reference(tx, provider, &payment.reference).await?.is_some()
+    if db::payment_recorded(tx, provider, &payment.reference).await?
         || db::is_staged(tx, provider, &payment.reference).await?
     {
         return Ok(PaymentOutcome::AlreadyKnown);

@@ -34,6 +34,19 @@ pub async fn gift_for_reference(tx: &Transaction, source: &str, reference: &str)
         .map(|row| row.get(0)))
 }
 
+/// Whether a provider payment was ever recorded as a gift, deleted since or not: a gift staff deleted is not
+/// brought back by a later event of its payment.
+#[tracing::instrument(skip_all)]
+pub async fn payment_recorded(tx: &Transaction, source: &str, reference: &str) -> Result<bool> {
+    Ok(tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM gifts WHERE source = $1 AND external_reference = $2 AND refund_of IS NULL)",
+            &[&source, &reference],
+        )
+        .await?
+        .get(0))
+}
+
 /// The donor a provider's customer is linked to.
 #[tracing::instrument(skip_all)]
 pub async fn linked_donor(tx: &Transaction, provider: &str, customer_id: &str) -> Result<Option<Uuid>> {

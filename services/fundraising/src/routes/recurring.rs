@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, get, patch, web};
 use almoner_db::Pool;
 use almoner_events::fundraising::{RecurringStatus, RecurringUpsertedV1};
 use almoner_http::endpoints::ServiceConfig;
-use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
+use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -171,7 +171,7 @@ pub async fn update_recurring(
         None => None,
     };
     errors.finish()?;
-    let wanted = wanted.ok_or_else(|| ApiError::new(ErrorCode::Internal, "validated status missing"))?;
+    let wanted = wanted.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("validated status missing")))?;
     if wanted == current.agreement.status {
         tx.commit().await?;
         return Ok(HttpResponse::Ok().json(RecurringView::from(current)));

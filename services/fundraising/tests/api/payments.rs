@@ -179,6 +179,15 @@ async fn a_payment_intent_and_its_checkout_session_are_one_gift_in_either_order(
     assert_eq!(references, ["pi_a", "pi_b"]);
     // Both to the one donor created for the first.
     assert_eq!(gifts[0]["donor_id"], gifts[1]["donor_id"]);
+
+    // A gift staff deleted is not brought back by a later event of its payment.
+    assert_eq!(
+        app.delete(&format!("/v1/gifts/{}", gifts[0]["id"].as_str().unwrap()), &app.token()).await.status(),
+        204
+    );
+    handle_stripe(&app, &session("evt_a3", "pi_a")).await;
+    let references: Vec<Value> = stripe_gifts(&app).await.iter().map(|g| g["external_reference"].clone()).collect();
+    assert_eq!(references, [json!("pi_b")]);
 }
 
 #[tokio::test]
