@@ -301,3 +301,97 @@ pub struct PledgeUpsertedV1 {
 impl Event for PledgeUpsertedV1 {
     const TYPE: &'static str = "fundraising.pledge.upserted.v1";
 }
+
+/// How often a recurring agreement's payments are expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecurringInterval {
+    Weekly,
+    Monthly,
+    Quarterly,
+    Annually,
+}
+
+/// Where a recurring agreement stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecurringStatus {
+    /// Payments are expected on schedule.
+    Active,
+    /// The provider has paused collection.
+    Paused,
+    /// Ended, at the provider or by staff: nothing more is expected.
+    Cancelled,
+    /// Active, but its expected payment is overdue by more than the tenant's grace period; a payment makes it
+    /// active again.
+    Lapsed,
+}
+
+/// A donor's standing order with a payment provider (a Stripe subscription, a GoCardless mandate's subscription,
+/// a PayPal billing subscription). Like a pledge it is not money: the gifts its payments become are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecurringAgreement {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub revision: i64,
+    /// Unknown (`None`) until an event of the provider ties its customer to a donor.
+    pub donor_id: Option<Uuid>,
+    /// Each payment, minor units, positive.
+    pub amount_minor: i64,
+    pub currency: String,
+    pub interval: RecurringInterval,
+    /// `stripe`, `paypal` or `gocardless`.
+    pub provider: String,
+    /// The provider's id of the subscription or mandate.
+    pub provider_reference: String,
+    pub status: RecurringStatus,
+    pub next_expected_date: Option<NaiveDate>,
+    pub last_paid_date: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A recurring agreement was created or changed (a newer `revision` replaces an older one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecurringUpsertedV1 {
+    pub agreement: RecurringAgreement,
+}
+
+impl Event for RecurringUpsertedV1 {
+    const TYPE: &'static str = "fundraising.recurring.upserted.v1";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Envelope;
+
+    #[test]
+    fn a_recurring_agreement_travels_whole_with_snake_case_names() {
+        let agreement = RecurringAgreement {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            revision: 3,
+            donor_id: None,
+            amount_minor: 1200,
+            currency: "GBP".into(),
+            interval: RecurringInterval::Quarterly,
+            provider: "stripe".into(),
+            provider_reference: "sub_1".into(),
+            status: RecurringStatus::Lapsed,
+            next_expected_date: NaiveDate::from_ymd_opt(2025, 4, 6),
+            last_paid_date: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let envelope = Envelope::new(Uuid::nil(), "fundraising", RecurringUpsertedV1 { agreement: agreement.clone() });
+        let json = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(json["type"], "fundraising.recurring.upserted.v1");
+        assert_eq!(
+            (&json["payload"]["agreement"]["interval"], &json["payload"]["agreement"]["status"]),
+            (&serde_json::json!("quarterly"), &serde_json::json!("lapsed"))
+        );
+        let generic: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(generic.decode::<RecurringUpsertedV1>().unwrap().agreement, agreement);
+    }
+}

@@ -27,11 +27,17 @@ pub struct IntakeSettings {
     pub writers: usize,
     /// Most gifts written in one transaction (`ALMONER_INTAKE__MAX_BATCH`).
     pub max_batch: usize,
+    /// Days an active recurring agreement's expected payment may be late before it is marked lapsed
+    /// (`ALMONER_INTAKE__RECURRING_LAPSE_AFTER_DAYS`). Here rather than in a section of its own because
+    /// provider payments are gifts coming in too, and a new section would change every `Settings` literal.
+    pub recurring_lapse_after_days: i32,
+    /// How often the lapse check runs, in seconds (`ALMONER_INTAKE__RECURRING_CHECK_SECS`).
+    pub recurring_check_secs: u64,
 }
 
 impl Default for IntakeSettings {
     fn default() -> Self {
-        Self { writers: 2, max_batch: 64 }
+        Self { writers: 2, max_batch: 64, recurring_lapse_after_days: 14, recurring_check_secs: 3600 }
     }
 }
 
@@ -45,6 +51,16 @@ impl Validate for Settings {
             "must be less than database.max_connections: requests need connections too",
         );
         problems.check((1..=1000).contains(&self.intake.max_batch), "intake.max_batch", "must be 1 to 1000");
+        problems.check(
+            (0..=366).contains(&self.intake.recurring_lapse_after_days),
+            "intake.recurring_lapse_after_days",
+            "must be 0 to 366",
+        );
+        problems.check(
+            (1..=86_400).contains(&self.intake.recurring_check_secs),
+            "intake.recurring_check_secs",
+            "must be 1 to 86400",
+        );
         problems.check(
             self.auth.jwks_url.is_some(),
             "auth.jwks_url",

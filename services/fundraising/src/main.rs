@@ -38,8 +38,9 @@ impl almoner_service::Service for Fundraising {
                 let pool = almoner_db::Pool::new(&settings.database, fundraising::db::SCHEMA)?;
                 let report = fundraising::replay::replay(&pool, since).await?;
                 println!(
-                    "fundraising: re-emitted {} donor(s) and {} gift(s) of {} tenant(s); the relay publishes them",
-                    report.donors, report.gifts, report.tenants
+                    "fundraising: re-emitted {} donor(s), {} recurring agreement(s) and {} gift(s) of {} tenant(s); \
+                     the relay publishes them",
+                    report.donors, report.recurring, report.gifts, report.tenants
                 );
                 Ok(())
             }

@@ -6,7 +6,7 @@ use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Almoner fundraising", description = "Donors and households, funds, gifts and refunds, pledges, and Gift Aid."),
+    info(title = "Almoner fundraising", description = "Donors and households, funds, gifts and refunds, pledges, Gift Aid, recurring agreements, and provider payments to review."),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),
     tags(
@@ -17,6 +17,8 @@ use almoner_http::openapi::BearerAuth;
         (name = "pledges", description = "Promises to give, and what has been paid of them"),
         (name = "gift aid", description = "Gift Aid declarations, eligibility, claims and HMRC schedules"),
         (name = "imports", description = "Historical data from CSV files"),
+        (name = "recurring", description = "Recurring agreements with payment providers"),
+        (name = "staging", description = "Provider payments waiting for a person to choose their donor"),
     )
 )]
 pub struct ApiDoc;

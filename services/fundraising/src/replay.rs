@@ -1,13 +1,13 @@
-//! `fundraising replay`: re-emits every household, fund, pledge, donor and gift (current state, current revision,
+//! `fundraising replay`: re-emits every household, fund, pledge, donor, recurring agreement and gift (current state, current revision,
 //! new event ids) through the outbox, for consumers rebuilding their views from nothing. Households, funds and
 //! pledges go first, so a consumer meets them before the donors and gifts naming them. Revisions make it harmless
 //! to consumers already up to date.
 
 use crate::PRODUCER;
-use crate::db::{donors, funds, gifts, households, pledges, tenants};
+use crate::db::{donors, funds, gifts, households, pledges, recurring, tenants};
 use almoner_db::{Pool, Transaction, outbox};
 use almoner_events::fundraising::{
-    DonorUpsertedV1, FundUpsertedV1, GiftUpsertedV1, HouseholdUpsertedV1, PledgeUpsertedV1,
+    DonorUpsertedV1, FundUpsertedV1, GiftUpsertedV1, HouseholdUpsertedV1, PledgeUpsertedV1, RecurringUpsertedV1,
 };
 use almoner_events::{Envelope, Event};
 use chrono::NaiveDate;
@@ -23,6 +23,7 @@ pub struct ReplayReport {
     pub funds: usize,
     pub pledges: usize,
     pub donors: usize,
+    pub recurring: usize,
     pub gifts: usize,
 }
 
@@ -96,6 +97,15 @@ pub async fn replay(pool: &Pool, since: Option<NaiveDate>) -> anyhow::Result<Rep
             tx.commit().await?;
             report.donors += events.len();
         }
+        // After donors, whom agreements name.
+        report.recurring += replay_kind(
+            pool,
+            tenant_id,
+            async |tx, after| recurring::batch_after(tx, after, BATCH).await,
+            |a| a.id,
+            |agreement| RecurringUpsertedV1 { agreement },
+        )
+        .await?;
         let mut after = None;
         loop {
             let tx = pool.tenant_tx(tenant_id).await?;

@@ -1,4 +1,5 @@
-//! What the fundraising service has: its schema, outbox relay, the consumer of identity's tenant settings, import
+//! What the fundraising service has: its schema, outbox relay, the consumers of identity's tenant settings and
+//! of provider payments, import
 //! runner, gift intake, token verifier and routes. How a service is built and stopped is `almoner_service`'s.
 
 use crate::configuration::Settings;
@@ -6,6 +7,7 @@ use crate::db::{MIGRATIONS, SCHEMA};
 use crate::importer::ImportRunner;
 use crate::intake::GiftIntake;
 use crate::openapi::ApiDoc;
+use crate::worker::payments::{self, PaymentsHandler};
 use crate::worker::tenant_settings::{self, TenantSettingsHandler};
 use almoner_service::{Application, ServiceBuilder};
 use utoipa::OpenApi;
@@ -17,6 +19,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     service.outbox_relay(&pool);
     // The accounting period end (Gift Aid's 4-year limit) comes from identity's tenant settings.
     service.consumer(tenant_settings::spec(), TenantSettingsHandler::new(pool.clone())).await;
+    // Provider payments (verified and stored by webhook-ingest) become gifts, refunds or staging entries.
+    service.consumer(payments::spec(), PaymentsHandler::new(pool.clone())).await;
     // Commits imports in the background, resuming any a stopped replica left unfinished.
     let runner = ImportRunner::default();
     service.background("import runner", {
@@ -24,6 +28,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         move |shutdown| runner.run(pool, shutdown)
     });
     service.data(runner);
+    // Marks recurring agreements lapsed when their expected payment is overdue.
+    service.background("recurring lapse check", {
+        let pool = pool.clone();
+        let (days, every) = (settings.intake.recurring_lapse_after_days, settings.intake.recurring_check_secs);
+        move |shutdown| {
+            crate::app::recurring::run_lapse_job(pool, days, std::time::Duration::from_secs(every), shutdown)
+        }
+    });
     service.data(GiftIntake::start(pool.clone(), settings.intake.writers, settings.intake.max_batch));
     service.data(pool);
     service.jwks_verifier()?;

@@ -12,7 +12,9 @@
 pub mod gift_view;
 pub mod imports;
 pub mod links;
+pub mod payments;
 pub mod pledges;
+pub mod recurring;
 pub mod refunds;
 
 /// One invalid field of an operation's input: its name as clients know it, and what is wrong with it.

@@ -8,7 +8,9 @@ pub mod gift_aid;
 pub mod gifts;
 pub mod households;
 pub mod imports;
+pub mod payments;
 pub mod pledges;
+pub mod recurring;
 pub mod tenants;
 
 /// fundraising's own migrations, applied after the platform ones.
@@ -23,6 +25,8 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     8 => "0008_import_statistics.sql",
     9 => "0009_known_tenants_per_statement.sql",
     11 => "0011_gift_aid_rules.sql",
+    12 => "0012_provider_payments.sql",
+    13 => "0013_recurring_agreements.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

@@ -12,7 +12,9 @@ pub mod households;
 pub mod imports;
 pub mod pledges;
 mod problems;
+pub mod recurring;
 pub mod schemas;
+pub mod staging;
 
 use almoner_http::endpoints::ServiceConfig;
 
@@ -25,4 +27,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     gift_aid::configure(cfg);
     claims::configure(cfg);
     imports::configure(cfg);
+    recurring::configure(cfg);
+    staging::configure(cfg);
 }

@@ -6,6 +6,7 @@ use super::conventions::conflict;
 use crate::app::FieldProblem;
 use crate::app::imports::ImportError;
 use crate::app::links::LinkError;
+use crate::app::payments::PaymentError;
 use crate::app::pledges::SettleError;
 use crate::app::refunds::RecordRefundError;
 use crate::domain::RefundError;
@@ -48,6 +49,19 @@ impl From<RecordRefundError> for ApiError {
             }
             RecordRefundError::Db(e) => e.into(),
             RecordRefundError::Unexpected(e) => ApiError::unexpected(e),
+        }
+    }
+}
+
+/// A refund parked for a staged payment that cannot apply to it makes approving it a conflict.
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> Self {
+        match error {
+            PaymentError::RefundRefused(reason) => {
+                ApiError::new(ErrorCode::Conflict, format!("a refund parked for this payment {reason}"))
+            }
+            PaymentError::Db(e) => e.into(),
+            PaymentError::Unexpected(e) => ApiError::unexpected(e),
         }
     }
 }

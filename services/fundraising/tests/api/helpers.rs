@@ -24,16 +24,18 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        // Quorum queues outlive their consumers: remove the service's queues (identity's tenant settings) and the
+        // Quorum queues outlive their consumers: remove the service's queues (identity's tenant settings, provider payments) and the
         // namespace's exchanges from the shared broker, from a thread of its own since this runs inside the
         // test's runtime.
         let amqp = self.amqp.clone();
         let cleaned = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             runtime.block_on(async {
-                let spec = fundraising::worker::tenant_settings::spec();
+                let specs = [fundraising::worker::tenant_settings::spec(), fundraising::worker::payments::spec()];
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-                    let _ = almoner_bus::topology::delete_consumer(&amqp, &spec).await;
+                    for spec in &specs {
+                        let _ = almoner_bus::topology::delete_consumer(&amqp, spec).await;
+                    }
                     let _ = almoner_bus::topology::delete_exchanges(&amqp).await;
                 })
                 .await;
@@ -54,7 +56,8 @@ pub async fn spawn_app() -> TestApp {
         amqp: amqp.clone(),
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
-        intake: Default::default(),
+        // The lapse check every second, so a test sees an overdue agreement lapse.
+        intake: fundraising::configuration::IntakeSettings { recurring_check_secs: 1, ..Default::default() },
     };
     let app = fundraising::startup::build(settings.clone()).await.expect("fundraising starts");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -13,6 +13,7 @@ mod imports;
 mod intake;
 mod migrations;
 mod openapi;
+mod payments;
 mod pledges;
 mod shutdown;
 mod tenancy;
