@@ -2,7 +2,9 @@
 //! database, its own RabbitMQ namespace and Redis key prefix, and a fake identity issuing tokens.
 
 mod endpoints;
+mod gateway;
 mod helpers;
+mod migrations;
 mod openapi;
 mod received;
 mod receiving;
