@@ -33,25 +33,36 @@ pub async fn insert_delivery(
 ) -> Result<Vec<Uuid>> {
     let NewDelivery { endpoint_id, provider, headers, body, received_at, test } = *delivery;
     let delivery_id = Uuid::now_v7();
-    tx.execute(
-        "INSERT INTO deliveries (id, endpoint_id, provider, headers, body, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&delivery_id, &endpoint_id, &provider, headers, &body, &received_at],
-    )
-    .await?;
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let event_ids: Vec<&str> = events.iter().map(|e| e.event_id).collect();
     let types: Vec<Option<&str>> = events.iter().map(|e| e.event_type).collect();
     let bodies: Vec<&serde_json::Value> = events.iter().map(|e| e.body).collect();
+    // One statement (one round trip) for the delivery and its events; the foreign key is checked at its end.
     let rows = tx
         .query(
-            "INSERT INTO received_events
+            "WITH delivery AS (
+                 INSERT INTO deliveries (id, endpoint_id, provider, headers, body, received_at)
+                 VALUES ($3, $1, $2, $10, $11, $5)
+             )
+             INSERT INTO received_events
                  (id, endpoint_id, provider, event_id, event_type, delivery_id, body, test, received_at)
              SELECT e.id, $1, $2, e.event_id, e.event_type, $3, e.body, $4, $5
              FROM unnest($6::uuid[], $7::text[], $8::text[], $9::jsonb[]) AS e(id, event_id, event_type, body)
              ON CONFLICT (endpoint_id, provider, event_id) DO NOTHING
              RETURNING id",
-            &[&endpoint_id, &provider, &delivery_id, &test, &received_at, &ids, &event_ids, &types, &bodies],
+            &[
+                &endpoint_id,
+                &provider,
+                &delivery_id,
+                &test,
+                &received_at,
+                &ids,
+                &event_ids,
+                &types,
+                &bodies,
+                headers,
+                &body,
+            ],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

@@ -4,6 +4,7 @@
 mod endpoints;
 mod gateway;
 mod helpers;
+mod load;
 mod migrations;
 mod openapi;
 mod received;
