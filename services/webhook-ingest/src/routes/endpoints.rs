@@ -8,6 +8,7 @@ use crate::routes::ADMIN_SCOPE;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use almoner_http::body::json_body;
 use almoner_http::endpoints::ServiceConfig;
+use almoner_http::idempotency::{Claim, claim, remember, replay_response};
 use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
 use almoner_webhook_verify::{Provider, ProviderEvent};
 use chrono::{DateTime, Utc};
@@ -96,11 +97,14 @@ fn parse_secret(
     }
 }
 
-/// Creates an endpoint for one provider.
+/// Creates an endpoint for one provider. A retry with the same `Idempotency-Key` returns the same endpoint without
+/// a generated secret (it is never stored in the clear), flagged by `Idempotent-Replayed: true`.
 #[utoipa::path(tag = "endpoints", security(("bearer" = ["webhooks:admin"])),
     request_body = CreateEndpoint,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
         (status = 201, description = "The endpoint; a generated secret is shown once", body = CreatedEndpoint),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
 #[post("/v1/endpoints")]
@@ -128,9 +132,17 @@ pub async fn create_endpoint(
     tracing::Span::current().record("endpoint_id", tracing::field::display(id));
     let sealed = receiver.secret_box.seal(id, &secret.stored);
     let tx = receiver.pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let idempotency_key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
     let created = endpoints::insert(&tx, id, provider.as_str(), name.as_str(), &sealed).await?;
-    tx.commit().await?;
     let view = EndpointView::from(created);
+    remember(&tx, &idempotency_key, 201, &CreatedEndpoint { endpoint: view.clone(), secret: None }).await?;
+    tx.commit().await?;
     Ok(HttpResponse::Created()
         .insert_header(("location", format!("/v1/endpoints/{id}")))
         .insert_header(("cache-control", "no-store"))

@@ -121,3 +121,31 @@ async fn the_test_event_goes_through_the_whole_path() {
     assert_eq!(stored["test"], true);
     app.clean_up().await;
 }
+
+#[tokio::test]
+async fn a_create_retried_with_the_same_idempotency_key_makes_one_endpoint() {
+    let app = spawn_app().await;
+    let send = |body: Value| {
+        app.client
+            .post(app.url("/v1/endpoints"))
+            .bearer_auth(app.token())
+            .header("idempotency-key", "create-1")
+            .json(&body)
+            .send()
+    };
+    let first = send(json!({"provider": "standard", "name": "Once"})).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert!(first["secret"].is_string());
+    let again = send(json!({"provider": "standard", "name": "Once"})).await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    assert!(again.get("secret").is_none(), "a generated secret is shown once");
+    let other = send(json!({"provider": "standard", "name": "Other"})).await.unwrap();
+    assert_eq!(other.status(), 409);
+    let list: Value = app.get("/v1/endpoints", &app.token()).await.json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    app.clean_up().await;
+}
