@@ -54,3 +54,48 @@ async fn stored_events_are_listed_read_and_replayed_under_new_envelope_ids() {
     assert_eq!(app.post_json(&format!("/v1/received/{id}/replay"), &other, &json!({})).await.status(), 404);
     app.clean_up().await;
 }
+
+/// What `webhook-ingest replay --id` and `--from/--to` run, across tenants, from a process of their own.
+#[tokio::test]
+async fn the_operator_replay_works_across_tenants() {
+    let mut app = spawn_app().await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    let started = chrono::Utc::now();
+    assert_eq!(app.deliver_now(endpoint, &secret, "op1", b"{}").await.status(), 200);
+    assert_eq!(app.deliver_now(endpoint, &secret, "op2", b"{}").await.status(), 200);
+    assert_eq!(app.events_within(Duration::from_secs(2)).await.len(), 2);
+    let pool = almoner_db::Pool::new(&app.db.database_settings(), webhook_ingest::db::SCHEMA).unwrap();
+    let page: Value = app.get("/v1/received", &app.token()).await.json().await.unwrap();
+    let id: Uuid = page["data"][0]["id"].as_str().unwrap().parse().unwrap();
+
+    assert!(webhook_ingest::replay::replay_by_id(&pool, id).await.unwrap());
+    assert!(!webhook_ingest::replay::replay_by_id(&pool, Uuid::new_v4()).await.unwrap());
+    let selection = webhook_ingest::db::received::Selection {
+        from: Some(started),
+        to: Some(chrono::Utc::now() + chrono::Duration::seconds(1)),
+        ..Default::default()
+    };
+    assert_eq!(webhook_ingest::replay::replay_all_tenants(&pool, &selection).await.unwrap(), 2);
+    assert_eq!(app.events_within(Duration::from_secs(3)).await.len(), 3);
+    app.clean_up().await;
+}
+
+#[tokio::test]
+async fn metrics_count_received_refused_and_duplicates_per_provider() {
+    let app = spawn_app().await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    assert_eq!(app.deliver_now(endpoint, &secret, "m1", b"{}").await.status(), 200);
+    assert_eq!(app.deliver_now(endpoint, &secret, "m1", b"{}").await.status(), 200);
+    assert_eq!(app.deliver(endpoint, &secret, "m2", 1, b"{}").await.status(), 401);
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for metric in [
+        "almoner_webhooks_received_total{provider=\"standard\"}",
+        "almoner_webhooks_duplicates_total{provider=\"standard\"}",
+        "almoner_webhooks_refused_total{provider=\"standard\",reason=\"stale_timestamp\"}",
+        "almoner_webhooks_publish_backlog",
+        "almoner_webhooks_dead_letters",
+    ] {
+        assert!(text.contains(metric), "{metric} missing from /metrics");
+    }
+    app.clean_up().await;
+}
