@@ -93,13 +93,20 @@ pub async fn receive_webhook(
         .and_then(|v| v.parse::<usize>().ok());
     let limit = receiver.body_limit_bytes;
     let body = if declared.is_some_and(|n| n > limit) {
-        None
+        Err(BodyError::TooLarge)
     } else {
         read_limited(&mut payload, limit, declared.unwrap_or(0)).await
     };
-    let Some(body) = body else {
-        receiver.audit(provider.as_str(), known, "payload_too_large", 413, &headers).await;
-        return Refused::TooLarge.into_response();
+    let body = match body {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            receiver.audit(provider.as_str(), known, "payload_too_large", 413, &headers).await;
+            return Refused::TooLarge.into_response();
+        }
+        Err(BodyError::Unreadable(e)) => {
+            // The connection broke mid-body: nothing to verify, and no one to answer, most likely.
+            return Refused::Api(almoner_http::extract::payload_error(e)).into_response();
+        }
     };
     let path_and_query = req.uri().path_and_query().map_or(req.path(), |p| p.as_str()).to_owned();
     match receiver.receive(provider, endpoint_id, entry, &path_and_query, &headers, &body).await {
@@ -113,15 +120,20 @@ pub async fn receive_webhook(
     }
 }
 
-/// The body, or `None` once it exceeds `limit` bytes (or cannot be read).
-async fn read_limited(payload: &mut web::Payload, limit: usize, expected: usize) -> Option<Vec<u8>> {
+enum BodyError {
+    TooLarge,
+    Unreadable(actix_web::Error),
+}
+
+/// The body, refused as soon as it exceeds `limit` bytes.
+async fn read_limited(payload: &mut web::Payload, limit: usize, expected: usize) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::with_capacity(expected.min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.ok()?;
+        let chunk = chunk.map_err(|e| BodyError::Unreadable(e.into()))?;
         if body.len() + chunk.len() > limit {
-            return None;
+            return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
-    Some(body)
+    Ok(body)
 }
