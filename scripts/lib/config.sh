@@ -12,6 +12,7 @@ ALMONER_SERVICES=(
     identity:8086
     fundraising:8081
     rollup:8085
+    webhook-ingest:8083
 )
 
 # Infrastructure. When something already answers on HOST:PORT it is reused; otherwise, for a local

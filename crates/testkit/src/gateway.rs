@@ -89,7 +89,7 @@ impl Gateway {
         for (name, value) in settings {
             variables.insert((*name).to_owned(), (*value).to_owned());
         }
-        let config = render(files.template, &variables)?;
+        let config = ready_asks_routed_only(render(files.template, &variables)?, upstreams);
         let config_path = prefix.join("nginx.conf");
         std::fs::write(&config_path, config)?;
         // njs resolves js_import against the configuration file's directory.
@@ -253,6 +253,18 @@ pub fn render(template: &str, variables: &BTreeMap<String, String>) -> anyhow::R
     Ok(out)
 }
 
+/// The gateway's `/ready` asks every service of `$almoner_services`; in a test it asks only the routed ones, so
+/// adding a service to the template does not make every existing test's gateway unready. A routed service that is
+/// down (its port closed) is still asked, and still named.
+fn ready_asks_routed_only(config: String, upstreams: &[(&str, u16)]) -> String {
+    const SET: &str = "set $almoner_services \"";
+    let Some(start) = config.find(SET).map(|i| i + SET.len()) else { return config };
+    let Some(len) = config[start..].find('"') else { return config };
+    let routed: Vec<&str> =
+        config[start..start + len].split(' ').filter(|name| upstreams.iter().any(|(n, _)| n == name)).collect();
+    format!("{}{}{}", &config[..start], routed.join(" "), &config[start + len..])
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
@@ -378,6 +390,13 @@ mod tests {
         let log = gateway.access_log();
         let line = log.lines().find(|line| line.contains("caller-id-42")).expect("the access log names the request id");
         assert!(line.contains("\"status\":200") && line.contains("\"upstream_response_time\":\""), "{line}");
+    }
+
+    #[test]
+    fn ready_asks_only_the_routed_services() {
+        let config = "a;\n set $almoner_services \"identity fundraising webhook-ingest\";\nb".to_owned();
+        let routed = ready_asks_routed_only(config, &[("webhook-ingest", 1), ("identity", 2)]);
+        assert_eq!(routed, "a;\n set $almoner_services \"identity webhook-ingest\";\nb");
     }
 
     #[tokio::test]

@@ -1,0 +1,64 @@
+//! What webhook-ingest has: its schema and outbox relay, the Redis rate limiter, the sealed-secret box, a token
+//! verifier for the admin API, the outbox gauges and its routes. How a service is built and stopped is
+//! `almoner_service`'s.
+
+use crate::configuration::Settings;
+use crate::db::{MIGRATIONS, SCHEMA};
+use crate::domain::secret_box::SecretBox;
+use crate::openapi::ApiDoc;
+use crate::rate_limit::EndpointRateLimiter;
+use crate::receive::Receiver;
+use almoner_service::{Application, ServiceBuilder};
+use anyhow::Context;
+use std::time::Duration;
+use utoipa::OpenApi;
+
+/// How often the publish backlog and dead-letter gauges are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Builds and starts webhook-ingest (migrating first unless disabled).
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let mut service = ServiceBuilder::new("webhook-ingest", env!("CARGO_PKG_VERSION"), &settings);
+    let pool = service.postgres(SCHEMA, MIGRATIONS).await?;
+    service.outbox_relay(&pool);
+
+    let w = &settings.webhooks;
+    let limiter = EndpointRateLimiter::new(
+        &settings.redis,
+        &w.rate_limit_prefix,
+        w.rate_limit_per_endpoint,
+        Duration::from_secs(w.rate_limit_window_secs),
+    )
+    .context("redis settings")?;
+    let checked = limiter.clone();
+    service.check("redis", move || {
+        let limiter = checked.clone();
+        async move { limiter.ping().await }
+    });
+    service.data(limiter);
+
+    let secret_box = SecretBox::from_base64(&w.secrets_key).context("webhooks.secrets_key")?;
+    let verify = almoner_webhook_verify::Settings { tolerance: Duration::from_secs(w.signature_tolerance_secs) };
+    service.data(Receiver::new(pool.clone(), secret_box, verify, &w.public_base_url, w.body_limit_bytes));
+
+    crate::metrics::metrics();
+    service.background("outbox gauges", {
+        let pool = pool.clone();
+        move |shutdown| async move {
+            loop {
+                if let Err(e) = crate::metrics::refresh_outbox_gauges(&pool).await {
+                    tracing::debug!(error = %e, "could not refresh the outbox gauges");
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(GAUGE_INTERVAL) => {}
+                }
+            }
+        }
+    });
+
+    service.jwks_verifier()?;
+    service.data(pool);
+    service.endpoints(ApiDoc::openapi(), crate::routes::configure);
+    service.start()
+}

@@ -1,0 +1,202 @@
+//! `POST /webhooks/{provider}/{endpoint_id}` with Standard Webhooks deliveries.
+
+use crate::helpers::{Options, sign, spawn_app, spawn_app_with};
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_valid_delivery_is_stored_and_published() {
+    let mut app = spawn_app().await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    let body = br#"{"type":"invoice.paid","amount":1200}"#;
+    let response = app.deliver_now(endpoint, &secret, "msg_1", body).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer, json!({"received": 1, "duplicates": 0}));
+
+    let event = app.next_event(Duration::from_secs(15)).await.expect("published");
+    assert_eq!(event.event_type(), "webhook.standard.received.v1");
+    let payload = &event.envelope.payload;
+    assert_eq!(payload["event_id"], "msg_1");
+    assert_eq!(payload["event_type"], "invoice.paid");
+    assert_eq!(payload["endpoint_id"], endpoint.to_string());
+    assert_eq!(payload["body"]["amount"], 1200);
+    assert_eq!(payload["test"], false);
+    assert_eq!(event.envelope.tenant_id, app.tenant);
+
+    let rows = app.admin_query("SELECT body, headers FROM ingest.deliveries", &[]).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, Vec<u8>>("body"), body.to_vec(), "the raw bytes are kept");
+    let headers: Value = rows[0].get("headers");
+    assert!(headers.as_array().unwrap().iter().any(|h| h[0] == "webhook-id" && h[1] == "msg_1"));
+    app.clean_up().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_is_acknowledged_stored_once_and_published_once() {
+    let mut app = spawn_app().await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    let body = br#"{"type":"a"}"#;
+    for _ in 0..3 {
+        let response = app.deliver_now(endpoint, &secret, "msg_dup", body).await;
+        assert_eq!(response.status(), 200);
+    }
+    let response = app.deliver_now(endpoint, &secret, "msg_dup", body).await;
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"received": 0, "duplicates": 1}));
+    let stored = app.admin_query("SELECT count(*) FROM ingest.received_events", &[]).await;
+    assert_eq!(stored[0].get::<_, i64>(0), 1);
+    let events = app.events_within(Duration::from_secs(3)).await;
+    assert_eq!(events.len(), 1, "published once");
+    app.clean_up().await;
+}
+
+#[tokio::test]
+async fn bad_deliveries_are_refused_and_audited_without_the_body() {
+    let app = spawn_app().await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    let url = app.url(&format!("/webhooks/standard/{endpoint}"));
+    let now = chrono::Utc::now().timestamp();
+    let body = br#"{"type":"secret-body-marker"}"#;
+
+    // Tampered body: signed one thing, sent another.
+    let signature = sign(&secret, "m1", now, body);
+    let tampered = app
+        .client
+        .post(&url)
+        .header("webhook-id", "m1")
+        .header("webhook-timestamp", now.to_string())
+        .header("webhook-signature", format!("v1,{signature}"))
+        .body(r#"{"type":"secret-body-marker","x":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 401);
+    assert_eq!(tampered.headers()["content-type"], "application/problem+json");
+    let problem: Value = tampered.json().await.unwrap();
+    assert_eq!(problem["code"], "bad_signature");
+
+    let other_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let wrong = app.deliver_now(endpoint, other_secret, "m2", body).await;
+    assert_eq!(wrong.status(), 401);
+
+    let stale = app.deliver(endpoint, &secret, "m3", now - 301, body).await;
+    assert_eq!(stale.status(), 401);
+    assert_eq!(stale.json::<Value>().await.unwrap()["code"], "stale_timestamp");
+
+    let missing = app.client.post(&url).header("webhook-id", "m4").body(body.to_vec()).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
+    assert_eq!(missing.json::<Value>().await.unwrap()["code"], "missing_header");
+
+    let rows = app
+        .admin_query("SELECT reason, status, endpoint_id, headers::text FROM ingest.refusals ORDER BY refused_at", &[])
+        .await;
+    let reasons: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(reasons, ["bad_signature", "bad_signature", "stale_timestamp", "missing_header"]);
+    for row in &rows {
+        assert_eq!(row.get::<_, i32>(1), 401);
+        assert_eq!(row.get::<_, Option<Uuid>>(2), Some(endpoint));
+        assert!(!row.get::<_, String>(3).contains("secret-body-marker"));
+    }
+    let stored = app.admin_query("SELECT count(*) FROM ingest.received_events", &[]).await;
+    assert_eq!(stored[0].get::<_, i64>(0), 0);
+    app.clean_up().await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_an_unknown_endpoint_404() {
+    let app = spawn_app_with(Options { body_limit_bytes: 2048, ..Options::default() }).await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(4096));
+    let response = app.deliver_now(endpoint, &secret, "big", big.as_bytes()).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "payload_too_large");
+
+    let unknown = app.deliver_now(Uuid::new_v4(), &secret, "u", b"{}").await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.json::<Value>().await.unwrap()["code"], "not_found");
+    // The right endpoint under another provider's path.
+    let mismatch = app.client.post(app.url(&format!("/webhooks/stripe/{endpoint}"))).body("{}").send().await.unwrap();
+    assert_eq!(mismatch.status(), 404);
+    let not_a_provider =
+        app.client.post(app.url(&format!("/webhooks/nope/{endpoint}"))).body("{}").send().await.unwrap();
+    assert_eq!(not_a_provider.status(), 404);
+    let reasons = app.admin_query("SELECT reason, status FROM ingest.refusals ORDER BY refused_at", &[]).await;
+    let reasons: Vec<(String, i32)> = reasons.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(reasons[0], ("payload_too_large".to_owned(), 413));
+    assert_eq!(reasons.len(), 4);
+    app.clean_up().await;
+}
+
+#[tokio::test]
+async fn a_disabled_endpoint_is_404() {
+    let app = spawn_app().await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    let response = app.post_json(&format!("/v1/endpoints/{endpoint}/disable"), &app.token(), &json!({})).await;
+    assert_eq!(response.status(), 200);
+    let response = app.deliver_now(endpoint, &secret, "d1", b"{}").await;
+    assert_eq!(response.status(), 404);
+    app.clean_up().await;
+}
+
+#[tokio::test]
+async fn an_endpoint_over_its_rate_limit_gets_429_with_retry_after() {
+    let app = spawn_app_with(Options { rate_limit_per_endpoint: 3, ..Options::default() }).await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    for i in 0..3 {
+        let response = app.deliver_now(endpoint, &secret, &format!("r{i}"), b"{}").await;
+        assert_eq!(response.status(), 200);
+    }
+    let response = app.deliver_now(endpoint, &secret, "r3", b"{}").await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().get("retry-after").is_some());
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "rate_limited");
+    // Another endpoint has its own window.
+    let (other, other_secret) = app.standard_endpoint().await;
+    assert_eq!(app.deliver_now(other, &other_secret, "o", b"{}").await.status(), 200);
+    app.clean_up().await;
+}
+
+#[tokio::test]
+async fn paypal_deliveries_are_503_until_its_verifier_arrives() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/v1/endpoints",
+            &app.token(),
+            &json!({"provider": "paypal", "name": "PayPal",
+                "credentials": {"client_id": "id", "client_secret": "s", "webhook_id": "WH-1"}}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    assert!(created.get("secret").is_none());
+    let id = created["id"].as_str().unwrap();
+    let response = app.client.post(app.url(&format!("/webhooks/paypal/{id}"))).body("{}").send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "verifier_unavailable");
+    app.clean_up().await;
+}
+
+#[tokio::test]
+async fn a_restart_loses_nothing_written_before_it() {
+    let app = spawn_app().await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    for i in 0..10 {
+        assert_eq!(app.deliver_now(endpoint, &secret, &format!("s{i}"), b"{}").await.status(), 200);
+    }
+    let mut app = app.restart().await;
+    for i in 10..20 {
+        assert_eq!(app.deliver_now(endpoint, &secret, &format!("s{i}"), b"{}").await.status(), 200);
+    }
+    let events = app.events_within(Duration::from_secs(5)).await;
+    let mut ids: Vec<String> =
+        events.iter().map(|e| e.envelope.payload["event_id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "every accepted delivery was published: {ids:?}");
+    let pending = app.admin_query("SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL", &[]).await;
+    assert_eq!(pending[0].get::<_, i64>(0), 0);
+    app.clean_up().await;
+}
