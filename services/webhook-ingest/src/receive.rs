@@ -5,6 +5,7 @@
 use crate::db::endpoints::{self, DirectoryEntry};
 use crate::db::received::{self, NewDelivery, NewEvent};
 use crate::db::refusals::{self, NewRefusal};
+use crate::domain::endpoint::PayPalCredentials;
 use crate::domain::secret_box::SecretBox;
 use crate::metrics::metrics;
 use crate::publish;
@@ -28,6 +29,8 @@ pub struct Receiver {
     /// Without a trailing slash.
     pub public_base_url: String,
     pub body_limit_bytes: usize,
+    /// Asks PayPal's verify endpoint about PayPal deliveries; keeps each app's access token.
+    paypal: almoner_webhook_verify::paypal::Verifier,
     /// Endpoint id to tenant and provider: written once with the endpoint and never changed, so kept for good.
     directory: RwLock<HashMap<Uuid, DirectoryEntry>>,
 }
@@ -60,6 +63,7 @@ impl Receiver {
         verify: almoner_webhook_verify::Settings,
         public_base_url: &str,
         body_limit_bytes: usize,
+        paypal_base_url: &str,
     ) -> Self {
         Self {
             pool,
@@ -67,6 +71,7 @@ impl Receiver {
             verify,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             body_limit_bytes,
+            paypal: almoner_webhook_verify::paypal::Verifier::new(paypal_base_url),
             directory: RwLock::new(HashMap::new()),
         }
     }
@@ -153,14 +158,50 @@ impl Receiver {
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let url = format!("{}{path_and_query}", self.public_base_url);
         let delivery = Delivery { url: &url, headers, body };
-        let events = almoner_webhook_verify::verify(provider, &delivery, &secrets, now, &self.verify)
-            .map_err(|refusal| Refused::Verification(provider, refusal))?;
+        let (tx, events) = if provider == Provider::PayPal {
+            // PayPal is asked over the network (up to 10 s when it is slow): no connection is held meanwhile.
+            tx.commit().await.map_err(|e| Refused::Api(e.into()))?;
+            let events =
+                self.verify_paypal(&delivery, &secrets).await.map_err(|r| Refused::Verification(provider, r))?;
+            (self.pool.tenant_tx(entry.tenant_id).await.map_err(|e| Refused::Api(e.into()))?, events)
+        } else {
+            let events = almoner_webhook_verify::verify(provider, &delivery, &secrets, now, &self.verify)
+                .map_err(|refusal| Refused::Verification(provider, refusal))?;
+            (tx, events)
+        };
         let stored = self
             .store(&tx, entry.tenant_id, provider, endpoint_id, headers, body, now, &events, false)
             .await
             .map_err(Refused::Api)?;
         tx.commit().await.map_err(|e| Refused::Api(e.into()))?;
         Ok(stored)
+    }
+
+    /// Asks PayPal about a delivery with each of the endpoint's credentials (two during a rotation): the first
+    /// that PayPal confirms wins; if none does, PayPal being unreachable outweighs a refusal, so that it retries.
+    async fn verify_paypal(&self, delivery: &Delivery<'_>, stored: &[&str]) -> Result<Vec<ProviderEvent>, Refusal> {
+        let mut refusal = Refusal::BadSignature;
+        for raw in stored {
+            let Ok(c) = serde_json::from_str::<PayPalCredentials>(raw) else {
+                tracing::error!("an endpoint's PayPal credentials do not read as JSON");
+                continue;
+            };
+            let credentials = almoner_webhook_verify::paypal::PayPalCredentials {
+                client_id: c.client_id,
+                client_secret: c.client_secret,
+                webhook_id: c.webhook_id,
+            };
+            match self.paypal.verify(delivery, &credentials).await {
+                Ok(events) => return Ok(events),
+                Err(e @ (Refusal::MissingHeader(_) | Refusal::MalformedHeader(..) | Refusal::BadBody(..))) => {
+                    return Err(e);
+                }
+                Err(e @ Refusal::VerifierUnavailable(_)) => refusal = e,
+                Err(e) if !matches!(refusal, Refusal::VerifierUnavailable(_)) => refusal = e,
+                Err(_) => {}
+            }
+        }
+        Err(refusal)
     }
 
     /// Stores a delivery and its events, and enqueues one event per provider event not seen before.

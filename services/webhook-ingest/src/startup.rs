@@ -39,7 +39,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
 
     let secret_box = SecretBox::from_base64(&w.secrets_key).context("webhooks.secrets_key")?;
     let verify = almoner_webhook_verify::Settings { tolerance: Duration::from_secs(w.signature_tolerance_secs) };
-    service.data(Receiver::new(pool.clone(), secret_box, verify, &w.public_base_url, w.body_limit_bytes));
+    service.data(Receiver::new(
+        pool.clone(),
+        secret_box,
+        verify,
+        &w.public_base_url,
+        w.body_limit_bytes,
+        &w.paypal_base_url,
+    ));
 
     crate::metrics::metrics();
     service.background("outbox gauges", {

@@ -37,11 +37,13 @@ impl Drop for TestApp {
 pub struct Options {
     pub body_limit_bytes: usize,
     pub rate_limit_per_endpoint: u64,
+    /// Where PayPal's verify endpoint is (a `FakePayPal`); nothing answers by default.
+    pub paypal_base_url: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { body_limit_bytes: 256 * 1024, rate_limit_per_endpoint: 1000 }
+        Self { body_limit_bytes: 256 * 1024, rate_limit_per_endpoint: 1000, paypal_base_url: None }
     }
 }
 
@@ -67,7 +69,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             public_base_url: "https://almoner.test".into(),
             rate_limit_per_endpoint: options.rate_limit_per_endpoint,
             rate_limit_window_secs: 60,
-            paypal_base_url: "http://127.0.0.1:9".into(),
+            paypal_base_url: options.paypal_base_url.unwrap_or_else(|| "http://127.0.0.1:9".into()),
             secrets_key: STANDARD.encode([42u8; 32]).into(),
             rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
         },

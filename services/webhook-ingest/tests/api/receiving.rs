@@ -1,6 +1,7 @@
-//! `POST /webhooks/{provider}/{endpoint_id}` with Standard Webhooks deliveries.
+//! `POST /webhooks/{provider}/{endpoint_id}` with Standard Webhooks deliveries, and PayPal's through a fake PayPal.
 
 use crate::helpers::{Options, sign, spawn_app, spawn_app_with};
+use almoner_testkit::fake_paypal::{FakePayPal, Transmission};
 use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
@@ -159,23 +160,68 @@ async fn an_endpoint_over_its_rate_limit_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn paypal_deliveries_are_503_until_its_verifier_arrives() {
-    let app = spawn_app().await;
+async fn paypal_deliveries_are_verified_by_paypal_and_503_while_it_cannot_be_asked() {
+    let paypal = FakePayPal::start().await;
+    paypal.add_app("app-1", "app-secret");
+    let mut app =
+        spawn_app_with(Options { paypal_base_url: Some(paypal.base_url().to_owned()), ..Options::default() }).await;
     let response = app
         .post_json(
             "/v1/endpoints",
             &app.token(),
             &json!({"provider": "paypal", "name": "PayPal",
-                "credentials": {"client_id": "id", "client_secret": "s", "webhook_id": "WH-1"}}),
+                "credentials": {"client_id": "app-1", "client_secret": "app-secret", "webhook_id": "WH-1"}}),
         )
         .await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.unwrap();
-    assert!(created.get("secret").is_none());
-    let id = created["id"].as_str().unwrap();
-    let response = app.client.post(app.url(&format!("/webhooks/paypal/{id}"))).body("{}").send().await.unwrap();
+    assert!(created.get("secret").is_none() && created.get("credentials").is_none(), "{created}");
+    let url = app.url(&format!("/webhooks/paypal/{}", created["id"].as_str().unwrap()));
+    let client = app.client.clone();
+    let post = |transmission: &Transmission| {
+        let mut request = client.post(&url).body(serde_json::to_vec(&transmission.event).unwrap());
+        for (name, value) in transmission.headers() {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+
+    // Genuine: PayPal says SUCCESS; stored and published.
+    let event = json!({"id": "WH-EVT-1", "event_type": "PAYMENT.CAPTURE.COMPLETED",
+        "resource": {"id": "CAP-1", "amount": {"currency_code": "GBP", "value": "12.50"}}});
+    let genuine = Transmission::of("WH-1", event);
+    paypal.register(genuine.clone());
+    let response = post(&genuine).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let published = app.next_event(Duration::from_secs(15)).await.expect("published");
+    assert_eq!(published.event_type(), "webhook.paypal.received.v1");
+    assert_eq!(published.envelope.payload["event_id"], "WH-EVT-1");
+    assert_eq!(published.envelope.payload["event_type"], "PAYMENT.CAPTURE.COMPLETED");
+
+    // Forged: PayPal says FAILURE; 401.
+    let forged = Transmission::of("WH-1", json!({"id": "WH-EVT-2", "event_type": "PAYMENT.CAPTURE.COMPLETED"}));
+    let response = post(&forged).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "bad_signature");
+
+    // PayPal down: 503, so that PayPal retries; the retry, once it answers, is accepted.
+    let later = Transmission::of("WH-1", json!({"id": "WH-EVT-3", "event_type": "PAYMENT.CAPTURE.REFUNDED"}));
+    paypal.register(later.clone());
+    paypal.fail_next(3);
+    let response = post(&later).await.unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(response.json::<Value>().await.unwrap()["code"], "verifier_unavailable");
+    let mut status = 503;
+    for _ in 0..5 {
+        status = post(&later).await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200);
+    let stored = app.admin_query("SELECT event_id FROM ingest.received_events ORDER BY event_id", &[]).await;
+    let ids: Vec<String> = stored.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, ["WH-EVT-1", "WH-EVT-3"]);
     app.clean_up().await;
 }
 
