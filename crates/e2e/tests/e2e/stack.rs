@@ -165,7 +165,15 @@ impl Stack {
             // Give the consumer a moment to see its cancellation before its queue goes away.
             None => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
         }
-        let _ = almoner_bus::topology::delete_consumer(&self.amqp, &rollup::worker::projection_spec()).await;
+        // Quorum queues outlive their consumers: every consumer's queues go, or they pile up in the broker.
+        let specs = [
+            rollup::worker::projection_spec(),
+            fundraising::worker::tenant_settings::spec(),
+            fundraising::worker::payments::spec(),
+        ];
+        for spec in &specs {
+            let _ = almoner_bus::topology::delete_consumer(&self.amqp, spec).await;
+        }
         let _ = almoner_bus::topology::delete_exchanges(&self.amqp).await;
     }
 }

@@ -16,6 +16,10 @@ use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Pr
 use almoner_types::Email;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -204,13 +208,57 @@ pub struct StagingDonorInput {
 }
 
 /// Approves a staged payment: exactly one of `donor_id` and `create_donor`.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveInput {
     /// An existing donor of the same tenant.
     pub donor_id: Option<Uuid>,
     /// A new donor to create and give the gift to.
     pub create_donor: Option<StagingDonorInput>,
+}
+
+/// The document states the "exactly one" rule itself (a `oneOf` of the two ways), which a derive on the struct
+/// cannot: each way requires its field and allows the other only as `null`.
+impl utoipa::PartialSchema for ApproveInput {
+    fn schema() -> RefOr<Schema> {
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let existing = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "donor_id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .description(Some("An existing donor of the same tenant.")),
+            )
+            .required("donor_id")
+            .property("create_donor", null())
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let new = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("create_donor", Ref::from_schema_name(StagingDonorInput::name()))
+            .required("create_donor")
+            .property("donor_id", null())
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        Schema::OneOf(
+            OneOfBuilder::new()
+                .description(Some(
+                    "Approves a staged payment: exactly one of `donor_id` (an existing donor of the same tenant) \
+                     and `create_donor` (a new donor to create and give the gift to).",
+                ))
+                .item(existing)
+                .item(new)
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for ApproveInput {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((StagingDonorInput::name().into(), <StagingDonorInput as utoipa::PartialSchema>::schema()));
+        <StagingDonorInput as ToSchema>::schemas(schemas);
+    }
 }
 
 /// Whose gift an approved payment is.
