@@ -13,6 +13,7 @@ use almoner_http::openapi::BearerAuth;
         (name = "donors", description = "One donor's giving, and the top donors"),
         (name = "households", description = "A household's giving, each gift counted once"),
         (name = "funds", description = "Funds and the money allocated to them"),
+        (name = "recurring", description = "Recurring agreements and the tenant's recurring income per month"),
         (name = "summary", description = "The tenant's totals by fiscal year and month"),
     )
 )]

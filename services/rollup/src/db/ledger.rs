@@ -27,6 +27,7 @@
 use crate::domain::FiscalYearStart;
 use crate::domain::giving::{GiftStatus, SoftCreditKind};
 use crate::domain::pledges::{PledgeFrequency, PledgeStatus};
+use crate::domain::recurring::{RecurringInterval, RecurringStatus};
 use almoner_db::{Result, Transaction};
 use chrono::NaiveDate;
 use std::collections::HashMap;
@@ -101,6 +102,23 @@ pub struct PledgeRecord {
     pub start_date: NaiveDate,
     pub status: PledgeStatus,
     pub fund_id: Option<Uuid>,
+}
+
+/// A recurring agreement as fundraising last described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecurringRecord {
+    pub agreement_id: Uuid,
+    /// None until the provider's customer is tied to a donor.
+    pub donor_id: Option<Uuid>,
+    pub revision: i64,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub interval: RecurringInterval,
+    pub status: RecurringStatus,
+    pub next_expected_date: Option<NaiveDate>,
+    pub last_paid_date: Option<NaiveDate>,
+    pub provider: String,
+    pub provider_reference: String,
 }
 
 #[tracing::instrument(skip_all)]
@@ -510,6 +528,54 @@ pub async fn upsert_pledges(tx: &Transaction, tenant_id: Uuid, pledges: &[&Pledg
             &starts,
             &statuses,
             &funds,
+        ],
+    )
+    .await
+}
+
+/// Stores each agreement unless the ledger holds it at the same or a newer revision.
+#[tracing::instrument(skip_all, fields(agreements = agreements.len()))]
+pub async fn upsert_recurring_agreements(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    agreements: &[&RecurringRecord],
+) -> Result<u64> {
+    let ids: Vec<Uuid> = agreements.iter().map(|a| a.agreement_id).collect();
+    let donors: Vec<Option<Uuid>> = agreements.iter().map(|a| a.donor_id).collect();
+    let revisions: Vec<i64> = agreements.iter().map(|a| a.revision).collect();
+    let amounts: Vec<i64> = agreements.iter().map(|a| a.amount_minor).collect();
+    let currencies: Vec<&str> = agreements.iter().map(|a| a.currency.as_str()).collect();
+    let intervals: Vec<&str> = agreements.iter().map(|a| a.interval.as_str()).collect();
+    let statuses: Vec<&str> = agreements.iter().map(|a| a.status.as_str()).collect();
+    let next_expected: Vec<Option<NaiveDate>> = agreements.iter().map(|a| a.next_expected_date).collect();
+    let last_paid: Vec<Option<NaiveDate>> = agreements.iter().map(|a| a.last_paid_date).collect();
+    let providers: Vec<&str> = agreements.iter().map(|a| a.provider.as_str()).collect();
+    let references: Vec<&str> = agreements.iter().map(|a| a.provider_reference.as_str()).collect();
+    tx.execute(
+        "INSERT INTO recurring_agreements AS stored (tenant_id, agreement_id, donor_id, revision, amount_minor, currency,
+                                                    interval, status, next_expected_date, last_paid_date, provider,
+                                                    provider_reference)
+         SELECT $1, a.* FROM unnest($2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
+                                    $8::text[], $9::date[], $10::date[], $11::text[], $12::text[]) AS a
+         ON CONFLICT (tenant_id, agreement_id) DO UPDATE SET
+             donor_id = EXCLUDED.donor_id, revision = EXCLUDED.revision, amount_minor = EXCLUDED.amount_minor,
+             currency = EXCLUDED.currency, interval = EXCLUDED.interval, status = EXCLUDED.status,
+             next_expected_date = EXCLUDED.next_expected_date, last_paid_date = EXCLUDED.last_paid_date,
+             provider = EXCLUDED.provider, provider_reference = EXCLUDED.provider_reference
+         WHERE stored.revision < EXCLUDED.revision",
+        &[
+            &tenant_id,
+            &ids,
+            &donors,
+            &revisions,
+            &amounts,
+            &currencies,
+            &intervals,
+            &statuses,
+            &next_expected,
+            &last_paid,
+            &providers,
+            &references,
         ],
     )
     .await

@@ -4,6 +4,7 @@
 pub mod funds;
 pub mod households;
 pub mod ledger;
+pub mod recurring;
 pub mod totals;
 
 /// rollup's own migrations, applied after the platform ones.
@@ -11,6 +12,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     1 => "0001_ledger_and_totals.sql",
     2 => "0002_tenant_policies_as_initplans.sql",
     3 => "0003_households_funds_pledges.sql",
+    4 => "0004_recurring_agreements.sql",
 );
 
 /// The PostgreSQL schema rollup owns.

@@ -264,8 +264,8 @@ pub struct KnownDonor {
     pub display_name: Option<String>,
 }
 
-/// The donor, when the ledger knows it (from a donor event, or only from its gifts, soft credits or pledges) and
-/// it is not deleted.
+/// The donor, when the ledger knows it (from a donor event, or only from its gifts, soft credits, pledges or
+/// recurring agreements) and it is not deleted.
 #[tracing::instrument(skip_all, fields(donor_id = %donor_id))]
 pub async fn known_donor(tx: &Transaction, donor_id: Uuid) -> Result<Option<KnownDonor>> {
     let row = tx
@@ -273,7 +273,8 @@ pub async fn known_donor(tx: &Transaction, donor_id: Uuid) -> Result<Option<Know
             "SELECT d.deleted, d.display_name,
                     EXISTS (SELECT 1 FROM gifts g WHERE g.donor_id = $1)
                     OR EXISTS (SELECT 1 FROM gift_soft_credits s WHERE s.donor_id = $1)
-                    OR EXISTS (SELECT 1 FROM pledges p WHERE p.donor_id = $1) AS has_gifts
+                    OR EXISTS (SELECT 1 FROM pledges p WHERE p.donor_id = $1)
+                    OR EXISTS (SELECT 1 FROM recurring_agreements r WHERE r.donor_id = $1) AS has_gifts
              FROM (SELECT $1::uuid AS donor_id) asked
              LEFT JOIN donors d ON d.donor_id = asked.donor_id",
             &[&donor_id],

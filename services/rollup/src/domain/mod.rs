@@ -4,6 +4,7 @@
 pub mod fiscal_year;
 pub mod giving;
 pub mod pledges;
+pub mod recurring;
 
 pub use fiscal_year::FiscalYearStart;
 pub use giving::{FiscalYearTotal, GivingByYear, derive_by_year};

@@ -1,14 +1,16 @@
-//! `/v1/donors`: one donor's giving (with soft credits and pledges), and the top donors by lifetime total.
+//! `/v1/donors`: one donor's giving (with soft credits, pledges and recurring agreements), and the top donors by
+//! lifetime total.
 //!
 //! Lifetime figures, largest, smallest, first and last gifts are stored; "this fiscal year", the two before it,
 //! the best year and the streak are derived at read time from stored per-fiscal-year totals, and the last 365 days
 //! from the ledger, so none of them goes stale as the calendar moves.
 
 use crate::clock::Clock;
-use crate::db::{ledger, totals};
+use crate::db::{ledger, recurring, totals};
 use crate::domain::FiscalYearTotal;
 use crate::domain::giving::{average_gift, derive_by_year};
 use crate::domain::pledges::pledge_figures;
+use crate::domain::recurring::active_income;
 use crate::routes::READ_SCOPE;
 use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
@@ -44,6 +46,20 @@ pub struct DonorGiving {
     /// The donor's pledges that are not cancelled, per currency. A pledge is not money: `currencies` counts the
     /// gifts that pay it.
     pub pledges: Vec<PledgeGiving>,
+    /// The donor's active recurring agreements and what they bring in per month, per currency; currencies with no
+    /// active agreement are left out. An agreement is not money: `currencies` counts the payments it brings.
+    pub recurring: Vec<RecurringGiving>,
+}
+
+/// A donor's active recurring agreements in one currency.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecurringGiving {
+    pub currency: String,
+    /// Active agreements (paused, cancelled and lapsed ones are left out).
+    pub active: i64,
+    /// Their payments normalised to a month (weekly ×52÷12, quarterly ÷3, annually ÷12), each agreement's rounded
+    /// half up to an integer minor unit, summed.
+    pub monthly_minor: i64,
 }
 
 /// A donor's soft credits in one currency; amounts are integer minor units.
@@ -154,6 +170,7 @@ pub async fn get_donor(
     let recent = totals::donor_between(&tx, donor_id, today - Days::new(364), today).await?;
     let soft_credit_years = totals::donor_soft_credits(&tx, donor_id).await?;
     let pledges = totals::donor_pledges(&tx, donor_id).await?;
+    let agreements = recurring::donor_agreements(&tx, donor_id).await?;
     tx.commit().await?;
 
     let current_fiscal_year = fiscal_year_start.fiscal_year_of(today);
@@ -214,6 +231,14 @@ pub async fn get_donor(
             outstanding_minor: f.outstanding_minor,
         })
         .collect();
+    let recurring = active_income(&agreements)
+        .into_iter()
+        .map(|(currency, income)| RecurringGiving {
+            currency,
+            active: income.active,
+            monthly_minor: income.monthly_minor,
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(DonorGiving {
         donor_id,
         display_name: donor.display_name,
@@ -223,6 +248,7 @@ pub async fn get_donor(
         currencies,
         soft_credits,
         pledges,
+        recurring,
     }))
 }
 

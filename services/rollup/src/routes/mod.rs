@@ -5,6 +5,7 @@
 pub mod donors;
 pub mod funds;
 pub mod households;
+pub mod recurring;
 pub mod summary;
 
 use almoner_http::endpoints::ServiceConfig;
@@ -16,5 +17,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     donors::configure(cfg);
     funds::configure(cfg);
     households::configure(cfg);
+    recurring::configure(cfg);
     summary::configure(cfg);
 }

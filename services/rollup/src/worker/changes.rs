@@ -16,6 +16,7 @@
 
 use crate::db::ledger::{
     self, DonorDeletion, DonorRecord, FundRecord, GiftDeletion, GiftRecord, HouseholdRecord, Locking, PledgeRecord,
+    RecurringRecord,
 };
 use crate::db::totals::{self, Affected};
 use crate::worker::event::ProjectionEvent;
@@ -43,6 +44,7 @@ pub struct LedgerChanges<'a> {
     households: HashMap<Uuid, (i64, &'a HouseholdRecord)>,
     funds: HashMap<Uuid, (i64, &'a FundRecord)>,
     pledges: HashMap<Uuid, (i64, &'a PledgeRecord)>,
+    recurring: HashMap<Uuid, (i64, &'a RecurringRecord)>,
 }
 
 /// Keeps, per key, the value with the highest revision.
@@ -81,6 +83,9 @@ impl<'a> LedgerChanges<'a> {
             ProjectionEvent::PledgeUpserted(pledge) => {
                 keep_latest(&mut self.pledges, pledge.pledge_id, pledge.revision, pledge)
             }
+            ProjectionEvent::RecurringUpserted(agreement) => {
+                keep_latest(&mut self.recurring, agreement.agreement_id, agreement.revision, agreement)
+            }
             ProjectionEvent::GiftsUpserted(gifts) => gifts.iter().for_each(|gift| self.add_gift(gift)),
             ProjectionEvent::DonorsUpserted(donors) => donors.iter().for_each(|donor| self.add_donor(donor)),
             ProjectionEvent::TenantUpdated { .. } | ProjectionEvent::Nothing => {}
@@ -97,8 +102,8 @@ impl<'a> LedgerChanges<'a> {
         keep_latest(&mut self.donors, donor.donor_id, donor.revision, DonorChange::Upsert(donor));
     }
 
-    /// Whether any change can alter a stored aggregate (gifts and donors can; households, funds and pledges only
-    /// change ledger rows read at request time).
+    /// Whether any change can alter a stored aggregate (gifts and donors can; households, funds, pledges and
+    /// recurring agreements only change ledger rows read at request time).
     pub fn touches_totals(&self) -> bool {
         !self.gifts.is_empty() || !self.donors.is_empty()
     }
@@ -231,6 +236,10 @@ impl<'a> LedgerChanges<'a> {
         if !self.pledges.is_empty() {
             let pledges: Vec<&PledgeRecord> = self.pledges.values().map(|(_, p)| *p).collect();
             ledger::upsert_pledges(tx, tenant_id, &pledges).await?;
+        }
+        if !self.recurring.is_empty() {
+            let agreements: Vec<&RecurringRecord> = self.recurring.values().map(|(_, a)| *a).collect();
+            ledger::upsert_recurring_agreements(tx, tenant_id, &agreements).await?;
         }
 
         let mut affected = Affected::default();

@@ -9,7 +9,7 @@ use crate::domain::FiscalYearStart;
 use crate::domain::giving::check_parts;
 use almoner_events::fundraising::{
     Donor, DonorDeletedV1, DonorUpsertedV1, DonorsUpsertedV1, FundUpsertedV1, Gift, GiftDeletedV1, GiftUpsertedV1,
-    GiftsUpsertedV1, HouseholdUpsertedV1, PledgeUpsertedV1,
+    GiftsUpsertedV1, HouseholdUpsertedV1, PledgeUpsertedV1, RecurringUpsertedV1,
 };
 use almoner_events::identity::{TenantCreatedV1, TenantUpdatedV1};
 use almoner_events::{Envelope, Event};
@@ -32,6 +32,7 @@ pub enum ProjectionEvent {
     HouseholdUpserted(ledger::HouseholdRecord),
     FundUpserted(ledger::FundRecord),
     PledgeUpserted(ledger::PledgeRecord),
+    RecurringUpserted(ledger::RecurringRecord),
     TenantUpdated {
         revision: i64,
         fiscal_year_start: FiscalYearStart,
@@ -215,6 +216,24 @@ pub fn decode(envelope: &Envelope) -> Result<ProjectionEvent, Unprocessable> {
                 start_date: pledge.start_date,
                 status: pledge.status.into(),
                 fund_id: pledge.fund_id,
+            }))
+        }
+        RecurringUpsertedV1::TYPE => {
+            let agreement = envelope.decode::<RecurringUpsertedV1>().map_err(bad)?.agreement;
+            same_tenant(envelope, agreement.tenant_id)?;
+            iso_currency(&agreement.currency)?;
+            Ok(ProjectionEvent::RecurringUpserted(ledger::RecurringRecord {
+                agreement_id: agreement.id,
+                donor_id: agreement.donor_id,
+                revision: agreement.revision,
+                amount_minor: agreement.amount_minor,
+                currency: agreement.currency,
+                interval: agreement.interval.into(),
+                status: agreement.status.into(),
+                next_expected_date: agreement.next_expected_date,
+                last_paid_date: agreement.last_paid_date,
+                provider: agreement.provider,
+                provider_reference: agreement.provider_reference,
             }))
         }
         TenantUpdatedV1::TYPE => {

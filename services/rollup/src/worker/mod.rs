@@ -10,7 +10,7 @@ use almoner_bus::ConsumerSpec;
 /// The queue the projection consumes, unqualified.
 pub const PROJECTION_QUEUE: &str = "rollup.projection";
 
-/// The projection's queue and bindings: every gift, donor, household, fund and pledge change, and tenant settings.
+/// The projection's queue and bindings: every gift, donor, household, fund, pledge and recurring agreement change, and tenant settings.
 pub fn projection_spec() -> ConsumerSpec {
     ConsumerSpec::new(
         PROJECTION_QUEUE,
@@ -20,6 +20,7 @@ pub fn projection_spec() -> ConsumerSpec {
             "fundraising.household.*.v1",
             "fundraising.fund.*.v1",
             "fundraising.pledge.*.v1",
+            "fundraising.recurring.upserted.v1",
             "identity.tenant.*.v1",
         ],
     )

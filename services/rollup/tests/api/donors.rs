@@ -56,6 +56,7 @@ async fn totals_after_three_gifts_and_a_refund_with_an_april_fiscal_year() {
             }],
             "soft_credits": [],
             "pledges": [],
+            "recurring": [],
         })
     );
 

@@ -3,7 +3,8 @@ use almoner_config::{AmqpSettings, ServerSettings, TelemetrySettings};
 use almoner_events::fundraising::{
     Address, CommunicationPreferences, Donor, DonorUpsertedV1, Fund, FundAllocation, FundUpsertedV1, Gift,
     GiftDeletedV1, GiftStatus, GiftUpsertedV1, Household, HouseholdUpsertedV1, Pledge, PledgeFrequency, PledgeStatus,
-    PledgeUpsertedV1, SoftCredit, SoftCreditKind,
+    PledgeUpsertedV1, RecurringAgreement, RecurringInterval, RecurringStatus, RecurringUpsertedV1, SoftCredit,
+    SoftCreditKind,
 };
 use almoner_events::identity::TenantUpdatedV1;
 use almoner_events::{Envelope, Event};
@@ -375,6 +376,43 @@ pub fn pledge_event(
                 start_date: date("2025-01-01"),
                 status,
                 fund_id: None,
+                created_at: now,
+                updated_at: now,
+            },
+        },
+    )
+}
+
+/// A recurring agreement paying `amount_minor` of `currency` every `interval`, through Stripe.
+#[allow(clippy::too_many_arguments)]
+pub fn recurring_event(
+    tenant: Uuid,
+    agreement: Uuid,
+    donor: Option<Uuid>,
+    revision: i64,
+    amount_minor: i64,
+    currency: &str,
+    interval: RecurringInterval,
+    status: RecurringStatus,
+) -> Envelope<RecurringUpsertedV1> {
+    let now = Utc::now();
+    Envelope::new(
+        tenant,
+        "fundraising",
+        RecurringUpsertedV1 {
+            agreement: RecurringAgreement {
+                id: agreement,
+                tenant_id: tenant,
+                revision,
+                donor_id: donor,
+                amount_minor,
+                currency: currency.into(),
+                interval,
+                provider: "stripe".into(),
+                provider_reference: format!("sub_{}", agreement.simple()),
+                status,
+                next_expected_date: Some(date("2025-07-01")),
+                last_paid_date: Some(date("2025-06-01")),
                 created_at: now,
                 updated_at: now,
             },

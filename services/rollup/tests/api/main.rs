@@ -13,4 +13,5 @@ mod openapi;
 mod pledges;
 mod process;
 mod property;
+mod recurring;
 mod shutdown;
