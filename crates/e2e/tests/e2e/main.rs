@@ -6,6 +6,7 @@ mod gateway;
 mod import;
 mod schemathesis;
 mod stack;
+mod webhooks;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -5,8 +5,8 @@ use almoner_testkit::gateway::Gateway;
 use almoner_testkit::proxy::TcpProxy;
 use tokio_util_shim::CancelOnDrop;
 
-/// identity, fundraising and rollup sharing one fresh database (a schema each) and one broker namespace, behind
-/// the gateway.
+/// identity, fundraising and rollup (and webhook-ingest, with [`Options::webhook_ingest`]) sharing one fresh
+/// database (a schema each) and one broker namespace, behind the gateway.
 pub struct Stack {
     pub gateway: Gateway,
     /// Each service's name and port on 127.0.0.1, for another gateway in front of the same services.
@@ -16,6 +16,8 @@ pub struct Stack {
     pub identity_pool: almoner_db::Pool,
     /// fundraising's own address, bypassing the gateway (for bulk writes that should not measure nginx).
     pub fundraising_url: String,
+    /// webhook-ingest's own address, when started with [`Options::webhook_ingest`].
+    pub webhook_ingest_url: Option<String>,
     /// The broker namespace every service uses, reached directly.
     pub amqp: AmqpSettings,
     /// Present when started with [`Options::proxied_amqp`].
@@ -33,7 +35,13 @@ pub struct Options {
     /// Gateway settings other than production's (`almoner_testkit::gateway::DEFAULT_SETTINGS`), e.g. a higher
     /// rate limit.
     pub gateway_settings: &'static [(&'static str, &'static str)],
+    /// Also start webhook-ingest (routed at `/webhooks/` and `/api/webhook-ingest/`). Off by default, so that the
+    /// other tests start no more than they use.
+    pub webhook_ingest: bool,
 }
+
+/// The key webhook-ingest seals endpoint secrets with in these tests: base64 of 32 bytes of 42.
+const TEST_SECRETS_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 
 /// The proxies between the services and the broker.
 pub struct BrokerProxies {
@@ -109,7 +117,7 @@ impl Stack {
             database: db.database_settings(),
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.rollup)),
             telemetry: TelemetrySettings::default(),
-            auth,
+            auth: auth.clone(),
             projection: Default::default(),
         })
         .await
@@ -118,12 +126,42 @@ impl Stack {
         stop.push(CancelOnDrop(app.shutdown_token()));
         tokio::spawn(app.run_until_stopped());
 
-        let upstreams = vec![("identity", identity_port), ("fundraising", fundraising_port), ("rollup", rollup_port)];
+        let mut upstreams =
+            vec![("identity", identity_port), ("fundraising", fundraising_port), ("rollup", rollup_port)];
+        let mut webhook_ingest_url = None;
+        if options.webhook_ingest {
+            let app = webhook_ingest::startup::build(webhook_ingest::configuration::Settings {
+                server: server(),
+                database: db.database_settings(),
+                amqp: amqp.clone(),
+                telemetry: TelemetrySettings::default(),
+                auth: auth.clone(),
+                redis: almoner_testkit::redis::redis_settings(),
+                webhooks: webhook_ingest::configuration::WebhookSettings {
+                    body_limit_bytes: 256 * 1024,
+                    signature_tolerance_secs: 300,
+                    public_base_url: "https://almoner.test".into(),
+                    rate_limit_per_endpoint: 1000,
+                    rate_limit_window_secs: 60,
+                    // Nothing listens there: these tests make no PayPal endpoint.
+                    paypal_base_url: "http://127.0.0.1:9".into(),
+                    secrets_key: TEST_SECRETS_KEY.to_owned().into(),
+                    rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
+                },
+            })
+            .await
+            .expect("webhook-ingest starts");
+            let port = app.port();
+            stop.push(CancelOnDrop(app.shutdown_token()));
+            tokio::spawn(app.run_until_stopped());
+            upstreams.push(("webhook-ingest", port));
+            webhook_ingest_url = Some(format!("http://127.0.0.1:{port}"));
+        }
         let gateway = Gateway::start_with(&upstreams, options.gateway_settings).await.expect("gateway starts");
         let identity_pool = almoner_db::Pool::new(&identity_settings.database, identity::db::SCHEMA).unwrap();
         let admin = identity::bootstrap::bootstrap(&identity_pool, "Test Charity").await.expect("bootstrap");
         let client = reqwest::Client::new();
-        for service in ["identity", "fundraising", "rollup"] {
+        for &(service, _) in &upstreams {
             wait_ready(&client, &format!("{}/ready/{service}", gateway.base_url)).await;
         }
         Stack {
@@ -133,6 +171,7 @@ impl Stack {
             admin,
             identity_pool,
             fundraising_url: format!("http://127.0.0.1:{fundraising_port}"),
+            webhook_ingest_url,
             amqp,
             broker_proxies,
             db,
@@ -184,7 +223,13 @@ async fn wait_ready(client: &reqwest::Client, url: &str) {
         if client.get(url).send().await.is_ok_and(|r| r.status() == 200) {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{url} not ready");
+        if tokio::time::Instant::now() >= deadline {
+            let last = match client.get(url).send().await {
+                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => format!("{e:#}"),
+            };
+            panic!("{url} not ready: {last}");
+        }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
