@@ -16,8 +16,6 @@ pub struct Stack {
     pub identity_pool: almoner_db::Pool,
     /// fundraising's own address, bypassing the gateway (for bulk writes that should not measure nginx).
     pub fundraising_url: String,
-    /// webhook-ingest's own address, when started with [`Options::webhook_ingest`].
-    pub webhook_ingest_url: Option<String>,
     /// The broker namespace every service uses, reached directly.
     pub amqp: AmqpSettings,
     /// Present when started with [`Options::proxied_amqp`].
@@ -128,7 +126,6 @@ impl Stack {
 
         let mut upstreams =
             vec![("identity", identity_port), ("fundraising", fundraising_port), ("rollup", rollup_port)];
-        let mut webhook_ingest_url = None;
         if options.webhook_ingest {
             let app = webhook_ingest::startup::build(webhook_ingest::configuration::Settings {
                 server: server(),
@@ -155,7 +152,6 @@ impl Stack {
             stop.push(CancelOnDrop(app.shutdown_token()));
             tokio::spawn(app.run_until_stopped());
             upstreams.push(("webhook-ingest", port));
-            webhook_ingest_url = Some(format!("http://127.0.0.1:{port}"));
         }
         let gateway = Gateway::start_with(&upstreams, options.gateway_settings).await.expect("gateway starts");
         let identity_pool = almoner_db::Pool::new(&identity_settings.database, identity::db::SCHEMA).unwrap();
@@ -171,7 +167,6 @@ impl Stack {
             admin,
             identity_pool,
             fundraising_url: format!("http://127.0.0.1:{fundraising_port}"),
-            webhook_ingest_url,
             amqp,
             broker_proxies,
             db,
