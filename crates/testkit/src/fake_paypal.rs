@@ -88,6 +88,10 @@ struct State {
     token_requests: usize,
     /// Every verify request's body, as received.
     verify_requests: Vec<Value>,
+    /// Certificate chains (PEM) served at `/v1/notifications/certs/{id}`, by id.
+    certificates: HashMap<String, String>,
+    /// Certificate downloads answered so far.
+    certificate_requests: usize,
 }
 
 impl Drop for FakePayPal {
@@ -109,6 +113,7 @@ impl FakePayPal {
                 .app_data(shared.clone())
                 .route("/v1/oauth2/token", web::post().to(token))
                 .route("/v1/notifications/verify-webhook-signature", web::post().to(verify))
+                .route("/v1/notifications/certs/{id}", web::get().to(certificate))
         })
         .workers(1)
         .disable_signals()
@@ -125,6 +130,18 @@ impl FakePayPal {
     /// Where the verifier is pointed (`http://127.0.0.1:<port>`, no trailing slash).
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// Serves a certificate chain (PEM, the signing certificate first) as PayPal serves its signing certificates,
+    /// and returns its URL, for a delivery's `PAYPAL-CERT-URL`.
+    pub fn add_certificate(&self, id: &str, pem: &str) -> String {
+        self.state.lock().unwrap().certificates.insert(id.to_owned(), pem.to_owned());
+        format!("{}/v1/notifications/certs/{id}", self.base_url)
+    }
+
+    /// How many certificate downloads were answered.
+    pub fn certificate_requests(&self) -> usize {
+        self.state.lock().unwrap().certificate_requests
     }
 
     /// Registers a REST app whose credentials get tokens.
@@ -268,4 +285,16 @@ fn basic_auth(request: &HttpRequest) -> Option<(String, String)> {
     let decoded = STANDARD.decode(value.strip_prefix("Basic ")?).ok()?;
     let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
+}
+
+async fn certificate(state: web::Data<Mutex<State>>, id: web::Path<String>) -> HttpResponse {
+    let mut state = state.lock().unwrap();
+    state.certificate_requests += 1;
+    match state.certificates.get(id.as_str()) {
+        Some(pem) => HttpResponse::Ok().content_type("application/x-pem-file").body(pem.clone()),
+        None => HttpResponse::NotFound().json(serde_json::json!({
+            "name": "RESOURCE_NOT_FOUND",
+            "message": "The specified resource does not exist.",
+        })),
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Pure functions of what arrived (URL, headers, body), the endpoint's active secrets (two during a rotation: any
 //! may match) and the current time; comparisons are in constant time. PayPal's deliveries are verified by PayPal's
-//! own verify endpoint ([`paypal`]), the only check here that needs the network. The service decides what a
+//! own verify endpoint or, as an option, against PayPal's signing certificate ([`paypal`]): the only checks here that
+//! need the network. The service decides what a
 //! refusal is answered with ([`Provider::bad_signature_status`]) and records it; nothing here logs or stores.
 
 use chrono::{DateTime, Utc};

@@ -41,11 +41,34 @@ pub struct WebhookSettings {
     /// PayPal's API, whose verify endpoint checks PayPal's deliveries (sandbox or live).
     #[serde(default = "default_paypal")]
     pub paypal_base_url: String,
+    /// How PayPal's deliveries are checked: by PayPal's verify endpoint (default), or offline against PayPal's
+    /// signing certificate.
+    #[serde(default)]
+    pub paypal_check: PayPalCheck,
+    /// With the certificate check: a PEM bundle of the roots PayPal's certificate must chain to; absent, the
+    /// operating system's trust store.
+    #[serde(default)]
+    pub paypal_trust_roots: Option<String>,
+    /// With the certificate check: the URL prefixes certificates are fetched from. Empty (the default) means
+    /// `https` URLs on PayPal's own hosts (`paypal.com` and its subdomains); set only for a local fake PayPal.
+    #[serde(default)]
+    pub paypal_cert_url_prefixes: Vec<String>,
     /// Base64 of 32 random bytes: the key endpoint secrets are sealed with at rest. Losing it loses every secret.
     pub secrets_key: SecretString,
     /// The Redis key prefix of the rate-limit counters.
     #[serde(default = "default_prefix")]
     pub rate_limit_prefix: String,
+}
+
+/// How PayPal's deliveries are checked (`webhooks.paypal_check`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayPalCheck {
+    /// `POST /v1/notifications/verify-webhook-signature` with the endpoint's app credentials.
+    #[default]
+    VerifyEndpoint,
+    /// The signature checked here against PayPal's certificate (downloaded from `PAYPAL-CERT-URL`, cached).
+    Certificate,
 }
 
 fn default_body_limit() -> usize {
@@ -98,6 +121,20 @@ impl Validate for Settings {
             "webhooks.paypal_base_url",
             "must be an http(s) URL",
         );
+        if w.paypal_check == PayPalCheck::Certificate {
+            if let Some(path) = &w.paypal_trust_roots {
+                problems.check(
+                    almoner_webhook_verify::paypal::certificate::CertificateCheck::roots_from_pem_file(path).is_ok(),
+                    "webhooks.paypal_trust_roots",
+                    "must be a readable PEM file of root certificates",
+                );
+            }
+            problems.check(
+                w.paypal_cert_url_prefixes.iter().all(|p| p.starts_with("https://") || p.starts_with("http://")),
+                "webhooks.paypal_cert_url_prefixes",
+                "must be http(s) URL prefixes",
+            );
+        }
         problems.check(
             crate::domain::secret_box::SecretBox::from_base64(&w.secrets_key).is_ok(),
             "webhooks.secrets_key",

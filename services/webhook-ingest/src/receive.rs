@@ -63,7 +63,7 @@ impl Receiver {
         verify: almoner_webhook_verify::Settings,
         public_base_url: &str,
         body_limit_bytes: usize,
-        paypal_base_url: &str,
+        paypal: almoner_webhook_verify::paypal::Verifier,
     ) -> Self {
         Self {
             pool,
@@ -71,7 +71,7 @@ impl Receiver {
             verify,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             body_limit_bytes,
-            paypal: almoner_webhook_verify::paypal::Verifier::new(paypal_base_url),
+            paypal,
             directory: RwLock::new(HashMap::new()),
         }
     }

@@ -2,7 +2,7 @@
 //! verifier for the admin API, the outbox gauges and its routes. How a service is built and stopped is
 //! `almoner_service`'s.
 
-use crate::configuration::Settings;
+use crate::configuration::{PayPalCheck, Settings, WebhookSettings};
 use crate::db::{MIGRATIONS, SCHEMA};
 use crate::domain::secret_box::SecretBox;
 use crate::openapi::ApiDoc;
@@ -45,7 +45,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         verify,
         &w.public_base_url,
         w.body_limit_bytes,
-        &w.paypal_base_url,
+        paypal_verifier(w)?,
     ));
 
     crate::metrics::metrics();
@@ -68,4 +68,24 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     service.data(pool);
     service.endpoints(ApiDoc::openapi(), crate::routes::configure);
     service.start()
+}
+
+/// PayPal's verifier as configured: by the verify endpoint, or offline against PayPal's certificate.
+fn paypal_verifier(w: &WebhookSettings) -> anyhow::Result<almoner_webhook_verify::paypal::Verifier> {
+    use almoner_webhook_verify::paypal::certificate::{CertUrls, CertificateCheck};
+    let verifier = almoner_webhook_verify::paypal::Verifier::new(&w.paypal_base_url);
+    if w.paypal_check == PayPalCheck::VerifyEndpoint {
+        return Ok(verifier);
+    }
+    let roots = match &w.paypal_trust_roots {
+        Some(path) => CertificateCheck::roots_from_pem_file(path).context("webhooks.paypal_trust_roots")?,
+        None => CertificateCheck::system_roots().context("webhooks.paypal_check = certificate")?,
+    };
+    let urls = if w.paypal_cert_url_prefixes.is_empty() {
+        CertUrls::PayPal
+    } else {
+        CertUrls::Prefixes(w.paypal_cert_url_prefixes.clone())
+    };
+    tracing::info!(roots = roots.len(), "PayPal deliveries are checked against PayPal's signing certificate");
+    Ok(verifier.with_certificate_check(CertificateCheck::new(&roots, urls)))
 }

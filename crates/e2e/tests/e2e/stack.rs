@@ -142,6 +142,9 @@ impl Stack {
                     rate_limit_window_secs: 60,
                     // Nothing listens there: these tests make no PayPal endpoint.
                     paypal_base_url: "http://127.0.0.1:9".into(),
+                    paypal_check: Default::default(),
+                    paypal_trust_roots: None,
+                    paypal_cert_url_prefixes: vec![],
                     secrets_key: TEST_SECRETS_KEY.to_owned().into(),
                     rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
                 },

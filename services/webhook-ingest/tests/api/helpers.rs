@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use webhook_ingest::configuration::{Settings, WebhookSettings};
+use webhook_ingest::configuration::{PayPalCheck, Settings, WebhookSettings};
 
 pub const ADMIN: &str = "webhooks:admin";
 
@@ -39,11 +39,19 @@ pub struct Options {
     pub rate_limit_per_endpoint: u64,
     /// Where PayPal's verify endpoint is (a `FakePayPal`); nothing answers by default.
     pub paypal_base_url: Option<String>,
+    /// Check PayPal's deliveries against its certificate (downloaded from `paypal_base_url`, chaining to the test
+    /// root of crates/webhook-verify/tests/fixtures/paypal) instead of asking the verify endpoint.
+    pub paypal_certificate_check: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { body_limit_bytes: 256 * 1024, rate_limit_per_endpoint: 1000, paypal_base_url: None }
+        Self {
+            body_limit_bytes: 256 * 1024,
+            rate_limit_per_endpoint: 1000,
+            paypal_base_url: None,
+            paypal_certificate_check: false,
+        }
     }
 }
 
@@ -56,6 +64,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let db = TestDatabase::create().await;
     let amqp = almoner_testkit::broker::amqp_settings();
     let issuer = TestIssuer::start().await;
+    let paypal_base_url = options.paypal_base_url.unwrap_or_else(|| "http://127.0.0.1:9".into());
     let settings = Settings {
         server: ServerSettings { workers: 2, ..ServerSettings::default() },
         database: db.database_settings(),
@@ -69,7 +78,21 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             public_base_url: "https://almoner.test".into(),
             rate_limit_per_endpoint: options.rate_limit_per_endpoint,
             rate_limit_window_secs: 60,
-            paypal_base_url: options.paypal_base_url.unwrap_or_else(|| "http://127.0.0.1:9".into()),
+            paypal_base_url: paypal_base_url.clone(),
+            paypal_check: if options.paypal_certificate_check {
+                PayPalCheck::Certificate
+            } else {
+                PayPalCheck::VerifyEndpoint
+            },
+            paypal_trust_roots: options.paypal_certificate_check.then(|| {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/webhook-verify/tests/fixtures/paypal/root.pem")
+                    .into()
+            }),
+            paypal_cert_url_prefixes: if options.paypal_certificate_check {
+                vec![format!("{paypal_base_url}/")]
+            } else {
+                vec![]
+            },
             secrets_key: STANDARD.encode([42u8; 32]).into(),
             rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
         },

@@ -2,6 +2,8 @@
 
 use crate::helpers::{Options, sign, spawn_app, spawn_app_with};
 use almoner_testkit::fake_paypal::{FakePayPal, Transmission};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
@@ -222,6 +224,80 @@ async fn paypal_deliveries_are_verified_by_paypal_and_503_while_it_cannot_be_ask
     let stored = app.admin_query("SELECT event_id FROM ingest.received_events ORDER BY event_id", &[]).await;
     let ids: Vec<String> = stored.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, ["WH-EVT-1", "WH-EVT-3"]);
+    app.clean_up().await;
+}
+
+#[tokio::test]
+async fn with_the_certificate_check_paypal_deliveries_are_verified_against_its_certificate_without_asking_paypal() {
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/webhook-verify/tests/fixtures/paypal/");
+    let fixture = |name: &str| std::fs::read(format!("{FIXTURES}{name}")).unwrap();
+    let paypal = FakePayPal::start().await;
+    let chain = [fixture("paypal.pem"), fixture("intermediate.pem")].concat();
+    let cert_url = paypal.add_certificate("CERT-360caa42", &String::from_utf8(chain).unwrap());
+    let mut app = spawn_app_with(Options {
+        paypal_base_url: Some(paypal.base_url().to_owned()),
+        paypal_certificate_check: true,
+        ..Options::default()
+    })
+    .await;
+    let response = app
+        .post_json(
+            "/v1/endpoints",
+            &app.token(),
+            &json!({"provider": "paypal", "name": "PayPal",
+                "credentials": {"client_id": "app-1", "client_secret": "app-secret", "webhook_id": "WH-1"}}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let url = app.url(&format!("/webhooks/paypal/{}", created["id"].as_str().unwrap()));
+    let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&fixture("paypal.pk8")).unwrap();
+    let client = app.client.clone();
+    let deliver = |id: &str, webhook_id: &str, body: Vec<u8>| {
+        let transmission_id = format!("tx-{id}");
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let message = format!("{transmission_id}|{time}|{webhook_id}|{}", crc32fast::hash(&body));
+        let mut signature = vec![0; key.public_modulus_len()];
+        key.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            message.as_bytes(),
+            &mut signature,
+        )
+        .unwrap();
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("paypal-auth-algo", "SHA256withRSA")
+            .header("paypal-cert-url", &cert_url)
+            .header("paypal-transmission-id", transmission_id)
+            .header("paypal-transmission-sig", STANDARD.encode(signature))
+            .header("paypal-transmission-time", time)
+            .body(body)
+            .send()
+    };
+    let event = |id: &str| {
+        serde_json::to_vec(&json!({"id": id, "event_type": "PAYMENT.CAPTURE.COMPLETED",
+            "resource": {"id": "CAP-1", "amount": {"currency_code": "GBP", "value": "12.50"}}}))
+        .unwrap()
+    };
+
+    // Signed for this endpoint's webhook id with the certificate's key: stored and published.
+    let response = deliver("1", "WH-1", event("WH-EVT-1")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let published = app.next_event(Duration::from_secs(15)).await.expect("published");
+    assert_eq!(published.event_type(), "webhook.paypal.received.v1");
+    assert_eq!(published.envelope.payload["event_id"], "WH-EVT-1");
+    // Signed for another webhook: 401, stored for the audit log without its body.
+    let response = deliver("2", "WH-OTHER", event("WH-EVT-2")).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "bad_signature");
+
+    assert_eq!(paypal.token_requests(), 0, "PayPal's API is never asked");
+    assert_eq!(paypal.certificate_requests(), 1, "the certificate is downloaded once");
+    let stored = app.admin_query("SELECT event_id FROM ingest.received_events ORDER BY event_id", &[]).await;
+    let ids: Vec<String> = stored.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, ["WH-EVT-1"]);
     app.clean_up().await;
 }
 
