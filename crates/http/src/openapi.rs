@@ -46,7 +46,7 @@ pub fn check_snapshot(doc: &utoipa::openapi::OpenApi, service_dir: &str, package
 /// | 403 `forbidden` | a secured operation whose token lacks the scope | [`crate::Principal::require`] |
 /// | 404 `not_found` | a path parameter that names nothing (an id that is not a UUID included) | [`crate::path_id`], `PathConfig` |
 /// | 413 `payload_too_large` | a body over the route's limit | the gateway's `client_max_body_size`, `PayloadConfig` |
-/// | 415 `unsupported_media_type` | a body in another content type than the documented one | [`crate::body`], [`crate::ValidJson`] |
+/// | 415 `unsupported_media_type` | a body in another content type than the documented one (not for a `*/*` body, taken as it comes) | [`crate::body`], [`crate::ValidJson`] |
 /// | 422 `validation_failed` | a body, query or header parameter that parses but breaks a rule | `FieldErrors`, `QueryConfig`, [`crate::paging`], [`crate::idempotency`] |
 /// | 429 `rate_limited` | too many requests from one address | the gateway's `limit_req` on every API route |
 /// | 503 `service_unavailable` | the database busy or unreachable; the gateway unable to serve | `From<DbError>`, the gateway's error pages |
@@ -97,6 +97,9 @@ fn complete_operation(operation: &mut serde_json::Value) {
         .and_then(Value::as_array)
         .is_some_and(|requirements| requirements.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())));
     let has_body = operation.get("requestBody").is_some();
+    // A body taken byte for byte as it comes (`*/*`, e.g. a provider's webhook) has no content type to refuse and
+    // no fields to check: it is never 415 or 422 for what it is.
+    let raw_body = operation["requestBody"]["content"].get("*/*").is_some();
     let located = |place: &str| {
         operation
             .get("parameters")
@@ -120,7 +123,10 @@ fn complete_operation(operation: &mut serde_json::Value) {
         statuses.extend(["401", "403"]);
     }
     if has_body {
-        statuses.extend(["400", "413", "415", "422"]);
+        statuses.extend(["400", "413"]);
+        if !raw_body {
+            statuses.extend(["415", "422"]);
+        }
     }
     if has_checked_parameters {
         statuses.push("422");

@@ -204,12 +204,14 @@ pub struct RotateSecret {
     pub grace_period_secs: Option<i64>,
 }
 
-/// Adds a new secret; the current one stays valid for the grace period.
+/// Adds a new secret; the current one stays valid for the grace period. A retry with the same `Idempotency-Key`
+/// rotates nothing more and returns the endpoint without a generated secret (it is never stored in the clear).
 #[utoipa::path(tag = "endpoints", security(("bearer" = ["webhooks:admin"])),
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     request_body = RotateSecret,
     responses(
         (status = 200, description = "The endpoint; a generated secret is shown once", body = CreatedEndpoint),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
         (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
     ))]
 #[post("/v1/endpoints/{id}/rotate")]
@@ -238,22 +240,34 @@ pub async fn rotate_endpoint_secret(
     let Some(secret) = secret else {
         return Err(ApiError::unexpected(anyhow::anyhow!("validated fields missing")));
     };
+    let idempotency_key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
     let sealed = receiver.secret_box.seal(id, &secret.stored);
     endpoints::rotate(&tx, id, &sealed, chrono::Duration::seconds(grace)).await?;
-    let endpoint = endpoints::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("endpoint"))?;
+    let endpoint = EndpointView::from(endpoints::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("endpoint"))?);
+    remember(&tx, &idempotency_key, 200, &CreatedEndpoint { endpoint: endpoint.clone(), secret: None }).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
-        .json(CreatedEndpoint { endpoint: endpoint.into(), secret: secret.generated.then_some(secret.stored) }))
+        .json(CreatedEndpoint { endpoint, secret: secret.generated.then_some(secret.stored) }))
 }
 
 /// Disables an endpoint: its deliveries are answered 404 from now on. Disabling twice is a no-op.
 #[utoipa::path(tag = "endpoints", security(("bearer" = ["webhooks:admin"])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, description = "The disabled endpoint", body = EndpointView)))]
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses(
+        (status = 200, description = "The disabled endpoint", body = EndpointView),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+    ))]
 #[post("/v1/endpoints/{id}/disable")]
 #[tracing::instrument(skip_all, fields(endpoint_id = %id))]
 pub async fn disable_endpoint(
+    req: HttpRequest,
     principal: Principal,
     receiver: web::Data<Receiver>,
     id: web::Path<String>,
@@ -261,9 +275,18 @@ pub async fn disable_endpoint(
     principal.require(ADMIN_SCOPE)?;
     let id = path_id(&id, "endpoint")?;
     let tx = receiver.pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let endpoint = endpoints::disable(&tx, id).await?.ok_or_else(|| ApiError::not_found("endpoint"))?;
+    let idempotency_key = match claim(&tx, &req, &[]).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
+    let endpoint =
+        EndpointView::from(endpoints::disable(&tx, id).await?.ok_or_else(|| ApiError::not_found("endpoint"))?);
+    remember(&tx, &idempotency_key, 200, &endpoint).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(EndpointView::from(endpoint)))
+    Ok(HttpResponse::Ok().json(endpoint))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -275,16 +298,17 @@ pub struct TestEventSent {
 }
 
 /// Records and publishes a `test: true` event at this endpoint, through the whole path (stored, outbox, broker);
-/// consumers acknowledge and ignore it.
+/// consumers acknowledge and ignore it. A retry with the same `Idempotency-Key` sends no second event.
 #[utoipa::path(tag = "endpoints", security(("bearer" = ["webhooks:admin"])),
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses(
         (status = 202, description = "Stored; published shortly", body = TestEventSent),
-        (status = 409, description = "conflict: the endpoint is disabled", body = almoner_http::Problem),
+        (status = 409, description = "conflict: the endpoint is disabled; idempotency_key_reused", body = almoner_http::Problem),
     ))]
 #[post("/v1/endpoints/{id}/test")]
 #[tracing::instrument(skip_all, fields(endpoint_id = %id))]
 pub async fn test_endpoint(
+    req: HttpRequest,
     principal: Principal,
     receiver: web::Data<Receiver>,
     id: web::Path<String>,
@@ -293,6 +317,13 @@ pub async fn test_endpoint(
     let id = path_id(&id, "endpoint")?;
     let tenant_id = principal.tenant_id.as_uuid();
     let tx = receiver.pool.tenant_tx(tenant_id).await?;
+    let idempotency_key = match claim(&tx, &req, &[]).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
     let endpoint = endpoints::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("endpoint"))?;
     if endpoint.disabled_at.is_some() {
         return Err(ApiError::new(almoner_http::ErrorCode::Conflict, "the endpoint is disabled"));
@@ -305,7 +336,9 @@ pub async fn test_endpoint(
     let event = ProviderEvent { event_id: event_id.clone(), event_type: Some("almoner.test".into()), body };
     let headers = [("x-almoner-test".to_owned(), principal.subject.clone())];
     let stored = receiver.store(&tx, tenant_id, provider, id, &headers, &raw, Utc::now(), &[event], true).await?;
-    tx.commit().await?;
     let received_id = stored.received_ids.first().copied().unwrap_or_default();
-    Ok(HttpResponse::Accepted().json(TestEventSent { received_id, event_id }))
+    let sent = TestEventSent { received_id, event_id };
+    remember(&tx, &idempotency_key, 202, &sent).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Accepted().json(sent))
 }

@@ -6,6 +6,7 @@ use crate::routes::ADMIN_SCOPE;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use almoner_http::body::json_body;
 use almoner_http::endpoints::ServiceConfig;
+use almoner_http::idempotency::{Claim, claim, remember, replay_response};
 use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
 use almoner_webhook_verify::Provider;
 use base64::Engine;
@@ -153,13 +154,18 @@ pub struct Replayed {
     pub replayed: u64,
 }
 
-/// Publishes a stored event again: the same provider event under a new envelope id.
+/// Publishes a stored event again: the same provider event under a new envelope id. A retry with the same
+/// `Idempotency-Key` publishes nothing more.
 #[utoipa::path(tag = "received", security(("bearer" = ["webhooks:admin"])),
-    params(("id" = Uuid, Path)),
-    responses((status = 202, description = "Queued for publishing", body = Replayed)))]
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses(
+        (status = 202, description = "Queued for publishing", body = Replayed),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+    ))]
 #[post("/v1/received/{id}/replay")]
 #[tracing::instrument(skip_all, fields(received_id = %id))]
 pub async fn replay_received(
+    req: HttpRequest,
     principal: Principal,
     receiver: web::Data<Receiver>,
     id: web::Path<String>,
@@ -168,8 +174,16 @@ pub async fn replay_received(
     let id = path_id(&id, "received event")?;
     let tenant_id = principal.tenant_id.as_uuid();
     let tx = receiver.pool.tenant_tx(tenant_id).await?;
+    let idempotency_key = match claim(&tx, &req, &[]).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
     let event = received::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("received event"))?;
     crate::replay::replay_one(&tx, tenant_id, &event).await?;
+    remember(&tx, &idempotency_key, 202, &Replayed { replayed: 1 }).await?;
     tx.commit().await?;
     Ok(HttpResponse::Accepted().json(Replayed { replayed: 1 }))
 }
@@ -189,9 +203,17 @@ pub struct ReplayRange {
 }
 
 /// Publishes again every stored event received in `[from, to)`, optionally of one provider or endpoint.
+///
+/// With an `Idempotency-Key`, a retry publishes nothing more once the first request has answered. The replay runs
+/// in batches of their own transactions while the key is held; a request that dies part-way leaves the key
+/// unclaimed, so its retry replays the range again (harmless: consumers recognise the provider events).
 #[utoipa::path(tag = "received", security(("bearer" = ["webhooks:admin"])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     request_body = ReplayRange,
-    responses((status = 202, description = "Queued for publishing", body = Replayed)))]
+    responses(
+        (status = 202, description = "Queued for publishing", body = Replayed),
+        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+    ))]
 #[post("/v1/received/replay")]
 #[tracing::instrument(skip_all)]
 pub async fn replay_range(
@@ -207,6 +229,19 @@ pub async fn replay_range(
     let to = errors.required("to", input.to);
     let selection = selection(&mut errors, input.provider, input.endpoint_id, from, to);
     errors.finish()?;
-    let replayed = crate::replay::replay_selection(&receiver.pool, principal.tenant_id.as_uuid(), &selection).await?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    // The key is claimed in a transaction held open while the range is replayed, so that a concurrent retry waits
+    // for this answer rather than replaying the range beside it.
+    let key_tx = receiver.pool.tenant_tx(tenant_id).await?;
+    let idempotency_key = match claim(&key_tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            key_tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
+    let replayed = crate::replay::replay_selection(&receiver.pool, tenant_id, &selection).await?;
+    remember(&key_tx, &idempotency_key, 202, &Replayed { replayed }).await?;
+    key_tx.commit().await?;
     Ok(HttpResponse::Accepted().json(Replayed { replayed }))
 }

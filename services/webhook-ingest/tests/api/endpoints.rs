@@ -149,3 +149,73 @@ async fn a_create_retried_with_the_same_idempotency_key_makes_one_endpoint() {
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     app.clean_up().await;
 }
+
+#[tokio::test]
+async fn rotate_test_disable_and_replays_retried_with_the_same_idempotency_key_act_once() {
+    let mut app = spawn_app().await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    let (client, base, token) = (app.client.clone(), app.url(""), app.token());
+    let post = |path: String, key: &'static str, body: Option<Value>| {
+        let mut request = client.post(format!("{base}{path}")).bearer_auth(&token).header("idempotency-key", key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+
+    // Rotating twice would end the original secret's grace at once (at most two are active): once, it still works.
+    let rotate = json!({"grace_period_secs": 3600});
+    let first = post(format!("/v1/endpoints/{endpoint}/rotate"), "rotate-1", Some(rotate.clone())).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert!(first["secret"].is_string(), "{first}");
+    let again = post(format!("/v1/endpoints/{endpoint}/rotate"), "rotate-1", Some(rotate)).await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert!(again.get("secret").is_none(), "a generated secret is shown once: {again}");
+    assert_eq!(again["active_secrets"], 2);
+    assert_eq!(app.deliver_now(endpoint, &secret, "after-rotation", b"{}").await.status(), 200);
+    let other = post(format!("/v1/endpoints/{endpoint}/rotate"), "rotate-1", Some(json!({}))).await.unwrap();
+    assert_eq!(other.status(), 409);
+    assert_eq!(other.json::<Value>().await.unwrap()["code"], "idempotency_key_reused");
+    let _ = app.events_within(Duration::from_secs(2)).await;
+
+    // A test event sent twice with one key is one event.
+    let sent: Value =
+        post(format!("/v1/endpoints/{endpoint}/test"), "test-1", None).await.unwrap().json().await.unwrap();
+    let resent = post(format!("/v1/endpoints/{endpoint}/test"), "test-1", None).await.unwrap();
+    assert_eq!(resent.status(), 202);
+    assert_eq!(resent.headers()["idempotent-replayed"], "true");
+    assert_eq!(resent.json::<Value>().await.unwrap(), sent);
+    let tests = app.admin_query("SELECT count(*) FROM ingest.received_events WHERE test", &[]).await;
+    assert_eq!(tests[0].get::<_, i64>(0), 1);
+    assert_eq!(app.events_within(Duration::from_secs(2)).await.len(), 1);
+
+    // One stored event replayed twice with one key, then a range twice with another: one publication each.
+    let id = sent["received_id"].as_str().unwrap();
+    for _ in 0..2 {
+        let response = post(format!("/v1/received/{id}/replay"), "replay-1", None).await.unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    assert_eq!(app.events_within(Duration::from_secs(2)).await.len(), 1);
+    let range = json!({"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "endpoint_id": endpoint});
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let response = post("/v1/received/replay".into(), "replay-range-1", Some(range.clone())).await.unwrap();
+        assert_eq!(response.status(), 202);
+        answers.push(response.json::<Value>().await.unwrap());
+    }
+    assert_eq!(answers[0], answers[1]);
+    let replayed = answers[0]["replayed"].as_u64().unwrap() as usize;
+    assert_eq!(replayed, 2, "the delivery and the test event");
+    assert_eq!(app.events_within(Duration::from_secs(2)).await.len(), replayed);
+
+    // Disabling with a key answers the same twice.
+    let disabled: Value =
+        post(format!("/v1/endpoints/{endpoint}/disable"), "disable-1", None).await.unwrap().json().await.unwrap();
+    let again = post(format!("/v1/endpoints/{endpoint}/disable"), "disable-1", None).await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), disabled);
+    app.clean_up().await;
+}
