@@ -29,15 +29,32 @@ pub fn openapi(base: OpenApi, endpoints: Endpoints) -> OpenApi {
     crate::openapi::complete_responses(document)
 }
 
-/// Registers `endpoints` on the app, then a `405` for the other methods of each path of `document` (theirs, as
+/// Registers `endpoints` on the app and a `405` for the other methods of each path of `document` (theirs, as
 /// [`openapi`] built it once at start, not again for every worker).
+///
+/// A path without parameters gets its `405` before the endpoints: otherwise another method on it would reach a
+/// templated sibling (`GET /v1/received/replay` would be `GET /v1/received/{id}`, a 404). Templated paths get
+/// theirs after, so that they never shadow a literal path's own endpoints.
 pub fn configure(cfg: &mut web::ServiceConfig, endpoints: Endpoints, document: &OpenApi) {
+    let (literal, templated): (Vec<_>, Vec<_>) = document.paths.paths.iter().partition(|(path, _)| !path.contains('{'));
+    for (path, item) in literal {
+        method_not_allowed(cfg, path, item);
+    }
     endpoints(&mut ServiceConfig::new(cfg));
-    for (path, item) in &document.paths.paths {
-        let allow = allowed_methods(item);
-        cfg.route(
-            path,
-            web::route().to(move || {
+    for (path, item) in templated {
+        method_not_allowed(cfg, path, item);
+    }
+}
+
+/// `405 method_not_allowed` with `Allow` for the methods `item` does not document at `path`.
+fn method_not_allowed(cfg: &mut web::ServiceConfig, path: &str, item: &PathItem) {
+    let allow = allowed_methods(item);
+    let allowed: Vec<actix_web::http::Method> =
+        allow.split(", ").filter_map(|m| actix_web::http::Method::from_bytes(m.as_bytes()).ok()).collect();
+    cfg.route(
+        path,
+        web::route().guard(actix_web::guard::fn_guard(move |ctx| !allowed.contains(&ctx.head().method))).to(
+            move || {
                 let allow = allow.clone();
                 async move {
                     Err::<HttpResponse, _>(
@@ -45,9 +62,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, endpoints: Endpoints, document: &
                             .with_header("allow", allow),
                     )
                 }
-            }),
-        );
-    }
+            },
+        ),
+    );
 }
 
 fn allowed_methods(item: &PathItem) -> String {
@@ -73,7 +90,7 @@ fn allowed_methods(item: &PathItem) -> String {
 mod tests {
     use super::*;
     use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
-    use actix_web::{get, patch};
+    use actix_web::{get, patch, post};
     use utoipa::ToSchema;
 
     #[derive(serde::Serialize, ToSchema)]
@@ -95,8 +112,15 @@ mod tests {
         HttpResponse::Ok().json(Thing { id: id.into_inner() })
     }
 
+    /// Counts the things: a literal path beside the templated one.
+    #[utoipa::path(tag = "things", responses((status = 200, body = Thing)))]
+    #[post("/v1/things/count")]
+    async fn count_things() -> HttpResponse {
+        HttpResponse::Ok().json(Thing { id: 2 })
+    }
+
     fn endpoints(cfg: &mut ServiceConfig) {
-        cfg.service(get_thing).service(update_thing);
+        cfg.service(get_thing).service(update_thing).service(count_things);
     }
 
     #[test]
@@ -130,5 +154,12 @@ mod tests {
         assert_eq!(problem["code"], "method_not_allowed");
         let response = call_service(&app, TestRequest::get().uri("/v1/others").to_request()).await;
         assert_eq!(response.status(), 404);
+        // A literal path registered after a templated sibling: its method answers, another is 405, not the
+        // sibling's (which would read `count` as an id).
+        let response = call_service(&app, TestRequest::post().uri("/v1/things/count").to_request()).await;
+        assert_eq!(response.status(), 200);
+        let response = call_service(&app, TestRequest::get().uri("/v1/things/count").to_request()).await;
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers().get("allow").unwrap(), "POST");
     }
 }

@@ -78,7 +78,12 @@ async fn run_schemathesis(stack: &Stack, token: &str, service: &str) -> Result<S
 }
 
 async fn check_service(service: &str) {
-    let stack = Stack::start_with(Options { gateway_settings: GATEWAY_SETTINGS, ..Options::default() }).await;
+    let stack = Stack::start_with(Options {
+        gateway_settings: GATEWAY_SETTINGS,
+        webhook_ingest: service == "webhook-ingest",
+        ..Options::default()
+    })
+    .await;
     let token = stack.admin_token().await;
     let outcome = run_schemathesis(&stack, &token, service).await;
     stack.clean_up().await;
@@ -101,4 +106,9 @@ async fn fundraising_answers_as_its_openapi_document_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollup_answers_as_its_openapi_document_says() {
     check_service("rollup").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_ingest_answers_as_its_openapi_document_says() {
+    check_service("webhook-ingest").await;
 }
