@@ -95,7 +95,35 @@ pub async fn receive_agreement(
         updated_at: current.as_ref().map_or(now, |c| c.agreement.updated_at),
     };
     let customer = agreement.customer_id.clone().or(current.as_ref().and_then(|c| c.customer_id.clone()));
-    Ok(save_if_changed(tx, tenant_id, current.as_ref(), wanted, customer.as_deref()).await?)
+    let saved = save_if_changed(tx, tenant_id, current.as_ref(), wanted, customer.as_deref()).await?;
+    if let Some(mandate) = &agreement.mandate {
+        db::set_mandate(tx, provider, &agreement.reference, mandate).await?;
+    }
+    Ok(saved)
+}
+
+/// A mandate ended: every agreement paid through it that is not cancelled already becomes `status`. Returns how
+/// many changed.
+#[tracing::instrument(skip_all, fields(provider, mandate = %mandate))]
+pub async fn mandate_ended(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    provider: &str,
+    mandate: &str,
+    status: RecurringStatus,
+) -> Result<usize, DbError> {
+    let mut changed = 0;
+    for reference in db::on_mandate(tx, provider, mandate).await? {
+        payments_db::lock_reference(tx, provider, &reference).await?;
+        let Some(current) = db::lock_by_reference(tx, provider, &reference).await? else { continue };
+        if matches!(current.agreement.status, RecurringStatus::Cancelled) || current.agreement.status == status {
+            continue;
+        }
+        let wanted = RecurringAgreement { status, ..current.agreement.clone() };
+        save_if_changed(tx, tenant_id, Some(&current), wanted, current.customer_id.as_deref()).await?;
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 /// Records a payment of the provider's subscription `reference` as a gift (or stages it) and, once it is a gift,

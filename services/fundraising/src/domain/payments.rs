@@ -19,7 +19,7 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Stripe => "stripe",
             Self::PayPal => "paypal",
@@ -84,6 +84,8 @@ pub struct ProviderAgreement {
     pub interval: RecurringInterval,
     pub status: RecurringStatus,
     pub next_expected_date: Option<NaiveDate>,
+    /// The mandate it is paid through (GoCardless): when the mandate ends, so does the agreement.
+    pub mandate: Option<String>,
 }
 
 /// What a provider event becomes.
@@ -102,6 +104,17 @@ pub enum PaymentEvent {
     AgreementStarted {
         agreement: String,
         payer: Payer,
+    },
+    /// The provider's payment failed or was cancelled: its gift, if it is one, failed.
+    PaymentFailed {
+        provider: Provider,
+        reference: String,
+    },
+    /// A mandate ended (GoCardless): the agreements paid through it are `status` (cancelled or lapsed).
+    MandateEnded {
+        provider: Provider,
+        mandate: String,
+        status: RecurringStatus,
     },
     /// Understood, and nothing for fundraising (another event type, an unpaid session): acknowledged.
     Ignored(String),
@@ -448,6 +461,7 @@ fn stripe_subscription(sub: &Value, deleted: bool) -> Result<PaymentEvent, Unrea
         interval,
         status,
         next_expected_date,
+        mandate: None,
     }))
 }
 
