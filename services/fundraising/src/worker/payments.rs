@@ -102,8 +102,7 @@ impl Handler for PaymentsHandler {
         let (provider, received, event) = match plan(message) {
             Ok(Plan::Apply { provider, received, event }) => (provider, received, event),
             Ok(Plan::Fetch { received, notice }) => match self.fetched(message, &received, notice).await {
-                Ok(Some(event)) => (Provider::GoCardless, received, event),
-                Ok(None) => return Outcome::Ack,
+                Ok(event) => (Provider::GoCardless, received, event),
                 Err(ReadFailure::Retry(reason)) => {
                     tracing::warn!(%reason, "could not read a provider event's resources; retrying");
                     return Outcome::Retry(reason);
@@ -137,14 +136,14 @@ impl Handler for PaymentsHandler {
 }
 
 impl PaymentsHandler {
-    /// What a GoCardless event means, read from GoCardless's API; `None` when it was handled already (a
-    /// redelivery or a replay is not fetched again).
+    /// What a GoCardless event means, read from GoCardless's API. An event handled already (a redelivery or a
+    /// replay) is not fetched again: it is applied as nothing, which records its delivery.
     async fn fetched(
         &self,
         message: &Received,
         received: &WebhookReceived,
         notice: gocardless_domain::Notice,
-    ) -> Result<Option<PaymentEvent>, ReadFailure> {
+    ) -> Result<PaymentEvent, ReadFailure> {
         let handled = async {
             let tx = self.pool.tenant_tx(message.tenant_id()).await?;
             let handled = db::event_handled(&tx, Provider::GoCardless.as_str(), &received.event_id).await?;
@@ -154,9 +153,9 @@ impl PaymentsHandler {
         .await
         .map_err(|e| ReadFailure::Retry(e.to_string()))?;
         if handled {
-            return Ok(None);
+            return Ok(PaymentEvent::Ignored("handled already".into()));
         }
-        self.gocardless.read(&self.pool, message.tenant_id(), notice).await.map(Some)
+        self.gocardless.read(&self.pool, message.tenant_id(), notice).await
     }
 }
 
