@@ -22,6 +22,9 @@ pub enum PaymentError {
     /// The provider's refund cannot apply to the gift (more than it, another currency, a gift not succeeded).
     #[error("the refund cannot be applied: {0}")]
     RefundRefused(String),
+    /// The event cannot be kept with what fundraising knows (a new subscription whose terms the event leaves out).
+    #[error("{0}")]
+    Unmappable(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]

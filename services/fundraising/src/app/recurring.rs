@@ -7,7 +7,7 @@ use super::payments::{PaymentError, PaymentOutcome, match_and_link, receive_paym
 use crate::PRODUCER;
 use crate::db::payments as payments_db;
 use crate::db::recurring::{self as db, StoredAgreement};
-use crate::domain::payments::{Payer, ProviderAgreement, ProviderPayment};
+use crate::domain::payments::{AgreementChange, Payer, ProviderAgreement, ProviderPayment};
 use almoner_db::{DbError, Pool, Transaction, outbox};
 use almoner_events::Envelope;
 use almoner_events::fundraising::{RecurringAgreement, RecurringInterval, RecurringStatus, RecurringUpsertedV1};
@@ -102,6 +102,49 @@ pub async fn receive_agreement(
     Ok(saved)
 }
 
+/// Updates the agreement with what the provider tells of it now (a PayPal subscription), keeping the amount and
+/// interval known when the event leaves them out, and ties it to the subscriber's donor (matched as a payment's
+/// would be, never staged). An agreement that is new and whose amount or interval the event does not tell cannot
+/// be kept: [`PaymentError::Unmappable`].
+#[tracing::instrument(skip_all, fields(provider = change.provider.as_str(), reference = %change.reference))]
+pub async fn receive_agreement_change(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    change: &AgreementChange,
+) -> Result<(), PaymentError> {
+    let provider = change.provider.as_str();
+    payments_db::lock_reference(tx, provider, &change.reference).await?;
+    let current = db::lock_by_reference(tx, provider, &change.reference).await?;
+    let known = current.as_ref().map(|c| &c.agreement);
+    let amount = change
+        .amount
+        .map(|m| (m.amount_minor, m.currency))
+        .or_else(|| known.and_then(|a| almoner_types::Currency::parse(&a.currency).ok().map(|c| (a.amount_minor, c))));
+    let interval = change.interval.or(known.map(|a| a.interval));
+    let (Some((amount_minor, currency)), Some(interval)) = (amount, interval) else {
+        return Err(PaymentError::Unmappable(format!(
+            "the {provider} subscription {} is new and the event tells neither its amount nor its interval              (they are on its plan)",
+            change.reference
+        )));
+    };
+    let agreement = ProviderAgreement {
+        provider: change.provider,
+        reference: change.reference.clone(),
+        customer_id: change.payer.customer_id.clone(),
+        amount_minor,
+        currency,
+        interval,
+        status: change.status,
+        next_expected_date: change.next_expected_date,
+        mandate: None,
+    };
+    receive_agreement(tx, tenant_id, &agreement).await?;
+    if change.payer.customer_id.is_some() || change.payer.email.is_some() {
+        agreement_started(tx, tenant_id, provider, &change.reference, &change.payer).await?;
+    }
+    Ok(())
+}
+
 /// A mandate ended: every agreement paid through it that is not cancelled already becomes `status`. Returns how
 /// many changed.
 #[tracing::instrument(skip_all, fields(provider, mandate = %mandate))]
@@ -137,8 +180,14 @@ pub async fn receive_recurring_payment(
     reference: &str,
     event_id: &str,
 ) -> Result<PaymentOutcome, PaymentError> {
-    let outcome = receive_payment(tx, tenant_id, payment, event_id, Some(reference)).await?;
     let provider = payment.provider.as_str();
+    // A payment naming no payer (a PayPal sale) is the subscription's customer's.
+    let mut payment = payment.clone();
+    if payment.payer == Payer::default() {
+        payment.payer.customer_id = db::customer_of(tx, provider, reference).await?;
+    }
+    let payment = &payment;
+    let outcome = receive_payment(tx, tenant_id, payment, event_id, Some(reference)).await?;
     if let Some(gift_id) = payments_db::gift_for_reference(tx, provider, &payment.reference).await? {
         link_gift(tx, tenant_id, provider, reference, gift_id, payment.date).await?;
     }

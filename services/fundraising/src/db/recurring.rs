@@ -227,3 +227,14 @@ pub async fn on_mandate(tx: &Transaction, provider: &str, mandate: &str) -> Resu
         .map(|row| row.get(0))
         .collect())
 }
+
+/// The provider's customer an agreement is of, if known (read without a lock).
+pub async fn customer_of(tx: &Transaction, provider: &str, reference: &str) -> Result<Option<String>> {
+    Ok(tx
+        .query_opt(
+            "SELECT customer_id FROM recurring_agreements WHERE provider = $1 AND provider_reference = $2",
+            &[&provider, &reference],
+        )
+        .await?
+        .and_then(|row| row.get(0)))
+}

@@ -21,7 +21,7 @@ impl Environment {
     }
 
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        match input.trim() {
+        match input {
             "live" => Ok(Self::Live),
             "sandbox" => Ok(Self::Sandbox),
             _ => Err(ParseError::new("must be live or sandbox")),
@@ -29,8 +29,9 @@ impl Environment {
     }
 }
 
-/// A provider's API access token: 8 to 500 visible ASCII characters (GoCardless's are `live_...` or
-/// `sandbox_...`), kept secret.
+/// A provider's API access token: 8 to 500 visible ASCII characters, no spaces (GoCardless's are `live_...` or
+/// `sandbox_...`), kept secret. Taken exactly as given: a token with spaces around it is refused rather than
+/// guessed at.
 #[derive(Debug, Clone)]
 pub struct AccessToken(SecretString);
 
@@ -39,7 +40,7 @@ impl AccessToken {
     pub const MAX: usize = 500;
 
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let token = input.trim();
+        let token = input;
         if token.len() < Self::MIN || token.len() > Self::MAX {
             return Err(ParseError::new(format!("must be {} to {} characters", Self::MIN, Self::MAX)));
         }
@@ -71,7 +72,8 @@ mod tests {
 
     #[test]
     fn a_token_is_trimmed_visible_ascii_and_shows_its_last_four_only() {
-        let token = AccessToken::parse("  sandbox_abcdef1234 ").unwrap();
+        let token = AccessToken::parse("sandbox_abcdef1234").unwrap();
+        assert!(AccessToken::parse(" sandbox_abcdef1234").is_err());
         assert_eq!(token.last4(), "1234");
         assert_eq!(token.gocardless_environment(), Environment::Sandbox);
         assert_eq!(AccessToken::parse("live_abcdefgh").unwrap().gocardless_environment(), Environment::Live);
@@ -84,7 +86,8 @@ mod tests {
 
     #[test]
     fn environments() {
-        assert_eq!(Environment::parse(" sandbox ").unwrap(), Environment::Sandbox);
+        assert_eq!(Environment::parse("sandbox").unwrap(), Environment::Sandbox);
+        assert!(Environment::parse(" sandbox").is_err());
         assert_eq!(Environment::parse("live").unwrap().as_str(), "live");
         assert!(Environment::parse("test").is_err());
     }

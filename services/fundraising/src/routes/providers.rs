@@ -63,11 +63,11 @@ fn view(stored: Option<StoredConnection>) -> ProviderConnectionView {
 #[serde(deny_unknown_fields)]
 pub struct GoCardlessConnectionInput {
     /// Required: the access token (GoCardless Dashboard, Developers, "Create access token"; read-only access is
-    /// enough), 8 to 500 visible ASCII characters once trimmed. Never returned.
-    #[schema(required = true, value_type = String, min_length = 8, max_length = 500, pattern = r"^\s*[\x21-\x7e]{8,500}\s*$")]
+    /// enough), 8 to 500 visible ASCII characters, no spaces. Never returned.
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 500, pattern = r"^[\x21-\x7e]{8,500}$")]
     pub access_token: Option<String>,
     /// `live` or `sandbox`; when absent, `sandbox` for a token starting `sandbox_`, otherwise `live`.
-    #[schema(pattern = r"^\s*(live|sandbox)\s*$")]
+    #[schema(pattern = r"^(live|sandbox)$")]
     pub environment: Option<String>,
 }
 

@@ -127,6 +127,10 @@ impl Handler for PaymentsHandler {
                 tracing::warn!(%reason, "dead-lettering a refund that cannot apply");
                 Outcome::Reject(reason)
             }
+            Err(PaymentError::Unmappable(reason)) => {
+                tracing::warn!(%reason, "dead-lettering a provider event");
+                Outcome::Reject(reason)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not apply a provider event; retrying");
                 Outcome::Retry(e.to_string())
@@ -191,6 +195,9 @@ async fn apply(
             }
             PaymentEvent::AgreementStarted { agreement, payer } => {
                 recurring::agreement_started(&tx, tenant_id, provider.as_str(), agreement, payer).await?;
+            }
+            PaymentEvent::AgreementChanged(change) => {
+                recurring::receive_agreement_change(&tx, tenant_id, change).await?;
             }
             PaymentEvent::PaymentFailed { provider, reference } => {
                 let failed = payments::payment_failed(&tx, tenant_id, *provider, reference).await?;

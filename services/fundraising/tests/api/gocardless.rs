@@ -294,7 +294,7 @@ async fn the_gocardless_connection_is_set_read_without_its_token_per_tenant_and_
         (&json!("gocardless"), &json!(false), &Value::Null)
     );
 
-    let response = app.put(path, &token, &json!({"access_token": " live_AbCdEfGh1234 "})).await;
+    let response = app.put(path, &token, &json!({"access_token": "live_AbCdEfGh1234"})).await;
     assert_eq!(response.status(), 201);
     let text = response.text().await.unwrap();
     assert!(!text.contains("AbCdEfGh"), "the token is never returned: {text}");
@@ -324,6 +324,8 @@ async fn the_gocardless_connection_is_set_read_without_its_token_per_tenant_and_
     let invalid = app.put(path, &token, &json!({"access_token": "short", "environment": "test"})).await;
     let body = problem(invalid, 422, "validation_failed").await;
     assert_eq!(fields(&body), ["access_token", "environment"]);
+    let spaced = app.put(path, &token, &json!({"access_token": " live_AbCdEfGh1234"})).await;
+    assert_eq!(fields(&problem(spaced, 422, "validation_failed").await), ["access_token"]);
     let missing = problem(app.put(path, &token, &json!({})).await, 422, "validation_failed").await;
     assert_eq!(fields(&missing), ["access_token"]);
     problem(
