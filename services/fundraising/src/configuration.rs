@@ -4,6 +4,7 @@ use almoner_config::{
     AmqpSettings, AuthSettings, DatabaseSettings, Problems, ServerSettings, TelemetrySettings, Validate,
 };
 use almoner_service::ServiceSettings;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,11 +34,29 @@ pub struct IntakeSettings {
     pub recurring_lapse_after_days: i32,
     /// How often the lapse check runs, in seconds (`ALMONER_INTAKE__RECURRING_CHECK_SECS`).
     pub recurring_check_secs: u64,
+    /// Seals the tenants' provider API tokens at rest (`ALMONER_INTAKE__PROVIDERS_SECRETS_KEY`): base64 of 32
+    /// random bytes. Unset, no provider connection can be stored, and GoCardless events are dead-lettered.
+    pub providers_secrets_key: Option<SecretString>,
+    /// GoCardless's API for `live` connections (`ALMONER_INTAKE__GOCARDLESS_BASE_URL`).
+    pub gocardless_base_url: String,
+    /// GoCardless's API for `sandbox` connections (`ALMONER_INTAKE__GOCARDLESS_SANDBOX_BASE_URL`).
+    pub gocardless_sandbox_base_url: String,
+    /// How long one request to a provider's API may take, in seconds (`ALMONER_INTAKE__PROVIDER_TIMEOUT_SECS`).
+    pub provider_timeout_secs: u64,
 }
 
 impl Default for IntakeSettings {
     fn default() -> Self {
-        Self { writers: 2, max_batch: 64, recurring_lapse_after_days: 14, recurring_check_secs: 3600 }
+        Self {
+            writers: 2,
+            max_batch: 64,
+            recurring_lapse_after_days: 14,
+            recurring_check_secs: 3600,
+            providers_secrets_key: None,
+            gocardless_base_url: "https://api.gocardless.com".into(),
+            gocardless_sandbox_base_url: "https://api-sandbox.gocardless.com".into(),
+            provider_timeout_secs: 10,
+        }
     }
 }
 
@@ -60,6 +79,24 @@ impl Validate for Settings {
             (1..=86_400).contains(&self.intake.recurring_check_secs),
             "intake.recurring_check_secs",
             "must be 1 to 86400",
+        );
+        if let Some(key) = &self.intake.providers_secrets_key {
+            problems.check(
+                crate::domain::sealed::SealedBox::from_base64(key).is_ok(),
+                "intake.providers_secrets_key",
+                "must be the base64 of 32 random bytes",
+            );
+        }
+        for (name, url) in [
+            ("intake.gocardless_base_url", &self.intake.gocardless_base_url),
+            ("intake.gocardless_sandbox_base_url", &self.intake.gocardless_sandbox_base_url),
+        ] {
+            problems.check(url.starts_with("https://") || url.starts_with("http://"), name, "must be an http(s) URL");
+        }
+        problems.check(
+            (1..=120).contains(&self.intake.provider_timeout_secs),
+            "intake.provider_timeout_secs",
+            "must be 1 to 120",
         );
         problems.check(
             self.auth.jwks_url.is_some(),

@@ -19,6 +19,7 @@ use almoner_http::openapi::BearerAuth;
         (name = "imports", description = "Historical data from CSV files"),
         (name = "recurring", description = "Recurring agreements with payment providers"),
         (name = "staging", description = "Provider payments waiting for a person to choose their donor"),
+        (name = "providers", description = "The tenant's access to payment providers' APIs"),
     )
 )]
 pub struct ApiDoc;

@@ -2,14 +2,19 @@
 //! of provider payments, import
 //! runner, gift intake, token verifier and routes. How a service is built and stopped is `almoner_service`'s.
 
+use crate::app::connections::Connections;
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
+use crate::domain::sealed::SealedBox;
+use crate::gocardless::GoCardlessApi;
 use crate::importer::ImportRunner;
 use crate::intake::GiftIntake;
 use crate::openapi::ApiDoc;
+use crate::worker::gocardless::GoCardlessReader;
 use crate::worker::payments::{self, PaymentsHandler};
 use crate::worker::tenant_settings::{self, TenantSettingsHandler};
 use almoner_service::{Application, ServiceBuilder};
+use anyhow::Context;
 use utoipa::OpenApi;
 
 /// Builds and starts fundraising (migrating first unless disabled).
@@ -19,8 +24,23 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     service.outbox_relay(&pool);
     // The accounting period end (Gift Aid's 4-year limit) comes from identity's tenant settings.
     service.consumer(tenant_settings::spec(), TenantSettingsHandler::new(pool.clone())).await;
-    // Provider payments (verified and stored by webhook-ingest) become gifts, refunds or staging entries.
-    service.consumer(payments::spec(), PaymentsHandler::new(pool.clone())).await;
+    // Provider payments (verified and stored by webhook-ingest) become gifts, refunds or staging entries; GoCardless's
+    // are read from its API with the tenant's token.
+    let sealed = match &settings.intake.providers_secrets_key {
+        Some(key) => Some(SealedBox::from_base64(key).context("intake.providers_secrets_key")?),
+        None => None,
+    };
+    let connections = Connections::new(sealed);
+    let gocardless = GoCardlessReader {
+        api: GoCardlessApi::new(
+            &settings.intake.gocardless_base_url,
+            &settings.intake.gocardless_sandbox_base_url,
+            std::time::Duration::from_secs(settings.intake.provider_timeout_secs),
+        ),
+        connections: connections.clone(),
+    };
+    service.consumer(payments::spec(), PaymentsHandler::new(pool.clone(), gocardless)).await;
+    service.data(connections);
     // Commits imports in the background, resuming any a stopped replica left unfinished.
     let runner = ImportRunner::default();
     service.background("import runner", {

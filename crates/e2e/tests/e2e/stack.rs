@@ -36,7 +36,12 @@ pub struct Options {
     /// Also start webhook-ingest (routed at `/webhooks/` and `/api/webhook-ingest/`). Off by default, so that the
     /// other tests start no more than they use.
     pub webhook_ingest: bool,
+    /// GoCardless's API for fundraising (live and sandbox alike), e.g. a fake's; GoCardless's own when `None`.
+    pub gocardless_base_url: Option<&'static str>,
 }
+
+/// The key fundraising seals provider tokens with in these tests: base64 of 32 bytes of 43.
+const TEST_PROVIDERS_SECRETS_KEY: &str = "KysrKysrKysrKysrKysrKysrKysrKysrKysrKysrKys=";
 
 /// The key webhook-ingest seals endpoint secrets with in these tests: base64 of 32 bytes of 42.
 const TEST_SECRETS_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
@@ -102,7 +107,19 @@ impl Stack {
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.fundraising)),
             telemetry: TelemetrySettings::default(),
             auth: auth.clone(),
-            intake: Default::default(),
+            intake: {
+                let defaults = fundraising::configuration::IntakeSettings::default();
+                fundraising::configuration::IntakeSettings {
+                    providers_secrets_key: Some(TEST_PROVIDERS_SECRETS_KEY.to_owned().into()),
+                    gocardless_base_url: options
+                        .gocardless_base_url
+                        .map_or(defaults.gocardless_base_url.clone(), str::to_owned),
+                    gocardless_sandbox_base_url: options
+                        .gocardless_base_url
+                        .map_or(defaults.gocardless_sandbox_base_url.clone(), str::to_owned),
+                    ..defaults
+                }
+            },
         })
         .await
         .expect("fundraising starts");

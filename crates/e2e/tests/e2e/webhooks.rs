@@ -3,6 +3,7 @@
 //! a refund; rollup totals it. Retries of one event make one gift; refused deliveries make nothing.
 
 use crate::stack::{Options, Stack};
+use almoner_testkit::fake_gocardless::FakeGoCardless;
 use almoner_webhook_verify::{gocardless, stripe};
 use reqwest::Response;
 use serde_json::{Value, json};
@@ -261,8 +262,41 @@ fn gocardless_event(id: &str, resource_type: &str, action: &str, link: (&str, &s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gocardless_batch_posted_again_in_another_order_is_stored_once_per_event() {
-    let stack = Stack::start_with(with_webhook_ingest()).await;
+    // fundraising reads the payments the events name from GoCardless's API: here, the fake.
+    let fake = FakeGoCardless::start().await;
+    let fake_url: &'static str = Box::leak(fake.base_url().to_owned().into_boxed_str());
+    let stack = Stack::start_with(Options { gocardless_base_url: Some(fake_url), ..with_webhook_ingest() }).await;
     let token = stack.admin_token().await;
+    let access_token = "sandbox_e2e_gc_token_0001";
+    fake.add_token(access_token);
+    fake.add(
+        access_token,
+        "customers",
+        json!({"id": "CUE2E0001", "email": "gc.e2e@example.org",
+        "given_name": "Gail", "family_name": "Collins", "company_name": null, "metadata": {}}),
+    );
+    fake.add(
+        access_token,
+        "mandates",
+        json!({"id": "MDE2E0001", "status": "active", "scheme": "bacs",
+        "links": {"customer": "CUE2E0001", "creditor": "CRE2E0001", "customer_bank_account": "BAE2E0001"}}),
+    );
+    fake.add(
+        access_token,
+        "payments",
+        json!({"id": "PME2E0001", "amount": 2500, "currency": "GBP",
+        "charge_date": "2026-12-07", "status": "paid_out", "amount_refunded": 0, "metadata": {},
+        "links": {"mandate": "MDE2E0001", "creditor": "CRE2E0001"}}),
+    );
+    let response = stack
+        .client
+        .put(stack.gateway.url("/api/fundraising/v1/providers/gocardless"))
+        .bearer_auth(&token)
+        .json(&json!({"access_token": access_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     let secret = "gc-e2e-webhook-secret-7d31";
     let path = create_endpoint(&stack, &token, "gocardless", secret).await;
     let events = [
@@ -305,5 +339,25 @@ async fn a_gocardless_batch_posted_again_in_another_order_is_stored_once_per_eve
             ("EVE2E0003".to_owned(), "payments.paid_out".to_owned()),
         ]
     );
+    // fundraising made exactly one gift of the payment, whichever of its events came first, and kept it one.
+    let gifts = || async {
+        get(&stack, &token, "/api/fundraising/v1/gifts?source=gocardless&limit=100").await["data"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while gifts().await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no gift from GoCardless");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let found = gifts().await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (&found[0]["external_reference"], &found[0]["amount_minor"], &found[0]["payment_method"]),
+        (&json!("PME2E0001"), &json!(2500), &json!("direct_debit"))
+    );
+    assert!(fake.requests().contains(&"/payments/PME2E0001".to_owned()));
     stack.clean_up().await;
 }

@@ -9,6 +9,7 @@
 //!
 //! The modules here may use `db` and `domain`; they must not use `routes`, `intake` or `importer`.
 
+pub mod connections;
 pub mod gift_view;
 pub mod imports;
 pub mod links;

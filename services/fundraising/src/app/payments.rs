@@ -7,7 +7,7 @@ use super::refunds::{RecordRefundError, record_refund};
 use crate::PRODUCER;
 use crate::db::payments::{self as db, StagingReason};
 use crate::db::{donors, gifts};
-use crate::domain::payments::{Payer, ProviderPayment, ProviderRefund};
+use crate::domain::payments::{Payer, Provider, ProviderPayment, ProviderRefund};
 use crate::domain::{
     Address, DonorDetails, ExternalIds, GiftDetails, GiftStatus, Refund, RefundError, SourceName, optional_text,
     required_text,
@@ -22,6 +22,9 @@ pub enum PaymentError {
     /// The provider's refund cannot apply to the gift (more than it, another currency, a gift not succeeded).
     #[error("the refund cannot be applied: {0}")]
     RefundRefused(String),
+    /// The event cannot be kept with what fundraising knows (a new subscription whose terms the event leaves out).
+    #[error("{0}")]
+    Unmappable(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -259,4 +262,25 @@ pub async fn receive_refund(
             Ok(RefundOutcome::Parked)
         }
     }
+}
+
+/// The provider says a payment failed (or was cancelled): its gift, if it became one, is `failed` (a new revision
+/// and its event). A payment that is no gift yet is left alone: its own event, fetched later, finds it failed.
+/// Returns the gift changed, if any.
+#[tracing::instrument(skip_all, fields(provider = provider.as_str(), reference = %reference))]
+pub async fn payment_failed(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    provider: Provider,
+    reference: &str,
+) -> Result<Option<Uuid>, PaymentError> {
+    db::lock_reference(tx, provider.as_str(), reference).await?;
+    let Some(gift_id) = db::gift_for_reference(tx, provider.as_str(), reference).await? else { return Ok(None) };
+    let gift = gifts::lock(tx, gift_id).await?.ok_or_else(|| anyhow::anyhow!("gift {gift_id} went missing"))?;
+    if matches!(gift.gift.status, GiftStatus::Failed) {
+        return Ok(None);
+    }
+    let stored = gifts::set_status(tx, gift_id, GiftStatus::Failed).await?;
+    outbox::enqueue(tx, &Envelope::new(tenant_id, PRODUCER, GiftUpsertedV1 { gift: stored.gift })).await?;
+    Ok(Some(gift_id))
 }

@@ -7,7 +7,7 @@ use super::payments::{PaymentError, PaymentOutcome, match_and_link, receive_paym
 use crate::PRODUCER;
 use crate::db::payments as payments_db;
 use crate::db::recurring::{self as db, StoredAgreement};
-use crate::domain::payments::{Payer, ProviderAgreement, ProviderPayment};
+use crate::domain::payments::{AgreementChange, Payer, ProviderAgreement, ProviderPayment};
 use almoner_db::{DbError, Pool, Transaction, outbox};
 use almoner_events::Envelope;
 use almoner_events::fundraising::{RecurringAgreement, RecurringInterval, RecurringStatus, RecurringUpsertedV1};
@@ -95,7 +95,78 @@ pub async fn receive_agreement(
         updated_at: current.as_ref().map_or(now, |c| c.agreement.updated_at),
     };
     let customer = agreement.customer_id.clone().or(current.as_ref().and_then(|c| c.customer_id.clone()));
-    Ok(save_if_changed(tx, tenant_id, current.as_ref(), wanted, customer.as_deref()).await?)
+    let saved = save_if_changed(tx, tenant_id, current.as_ref(), wanted, customer.as_deref()).await?;
+    if let Some(mandate) = &agreement.mandate {
+        db::set_mandate(tx, provider, &agreement.reference, mandate).await?;
+    }
+    Ok(saved)
+}
+
+/// Updates the agreement with what the provider tells of it now (a PayPal subscription), keeping the amount and
+/// interval known when the event leaves them out, and ties it to the subscriber's donor (matched as a payment's
+/// would be, never staged). An agreement that is new and whose amount or interval the event does not tell cannot
+/// be kept: [`PaymentError::Unmappable`].
+#[tracing::instrument(skip_all, fields(provider = change.provider.as_str(), reference = %change.reference))]
+pub async fn receive_agreement_change(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    change: &AgreementChange,
+) -> Result<(), PaymentError> {
+    let provider = change.provider.as_str();
+    payments_db::lock_reference(tx, provider, &change.reference).await?;
+    let current = db::lock_by_reference(tx, provider, &change.reference).await?;
+    let known = current.as_ref().map(|c| &c.agreement);
+    let amount = change
+        .amount
+        .map(|m| (m.amount_minor, m.currency))
+        .or_else(|| known.and_then(|a| almoner_types::Currency::parse(&a.currency).ok().map(|c| (a.amount_minor, c))));
+    let interval = change.interval.or(known.map(|a| a.interval));
+    let (Some((amount_minor, currency)), Some(interval)) = (amount, interval) else {
+        return Err(PaymentError::Unmappable(format!(
+            "the {provider} subscription {} is new and the event tells neither its amount nor its interval              (they are on its plan)",
+            change.reference
+        )));
+    };
+    let agreement = ProviderAgreement {
+        provider: change.provider,
+        reference: change.reference.clone(),
+        customer_id: change.payer.customer_id.clone(),
+        amount_minor,
+        currency,
+        interval,
+        status: change.status,
+        next_expected_date: change.next_expected_date,
+        mandate: None,
+    };
+    receive_agreement(tx, tenant_id, &agreement).await?;
+    if change.payer.customer_id.is_some() || change.payer.email.is_some() {
+        agreement_started(tx, tenant_id, provider, &change.reference, &change.payer).await?;
+    }
+    Ok(())
+}
+
+/// A mandate ended: every agreement paid through it that is not cancelled already becomes `status`. Returns how
+/// many changed.
+#[tracing::instrument(skip_all, fields(provider, mandate = %mandate))]
+pub async fn mandate_ended(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    provider: &str,
+    mandate: &str,
+    status: RecurringStatus,
+) -> Result<usize, DbError> {
+    let mut changed = 0;
+    for reference in db::on_mandate(tx, provider, mandate).await? {
+        payments_db::lock_reference(tx, provider, &reference).await?;
+        let Some(current) = db::lock_by_reference(tx, provider, &reference).await? else { continue };
+        if matches!(current.agreement.status, RecurringStatus::Cancelled) || current.agreement.status == status {
+            continue;
+        }
+        let wanted = RecurringAgreement { status, ..current.agreement.clone() };
+        save_if_changed(tx, tenant_id, Some(&current), wanted, current.customer_id.as_deref()).await?;
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 /// Records a payment of the provider's subscription `reference` as a gift (or stages it) and, once it is a gift,
@@ -109,8 +180,14 @@ pub async fn receive_recurring_payment(
     reference: &str,
     event_id: &str,
 ) -> Result<PaymentOutcome, PaymentError> {
-    let outcome = receive_payment(tx, tenant_id, payment, event_id, Some(reference)).await?;
     let provider = payment.provider.as_str();
+    // A payment naming no payer (a PayPal sale) is the subscription's customer's.
+    let mut payment = payment.clone();
+    if payment.payer == Payer::default() {
+        payment.payer.customer_id = db::customer_of(tx, provider, reference).await?;
+    }
+    let payment = &payment;
+    let outcome = receive_payment(tx, tenant_id, payment, event_id, Some(reference)).await?;
     if let Some(gift_id) = payments_db::gift_for_reference(tx, provider, &payment.reference).await? {
         link_gift(tx, tenant_id, provider, reference, gift_id, payment.date).await?;
     }

@@ -10,6 +10,7 @@ pub mod households;
 pub mod imports;
 pub mod payments;
 pub mod pledges;
+pub mod providers;
 pub mod recurring;
 pub mod tenants;
 
@@ -27,6 +28,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     11 => "0011_gift_aid_rules.sql",
     12 => "0012_provider_payments.sql",
     13 => "0013_recurring_agreements.sql",
+    14 => "0014_provider_connections.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

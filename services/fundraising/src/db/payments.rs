@@ -21,6 +21,18 @@ pub async fn mark_event_handled(tx: &Transaction, provider: &str, event_id: &str
         == 1)
 }
 
+/// Whether a provider event was handled already.
+#[tracing::instrument(skip_all, fields(provider, event_id))]
+pub async fn event_handled(tx: &Transaction, provider: &str, event_id: &str) -> Result<bool> {
+    Ok(tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM provider_events WHERE provider = $1 AND event_id = $2)",
+            &[&provider, &event_id],
+        )
+        .await?
+        .get(0))
+}
+
 /// The live gift (not a refund entry) a provider payment became, by its reference.
 #[tracing::instrument(skip_all)]
 pub async fn gift_for_reference(tx: &Transaction, source: &str, reference: &str) -> Result<Option<Uuid>> {

@@ -202,3 +202,39 @@ pub async fn batch_after(tx: &Transaction, after: Option<Uuid>, limit: i64) -> R
         format!("SELECT {COLUMNS} FROM recurring_agreements WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2");
     Ok(tx.query(&sql, &[&after, &limit]).await?.iter().map(|row| stored(row).agreement).collect())
 }
+
+/// Records the mandate an agreement is paid through (not part of the agreement's event: no new revision).
+pub async fn set_mandate(tx: &Transaction, provider: &str, reference: &str, mandate: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE recurring_agreements SET mandate_reference = $3 WHERE provider = $1 AND provider_reference = $2 \
+         AND mandate_reference IS DISTINCT FROM $3",
+        &[&provider, &reference, &mandate],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The provider references of the agreements paid through a mandate, in order.
+pub async fn on_mandate(tx: &Transaction, provider: &str, mandate: &str) -> Result<Vec<String>> {
+    Ok(tx
+        .query(
+            "SELECT provider_reference FROM recurring_agreements WHERE provider = $1 AND mandate_reference = $2 \
+             ORDER BY provider_reference",
+            &[&provider, &mandate],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
+/// The provider's customer an agreement is of, if known (read without a lock).
+pub async fn customer_of(tx: &Transaction, provider: &str, reference: &str) -> Result<Option<String>> {
+    Ok(tx
+        .query_opt(
+            "SELECT customer_id FROM recurring_agreements WHERE provider = $1 AND provider_reference = $2",
+            &[&provider, &reference],
+        )
+        .await?
+        .and_then(|row| row.get(0)))
+}

@@ -5,10 +5,13 @@ mod donor;
 mod fund;
 mod gift;
 pub mod gift_aid;
+pub mod gocardless;
 pub mod hmrc;
 pub mod import;
 pub mod payments;
 pub mod pledge;
+pub mod provider_connection;
+pub mod sealed;
 pub mod split;
 mod text;
 

@@ -19,7 +19,7 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Stripe => "stripe",
             Self::PayPal => "paypal",
@@ -84,6 +84,22 @@ pub struct ProviderAgreement {
     pub interval: RecurringInterval,
     pub status: RecurringStatus,
     pub next_expected_date: Option<NaiveDate>,
+    /// The mandate it is paid through (GoCardless): when the mandate ends, so does the agreement.
+    pub mandate: Option<String>,
+}
+
+/// A recurring agreement as far as the provider tells now (a PayPal subscription: its plan is not in the event).
+/// What it leaves out is kept from the agreement as known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementChange {
+    pub provider: Provider,
+    pub reference: String,
+    pub status: RecurringStatus,
+    pub amount: Option<Money>,
+    pub interval: Option<RecurringInterval>,
+    pub next_expected_date: Option<NaiveDate>,
+    /// The subscriber: their donor (matched, never staged) is the agreement's.
+    pub payer: Payer,
 }
 
 /// What a provider event becomes.
@@ -97,11 +113,23 @@ pub enum PaymentEvent {
     },
     Refund(ProviderRefund),
     Agreement(ProviderAgreement),
+    AgreementChanged(AgreementChange),
     /// A subscription was signed up for by this payer (a Stripe checkout session in subscription mode): it tells
     /// whose the agreement is.
     AgreementStarted {
         agreement: String,
         payer: Payer,
+    },
+    /// The provider's payment failed or was cancelled: its gift, if it is one, failed.
+    PaymentFailed {
+        provider: Provider,
+        reference: String,
+    },
+    /// A mandate ended (GoCardless): the agreements paid through it are `status` (cancelled or lapsed).
+    MandateEnded {
+        provider: Provider,
+        mandate: String,
+        status: RecurringStatus,
     },
     /// Understood, and nothing for fundraising (another event type, an unpaid session): acknowledged.
     Ignored(String),
@@ -286,13 +314,123 @@ pub fn paypal(event: &Value) -> Result<PaymentEvent, Unreadable> {
     match event_type {
         "PAYMENT.CAPTURE.COMPLETED" => paypal_capture(resource).map(PaymentEvent::Payment),
         "PAYMENT.CAPTURE.REFUNDED" => paypal_refund(resource).map(PaymentEvent::Refund),
-        // A subscription's amount and interval are on its plan, which the event does not carry: kept in the
-        // dead-letter queue (to replay) until fundraising fetches plans from PayPal's API.
-        other if other.starts_with("BILLING.SUBSCRIPTION.") => Err(unreadable(format!(
-            "paypal {other} needs the subscription's plan, which fundraising does not fetch yet"
-        ))),
+        "PAYMENT.SALE.COMPLETED" => paypal_sale(resource),
+        other if other.starts_with("BILLING.SUBSCRIPTION.") => paypal_subscription(resource),
         other => Ok(PaymentEvent::Ignored(format!("paypal {other} is not mapped"))),
     }
+}
+
+/// A PayPal subscription as it is now (`BILLING.SUBSCRIPTION.*`). Its amount and interval are on its plan, which
+/// the event does not carry: the amount is the last payment's (or the plan's override), the interval the plan
+/// override's, or else the one between the last payment and the next billing time; what the event does not tell
+/// is kept from the agreement as known.
+fn paypal_subscription(sub: &Value) -> Result<PaymentEvent, Unreadable> {
+    let reference = required_text(sub, "id")?.to_owned();
+    let status = match required_text(sub, "status")? {
+        "ACTIVE" => RecurringStatus::Active,
+        "SUSPENDED" => RecurringStatus::Paused,
+        "CANCELLED" | "EXPIRED" => RecurringStatus::Cancelled,
+        "APPROVAL_PENDING" | "APPROVED" => {
+            return Ok(PaymentEvent::Ignored("paypal subscription is not active yet".into()));
+        }
+        other => return Err(unreadable(format!("subscription status {other} is not one PayPal documents"))),
+    };
+    let billing = sub.get("billing_info");
+    let last_payment = billing.and_then(|b| b.get("last_payment")).filter(|p| p.get("amount").is_some());
+    let next_billing = billing
+        .filter(|b| text(b, "next_billing_time").is_some())
+        .map(|b| rfc3339_date(b, "next_billing_time"))
+        .transpose()?;
+    // The plan's regular cycle, when the subscription overrides the plan.
+    let regular = sub
+        .get("plan")
+        .and_then(|p| p.get("billing_cycles"))
+        .and_then(Value::as_array)
+        .and_then(|cycles| cycles.iter().find(|c| text(c, "tenure_type") == Some("REGULAR")));
+    let plan_price = regular
+        .and_then(|c| c.get("pricing_scheme"))
+        .filter(|p| p.get("fixed_price").is_some())
+        .map(|p| paypal_money(p, "fixed_price"))
+        .transpose()?;
+    let amount = match last_payment {
+        Some(payment) => Some(paypal_money(payment, "amount")?),
+        None => plan_price,
+    };
+    let interval = match regular.and_then(|c| c.get("frequency")) {
+        Some(frequency) => {
+            let count = frequency.get("interval_count").and_then(Value::as_i64).unwrap_or(1);
+            Some(match (required_text(frequency, "interval_unit")?, count) {
+                ("WEEK", 1) => RecurringInterval::Weekly,
+                ("MONTH", 1) => RecurringInterval::Monthly,
+                ("MONTH", 3) => RecurringInterval::Quarterly,
+                ("YEAR", 1) | ("MONTH", 12) => RecurringInterval::Annually,
+                (unit, count) => {
+                    return Err(unreadable(format!("every {count} {unit} is not an interval fundraising keeps")));
+                }
+            })
+        }
+        None => {
+            let paid = last_payment.map(|p| rfc3339_date(p, "time")).transpose()?;
+            match (paid, next_billing) {
+                (Some(paid), Some(next)) => interval_between(paid, next),
+                _ => None,
+            }
+        }
+    };
+    let subscriber = sub.get("subscriber").cloned().unwrap_or_default();
+    let name = subscriber.get("name").cloned().unwrap_or_default();
+    let payer = Payer {
+        customer_id: text(&subscriber, "payer_id").map(str::to_owned),
+        email: email(&[text(&subscriber, "email_address")]),
+        first_name: text(&name, "given_name").map(str::to_owned),
+        last_name: text(&name, "surname").map(str::to_owned),
+    };
+    Ok(PaymentEvent::AgreementChanged(AgreementChange {
+        provider: Provider::PayPal,
+        reference,
+        status,
+        amount: amount.map(|m| positive(m.amount_minor, "amount").map(|_| m)).transpose()?,
+        interval,
+        next_expected_date: next_billing,
+        payer,
+    }))
+}
+
+/// The interval one payment is from the next, when the days between them name one.
+fn interval_between(paid: NaiveDate, next: NaiveDate) -> Option<RecurringInterval> {
+    match (next - paid).num_days() {
+        6..=8 => Some(RecurringInterval::Weekly),
+        27..=32 => Some(RecurringInterval::Monthly),
+        88..=93 => Some(RecurringInterval::Quarterly),
+        360..=370 => Some(RecurringInterval::Annually),
+        _ => None,
+    }
+}
+
+/// A sale (PayPal's v1 payments), recorded when it pays a subscription (`billing_agreement_id`); other sales are
+/// the captures' business. Its amount is `{"total": "10.00", "currency": "GBP"}`.
+fn paypal_sale(sale: &Value) -> Result<PaymentEvent, Unreadable> {
+    let Some(agreement) = text(sale, "billing_agreement_id") else {
+        return Ok(PaymentEvent::Ignored("paypal sale of no subscription".into()));
+    };
+    let money = sale.get("amount").ok_or_else(|| unreadable("amount is missing"))?;
+    let currency = Currency::parse(required_text(money, "currency")?)
+        .map_err(|e| unreadable(format!("amount.currency {}", e.0)))?;
+    let total = Money::parse_major(required_text(money, "total")?, currency)
+        .map_err(|e| unreadable(format!("amount.total {}", e.0)))?;
+    Ok(PaymentEvent::RecurringPayment {
+        payment: ProviderPayment {
+            provider: Provider::PayPal,
+            reference: required_text(sale, "id")?.to_owned(),
+            amount_minor: positive(total.amount_minor, "amount.total")?,
+            currency,
+            date: rfc3339_date(sale, "create_time")?,
+            payment_method: Some("paypal".into()),
+            // A sale names no payer: the subscription's subscriber is (see `app::recurring`).
+            payer: Payer::default(),
+        },
+        agreement: agreement.to_owned(),
+    })
 }
 
 /// PayPal's money object: `{"currency_code": "GBP", "value": "12.50"}`.
@@ -448,6 +586,7 @@ fn stripe_subscription(sub: &Value, deleted: bool) -> Result<PaymentEvent, Unrea
         interval,
         status,
         next_expected_date,
+        mandate: None,
     }))
 }
 
@@ -572,6 +711,46 @@ mod tests {
         assert_eq!((r.payment_reference.as_str(), r.refunded_total_minor), ("2GG", 500));
         let subscription = json!({"id": "WH-3", "event_type": "BILLING.SUBSCRIPTION.ACTIVATED", "resource": {}});
         assert!(paypal(&subscription).is_err());
+    }
+
+    #[test]
+    fn a_paypal_subscription_tells_what_it_can_and_its_sales_pay_it() {
+        let event = json!({"id": "WH-4", "event_type": "BILLING.SUBSCRIPTION.ACTIVATED", "resource": {
+            "id": "I-SUB1", "status": "ACTIVE", "plan_id": "P-1",
+            "subscriber": {"email_address": "pat@example.org", "payer_id": "PAYER1",
+                           "name": {"given_name": "Pat", "surname": "Ron"}},
+            "billing_info": {"next_billing_time": "2025-05-06T10:00:00Z",
+                "last_payment": {"amount": {"currency_code": "GBP", "value": "10.00"}, "time": "2025-04-06T10:00:00Z"}}}});
+        let PaymentEvent::AgreementChanged(a) = paypal(&event).unwrap() else { panic!() };
+        assert_eq!((a.reference.as_str(), a.status), ("I-SUB1", RecurringStatus::Active));
+        assert_eq!((a.amount.map(|m| m.amount_minor), a.interval), (Some(1000), Some(RecurringInterval::Monthly)));
+        assert_eq!(a.next_expected_date, NaiveDate::from_ymd_opt(2025, 5, 6));
+        assert_eq!((a.payer.customer_id.as_deref(), a.payer.last_name.as_deref()), (Some("PAYER1"), Some("Ron")));
+        // Cancelled, with nothing about its payments: only the status.
+        let cancelled = json!({"id": "WH-5", "event_type": "BILLING.SUBSCRIPTION.CANCELLED", "resource": {
+            "id": "I-SUB1", "status": "CANCELLED", "plan_id": "P-1"}});
+        let PaymentEvent::AgreementChanged(a) = paypal(&cancelled).unwrap() else { panic!() };
+        assert_eq!((a.status, a.amount, a.interval), (RecurringStatus::Cancelled, None, None));
+        // A plan override says the interval and amount.
+        let overridden = json!({"id": "WH-6", "event_type": "BILLING.SUBSCRIPTION.UPDATED", "resource": {
+            "id": "I-SUB2", "status": "SUSPENDED", "plan": {"billing_cycles": [
+                {"tenure_type": "REGULAR", "frequency": {"interval_unit": "MONTH", "interval_count": 3},
+                 "pricing_scheme": {"fixed_price": {"currency_code": "GBP", "value": "30.00"}}}]}}});
+        let PaymentEvent::AgreementChanged(a) = paypal(&overridden).unwrap() else { panic!() };
+        assert_eq!(a.status, RecurringStatus::Paused);
+        assert_eq!((a.amount.map(|m| m.amount_minor), a.interval), (Some(3000), Some(RecurringInterval::Quarterly)));
+        let pending = json!({"id": "WH-7", "event_type": "BILLING.SUBSCRIPTION.CREATED", "resource": {
+            "id": "I-SUB3", "status": "APPROVAL_PENDING"}});
+        assert!(matches!(paypal(&pending).unwrap(), PaymentEvent::Ignored(_)));
+
+        let sale = json!({"id": "WH-8", "event_type": "PAYMENT.SALE.COMPLETED", "resource": {
+            "id": "SALE1", "state": "completed", "amount": {"total": "10.00", "currency": "GBP"},
+            "create_time": "2025-04-06T10:00:00Z", "billing_agreement_id": "I-SUB1"}});
+        let PaymentEvent::RecurringPayment { payment, agreement } = paypal(&sale).unwrap() else { panic!() };
+        assert_eq!((agreement.as_str(), payment.reference.as_str(), payment.amount_minor), ("I-SUB1", "SALE1", 1000));
+        let mut one_off = sale;
+        one_off["resource"]["billing_agreement_id"] = Value::Null;
+        assert!(matches!(paypal(&one_off).unwrap(), PaymentEvent::Ignored(_)));
     }
 
     #[test]

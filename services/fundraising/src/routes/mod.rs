@@ -12,6 +12,7 @@ pub mod households;
 pub mod imports;
 pub mod pledges;
 mod problems;
+pub mod providers;
 pub mod recurring;
 pub mod schemas;
 pub mod staging;
@@ -29,4 +30,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     imports::configure(cfg);
     recurring::configure(cfg);
     staging::configure(cfg);
+    providers::configure(cfg);
 }

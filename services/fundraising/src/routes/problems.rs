@@ -60,6 +60,7 @@ impl From<PaymentError> for ApiError {
             PaymentError::RefundRefused(reason) => {
                 ApiError::new(ErrorCode::Conflict, format!("a refund parked for this payment {reason}"))
             }
+            PaymentError::Unmappable(reason) => ApiError::unexpected(anyhow::anyhow!(reason)),
             PaymentError::Db(e) => e.into(),
             PaymentError::Unexpected(e) => ApiError::unexpected(e),
         }

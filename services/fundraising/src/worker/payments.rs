@@ -7,6 +7,9 @@
 //! is one gift whichever of its events arrive (the gift's `external_reference` is the provider's payment id,
 //! unique per tenant and source), and a refund brings the gift to the provider's cumulative refunded amount.
 //!
+//! A GoCardless event names its payment, subscription or mandate by id: what it means is read from GoCardless's
+//! API (`worker::gocardless`) before the transaction, and only for an event not handled yet.
+//!
 //! Test events (`test: true`) are acknowledged and ignored. An event that cannot be read, or a refund that cannot
 //! apply, is dead-lettered with its reason; a database failure is retried (a unique index losing a race between
 //! two events of one payment too: the retry finds the gift).
@@ -14,7 +17,9 @@
 use crate::app::payments::{self, PaymentError};
 use crate::app::recurring;
 use crate::db::payments as db;
+use crate::domain::gocardless as gocardless_domain;
 use crate::domain::payments::{self as domain, PaymentEvent, Provider};
+use crate::worker::gocardless::{GoCardlessReader, ReadFailure};
 use almoner_bus::{ConsumerSpec, Handler, Outcome, Received};
 use almoner_db::Pool;
 use almoner_events::Event;
@@ -35,18 +40,28 @@ pub fn spec() -> ConsumerSpec {
 
 pub struct PaymentsHandler {
     pool: Pool,
+    gocardless: GoCardlessReader,
 }
 
 impl PaymentsHandler {
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
+    pub fn new(pool: Pool, gocardless: GoCardlessReader) -> Self {
+        Self { pool, gocardless }
     }
 }
 
 /// What to do with a delivery, before any I/O.
 enum Plan {
     Ignore(String),
-    Apply { provider: Provider, received: Box<WebhookReceived>, event: PaymentEvent },
+    Apply {
+        provider: Provider,
+        received: Box<WebhookReceived>,
+        event: PaymentEvent,
+    },
+    /// A GoCardless event: what it means is read from GoCardless's API first.
+    Fetch {
+        received: Box<WebhookReceived>,
+        notice: gocardless_domain::Notice,
+    },
 }
 
 fn plan(message: &Received) -> Result<Plan, String> {
@@ -72,9 +87,9 @@ fn plan(message: &Received) -> Result<Plan, String> {
     let event = match provider {
         Provider::Stripe => domain::stripe(&received.body).map_err(|e| format!("stripe event: {e}"))?,
         Provider::PayPal => domain::paypal(&received.body).map_err(|e| format!("paypal event: {e}"))?,
-        // Kept in the dead-letter queue, to replay once they are mapped, rather than acknowledged and lost.
         Provider::GoCardless => {
-            return Err(format!("{} events are not mapped yet", provider.as_str()));
+            let notice = gocardless_domain::notice(&received.body).map_err(|e| format!("gocardless event: {e}"))?;
+            return Ok(Plan::Fetch { received: Box::new(received), notice });
         }
     };
     Ok(Plan::Apply { provider, received: Box::new(received), event })
@@ -86,6 +101,17 @@ impl Handler for PaymentsHandler {
     async fn handle(&self, message: &Received) -> Outcome {
         let (provider, received, event) = match plan(message) {
             Ok(Plan::Apply { provider, received, event }) => (provider, received, event),
+            Ok(Plan::Fetch { received, notice }) => match self.fetched(message, &received, notice).await {
+                Ok(event) => (Provider::GoCardless, received, event),
+                Err(ReadFailure::Retry(reason)) => {
+                    tracing::warn!(%reason, "could not read a provider event's resources; retrying");
+                    return Outcome::Retry(reason);
+                }
+                Err(ReadFailure::DeadLetter(reason)) => {
+                    tracing::warn!(%reason, "dead-lettering a provider event");
+                    return Outcome::Reject(reason);
+                }
+            },
             Ok(Plan::Ignore(why)) => {
                 tracing::debug!(%why, "ignoring a provider event");
                 return Outcome::Ack;
@@ -101,11 +127,39 @@ impl Handler for PaymentsHandler {
                 tracing::warn!(%reason, "dead-lettering a refund that cannot apply");
                 Outcome::Reject(reason)
             }
+            Err(PaymentError::Unmappable(reason)) => {
+                tracing::warn!(%reason, "dead-lettering a provider event");
+                Outcome::Reject(reason)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not apply a provider event; retrying");
                 Outcome::Retry(e.to_string())
             }
         }
+    }
+}
+
+impl PaymentsHandler {
+    /// What a GoCardless event means, read from GoCardless's API. An event handled already (a redelivery or a
+    /// replay) is not fetched again: it is applied as nothing, which records its delivery.
+    async fn fetched(
+        &self,
+        message: &Received,
+        received: &WebhookReceived,
+        notice: gocardless_domain::Notice,
+    ) -> Result<PaymentEvent, ReadFailure> {
+        let handled = async {
+            let tx = self.pool.tenant_tx(message.tenant_id()).await?;
+            let handled = db::event_handled(&tx, Provider::GoCardless.as_str(), &received.event_id).await?;
+            tx.commit().await?;
+            Ok::<_, almoner_db::DbError>(handled)
+        }
+        .await
+        .map_err(|e| ReadFailure::Retry(e.to_string()))?;
+        if handled {
+            return Ok(PaymentEvent::Ignored("handled already".into()));
+        }
+        self.gocardless.read(&self.pool, message.tenant_id(), notice).await
     }
 }
 
@@ -141,6 +195,17 @@ async fn apply(
             }
             PaymentEvent::AgreementStarted { agreement, payer } => {
                 recurring::agreement_started(&tx, tenant_id, provider.as_str(), agreement, payer).await?;
+            }
+            PaymentEvent::AgreementChanged(change) => {
+                recurring::receive_agreement_change(&tx, tenant_id, change).await?;
+            }
+            PaymentEvent::PaymentFailed { provider, reference } => {
+                let failed = payments::payment_failed(&tx, tenant_id, *provider, reference).await?;
+                tracing::info!(gift_id = ?failed, "provider payment failed");
+            }
+            PaymentEvent::MandateEnded { provider, mandate, status } => {
+                let ended = recurring::mandate_ended(&tx, tenant_id, provider.as_str(), mandate, *status).await?;
+                tracing::info!(ended, "provider mandate ended");
             }
             PaymentEvent::Ignored(why) => tracing::debug!(%why, "nothing for fundraising"),
         }

@@ -1,6 +1,7 @@
 use almoner_config::{ServerSettings, TelemetrySettings};
 use almoner_testkit::auth::TestIssuer;
 use almoner_testkit::db::TestDatabase;
+use almoner_testkit::fake_gocardless::FakeGoCardless;
 use fundraising::configuration::Settings;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,12 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     /// The service's `run_until_stopped`, which ends once a shutdown has finished.
     pub stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// GoCardless's API as fundraising sees it, live and sandbox alike.
+    pub gocardless: FakeGoCardless,
 }
+
+/// The key provider tokens are sealed under in tests (base64 of 32 bytes of 7).
+pub const PROVIDERS_SECRETS_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
 impl Drop for TestApp {
     fn drop(&mut self) {
@@ -50,6 +56,7 @@ pub async fn spawn_app() -> TestApp {
     let db = TestDatabase::create().await;
     let amqp = almoner_testkit::broker::amqp_settings();
     let issuer = TestIssuer::start().await;
+    let gocardless = FakeGoCardless::start().await;
     let settings = Settings {
         server: ServerSettings { body_limit_bytes: 64 * 1024, workers: 2, ..ServerSettings::default() },
         database: db.database_settings(),
@@ -57,7 +64,15 @@ pub async fn spawn_app() -> TestApp {
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
         // The lapse check every second, so a test sees an overdue agreement lapse.
-        intake: fundraising::configuration::IntakeSettings { recurring_check_secs: 1, ..Default::default() },
+        // GoCardless's API is the fake, which a test may make slower than the 1 s timeout.
+        intake: fundraising::configuration::IntakeSettings {
+            recurring_check_secs: 1,
+            providers_secrets_key: Some(PROVIDERS_SECRETS_KEY.to_owned().into()),
+            gocardless_base_url: gocardless.base_url().to_owned(),
+            gocardless_sandbox_base_url: gocardless.base_url().to_owned(),
+            provider_timeout_secs: 1,
+            ..Default::default()
+        },
     };
     let app = fundraising::startup::build(settings.clone()).await.expect("fundraising starts");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -65,7 +80,7 @@ pub async fn spawn_app() -> TestApp {
     let stopped = tokio::spawn(app.run_until_stopped());
     let pool = almoner_db::Pool::new(&settings.database, fundraising::db::SCHEMA).unwrap();
     let client = reqwest::Client::new();
-    TestApp { address, db, amqp, pool, client, issuer, tenant_id: Uuid::new_v4(), shutdown, stopped }
+    TestApp { address, db, amqp, pool, client, issuer, tenant_id: Uuid::new_v4(), shutdown, stopped, gocardless }
 }
 
 impl TestApp {
@@ -110,6 +125,10 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client.put(self.url(path)).bearer_auth(token).json(body).send().await.expect("request sent")
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {

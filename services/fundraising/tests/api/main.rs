@@ -7,6 +7,7 @@ mod events;
 mod funds;
 mod gift_aid;
 mod gifts;
+mod gocardless;
 mod helpers;
 mod households;
 mod imports;

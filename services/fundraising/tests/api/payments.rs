@@ -564,3 +564,69 @@ async fn payments_and_their_refunds_arriving_together_are_never_lost() {
     let donors: Value = app.get("/v1/donors?email=race@example.org", &app.token()).await.json().await.unwrap();
     assert_eq!(donors["data"].as_array().unwrap().len(), 1);
 }
+
+async fn handle_paypal(app: &TestApp, event: &Value) {
+    let id = publish_webhook(app, "webhook.paypal.received.v1", "paypal", event, false).await;
+    wait_handled(app, id).await;
+}
+
+fn paypal_subscription(event_id: &str, event_type: &str, status: &str, billing_info: Value) -> Value {
+    json!({"id": event_id, "event_type": event_type, "resource_type": "subscription", "resource": {
+        "id": "I-BW452GLLEP1G", "status": status, "plan_id": "P-5ML4271244454362WXNWU5NQ",
+        "start_time": "2025-04-06T09:00:00Z", "quantity": "1",
+        "subscriber": {"email_address": "pat@example.org", "payer_id": "2J6QB8YJQSJRJ",
+                       "name": {"given_name": "Pat", "surname": "Ron"}},
+        "billing_info": billing_info}})
+}
+
+#[tokio::test]
+async fn paypal_subscriptions_are_agreements_kept_from_what_each_event_tells_and_their_sales_pay_them() {
+    let app = spawn_app().await;
+    let paid = json!({"next_billing_time": "2025-05-06T10:00:00Z", "failed_payments_count": 0,
+        "last_payment": {"amount": {"currency_code": "GBP", "value": "10.00"}, "time": "2025-04-06T10:00:00Z"}});
+    handle_paypal(&app, &paypal_subscription("WH-S1", "BILLING.SUBSCRIPTION.ACTIVATED", "ACTIVE", paid)).await;
+    let found = agreements(&app).await;
+    assert_eq!(found.len(), 1);
+    let a = &found[0];
+    assert_eq!(
+        (&a["amount_minor"], &a["interval"], &a["status"], &a["provider"], &a["next_expected_date"]),
+        (&json!(1000), &json!("monthly"), &json!("active"), &json!("paypal"), &json!("2025-05-06"))
+    );
+    // The subscriber became a donor (none had the email), who is the agreement's.
+    let donor: Value =
+        app.get(&format!("/v1/donors/{}", a["donor_id"].as_str().unwrap()), &app.token()).await.json().await.unwrap();
+    assert_eq!((&donor["last_name"], &donor["email"]), (&json!("Ron"), &json!("pat@example.org")));
+
+    // A sale of the subscription names no payer: it is the subscriber's gift, and pays the agreement.
+    let sale = json!({"id": "WH-P1", "event_type": "PAYMENT.SALE.COMPLETED", "resource": {
+        "id": "80021663DE681814L", "state": "completed", "amount": {"total": "10.00", "currency": "GBP"},
+        "create_time": "2025-05-06T10:05:00Z", "billing_agreement_id": "I-BW452GLLEP1G"}});
+    handle_paypal(&app, &sale).await;
+    let response = app.get("/v1/gifts?source=paypal", &app.token()).await;
+    let gifts = response.json::<Value>().await.unwrap()["data"].as_array().unwrap().clone();
+    assert_eq!(gifts.len(), 1);
+    assert_eq!((&gifts[0]["donor_id"], &gifts[0]["amount_minor"]), (&a["donor_id"], &json!(1000)));
+    let a = &agreements(&app).await[0];
+    assert_eq!(a["last_paid_date"], "2025-05-06");
+
+    // Suspended and then cancelled, with nothing about payments: the amount and interval stay.
+    handle_paypal(&app, &paypal_subscription("WH-S2", "BILLING.SUBSCRIPTION.SUSPENDED", "SUSPENDED", json!({}))).await;
+    assert_eq!(agreements(&app).await[0]["status"], "paused");
+    handle_paypal(&app, &paypal_subscription("WH-S3", "BILLING.SUBSCRIPTION.CANCELLED", "CANCELLED", json!({}))).await;
+    let a = &agreements(&app).await[0];
+    assert_eq!(
+        (&a["status"], &a["amount_minor"], &a["interval"]),
+        (&json!("cancelled"), &json!(1000), &json!("monthly"))
+    );
+
+    // A subscription fundraising has not seen, whose event tells neither amount nor interval: dead-lettered.
+    let mut unknown = paypal_subscription("WH-S4", "BILLING.SUBSCRIPTION.UPDATED", "ACTIVE", json!({}));
+    unknown["resource"]["id"] = json!("I-UNKNOWN");
+    publish_webhook(&app, "webhook.paypal.received.v1", "paypal", &unknown, false).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while almoner_bus::dead_letters::count(&app.amqp, "fundraising.payments").await.unwrap() < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(agreements(&app).await.len(), 1);
+}
