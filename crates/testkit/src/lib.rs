@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod broker;
 pub mod db;
+pub mod fake_justgiving;
 pub mod fake_paypal;
 pub mod gateway;
 pub mod migrations;
