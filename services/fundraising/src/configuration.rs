@@ -33,11 +33,24 @@ pub struct IntakeSettings {
     pub recurring_lapse_after_days: i32,
     /// How often the lapse check runs, in seconds (`ALMONER_INTAKE__RECURRING_CHECK_SECS`).
     pub recurring_check_secs: u64,
+    /// How often every configured JustGiving page's donations are pulled, in seconds
+    /// (`ALMONER_INTAKE__JUSTGIVING_PULL_SECS`).
+    pub justgiving_pull_secs: u64,
+    /// JustGiving's API (`ALMONER_INTAKE__JUSTGIVING_BASE_URL`): `https://api.justgiving.com`, or
+    /// `https://api.staging.justgiving.com` while testing against JustGiving's staging environment.
+    pub justgiving_base_url: String,
 }
 
 impl Default for IntakeSettings {
     fn default() -> Self {
-        Self { writers: 2, max_batch: 64, recurring_lapse_after_days: 14, recurring_check_secs: 3600 }
+        Self {
+            writers: 2,
+            max_batch: 64,
+            recurring_lapse_after_days: 14,
+            recurring_check_secs: 3600,
+            justgiving_pull_secs: 900,
+            justgiving_base_url: "https://api.justgiving.com".to_owned(),
+        }
     }
 }
 
@@ -60,6 +73,17 @@ impl Validate for Settings {
             (1..=86_400).contains(&self.intake.recurring_check_secs),
             "intake.recurring_check_secs",
             "must be 1 to 86400",
+        );
+        problems.check(
+            (1..=86_400).contains(&self.intake.justgiving_pull_secs),
+            "intake.justgiving_pull_secs",
+            "must be 1 to 86400",
+        );
+        problems.check(
+            reqwest::Url::parse(&self.intake.justgiving_base_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none()),
+            "intake.justgiving_base_url",
+            "must be an http or https URL such as https://api.justgiving.com",
         );
         problems.check(
             self.auth.jwks_url.is_some(),

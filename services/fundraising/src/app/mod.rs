@@ -11,6 +11,7 @@
 
 pub mod gift_view;
 pub mod imports;
+pub mod justgiving;
 pub mod links;
 pub mod payments;
 pub mod pledges;

@@ -7,6 +7,7 @@ mod gift;
 pub mod gift_aid;
 pub mod hmrc;
 pub mod import;
+pub mod justgiving;
 pub mod payments;
 pub mod pledge;
 pub mod split;

@@ -10,6 +10,7 @@ pub mod gift_aid;
 pub mod gifts;
 pub mod households;
 pub mod imports;
+pub mod justgiving;
 pub mod pledges;
 mod problems;
 pub mod recurring;
@@ -29,4 +30,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     imports::configure(cfg);
     recurring::configure(cfg);
     staging::configure(cfg);
+    justgiving::configure(cfg);
 }

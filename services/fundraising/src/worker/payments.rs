@@ -76,6 +76,8 @@ fn plan(message: &Received) -> Result<Plan, String> {
         Provider::GoCardless => {
             return Err(format!("{} events are not mapped yet", provider.as_str()));
         }
+        // JustGiving sends no webhooks (`app::justgiving` pulls); the event types above never name it.
+        Provider::JustGiving => return Err("justgiving has no webhook events".into()),
     };
     Ok(Plan::Apply { provider, received: Box::new(received), event })
 }

@@ -11,6 +11,7 @@ mod helpers;
 mod households;
 mod imports;
 mod intake;
+mod justgiving;
 mod migrations;
 mod openapi;
 mod payments;
