@@ -22,14 +22,20 @@ use almoner_types::{Currency, Money, ParseError};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde_json::Value;
 
+/// Trims exactly what the documented patterns allow around a value (`[ \t\n\r]`): JSON Schema's `\s` is not
+/// Rust's whitespace.
+fn trim_blanks(input: &str) -> &str {
+    input.trim_matches([' ', '\t', '\n', '\r'])
+}
+
 /// A JustGiving application id (`0f938d22`): it is part of every request's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppId(String);
 
 impl AppId {
-    /// 1 to 64 of `A-Z a-z 0-9 -`, surrounding whitespace trimmed.
+    /// 1 to 64 of `A-Z a-z 0-9 -`, surrounding spaces, tabs and line breaks trimmed.
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let s = input.trim();
+        let s = trim_blanks(input);
         if s.is_empty() || s.len() > 64 || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(ParseError::new("must be 1 to 64 of A-Z a-z 0-9 - (the app id JustGiving issued)"));
         }
@@ -42,7 +48,7 @@ impl AppId {
 }
 
 /// The pattern the OpenAPI document states for an app id (the same rule as [`AppId::parse`]).
-pub const APP_ID_PATTERN: &str = r"^\s*[A-Za-z0-9-]{1,64}\s*$";
+pub const APP_ID_PATTERN: &str = r"^[ \t\n\r]*[A-Za-z0-9-]{1,64}[ \t\n\r]*$";
 
 /// A fundraising page's short name: `my-page` of `https://www.justgiving.com/my-page`, or `page/my-page` for
 /// pages under JustGiving's `/page/` addresses.
@@ -51,9 +57,9 @@ pub struct PageShortName(String);
 
 impl PageShortName {
     /// Letters, digits, `_` and `-` (1 to 100, starting with a letter or digit), optionally after `page/`;
-    /// surrounding whitespace trimmed.
+    /// surrounding spaces, tabs and line breaks trimmed.
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let s = input.trim();
+        let s = trim_blanks(input);
         let name = s.strip_prefix("page/").unwrap_or(s);
         let valid = !name.is_empty()
             && name.len() <= 100
@@ -74,7 +80,7 @@ impl PageShortName {
 }
 
 /// The pattern the OpenAPI document states for a short name (the same rule as [`PageShortName::parse`]).
-pub const SHORT_NAME_PATTERN: &str = r"^\s*(page/)?[A-Za-z0-9][A-Za-z0-9_-]{0,99}\s*$";
+pub const SHORT_NAME_PATTERN: &str = r"^[ \t\n\r]*(page/)?[A-Za-z0-9][A-Za-z0-9_-]{0,99}[ \t\n\r]*$";
 
 /// One donation to a fundraising page, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,7 +321,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_documented_patterns_agree_with_the_parsers(s in "\\PC{0,12}|\\s?(page/)?[A-Za-z0-9_-]{0,8}\\s?") {
+        fn the_documented_patterns_agree_with_the_parsers(s in "\\PC{0,12}|\\s?(page/)?[A-Za-z0-9_-]{0,8}[ \\t\\n\\r\\x0b\\u{a0}]?") {
             let short = regex::Regex::new(SHORT_NAME_PATTERN).unwrap();
             prop_assert_eq!(short.is_match(&s), PageShortName::parse(&s).is_ok());
             let app = regex::Regex::new(APP_ID_PATTERN).unwrap();

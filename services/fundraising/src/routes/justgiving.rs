@@ -38,8 +38,8 @@ pub struct JustGivingSettingsView {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JustGivingSettingsInput {
-    /// Required: the app id JustGiving issued, 1 to 64 of `A-Z a-z 0-9 -` (surrounding whitespace trimmed).
-    #[schema(required = true, value_type = String, pattern = r"^\s*[A-Za-z0-9-]{1,64}\s*$")]
+    /// Required: the app id JustGiving issued, 1 to 64 of `A-Z a-z 0-9 -` (surrounding blanks trimmed).
+    #[schema(required = true, value_type = String, pattern = r"^[ \t\n\r]*[A-Za-z0-9-]{1,64}[ \t\n\r]*$")]
     pub app_id: Option<String>,
 }
 
@@ -93,7 +93,7 @@ pub struct JustGivingPageInput {
     /// Required: the page's short name, `my-page` of `https://www.justgiving.com/my-page` (or `page/my-page`):
     /// 1 to 100 of `A-Z a-z 0-9 _ -` starting with a letter or digit, optionally after `page/`; unique per tenant
     /// whatever its case.
-    #[schema(required = true, value_type = String, pattern = r"^\s*(page/)?[A-Za-z0-9][A-Za-z0-9_-]{0,99}\s*$")]
+    #[schema(required = true, value_type = String, pattern = r"^[ \t\n\r]*(page/)?[A-Za-z0-9][A-Za-z0-9_-]{0,99}[ \t\n\r]*$")]
     pub short_name: Option<String>,
     /// The `fund` label its donations' gifts get: at most 100 characters, no control characters.
     #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
