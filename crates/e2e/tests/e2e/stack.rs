@@ -102,7 +102,12 @@ impl Stack {
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.fundraising)),
             telemetry: TelemetrySettings::default(),
             auth: auth.clone(),
-            intake: Default::default(),
+            // No JustGiving here: a pull (POST /v1/justgiving/pages/{id}/pull) fails at once, connection refused,
+            // and is recorded on the page, rather than reaching the real API.
+            intake: fundraising::configuration::IntakeSettings {
+                justgiving_base_url: "http://127.0.0.1:9".into(),
+                ..Default::default()
+            },
         })
         .await
         .expect("fundraising starts");
