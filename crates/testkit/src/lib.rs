@@ -10,6 +10,7 @@ pub mod auth;
 pub mod broker;
 pub mod db;
 pub mod fake_gocardless;
+pub mod fake_justgiving;
 pub mod fake_paypal;
 pub mod gateway;
 pub mod migrations;

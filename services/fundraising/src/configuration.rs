@@ -43,6 +43,12 @@ pub struct IntakeSettings {
     pub gocardless_sandbox_base_url: String,
     /// How long one request to a provider's API may take, in seconds (`ALMONER_INTAKE__PROVIDER_TIMEOUT_SECS`).
     pub provider_timeout_secs: u64,
+    /// How often every configured JustGiving page's donations are pulled, in seconds
+    /// (`ALMONER_INTAKE__JUSTGIVING_PULL_SECS`).
+    pub justgiving_pull_secs: u64,
+    /// JustGiving's API (`ALMONER_INTAKE__JUSTGIVING_BASE_URL`): `https://api.justgiving.com`, or
+    /// `https://api.staging.justgiving.com` while testing against JustGiving's staging environment.
+    pub justgiving_base_url: String,
 }
 
 impl Default for IntakeSettings {
@@ -56,6 +62,8 @@ impl Default for IntakeSettings {
             gocardless_base_url: "https://api.gocardless.com".into(),
             gocardless_sandbox_base_url: "https://api-sandbox.gocardless.com".into(),
             provider_timeout_secs: 10,
+            justgiving_pull_secs: 900,
+            justgiving_base_url: "https://api.justgiving.com".to_owned(),
         }
     }
 }
@@ -97,6 +105,17 @@ impl Validate for Settings {
             (1..=120).contains(&self.intake.provider_timeout_secs),
             "intake.provider_timeout_secs",
             "must be 1 to 120",
+        );
+        problems.check(
+            (1..=86_400).contains(&self.intake.justgiving_pull_secs),
+            "intake.justgiving_pull_secs",
+            "must be 1 to 86400",
+        );
+        problems.check(
+            reqwest::Url::parse(&self.intake.justgiving_base_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none()),
+            "intake.justgiving_base_url",
+            "must be an http or https URL such as https://api.justgiving.com",
         );
         problems.check(
             self.auth.jwks_url.is_some(),

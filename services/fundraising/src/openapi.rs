@@ -6,7 +6,7 @@ use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Almoner fundraising", description = "Donors and households, funds, gifts and refunds, pledges, Gift Aid, recurring agreements, and provider payments to review."),
+    info(title = "Almoner fundraising", description = "Donors and households, funds, gifts and refunds, pledges, Gift Aid, recurring agreements, and provider payments to review (JustGiving's pulled)."),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),
     tags(
@@ -20,6 +20,7 @@ use almoner_http::openapi::BearerAuth;
         (name = "recurring", description = "Recurring agreements with payment providers"),
         (name = "staging", description = "Provider payments waiting for a person to choose their donor"),
         (name = "providers", description = "The tenant's access to payment providers' APIs"),
+        (name = "justgiving", description = "JustGiving fundraising pages whose donations are pulled into staging"),
     )
 )]
 pub struct ApiDoc;

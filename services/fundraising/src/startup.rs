@@ -3,6 +3,7 @@
 //! runner, gift intake, token verifier and routes. How a service is built and stopped is `almoner_service`'s.
 
 use crate::app::connections::Connections;
+use crate::app::justgiving::JustGivingClient;
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
 use crate::domain::sealed::SealedBox;
@@ -56,6 +57,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             crate::app::recurring::run_lapse_job(pool, days, std::time::Duration::from_secs(every), shutdown)
         }
     });
+    // Pulls donations from JustGiving (which has no webhooks for them) into the staging queue.
+    let justgiving = JustGivingClient::new(&settings.intake.justgiving_base_url)?;
+    service.background("justgiving pull", {
+        let (pool, client) = (pool.clone(), justgiving.clone());
+        let every = std::time::Duration::from_secs(settings.intake.justgiving_pull_secs);
+        move |shutdown| crate::app::justgiving::run_pull_job(pool, client, every, shutdown)
+    });
+    service.data(justgiving);
     service.data(GiftIntake::start(pool.clone(), settings.intake.writers, settings.intake.max_batch));
     service.data(pool);
     service.jwks_verifier()?;

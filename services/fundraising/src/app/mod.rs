@@ -12,6 +12,7 @@
 pub mod connections;
 pub mod gift_view;
 pub mod imports;
+pub mod justgiving;
 pub mod links;
 pub mod payments;
 pub mod pledges;

@@ -172,6 +172,15 @@ pub async fn receive_payment(
     Ok(PaymentOutcome::Recorded { gift_id, donor_id })
 }
 
+/// What a staged payment adds to its gift beyond the payment itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GiftExtras {
+    pub fund: Option<String>,
+    pub campaign: Option<String>,
+    /// The platform the payment came through claims its Gift Aid (JustGiving): the charity never does.
+    pub claimed_by_platform: bool,
+}
+
 /// Records the payment as a `succeeded` gift of `donor_id` (links the payer's customer id to the donor) and
 /// applies any refund parked for it; returns the gift's id.
 pub async fn record_gift(
@@ -179,6 +188,18 @@ pub async fn record_gift(
     tenant_id: Uuid,
     payment: &ProviderPayment,
     donor_id: Uuid,
+) -> Result<Uuid, PaymentError> {
+    record_gift_with(tx, tenant_id, payment, donor_id, &GiftExtras::default()).await
+}
+
+/// [`record_gift`] with what a staging entry adds: the fund and campaign, and whether the platform claims its
+/// Gift Aid.
+pub async fn record_gift_with(
+    tx: &Transaction,
+    tenant_id: Uuid,
+    payment: &ProviderPayment,
+    donor_id: Uuid,
+    extras: &GiftExtras,
 ) -> Result<Uuid, PaymentError> {
     let provider = payment.provider.as_str();
     db::lock_reference(tx, provider, &payment.reference).await?;
@@ -193,8 +214,8 @@ pub async fn record_gift(
         status: GiftStatus::Succeeded,
         payment_method: payment.payment_method.clone(),
         source: SourceName::parse(provider).map_err(|e| anyhow::anyhow!("provider as source: {e}"))?,
-        fund: None,
-        campaign: None,
+        fund: extras.fund.clone(),
+        campaign: extras.campaign.clone(),
         notes: None,
         external_reference: Some(payment.reference.clone()),
         allocations: Vec::new(),
@@ -208,6 +229,9 @@ pub async fn record_gift(
         &gifts::NewGift { id, details: &details, amount_minor: payment.amount_minor, refund_of: None },
     )
     .await?;
+    if extras.claimed_by_platform {
+        gifts::mark_gift_aid_claimed_by_platform(tx, id).await?;
+    }
     outbox::enqueue(tx, &Envelope::new(tenant_id, PRODUCER, GiftUpsertedV1 { gift: stored.gift })).await?;
     tracing::info!(gift_id = %id, donor_id = %donor_id, "provider payment recorded as a gift");
     if let Some(parked) = db::take_parked_refund(tx, payment.provider, &payment.reference).await? {

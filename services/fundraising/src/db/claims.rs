@@ -90,7 +90,7 @@ pub async fn candidates(tx: &Transaction, up_to: NaiveDate) -> Result<Candidates
     let rows = tx
         .query(
             "SELECT g.id, g.donor_id, g.gift_date, g.amount_minor, g.currency, g.status, g.source, \
-                    false AS is_refund, COALESCE(r.refunded, 0)::bigint AS refunded \
+                    g.gift_aid_claimed_by_platform AS claimed_by_platform, false AS is_refund, COALESCE(r.refunded, 0)::bigint AS refunded \
              FROM gifts g \
              LEFT JOIN (SELECT refund_of, sum(amount_minor) AS refunded FROM gifts \
                         WHERE refund_of IS NOT NULL AND deleted_at IS NULL GROUP BY refund_of) r ON r.refund_of = g.id \

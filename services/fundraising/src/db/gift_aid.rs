@@ -159,8 +159,8 @@ pub struct Facts {
     pub declarations: Vec<DeclarationOnFile>,
 }
 
-/// A gift's facts from a row with `gift_date`, `amount_minor`, `currency`, `status`, `source`, `is_refund` and
-/// `refunded` (the sum of its refund entries).
+/// A gift's facts from a row with `gift_date`, `amount_minor`, `currency`, `status`, `source`,
+/// `claimed_by_platform`, `is_refund` and `refunded` (the sum of its refund entries).
 pub fn gift_facts(row: &Row, claimed_in: Option<Uuid>) -> GiftFacts {
     let status: String = row.get("status");
     GiftFacts {
@@ -174,6 +174,7 @@ pub fn gift_facts(row: &Row, claimed_in: Option<Uuid>) -> GiftFacts {
             _ => "failed",
         },
         source: row.get("source"),
+        claimed_by_platform: row.get("claimed_by_platform"),
         is_refund_entry: row.get("is_refund"),
         refunded_minor: row.get("refunded"),
         claimed_in,
@@ -226,7 +227,7 @@ pub async fn facts(tx: &Transaction, gift_id: Uuid) -> Result<Option<Facts>> {
     let Some(row) = tx
         .query_opt(
             "SELECT g.donor_id, g.gift_date, g.amount_minor, g.currency, g.status, g.source, \
-                    g.refund_of IS NOT NULL AS is_refund, \
+                    g.gift_aid_claimed_by_platform AS claimed_by_platform, g.refund_of IS NOT NULL AS is_refund, \
                     COALESCE((SELECT sum(r.amount_minor) FROM gifts r \
                               WHERE r.refund_of = g.id AND r.deleted_at IS NULL), 0)::bigint AS refunded, \
                     (SELECT c.claim_id FROM gift_aid_claim_gifts c \

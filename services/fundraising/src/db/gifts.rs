@@ -423,3 +423,10 @@ pub async fn batch_after(
     let sql = format!("SELECT {COLUMNS} FROM gifts{} ORDER BY id LIMIT {limit}", filters.where_clause());
     Ok(tx.query(&sql, filters.params()).await?.iter().map(stored).collect())
 }
+
+/// Marks a gift as one whose Gift Aid the platform it came through claims (JustGiving): no claim takes it.
+#[tracing::instrument(skip_all, fields(gift_id = %id))]
+pub async fn mark_gift_aid_claimed_by_platform(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.execute("UPDATE gifts SET gift_aid_claimed_by_platform = true WHERE id = $1", &[&id]).await?;
+    Ok(())
+}

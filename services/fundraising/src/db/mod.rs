@@ -8,6 +8,7 @@ pub mod gift_aid;
 pub mod gifts;
 pub mod households;
 pub mod imports;
+pub mod justgiving;
 pub mod payments;
 pub mod pledges;
 pub mod providers;
@@ -29,6 +30,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     12 => "0012_provider_payments.sql",
     13 => "0013_recurring_agreements.sql",
     14 => "0014_provider_connections.sql",
+    15 => "0015_justgiving.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

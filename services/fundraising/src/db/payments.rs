@@ -165,11 +165,22 @@ pub struct StagedPayment {
     pub decided_at: Option<DateTime<Utc>>,
     /// The provider's subscription the payment is of, if any.
     pub agreement_reference: Option<String>,
+    /// The name the donor gave the provider to show, and their message (JustGiving's `donorDisplayName`,
+    /// `message`).
+    pub payer_display_name: Option<String>,
+    pub payer_message: Option<String>,
+    /// What the gift is attributed to once approved (a JustGiving page's fund and campaign).
+    pub fund: Option<String>,
+    pub campaign: Option<String>,
+    /// `false` when the platform the payment came through claims its Gift Aid (JustGiving): its gift is never
+    /// claimed by the charity.
+    pub gift_aid_claimable: bool,
 }
 
 const STAGING_COLUMNS: &str = "id, provider, reference, provider_event_id, amount_minor, currency, gift_date, \
     payment_method, customer_id, email, first_name, last_name, reason, candidate_donor_ids, status, donor_id, \
-    gift_id, rejection_reason, created_at, decided_at, agreement_reference";
+    gift_id, rejection_reason, created_at, decided_at, agreement_reference, payer_display_name, payer_message, fund, \
+    campaign, gift_aid_claimable";
 
 fn staged(row: &Row) -> StagedPayment {
     StagedPayment {
@@ -194,6 +205,11 @@ fn staged(row: &Row) -> StagedPayment {
         created_at: row.get("created_at"),
         decided_at: row.get("decided_at"),
         agreement_reference: row.get("agreement_reference"),
+        payer_display_name: row.get("payer_display_name"),
+        payer_message: row.get("payer_message"),
+        fund: row.get("fund"),
+        campaign: row.get("campaign"),
+        gift_aid_claimable: row.get("gift_aid_claimable"),
     }
 }
 

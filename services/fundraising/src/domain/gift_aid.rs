@@ -13,7 +13,8 @@
 //! - the gift is claimed within 4 years of the end of the charity's accounting period in which it was received
 //!   (the period end is a tenant setting kept by identity, by default the day before the fiscal year starts);
 //! - the gift is a personal donation the charity itself may claim: its source is not an agent that claims Gift Aid
-//!   itself (JustGiving by default, a tenant setting), it is in pounds sterling, it succeeded, it is not a refund
+//!   itself (JustGiving by default, a tenant setting) and it did not come through one that does (a donation
+//!   pulled from JustGiving, whatever the settings say), it is in pounds sterling, it succeeded, it is not a refund
 //!   entry and something of it is left after refunds (the claim is on what is left);
 //! - it has not been claimed before: it is in no claim that is open or submitted.
 
@@ -311,6 +312,8 @@ pub struct GiftFacts {
     /// `succeeded` or `refunded` (a partly refunded gift keeps `succeeded`).
     pub status: &'static str,
     pub source: String,
+    /// The platform the gift came through claims its Gift Aid itself (a donation pulled from JustGiving).
+    pub claimed_by_platform: bool,
     pub is_refund_entry: bool,
     /// Sum of its refund entries, negative or zero.
     pub refunded_minor: i64,
@@ -373,6 +376,7 @@ pub enum Ineligible {
     NoLastName,
     OutOfTime { period_end: NaiveDate, deadline: NaiveDate },
     AgentClaims { source: String },
+    ClaimedByPlatform,
     NotGbp { currency: String },
     NotSucceeded { status: String },
     RefundEntry,
@@ -393,6 +397,7 @@ impl Ineligible {
             Self::NoLastName => "no_last_name",
             Self::OutOfTime { .. } => "out_of_time",
             Self::AgentClaims { .. } => "agent_claims_gift_aid",
+            Self::ClaimedByPlatform => "claimed_by_platform",
             Self::NotGbp { .. } => "not_gbp",
             Self::NotSucceeded { .. } => "not_succeeded",
             Self::RefundEntry => "refund_entry",
@@ -423,6 +428,11 @@ impl Ineligible {
             ),
             Self::AgentClaims { source } => {
                 format!("gifts from {source} are claimed by that platform, not by the charity")
+            }
+            Self::ClaimedByPlatform => {
+                "the gift came through a platform that claims its Gift Aid itself (JustGiving); the charity must not \
+                 claim it again"
+                    .into()
             }
             Self::NotGbp { currency } => format!("only gifts in GBP can be claimed; this one is in {currency}"),
             Self::NotSucceeded { status } => format!("only succeeded gifts can be claimed; this one is {status}"),
@@ -491,6 +501,9 @@ pub fn assess(
     let source = gift.source.to_ascii_lowercase();
     if settings.agent_sources.contains(&source) {
         reasons.push(Ineligible::AgentClaims { source: gift.source.clone() });
+    }
+    if gift.claimed_by_platform {
+        reasons.push(Ineligible::ClaimedByPlatform);
     }
     if let Some(claim_id) = gift.claimed_in {
         reasons.push(Ineligible::AlreadyClaimed { claim_id });
@@ -594,6 +607,7 @@ mod tests {
             currency: "GBP".into(),
             status: "succeeded",
             source: "manual".into(),
+            claimed_by_platform: false,
             is_refund_entry: false,
             refunded_minor: 0,
             claimed_in: None,
@@ -789,6 +803,11 @@ mod tests {
         let settings = GiftAidSettings::default();
         let check = |g: GiftFacts| codes(assess(&g, &uk_donor(), &files, &settings, today()));
         assert_eq!(check(GiftFacts { source: "JustGiving".into(), ..gift("2025-05-10") }), ["agent_claims_gift_aid"]);
+        // Pulled from JustGiving: excluded even when the tenant no longer lists it as an agent, and whatever
+        // its source became.
+        let no_agents = GiftAidSettings { agent_sources: Vec::new(), ..GiftAidSettings::default() };
+        let platform = GiftFacts { claimed_by_platform: true, source: "manual".into(), ..gift("2025-05-10") };
+        assert_eq!(codes(assess(&platform, &uk_donor(), &files, &no_agents, today())), ["claimed_by_platform"]);
         assert_eq!(check(GiftFacts { currency: "EUR".into(), ..gift("2025-05-10") }), ["not_gbp"]);
         assert_eq!(check(GiftFacts { status: "pending", ..gift("2025-05-10") }), ["not_succeeded"]);
         assert_eq!(

@@ -8,6 +8,7 @@ pub mod gift_aid;
 pub mod gocardless;
 pub mod hmrc;
 pub mod import;
+pub mod justgiving;
 pub mod payments;
 pub mod pledge;
 pub mod provider_connection;

@@ -16,6 +16,8 @@ pub enum Provider {
     Stripe,
     PayPal,
     GoCardless,
+    /// Pulled from JustGiving's API (`app::justgiving`), never a webhook.
+    JustGiving,
 }
 
 impl Provider {
@@ -24,6 +26,7 @@ impl Provider {
             Self::Stripe => "stripe",
             Self::PayPal => "paypal",
             Self::GoCardless => "gocardless",
+            Self::JustGiving => "justgiving",
         }
     }
 
@@ -32,6 +35,7 @@ impl Provider {
             "stripe" => Some(Self::Stripe),
             "paypal" => Some(Self::PayPal),
             "gocardless" => Some(Self::GoCardless),
+            "justgiving" => Some(Self::JustGiving),
             _ => None,
         }
     }

@@ -10,6 +10,7 @@ pub mod gift_aid;
 pub mod gifts;
 pub mod households;
 pub mod imports;
+pub mod justgiving;
 pub mod pledges;
 mod problems;
 pub mod providers;
@@ -31,4 +32,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     recurring::configure(cfg);
     staging::configure(cfg);
     providers::configure(cfg);
+    justgiving::configure(cfg);
 }

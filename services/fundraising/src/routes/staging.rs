@@ -4,7 +4,7 @@
 //! same row, the same events, the customer id linked, any parked refund applied.
 
 use super::conventions::{json_body, path_id};
-use crate::app::payments::{create_donor, record_gift};
+use crate::app::payments::{GiftExtras, create_donor, record_gift_with};
 use crate::app::recurring::link_gift;
 use crate::db::donors;
 use crate::db::payments::{self as db, CandidateDonor, StagedPayment};
@@ -34,12 +34,18 @@ pub struct ProposedGiftView {
     pub currency: String,
     pub gift_date: NaiveDate,
     pub payment_method: Option<String>,
-    /// The provider: `stripe`, `paypal` or `gocardless`.
+    /// The provider: `stripe`, `paypal`, `gocardless` or `justgiving`.
     pub source: String,
     /// The provider's payment id (Stripe's payment intent).
     pub external_reference: String,
     /// The provider's subscription the payment is of: approving links the gift to its recurring agreement.
     pub recurring_reference: Option<String>,
+    /// The gift's fund and campaign once approved (a JustGiving page's).
+    pub fund: Option<String>,
+    pub campaign: Option<String>,
+    /// `false` when the platform the payment came through claims its Gift Aid itself (JustGiving): the gift is
+    /// never put in the charity's Gift Aid claims.
+    pub gift_aid_claimable: bool,
 }
 
 /// Who paid, as the provider told.
@@ -50,6 +56,10 @@ pub struct PayerView {
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// The name the donor chose to show (JustGiving's `donorDisplayName`): not necessarily their real name.
+    pub display_name: Option<String>,
+    /// The donor's message with the donation (JustGiving).
+    pub message: Option<String>,
 }
 
 /// A donor the payment may be from.
@@ -104,12 +114,17 @@ fn view(s: StagedPayment, candidates: Vec<CandidateDonor>) -> StagingEntryView {
             source: s.provider,
             external_reference: s.reference,
             recurring_reference: s.agreement_reference,
+            fund: s.fund,
+            campaign: s.campaign,
+            gift_aid_claimable: s.gift_aid_claimable,
         },
         payer: PayerView {
             customer_id: s.customer_id,
             email: s.email,
             first_name: s.first_name,
             last_name: s.last_name,
+            display_name: s.payer_display_name,
+            message: s.payer_message,
         },
         candidate_donors: candidates.into_iter().map(CandidateDonorView::from).collect(),
         donor_id: s.donor_id,
@@ -355,7 +370,12 @@ pub async fn approve_staging(
             create_donor(&tx, tenant_id, first_name, last_name, email).await?.id
         }
     };
-    let gift_id = record_gift(&tx, tenant_id, &payment, donor_id).await?;
+    let extras = GiftExtras {
+        fund: entry.fund.clone(),
+        campaign: entry.campaign.clone(),
+        claimed_by_platform: !entry.gift_aid_claimable,
+    };
+    let gift_id = record_gift_with(&tx, tenant_id, &payment, donor_id, &extras).await?;
     if let Some(agreement) = &entry.agreement_reference {
         link_gift(&tx, tenant_id, &entry.provider, agreement, gift_id, payment.date).await?;
     }

@@ -91,6 +91,8 @@ fn plan(message: &Received) -> Result<Plan, String> {
             let notice = gocardless_domain::notice(&received.body).map_err(|e| format!("gocardless event: {e}"))?;
             return Ok(Plan::Fetch { received: Box::new(received), notice });
         }
+        // JustGiving sends no webhooks (`app::justgiving` pulls); the event types above never name it.
+        Provider::JustGiving => return Err("justgiving has no webhook events".into()),
     };
     Ok(Plan::Apply { provider, received: Box::new(received), event })
 }

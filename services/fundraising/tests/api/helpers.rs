@@ -52,12 +52,17 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with settings changed by `change` first (a fake provider's URL...).
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     almoner_testkit::telemetry::init();
     let db = TestDatabase::create().await;
     let amqp = almoner_testkit::broker::amqp_settings();
     let issuer = TestIssuer::start().await;
     let gocardless = FakeGoCardless::start().await;
-    let settings = Settings {
+    let mut settings = Settings {
         server: ServerSettings { body_limit_bytes: 64 * 1024, workers: 2, ..ServerSettings::default() },
         database: db.database_settings(),
         amqp: amqp.clone(),
@@ -74,6 +79,7 @@ pub async fn spawn_app() -> TestApp {
             ..Default::default()
         },
     };
+    change(&mut settings);
     let app = fundraising::startup::build(settings.clone()).await.expect("fundraising starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();

@@ -12,6 +12,7 @@ mod helpers;
 mod households;
 mod imports;
 mod intake;
+mod justgiving;
 mod migrations;
 mod openapi;
 mod payments;
