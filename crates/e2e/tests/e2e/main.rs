@@ -2,6 +2,7 @@
 //! gifts, rollup shows the totals.
 
 mod faults;
+mod flood;
 mod gateway;
 mod import;
 mod schemathesis;

@@ -3,6 +3,7 @@ use almoner_testkit::broker;
 use almoner_testkit::db::TestDatabase;
 use almoner_testkit::gateway::Gateway;
 use almoner_testkit::proxy::TcpProxy;
+use std::time::Duration;
 use tokio_util_shim::CancelOnDrop;
 
 /// identity, fundraising and rollup (and webhook-ingest, with [`Options::webhook_ingest`]) sharing one fresh
@@ -22,13 +23,21 @@ pub struct Stack {
     pub broker_proxies: Option<BrokerProxies>,
     pub db: TestDatabase,
     stop: Vec<CancelOnDrop>,
+    /// fundraising, apart from the rest: [`Stack::kill_fundraising`] and [`Stack::restart_fundraising`].
+    fundraising: Fundraising,
+}
+
+/// fundraising's settings (to start it again the same way) and the running instance, if any.
+struct Fundraising {
+    settings: fundraising::configuration::Settings,
+    running: Option<(CancelOnDrop, tokio::task::JoinHandle<Result<(), String>>)>,
 }
 
 /// How to start the stack.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Options {
-    /// Route fundraising's and rollup's AMQP connections each through its own [`TcpProxy`], so a test can cut
-    /// them from the broker (identity keeps a direct connection).
+    /// Route fundraising's, rollup's (and webhook-ingest's) AMQP connections each through its own [`TcpProxy`],
+    /// so a test can cut them from the broker (identity keeps a direct connection).
     pub proxied_amqp: bool,
     /// Gateway settings other than production's (`almoner_testkit::gateway::DEFAULT_SETTINGS`), e.g. a higher
     /// rate limit.
@@ -38,6 +47,8 @@ pub struct Options {
     pub webhook_ingest: bool,
     /// GoCardless's API for fundraising (live and sandbox alike), e.g. a fake's; GoCardless's own when `None`.
     pub gocardless_base_url: Option<&'static str>,
+    /// webhook-ingest's deliveries per endpoint per minute; `None` is 1,000. A flood needs more.
+    pub webhook_rate_limit_per_minute: Option<u64>,
 }
 
 /// The key fundraising seals provider tokens with in these tests: base64 of 32 bytes of 43.
@@ -50,6 +61,29 @@ const TEST_SECRETS_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 pub struct BrokerProxies {
     pub fundraising: TcpProxy,
     pub rollup: TcpProxy,
+    /// Present when webhook-ingest runs ([`Options::webhook_ingest`]).
+    pub webhook_ingest: Option<TcpProxy>,
+}
+
+impl BrokerProxies {
+    /// Cuts every service from the broker at once (returning once every connection is closed), as a broker
+    /// restart does; new connections are refused until [`BrokerProxies::restore_all`].
+    pub async fn cut_all(&self) {
+        let webhook_ingest = async {
+            if let Some(proxy) = &self.webhook_ingest {
+                proxy.cut().await;
+            }
+        };
+        tokio::join!(self.fundraising.cut(), self.rollup.cut(), webhook_ingest);
+    }
+
+    pub fn restore_all(&self) {
+        self.fundraising.restore();
+        self.rollup.restore();
+        if let Some(proxy) = &self.webhook_ingest {
+            proxy.restore();
+        }
+    }
 }
 
 fn server() -> ServerSettings {
@@ -70,6 +104,10 @@ impl Stack {
             Some(BrokerProxies {
                 fundraising: TcpProxy::start(upstream).await,
                 rollup: TcpProxy::start(upstream).await,
+                webhook_ingest: match options.webhook_ingest {
+                    true => Some(TcpProxy::start(upstream).await),
+                    false => None,
+                },
             })
         } else {
             None
@@ -101,8 +139,9 @@ impl Stack {
             ..Default::default()
         };
 
-        let app = fundraising::startup::build(fundraising::configuration::Settings {
-            server: server(),
+        let fundraising_settings = fundraising::configuration::Settings {
+            // No grace on stopping: stopping it is a kill (see `kill_fundraising`).
+            server: ServerSettings { shutdown_deadline_secs: 0, ..server() },
             database: db.database_settings(),
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.fundraising)),
             telemetry: TelemetrySettings::default(),
@@ -123,12 +162,12 @@ impl Stack {
                     ..defaults
                 }
             },
-        })
-        .await
-        .expect("fundraising starts");
+        };
+        let app = fundraising::startup::build(fundraising_settings.clone()).await.expect("fundraising starts");
         let fundraising_port = app.port();
-        stop.push(CancelOnDrop(app.shutdown_token()));
-        tokio::spawn(app.run_until_stopped());
+        let mut fundraising = Fundraising { settings: fundraising_settings, running: Some(run(app)) };
+        // Started again on the same port, so the gateway finds it where it was.
+        fundraising.settings.server.port = fundraising_port;
 
         let app = rollup::startup::build(rollup::configuration::Settings {
             server: server(),
@@ -150,7 +189,7 @@ impl Stack {
             let app = webhook_ingest::startup::build(webhook_ingest::configuration::Settings {
                 server: server(),
                 database: db.database_settings(),
-                amqp: amqp.clone(),
+                amqp: amqp_of(broker_proxies.as_ref().and_then(|p| p.webhook_ingest.as_ref())),
                 telemetry: TelemetrySettings::default(),
                 auth: auth.clone(),
                 redis: almoner_testkit::redis::redis_settings(),
@@ -158,7 +197,7 @@ impl Stack {
                     body_limit_bytes: 256 * 1024,
                     signature_tolerance_secs: 300,
                     public_base_url: "https://almoner.test".into(),
-                    rate_limit_per_endpoint: 1000,
+                    rate_limit_per_endpoint: options.webhook_rate_limit_per_minute.unwrap_or(1000),
                     rate_limit_window_secs: 60,
                     // Nothing listens there: these tests make no PayPal endpoint.
                     paypal_base_url: "http://127.0.0.1:9".into(),
@@ -194,7 +233,45 @@ impl Stack {
             broker_proxies,
             db,
             stop,
+            fundraising,
         }
+    }
+
+    /// Stops fundraising abruptly, as a killed process: first its broker connection goes (when proxied), so the
+    /// broker takes back every delivery it had not acknowledged, then the service stops without grace (shutdown
+    /// deadline 0: consumers, relay and requests in flight are abandoned, their transactions rolled back). Its
+    /// HTTP port is closed when this returns. webhook-ingest keeps accepting deliveries meanwhile: it needs only
+    /// PostgreSQL, and the broker keeps what it publishes in fundraising's durable queue.
+    pub async fn kill_fundraising(&mut self) {
+        let (stop, run) = self.fundraising.running.take().expect("fundraising is running");
+        if let Some(proxies) = &self.broker_proxies {
+            proxies.fundraising.cut().await;
+        }
+        drop(stop);
+        match tokio::time::timeout(Duration::from_secs(10), run).await {
+            Ok(Ok(result)) => result.expect("fundraising stops without an error"),
+            Ok(Err(e)) => panic!("fundraising's task failed: {e}"),
+            Err(_) => panic!("fundraising did not stop within 10 s of being killed"),
+        }
+    }
+
+    /// Starts fundraising again after [`Stack::kill_fundraising`]: same database, broker namespace, settings and
+    /// port; returns once it is ready through the gateway.
+    pub async fn restart_fundraising(&mut self) {
+        assert!(self.fundraising.running.is_none(), "fundraising is still running");
+        if let Some(proxies) = &self.broker_proxies {
+            proxies.fundraising.restore();
+        }
+        // The old listener is closed by actix's own thread soon after the stop: wait for the port.
+        let port = self.fundraising.settings.server.port;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "port {port} still taken 10 s after the kill");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let app = fundraising::startup::build(self.fundraising.settings.clone()).await.expect("fundraising restarts");
+        self.fundraising.running = Some(run(app));
+        wait_ready(&self.client, &format!("{}/ready/fundraising", self.gateway.base_url)).await;
     }
 
     /// An access token for the bootstrapped admin key (every scope), from identity through the gateway.
@@ -215,12 +292,11 @@ impl Stack {
     /// broker. With proxies, cutting them first guarantees no service reconnects and declares them again.
     pub async fn clean_up(mut self) {
         self.stop.clear();
+        self.fundraising.running = None;
         match &self.broker_proxies {
-            Some(proxies) => {
-                tokio::join!(proxies.fundraising.cut(), proxies.rollup.cut());
-            }
+            Some(proxies) => proxies.cut_all().await,
             // Give the consumer a moment to see its cancellation before its queue goes away.
-            None => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+            None => tokio::time::sleep(Duration::from_millis(300)).await,
         }
         // Quorum queues outlive their consumers: every consumer's queues go, or they pile up in the broker.
         let specs = [
@@ -235,8 +311,14 @@ impl Stack {
     }
 }
 
+/// Runs a service until its token is cancelled (or the token is dropped).
+fn run(app: almoner_service::Application) -> (CancelOnDrop, tokio::task::JoinHandle<Result<(), String>>) {
+    let stop = CancelOnDrop(app.shutdown_token());
+    (stop, tokio::spawn(async move { app.run_until_stopped().await.map_err(|e| format!("{e:#}")) }))
+}
+
 async fn wait_ready(client: &reqwest::Client, url: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         if client.get(url).send().await.is_ok_and(|r| r.status() == 200) {
             return;
@@ -248,7 +330,7 @@ async fn wait_ready(client: &reqwest::Client, url: &str) {
             };
             panic!("{url} not ready: {last}");
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
