@@ -136,7 +136,7 @@ impl Validate for Settings {
             );
         }
         problems.check(
-            crate::domain::secret_box::SecretBox::from_base64(&w.secrets_key).is_ok(),
+            almoner_secret_box::SecretBox::from_base64(&w.secrets_key).is_ok(),
             "webhooks.secrets_key",
             "must be the base64 of 32 bytes",
         );

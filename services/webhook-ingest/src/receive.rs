@@ -6,7 +6,7 @@ use crate::db::endpoints::{self, DirectoryEntry};
 use crate::db::received::{self, NewDelivery, NewEvent};
 use crate::db::refusals::{self, NewRefusal};
 use crate::domain::endpoint::PayPalCredentials;
-use crate::domain::secret_box::SecretBox;
+use almoner_secret_box::SecretBox;
 use crate::metrics::metrics;
 use crate::publish;
 use almoner_db::Pool;
@@ -147,7 +147,7 @@ impl Receiver {
         let secrets: Vec<String> = endpoint
             .sealed_secrets
             .iter()
-            .filter_map(|sealed| match self.secret_box.open(endpoint_id, sealed) {
+            .filter_map(|sealed| match self.secret_box.open(endpoint_id.as_bytes(), sealed) {
                 Ok(secret) => Some(secret),
                 Err(e) => {
                     tracing::error!(error = %e, "an endpoint secret does not open: is webhooks.secrets_key right?");

@@ -4,7 +4,7 @@
 
 use crate::configuration::{PayPalCheck, Settings, WebhookSettings};
 use crate::db::{MIGRATIONS, SCHEMA};
-use crate::domain::secret_box::SecretBox;
+use almoner_secret_box::SecretBox;
 use crate::openapi::ApiDoc;
 use crate::rate_limit::EndpointRateLimiter;
 use crate::receive::Receiver;

@@ -1,4 +1,3 @@
 //! webhook-ingest's types and rules, no I/O: how secrets are sealed, what an endpoint's input must be.
 
 pub mod endpoint;
-pub mod secret_box;

@@ -130,7 +130,7 @@ pub async fn create_endpoint(
     };
     let id = Uuid::now_v7();
     tracing::Span::current().record("endpoint_id", tracing::field::display(id));
-    let sealed = receiver.secret_box.seal(id, &secret.stored);
+    let sealed = receiver.secret_box.seal(id.as_bytes(), &secret.stored);
     let tx = receiver.pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let idempotency_key = match claim(&tx, &req, &body).await? {
         Claim::Proceed(key) => key,
@@ -247,7 +247,7 @@ pub async fn rotate_endpoint_secret(
             return Ok(replay_response(status, body));
         }
     };
-    let sealed = receiver.secret_box.seal(id, &secret.stored);
+    let sealed = receiver.secret_box.seal(id.as_bytes(), &secret.stored);
     endpoints::rotate(&tx, id, &sealed, chrono::Duration::seconds(grace)).await?;
     let endpoint = EndpointView::from(endpoints::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("endpoint"))?);
     remember(&tx, &idempotency_key, 200, &CreatedEndpoint { endpoint: endpoint.clone(), secret: None }).await?;
