@@ -4,10 +4,10 @@
 
 use crate::configuration::{PayPalCheck, Settings, WebhookSettings};
 use crate::db::{MIGRATIONS, SCHEMA};
-use almoner_secret_box::SecretBox;
 use crate::openapi::ApiDoc;
 use crate::rate_limit::EndpointRateLimiter;
 use crate::receive::Receiver;
+use almoner_secret_box::SecretBox;
 use almoner_service::{Application, ServiceBuilder};
 use anyhow::Context;
 use std::time::Duration;
