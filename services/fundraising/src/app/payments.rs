@@ -289,8 +289,8 @@ pub async fn receive_refund(
 }
 
 /// The provider says a payment failed (or was cancelled): its gift, if it became one, is `failed` (a new revision
-/// and its event). A payment that is no gift yet is left alone: its own event, fetched later, finds it failed.
-/// Returns the gift changed, if any.
+/// and its event). A payment still waiting in the staging queue has its entry rejected. A payment that is neither
+/// is left alone: its own event, fetched later, finds it failed. Returns the gift changed, if any.
 #[tracing::instrument(skip_all, fields(provider = provider.as_str(), reference = %reference))]
 pub async fn payment_failed(
     tx: &Transaction,
@@ -299,7 +299,14 @@ pub async fn payment_failed(
     reference: &str,
 ) -> Result<Option<Uuid>, PaymentError> {
     db::lock_reference(tx, provider.as_str(), reference).await?;
-    let Some(gift_id) = db::gift_for_reference(tx, provider.as_str(), reference).await? else { return Ok(None) };
+    let Some(gift_id) = db::gift_for_reference(tx, provider.as_str(), reference).await? else {
+        // Still waiting in staging: nobody should approve a payment that never arrived.
+        let reason = "the provider reports that the payment failed";
+        if let Some(staged) = db::reject_pending_staged(tx, provider.as_str(), reference, reason).await? {
+            tracing::info!(staging_id = %staged, "a staged payment failed: its entry is rejected");
+        }
+        return Ok(None);
+    };
     let gift = gifts::lock(tx, gift_id).await?.ok_or_else(|| anyhow::anyhow!("gift {gift_id} went missing"))?;
     if matches!(gift.gift.status, GiftStatus::Failed) {
         return Ok(None);

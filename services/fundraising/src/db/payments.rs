@@ -317,6 +317,24 @@ pub async fn approve_staged(tx: &Transaction, id: Uuid, donor_id: Uuid, gift_id:
     Ok(staged(&tx.query_one(&sql, &[&id, &donor_id, &gift_id]).await?))
 }
 
+/// Rejects the provider payment's staging entry while it is still pending (a person has not decided); returns its
+/// id, or `None` when there is none pending.
+pub async fn reject_pending_staged(
+    tx: &Transaction,
+    provider: &str,
+    reference: &str,
+    reason: &str,
+) -> Result<Option<Uuid>> {
+    let row = tx
+        .query_opt(
+            "UPDATE payment_staging SET status = 'rejected', rejection_reason = $3, decided_at = now() \
+             WHERE provider = $1 AND reference = $2 AND status = 'pending' RETURNING id",
+            &[&provider, &reference, &reason],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 pub async fn reject_staged(tx: &Transaction, id: Uuid, reason: &str) -> Result<StagedPayment> {
     let sql = format!(
         "UPDATE payment_staging SET status = 'rejected', rejection_reason = $2, decided_at = now() \

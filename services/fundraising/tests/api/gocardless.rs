@@ -345,3 +345,32 @@ async fn the_gocardless_connection_is_set_read_without_its_token_per_tenant_and_
     let gone: Value = app.get(path, &token).await.json().await.unwrap();
     assert_eq!(gone["configured"], false);
 }
+
+#[tokio::test]
+async fn a_staged_payment_that_then_fails_is_rejected_so_nobody_approves_it() {
+    let app = spawn_app().await;
+    connect(&app).await;
+    let admin = app.db.admin_client().await;
+    let entry = || async {
+        let row = admin
+            .query_one(
+                "SELECT status, reason, rejection_reason FROM fundraising.payment_staging WHERE reference = 'PM9'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, Option<String>>(2))
+    };
+    // No email: the payment waits in staging for a person to choose its donor.
+    add_payer(&app, "CU9", "MD9", None, "Ada", "Lovelace");
+    add_payment(&app, "PM9", 1_500, "confirmed", "MD9", None);
+    handle(&app, &payment_event("EV90", "confirmed", "PM9")).await;
+    assert_eq!(entry().await, ("pending".to_owned(), "no_email".to_owned(), None));
+
+    // Then GoCardless says it failed: the entry is rejected, with the reason, and no gift is made.
+    add_payment(&app, "PM9", 1_500, "failed", "MD9", None);
+    handle(&app, &payment_event("EV91", "failed", "PM9")).await;
+    let reason = Some("the provider reports that the payment failed".to_owned());
+    assert_eq!(entry().await, ("rejected".to_owned(), "no_email".to_owned(), reason));
+    assert!(gifts(&app).await.is_empty());
+}
