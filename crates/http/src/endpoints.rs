@@ -48,9 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, endpoints: Endpoints, document: &
 
 /// `405 method_not_allowed` with `Allow` for the methods `item` does not document at `path`.
 fn method_not_allowed(cfg: &mut web::ServiceConfig, path: &str, item: &PathItem) {
-    let allow = allowed_methods(item);
-    let allowed: Vec<actix_web::http::Method> =
-        allow.split(", ").filter_map(|m| actix_web::http::Method::from_bytes(m.as_bytes()).ok()).collect();
+    let allowed = documented_methods(item);
+    let allow = allowed.iter().map(actix_web::http::Method::as_str).collect::<Vec<_>>().join(", ");
     cfg.route(
         path,
         web::route().guard(actix_web::guard::fn_guard(move |ctx| !allowed.contains(&ctx.head().method))).to(
@@ -67,23 +66,20 @@ fn method_not_allowed(cfg: &mut web::ServiceConfig, path: &str, item: &PathItem)
     );
 }
 
-fn allowed_methods(item: &PathItem) -> String {
+/// The methods `item` documents, in a fixed order.
+fn documented_methods(item: &PathItem) -> Vec<actix_web::http::Method> {
+    use actix_web::http::Method;
     let operations = [
-        ("GET", &item.get),
-        ("POST", &item.post),
-        ("PUT", &item.put),
-        ("PATCH", &item.patch),
-        ("DELETE", &item.delete),
-        ("HEAD", &item.head),
-        ("OPTIONS", &item.options),
-        ("TRACE", &item.trace),
+        (Method::GET, &item.get),
+        (Method::POST, &item.post),
+        (Method::PUT, &item.put),
+        (Method::PATCH, &item.patch),
+        (Method::DELETE, &item.delete),
+        (Method::HEAD, &item.head),
+        (Method::OPTIONS, &item.options),
+        (Method::TRACE, &item.trace),
     ];
-    operations
-        .iter()
-        .filter(|(_, operation)| operation.is_some())
-        .map(|(method, _)| *method)
-        .collect::<Vec<_>>()
-        .join(", ")
+    operations.into_iter().filter(|(_, operation)| operation.is_some()).map(|(method, _)| method).collect()
 }
 
 #[cfg(test)]
@@ -131,7 +127,7 @@ mod tests {
         let document = openapi(<Base as utoipa::OpenApi>::openapi(), endpoints);
         assert_eq!(document.info.title, "things");
         let item = &document.paths.paths["/v1/things/{id}"];
-        assert_eq!(allowed_methods(item), "GET, PATCH");
+        assert_eq!(documented_methods(item), [actix_web::http::Method::GET, actix_web::http::Method::PATCH]);
         assert_eq!(item.get.as_ref().and_then(|o| o.operation_id.as_deref()), Some("get_thing"));
         assert!(document.components.expect("components").schemas.contains_key("Thing"));
     }
