@@ -233,7 +233,7 @@ pub async fn record_gift_with(
         gifts::mark_gift_aid_claimed_by_platform(tx, id).await?;
     }
     outbox::enqueue(tx, &Envelope::new(tenant_id, PRODUCER, GiftUpsertedV1 { gift: stored.gift })).await?;
-    tracing::info!(gift_id = %id, donor_id = %donor_id, "provider payment recorded as a gift");
+    tracing::debug!(gift_id = %id, donor_id = %donor_id, "provider payment recorded as a gift");
     if let Some(parked) = db::take_parked_refund(tx, payment.provider, &payment.reference).await? {
         apply_refund(tx, tenant_id, id, &parked).await?;
     }

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     13 => "0013_recurring_agreements.sql",
     14 => "0014_provider_connections.sql",
     15 => "0015_justgiving.sql",
+    16 => "0016_gift_reference_index.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.
