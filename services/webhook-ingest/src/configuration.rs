@@ -58,6 +58,13 @@ pub struct WebhookSettings {
     /// The Redis key prefix of the rate-limit counters.
     #[serde(default = "default_prefix")]
     pub rate_limit_prefix: String,
+    /// Transactions storing deliveries at once; each holds a pooled connection while it writes.
+    #[serde(default = "default_store_writers")]
+    pub store_writers: usize,
+    /// Most deliveries verified and stored in one transaction (group commit: those that arrive together share
+    /// one commit and its disk flush).
+    #[serde(default = "default_store_max_batch")]
+    pub store_max_batch: usize,
 }
 
 /// How PayPal's deliveries are checked (`webhooks.paypal_check`).
@@ -88,6 +95,12 @@ fn default_paypal() -> String {
 }
 fn default_prefix() -> String {
     "webhook-ingest".to_owned()
+}
+fn default_store_writers() -> usize {
+    2
+}
+fn default_store_max_batch() -> usize {
+    64
 }
 
 impl Validate for Settings {
@@ -140,6 +153,13 @@ impl Validate for Settings {
             "webhooks.secrets_key",
             "must be the base64 of 32 bytes",
         );
+        problems.check((1..=16).contains(&w.store_writers), "webhooks.store_writers", "must be 1 to 16");
+        problems.check(
+            w.store_writers < self.database.max_connections,
+            "webhooks.store_writers",
+            "must be below database.max_connections: requests and the outbox relay need connections too",
+        );
+        problems.check((1..=1000).contains(&w.store_max_batch), "webhooks.store_max_batch", "must be 1 to 1000");
         problems.check(self.auth.jwks_url.is_some(), "auth.jwks_url", "must be set: the admin API verifies tokens");
     }
 }

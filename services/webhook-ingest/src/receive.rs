@@ -1,31 +1,51 @@
 //! Receiving a delivery: find the endpoint's tenant without one, verify, and store the raw delivery, its provider
 //! events and one outbox row per new event in one transaction before answering 2xx. Refusals are recorded (never
 //! the body) and counted.
+//!
+//! Deliveries are stored by group commit: the ones that arrive together are verified and stored by one
+//! transaction per tenant (one read of their endpoints' secrets, one insert, one commit and its disk flush), so
+//! under load the per-delivery cost of a transaction is shared. Each delivery is still answered only with what
+//! that committed transaction holds. When a batch fails as a whole (a body PostgreSQL refuses, say), its
+//! deliveries are stored again one by one, so one bad delivery never fails the others.
 
-use crate::db::endpoints::{self, DirectoryEntry};
+use crate::db::endpoints::{self, DirectoryEntry, ReceivingEndpoint};
 use crate::db::received::{self, NewDelivery, NewEvent};
 use crate::db::refusals::{self, NewRefusal};
 use crate::domain::endpoint::PayPalCredentials;
 use crate::metrics::metrics;
 use crate::publish;
-use almoner_db::Pool;
+use almoner_db::{GroupCommit, Pool};
 use almoner_events::webhooks::WebhookReceived;
 use almoner_http::{ApiError, ErrorCode};
 use almoner_secret_box::SecretBox;
 use almoner_webhook_verify::{Delivery, Provider, ProviderEvent, Refusal};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 /// Headers never stored, even for a verified delivery: credentials of ours, not the provider's.
 const UNSTORED_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
+/// What verifying and storing need, shared by the request handlers and the store's writers.
+pub struct Core {
+    pub pool: Pool,
+    pub secret_box: SecretBox,
+    pub verify: almoner_webhook_verify::Settings,
+}
+
+/// How deliveries are stored: writers at once and the largest batch (`webhooks.store_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSettings {
+    pub writers: usize,
+    pub max_batch: usize,
+}
+
 /// What receiving needs, shared by every worker.
 pub struct Receiver {
     pub pool: Pool,
     pub secret_box: SecretBox,
-    pub verify: almoner_webhook_verify::Settings,
+    core: Arc<Core>,
     /// Without a trailing slash.
     pub public_base_url: String,
     pub body_limit_bytes: usize,
@@ -33,7 +53,24 @@ pub struct Receiver {
     paypal: almoner_webhook_verify::paypal::Verifier,
     /// Endpoint id to tenant and provider: written once with the endpoint and never changed, so kept for good.
     directory: RwLock<HashMap<Uuid, DirectoryEntry>>,
+    /// Verifies and stores deliveries, many per transaction.
+    store: GroupCommit<Submission, Reply>,
 }
+
+/// A delivery handed to the store: verified there against its endpoint's secrets, or already (PayPal's, whose
+/// verification is a network call made before).
+struct Submission {
+    tenant_id: Uuid,
+    provider: Provider,
+    endpoint_id: Uuid,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    received_at: DateTime<Utc>,
+    verified: Option<Vec<ProviderEvent>>,
+}
+
+type Reply = Result<Stored, Refused>;
 
 /// What a stored delivery came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,15 +101,23 @@ impl Receiver {
         public_base_url: &str,
         body_limit_bytes: usize,
         paypal: almoner_webhook_verify::paypal::Verifier,
+        store: StoreSettings,
     ) -> Self {
+        let core = Arc::new(Core { pool: pool.clone(), secret_box: secret_box.clone(), verify });
+        let writer = core.clone();
+        let store = GroupCommit::start("webhook_ingest_store", store.writers, store.max_batch, move |batch| {
+            let core = writer.clone();
+            async move { store_batch(&core, batch).await }
+        });
         Self {
             pool,
             secret_box,
-            verify,
+            core,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             body_limit_bytes,
             paypal,
             directory: RwLock::new(HashMap::new()),
+            store,
         }
     }
 
@@ -127,7 +172,8 @@ impl Receiver {
         }
     }
 
-    /// Verifies a delivery to a known endpoint of `entry`'s tenant and stores it.
+    /// Verifies a delivery to a known endpoint of `entry`'s tenant and stores it; returns once it is committed
+    /// (or refused).
     #[tracing::instrument(skip_all, fields(provider = provider.as_str(), endpoint_id = %endpoint_id))]
     pub async fn receive(
         &self,
@@ -135,46 +181,33 @@ impl Receiver {
         endpoint_id: Uuid,
         entry: DirectoryEntry,
         path_and_query: &str,
-        headers: &[(String, String)],
-        body: &[u8],
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
     ) -> Result<Stored, Refused> {
-        let now = Utc::now();
-        let tx = self.pool.tenant_tx(entry.tenant_id).await.map_err(|e| Refused::Api(e.into()))?;
-        let endpoint = endpoints::for_receiving(&tx, endpoint_id).await.map_err(|e| Refused::Api(e.into()))?;
-        let Some(endpoint) = endpoint.filter(|e| !e.disabled) else {
-            return Err(Refused::NotFound);
-        };
-        let secrets: Vec<String> = endpoint
-            .sealed_secrets
-            .iter()
-            .filter_map(|sealed| match self.secret_box.open(endpoint_id.as_bytes(), sealed) {
-                Ok(secret) => Some(secret),
-                Err(e) => {
-                    tracing::error!(error = %e, "an endpoint secret does not open: is webhooks.secrets_key right?");
-                    None
-                }
-            })
-            .collect();
-        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let received_at = Utc::now();
         let url = format!("{}{path_and_query}", self.public_base_url);
-        let delivery = Delivery { url: &url, headers, body };
-        let (tx, events) = if provider == Provider::PayPal {
+        let verified = if provider == Provider::PayPal {
             // PayPal is asked over the network (up to 10 s when it is slow): no connection is held meanwhile.
+            let tx = self.pool.tenant_tx(entry.tenant_id).await.map_err(|e| Refused::Api(e.into()))?;
+            let endpoint = endpoints::for_receiving(&tx, endpoint_id).await.map_err(|e| Refused::Api(e.into()))?;
             tx.commit().await.map_err(|e| Refused::Api(e.into()))?;
+            let Some(endpoint) = endpoint.filter(|e| !e.disabled) else {
+                return Err(Refused::NotFound);
+            };
+            let secrets = self.core.open_secrets(endpoint_id, &endpoint);
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            let delivery = Delivery { url: &url, headers: &headers, body: &body };
             let events =
                 self.verify_paypal(&delivery, &secrets).await.map_err(|r| Refused::Verification(provider, r))?;
-            (self.pool.tenant_tx(entry.tenant_id).await.map_err(|e| Refused::Api(e.into()))?, events)
+            Some(events)
         } else {
-            let events = almoner_webhook_verify::verify(provider, &delivery, &secrets, now, &self.verify)
-                .map_err(|refusal| Refused::Verification(provider, refusal))?;
-            (tx, events)
+            None
         };
-        let stored = self
-            .store(&tx, entry.tenant_id, provider, endpoint_id, headers, body, now, &events, false)
-            .await
-            .map_err(Refused::Api)?;
-        tx.commit().await.map_err(|e| Refused::Api(e.into()))?;
-        Ok(stored)
+        let submission =
+            Submission { tenant_id: entry.tenant_id, provider, endpoint_id, url, headers, body, received_at, verified };
+        self.store.submit(submission).await.unwrap_or_else(|| {
+            Err(Refused::Api(ApiError::new(ErrorCode::ServiceUnavailable, "the service is shutting down")))
+        })
     }
 
     /// Asks PayPal about a delivery with each of the endpoint's credentials (two during a rotation): the first
@@ -204,7 +237,8 @@ impl Receiver {
         Err(refusal)
     }
 
-    /// Stores a delivery and its events, and enqueues one event per provider event not seen before.
+    /// Stores a delivery and its events in the caller's transaction, and enqueues one event per provider event
+    /// not seen before (the endpoint's test event).
     #[allow(clippy::too_many_arguments)]
     pub async fn store(
         &self,
@@ -218,46 +252,230 @@ impl Receiver {
         events: &[ProviderEvent],
         test: bool,
     ) -> Result<Stored, ApiError> {
-        let new: Vec<NewEvent<'_>> = events
-            .iter()
-            .map(|e| NewEvent {
-                id: Uuid::now_v7(),
-                event_id: &e.event_id,
-                event_type: e.event_type.as_deref(),
-                body: &e.body,
-            })
-            .collect();
-        let headers_json = headers_json(headers);
+        let headers = headers_json(headers);
         let delivery =
-            NewDelivery { endpoint_id, provider: provider.as_str(), headers: &headers_json, body, received_at, test };
-        let inserted = received::insert_delivery(tx, &delivery, &new).await?;
-        let envelopes: Vec<_> = new
-            .iter()
-            .filter(|e| inserted.contains(&e.id))
-            .map(|e| {
-                publish::envelope(
-                    tenant_id,
-                    provider,
-                    WebhookReceived {
-                        received_id: e.id,
-                        endpoint_id,
-                        provider: provider.as_str().to_owned(),
-                        event_id: e.event_id.to_owned(),
-                        event_type: e.event_type.map(str::to_owned),
-                        received_at,
-                        body: e.body.clone(),
-                        test,
-                    },
-                )
-            })
-            .collect();
-        almoner_db::outbox::enqueue_many(tx, &envelopes).await?;
-        let stored = Stored { duplicates: new.len() - inserted.len(), received_ids: inserted };
+            NewDelivery { endpoint_id, provider: provider.as_str(), headers: &headers, body, received_at, test };
+        let stored = store_deliveries(tx, tenant_id, &[(delivery, events)]).await?.pop().expect("one per delivery");
         let label = [provider.as_str()];
         metrics().received.with_label_values(&label).inc_by(stored.received_ids.len() as u64);
         metrics().duplicates.with_label_values(&label).inc_by(stored.duplicates as u64);
         Ok(stored)
     }
+}
+
+impl Core {
+    /// The endpoint's active secrets, opened; one that does not open is logged and left out.
+    fn open_secrets(&self, endpoint_id: Uuid, endpoint: &ReceivingEndpoint) -> Vec<String> {
+        endpoint
+            .sealed_secrets
+            .iter()
+            .filter_map(|sealed| match self.secret_box.open(endpoint_id.as_bytes(), sealed) {
+                Ok(secret) => Some(secret),
+                Err(e) => {
+                    tracing::error!(error = %e, "an endpoint secret does not open: is webhooks.secrets_key right?");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// Verifies and stores a batch, per tenant; each delivery's result, in order.
+async fn store_batch(core: &Core, batch: Vec<Submission>) -> Vec<Reply> {
+    let mut by_tenant: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
+    for (index, submission) in batch.iter().enumerate() {
+        by_tenant.entry(submission.tenant_id).or_default().push(index);
+    }
+    let mut results: Vec<Option<Reply>> = batch.iter().map(|_| None).collect();
+    for (tenant_id, indexes) in by_tenant {
+        let group: Vec<&Submission> = indexes.iter().map(|i| &batch[*i]).collect();
+        let replies = match store_together(core, tenant_id, &group).await {
+            Ok(replies) => replies,
+            // PostgreSQL away: each delivery is told so (503 and Retry-After), without trying again one by one.
+            Err(error) if error.code == ErrorCode::ServiceUnavailable => {
+                tracing::warn!(%error, deliveries = group.len(), "could not store a batch of deliveries");
+                group
+                    .iter()
+                    .map(|_| {
+                        Err(Refused::Api(ApiError {
+                            code: error.code,
+                            detail: error.detail.clone(),
+                            errors: Vec::new(),
+                            source: None,
+                            headers: error.headers.clone(),
+                        }))
+                    })
+                    .collect()
+            }
+            Err(error) if group.len() > 1 => {
+                tracing::warn!(%error, deliveries = group.len(), "a batch of deliveries failed; storing them one by one");
+                let mut replies = Vec::with_capacity(group.len());
+                for submission in &group {
+                    replies.push(match store_together(core, tenant_id, &[submission]).await {
+                        Ok(mut reply) => reply.pop().expect("one result per delivery"),
+                        Err(e) => Err(Refused::Api(e)),
+                    });
+                }
+                replies
+            }
+            Err(error) => vec![Err(Refused::Api(error))],
+        };
+        for (index, reply) in indexes.into_iter().zip(replies) {
+            results[index] = Some(reply);
+        }
+    }
+    results.into_iter().map(|r| r.expect("every delivery has a result")).collect()
+}
+
+/// One tenant's deliveries in one transaction: their endpoints read once, each verified, the verified ones stored
+/// and committed together. A refusal is that delivery's result; an error is the whole group's.
+async fn store_together(core: &Core, tenant_id: Uuid, group: &[&Submission]) -> Result<Vec<Reply>, ApiError> {
+    let tx = core.pool.tenant_tx(tenant_id).await?;
+    let mut ids: Vec<Uuid> = group.iter().map(|s| s.endpoint_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let endpoints = endpoints::for_receiving_many(&tx, &ids).await?;
+    let mut secrets: HashMap<Uuid, Vec<String>> = HashMap::new();
+    let mut replies: Vec<Option<Reply>> = group.iter().map(|_| None).collect();
+    let mut verified: Vec<(usize, Vec<ProviderEvent>)> = Vec::with_capacity(group.len());
+    for (index, submission) in group.iter().enumerate() {
+        let Some(endpoint) = endpoints.get(&submission.endpoint_id).filter(|e| !e.disabled) else {
+            replies[index] = Some(Err(Refused::NotFound));
+            continue;
+        };
+        let events = match &submission.verified {
+            Some(events) => Ok(events.clone()),
+            None => {
+                let opened = secrets
+                    .entry(submission.endpoint_id)
+                    .or_insert_with(|| core.open_secrets(submission.endpoint_id, endpoint));
+                let opened: Vec<&str> = opened.iter().map(String::as_str).collect();
+                let delivery = Delivery { url: &submission.url, headers: &submission.headers, body: &submission.body };
+                almoner_webhook_verify::verify(
+                    submission.provider,
+                    &delivery,
+                    &opened,
+                    submission.received_at,
+                    &core.verify,
+                )
+            }
+        };
+        match events.and_then(|events| storable(submission.provider, events)) {
+            Ok(events) => verified.push((index, events)),
+            Err(refusal) => replies[index] = Some(Err(Refused::Verification(submission.provider, refusal))),
+        }
+    }
+    if !verified.is_empty() {
+        let headers: Vec<serde_json::Value> =
+            verified.iter().map(|(index, _)| headers_json(&group[*index].headers)).collect();
+        let deliveries: Vec<(NewDelivery<'_>, &[ProviderEvent])> = verified
+            .iter()
+            .zip(&headers)
+            .map(|((index, events), headers)| {
+                let s = group[*index];
+                let delivery = NewDelivery {
+                    endpoint_id: s.endpoint_id,
+                    provider: s.provider.as_str(),
+                    headers,
+                    body: &s.body,
+                    received_at: s.received_at,
+                    test: false,
+                };
+                (delivery, events.as_slice())
+            })
+            .collect();
+        let stored = store_deliveries(&tx, tenant_id, &deliveries).await?;
+        tx.commit().await?;
+        for ((index, _), stored) in verified.iter().zip(stored) {
+            let label = [group[*index].provider.as_str()];
+            metrics().received.with_label_values(&label).inc_by(stored.received_ids.len() as u64);
+            metrics().duplicates.with_label_values(&label).inc_by(stored.duplicates as u64);
+            replies[*index] = Some(Ok(stored));
+        }
+    } else {
+        tx.commit().await?;
+    }
+    Ok(replies.into_iter().map(|r| r.expect("every delivery has a result")).collect())
+}
+
+/// The events, unless one holds a NUL character (`\u0000` in JSON, `%00` in a form), which PostgreSQL's `text`
+/// and `jsonb` cannot hold: such a delivery is refused as `bad_body` rather than failing its whole batch.
+fn storable(provider: Provider, events: Vec<ProviderEvent>) -> Result<Vec<ProviderEvent>, Refusal> {
+    fn holds_nul(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(holds_nul),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+            _ => false,
+        }
+    }
+    let nul = events.iter().any(|e| {
+        e.event_id.contains('\0') || e.event_type.as_deref().is_some_and(|t| t.contains('\0')) || holds_nul(&e.body)
+    });
+    if nul {
+        return Err(Refusal::BadBody(
+            provider.as_str(),
+            "it holds a NUL character (\\u0000), which cannot be stored".into(),
+        ));
+    }
+    Ok(events)
+}
+
+/// Stores deliveries with their events, and enqueues one `webhook.<provider>.received.v1` per provider event not
+/// stored before; what each delivery came to, in order.
+async fn store_deliveries(
+    tx: &almoner_db::Transaction,
+    tenant_id: Uuid,
+    deliveries: &[(NewDelivery<'_>, &[ProviderEvent])],
+) -> Result<Vec<Stored>, ApiError> {
+    let new: Vec<NewEvent<'_>> = deliveries
+        .iter()
+        .enumerate()
+        .flat_map(|(delivery, (_, events))| {
+            events.iter().map(move |e| NewEvent {
+                id: Uuid::now_v7(),
+                delivery,
+                event_id: &e.event_id,
+                event_type: e.event_type.as_deref(),
+                body: &e.body,
+            })
+        })
+        .collect();
+    let only: Vec<NewDelivery<'_>> = deliveries.iter().map(|(d, _)| *d).collect();
+    let inserted: std::collections::HashSet<Uuid> = received::insert(tx, &only, &new).await?.into_iter().collect();
+    let envelopes: Vec<_> = new
+        .iter()
+        .filter(|e| inserted.contains(&e.id))
+        .map(|e| {
+            let d = &only[e.delivery];
+            let provider = Provider::parse(d.provider).expect("a delivery's provider is one we receive");
+            publish::envelope(
+                tenant_id,
+                provider,
+                WebhookReceived {
+                    received_id: e.id,
+                    endpoint_id: d.endpoint_id,
+                    provider: d.provider.to_owned(),
+                    event_id: e.event_id.to_owned(),
+                    event_type: e.event_type.map(str::to_owned),
+                    received_at: d.received_at,
+                    body: e.body.clone(),
+                    test: d.test,
+                },
+            )
+        })
+        .collect();
+    almoner_db::outbox::enqueue_many(tx, &envelopes).await?;
+    let mut stored: Vec<Stored> =
+        deliveries.iter().map(|_| Stored { received_ids: Vec::new(), duplicates: 0 }).collect();
+    for e in &new {
+        if inserted.contains(&e.id) {
+            stored[e.delivery].received_ids.push(e.id);
+        } else {
+            stored[e.delivery].duplicates += 1;
+        }
+    }
+    Ok(stored)
 }
 
 /// Headers as stored: a JSON array of `[name, value]` pairs, in order, names in lower case.

@@ -46,6 +46,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         &w.public_base_url,
         w.body_limit_bytes,
         paypal_verifier(w)?,
+        crate::receive::StoreSettings { writers: w.store_writers, max_batch: w.store_max_batch },
     ));
 
     crate::metrics::metrics();

@@ -206,6 +206,8 @@ impl Stack {
                     paypal_cert_url_prefixes: vec![],
                     secrets_key: TEST_SECRETS_KEY.to_owned().into(),
                     rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
+                    store_writers: 2,
+                    store_max_batch: 64,
                 },
             })
             .await

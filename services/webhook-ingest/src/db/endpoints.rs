@@ -2,6 +2,7 @@
 
 use almoner_db::{Result, Transaction};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -133,19 +134,29 @@ pub struct ReceivingEndpoint {
 }
 
 pub async fn for_receiving(tx: &Transaction, id: Uuid) -> Result<Option<ReceivingEndpoint>> {
+    Ok(for_receiving_many(tx, &[id]).await?.remove(&id))
+}
+
+/// [`for_receiving`] for several endpoints in one query (a batch of deliveries); absent ones are not in the map.
+pub async fn for_receiving_many(tx: &Transaction, ids: &[Uuid]) -> Result<HashMap<Uuid, ReceivingEndpoint>> {
     let rows = tx
         .query(
-            "SELECT e.disabled_at IS NOT NULL AS disabled, s.sealed
+            "SELECT e.id, e.disabled_at IS NOT NULL AS disabled, s.sealed
              FROM endpoints e
              LEFT JOIN endpoint_secrets s ON s.endpoint_id = e.id AND (s.expires_at IS NULL OR s.expires_at > now())
-             WHERE e.id = $1
-             ORDER BY s.created_at DESC",
-            &[&id],
+             WHERE e.id = ANY($1)
+             ORDER BY e.id, s.created_at DESC",
+            &[&ids],
         )
         .await?;
-    let Some(first) = rows.first() else { return Ok(None) };
-    Ok(Some(ReceivingEndpoint {
-        disabled: first.get("disabled"),
-        sealed_secrets: rows.iter().filter_map(|r| r.get::<_, Option<Vec<u8>>>("sealed")).collect(),
-    }))
+    let mut endpoints: HashMap<Uuid, ReceivingEndpoint> = HashMap::new();
+    for row in &rows {
+        let endpoint = endpoints
+            .entry(row.get("id"))
+            .or_insert_with(|| ReceivingEndpoint { disabled: row.get("disabled"), sealed_secrets: Vec::new() });
+        if let Some(sealed) = row.get::<_, Option<Vec<u8>>>("sealed") {
+            endpoint.sealed_secrets.push(sealed);
+        }
+    }
+    Ok(endpoints)
 }

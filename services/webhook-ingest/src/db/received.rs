@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-/// One provider event to store.
+/// One provider event to store, of the delivery at `delivery` in the deliveries stored with it.
 pub struct NewEvent<'a> {
     pub id: Uuid,
+    pub delivery: usize,
     pub event_id: &'a str,
     pub event_type: Option<&'a str>,
     pub body: &'a serde_json::Value,
@@ -24,44 +25,57 @@ pub struct NewDelivery<'a> {
     pub test: bool,
 }
 
-/// Stores the delivery and those of its events not stored before; returns the ids (ours) of the events stored now.
-/// A duplicate (same endpoint, provider and event id) is skipped, each event on its own.
-pub async fn insert_delivery(
-    tx: &Transaction,
-    delivery: &NewDelivery<'_>,
-    events: &[NewEvent<'_>],
-) -> Result<Vec<Uuid>> {
-    let NewDelivery { endpoint_id, provider, headers, body, received_at, test } = *delivery;
-    let delivery_id = Uuid::now_v7();
+/// Stores deliveries and those of their events not stored before (by any delivery, this batch's included);
+/// returns the ids (ours) of the events stored now. A duplicate (same endpoint, provider and event id) is
+/// skipped, each event on its own.
+pub async fn insert(tx: &Transaction, deliveries: &[NewDelivery<'_>], events: &[NewEvent<'_>]) -> Result<Vec<Uuid>> {
+    let delivery_ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::now_v7()).collect();
+    let endpoint_ids: Vec<Uuid> = deliveries.iter().map(|d| d.endpoint_id).collect();
+    let providers: Vec<&str> = deliveries.iter().map(|d| d.provider).collect();
+    let headers: Vec<&serde_json::Value> = deliveries.iter().map(|d| d.headers).collect();
+    let bodies: Vec<&[u8]> = deliveries.iter().map(|d| d.body).collect();
+    let received_at: Vec<DateTime<Utc>> = deliveries.iter().map(|d| d.received_at).collect();
+
+    let of = |e: &NewEvent<'_>| &deliveries[e.delivery];
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let event_endpoints: Vec<Uuid> = events.iter().map(|e| of(e).endpoint_id).collect();
+    let event_providers: Vec<&str> = events.iter().map(|e| of(e).provider).collect();
     let event_ids: Vec<&str> = events.iter().map(|e| e.event_id).collect();
     let types: Vec<Option<&str>> = events.iter().map(|e| e.event_type).collect();
-    let bodies: Vec<&serde_json::Value> = events.iter().map(|e| e.body).collect();
-    // One statement (one round trip) for the delivery and its events; the foreign key is checked at its end.
+    let event_deliveries: Vec<Uuid> = events.iter().map(|e| delivery_ids[e.delivery]).collect();
+    let event_bodies: Vec<&serde_json::Value> = events.iter().map(|e| e.body).collect();
+    let tests: Vec<bool> = events.iter().map(|e| of(e).test).collect();
+    let event_received_at: Vec<DateTime<Utc>> = events.iter().map(|e| of(e).received_at).collect();
+    // One statement (one round trip) for the deliveries and their events; the foreign key is checked at its end.
+    // Two events with one id in the batch: the first is stored, the second is a duplicate.
     let rows = tx
         .query(
             "WITH delivery AS (
                  INSERT INTO deliveries (id, endpoint_id, provider, headers, body, received_at)
-                 VALUES ($3, $1, $2, $10, $11, $5)
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::bytea[], $6::timestamptz[])
              )
              INSERT INTO received_events
                  (id, endpoint_id, provider, event_id, event_type, delivery_id, body, test, received_at)
-             SELECT e.id, $1, $2, e.event_id, e.event_type, $3, e.body, $4, $5
-             FROM unnest($6::uuid[], $7::text[], $8::text[], $9::jsonb[]) AS e(id, event_id, event_type, body)
+             SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::uuid[],
+                                  $13::jsonb[], $14::bool[], $15::timestamptz[])
              ON CONFLICT (endpoint_id, provider, event_id) DO NOTHING
              RETURNING id",
             &[
-                &endpoint_id,
-                &provider,
-                &delivery_id,
-                &test,
+                &delivery_ids,
+                &endpoint_ids,
+                &providers,
+                &headers,
+                &bodies,
                 &received_at,
                 &ids,
+                &event_endpoints,
+                &event_providers,
                 &event_ids,
                 &types,
-                &bodies,
-                headers,
-                &body,
+                &event_deliveries,
+                &event_bodies,
+                &tests,
+                &event_received_at,
             ],
         )
         .await?;

@@ -109,7 +109,7 @@ pub async fn receive_webhook(
         }
     };
     let path_and_query = req.uri().path_and_query().map_or(req.path(), |p| p.as_str()).to_owned();
-    match receiver.receive(provider, endpoint_id, entry, &path_and_query, &headers, &body).await {
+    match receiver.receive(provider, endpoint_id, entry, &path_and_query, headers.clone(), body).await {
         Ok(stored) => HttpResponse::Ok()
             .json(DeliveryAccepted { received: stored.received_ids.len(), duplicates: stored.duplicates }),
         Err(Refused::Api(e)) => Refused::Api(e).into_response(),

@@ -95,6 +95,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             },
             secrets_key: STANDARD.encode([42u8; 32]).into(),
             rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
+            store_writers: 2,
+            store_max_batch: 64,
         },
     };
     let mut app = start(db, amqp, issuer, settings).await;

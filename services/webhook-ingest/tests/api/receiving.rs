@@ -322,3 +322,63 @@ async fn a_restart_loses_nothing_written_before_it() {
     assert_eq!(pending[0].get::<_, i64>(0), 0);
     app.clean_up().await;
 }
+
+#[tokio::test]
+async fn deliveries_arriving_together_are_stored_together_each_with_its_own_answer() {
+    let mut app = spawn_app().await;
+    let (endpoint, secret) = app.standard_endpoint().await;
+    let other_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned();
+    // Sent at once, so that the store takes them in batches: 30 events each sent twice, 5 signed with another
+    // secret, and one that verifies but holds a NUL, which PostgreSQL cannot store and must not fail the others.
+    let mut sends: Vec<(String, String, String)> = Vec::new();
+    for i in 0..30 {
+        for _ in 0..2 {
+            sends.push((format!("msg_{i}"), secret.clone(), format!(r#"{{"type":"t","n":{i}}}"#)));
+        }
+    }
+    for i in 0..5 {
+        sends.push((format!("bad_{i}"), other_secret.clone(), r#"{"type":"t"}"#.to_owned()));
+    }
+    sends.push(("nul".into(), secret.clone(), r#"{"type":"t","note":"a\u0000b"}"#.into()));
+    let responses = futures::future::join_all(
+        sends.iter().map(|(id, secret, body)| app.deliver_now(endpoint, secret, id, body.as_bytes())),
+    )
+    .await;
+
+    let (mut received, mut duplicates) = (0, 0);
+    for ((id, _, _), response) in sends.iter().zip(responses) {
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap();
+        match id.as_str() {
+            "nul" => {
+                assert_eq!(status, 400, "{answer}");
+                assert_eq!(answer["code"], "bad_body");
+            }
+            bad if bad.starts_with("bad_") => {
+                assert_eq!((status, answer["code"].as_str()), (401, Some("bad_signature")))
+            }
+            _ => {
+                assert_eq!(status, 200, "{id}: {answer}");
+                received += answer["received"].as_u64().unwrap();
+                duplicates += answer["duplicates"].as_u64().unwrap();
+            }
+        }
+    }
+    assert_eq!((received, duplicates), (30, 30), "each event stored once, whichever batch its twin was in");
+    let counts = app
+        .admin_query(
+            "SELECT (SELECT count(*) FROM ingest.received_events), (SELECT count(*) FROM ingest.deliveries),
+                    (SELECT count(*) FROM ingest.refusals WHERE reason = 'bad_signature'),
+                    (SELECT count(*) FROM ingest.refusals WHERE reason = 'bad_body')",
+            &[],
+        )
+        .await;
+    let counts: Vec<i64> = (0..4).map(|i| counts[0].get(i)).collect();
+    assert_eq!(counts, [30, 60, 5, 1], "events, deliveries (every verified one), refusals audited");
+    let events = app.events_within(Duration::from_secs(5)).await;
+    let mut published: Vec<String> = events.iter().map(|e| e.envelope.payload["event_id"].to_string()).collect();
+    published.sort();
+    published.dedup();
+    assert_eq!((events.len(), published.len()), (30, 30), "each event published once");
+    app.clean_up().await;
+}
