@@ -40,8 +40,9 @@ struct Cli {
     /// and the script can find this run's rows.
     #[arg(long)]
     run: String,
-    /// Payers the payments spread over (customer `cus_bench_<d>`, email `bench-donor-<d>@example.org`).
-    #[arg(long, default_value_t = 200)]
+    /// Payers the payments spread over (customer `cus_bench_<run>_<d>`, email `bench-donor-<run>-<d>@example.org`):
+    /// each run's own, so that a run's donors have a run's gifts rather than every earlier run's too.
+    #[arg(long, default_value_t = 2000)]
     donors: usize,
     #[command(subcommand)]
     command: Command,
@@ -140,13 +141,13 @@ impl Deliveries {
         let (id, event_type, object) = match *kind {
             Kind::Payment { n, amount } => {
                 let donor = n % self.donors;
-                let email = format!("bench-donor-{donor}@example.org");
+                let email = format!("bench-donor-{run}-{donor}@example.org");
                 (
                     format!("evt_bench_{run}_{n}"),
                     "payment_intent.succeeded",
                     json!({"id": format!("pi_bench_{run}_{n}"), "object": "payment_intent", "amount": amount,
                            "amount_received": amount, "currency": "gbp", "created": now,
-                           "customer": format!("cus_bench_{donor}"), "receipt_email": email,
+                           "customer": format!("cus_bench_{run}_{donor}"), "receipt_email": email,
                            "payment_method_types": ["card"],
                            "charges": {"data": [{"billing_details": {"name": format!("Bench Donor{donor}"),
                                                                       "email": email}}]}}),

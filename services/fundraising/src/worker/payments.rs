@@ -174,8 +174,13 @@ async fn apply(
 ) -> Result<(), PaymentError> {
     let tenant_id = message.tenant_id();
     let tx = pool.tenant_tx(tenant_id).await?;
-    let first_delivery = almoner_db::inbox::mark_processed(&tx, QUEUE, message.event_id()).await?;
-    if first_delivery && db::mark_event_handled(&tx, provider.as_str(), &received.event_id).await? {
+    // Pipelined: both marks in one round trip. A redelivered envelope finds its provider event marked too (they
+    // are committed together), so marking it again changes nothing.
+    let (first_delivery, first_event) = futures::join!(
+        almoner_db::inbox::mark_processed(&tx, QUEUE, message.event_id()),
+        db::mark_event_handled(&tx, provider.as_str(), &received.event_id),
+    );
+    if first_delivery? && first_event? {
         match event {
             PaymentEvent::Payment(payment) => {
                 let outcome = payments::receive_payment(&tx, tenant_id, payment, &received.event_id, None).await?;
