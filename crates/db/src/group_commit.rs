@@ -68,6 +68,30 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
     }
 }
 
+/// Handles a batch group by group (per tenant, say): `handle` gets each group's key and its items in batch order,
+/// one group after another, and returns one result per item; the results come back in the batch's order.
+pub async fn per_group<'a, T, K, R, F, Fut>(batch: &'a [T], key: impl Fn(&T) -> K, mut handle: F) -> Vec<R>
+where
+    K: Ord,
+    F: FnMut(K, Vec<&'a T>) -> Fut,
+    Fut: Future<Output = Vec<R>>,
+{
+    let mut groups: std::collections::BTreeMap<K, Vec<usize>> = std::collections::BTreeMap::new();
+    for (index, item) in batch.iter().enumerate() {
+        groups.entry(key(item)).or_default().push(index);
+    }
+    let mut results: Vec<Option<R>> = batch.iter().map(|_| None).collect();
+    for (key, indexes) in groups {
+        let group: Vec<&T> = indexes.iter().map(|i| &batch[*i]).collect();
+        let replies = handle(key, group).await;
+        debug_assert_eq!(replies.len(), indexes.len(), "one result per item");
+        for (index, reply) in indexes.into_iter().zip(replies) {
+            results[index] = Some(reply);
+        }
+    }
+    results.into_iter().map(|r| r.expect("one result per item")).collect()
+}
+
 /// Waits for one item, then takes whatever else is already queued, up to `max_batch`; `None` once closed.
 async fn take_batch<J>(receiver: &Mutex<mpsc::Receiver<J>>, max_batch: usize) -> Option<Vec<J>> {
     // One worker at a time gathers a batch; the others work on theirs meanwhile.

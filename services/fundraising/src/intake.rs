@@ -24,7 +24,7 @@ use crate::domain::GiftDetails;
 use almoner_db::{DbError, GroupCommit, IdempotencyOutcome, Pool, idempotency, outbox};
 use almoner_events::Envelope;
 use almoner_events::fundraising::GiftUpsertedV1;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// Why a gift was not recorded.
@@ -125,18 +125,12 @@ impl GiftIntake {
 
 /// Writes a batch, per tenant; each submission's result, in order.
 async fn write_batch(pool: &Pool, batch: Vec<Submission>) -> Vec<Reply> {
-    let mut by_tenant: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
-    for (index, submission) in batch.iter().enumerate() {
-        by_tenant.entry(submission.tenant_id).or_default().push(index);
-    }
-    let mut results: Vec<Option<Reply>> = batch.iter().map(|_| None).collect();
-    for (tenant_id, indexes) in by_tenant {
-        let group: Vec<&Submission> = indexes.iter().map(|i| &batch[*i]).collect();
-        for (index, result) in indexes.into_iter().zip(write_tenant(pool, tenant_id, &group).await) {
-            results[index] = Some(result);
-        }
-    }
-    results.into_iter().map(|r| r.expect("every submission has a result")).collect()
+    almoner_db::group_commit::per_group(
+        &batch,
+        |s| s.tenant_id,
+        |tenant_id, group| async move { write_tenant(pool, tenant_id, &group).await },
+    )
+    .await
 }
 
 /// Writes one tenant's submissions together, falling back to one at a time when that fails; results in order.

@@ -20,7 +20,7 @@ use almoner_http::{ApiError, ErrorCode};
 use almoner_secret_box::SecretBox;
 use almoner_webhook_verify::{Delivery, Provider, ProviderEvent, Refusal};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
@@ -282,49 +282,47 @@ impl Core {
 
 /// Verifies and stores a batch, per tenant; each delivery's result, in order.
 async fn store_batch(core: &Core, batch: Vec<Submission>) -> Vec<Reply> {
-    let mut by_tenant: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
-    for (index, submission) in batch.iter().enumerate() {
-        by_tenant.entry(submission.tenant_id).or_default().push(index);
-    }
-    let mut results: Vec<Option<Reply>> = batch.iter().map(|_| None).collect();
-    for (tenant_id, indexes) in by_tenant {
-        let group: Vec<&Submission> = indexes.iter().map(|i| &batch[*i]).collect();
-        let replies = match store_together(core, tenant_id, &group).await {
-            Ok(replies) => replies,
-            // PostgreSQL away: each delivery is told so (503 and Retry-After), without trying again one by one.
-            Err(error) if error.code == ErrorCode::ServiceUnavailable => {
-                tracing::warn!(%error, deliveries = group.len(), "could not store a batch of deliveries");
-                group
-                    .iter()
-                    .map(|_| {
-                        Err(Refused::Api(ApiError {
-                            code: error.code,
-                            detail: error.detail.clone(),
-                            errors: Vec::new(),
-                            source: None,
-                            headers: error.headers.clone(),
-                        }))
-                    })
-                    .collect()
-            }
-            Err(error) if group.len() > 1 => {
-                tracing::warn!(%error, deliveries = group.len(), "a batch of deliveries failed; storing them one by one");
-                let mut replies = Vec::with_capacity(group.len());
-                for submission in &group {
-                    replies.push(match store_together(core, tenant_id, &[submission]).await {
-                        Ok(mut reply) => reply.pop().expect("one result per delivery"),
-                        Err(e) => Err(Refused::Api(e)),
-                    });
-                }
-                replies
-            }
-            Err(error) => vec![Err(Refused::Api(error))],
-        };
-        for (index, reply) in indexes.into_iter().zip(replies) {
-            results[index] = Some(reply);
+    almoner_db::group_commit::per_group(
+        &batch,
+        |s| s.tenant_id,
+        |tenant_id, group| store_tenant(core, tenant_id, group),
+    )
+    .await
+}
+
+/// One tenant's share of a batch: together, or one by one when together fails.
+async fn store_tenant(core: &Core, tenant_id: Uuid, group: Vec<&Submission>) -> Vec<Reply> {
+    match store_together(core, tenant_id, &group).await {
+        Ok(replies) => replies,
+        // PostgreSQL away: each delivery is told so (503 and Retry-After), without trying again one by one.
+        Err(error) if error.code == ErrorCode::ServiceUnavailable => {
+            tracing::warn!(%error, deliveries = group.len(), "could not store a batch of deliveries");
+            group
+                .iter()
+                .map(|_| {
+                    Err(Refused::Api(ApiError {
+                        code: error.code,
+                        detail: error.detail.clone(),
+                        errors: Vec::new(),
+                        source: None,
+                        headers: error.headers.clone(),
+                    }))
+                })
+                .collect()
         }
+        Err(error) if group.len() > 1 => {
+            tracing::warn!(%error, deliveries = group.len(), "a batch of deliveries failed; storing them one by one");
+            let mut replies = Vec::with_capacity(group.len());
+            for submission in &group {
+                replies.push(match store_together(core, tenant_id, &[submission]).await {
+                    Ok(mut reply) => reply.pop().expect("one result per delivery"),
+                    Err(e) => Err(Refused::Api(e)),
+                });
+            }
+            replies
+        }
+        Err(error) => vec![Err(Refused::Api(error))],
     }
-    results.into_iter().map(|r| r.expect("every delivery has a result")).collect()
 }
 
 /// One tenant's deliveries in one transaction: their endpoints read once, each verified, the verified ones stored
