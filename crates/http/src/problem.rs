@@ -22,6 +22,21 @@ pub enum ErrorCode {
     NotReady,
     ServiceUnavailable,
     Internal,
+    // Files (the storage service).
+    /// The tenant's policy does not allow the declared content type.
+    ContentTypeNotAllowed,
+    /// The declared size is over the tenant's largest allowed file.
+    FileTooLarge,
+    /// The file would take the tenant over its storage quota.
+    QuotaExceeded,
+    /// The uploaded object's size differs from the size declared.
+    SizeMismatch,
+    /// The file's first bytes are not those of the declared content type (an executable called `photo.png`).
+    ContentMismatch,
+    /// Completing an upload whose file has not been uploaded.
+    UploadMissing,
+    /// Completing an upload whose link expired before any file arrived.
+    UploadExpired,
 }
 
 impl ErrorCode {
@@ -53,6 +68,23 @@ impl ErrorCode {
                 ("service_unavailable", StatusCode::SERVICE_UNAVAILABLE, "The service is temporarily unavailable")
             }
             Internal => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side"),
+            ContentTypeNotAllowed => (
+                "content_type_not_allowed",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Files of this content type are not allowed",
+            ),
+            FileTooLarge => ("file_too_large", StatusCode::UNPROCESSABLE_ENTITY, "The file is larger than allowed"),
+            QuotaExceeded => ("quota_exceeded", StatusCode::CONFLICT, "The storage quota would be exceeded"),
+            SizeMismatch => {
+                ("size_mismatch", StatusCode::UNPROCESSABLE_ENTITY, "The file's size differs from the size declared")
+            }
+            ContentMismatch => (
+                "content_mismatch",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The file's content is not of the declared content type",
+            ),
+            UploadMissing => ("upload_missing", StatusCode::CONFLICT, "No file has been uploaded yet"),
+            UploadExpired => ("upload_expired", StatusCode::GONE, "The upload link expired before a file arrived"),
         }
     }
 

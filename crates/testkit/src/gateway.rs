@@ -7,6 +7,8 @@
 //! let response = client.get(format!("{}/api/identity/v1/tenant", gateway.base_url)).send().await?;
 //! // The template's other settings, e.g. a low rate limit:
 //! let gateway = Gateway::start_with(&[("identity", app_port)], &[("ALMONER_GATEWAY_API_RATE", "2r/s")]).await?;
+//! // /s3/ forwards presigned URLs to an S3 server on 127.0.0.1 (signed for host "127.0.0.1:<port>"):
+//! let gateway = Gateway::start(&[("storage", app_port), (S3_UPSTREAM, s3_port)]).await?;
 //! ```
 //!
 //! nginx comes from `ALMONER_TEST_NGINX_BIN`, which `scripts/test` exports; without it `start` fails. Its njs
@@ -21,6 +23,12 @@ use std::time::{Duration, Instant};
 /// Services in the template that a test does not route point here: nothing listens on port 1, so the
 /// gateway answers their paths with its own 502 problem.
 const UNROUTED_UPSTREAM: &str = "127.0.0.1:1";
+
+/// The upstream name that routes the gateway's `/s3/` to an S3 server: `Gateway::start(&[(S3_UPSTREAM, port)])`
+/// forwards `/s3/<bucket>/<key>?...` to `127.0.0.1:<port>` as `/<bucket>/<key>?...` with `Host: 127.0.0.1:<port>`,
+/// the host a storage service with endpoint `http://127.0.0.1:<port>` signs its URLs for. Without it `/s3/`
+/// points at [`UNROUTED_UPSTREAM`] (502).
+pub const S3_UPSTREAM: &str = "s3";
 
 /// The settings production starts from (scripts/lib/config.sh, gateway/Dockerfile, Compose and Kubernetes set
 /// the same): the per-client API rate limit and burst, and no CORS.
@@ -42,7 +50,8 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts nginx in front of the given services, each `(service name, port on 127.0.0.1)`, e.g.
-    /// `&[("identity", 41234)]`, and returns once it accepts connections.
+    /// `&[("identity", 41234)]`, and returns once it accepts connections. [`S3_UPSTREAM`] names the S3 server
+    /// behind `/s3/`.
     pub async fn start(upstreams: &[(&str, u16)]) -> anyhow::Result<Gateway> {
         Self::start_with(upstreams, &[]).await
     }
@@ -210,10 +219,17 @@ fn template_variables(prefix: &Path, port: u16, upstreams: &[(&str, u16)]) -> BT
     for (service, port) in upstreams {
         variables.insert(upstream_variable(service), format!("127.0.0.1:{port}"));
     }
+    // /s3/ sends S3 the Host presigned URLs are signed for: the address the test's S3 server is reached at.
+    let s3_host = upstreams
+        .iter()
+        .find(|(name, _)| *name == S3_UPSTREAM)
+        .map_or_else(|| UNROUTED_UPSTREAM.to_owned(), |(_, port)| format!("127.0.0.1:{port}"));
+    variables.insert("ALMONER_GATEWAY_S3_HOST".to_owned(), s3_host);
     variables
 }
 
-/// `webhook-ingest` -> `ALMONER_GATEWAY_WEBHOOK_INGEST_UPSTREAM`, as in scripts/lib/gateway.sh.
+/// `webhook-ingest` -> `ALMONER_GATEWAY_WEBHOOK_INGEST_UPSTREAM`, as in scripts/lib/gateway.sh; [`S3_UPSTREAM`] ->
+/// `ALMONER_GATEWAY_S3_UPSTREAM`.
 fn upstream_variable(service: &str) -> String {
     format!("ALMONER_GATEWAY_{}_UPSTREAM", service.replace('-', "_").to_uppercase())
 }
@@ -277,16 +293,26 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio::sync::mpsc;
 
-    /// What the fake upstream received: the request line and the headers (names lower-cased).
+    /// What the fake upstream received: the request line, the headers (names lower-cased) and the body's length.
     #[derive(Debug)]
     struct Received {
         request_line: String,
         headers: BTreeMap<String, String>,
+        body_length: usize,
     }
 
     /// A minimal HTTP/1.1 server with keep-alive that answers every request `200 {"ok":true}` and reports
     /// what it received.
     async fn fake_upstream() -> (u16, mpsc::UnboundedReceiver<Received>) {
+        fake_upstream_answering("200 OK", "application/json", "{\"ok\":true}").await
+    }
+
+    /// [`fake_upstream`] answering every request with this status line, content type and body.
+    async fn fake_upstream_answering(
+        status: &'static str,
+        content_type: &'static str,
+        answer: &'static str,
+    ) -> (u16, mpsc::UnboundedReceiver<Received>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (sender, receiver) = mpsc::unbounded_channel();
@@ -320,8 +346,15 @@ mod tests {
                         if read.read_exact(&mut body).await.is_err() {
                             return;
                         }
-                        let _ = sender.send(Received { request_line: request_line.trim_end().to_owned(), headers });
-                        let response = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+                        let _ = sender.send(Received {
+                            request_line: request_line.trim_end().to_owned(),
+                            headers,
+                            body_length: length,
+                        });
+                        let response = format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
                         if write.write_all(response.as_bytes()).await.is_err() {
                             return;
                         }
@@ -449,6 +482,37 @@ mod tests {
         assert_eq!(reqwest::get(gateway.url("/health")).await.unwrap().status(), 200, "the gateway's own liveness");
     }
 
+    #[tokio::test]
+    async fn s3_requests_pass_untouched_with_the_host_they_were_signed_for() {
+        const DENIED: &str = "<Error><Code>SignatureDoesNotMatch</Code></Error>";
+        let (port, mut upstream) = fake_upstream_answering("403 Forbidden", "application/xml", DENIED).await;
+        let gateway = Gateway::start(&[(S3_UPSTREAM, port)]).await.expect("gateway starts");
+        let client = reqwest::Client::new();
+        // The signature covers the path as the client encoded it and the whole query: nothing may be re-encoded.
+        let presigned = "/files/a%20b%2Bc/%C3%BC%28x%29=y.bin?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+            &X-Amz-Credential=key%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-SignedHeaders=content-length%3Bhost\
+            &X-Amz-Signature=00ff";
+        // Larger than any API route takes: /s3/ has no body limit of its own.
+        let body = vec![b'x'; 11 * 1024 * 1024];
+        let response = client.put(gateway.url(&format!("/s3{presigned}"))).body(body).send().await.unwrap();
+        assert_eq!(response.status(), 403, "S3's own error passes through");
+        assert_eq!(response.headers().get("content-type").unwrap(), "application/xml");
+        assert_eq!(response.text().await.unwrap(), DENIED);
+        let seen = received(&mut upstream).await;
+        assert_eq!(seen.request_line, format!("PUT {presigned} HTTP/1.1"));
+        assert_eq!(seen.headers.get("host"), Some(&format!("127.0.0.1:{port}")), "the host the URL was signed for");
+        assert_eq!(seen.headers.get("content-length").map(String::as_str), Some("11534336"));
+        assert_eq!(seen.body_length, 11 * 1024 * 1024);
+        assert_eq!(seen.headers.get("connection").map(String::as_str), None, "keep-alive to S3");
+        let log = gateway.access_log();
+        assert!(log.contains("\"uri\":\"/s3/files/a%20b%2Bc/"), "{log}");
+        assert!(!log.contains("X-Amz-Signature"), "a presigned URL is a credential, kept out of the log: {log}");
+
+        // Without an S3 upstream, /s3/ is the gateway's own 502.
+        let gateway = Gateway::start(&[]).await.expect("gateway starts");
+        assert_problem(client.get(gateway.url("/s3/files/x")).send().await.unwrap(), 502, "upstream_unavailable").await;
+    }
+
     #[test]
     fn rendering_replaces_only_the_gateways_placeholders() {
         let variables = BTreeMap::from([("ALMONER_GATEWAY_LISTEN".to_owned(), "8080".to_owned())]);
@@ -465,10 +529,13 @@ mod tests {
     #[test]
     fn the_real_template_renders_completely() {
         let template = std::fs::read_to_string(template_path()).unwrap();
-        let mut variables = template_variables(Path::new("/tmp/x"), 1234, &[("identity", 4321)]);
+        let mut variables = template_variables(Path::new("/tmp/x"), 1234, &[("identity", 4321), (S3_UPSTREAM, 9876)]);
         variables.insert("ALMONER_GATEWAY_NJS_MODULE".to_owned(), "/x/ngx_http_js_module.so".to_owned());
         let rendered = render(&template, &variables).unwrap();
         assert!(rendered.contains("server 127.0.0.1:4321;"));
+        assert!(
+            rendered.contains("server 127.0.0.1:9876;") && rendered.contains("proxy_set_header Host 127.0.0.1:9876;")
+        );
         assert!(
             !rendered.lines().filter(|line| !line.trim_start().starts_with('#')).any(|line| line.contains("${")),
             "{rendered}"

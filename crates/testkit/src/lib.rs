@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod migrations;
 pub mod proxy;
 pub mod redis;
+pub mod s3;
 pub mod telemetry;
 
 /// Reads a required test variable, failing the test with a hint when it is absent.

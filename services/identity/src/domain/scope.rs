@@ -11,6 +11,7 @@ pub const ALL_SCOPES: &[&str] = &[
     "messaging:write",
     "storage:read",
     "storage:write",
+    "storage:admin",
     "rollup:read",
     "rollup:admin",
     "webhooks:admin",

@@ -1,0 +1,172 @@
+//! `/v1/uploads`: a browser's upload in two steps. `POST /v1/uploads` checks the file's declared name, type and
+//! size against the tenant's policy, reserves its size against the quota and returns a presigned PUT; the browser
+//! sends the file straight to the store; `POST /v1/uploads/{id}/complete` checks what arrived and keeps it.
+
+use crate::app::{Declared, Files};
+use crate::domain::{FileKind, Filename, OwnerReference, Purpose};
+use crate::routes::WRITE_SCOPE;
+use crate::routes::views::ObjectView;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use almoner_http::body::json_body;
+use almoner_http::endpoints::ServiceConfig;
+use almoner_http::idempotency::{Claim, claim, remember, replay_response};
+use almoner_http::{ApiError, FieldErrors, Principal, path_id};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_upload).service(complete_upload);
+}
+
+/// A file about to be uploaded.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadInput {
+    /// The file's name, kept as metadata: 1-255 characters, no control characters or path separators.
+    #[schema(min_length = 1, max_length = 255)]
+    pub filename: Option<String>,
+    /// One the tenant's policy allows, and the file's bytes must match it: `application/pdf`, `image/png`,
+    /// `image/jpeg`, `image/gif`, `image/webp`, `text/csv`, `text/plain`, `application/json`, `application/zip`,
+    /// `application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`,
+    /// `application/vnd.oasis.opendocument.spreadsheet`.
+    pub content_type: Option<String>,
+    /// Exact size in bytes; the link accepts a file of this size only.
+    #[schema(minimum = 1)]
+    pub size_bytes: Option<i64>,
+    /// What the file is for, e.g. `import`: lower-case letters, digits and `_`, starting with a letter.
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,39}$")]
+    pub purpose: Option<String>,
+    /// What it belongs to, in the caller's terms (a conversation id...): 1-200 printable characters.
+    #[schema(min_length = 1, max_length = 200)]
+    pub owner_reference: Option<String>,
+}
+
+/// A pending upload and how to send its file.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UploadView {
+    pub object: ObjectView,
+    /// Send the file here with `upload_method` and exactly `upload_headers` (and the declared size): the store
+    /// refuses anything else.
+    pub upload_url: String,
+    #[schema(pattern = "^PUT$")]
+    pub upload_method: String,
+    pub upload_headers: BTreeMap<String, String>,
+    /// The link stops working at this time; complete the upload after sending the file.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Parses what every way of sending a file declares, collecting each bad field.
+pub fn declared(
+    errors: &mut FieldErrors,
+    filename: Option<String>,
+    content_type: Option<String>,
+    size_bytes: Option<i64>,
+    purpose: Option<String>,
+    owner_reference: Option<String>,
+    names: [&str; 5],
+) -> Option<Declared> {
+    let [f_name, f_type, f_size, f_purpose, f_owner] = names;
+    let filename = errors.required(f_name, filename).and_then(|v| errors.parse(f_name, Filename::parse(&v)));
+    let kind = errors.required(f_type, content_type).and_then(|v| errors.parse(f_type, FileKind::parse(&v)));
+    let size = errors
+        .required(f_size, size_bytes)
+        .and_then(|v| errors.parse(f_size, if v >= 1 { Ok(v) } else { Err("must be at least 1") }));
+    let purpose = errors.required(f_purpose, purpose).and_then(|v| errors.parse(f_purpose, Purpose::parse(&v)));
+    let owner = match owner_reference {
+        Some(v) => Some(errors.parse(f_owner, OwnerReference::parse(&v))?),
+        None => None,
+    };
+    Some(Declared { filename: filename?, kind: kind?, size_bytes: size?, purpose: purpose?, owner_reference: owner })
+}
+
+/// Starts an upload: checks the declared file against the tenant's policy, reserves its size and returns a
+/// presigned PUT valid for `uploads.url_ttl_secs` (10 minutes by default).
+#[utoipa::path(tag = "uploads", security(("bearer" = ["storage:write"])),
+    request_body = UploadInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    responses(
+        (status = 201, description = "The pending object and its upload link", body = UploadView),
+        (status = 409, description = "quota_exceeded (the tenant's files would exceed its quota), or \
+            idempotency_key_reused", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed naming each field; content_type_not_allowed (not in the \
+            tenant's policy); file_too_large (over the tenant's largest file)", body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the database or the object store cannot be reached",
+            body = almoner_http::Problem),
+    ))]
+#[post("/v1/uploads")]
+#[tracing::instrument(skip_all, fields(object_id = tracing::field::Empty))]
+pub async fn create_upload(
+    req: HttpRequest,
+    principal: Principal,
+    files: web::Data<Files>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(WRITE_SCOPE)?;
+    let input: UploadInput = json_body(&req, &body)?;
+    let mut errors = FieldErrors::new();
+    let file = declared(
+        &mut errors,
+        input.filename,
+        input.content_type,
+        input.size_bytes,
+        input.purpose,
+        input.owner_reference,
+        ["filename", "content_type", "size_bytes", "purpose", "owner_reference"],
+    );
+    errors.finish()?;
+    let file = file.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("validated upload fields missing")))?;
+    let tenant_id = principal.tenant_id.as_uuid();
+    let tx = files.pool.tenant_tx(tenant_id).await?;
+    let key = match claim(&tx, &req, &body).await? {
+        Claim::Proceed(key) => key,
+        Claim::Replay { status, body } => {
+            tx.commit().await?;
+            return Ok(replay_response(status, body));
+        }
+    };
+    let created = files.create_upload(&tx, tenant_id, &file, &principal.subject).await?;
+    tracing::Span::current().record("object_id", tracing::field::display(created.object.id));
+    let view = UploadView {
+        object: ObjectView::from(&created.object),
+        upload_url: created.url,
+        upload_method: "PUT".to_owned(),
+        upload_headers: BTreeMap::from([("content-type".to_owned(), file.kind.mime().to_owned())]),
+        expires_at: created.expires_at,
+    };
+    remember(&tx, &key, 201, &view).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().insert_header(("location", format!("/v1/objects/{}", view.object.id))).json(view))
+}
+
+/// Completes an upload: the file must be in the store, of the declared size, and its first bytes those of the
+/// declared type (an executable named `photo.png` is refused). A file that fails is deleted with its upload.
+/// Then the object is stored and `storage.object.stored.v1` published. Completing a stored object returns it.
+#[utoipa::path(tag = "uploads", security(("bearer" = ["storage:write"])),
+    params(("id" = Uuid, Path, description = "The object id from `POST /v1/uploads`")),
+    responses(
+        (status = 200, description = "The stored object, with its SHA-256", body = ObjectView),
+        (status = 404, description = "No such upload (or another tenant's, or deleted after failing a check)",
+            body = almoner_http::Problem),
+        (status = 409, description = "upload_missing: no file has arrived yet; send it, then complete again",
+            body = almoner_http::Problem),
+        (status = 410, description = "upload_expired: the link expired before a file arrived; the upload is gone",
+            body = almoner_http::Problem),
+        (status = 422, description = "size_mismatch or content_mismatch: the file was refused and deleted",
+            body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the database or the object store cannot be reached",
+            body = almoner_http::Problem),
+    ))]
+#[post("/v1/uploads/{id}/complete")]
+#[tracing::instrument(skip_all, fields(object_id = %id))]
+pub async fn complete_upload(
+    principal: Principal,
+    files: web::Data<Files>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(WRITE_SCOPE)?;
+    let id = path_id(&id, "upload")?;
+    let stored = files.complete(principal.tenant_id.as_uuid(), id).await?;
+    Ok(HttpResponse::Ok().json(ObjectView::from(&stored)))
+}

@@ -1,0 +1,6 @@
+/// Every `migrations/*.sql` file must be in `db::MIGRATIONS`, with its file's number as its version.
+#[test]
+fn every_migration_file_is_in_the_migration_list() {
+    let listed: Vec<(u32, &str)> = storage::db::MIGRATIONS.iter().map(|m| (m.version, m.name)).collect();
+    almoner_testkit::migrations::assert_listed(env!("CARGO_MANIFEST_DIR"), "storage::db::MIGRATIONS", &listed);
+}
