@@ -184,6 +184,7 @@ impl Files {
         let stored = objects::mark_stored(&tx, id, size, &sha256).await?;
         emit(&tx, tenant_id, ObjectStoredV1 { object: event_object(&stored) }).await?;
         tx.commit().await?;
+        crate::metrics::stored("presigned", size);
         tracing::info!(object_id = %id, size_bytes = size, content_type = %stored.content_type, "file stored");
         Ok(stored)
     }
@@ -244,6 +245,7 @@ impl Files {
                 let stored = objects::mark_stored(&tx, object.id, size, &sha256).await?;
                 emit(&tx, tenant_id, ObjectStoredV1 { object: event_object(&stored) }).await?;
                 tx.commit().await?;
+                crate::metrics::stored("streamed", size);
                 tracing::info!(object_id = %object.id, size_bytes = size, "file stored from a stream");
                 Ok(stored)
             }
@@ -355,6 +357,7 @@ impl Files {
                     objects::delete(&tx, &object).await?;
                     policies::release(&tx, object.size_bytes).await?;
                     abandoned += 1;
+                    crate::metrics::metrics().abandoned.inc();
                     tracing::info!(object_id = %id, tenant_id = %tenant_id, "abandoned an upload never completed");
                 }
                 Some(_) => objects::drop_deadline(&tx, tenant_id, id).await?,

@@ -11,6 +11,7 @@ pub mod app;
 pub mod configuration;
 pub mod db;
 pub mod domain;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

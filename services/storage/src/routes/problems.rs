@@ -7,7 +7,7 @@ use almoner_http::{ApiError, ErrorCode};
 impl From<FileError> for ApiError {
     fn from(error: FileError) -> Self {
         let detail = error.to_string();
-        match error {
+        let problem = match error {
             FileError::TypeNotAllowed(..) => ApiError::new(ErrorCode::ContentTypeNotAllowed, detail),
             FileError::TooLarge { .. } => ApiError::new(ErrorCode::FileTooLarge, detail),
             FileError::QuotaExceeded { .. } => ApiError::new(ErrorCode::QuotaExceeded, detail),
@@ -25,7 +25,11 @@ impl From<FileError> for ApiError {
             }
             FileError::Db(e) => e.into(),
             FileError::Unexpected(e) => ApiError::unexpected(e),
+        };
+        if problem.code.status().is_client_error() && problem.code != ErrorCode::NotFound {
+            crate::metrics::metrics().refused.with_label_values(&[problem.code.as_str()]).inc();
         }
+        problem
     }
 }
 
