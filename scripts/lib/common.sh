@@ -141,6 +141,9 @@ url_encode() {
     printf '%s\n' "$out"
 }
 
+# The gateway scripts/up runs (scripts/lib/gateway.sh), as clients and the services' public URLs reach it.
+gateway_url() { printf 'http://127.0.0.1:%s\n' "$ALMONER_GATEWAY_PORT"; }
+
 # service_port NAME: ALMONER_<NAME>_PORT overrides the port given in ALMONER_SERVICES.
 service_port() {
     local name=$1 entry var

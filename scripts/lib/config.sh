@@ -12,6 +12,7 @@ ALMONER_SERVICES=(
     identity:8086
     fundraising:8081
     rollup:8085
+    storage:8084
     webhook-ingest:8083
 )
 
@@ -35,6 +36,14 @@ ALMONER_SERVICES=(
 : "${ALMONER_AMQP_DIST_PORT:=$((ALMONER_AMQP_PORT + 20000))}"
 # Erlang port mapper a private RabbitMQ registers with (started by the node if none runs).
 : "${ALMONER_EPMD_PORT:=4369}"
+# The S3-compatible object store (the storage service's files). A private one is s3s-fs, installed with
+# `cargo install` into the run directory; the storage service creates ALMONER_S3_BUCKET, tests their own buckets.
+: "${ALMONER_S3_HOST:=127.0.0.1}"
+: "${ALMONER_S3_PORT:=9000}"
+: "${ALMONER_S3_ACCESS_KEY:=almoner-dev}"
+: "${ALMONER_S3_SECRET_KEY:=almoner-dev-secret-key}"
+: "${ALMONER_S3_REGION:=us-east-1}"
+: "${ALMONER_S3_BUCKET:=almoner}"
 : "${ALMONER_GATEWAY_PORT:=8080}"
 # The gateway's per-client API rate limit (limit_req rate and burst) and the origins allowed to call the API
 # from a browser (space-separated; empty: no CORS). See gateway/README.md.

@@ -21,8 +21,6 @@ GATEWAY_PID_FILE=$GATEWAY_PREFIX/nginx.pid
 GATEWAY_ERROR_LOG=$ALMONER_RUN_DIR/logs/gateway.error.log
 GATEWAY_ACCESS_LOG=$ALMONER_RUN_DIR/logs/gateway.access.log
 
-gateway_url() { printf 'http://127.0.0.1:%s\n' "$ALMONER_GATEWAY_PORT"; }
-
 # The njs module (Debian's libnginx-mod-http-js) in this nginx's modules directory.
 gateway_njs_module() {
     local nginx dir
@@ -49,6 +47,9 @@ gateway_variables() {
     printf 'ALMONER_GATEWAY_API_RATE=%s\n' "$ALMONER_GATEWAY_API_RATE"
     printf 'ALMONER_GATEWAY_API_BURST=%s\n' "$ALMONER_GATEWAY_API_BURST"
     printf 'ALMONER_GATEWAY_CORS_ORIGINS=%s\n' "$ALMONER_GATEWAY_CORS_ORIGINS"
+    # /s3/: the S3 server, sent the Host its presigned URLs are signed for (the storage service's endpoint).
+    printf 'ALMONER_GATEWAY_S3_UPSTREAM=%s\n' "$(s3_authority)"
+    printf 'ALMONER_GATEWAY_S3_HOST=%s\n' "$(s3_authority)"
 }
 
 gateway_render() {

@@ -1,17 +1,19 @@
 # shellcheck shell=bash
-# PostgreSQL, Redis and RabbitMQ for development and tests. Sourced by scripts/up, scripts/down and
-# scripts/test; never edits system configuration.
+# PostgreSQL, Redis, RabbitMQ and an S3 server for development and tests. Sourced by scripts/up,
+# scripts/down and scripts/test; never edits system configuration.
 #
 #   infra_up      install missing Debian packages (as root), then for each server: reuse the one that
-#                 answers on its configured host:port, or start a private one under the run directory;
-#                 create the database and the per-service roles; write "$ALMONER_RUN_DIR/env" and
-#                 "$ALMONER_RUN_DIR/services/<svc>.env". Sets INFRA_STARTED_NOW to what this call started.
+#                 answers on its configured host:port, or start a private one under the run directory (for
+#                 S3, s3s-fs, built once by `cargo install` into the run directory); create the database and
+#                 the per-service roles; write "$ALMONER_RUN_DIR/env" and "$ALMONER_RUN_DIR/services/<svc>.env".
+#                 Sets INFRA_STARTED_NOW to what this call started.
 #   infra_down [COMPONENT...]
 #                 stop what the scripts started (default: everything recorded in $ALMONER_RUN_DIR/started).
 #
 # Settings (environment, defaults in config.sh): ALMONER_RUN_DIR, ALMONER_PG_HOST/PORT/SUPERUSER/
 # SUPERUSER_PASSWORD, ALMONER_DB_NAME, ALMONER_REDIS_HOST/PORT, ALMONER_AMQP_HOST/PORT/USER/PASSWORD,
-# ALMONER_AMQP_DIST_PORT, ALMONER_EPMD_PORT, ALMONER_START_TIMEOUT.
+# ALMONER_AMQP_DIST_PORT, ALMONER_EPMD_PORT, ALMONER_S3_HOST/PORT/ACCESS_KEY/SECRET_KEY/REGION/BUCKET,
+# ALMONER_START_TIMEOUT.
 
 # shellcheck disable=SC2016 # single-quoted `bash -c` scripts take their values as arguments
 
@@ -436,6 +438,110 @@ rabbit_stop() {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# S3: s3s-fs, a small S3-compatible server over a directory that checks SigV4 signatures (presigned URLs
+# included; a tampered one gets 403). Not packaged by Debian: `cargo install` builds it once (a release
+# build, 1.5-3 minutes) into the run directory. 0.14.1 is the newest release that builds with Rust 1.95.
+
+S3S_FS_VERSION=0.14.1
+
+s3s_fs_root() { printf '%s/tools/s3s-fs-%s\n' "$ALMONER_RUN_DIR" "$S3S_FS_VERSION"; }
+
+# host:port of the S3 server (an IPv6 address in brackets), as URLs and Host headers write it.
+s3_authority() {
+    local host=$ALMONER_S3_HOST
+    [[ $host != *:* ]] || host="[$host]"
+    printf '%s:%s\n' "$host" "$ALMONER_S3_PORT"
+}
+
+s3_endpoint() { printf 'http://%s\n' "$(s3_authority)"; }
+
+# s3_answers: an S3 server answers at the endpoint. An unsigned request is refused with 403 (s3s-fs, MinIO,
+# Garage, AWS) or, where anonymous access is allowed, answered with S3's XML; any other HTTP server (or a
+# proxy answering for an unreachable address) is not taken for one.
+s3_answers() {
+    local out
+    out=$(curl -s --max-time 3 --max-filesize 65536 -w '\n%{http_code}' "$(s3_endpoint)/" 2>/dev/null || true)
+    [[ ${out##*$'\n'} == 403 || $out == *'<Error>'* || $out == *'<ListAllMyBucketsResult'* ]]
+}
+
+# s3_install: the s3s-fs binary, built when missing. Run from / so that no project's .cargo/config.toml
+# applies, and without the infra lock's descriptor (a compiler cache server started now would keep it).
+s3_install() {
+    local root log
+    root=$(s3s_fs_root)
+    log=$ALMONER_RUN_DIR/logs/s3s-fs-install.log
+    [[ -x $root/bin/s3s-fs ]] && return 0
+    command -v cargo >/dev/null ||
+        die "cargo not found: it builds s3s-fs, the private S3 server (or point ALMONER_S3_HOST/ALMONER_S3_PORT at a running S3)"
+    log "S3: cargo install s3s-fs@$S3S_FS_VERSION into $root (a release build, a few minutes; log: $log)"
+    mkdir -p "$(dirname "$log")"
+    if ! (cd / && without_lock cargo install "s3s-fs@$S3S_FS_VERSION" --locked --features binary --root "$root") >"$log" 2>&1; then
+        tail -n 30 "$log" >&2 || true
+        die "cargo install s3s-fs@$S3S_FS_VERSION failed; full log in $log"
+    fi
+    [[ -x $root/bin/s3s-fs ]] || die "cargo install put no s3s-fs in $root/bin; log: $log"
+}
+
+# The pid of the s3s-fs listening on PORT, if one does.
+s3s_fs_listener_pid() {
+    local pid
+    pid=$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true)
+    [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == s3s-fs ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+s3_up() {
+    local host=$ALMONER_S3_HOST port=$ALMONER_S3_PORT dir log bin pid deadline
+    if s3_answers; then
+        log "S3: reusing the server at $(s3_endpoint)"
+        return 0
+    fi
+    is_local_host "$host" || die "no S3 server answers at $(s3_endpoint) (private servers are only started on this machine)"
+    tcp_open "$host" "$port" && die "port $port on $host is taken by something that is not an S3 server; choose another ALMONER_S3_PORT"
+    [[ $host != localhost ]] || host=127.0.0.1
+    s3_install
+    bin=$(s3s_fs_root)/bin/s3s-fs
+    dir=$ALMONER_RUN_DIR/s3-$port
+    log=$ALMONER_RUN_DIR/logs/s3-$port.log
+    mkdir -p "$dir/data" "$(dirname "$log")"
+    log "S3: starting s3s-fs on $host:$port (data in $dir/data, log $log)"
+    printf '\n--- %s: s3s-fs %s on %s:%s\n' "$(date -u +%FT%TZ)" "$S3S_FS_VERSION" "$host" "$port" >>"$log"
+    # setsid: it outlives this shell's session and ^C. The lock's descriptor is closed in the subshell.
+    (
+        [[ -z ${_ALMONER_INFRA_LOCK_FD:-} ]] || exec {_ALMONER_INFRA_LOCK_FD}>&-
+        exec nohup setsid -w "$bin" --host "$host" --port "$port" \
+            --access-key "$ALMONER_S3_ACCESS_KEY" --secret-key "$ALMONER_S3_SECRET_KEY" "$dir/data"
+    ) </dev/null >>"$log" 2>&1 &
+    pid=$!
+    deadline=$((SECONDS + ALMONER_START_TIMEOUT))
+    until s3_answers; do
+        if ! pid_alive "$pid"; then
+            tail -n 20 "$log" >&2 || true
+            die "s3s-fs exited at once; log: $log"
+        fi
+        ((SECONDS < deadline)) || die "s3s-fs did not answer at $(s3_endpoint) within ${ALMONER_START_TIMEOUT}s; log: $log"
+        sleep 0.25
+    done
+    # setsid forks (and -w waits) when already a process group leader, under job control: record the listener.
+    pid=$(s3s_fs_listener_pid "$port") || pid=$!
+    printf '%s\n' "$pid" >"$dir/s3s-fs.pid"
+    record_started "s3-$port" kind=s3 "port=$port" "host=$host" "pid=$pid" "dir=$dir" "log=$log"
+    INFRA_STARTED_NOW+=("s3-$port")
+}
+
+s3_stop() {
+    local component=$1 port pid dir
+    port=$(started_get "$component" port)
+    pid=$(started_get "$component" pid)
+    dir=$(started_get "$component" dir)
+    if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == s3s-fs ]]; then
+        log "S3: stopping s3s-fs on port $port (pid $pid)"
+        stop_pid "$pid" s3s-fs 10
+    fi
+    rm -f "$dir/s3s-fs.pid"
+}
+
+# ---------------------------------------------------------------------------------------------------
 # Environment files
 
 amqp_url() {
@@ -459,6 +565,10 @@ infra_write_env() {
         printf "export ALMONER_TEST_AMQP_URL='%s'\n" "$(amqp_url)"
         printf "export ALMONER_TEST_REDIS_URL='%s'\n" "$(redis_url)"
         printf "export ALMONER_TEST_NGINX_BIN='%s'\n" "$nginx"
+        printf "export ALMONER_TEST_S3_ENDPOINT='%s'\n" "$(s3_endpoint)"
+        printf "export ALMONER_TEST_S3_ACCESS_KEY='%s'\n" "$ALMONER_S3_ACCESS_KEY"
+        printf "export ALMONER_TEST_S3_SECRET_KEY='%s'\n" "$ALMONER_S3_SECRET_KEY"
+        printf "export ALMONER_TEST_S3_REGION='%s'\n" "$ALMONER_S3_REGION"
         printf '# Each service runs with the variables in %s/services/<service>.env\n' "$ALMONER_RUN_DIR"
     } >"$ALMONER_RUN_DIR/env.tmp"
     mv "$ALMONER_RUN_DIR/env.tmp" "$ALMONER_RUN_DIR/env"
@@ -483,12 +593,26 @@ infra_write_env() {
             printf 'ALMONER_REDIS__URL=%s\n' "$(redis_url)"
             printf 'ALMONER_AUTH__ISSUER=almoner-identity\n'
             printf 'ALMONER_AUTH__JWKS_URL=http://127.0.0.1:%s/.well-known/jwks.json\n' "$identity_port"
+            [[ $svc != storage ]] || s3_service_env
         } >"$file.tmp"
         if grep -v '^#' "$file.tmp" | grep -q "[^A-Za-z0-9_=./:@%+,~-]"; then
             die "a value in $file would need shell quoting; use plainer settings (passwords are URL-encoded)"
         fi
         mv "$file.tmp" "$file"
     done
+}
+
+# The storage service's S3 settings: path-style requests to the S3 server, its bucket created at start, and
+# presigned URLs handed to browsers on the gateway's /s3/ (which forwards them to the S3 server unchanged).
+s3_service_env() {
+    printf 'ALMONER_S3__ENDPOINT=%s\n' "$(s3_endpoint)"
+    printf 'ALMONER_S3__REGION=%s\n' "$ALMONER_S3_REGION"
+    printf 'ALMONER_S3__BUCKET=%s\n' "$ALMONER_S3_BUCKET"
+    printf 'ALMONER_S3__ACCESS_KEY=%s\n' "$ALMONER_S3_ACCESS_KEY"
+    printf 'ALMONER_S3__SECRET_KEY=%s\n' "$ALMONER_S3_SECRET_KEY"
+    printf 'ALMONER_S3__PATH_STYLE=true\n'
+    printf 'ALMONER_S3__CREATE_BUCKET=true\n'
+    printf 'ALMONER_S3__PUBLIC_URL=%s/s3\n' "$(gateway_url)"
 }
 
 # Export the ALMONER_TEST_* variables into the calling shell.
@@ -538,11 +662,12 @@ infra_up() {
     rabbit_begin
     pg_up
     redis_up
+    s3_up
     rabbit_finish
     pg_setup_database
     infra_write_env
     _infra_unlock
-    log "infrastructure ready: PostgreSQL $ALMONER_PG_HOST:$ALMONER_PG_PORT, Redis $ALMONER_REDIS_HOST:$ALMONER_REDIS_PORT, RabbitMQ $ALMONER_AMQP_HOST:$ALMONER_AMQP_PORT (env: $ALMONER_RUN_DIR/env)"
+    log "infrastructure ready: PostgreSQL $ALMONER_PG_HOST:$ALMONER_PG_PORT, Redis $ALMONER_REDIS_HOST:$ALMONER_REDIS_PORT, RabbitMQ $ALMONER_AMQP_HOST:$ALMONER_AMQP_PORT, S3 $(s3_endpoint) (env: $ALMONER_RUN_DIR/env)"
 }
 
 # infra_down [COMPONENT...]: components are names in $ALMONER_RUN_DIR/started (e.g. postgres-5432).
@@ -560,6 +685,7 @@ infra_down() {
         postgres) pg_stop "$c" ;;
         redis) redis_stop "$c" ;;
         rabbitmq) rabbit_stop "$c" ;;
+        s3) s3_stop "$c" ;;
         *) warn "unknown component record $(started_dir)/$c" ;;
         esac
         forget_started "$c"

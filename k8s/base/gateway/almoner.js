@@ -53,4 +53,20 @@ function ready(r) {
     });
 }
 
-export default { ready };
+// "1" when the request is a presigned S3 link (SigV4 query: X-Amz-Date=YYYYMMDDTHHMMSSZ, X-Amz-Expires=seconds)
+// past its expiry, else "". Anything it cannot read is left for S3 to judge.
+function s3LinkExpired(r) {
+    var date = r.args['X-Amz-Date'];
+    var expires = parseInt(r.args['X-Amz-Expires'], 10);
+    if (typeof date !== 'string' || isNaN(expires)) {
+        return '';
+    }
+    var m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(date);
+    if (!m) {
+        return '';
+    }
+    var signed = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+    return Date.now() > signed + expires * 1000 ? '1' : '';
+}
+
+export default { ready, s3LinkExpired };
