@@ -151,6 +151,26 @@ async fn a_browser_uploads_and_downloads_through_the_gateway() {
     let (status, body) = curl(&["-L", "-H", &auth, &format!("{api}/v1/objects/{id}/download")]).await;
     assert_eq!(status, "200", "{}", String::from_utf8_lossy(&body));
     assert_eq!(body, bytes);
+
+    // A server streams a file larger than the gateway's default body limit through /api/storage/v1/objects.
+    let big = csv(150_000);
+    assert!(big.len() > 3 * 1024 * 1024);
+    std::fs::write(&file, &big).unwrap();
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &auth,
+        "-H",
+        "content-type: text/csv",
+        "--data-binary",
+        &format!("@{file}"),
+        &format!("{api}/v1/objects?filename=big.csv&purpose=import"),
+    ])
+    .await;
+    assert_eq!(status, "201", "{}", String::from_utf8_lossy(&body));
+    let streamed: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(streamed["sha256"], sha256_hex(&big));
     std::fs::remove_file(&file).ok();
 
     // A link whose signature was tampered with is refused by the store.
