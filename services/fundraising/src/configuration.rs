@@ -1,4 +1,5 @@
-//! fundraising's settings: the shared sections (tokens verified against identity's JWKS) and `intake`.
+//! fundraising's settings: the shared sections (tokens verified against identity's JWKS), `intake` and `storage`
+//! (where the storage service's API is: claim schedules and imported CSVs are files kept there).
 
 use almoner_config::{
     AmqpSettings, AuthSettings, DatabaseSettings, Problems, ServerSettings, TelemetrySettings, Validate,
@@ -18,6 +19,30 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[serde(default)]
     pub intake: IntakeSettings,
+    #[serde(default)]
+    pub storage: StorageSettings,
+}
+
+/// The storage service, which keeps files in S3-compatible object storage: fundraising calls its HTTP API with the
+/// caller's own bearer token (see `storage`), never its tables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// storage's API, without `/v1` (`ALMONER_STORAGE__URL`): `http://127.0.0.1:8084` locally, the storage
+    /// Service's address in a cluster.
+    pub url: String,
+    /// The longest one request to storage may take, in seconds, reading the answer included
+    /// (`ALMONER_STORAGE__REQUEST_TIMEOUT_SECS`): an import reads its whole CSV in one request.
+    pub request_timeout_secs: u64,
+    /// The largest CSV an import may name by `object_id`, in bytes (`ALMONER_STORAGE__MAX_IMPORT_BYTES`): the dry
+    /// run holds the whole file in memory, as it does a CSV sent in the body.
+    pub max_import_bytes: i64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:8084".to_owned(), request_timeout_secs: 120, max_import_bytes: 100 * 1024 * 1024 }
+    }
 }
 
 /// How `POST /v1/gifts` writes (see `intake`).
@@ -116,6 +141,22 @@ impl Validate for Settings {
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none()),
             "intake.justgiving_base_url",
             "must be an http or https URL such as https://api.justgiving.com",
+        );
+        problems.check(
+            reqwest::Url::parse(&self.storage.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none() && u.host_str().is_some()),
+            "storage.url",
+            "must be an http or https URL such as http://127.0.0.1:8084",
+        );
+        problems.check(
+            (1..=3600).contains(&self.storage.request_timeout_secs),
+            "storage.request_timeout_secs",
+            "must be 1 to 3600",
+        );
+        problems.check(
+            (1..=1 << 30).contains(&self.storage.max_import_bytes),
+            "storage.max_import_bytes",
+            "must be 1 to 1073741824 (1 GiB)",
         );
         problems.check(
             self.auth.jwks_url.is_some(),

@@ -65,6 +65,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         move |shutdown| crate::app::justgiving::run_pull_job(pool, client, every, shutdown)
     });
     service.data(justgiving);
+    // Claim schedules and uploaded import files are kept in the storage service, called with each caller's token.
+    service.data(crate::storage::StorageClient::new(&settings.storage).context("storage.url")?);
     service.data(GiftIntake::start(pool.clone(), settings.intake.writers, settings.intake.max_batch));
     service.data(pool);
     service.jwks_verifier()?;

@@ -8,7 +8,7 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const SERVICES: [&str; 3] = ["identity", "fundraising", "rollup"];
+const SERVICES: [&str; 4] = ["identity", "fundraising", "rollup", "storage"];
 
 /// Asserts a problem+json answer from the gateway with this status and code, and returns its body.
 async fn problem(response: Response, status: u16, code: &str) -> Value {

@@ -2,6 +2,7 @@
 //! gifts, rollup shows the totals.
 
 mod faults;
+mod files;
 mod flood;
 mod gateway;
 mod import;

@@ -2,16 +2,22 @@ use almoner_config::{AmqpSettings, AuthSettings, ServerSettings, TelemetrySettin
 use almoner_testkit::broker;
 use almoner_testkit::db::TestDatabase;
 use almoner_testkit::gateway::Gateway;
+use almoner_testkit::gateway::S3_UPSTREAM;
 use almoner_testkit::proxy::TcpProxy;
+use almoner_testkit::s3::S3Server;
 use std::time::Duration;
 use tokio_util_shim::CancelOnDrop;
 
-/// identity, fundraising and rollup (and webhook-ingest, with [`Options::webhook_ingest`]) sharing one fresh
-/// database (a schema each) and one broker namespace, behind the gateway.
+/// identity, fundraising, rollup and storage (and webhook-ingest, with [`Options::webhook_ingest`]) sharing one
+/// fresh database (a schema each) and one broker namespace, behind the gateway; storage keeps its files in a bucket
+/// of its own on the test S3 server, which the gateway's `/s3/` reaches.
 pub struct Stack {
     pub gateway: Gateway,
-    /// Each service's name and port on 127.0.0.1, for another gateway in front of the same services.
+    /// Each service's name and port on 127.0.0.1, for another gateway in front of the same services (the S3
+    /// server behind `/s3/`, the gateway's [`S3_UPSTREAM`], is not among them).
     pub upstreams: Vec<(&'static str, u16)>,
+    /// storage's bucket on the test S3 server.
+    pub bucket: String,
     pub client: reqwest::Client,
     pub admin: identity::bootstrap::Bootstrapped,
     pub identity_pool: almoner_db::Pool,
@@ -139,6 +145,7 @@ impl Stack {
             ..Default::default()
         };
 
+        let storage_port = free_port();
         let fundraising_settings = fundraising::configuration::Settings {
             // No grace on stopping: stopping it is a kill (see `kill_fundraising`).
             server: ServerSettings { shutdown_deadline_secs: 0, ..server() },
@@ -161,6 +168,11 @@ impl Stack {
                     justgiving_base_url: "http://127.0.0.1:9".into(),
                     ..defaults
                 }
+            },
+            // storage directly, as in a cluster (not through the gateway).
+            storage: fundraising::configuration::StorageSettings {
+                url: format!("http://127.0.0.1:{storage_port}"),
+                ..Default::default()
             },
         };
         let app = fundraising::startup::build(fundraising_settings.clone()).await.expect("fundraising starts");
@@ -217,7 +229,40 @@ impl Stack {
             tokio::spawn(app.run_until_stopped());
             upstreams.push(("webhook-ingest", port));
         }
-        let gateway = Gateway::start_with(&upstreams, options.gateway_settings).await.expect("gateway starts");
+        // storage hands out links through the gateway's /s3/, and the gateway must know storage's port: the port
+        // was chosen first (fundraising calls storage there), then the gateway starts, then storage on that port
+        // with the gateway's address.
+        upstreams.push(("storage", storage_port));
+        let s3 = S3Server::from_env();
+        let s3_port = s3.addr().port();
+        let mut routed = upstreams.clone();
+        routed.push((S3_UPSTREAM, s3_port));
+        let gateway = Gateway::start_with(&routed, options.gateway_settings).await.expect("gateway starts");
+        let bucket = S3Server::unique_bucket();
+        let app = storage::startup::build(storage::configuration::Settings {
+            server: ServerSettings { port: storage_port, ..server() },
+            database: db.database_settings(),
+            amqp: amqp.clone(),
+            telemetry: TelemetrySettings::default(),
+            auth: auth.clone(),
+            s3: storage::configuration::S3Settings {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                bucket: bucket.clone(),
+                access_key: secrecy::SecretString::from(s3.access_key.clone()),
+                secret_key: secrecy::SecretString::from(s3.secret_key.clone()),
+                path_style: true,
+                public_url: Some(gateway.url("/s3")),
+                create_bucket: true,
+                request_timeout_secs: 60,
+            },
+            uploads: Default::default(),
+            policy: Default::default(),
+        })
+        .await
+        .expect("storage starts");
+        stop.push(CancelOnDrop(app.shutdown_token()));
+        tokio::spawn(app.run_until_stopped());
         let identity_pool = almoner_db::Pool::new(&identity_settings.database, identity::db::SCHEMA).unwrap();
         let admin = identity::bootstrap::bootstrap(&identity_pool, "Test Charity").await.expect("bootstrap");
         let client = reqwest::Client::new();
@@ -227,6 +272,7 @@ impl Stack {
         Stack {
             gateway,
             upstreams,
+            bucket,
             client,
             admin,
             identity_pool,
@@ -311,6 +357,11 @@ impl Stack {
         }
         let _ = almoner_bus::topology::delete_exchanges(&self.amqp).await;
     }
+}
+
+/// A port free now on 127.0.0.1, for a service the gateway must know before it starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
 }
 
 /// Runs a service until its token is cancelled (or the token is dropped).

@@ -400,7 +400,8 @@ pub async fn schedule_donations(tx: &Transaction, claim_id: Uuid) -> Result<Vec<
         .collect())
 }
 
-/// A stored schedule file, without its content.
+/// A schedule file's record: where its bytes are (an object in storage, or still `content` here for a file
+/// exported before files moved to storage), its size and SHA-256.
 #[derive(Debug, Clone)]
 pub struct StoredFile {
     pub id: Uuid,
@@ -409,13 +410,15 @@ pub struct StoredFile {
     pub part: i32,
     pub parts: i32,
     pub rows: i32,
+    /// The object in storage holding the bytes; `None` while they are still here.
+    pub object_id: Option<Uuid>,
     pub bytes: i64,
     pub sha256: Vec<u8>,
     pub created_at: DateTime<Utc>,
 }
 
-const FILE_COLUMNS: &str = "id, export_id, format, part, parts, rows, octet_length(content)::bigint AS bytes, sha256, \
-    created_at";
+const FILE_COLUMNS: &str = "id, export_id, format, part, parts, rows, object_id, \
+    COALESCE(size_bytes, octet_length(content)::bigint) AS bytes, sha256, created_at";
 
 fn file(row: &Row) -> StoredFile {
     StoredFile {
@@ -425,28 +428,31 @@ fn file(row: &Row) -> StoredFile {
         part: row.get("part"),
         parts: row.get("parts"),
         rows: row.get("rows"),
+        object_id: row.get("object_id"),
         bytes: row.get("bytes"),
         sha256: row.get("sha256"),
         created_at: row.get("created_at"),
     }
 }
 
-/// A file to store: (format, part, parts, rows, content).
+/// A file stored in storage, to record.
 pub struct NewFile<'a> {
     pub format: &'a str,
     pub part: i32,
     pub parts: i32,
     pub rows: i32,
-    pub content: &'a [u8],
+    pub object_id: Uuid,
+    pub size_bytes: i64,
+    /// The SHA-256 fundraising computed of the bytes it wrote (storage's own agreed).
+    pub sha256: &'a [u8],
 }
 
-#[tracing::instrument(skip_all, fields(claim_id = %claim_id, export_id = %export_id))]
-pub async fn store_file(tx: &Transaction, claim_id: Uuid, export_id: Uuid, new: &NewFile<'_>) -> Result<StoredFile> {
-    use sha2::Digest;
-    let sha256 = sha2::Sha256::digest(new.content).to_vec();
+#[tracing::instrument(skip_all, fields(claim_id = %claim_id, export_id = %export_id, object_id = %new.object_id))]
+pub async fn record_file(tx: &Transaction, claim_id: Uuid, export_id: Uuid, new: &NewFile<'_>) -> Result<StoredFile> {
     let sql = format!(
-        "INSERT INTO gift_aid_claim_files (id, claim_id, export_id, format, part, parts, rows, content, sha256) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {FILE_COLUMNS}"
+        "INSERT INTO gift_aid_claim_files \
+         (id, claim_id, export_id, format, part, parts, rows, object_id, size_bytes, sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {FILE_COLUMNS}"
     );
     let row = tx
         .query_one(
@@ -459,8 +465,9 @@ pub async fn store_file(tx: &Transaction, claim_id: Uuid, export_id: Uuid, new: 
                 &new.part,
                 &new.parts,
                 &new.rows,
-                &new.content,
-                &sha256,
+                &new.object_id,
+                &new.size_bytes,
+                &new.sha256,
             ],
         )
         .await?;
@@ -474,9 +481,23 @@ pub async fn files(tx: &Transaction, claim_id: Uuid) -> Result<Vec<StoredFile>> 
     Ok(tx.query(&sql, &[&claim_id]).await?.iter().map(file).collect())
 }
 
-/// One file with its content.
+/// One file, with its bytes when they are still here rather than in storage.
 #[tracing::instrument(skip_all, fields(file_id = %id))]
-pub async fn file_content(tx: &Transaction, claim_id: Uuid, id: Uuid) -> Result<Option<(StoredFile, Vec<u8>)>> {
+pub async fn file_content(tx: &Transaction, claim_id: Uuid, id: Uuid) -> Result<Option<(StoredFile, Option<Vec<u8>>)>> {
     let sql = format!("SELECT {FILE_COLUMNS}, content FROM gift_aid_claim_files WHERE claim_id = $1 AND id = $2");
     Ok(tx.query_opt(&sql, &[&claim_id, &id]).await?.map(|row| (file(&row), row.get("content"))))
+}
+
+/// Records that a file exported before files moved to storage is now the object `object_id`, and clears its bytes
+/// here. Locks the row; `false` when it had already moved (another download got there first) and nothing changed.
+#[tracing::instrument(skip_all, fields(file_id = %id, object_id = %object_id))]
+pub async fn moved_to_storage(tx: &Transaction, id: Uuid, object_id: Uuid, size_bytes: i64) -> Result<bool> {
+    let changed = tx
+        .execute(
+            "UPDATE gift_aid_claim_files SET object_id = $2, size_bytes = $3, content = NULL \
+             WHERE id = $1 AND object_id IS NULL",
+            &[&id, &object_id, &size_bytes],
+        )
+        .await?;
+    Ok(changed == 1)
 }

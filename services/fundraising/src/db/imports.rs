@@ -19,11 +19,13 @@ pub struct StoredImport {
     pub rows_done: i32,
     pub summary: serde_json::Value,
     pub error: Option<String>,
+    /// The object in the storage service the file was read from, when the client named one.
+    pub object_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, status, options, rows_total, rows_done, summary, error, created_at, updated_at";
+const COLUMNS: &str = "id, status, options, rows_total, rows_done, summary, error, object_id, created_at, updated_at";
 
 fn stored(row: &Row) -> StoredImport {
     StoredImport {
@@ -34,6 +36,7 @@ fn stored(row: &Row) -> StoredImport {
         rows_done: row.get("rows_done"),
         summary: row.get("summary"),
         error: row.get("error"),
+        object_id: row.get("object_id"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     }
@@ -48,15 +51,16 @@ pub async fn insert(
     id: Uuid,
     options: &serde_json::Value,
     content: &[u8],
+    object_id: Option<Uuid>,
     summary: &serde_json::Value,
     outcomes: &[OutcomeRow],
 ) -> Result<StoredImport> {
     let rows_total = i32::try_from(outcomes.len()).unwrap_or(i32::MAX);
     let sql = format!(
-        "INSERT INTO imports (id, options, content, rows_total, summary) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO imports (id, options, content, object_id, rows_total, summary) VALUES ($1, $2, $3, $4, $5, $6) \
          RETURNING {COLUMNS}"
     );
-    let row = tx.query_one(&sql, &[&id, options, &content, &rows_total, summary]).await?;
+    let row = tx.query_one(&sql, &[&id, options, &content, &object_id, &rows_total, summary]).await?;
     replace_outcomes(tx, id, outcomes).await?;
     Ok(stored(&row))
 }

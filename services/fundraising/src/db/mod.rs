@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     14 => "0014_provider_connections.sql",
     15 => "0015_justgiving.sql",
     16 => "0016_gift_reference_index.sql",
+    17 => "0017_files_in_storage.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

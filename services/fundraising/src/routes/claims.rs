@@ -7,14 +7,20 @@ use crate::db::{claims as db, gift_aid};
 use crate::domain::gift_aid::{assess, gift_aid_on};
 use crate::domain::hmrc;
 use crate::domain::optional_text;
+use crate::storage::{self, CallerToken, NewObject, READ_SCOPE, StorageClient, StorageError, WRITE_SCOPE};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use almoner_db::Pool;
 use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, ErrorCode, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// The purpose a claim's schedule files are kept under in storage.
+pub const CLAIM_FILE_PURPOSE: &str = "gift_aid_claim";
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_claim)
@@ -513,7 +519,7 @@ pub enum ScheduleFormat {
     Csv,
 }
 
-/// A stored schedule file.
+/// A schedule file kept in the storage service.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FileView {
     pub id: Uuid,
@@ -528,11 +534,19 @@ pub struct FileView {
     pub parts: i32,
     #[schema(minimum = 1, maximum = 1000)]
     pub rows: i32,
+    /// The object in the storage service holding the file (`/api/storage/v1/objects/{object_id}`); null for a
+    /// file exported before files were kept there, until it is first downloaded with `storage:write`.
+    pub object_id: Option<Uuid>,
+    /// The file's size in bytes.
+    pub size_bytes: i64,
+    /// The same as `size_bytes`, by its former name.
+    #[schema(deprecated)]
     pub bytes: i64,
-    /// Hex SHA-256 of the content.
+    /// Hex SHA-256 of the content, as fundraising wrote it (storage's own hash of the object is the same).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sha256: String,
     pub created_at: DateTime<Utc>,
-    /// Where to download it (relative to the service).
+    /// Where to download it (relative to the service): a redirect to a one-minute link to the file in storage.
     pub href: String,
 }
 
@@ -545,8 +559,10 @@ impl FileView {
             part: f.part,
             parts: f.parts,
             rows: f.rows,
+            object_id: f.object_id,
+            size_bytes: f.bytes,
             bytes: f.bytes,
-            sha256: f.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+            sha256: storage::hex(&f.sha256),
             created_at: f.created_at,
             href: format!("/v1/gift-aid/claims/{claim_id}/files/{}", f.id),
         }
@@ -558,25 +574,56 @@ pub struct FileList {
     pub data: Vec<FileView>,
 }
 
+/// What storage keeps a schedule file as: its content type and name.
+fn file_kind(format: &str) -> (&'static str, &'static str) {
+    match format {
+        "ods" => ("application/vnd.oasis.opendocument.spreadsheet", "ods"),
+        _ => ("text/csv", "csv"),
+    }
+}
+
+fn file_name(claim_id: Uuid, part: i32, parts: i32, format: &str) -> String {
+    format!("gift-aid-claim-{claim_id}-part-{part}-of-{parts}.{}", file_kind(format).1)
+}
+
+/// A `403` naming the storage scope the caller's token lacks, before any work that would need it.
+fn require_storage(principal: &Principal, scope: &str, why: &str) -> Result<(), ApiError> {
+    if principal.has_scope(scope) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("this requires the scope {scope} as well: {why}")))
+    }
+}
+
 /// Writes the claim's HMRC schedule (small donations aggregated as the tenant's settings say, at most 1,000 rows a
-/// file) and stores every file; each export is kept.
+/// file) and keeps every file in the storage service (purpose `gift_aid_claim`, owner reference the claim's id),
+/// with the caller's token: it needs `storage:write` as well. Each export is kept.
 #[utoipa::path(tag = "gift aid",
-    security(("bearer" = ["fundraising:write"])), params(("id" = Uuid, Path)), request_body = ExportRequest,
+    security(("bearer" = ["fundraising:write", "storage:write"])), params(("id" = Uuid, Path)), request_body = ExportRequest,
     responses((status = 201, body = FileList), (status = 401, body = almoner_http::Problem),
-        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem),
-        (status = 409, description = "the claim has no gifts", body = almoner_http::Problem),
+        (status = 403, description = "forbidden: the token lacks fundraising:write or storage:write",
+            body = almoner_http::Problem),
+        (status = 404, body = almoner_http::Problem),
+        (status = 409, description = "conflict: the claim has no gifts; quota_exceeded: storage's quota",
+            body = almoner_http::Problem),
         (status = 415, description = "the body is not JSON", body = almoner_http::Problem),
-        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service or the database cannot be reached; retry shortly",
+            body = almoner_http::Problem)))]
 #[post("/v1/gift-aid/claims/{id}/exports")]
 #[tracing::instrument(skip_all, fields(claim_id = %id))]
 pub async fn export_claim(
     req: HttpRequest,
     principal: Principal,
     pool: web::Data<Pool>,
+    storage: web::Data<StorageClient>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:write")?;
+    // storage checks the token itself; asking first spares writing a schedule that could not be kept.
+    require_storage(&principal, WRITE_SCOPE, "the schedule's files are kept in the storage service")?;
+    let token = CallerToken::of(&req)?;
     let id = path_id(&id, "claim")?;
     let input: ExportRequest = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
@@ -590,10 +637,15 @@ pub async fn export_claim(
     };
     errors.finish()?;
     let format = format.unwrap_or_default();
-    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    db::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
-    let settings = gift_aid::settings(&tx).await?;
-    let rows = hmrc::rows(db::schedule_donations(&tx, id).await?, settings.aggregate_up_to_minor);
+    let tenant_id = principal.tenant_id.as_uuid();
+    let rows = {
+        let tx = pool.tenant_tx(tenant_id).await?;
+        db::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+        let settings = gift_aid::settings(&tx).await?;
+        let rows = hmrc::rows(db::schedule_donations(&tx, id).await?, settings.aggregate_up_to_minor);
+        tx.commit().await?;
+        rows
+    };
     if rows.is_empty() {
         return Err(ApiError::new(ErrorCode::Conflict, "the claim has no gifts to export"));
     }
@@ -603,20 +655,81 @@ pub async fn export_claim(
             .map_err(|e| ApiError::unexpected(anyhow::Error::new(e).context("writing the ODS schedule")))?,
         _ => hmrc::split(&rows).into_iter().map(|part| (part, hmrc::csv(part))).collect(),
     };
-    let export_id = Uuid::now_v7();
-    let mut stored = Vec::with_capacity(parts.len());
-    for (index, (part, content)) in parts.iter().enumerate() {
-        let new = db::NewFile {
-            format: &format,
-            part: i32::try_from(index + 1).unwrap_or(i32::MAX),
-            parts: i32::try_from(parts.len()).unwrap_or(i32::MAX),
-            rows: i32::try_from(part.len()).unwrap_or(i32::MAX),
-            content,
-        };
-        stored.push(FileView::new(id, db::store_file(&tx, id, export_id, &new).await?));
+
+    // Each file goes to storage first, with no transaction open; then the claim records them all at once.
+    let count = i32::try_from(parts.len()).unwrap_or(i32::MAX);
+    let (content_type, _) = file_kind(&format);
+    let owner = id.to_string();
+    let mut kept: Vec<KeptPart> = Vec::with_capacity(parts.len());
+    for (index, (rows, content)) in parts.into_iter().enumerate() {
+        let part = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        let sha256 = Sha256::digest(&content).to_vec();
+        let filename = file_name(id, part, count, &format);
+        let file =
+            NewObject { filename: &filename, content_type, purpose: CLAIM_FILE_PURPOSE, owner_reference: &owner };
+        match storage.store(&token, &file, content).await {
+            Ok(object) => kept.push(KeptPart {
+                part,
+                rows: i32::try_from(rows.len()).unwrap_or(i32::MAX),
+                object_id: object.id,
+                size_bytes: object.size_bytes,
+                sha256,
+            }),
+            Err(e) => {
+                delete_parts(&storage, &token, &kept).await;
+                return Err(e.problem(WRITE_SCOPE));
+            }
+        }
     }
-    tx.commit().await?;
-    Ok(HttpResponse::Created().json(FileList { data: stored }))
+    let export_id = Uuid::now_v7();
+    let recorded = async {
+        let tx = pool.tenant_tx(tenant_id).await?;
+        // Discarded meanwhile (a draft without files can be): nothing to record the files on.
+        db::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("claim"))?;
+        let mut views = Vec::with_capacity(kept.len());
+        for k in &kept {
+            let new = db::NewFile {
+                format: &format,
+                part: k.part,
+                parts: count,
+                rows: k.rows,
+                object_id: k.object_id,
+                size_bytes: k.size_bytes,
+                sha256: &k.sha256,
+            };
+            views.push(FileView::new(id, db::record_file(&tx, id, export_id, &new).await?));
+        }
+        tx.commit().await?;
+        Ok::<_, ApiError>(views)
+    }
+    .await;
+    match recorded {
+        Ok(data) => {
+            tracing::info!(files = data.len(), %export_id, "exported a Gift Aid schedule to storage");
+            Ok(HttpResponse::Created().json(FileList { data }))
+        }
+        Err(error) => {
+            delete_parts(&storage, &token, &kept).await;
+            Err(error)
+        }
+    }
+}
+
+/// A schedule file stored in storage, not yet recorded by the claim.
+struct KeptPart {
+    part: i32,
+    rows: i32,
+    object_id: Uuid,
+    size_bytes: i64,
+    /// What fundraising computed of the bytes it wrote (storage's answer agreed).
+    sha256: Vec<u8>,
+}
+
+/// Deletes the files of an export that cannot be recorded, so none is left in storage without its claim knowing.
+async fn delete_parts(storage: &StorageClient, token: &CallerToken, kept: &[KeptPart]) {
+    for k in kept {
+        storage.delete_quietly(token, k.object_id).await;
+    }
 }
 
 /// Every file exported from the claim, oldest first.
@@ -640,33 +753,142 @@ pub async fn claim_files(
     Ok(HttpResponse::Ok().json(FileList { data }))
 }
 
-/// Downloads one stored file.
+/// Downloads one file: a redirect (`302`) to a one-minute link to it in the storage service, asked for with the
+/// caller's token (`storage:read` as well). A file exported before files were kept in storage is moved there the
+/// first time a caller with `storage:write` downloads it, then redirected to likewise; for a caller without
+/// `storage:write` its bytes are sent as they are.
 #[utoipa::path(tag = "gift aid",
-    security(("bearer" = ["fundraising:read"])), params(("id" = Uuid, Path), ("file_id" = Uuid, Path)),
-    responses((status = 200, description = "the file (ODS or CSV)", content_type = "application/octet-stream"),
-        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
-        (status = 404, body = almoner_http::Problem)))]
+    security(("bearer" = ["fundraising:read", "storage:read"])), params(("id" = Uuid, Path), ("file_id" = Uuid, Path)),
+    responses(
+        (status = 302, description = "`Location` is a one-minute download link to the file in storage",
+            headers(("location" = String))),
+        (status = 200, description = "a file exported before files were kept in storage, for a caller without \
+            storage:write (ODS or CSV)", content_type = "application/octet-stream"),
+        (status = 401, body = almoner_http::Problem),
+        (status = 403, description = "forbidden: the token lacks fundraising:read or storage:read",
+            body = almoner_http::Problem),
+        (status = 404, description = "no such claim or file, or its object is no longer in storage",
+            body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service or the database cannot be reached; retry shortly",
+            body = almoner_http::Problem)))]
 #[get("/v1/gift-aid/claims/{id}/files/{file_id}")]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(skip_all, fields(claim_id = tracing::field::Empty, file_id = tracing::field::Empty))]
 pub async fn download_file(
+    req: HttpRequest,
     principal: Principal,
     pool: web::Data<Pool>,
+    storage: web::Data<StorageClient>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:read")?;
     let (id, file_id) = path.into_inner();
     let id = path_id(&id, "claim")?;
     let file_id = path_id(&file_id, "file")?;
-    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let (file, content) = db::file_content(&tx, id, file_id).await?.ok_or_else(|| ApiError::not_found("file"))?;
-    tx.commit().await?;
+    let span = tracing::Span::current();
+    span.record("claim_id", tracing::field::display(id));
+    span.record("file_id", tracing::field::display(file_id));
+    let tenant_id = principal.tenant_id.as_uuid();
+    let (file, content) = {
+        let tx = pool.tenant_tx(tenant_id).await?;
+        let found = db::file_content(&tx, id, file_id).await?.ok_or_else(|| ApiError::not_found("file"))?;
+        tx.commit().await?;
+        found
+    };
+    let object_id = match (file.object_id, content) {
+        (Some(object_id), _) => object_id,
+        // Exported before files were kept in storage: moved there by a caller who may store files; served as it
+        // is to any other, so that nobody loses a file they could download before.
+        (None, Some(content)) => {
+            // Moving it needs storage:write, and redirecting to it afterwards storage:read.
+            if !(principal.has_scope(WRITE_SCOPE) && principal.has_scope(READ_SCOPE)) {
+                return Ok(serve_bytes(id, &file, content));
+            }
+            let token = CallerToken::of(&req)?;
+            match move_to_storage(&pool, &storage, &token, tenant_id, id, &file, &content).await {
+                Ok(object_id) => object_id,
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "could not move a claim file to storage; serving it as it is");
+                    return Ok(serve_bytes(id, &file, content));
+                }
+            }
+        }
+        (None, None) => {
+            return Err(ApiError::unexpected(anyhow::anyhow!("claim file {file_id} has neither object nor bytes")));
+        }
+    };
+    require_storage(&principal, READ_SCOPE, "the file is kept in the storage service")?;
+    let token = CallerToken::of(&req)?;
+    let link = storage.link(&token, object_id).await.map_err(|e| match e {
+        StorageError::NotFound => ApiError::not_found("the file's object in storage (it was deleted there)"),
+        other => other.problem(READ_SCOPE),
+    })?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, link.url))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// A file's bytes as they are, for a file still held here.
+fn serve_bytes(claim_id: Uuid, file: &db::StoredFile, content: Vec<u8>) -> HttpResponse {
     let content_type = match file.format.as_str() {
         "ods" => "application/vnd.oasis.opendocument.spreadsheet",
         _ => "text/csv; charset=utf-8",
     };
-    let name = format!("gift-aid-claim-{id}-part-{}-of-{}.{}", file.part, file.parts, file.format);
-    Ok(HttpResponse::Ok()
+    let name = file_name(claim_id, file.part, file.parts, &file.format);
+    HttpResponse::Ok()
         .content_type(content_type)
-        .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
-        .body(content))
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")))
+        .body(content)
+}
+
+/// Moves a file exported before files were kept in storage: stores its bytes (checked against the SHA-256 recorded
+/// when it was exported), then records the object and clears the bytes in one transaction. When another download
+/// moved it first, the copy just stored is deleted and the recorded one used.
+async fn move_to_storage(
+    pool: &Pool,
+    storage: &StorageClient,
+    token: &CallerToken,
+    tenant_id: Uuid,
+    claim_id: Uuid,
+    file: &db::StoredFile,
+    content: &[u8],
+) -> anyhow::Result<Uuid> {
+    let sha256 = Sha256::digest(content);
+    anyhow::ensure!(
+        sha256.as_slice() == file.sha256.as_slice(),
+        "the stored bytes' SHA-256 {} is not the {} recorded at export",
+        storage::hex(&sha256),
+        storage::hex(&file.sha256)
+    );
+    let (content_type, _) = file_kind(&file.format);
+    let filename = file_name(claim_id, file.part, file.parts, &file.format);
+    let owner = claim_id.to_string();
+    let new = NewObject { filename: &filename, content_type, purpose: CLAIM_FILE_PURPOSE, owner_reference: &owner };
+    let object = storage.store(token, &new, content.to_vec()).await?;
+    let recorded = async {
+        let tx = pool.tenant_tx(tenant_id).await?;
+        let moved = db::moved_to_storage(&tx, file.id, object.id, object.size_bytes).await?;
+        let current = db::file_content(&tx, claim_id, file.id).await?.and_then(|(f, _)| f.object_id);
+        tx.commit().await?;
+        Ok::<_, almoner_db::DbError>((moved, current))
+    }
+    .await;
+    match recorded {
+        Ok((true, _)) => {
+            tracing::info!(object_id = %object.id, "moved a claim file to storage");
+            Ok(object.id)
+        }
+        Ok((false, Some(current))) => {
+            storage.delete_quietly(token, object.id).await;
+            Ok(current)
+        }
+        Ok((false, None)) => {
+            storage.delete_quietly(token, object.id).await;
+            anyhow::bail!("the file vanished while it was moved")
+        }
+        Err(e) => {
+            storage.delete_quietly(token, object.id).await;
+            Err(anyhow::Error::new(e).context("recording the moved file"))
+        }
+    }
 }

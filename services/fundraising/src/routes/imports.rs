@@ -1,18 +1,20 @@
-//! `/v1/imports`: historical data from a CSV of donors and gifts. `POST` reads the file and runs a dry run: what
-//! each row would do, with totals, and nothing but the import itself written. See `docs/import.md`.
+//! `/v1/imports`: historical data from a CSV of donors and gifts. `POST` reads the file (sent in the body, or
+//! uploaded to the storage service first and named by `object_id`) and runs a dry run: what each row would do,
+//! with totals, and nothing but the import itself written. See `docs/import.md`.
 
 use super::conventions::{Claim, claim, json_body, path_id, remember, replay_response};
 use crate::app::imports::{ImportError, Options, OptionsRequest, read};
 use crate::db::imports as db;
 use crate::domain::import::{self, RowIds};
 use crate::importer::ImportRunner;
+use crate::storage::{CallerToken, READ_SCOPE, ReadError, StorageClient, StorageError};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use almoner_db::Pool;
 use almoner_http::endpoints::ServiceConfig;
-use almoner_http::{ApiError, FieldErrors, Principal};
+use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Principal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,13 +44,19 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_import).service(get_import).service(import_outcomes).service(commit_import);
 }
 
-/// An import: the file and how to read it.
+/// An import: the file and how to read it. The file is given one of two ways: `csv` in the body (up to 10 MiB),
+/// or `object_id` naming a CSV uploaded to the storage service first (larger files).
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
-    /// Required: the CSV, a header line first (UTF-8, comma-separated, `"` quoting).
-    #[schema(required = true, value_type = String)]
+    /// The CSV, a header line first (UTF-8, comma-separated, `"` quoting). Required unless `object_id` is given.
+    #[schema(value_type = String)]
     pub csv: Option<String>,
+    /// Instead of `csv`: the id of a CSV uploaded to the storage service (`POST /api/storage/v1/uploads`,
+    /// purpose `import`, then completed), read from there with the caller's token (which needs `storage:read`
+    /// as well). The import keeps its own copy of the file, as for `csv`.
+    #[schema(value_type = Option<Uuid>)]
+    pub object_id: Option<String>,
     /// Required: the system the data comes from (`legacy_crm`); donors' external ids and gifts' references are
     /// this source's, and imported gifts get it as their `source`.
     #[schema(required = true, value_type = String, pattern = r"^\s*[a-z0-9_.-]{1,50}\s*$")]
@@ -166,6 +174,8 @@ pub struct ImportView {
     #[schema(value_type = Object)]
     pub options: serde_json::Value,
     pub error: Option<String>,
+    /// The object in the storage service the file was read from, when the import named one (`object_id`).
+    pub object_id: Option<Uuid>,
     /// Every row's outcome, as CSV (`line,outcome`).
     pub outcomes_href: String,
     pub created_at: DateTime<Utc>,
@@ -183,37 +193,117 @@ impl From<db::StoredImport> for ImportView {
             summary: i.summary,
             options: i.options,
             error: i.error,
+            object_id: i.object_id,
             created_at: i.created_at,
             updated_at: i.updated_at,
         }
     }
 }
 
+/// Where the import's file comes from.
+enum FileSource {
+    Body(String),
+    Object(Uuid),
+}
+
+/// A `422` naming `object_id`.
+fn bad_object(message: impl Into<String>) -> ApiError {
+    ApiError::validation(vec![FieldError { field: "object_id".to_owned(), message: message.into() }])
+}
+
+/// Reads the CSV the client uploaded to storage as `object_id`, with the caller's token: streamed into one buffer
+/// (at most `storage.max_import_bytes`), its length and SHA-256 checked against storage's. An object storage
+/// does not have for this tenant, one that is not a CSV or not UTF-8, or one too large is the import's `422`
+/// naming `object_id`; an upload not yet completed is `409 upload_missing`.
+async fn read_uploaded_csv(storage: &StorageClient, token: &CallerToken, object_id: Uuid) -> Result<String, ApiError> {
+    let content = storage.content(token, object_id).await.map_err(|e| match e {
+        StorageError::NotFound => {
+            bad_object("the storage service has no such object for this tenant: upload the CSV there first")
+        }
+        StorageError::UploadMissing => {
+            let mut error = ApiError::new(
+                ErrorCode::UploadMissing,
+                "the object's upload has not been completed: send its file with the upload link, then complete it \
+                 (POST /api/storage/v1/uploads/{id}/complete)",
+            );
+            error.errors.push(FieldError {
+                field: "object_id".to_owned(),
+                message: "is an upload that has not been completed".to_owned(),
+            });
+            error
+        }
+        other => other.problem(READ_SCOPE),
+    })?;
+    let essence = content.content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if !matches!(essence.as_str(), "text/csv" | "text/plain") {
+        return Err(bad_object(format!("is a {essence} file; an import reads a CSV (text/csv)")));
+    }
+    let max = u64::try_from(storage.max_import_bytes()).unwrap_or(0);
+    let bytes = content.read_all(max).await.map_err(|e| match e {
+        ReadError::TooLarge { max } => bad_object(format!(
+            "the file is larger than the {max} bytes an import reads (fundraising's storage.max_import_bytes)"
+        )),
+        ReadError::Storage(e) => e.problem(READ_SCOPE),
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        bad_object(format!(
+            "is not UTF-8 text: byte {} is not UTF-8 (save the CSV as UTF-8)",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 /// Reads a CSV of donors and gifts and reports, row by row, what importing it would do. Nothing is written but
-/// the import (its file, options and outcomes), for the commit.
-#[utoipa::path(tag = "imports", security(("bearer" = ["fundraising:write"])),
+/// the import (its file, options and outcomes), for the commit. The file is `csv`, or the CSV uploaded to the
+/// storage service as `object_id` (the caller's token then needs `storage:read` as well): a file larger than the
+/// 10 MiB a request body may hold is imported that way.
+#[utoipa::path(tag = "imports", security(("bearer" = ["fundraising:write"]), ("bearer" = ["fundraising:write", "storage:read"])),
     request_body = ImportRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
     responses((status = 201, description = "the dry run", body = ImportView),
         (status = 400, description = "malformed_request: the body is not JSON", body = almoner_http::Problem),
-        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
-        (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
+        (status = 401, body = almoner_http::Problem),
+        (status = 403, description = "forbidden: the token lacks fundraising:write, or storage:read for an \
+            object_id", body = almoner_http::Problem),
+        (status = 409, description = "idempotency_key_reused; upload_missing: the object_id's upload has not been \
+            completed", body = almoner_http::Problem),
         (status = 413, description = "payload_too_large: over 10 MiB", body = almoner_http::Problem),
         (status = 415, description = "unsupported_media_type: not application/json", body = almoner_http::Problem),
-        (status = 422, description = "validation_failed: the options (e.g. `patterns.refund_of.pattern`), or the \
-            headers (field `csv`)", body = almoner_http::Problem)))]
+        (status = 422, description = "validation_failed: the options (e.g. `patterns.refund_of.pattern`), the \
+            headers (field `csv`), or `object_id` (no such object for the tenant, not a CSV, not UTF-8, too large)",
+            body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service or the database cannot be reached; retry shortly",
+            body = almoner_http::Problem)))]
 #[post("/v1/imports", wrap = "from_fn(import_body_limit)")]
-#[tracing::instrument(skip_all, fields(import_id = tracing::field::Empty, rows = tracing::field::Empty))]
+#[tracing::instrument(skip_all, fields(import_id = tracing::field::Empty, rows = tracing::field::Empty, object_id = tracing::field::Empty))]
 pub async fn create_import(
     req: HttpRequest,
     principal: Principal,
     pool: web::Data<Pool>,
+    storage: web::Data<StorageClient>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:write")?;
-    let input: ImportRequest = json_body(&req, &body)?;
+    let mut input: ImportRequest = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
-    let csv_text = errors.required("csv", input.csv.as_deref()).unwrap_or_default();
+    let file = match (input.csv.take(), input.object_id.take()) {
+        (Some(_), Some(_)) => {
+            errors.add("object_id", "give the file either as csv or as object_id, not both");
+            None
+        }
+        (Some(csv), None) => Some(FileSource::Body(csv)),
+        (None, Some(raw)) => errors
+            .parse(
+                "object_id",
+                Uuid::parse_str(raw.trim())
+                    .map_err(|_| "must be the id (a UUID) of the object the CSV was uploaded as"),
+            )
+            .map(FileSource::Object),
+        (None, None) => {
+            errors.add("csv", "is required (or object_id, naming a CSV uploaded to the storage service)");
+            None
+        }
+    };
     let options = Options::parse(&OptionsRequest {
         source: input.source.clone(),
         mapping: input.mapping.clone(),
@@ -236,10 +326,23 @@ pub async fn create_import(
         Err(other) => return Err(other.into()),
     };
     errors.finish()?;
-    let Some(options) = options else {
+    let (Some(options), Some(file)) = (options, file) else {
         return Err(ApiError::unexpected(anyhow::anyhow!("validated import options missing")));
     };
-    let (layout, rows) = read(csv_text, &options)?;
+    let (csv_text, object_id) = match file {
+        FileSource::Body(csv) => (csv, None),
+        FileSource::Object(object_id) => {
+            tracing::Span::current().record("object_id", tracing::field::display(object_id));
+            if !principal.has_scope(READ_SCOPE) {
+                return Err(ApiError::forbidden(format!(
+                    "this requires the scope {READ_SCOPE} as well: the file is read from the storage service"
+                )));
+            }
+            let token = CallerToken::of(&req)?;
+            (read_uploaded_csv(&storage, &token, object_id).await?, Some(object_id))
+        }
+    };
+    let (layout, rows) = read(&csv_text, &options)?;
     tracing::Span::current().record("rows", rows.len());
 
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
@@ -271,7 +374,7 @@ pub async fn create_import(
         .collect();
     let options_json = options.to_stored(&layout);
     let summary = serde_json::to_value(&summary).map_err(|e| ApiError::unexpected(e.into()))?;
-    let stored = db::insert(&tx, id, &options_json, csv_text.as_bytes(), &summary, &outcomes).await?;
+    let stored = db::insert(&tx, id, &options_json, csv_text.as_bytes(), object_id, &summary, &outcomes).await?;
     let view = ImportView::from(stored);
     remember(&tx, &key, 201, &view).await?;
     tx.commit().await?;

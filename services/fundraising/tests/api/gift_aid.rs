@@ -1,19 +1,19 @@
 //! Gift Aid declarations and each eligibility rule, through the API.
 
-use crate::helpers::{TestApp, fields, problem, spawn_app};
+use crate::helpers::{TestApp, fields, problem, spawn_app, spawn_app_with_storage};
 use chrono::{Datelike, Days, NaiveDate, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-const TEXT: &str = "I want to Gift Aid my donation and any donations I make in the future or have made in the past \
+pub const TEXT: &str = "I want to Gift Aid my donation and any donations I make in the future or have made in the past \
     4 years. I am a UK taxpayer and understand that if I pay less Income Tax and/or Capital Gains Tax than the amount \
     of Gift Aid claimed on all my donations in that tax year it is my responsibility to pay any difference.";
 
-fn days_ago(n: u64) -> String {
+pub fn days_ago(n: u64) -> String {
     (Utc::now().date_naive() - Days::new(n)).to_string()
 }
 
-async fn uk_donor(app: &TestApp) -> String {
+pub async fn uk_donor(app: &TestApp) -> String {
     let donor = app
         .create_donor(&json!({"first_name": "Ann", "last_name": "Giver",
             "address": {"line1": "12 High Street", "town": "Leeds", "postcode": "ls1 4ap"}}))
@@ -21,7 +21,7 @@ async fn uk_donor(app: &TestApp) -> String {
     donor["id"].as_str().unwrap().to_owned()
 }
 
-async fn gift(app: &TestApp, donor: &str, extra: Value) -> String {
+pub async fn gift(app: &TestApp, donor: &str, extra: Value) -> String {
     let mut body = json!({"donor_id": donor, "amount_minor": 1000, "currency": "GBP", "gift_date": days_ago(60)});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
@@ -31,7 +31,7 @@ async fn gift(app: &TestApp, donor: &str, extra: Value) -> String {
     response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
 }
 
-async fn declare(app: &TestApp, donor: &str, body: Value) -> Value {
+pub async fn declare(app: &TestApp, donor: &str, body: Value) -> Value {
     let response = app.post(&format!("/v1/donors/{donor}/gift-aid-declarations"), &app.token(), &body).await;
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     response.json().await.unwrap()
@@ -251,7 +251,7 @@ async fn declarations_are_validated_settings_change_the_agents_and_tenants_stay_
     problem(app.get(&format!("/v1/gifts/{via_enthuse}/gift-aid"), &other).await, 404, "not_found").await;
 }
 
-async fn post_claim(app: &TestApp, up_to: &str) -> Value {
+pub async fn post_claim(app: &TestApp, up_to: &str) -> Value {
     let response = app.post("/v1/gift-aid/claims", &app.token(), &json!({"up_to": up_to})).await;
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     response.json().await.unwrap()
@@ -375,8 +375,9 @@ async fn concurrent_claims_never_take_the_same_gift() {
 
 #[tokio::test]
 async fn a_claim_exports_hmrcs_schedule_as_csv_and_ods_and_keeps_every_file() {
-    let app = spawn_app().await;
-    let token = app.token();
+    let app = spawn_app_with_storage().await;
+    // The files are kept in storage: exporting them needs storage:write, downloading them storage:read.
+    let token = app.files_token();
     let donor = app
         .create_donor(&json!({"title": "Mrs.", "first_name": "Zoë", "last_name": "O'Neill",
             "address": {"line1": "Rose Cottage, Mill Lane", "postcode": "ls14ap"}}))
@@ -418,8 +419,9 @@ async fn a_claim_exports_hmrcs_schedule_as_csv_and_ods_and_keeps_every_file() {
     let files: Value = exported.json().await.unwrap();
     let file = &files["data"][0];
     assert_eq!((file["part"].as_i64(), file["parts"].as_i64(), file["rows"].as_i64()), (Some(1), Some(1), Some(2)));
+    // Downloaded from storage (the redirect followed): its type as storage keeps it.
     let response = app.get(file["href"].as_str().unwrap(), &token).await;
-    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(response.headers()["content-type"], "text/csv");
     let csv = response.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[1], format!("Mrs,Zoe,O'Neill,Rose Cottage,LS1 4AP,,,{},50.00", hmrc_date(60)));
@@ -736,8 +738,8 @@ fn first_sheet_name(ods: &[u8]) -> String {
 
 #[tokio::test]
 async fn an_exported_schedule_passes_hmrcs_rules_cell_by_cell_and_keeps_donors_as_they_were_gathered() {
-    let app = spawn_app().await;
-    let token = app.token();
+    let app = spawn_app_with_storage().await;
+    let token = app.files_token();
     let declared = |donor: Value| {
         let app = &app;
         async move {

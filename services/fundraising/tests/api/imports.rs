@@ -1,6 +1,6 @@
 //! Imports: the dry run reports every row's outcome and writes nothing but the import.
 
-use crate::helpers::{fields, problem, spawn_app};
+use crate::helpers::{TestApp, fields, problem, spawn_app, spawn_app_with_storage, spawn_app_with_storage_and};
 use serde_json::{Value, json};
 
 const CSV: &str = "Supporter ID,First Name,Surname,Email,Postcode,Gift Ref,Amount,Date,Refund Of\n\
@@ -431,10 +431,14 @@ async fn carried(admin: &tokio_postgres::Client, event_type: &str, field: &str) 
         .get(0)
 }
 
-async fn wait_committed(app: &crate::helpers::TestApp, id: &str) -> Value {
+async fn wait_committed(app: &TestApp, id: &str) -> Value {
+    wait_committed_as(app, id, &app.token()).await
+}
+
+async fn wait_committed_as(app: &TestApp, id: &str, token: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let import: Value = app.get(&format!("/v1/imports/{id}"), &app.token()).await.json().await.unwrap();
+        let import: Value = app.get(&format!("/v1/imports/{id}"), token).await.json().await.unwrap();
         if import["status"] == "committed" {
             return import;
         }
@@ -614,4 +618,165 @@ async fn an_import_may_be_larger_than_other_bodies_but_not_over_10_mib() {
     // Just over 10 MiB is over the import's.
     let too_big = json!({"csv": "x".repeat(10 * 1024 * 1024), "source": "legacy_crm"}).to_string();
     problem(send("/v1/imports", too_big).await, 413, "payload_too_large").await;
+}
+
+/// An import's outcome file with every id replaced by `<id>`: two imports of one file differ only in the ids
+/// they give new donors and gifts.
+fn without_ids(outcomes: &str) -> String {
+    let uuid = regex::Regex::new("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    uuid.replace_all(outcomes, "<id>").into_owned()
+}
+
+/// Dry-runs `request` as `token`, commits it and waits; the dry run, its outcomes, the commit and its outcomes.
+async fn dry_run_and_commit(app: &TestApp, token: &str, request: Value) -> (Value, String, Value, String) {
+    let response = app.post("/v1/imports", token, &request).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let dry_run: Value = response.json().await.unwrap();
+    let id = dry_run["id"].as_str().unwrap().to_owned();
+    let reported = app.get(&format!("/v1/imports/{id}/outcomes"), token).await.text().await.unwrap();
+    assert_eq!(app.post(&format!("/v1/imports/{id}/commit"), token, &json!({})).await.status(), 202);
+    let committed = wait_committed_as(app, &id, token).await;
+    let written = app.get(&format!("/v1/imports/{id}/outcomes"), token).await.text().await.unwrap();
+    (dry_run, without_ids(&reported), committed, without_ids(&written))
+}
+
+/// What a tenant holds after an import: donors, gifts, refund entries.
+async fn holdings(admin: &tokio_postgres::Client, tenant: uuid::Uuid) -> (i64, i64, i64) {
+    let row = admin
+        .query_one(
+            "SELECT (SELECT count(*) FROM fundraising.donors WHERE tenant_id = $1),
+                    (SELECT count(*) FROM fundraising.gifts WHERE tenant_id = $1 AND refund_of IS NULL),
+                    (SELECT count(*) FROM fundraising.gifts WHERE tenant_id = $1 AND refund_of IS NOT NULL)",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+#[tokio::test]
+async fn an_import_of_a_csv_uploaded_to_storage_does_exactly_what_the_same_csv_in_the_body_does() {
+    let app = spawn_app_with_storage().await;
+    // Two tenants alike (an "Old Friend" each): one imports the file in the body, the other uploads it first.
+    let (body_tenant, object_tenant) = (app.tenant_id, uuid::Uuid::new_v4());
+    let (body_token, object_token) = (app.token(), app.files_token_for(object_tenant));
+    for token in [&body_token, &object_token] {
+        let old = app
+            .post("/v1/donors", token, &json!({"first_name": "Old", "last_name": "Friend", "email": "old@example.org"}))
+            .await;
+        assert_eq!(old.status(), 201);
+    }
+
+    let (body_dry_run, body_reported, body_committed, body_written) =
+        dry_run_and_commit(&app, &body_token, json!({"csv": CSV, "source": "legacy_crm"})).await;
+    let object = app.upload(&object_token, "legacy.csv", "text/csv", CSV.as_bytes()).await;
+    let object_id = object["id"].as_str().unwrap();
+    let (dry_run, reported, committed, written) =
+        dry_run_and_commit(&app, &object_token, json!({"object_id": object_id, "source": "legacy_crm"})).await;
+
+    assert_eq!(dry_run["object_id"], object_id);
+    assert_eq!(body_dry_run["object_id"], Value::Null);
+    assert_eq!(dry_run["rows_total"], 7);
+    assert_eq!(dry_run["summary"], body_dry_run["summary"]);
+    assert_eq!(
+        dry_run["summary"],
+        json!({"create_donor": 1, "match_donor": 2, "duplicate_gift": 1, "refund": 1, "error": 2})
+    );
+    assert_eq!(reported, body_reported, "row by row");
+    assert_eq!(committed["summary"], dry_run["summary"], "the commit did what the dry run said");
+    assert_eq!(committed["summary"], body_committed["summary"]);
+    assert_eq!(written, body_written);
+    let admin = app.db.admin_client().await;
+    assert_eq!(holdings(&admin, object_tenant).await, (2, 3, 1));
+    assert_eq!(holdings(&admin, object_tenant).await, holdings(&admin, body_tenant).await);
+    // The import keeps its own copy of the file, for the commit (which runs without the caller's token).
+    let kept: Vec<u8> = admin
+        .query_one(
+            "SELECT content FROM fundraising.imports WHERE id = $1",
+            &[&uuid::Uuid::parse_str(dry_run["id"].as_str().unwrap()).unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, CSV.as_bytes());
+}
+
+#[tokio::test]
+async fn an_object_id_must_name_a_completed_utf8_csv_of_the_callers_tenant() {
+    let app = spawn_app_with_storage_and(|settings| settings.storage.max_import_bytes = 2048).await;
+    let token = app.files_token();
+    let import = |object_id: &str| json!({"object_id": object_id, "source": "legacy_crm"});
+    let named = |body: Value| fields(&body);
+
+    // Unknown, another tenant's, or no id at all: the import's 422, naming object_id.
+    let unknown = problem(
+        app.post("/v1/imports", &token, &import(&uuid::Uuid::new_v4().to_string())).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(named(unknown.clone()), ["object_id"]);
+    assert!(unknown["detail"].as_str().unwrap().contains("no such object"), "{unknown}");
+    let other = app.files_token_for(uuid::Uuid::new_v4());
+    let theirs = app.upload(&other, "theirs.csv", "text/csv", CSV.as_bytes()).await;
+    let refused = app.post("/v1/imports", &token, &import(theirs["id"].as_str().unwrap())).await;
+    assert_eq!(named(problem(refused, 422, "validation_failed").await), ["object_id"]);
+    let refused = app.post("/v1/imports", &token, &import("not-an-id")).await;
+    assert_eq!(named(problem(refused, 422, "validation_failed").await), ["object_id"]);
+    let both =
+        app.post("/v1/imports", &token, &json!({"csv": CSV, "object_id": theirs["id"], "source": "legacy_crm"})).await;
+    assert_eq!(named(problem(both, 422, "validation_failed").await), ["object_id"]);
+    let neither = app.post("/v1/imports", &token, &json!({"source": "legacy_crm"})).await;
+    assert_eq!(named(problem(neither, 422, "validation_failed").await), ["csv"]);
+
+    // An upload not completed (its file never sent): 409 upload_missing, naming object_id.
+    let pending = app.start_upload(&token, "later.csv", "text/csv", CSV.len()).await;
+    let refused = app.post("/v1/imports", &token, &import(pending["object"]["id"].as_str().unwrap())).await;
+    let body = problem(refused, 409, "upload_missing").await;
+    assert_eq!(named(body), ["object_id"]);
+
+    // Not a CSV, not UTF-8 past the bytes storage checked, or larger than the import reads.
+    let json_file = app.upload(&token, "data.json", "application/json", b"{\"rows\": []}").await;
+    let refused = app.post("/v1/imports", &token, &import(json_file["id"].as_str().unwrap())).await;
+    let body = problem(refused, 422, "validation_failed").await;
+    assert!(body["detail"].as_str().unwrap().contains("application/json"), "{body}");
+    // storage checks the first 512 bytes are text; the Latin-1 byte comes after them.
+    let mut latin1 = format!("{CSV}{}", "D1,Ann,Smith,,,,1,2025-04-06,\n".repeat(10)).into_bytes();
+    latin1.extend_from_slice(b"D9,Ren\xe9,Dupont,,,G9,5,2025-04-06,\n");
+    let latin1 = app.upload(&token, "latin1.csv", "text/csv", &latin1).await;
+    let body = problem(
+        app.post("/v1/imports", &token, &import(latin1["id"].as_str().unwrap())).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("UTF-8"), "{body}");
+    let large = format!("{CSV}{}", "D1,Ann,Smith,,,,1,2025-04-06,\n".repeat(80));
+    let large = app.upload(&token, "large.csv", "text/csv", large.as_bytes()).await;
+    let body = problem(
+        app.post("/v1/imports", &token, &import(large["id"].as_str().unwrap())).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("2048 bytes"), "{body}");
+
+    // A token without storage:read: told it needs it. Nothing was imported by any of this.
+    let mine = app.upload(&token, "mine.csv", "text/csv", CSV.as_bytes()).await;
+    let refused =
+        problem(app.post("/v1/imports", &app.token(), &import(mine["id"].as_str().unwrap())).await, 403, "forbidden")
+            .await;
+    assert!(refused["detail"].as_str().unwrap().contains("storage:read"), "{refused}");
+    let admin = app.db.admin_client().await;
+    let imports: i64 = admin.query_one("SELECT count(*) FROM fundraising.imports", &[]).await.unwrap().get(0);
+    assert_eq!(imports, 0);
+}
+
+#[tokio::test]
+async fn an_object_id_while_storage_is_unreachable_is_a_503() {
+    let app = spawn_app().await;
+    let refused = app
+        .post("/v1/imports", &app.files_token(), &json!({"object_id": uuid::Uuid::new_v4(), "source": "legacy_crm"}))
+        .await;
+    problem(refused, 503, "service_unavailable").await;
 }
