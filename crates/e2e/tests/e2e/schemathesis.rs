@@ -112,3 +112,8 @@ async fn rollup_answers_as_its_openapi_document_says() {
 async fn webhook_ingest_answers_as_its_openapi_document_says() {
     check_service("webhook-ingest").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_answers_as_its_openapi_document_says() {
+    check_service("storage").await;
+}

@@ -28,18 +28,24 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(delete_object);
 }
 
+/// A file's bytes, as they are.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct FileBytes(Vec<u8>);
+
 /// What a streamed file is; its type is the request's `Content-Type` and its size the `Content-Length`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SendQuery {
     /// The file's name, kept as metadata: 1-255 characters, no control characters or path separators.
-    #[param(min_length = 1, max_length = 255)]
+    #[param(required = true, value_type = String, min_length = 1, max_length = 255, pattern = r"^[^/\\\u0000-\u001f\u007f-\u009f]*[^\s/\\\u0000-\u001f\u007f-\u009f][^/\\\u0000-\u001f\u007f-\u009f]*$")]
     pub filename: Option<String>,
     /// What the file is for, e.g. `gift_aid_claim`.
-    #[param(pattern = "^[a-z][a-z0-9_]{0,39}$")]
+    #[param(required = true, value_type = String, pattern = "^[a-z][a-z0-9_]{0,39}$")]
     pub purpose: Option<String>,
     /// What it belongs to, in the caller's terms: 1-200 printable characters.
-    #[param(min_length = 1, max_length = 200)]
+    #[param(nullable = false, value_type = Option<String>, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub owner_reference: Option<String>,
 }
 
@@ -48,9 +54,9 @@ pub struct SendQuery {
 /// file's type and `Content-Length` its size (required); the tenant's policy applies as for `POST /v1/uploads`,
 /// and the first bytes must match the type. Publishes `storage.object.stored.v1`.
 #[utoipa::path(tag = "objects", security(("bearer" = ["storage:write"])),
-    params(SendQuery,
-        ("content-length" = i64, Header, description = "The file's size in bytes")),
-    request_body(content = Vec<u8>, content_type = "*/*", description = "The file's bytes, with its own content type"),
+    params(SendQuery),
+    request_body(content = inline(FileBytes), content_type = "*/*", description = "The file's bytes, with its own \
+        `Content-Type` (one the tenant's policy allows) and `Content-Length` (required; not chunked)"),
     responses(
         (status = 201, description = "The stored object, with its SHA-256", body = ObjectView),
         (status = 400, description = "malformed_request: the body ended before Content-Length bytes",
@@ -108,10 +114,10 @@ pub async fn send_object(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only files of this purpose.
-    #[param(pattern = "^[a-z][a-z0-9_]{0,39}$")]
+    #[param(nullable = false, value_type = Option<String>, pattern = "^[a-z][a-z0-9_]{0,39}$")]
     pub purpose: Option<String>,
-    /// Only files of this owner reference.
-    #[param(min_length = 1, max_length = 200)]
+    /// Only files of this owner reference (compared as given).
+    #[param(nullable = false, value_type = Option<String>, min_length = 1, max_length = 200)]
     pub owner_reference: Option<String>,
 }
 
@@ -132,6 +138,9 @@ pub async fn list_objects(
     let Paging { limit, after } = page.parse::<(DateTime<Utc>, Uuid)>(&mut errors);
     if let Some(p) = &query.purpose {
         errors.parse("purpose", crate::domain::Purpose::parse(p));
+    }
+    if let Some(r) = &query.owner_reference {
+        errors.parse("owner_reference", crate::domain::OwnerReference::parse(r));
     }
     errors.finish()?;
     let tx = files.pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
@@ -244,7 +253,7 @@ pub async fn object_link(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The bytes, with the file's content type and length",
-            content((Vec<u8> = "*/*")), headers(("x-sha256" = String, description = "Hex SHA-256 of the bytes"))),
+            content((inline(FileBytes) = "*/*")), headers(("x-sha256" = String, description = "Hex SHA-256 of the bytes"))),
         (status = 404, description = "No such object, or another tenant's", body = almoner_http::Problem),
         (status = 409, description = "upload_missing: the upload has not been completed", body = almoner_http::Problem),
         (status = 503, description = "service_unavailable", body = almoner_http::Problem),

@@ -37,11 +37,13 @@ pub struct PolicyView {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyInput {
-    /// A subset of the content types the service can check.
+    /// A subset of the content types the service can check (an empty list allows none).
+    #[schema(value_type = Option<Vec<super::uploads::ContentTypeName>>)]
     pub allowed_content_types: Option<Vec<String>>,
-    /// Largest file in bytes, up to the service's `policy.max_size_limit_bytes`.
+    /// Largest file in bytes, up to the deployment's `policy.max_size_limit_bytes` (5 GiB by default).
     #[schema(minimum = 1)]
     pub max_size_bytes: Option<i64>,
+    /// Total bytes of the tenant's files, stored and being uploaded.
     #[schema(minimum = 0)]
     pub quota_bytes: Option<i64>,
 }

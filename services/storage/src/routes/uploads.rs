@@ -24,23 +24,52 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadInput {
-    /// The file's name, kept as metadata: 1-255 characters, no control characters or path separators.
-    #[schema(min_length = 1, max_length = 255)]
+    /// Required. The file's name, kept as metadata: 1-255 characters, no control characters or path separators.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 255, pattern = r"^[^/\\\u0000-\u001f\u007f-\u009f]*[^\s/\\\u0000-\u001f\u007f-\u009f][^/\\\u0000-\u001f\u007f-\u009f]*$")]
     pub filename: Option<String>,
-    /// One the tenant's policy allows, and the file's bytes must match it: `application/pdf`, `image/png`,
-    /// `image/jpeg`, `image/gif`, `image/webp`, `text/csv`, `text/plain`, `application/json`, `application/zip`,
-    /// `application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`,
-    /// `application/vnd.oasis.opendocument.spreadsheet`.
+    /// Required. One the tenant's policy allows (parameters such as `; charset=utf-8` are ignored), and the file's
+    /// bytes must match it.
+    #[schema(required = true, value_type = ContentTypeName)]
     pub content_type: Option<String>,
-    /// Exact size in bytes; the link accepts a file of this size only.
-    #[schema(minimum = 1)]
+    /// Required. Exact size in bytes; the link accepts a file of this size only. At most the tenant's largest file.
+    #[schema(required = true, value_type = i64, minimum = 1)]
     pub size_bytes: Option<i64>,
-    /// What the file is for, e.g. `import`: lower-case letters, digits and `_`, starting with a letter.
-    #[schema(pattern = "^[a-z][a-z0-9_]{0,39}$")]
+    /// Required. What the file is for, e.g. `import`: lower-case letters, digits and `_`, starting with a letter.
+    #[schema(required = true, value_type = String, pattern = "^[a-z][a-z0-9_]{0,39}$")]
     pub purpose: Option<String>,
-    /// What it belongs to, in the caller's terms (a conversation id...): 1-200 printable characters.
-    #[schema(min_length = 1, max_length = 200)]
+    /// What it belongs to, in the caller's terms (a conversation id...): 1-200 printable characters; null or
+    /// absent for nothing in particular.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub owner_reference: Option<String>,
+}
+
+/// A content type the service can check by a file's bytes.
+#[derive(ToSchema)]
+#[schema(as = ContentTypeName)]
+#[allow(dead_code)]
+pub enum ContentTypeName {
+    #[schema(rename = "application/pdf")]
+    Pdf,
+    #[schema(rename = "image/png")]
+    Png,
+    #[schema(rename = "image/jpeg")]
+    Jpeg,
+    #[schema(rename = "image/gif")]
+    Gif,
+    #[schema(rename = "image/webp")]
+    Webp,
+    #[schema(rename = "text/csv")]
+    Csv,
+    #[schema(rename = "text/plain")]
+    PlainText,
+    #[schema(rename = "application/json")]
+    Json,
+    #[schema(rename = "application/zip")]
+    Zip,
+    #[schema(rename = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")]
+    Xlsx,
+    #[schema(rename = "application/vnd.oasis.opendocument.spreadsheet")]
+    Ods,
 }
 
 /// A pending upload and how to send its file.
