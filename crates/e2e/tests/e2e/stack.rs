@@ -145,7 +145,10 @@ impl Stack {
             ..Default::default()
         };
 
-        let storage_port = free_port();
+        // Held until storage binds it, so that nothing started meanwhile (the gateway's own free-port probe
+        // included) can take it.
+        let storage_reservation = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let storage_port = storage_reservation.local_addr().expect("its address").port();
         let fundraising_settings = fundraising::configuration::Settings {
             // No grace on stopping: stopping it is a kill (see `kill_fundraising`).
             server: ServerSettings { shutdown_deadline_secs: 0, ..server() },
@@ -239,6 +242,7 @@ impl Stack {
         routed.push((S3_UPSTREAM, s3_port));
         let gateway = Gateway::start_with(&routed, options.gateway_settings).await.expect("gateway starts");
         let bucket = S3Server::unique_bucket();
+        drop(storage_reservation);
         let app = storage::startup::build(storage::configuration::Settings {
             server: ServerSettings { port: storage_port, ..server() },
             database: db.database_settings(),
@@ -357,11 +361,6 @@ impl Stack {
         }
         let _ = almoner_bus::topology::delete_exchanges(&self.amqp).await;
     }
-}
-
-/// A port free now on 127.0.0.1, for a service the gateway must know before it starts.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
 }
 
 /// Runs a service until its token is cancelled (or the token is dropped).

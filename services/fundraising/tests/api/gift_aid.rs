@@ -835,15 +835,10 @@ async fn an_exported_schedule_passes_hmrcs_rules_cell_by_cell_and_keeps_donors_a
         assert_eq!((file["parts"].as_i64(), file["format"].as_str()), (Some(2), Some("ods")));
         // A connection of its own: LibreOffice's conversions take longer than the server keeps an idle one open.
         let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        let ods = fresh
-            .get(app.url(file["href"].as_str().unwrap()))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let response = fresh.get(app.url(file["href"].as_str().unwrap())).bearer_auth(&token).send().await.unwrap();
+        let (status, url) = (response.status(), response.url().clone());
+        let ods = response.bytes().await.unwrap();
+        assert_eq!(status, 200, "{url}: {}", String::from_utf8_lossy(&ods));
         assert!(ods.len() < 250 * 1024, "{} bytes: HMRC takes files under 250 KB", ods.len());
         assert_eq!(file["bytes"].as_u64(), Some(ods.len() as u64));
         assert!(first_sheet_name(&ods).starts_with("R68GAD_V1_00_0"));

@@ -95,10 +95,13 @@ async fn curl(args: &[&str]) -> (String, Vec<u8>) {
 /// The gateway in front of the service and the S3 server, and the service giving out links on the gateway's
 /// `/s3/`.
 async fn behind_gateway(adjust: impl FnOnce(&mut storage::configuration::Settings)) -> (Gateway, TestApp, String) {
-    let storage_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Held until the service binds it, so that the gateway cannot pick the same free port meanwhile.
+    let reservation = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let storage_port = reservation.local_addr().unwrap().port();
     let s3_port = almoner_testkit::s3::S3Server::from_env().addr().port();
     let gateway = Gateway::start(&[("storage", storage_port), ("s3", s3_port)]).await.expect("gateway starts");
     let public = format!("{}/s3", gateway.base_url);
+    drop(reservation);
     let app = spawn_with(|s| {
         s.server.port = storage_port;
         s.s3.public_url = Some(public.clone());
