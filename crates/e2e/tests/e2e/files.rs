@@ -227,30 +227,7 @@ async fn a_30_mib_csv_uploaded_to_storage_through_the_gateway_is_imported_by_nam
 
     // The commit writes exactly what the dry run said.
     let clock = Instant::now();
-    let id = dry_run["id"].as_str().unwrap();
-    let accepted =
-        stack.client.post(format!("{fundraising}/v1/imports/{id}/commit")).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(accepted.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let import: Value = stack
-            .client
-            .get(format!("{fundraising}/v1/imports/{id}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if import["status"] == "committed" {
-            assert_eq!(import["summary"], dry_run["summary"], "the commit wrote what the dry run said");
-            break;
-        }
-        assert_ne!(import["status"], "failed", "{import}");
-        assert!(Instant::now() < deadline, "not committed: {import}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::import::commit_import(&stack, &fundraising, &token, &dry_run, Duration::from_secs(240)).await;
     let committed = clock.elapsed();
     let count = |sql: &'static str| {
         let admin = &admin;

@@ -116,29 +116,7 @@ async fn an_import_is_checked_then_committed_and_rollup_catches_up_on_its_own() 
         "every bad row, with its reason"
     );
 
-    let id = dry_run["id"].as_str().unwrap();
-    let accepted =
-        stack.client.post(format!("{base}/v1/imports/{id}/commit")).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(accepted.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let import: Value = stack
-            .client
-            .get(format!("{base}/v1/imports/{id}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if import["status"] == "committed" {
-            assert_eq!(import["summary"], dry_run["summary"], "the commit wrote what the dry run said");
-            break;
-        }
-        assert!(Instant::now() < deadline, "not committed: {import}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    commit_import(&stack, &base, &token, &dry_run, Duration::from_secs(30)).await;
     let good = (ROWS - sample.bad - sample.duplicates) as i64;
     assert_eq!(gifts_stored().await, good, "gifts and refund entries: exactly the good rows");
 
@@ -607,4 +585,32 @@ async fn a_10000_row_import_of_every_case_reports_each_row_exactly_and_rollups_t
     assert_eq!((declarations, all), (cases.declarations, cases.declarations), "one declaration per declaring donor");
     eprintln!("10,000-row import: two dry runs, commit and rollup in {:?}", started.elapsed());
     stack.clean_up().await;
+}
+
+/// Commits a dry-run import (`base` is fundraising's API through the gateway) and waits until it is committed,
+/// within `within`; the commit must write what the dry run said.
+pub async fn commit_import(stack: &Stack, base: &str, token: &str, dry_run: &Value, within: Duration) {
+    let id = dry_run["id"].as_str().unwrap();
+    let accepted = stack.client.post(format!("{base}/v1/imports/{id}/commit")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(accepted.status(), 202);
+    let deadline = Instant::now() + within;
+    loop {
+        let import: Value = stack
+            .client
+            .get(format!("{base}/v1/imports/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if import["status"] == "committed" {
+            assert_eq!(import["summary"], dry_run["summary"], "the commit wrote what the dry run said");
+            return;
+        }
+        assert_ne!(import["status"], "failed", "{import}");
+        assert!(Instant::now() < deadline, "not committed: {import}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
