@@ -173,6 +173,28 @@ pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<Donor>> {
     Ok(tx.query_opt(&sql, &[&id]).await?.as_ref().map(donor))
 }
 
+/// Donors that may be the one gift entry is about to create: those with this email (lower-case), and those whose
+/// last name starts with `last_name_prefix` (lower-case, LIKE-escaped) and who have this postcode (without spaces,
+/// in capitals) or this phone (E.164). Each is then compared by the import's rules (`prompt_matches`).
+#[tracing::instrument(skip_all)]
+pub async fn match_candidates(
+    tx: &Transaction,
+    email: Option<&str>,
+    last_name_prefix: Option<&str>,
+    postcode_key: Option<&str>,
+    phone: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Donor>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM donors d WHERE ($1::text IS NOT NULL AND lower(d.email) = $1) \
+         OR ($2::text IS NOT NULL AND lower(d.last_name) LIKE $2 \
+             AND (($3::text IS NOT NULL AND upper(regexp_replace(d.address_postcode, '\\s', '', 'g')) = $3) \
+                  OR ($4::text IS NOT NULL AND d.phone = $4))) \
+         ORDER BY d.id DESC LIMIT $5"
+    );
+    Ok(tx.query(&sql, &[&email, &last_name_prefix, &postcode_key, &phone, &limit]).await?.iter().map(donor).collect())
+}
+
 /// Reads a donor and locks it until the transaction ends, so concurrent changes apply one revision at a time.
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn lock(tx: &Transaction, id: Uuid) -> Result<Option<Donor>> {

@@ -20,7 +20,13 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(create_donor).service(list_donors).service(get_donor).service(update_donor).service(delete_donor);
+    // `/v1/donors/matches` before `/v1/donors/{id}`, so that another method on it is a 405, not a donor lookup.
+    cfg.service(match_donors)
+        .service(create_donor)
+        .service(list_donors)
+        .service(get_donor)
+        .service(update_donor)
+        .service(delete_donor);
 }
 
 /// A donor as sent by clients to create one. Text is trimmed; blank optional text is the same as absent.
@@ -497,4 +503,133 @@ pub async fn delete_donor(
         .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who a donor about to be created might already be.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchInput {
+    #[schema(max_length = 200)]
+    pub first_name: Option<String>,
+    /// Needed, with `postcode` or `phone`, for the name rules.
+    #[schema(max_length = 200)]
+    pub last_name: Option<String>,
+    /// Compared without case.
+    #[schema(max_length = 320)]
+    pub email: Option<String>,
+    /// In any case or spacing.
+    #[schema(max_length = 20)]
+    pub postcode: Option<String>,
+    /// A UK or international number, as donors' phones are written.
+    #[schema(max_length = 40)]
+    pub phone: Option<String>,
+}
+
+/// One likely match and the rules that found it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DonorMatch {
+    pub donor: DonorView,
+    /// Strongest first: `email`, `name_postcode`, `name_phone`.
+    pub matched_by: Vec<String>,
+}
+
+/// The likely matches, best first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DonorMatches {
+    pub data: Vec<DonorMatch>,
+}
+
+/// At most this many matches are returned.
+const MAX_MATCHES: usize = 20;
+
+/// Donors who may be the one about to be created, by the import's matching rules (the same email; the same name
+/// and postcode; the same name and phone), for gift entry's duplicate prompt. Most rules matched first, then
+/// newest. Reads only: nothing is created.
+#[utoipa::path(tag = "donors", security(("bearer" = ["fundraising:read"])),
+    request_body = MatchInput,
+    responses(
+        (status = 200, description = "Likely matches, best first (at most 20); empty when none", body = DonorMatches),
+        (status = 422, description = "validation_failed: a field that cannot be what it names, or nothing to match \
+            by (an email, or a last name with a postcode or phone)", body = almoner_http::Problem),
+    ))]
+#[post("/v1/donors/matches")]
+#[tracing::instrument(skip_all)]
+pub async fn match_donors(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    use crate::domain::import::{KnownDonor, MatchProbe, PROMPT_RULES, folded, postcode_key, prompt_matches};
+    principal.require("fundraising:read")?;
+    let input: MatchInput = json_body(&req, &body)?;
+    let mut errors = FieldErrors::new();
+    let text = |v: Option<String>| v.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let email = match text(input.email) {
+        Some(e) => errors.parse("email", Email::parse(&e)).map(|e| String::from(e).to_lowercase()),
+        None => None,
+    };
+    let phone = match text(input.phone) {
+        Some(p) => errors.parse("phone", almoner_types::PhoneE164::parse(&p)).map(String::from),
+        None => None,
+    };
+    let probe = MatchProbe {
+        first_name: text(input.first_name),
+        last_name: text(input.last_name),
+        email,
+        postcode: text(input.postcode),
+        phone,
+    };
+    if errors.is_empty()
+        && probe.email.is_none()
+        && (probe.last_name.is_none() || (probe.postcode.is_none() && probe.phone.is_none()))
+    {
+        errors.add("email", "give an email, or a last name with a postcode or a phone, to match by");
+    }
+    errors.finish()?;
+    let last_name_prefix =
+        probe.last_name.as_deref().and_then(|last| folded(last).split(' ').next().map(crate::db::like_prefix));
+    let postcode = probe.postcode.as_deref().map(postcode_key);
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let candidates = donors::match_candidates(
+        &tx,
+        probe.email.as_deref(),
+        last_name_prefix.as_deref(),
+        postcode.as_deref(),
+        probe.phone.as_deref(),
+        200,
+    )
+    .await?;
+    tx.commit().await?;
+    let mut matches: Vec<((usize, std::cmp::Reverse<usize>), DonorMatch)> = candidates
+        .into_iter()
+        .filter_map(|d| {
+            let known = KnownDonor {
+                id: d.id,
+                external_id: None,
+                first_name: d.first_name.clone(),
+                last_name: d.last_name.clone(),
+                email: d.email.clone(),
+                postcode: d.address.postcode.clone(),
+                phone: d.phone.clone(),
+            };
+            let rules = prompt_matches(&known, &probe);
+            // More rules first; between as many, the one whose strongest rule is stronger.
+            let first = rules.first().and_then(|r| PROMPT_RULES.iter().position(|p| p == r)).unwrap_or(0);
+            let strength = (rules.len(), std::cmp::Reverse(first));
+            (!rules.is_empty()).then(|| {
+                (
+                    strength,
+                    DonorMatch {
+                        donor: DonorView::from(d),
+                        matched_by: rules.iter().map(|r| r.name().to_owned()).collect(),
+                    },
+                )
+            })
+        })
+        .collect();
+    // Candidates come newest first; a stable sort keeps that order among equally strong matches.
+    matches.sort_by_key(|(strength, _)| std::cmp::Reverse(*strength));
+    let data = matches.into_iter().take(MAX_MATCHES).map(|(_, m)| m).collect();
+    Ok(HttpResponse::Ok().json(DonorMatches { data }))
 }

@@ -226,3 +226,60 @@ async fn scopes_are_required() {
     let response = app.client.get(app.url("/v1/donors")).send().await.unwrap();
     problem(response, 401, "unauthorized").await;
 }
+
+/// Gift entry's duplicate prompt: the import's rules, best first, within the tenant only.
+#[tokio::test]
+async fn likely_matches_are_found_by_email_or_by_name_with_postcode_or_phone() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let ann = app.create_donor(&ann()).await;
+    // Another Ann Smith at the same postcode but with no email or phone, and an unrelated donor.
+    let twin = app
+        .create_donor(&json!({"first_name": "ann", "last_name": "smith", "address": {"postcode": "SW1A 1AA"}}))
+        .await;
+    app.create_donor(&json!({"first_name": "Bob", "last_name": "Smithers", "address": {"postcode": "SW1A 1AA"}})).await;
+    let matches = |body: Value| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let response = app.post("/v1/donors/matches", &token, &body).await;
+            assert_eq!(response.status(), 200);
+            let page: Value = response.json().await.unwrap();
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["donor"]["id"].as_str().unwrap().to_owned(), m["matched_by"].clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let id = |d: &Value| d["id"].as_str().unwrap().to_owned();
+
+    let found = matches(json!({"first_name": "ANN", "last_name": " Smith ", "email": "ANN@example.org",
+        "postcode": "sw1a 1aa", "phone": "+44 7700 900123"}))
+    .await;
+    assert_eq!(
+        found,
+        vec![(id(&ann), json!(["email", "name_postcode", "name_phone"])), (id(&twin), json!(["name_postcode"])),]
+    );
+    assert_eq!(matches(json!({"email": "ann@example.org"})).await, vec![(id(&ann), json!(["email"]))]);
+    assert_eq!(
+        matches(json!({"first_name": "Ann", "last_name": "Smith", "phone": "07700900123"})).await,
+        vec![(id(&ann), json!(["name_phone"]))]
+    );
+    assert!(matches(json!({"first_name": "Anne", "last_name": "Smith", "postcode": "SW1A1AA"})).await.is_empty());
+
+    // Another tenant's staff find nothing of this one.
+    let other = app
+        .post("/v1/donors/matches", &app.token_for(uuid::Uuid::new_v4()), &json!({"email": "ann@example.org"}))
+        .await;
+    let other: Value = other.json().await.unwrap();
+    assert!(other["data"].as_array().unwrap().is_empty());
+
+    let nothing = app.post("/v1/donors/matches", &token, &json!({"last_name": "Smith"})).await;
+    assert_eq!(fields(&problem(nothing, 422, "validation_failed").await), ["email"]);
+    let bad = app.post("/v1/donors/matches", &token, &json!({"email": "not an email", "phone": "12"})).await;
+    assert_eq!(fields(&problem(bad, 422, "validation_failed").await), ["email", "phone"]);
+    let get = app.get("/v1/donors/matches", &token).await;
+    assert_eq!(get.status(), 405, "another method on the path is not a donor lookup");
+}

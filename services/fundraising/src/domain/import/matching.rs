@@ -68,7 +68,7 @@ pub struct KnownDonor {
 
 /// A name as matching compares it: trimmed, inner runs of whitespace made one space, case folded, so
 /// `De  Souza` and `de souza` are one surname.
-fn folded(name: &str) -> String {
+pub fn folded(name: &str) -> String {
     name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
@@ -78,7 +78,7 @@ fn name_key(first: Option<&str>, last: &str) -> String {
 
 /// A postcode as matching compares it: without spaces, in capitals (UK postcodes are already normalised; others
 /// are kept as written).
-fn postcode_key(postcode: &str) -> String {
+pub fn postcode_key(postcode: &str) -> String {
     postcode.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase()
 }
 
@@ -120,6 +120,44 @@ impl DonorIndex {
             self.keys.get(&(*rule, key)).map(|id| (*id, *rule))
         })
     }
+}
+
+/// A donor about to be created, as the duplicate prompt of gift entry describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchProbe {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Lower-case.
+    pub email: Option<String>,
+    pub postcode: Option<String>,
+    /// E.164, as donors' phones are stored.
+    pub phone: Option<String>,
+}
+
+/// The rules gift entry's duplicate prompt uses, strongest first: the import's own comparisons, but `email`
+/// alone (a person is asked, so a shared address is worth showing) rather than name and email.
+pub const PROMPT_RULES: [DonorRule; 3] = [DonorRule::Email, DonorRule::NamePostcode, DonorRule::NamePhone];
+
+/// Which of [`PROMPT_RULES`] find `donor` for `probe`, compared exactly as an import compares them (names folded,
+/// postcodes without spaces in capitals, emails in lower case).
+pub fn prompt_matches(donor: &KnownDonor, probe: &MatchProbe) -> Vec<DonorRule> {
+    let same_name = probe.last_name.as_deref().is_some_and(|last| {
+        name_key(probe.first_name.as_deref(), last) == name_key(donor.first_name.as_deref(), &donor.last_name)
+    });
+    let mut rules = Vec::new();
+    if probe.email.is_some() && donor.email.as_deref().map(str::to_lowercase) == probe.email {
+        rules.push(DonorRule::Email);
+    }
+    if same_name
+        && let (Some(a), Some(b)) = (donor.postcode.as_deref(), probe.postcode.as_deref())
+        && postcode_key(a) == postcode_key(b)
+    {
+        rules.push(DonorRule::NamePostcode);
+    }
+    if same_name && probe.phone.is_some() && donor.phone == probe.phone {
+        rules.push(DonorRule::NamePhone);
+    }
+    rules
 }
 
 /// A fund as the `fund` column finds it.
@@ -431,6 +469,43 @@ mod tests {
         assert_eq!(donors.find(&bob, &[DonorRule::Email]), Some((ann.id, DonorRule::Email)));
     }
     use crate::domain::import::testing::d;
+
+    #[test]
+    fn the_prompt_finds_a_donor_by_email_or_by_name_with_postcode_or_phone() {
+        let known = KnownDonor {
+            id: Uuid::nil(),
+            external_id: None,
+            first_name: Some("Ann".into()),
+            last_name: "De  Souza".into(),
+            email: Some("Ann@Example.org".into()),
+            postcode: Some("SW1A 1AA".into()),
+            phone: Some("+447700900123".into()),
+        };
+        let probe =
+            |first: &str, last: &str, email: Option<&str>, postcode: Option<&str>, phone: Option<&str>| MatchProbe {
+                first_name: Some(first.into()),
+                last_name: Some(last.into()),
+                email: email.map(Into::into),
+                postcode: postcode.map(Into::into),
+                phone: phone.map(Into::into),
+            };
+        assert_eq!(
+            prompt_matches(
+                &known,
+                &probe("ann", "de souza", Some("ann@example.org"), Some("sw1a1aa"), Some("+447700900123"))
+            ),
+            vec![DonorRule::Email, DonorRule::NamePostcode, DonorRule::NamePhone]
+        );
+        assert_eq!(
+            prompt_matches(&known, &probe("Bob", "Other", Some("ann@example.org"), None, None)),
+            vec![DonorRule::Email]
+        );
+        assert!(
+            prompt_matches(&known, &probe("Anne", "De Souza", None, Some("SW1A 1AA"), Some("+447700900123")))
+                .is_empty()
+        );
+        assert!(prompt_matches(&known, &probe("Ann", "De Souza", None, Some("SW1A 2AA"), None)).is_empty());
+    }
 
     #[test]
     fn without_references_gifts_match_by_donor_amount_and_nearby_date() {

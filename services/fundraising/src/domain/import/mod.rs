@@ -16,7 +16,7 @@ pub use columns::{Columns, Field, Layout, layout};
 pub use decide::{Known, Outcome, RowIds, Rules, decide, write_order};
 pub use matching::{
     DEFAULT_DONOR_RULES, DeclarationIndex, DonorIndex, DonorRule, FundIndex, GiftIndex, GiftRule, KnownDonor,
-    KnownFund, KnownGift, NewFund,
+    KnownFund, KnownGift, MatchProbe, NewFund, PROMPT_RULES, folded, postcode_key, prompt_matches,
 };
 pub use rows::{
     DeclarationRow, DonorRow, GiftRow, ReadRow, RefundPattern, Row, RowError, parse_amount, parse_date, parse_row,
