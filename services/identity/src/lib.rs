@@ -7,6 +7,7 @@
 pub mod bootstrap;
 pub mod configuration;
 pub mod db;
+pub mod mailer; // TEMPORARY (mailer helper)
 pub mod domain;
 pub mod openapi;
 pub mod routes;

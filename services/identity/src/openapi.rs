@@ -12,6 +12,7 @@ use almoner_http::openapi::BearerAuth;
     tags(
         (name = "tokens", description = "OAuth2 client credentials and the JWKS"),
         (name = "api-keys", description = "Issue, list and revoke API keys"),
+        (name = "staff", description = "The people who sign in to the console, and their roles"),
         (name = "tenants", description = "The caller's tenant"),
     )
 )]

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod signing_keys;
+pub mod staff;
 pub mod tenants;
 
 /// identity's own migrations, applied after the platform ones.
@@ -11,6 +12,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     2 => "0002_tenant_revision.sql",
     3 => "0003_tenant_policies_as_initplans.sql",
     4 => "0004_accounting_period_end.sql",
+    5 => "0005_staff.sql",
 );
 
 /// The PostgreSQL schema identity owns.

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod jwks;
 pub mod oauth;
+pub mod staff;
 pub mod tenant;
 
 use almoner_http::endpoints::ServiceConfig;
@@ -12,5 +13,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     oauth::configure(cfg);
     jwks::configure(cfg);
     api_keys::configure(cfg);
+    staff::configure(cfg);
     tenant::configure(cfg);
 }

@@ -9,4 +9,5 @@ mod helpers;
 mod migrations;
 mod oauth;
 mod openapi;
+mod staff;
 mod tenancy;
