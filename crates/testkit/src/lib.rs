@@ -17,6 +17,7 @@ pub mod migrations;
 pub mod proxy;
 pub mod redis;
 pub mod s3;
+pub mod smtp;
 pub mod telemetry;
 
 /// Reads a required test variable, failing the test with a hint when it is absent.

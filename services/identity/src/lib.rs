@@ -7,8 +7,8 @@
 pub mod bootstrap;
 pub mod configuration;
 pub mod db;
-pub mod mailer; // TEMPORARY (mailer helper)
 pub mod domain;
+pub mod mailer;
 pub mod openapi;
 pub mod routes;
 pub mod signing;

@@ -98,7 +98,8 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    /// Builds the transport; nothing is connected until the first message.
+    /// Builds the transport; nothing is connected until the first message. Call it inside the Tokio runtime (and
+    /// drop the last clone there too): the connection pool starts and stops a task of its own.
     pub fn new(settings: &MailSettings) -> anyhow::Result<Mailer> {
         let from: Mailbox = settings.from.parse().with_context(|| format!("mail.from {:?}", settings.from))?;
         let builder = match settings.tls {
@@ -108,8 +109,7 @@ impl Mailer {
             MailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)
                 .with_context(|| format!("TLS settings for mail relay {}", settings.host))?,
         };
-        let mut builder =
-            builder.port(settings.port).timeout(Some(Duration::from_secs(settings.timeout_secs)));
+        let mut builder = builder.port(settings.port).timeout(Some(Duration::from_secs(settings.timeout_secs)));
         if let (Some(username), Some(password)) = (&settings.username, &settings.password) {
             builder = builder.credentials(Credentials::new(username.clone(), password.expose_secret().to_owned()));
         }
@@ -169,6 +169,9 @@ mod tests {
         assert_eq!(mail.to, ["zoe@example.org"]);
         assert_eq!(mail.subject(), "Sign in to Almoner, Zoë");
         assert_eq!(mail.body_text(), text);
+        // The text went through a transfer encoding (lettre picks quoted-printable here) and came back whole.
+        let encoding = mail.header("Content-Transfer-Encoding").unwrap();
+        assert!(matches!(encoding.as_str(), "quoted-printable" | "base64"), "{encoding}");
         assert!(mail.header("Content-Type").unwrap().to_ascii_lowercase().contains("charset=utf-8"));
         assert!(mail.header("Message-ID").unwrap().ends_with("@localhost>"));
         assert_eq!(mail.authenticated_as, None);
@@ -206,8 +209,8 @@ mod tests {
         assert!(format!("{err:#}").contains("mail relay"), "{err:#}");
     }
 
-    #[test]
-    fn mailer_settings_defaults_are_valid_and_bad_values_are_named() {
+    #[tokio::test]
+    async fn mailer_settings_defaults_are_valid_and_bad_values_are_named() {
         let defaults: MailSettings = serde_json::from_str("{}").unwrap();
         assert_eq!(defaults.host, "127.0.0.1");
         assert_eq!(defaults.port, 1025);
