@@ -7,8 +7,9 @@ use std::time::Duration;
 #[tokio::test]
 async fn an_upload_never_completed_is_abandoned() {
     let app = spawn_with(|s| {
-        s.uploads.url_ttl_secs = 1;
-        s.uploads.abandon_after_secs = 2;
+        // Long enough for the PUT below to arrive in time on a loaded machine, short enough for a test.
+        s.uploads.url_ttl_secs = 4;
+        s.uploads.abandon_after_secs = 5;
         s.uploads.cleanup_interval_secs = 1;
     })
     .await;
@@ -19,7 +20,7 @@ async fn an_upload_never_completed_is_abandoned() {
     let kept = app.store_file("kept.csv", "text/csv", &csv(3)).await;
     assert!(app.in_bucket(id).await);
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while app.get(&format!("/v1/objects/{id}"), &app.token()).await.status() != 404 {
         assert!(tokio::time::Instant::now() < deadline, "the upload was not abandoned");
         tokio::time::sleep(Duration::from_millis(200)).await;

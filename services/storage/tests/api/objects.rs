@@ -186,7 +186,7 @@ async fn a_browser_uploads_and_downloads_through_the_gateway() {
 
 #[tokio::test]
 async fn an_expired_link_is_a_problem_the_page_can_explain() {
-    let (_gateway, app, _) = behind_gateway(|s| s.uploads.download_ttl_secs = 1).await;
+    let (_gateway, app, _) = behind_gateway(|s| s.uploads.download_ttl_secs = 4).await;
     let object = app.store_file("a.csv", "text/csv", &csv(3)).await;
     let link: Value = app
         .get(&format!("/v1/objects/{}/link", object["id"].as_str().unwrap()), &app.token())
@@ -197,7 +197,7 @@ async fn an_expired_link_is_a_problem_the_page_can_explain() {
     let url = link["url"].as_str().unwrap();
     let (status, _) = curl(&[url]).await;
     assert_eq!(status, "200");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(5100)).await;
     let response = app.client.get(url).send().await.unwrap();
     let problem = assert_problem(response, 403, "url_expired").await;
     assert!(problem["detail"].as_str().unwrap().contains("expired"), "{problem}");
