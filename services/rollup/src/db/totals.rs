@@ -612,3 +612,14 @@ pub async fn tenant_unallocated(tx: &Transaction) -> Result<Vec<(String, i64)>> 
         .map(|r| (r.get("currency"), r.get("unallocated")))
         .collect())
 }
+
+/// Each donor and fiscal year in which the donor's counted money (in some currency) was more than nothing.
+#[tracing::instrument(skip_all)]
+pub async fn donor_years_given(tx: &Transaction) -> Result<Vec<(Uuid, i32)>> {
+    Ok(tx
+        .query("SELECT DISTINCT donor_id, fiscal_year FROM donor_fiscal_year_totals WHERE total > 0", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(get_summary);
+    cfg.service(get_summary).service(get_retention);
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -99,4 +99,65 @@ fn entry<'a>(currencies: &'a mut BTreeMap<String, CurrencySummary>, currency: &s
         by_month: Vec::new(),
         unallocated_minor: 0,
     })
+}
+
+/// Donor retention by fiscal year.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Retention {
+    pub fiscal_year_start_month: u8,
+    /// The fiscal year today falls in.
+    pub current_fiscal_year: i32,
+    /// Every fiscal year from the first gift's to the current one, oldest first.
+    pub fiscal_years: Vec<RetentionYearView>,
+}
+
+/// One fiscal year's donors, each counted once whatever the currency; a donor "gave" in a year when their
+/// counted money (refunds netted) was more than nothing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetentionYearView {
+    pub fiscal_year: i32,
+    /// Donors who gave in the year.
+    pub donors: i64,
+    /// Whose first year of giving it is.
+    pub new: i64,
+    /// Who gave the year before too.
+    pub retained: i64,
+    /// Who gave in the year and earlier, but not the year before.
+    pub reactivated: i64,
+    /// Who gave the year before but not in the year.
+    pub lapsed: i64,
+}
+
+/// New, retained, reactivated and lapsed donors by fiscal year, for the dashboard.
+#[utoipa::path(tag = "summary", security(("bearer" = ["rollup:read"])),
+    responses((status = 200, description = "Donor retention by fiscal year, oldest first", body = Retention)))]
+#[get("/v1/summary/retention")]
+#[tracing::instrument(skip_all)]
+pub async fn get_retention(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    clock: web::Data<crate::clock::Clock>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(READ_SCOPE)?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let fiscal_year_start = ledger::fiscal_year_start(&tx).await?;
+    let gave = totals::donor_years_given(&tx).await?;
+    tx.commit().await?;
+    let current_fiscal_year = fiscal_year_start.fiscal_year_of(clock.today());
+    let fiscal_years = crate::domain::retention::retention(&gave, current_fiscal_year)
+        .into_iter()
+        .map(|y| RetentionYearView {
+            fiscal_year: y.fiscal_year,
+            donors: y.donors,
+            new: y.new,
+            retained: y.retained,
+            reactivated: y.reactivated,
+            lapsed: y.lapsed,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Retention {
+        fiscal_year_start_month: fiscal_year_start.month(),
+        current_fiscal_year,
+        fiscal_years,
+    }))
 }

@@ -252,3 +252,39 @@ async fn rebuild_restores_damaged_totals_for_every_tenant() {
     assert_eq!(app.donor(b, donor_b).await, good_b);
     app.clean_up().await;
 }
+
+/// The dashboard's retention: each donor new, retained, reactivated or lapsed once a fiscal year, up to today's.
+#[tokio::test]
+async fn retention_counts_each_donor_once_a_fiscal_year() {
+    let app = spawn_app().await;
+    let (tenant, ada, bob, cy) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    // Ada: FY 2023, 2024 and 2025 (history(): her FY 2024 gift's refund is dated, and nets off, in FY 2025).
+    for gift in history(tenant, ada) {
+        app.publish(&gift.event()).await;
+    }
+    // Bob: FY 2023 and FY 2024 (an April start). Cy: FY 2024 only.
+    app.publish(&GiftSpec::new(tenant, bob, 1000, "2023-05-01").event()).await;
+    app.publish(&GiftSpec::new(tenant, bob, 1000, "2024-05-01").event()).await;
+    app.publish(&GiftSpec::new(tenant, cy, 500, "2024-12-25").event()).await;
+    app.wait_processed(9).await;
+
+    let retention = app.get_ok(tenant, "/v1/summary/retention").await;
+    let year = |fy: i32, donors: i64, new: i64, retained: i64, reactivated: i64, lapsed: i64| {
+        json!({"fiscal_year": fy, "donors": donors, "new": new, "retained": retained, "reactivated": reactivated,
+            "lapsed": lapsed})
+    };
+    assert_eq!(
+        retention,
+        json!({
+            "fiscal_year_start_month": 4,
+            "current_fiscal_year": 2025,
+            "fiscal_years": [
+                year(2023, 2, 2, 0, 0, 0),
+                year(2024, 3, 1, 2, 0, 0),
+                year(2025, 1, 0, 1, 0, 2),
+            ],
+        })
+    );
+    let other = app.get_ok(Uuid::new_v4(), "/v1/summary/retention").await;
+    assert_eq!(other["fiscal_years"], json!([]), "another tenant sees nothing of this one");
+}
