@@ -15,6 +15,10 @@
 //! let mail = sink.wait_for("zoe@example.org", Duration::from_secs(5)).await;
 //! assert!(mail.body_text().contains("/sign-in?token="));
 //! ```
+//!
+//! Tests outside Rust (the console's browser tests) read the same messages over HTTP: [`SmtpSink::serve_http`]
+//! answers `GET /messages?to=<address>` with a JSON array, oldest first, of
+//! `{"from", "to": [...], "subject", "text"}` (`text` is the decoded body).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -206,6 +210,14 @@ pub struct SmtpSink {
     addr: SocketAddr,
     received: Arc<Received>,
     accept: JoinHandle<()>,
+    http: Option<MailboxServer>,
+}
+
+#[derive(Debug)]
+struct MailboxServer {
+    base_url: String,
+    handle: actix_web::dev::ServerHandle,
+    task: JoinHandle<()>,
 }
 
 #[derive(Debug, Default)]
@@ -228,7 +240,33 @@ impl SmtpSink {
         let addr = listener.local_addr().expect("SMTP sink listener address");
         let received = Arc::new(Received::default());
         let accept = tokio::spawn(accept_loop(listener, received.clone()));
-        SmtpSink { addr, received, accept }
+        SmtpSink { addr, received, accept, http: None }
+    }
+
+    /// Starts (once) the HTTP view of the mailbox and returns its base URL, `http://127.0.0.1:<port>`:
+    /// `GET /messages?to=<address>` (every message when `to` is absent). Reading does not claim messages from
+    /// [`SmtpSink::wait_for`].
+    pub fn serve_http(&mut self) -> String {
+        if let Some(http) = &self.http {
+            return http.base_url.clone();
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the SMTP sink's HTTP view");
+        let base_url = format!("http://{}", listener.local_addr().expect("SMTP sink HTTP address"));
+        let received = actix_web::web::Data::from(self.received.clone());
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new().app_data(received.clone()).route("/messages", actix_web::web::get().to(list_messages))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen on the SMTP sink's HTTP socket")
+        .run();
+        let handle = server.handle();
+        let task = tokio::spawn(async move {
+            let _ = server.await;
+        });
+        self.http = Some(MailboxServer { base_url: base_url.clone(), handle, task });
+        base_url
     }
 
     pub fn port(&self) -> u16 {
@@ -275,7 +313,30 @@ impl Drop for SmtpSink {
     /// Aborting the accept task drops its listener and, with its `JoinSet`, every open session.
     fn drop(&mut self) {
         self.accept.abort();
+        if let Some(http) = self.http.take() {
+            drop(http.handle.stop(false));
+            http.task.abort();
+        }
     }
+}
+
+#[derive(serde::Deserialize)]
+struct MessagesQuery {
+    to: Option<String>,
+}
+
+async fn list_messages(
+    received: actix_web::web::Data<Received>,
+    query: actix_web::web::Query<MessagesQuery>,
+) -> actix_web::HttpResponse {
+    let messages = received.messages.lock().unwrap();
+    let listed: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|d| &d.mail)
+        .filter(|m| query.to.as_deref().is_none_or(|to| m.to.iter().any(|r| r.eq_ignore_ascii_case(to))))
+        .map(|m| serde_json::json!({"from": m.from, "to": m.to, "subject": m.subject(), "text": m.body_text()}))
+        .collect();
+    actix_web::HttpResponse::Ok().json(listed)
 }
 
 async fn accept_loop(listener: TcpListener, received: Arc<Received>) {
@@ -639,6 +700,33 @@ mod tests {
         assert_eq!(first.subject(), "number 1");
         let second = sink.wait_for("late@example.org", Duration::from_secs(1)).await;
         assert_eq!(second.subject(), "number 2");
+    }
+
+    #[tokio::test]
+    async fn smtp_sink_shows_its_messages_over_http_without_claiming_them() {
+        let mut sink = SmtpSink::start().await;
+        let base = sink.serve_http();
+        assert_eq!(sink.serve_http(), base, "started once");
+        let (mut client, _) = Client::connect(&sink).await;
+        client.send("EHLO client.example").await;
+        for to in ["one@example.org", "two@example.org"] {
+            client.send("MAIL FROM:<a@example.org>").await;
+            client.send(&format!("RCPT TO:<{to}>")).await;
+            client.send("DATA").await;
+            client.send(&format!("Subject: for {to}\r\n\r\nSign in: https://x.example/s#token=1\r\n.")).await;
+        }
+        let http = reqwest::Client::new();
+        let listed: serde_json::Value =
+            http.get(format!("{base}/messages?to=TWO@example.org")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(
+            listed,
+            serde_json::json!([{"from": "a@example.org", "to": ["two@example.org"], "subject": "for two@example.org",
+                "text": "Sign in: https://x.example/s#token=1"}])
+        );
+        let all: Vec<serde_json::Value> =
+            http.get(format!("{base}/messages")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(sink.wait_for("two@example.org", Duration::from_secs(1)).await.subject(), "for two@example.org");
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
-//! identity's settings: the shared sections plus token lifetime and signing-key refresh.
+//! identity's settings: the shared sections plus token lifetime and signing-key refresh, the mail relay and staff
+//! sign-in.
 
+use crate::mailer::MailSettings;
 use almoner_config::{
     AmqpSettings, AuthSettings, DatabaseSettings, Problems, RedisSettings, ServerSettings, TelemetrySettings, Validate,
 };
@@ -20,6 +22,97 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[serde(default)]
     pub tokens: TokenSettings,
+    /// The SMTP relay that carries sign-in links; without it links are only printed by `identity sign-in-link`.
+    #[serde(default)]
+    pub mail: Option<MailSettings>,
+    #[serde(default)]
+    pub sign_in: SignInSettings,
+}
+
+/// Staff sign-in by magic link, and the session that follows (`sign_in.*`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SignInSettings {
+    /// The console's address as staff reach it (a trailing `/` is ignored); a link is `<console_url>/sign-in/callback#token=...`. Never taken
+    /// from the request, so a forged Host cannot send people's links elsewhere.
+    #[serde(default = "default_console_url")]
+    pub console_url: String,
+    /// How long a mailed link works (once).
+    #[serde(default = "default_link_ttl")]
+    pub link_ttl_secs: u64,
+    /// Link requests allowed per address (any address, staff or not) within the window, then `429`.
+    #[serde(default = "default_links_per_address")]
+    pub max_links_per_address: u64,
+    /// Link requests allowed per client address within the window, then `429`.
+    #[serde(default = "default_links_per_ip")]
+    pub max_links_per_ip: u64,
+    #[serde(default = "default_link_window")]
+    pub link_window_secs: u64,
+    /// A session's whole life: its refresh token rotates on every use but stops working this long after sign-in.
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_secs: u64,
+    /// The refresh cookie's path, as the browser sees it (through the gateway).
+    #[serde(default = "default_cookie_path")]
+    pub cookie_path: String,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        Self {
+            console_url: default_console_url(),
+            link_ttl_secs: default_link_ttl(),
+            max_links_per_address: default_links_per_address(),
+            max_links_per_ip: default_links_per_ip(),
+            link_window_secs: default_link_window(),
+            session_ttl_secs: default_session_ttl(),
+            cookie_path: default_cookie_path(),
+        }
+    }
+}
+
+fn default_console_url() -> String {
+    "http://127.0.0.1:8080".to_owned()
+}
+fn default_link_ttl() -> u64 {
+    900
+}
+fn default_links_per_address() -> u64 {
+    5
+}
+fn default_links_per_ip() -> u64 {
+    50
+}
+fn default_link_window() -> u64 {
+    900
+}
+fn default_session_ttl() -> u64 {
+    12 * 3600
+}
+fn default_cookie_path() -> String {
+    "/api/identity/v1/session".to_owned()
+}
+
+impl SignInSettings {
+    fn validate(&self, problems: &mut Problems) {
+        let host = self.console_url.strip_prefix("https://").or_else(|| self.console_url.strip_prefix("http://"));
+        problems.check(
+            host.is_some_and(|h| {
+                let authority = h.split('/').next().unwrap_or("");
+                !authority.is_empty() && !h.contains(['?', '#', ' '])
+            }),
+            "sign_in.console_url",
+            "must be an http(s) URL such as https://console.example.org, without query or fragment",
+        );
+        problems.check((60..=86_400).contains(&self.link_ttl_secs), "sign_in.link_ttl_secs", "must be 60 to 86400");
+        problems.check(self.max_links_per_address > 0, "sign_in.max_links_per_address", "must be at least 1");
+        problems.check(self.max_links_per_ip > 0, "sign_in.max_links_per_ip", "must be at least 1");
+        problems.check((1..=86_400).contains(&self.link_window_secs), "sign_in.link_window_secs", "must be 1 to 86400");
+        problems.check(
+            (300..=30 * 86_400).contains(&self.session_ttl_secs),
+            "sign_in.session_ttl_secs",
+            "must be 300 to 2592000",
+        );
+        problems.check(self.cookie_path.starts_with('/'), "sign_in.cookie_path", "must start with /");
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +174,10 @@ impl Validate for Settings {
         if let Some(redis) = &self.redis {
             redis.validate(problems);
         }
+        if let Some(mail) = &self.mail {
+            mail.validate(problems);
+        }
+        self.sign_in.validate(problems);
         problems.check(self.tokens.max_failures_per_key > 0, "tokens.max_failures_per_key", "must be at least 1");
         problems.check(self.tokens.max_failures_per_ip > 0, "tokens.max_failures_per_ip", "must be at least 1");
         problems.check(

@@ -135,6 +135,8 @@ impl Stack {
                 rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
                 ..Default::default()
             },
+            mail: None,
+            sign_in: Default::default(),
         };
         let app = identity::startup::build(identity_settings.clone()).await.expect("identity starts");
         let identity_port = app.port();

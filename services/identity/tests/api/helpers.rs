@@ -59,6 +59,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
             ..TokenSettings::default()
         },
+        mail: None,
+        sign_in: Default::default(),
     };
     let app = identity::startup::build(settings.clone()).await.expect("identity starts");
     let address = format!("http://127.0.0.1:{}", app.port());
