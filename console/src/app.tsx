@@ -1,0 +1,108 @@
+import { useEffect } from 'preact/hooks';
+import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
+import { Layout, PublicLayout } from './components/Layout';
+import { Loading, useTitle } from './components/ui';
+import { refresh, useSession } from './lib/session';
+import { rememberNext, SignIn, SignInCallback } from './pages/SignIn';
+import { Dashboard } from './pages/Dashboard';
+import { GiftEntry } from './pages/GiftEntry';
+import { DonorList, DonorPage } from './pages/Donors';
+import { Staging } from './pages/Staging';
+import { ImportList, ImportPage } from './pages/Imports';
+import { ClaimList, ClaimPage } from './pages/Claims';
+import { StaffPage } from './pages/Staff';
+import { Settings } from './pages/Settings';
+
+const PUBLIC_PATHS = new Set(['/sign-in', '/sign-in/callback']);
+
+function NotFound() {
+  useTitle('Page not found');
+  return (
+    <>
+      <h1>Page not found</h1>
+      <p>There is no page at this address.</p>
+      <p>
+        <a href="/">Go to the dashboard</a>
+      </p>
+    </>
+  );
+}
+
+function PublicRoutes() {
+  return (
+    <PublicLayout>
+      <Router>
+        <Route path="/sign-in" component={SignIn} />
+        <Route path="/sign-in/callback" component={SignInCallback} />
+        <Route default component={NotFound} />
+      </Router>
+    </PublicLayout>
+  );
+}
+
+function StaffRoutes() {
+  return (
+    <Layout>
+      <Router>
+        <Route path="/" component={Dashboard} />
+        <Route path="/gifts/new" component={GiftEntry} />
+        <Route path="/donors" component={DonorList} />
+        <Route path="/donors/:id" component={DonorPage} />
+        <Route path="/staging" component={Staging} />
+        <Route path="/imports" component={ImportList} />
+        <Route path="/imports/:id" component={ImportPage} />
+        <Route path="/claims" component={ClaimList} />
+        <Route path="/claims/:id" component={ClaimPage} />
+        <Route path="/staff" component={StaffPage} />
+        <Route path="/settings" component={Settings} />
+        <Route default component={NotFound} />
+      </Router>
+    </Layout>
+  );
+}
+
+function Shell() {
+  const loc = useLocation();
+  const s = useSession();
+  const isPublic = PUBLIC_PATHS.has(loc.path);
+
+  useEffect(() => {
+    // Restores the session after a reload from the refresh cookie.
+    if (!isPublic && s.status === 'unknown') void refresh();
+  }, [isPublic, s.status]);
+
+  useEffect(() => {
+    if (!isPublic && s.status === 'signed-out') {
+      rememberNext(loc.url);
+      loc.route('/sign-in', true);
+    }
+  }, [isPublic, s.status, loc.url]);
+
+  if (isPublic) return <PublicRoutes />;
+  if (s.status === 'signed-in') return <StaffRoutes />;
+  return (
+    <PublicLayout>
+      {s.status === 'unavailable' ? (
+        <>
+          <h1>Almoner is unavailable</h1>
+          <div class="alert error" role="alert">
+            <p>{s.message}</p>
+          </div>
+          <button type="button" onClick={() => void refresh()}>
+            Try again
+          </button>
+        </>
+      ) : (
+        <Loading what="Checking your session" />
+      )}
+    </PublicLayout>
+  );
+}
+
+export function App() {
+  return (
+    <LocationProvider>
+      <Shell />
+    </LocationProvider>
+  );
+}

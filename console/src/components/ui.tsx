@@ -1,0 +1,192 @@
+import type { ComponentChildren, JSX } from 'preact';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, messageOf } from '../lib/api';
+
+/** Sets the page's title: "<title> · Almoner". */
+export function useTitle(title: string) {
+  useEffect(() => {
+    document.title = `${title} · Almoner`;
+  }, [title]);
+}
+
+export interface AsyncState<T> {
+  data: T | undefined;
+  error: unknown;
+  loading: boolean;
+  reload: () => void;
+  setData: (d: T) => void;
+}
+
+/** Runs `load` on mount and whenever `deps` change; stale answers are dropped. */
+export function useAsync<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]): AsyncState<T> {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const ctl = new AbortController();
+    setLoading(true);
+    setError(undefined);
+    load(ctl.signal).then(
+      (d) => {
+        if (!ctl.signal.aborted) {
+          setData(d);
+          setLoading(false);
+        }
+      },
+      (e) => {
+        if (!ctl.signal.aborted) {
+          setError(e);
+          setLoading(false);
+        }
+      },
+    );
+    return () => ctl.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { data, error, loading, reload, setData };
+}
+
+/** An error for people: the problem's `detail`, announced. */
+export function ErrorAlert({ error, children }: { error: unknown; children?: ComponentChildren }) {
+  if (!error) return null;
+  const notFound = error instanceof ApiError && error.status === 404;
+  return (
+    <div class="alert error" role="alert">
+      <p>{notFound ? 'Not found: it may have been deleted, or belong to another organisation.' : messageOf(error)}</p>
+      {error instanceof ApiError && error.fieldErrors.length > 0 && (
+        <ul>
+          {error.fieldErrors.map((f) => (
+            <li key={f.field}>
+              <code>{f.field}</code>: {f.message}
+            </li>
+          ))}
+        </ul>
+      )}
+      {children}
+    </div>
+  );
+}
+
+export function Loading({ what = 'Loading' }: { what?: string }) {
+  return (
+    <p class="loading" role="status">
+      {what}…
+    </p>
+  );
+}
+
+let fieldSeq = 0;
+export function useId(prefix = 'f'): string {
+  const ref = useRef<string>();
+  if (!ref.current) ref.current = `${prefix}-${++fieldSeq}`;
+  return ref.current;
+}
+
+type InputProps = Omit<JSX.InputHTMLAttributes<HTMLInputElement>, 'label' | 'onInput' | 'value'> & {
+  label: ComponentChildren;
+  value: string;
+  onValue: (v: string) => void;
+  error?: string;
+  hint?: ComponentChildren;
+  inputRef?: preact.Ref<HTMLInputElement>;
+};
+
+/** A labelled input with its hint and its error (from the problem's `errors[]`) tied to it. */
+export function Field({ label, value, onValue, error, hint, inputRef, id, class: cls, ...rest }: InputProps) {
+  const auto = useId();
+  const fid = (id as string | undefined) ?? auto;
+  const describedBy = [hint ? `${fid}-hint` : '', error ? `${fid}-error` : ''].filter(Boolean).join(' ') || undefined;
+  return (
+    <div class={`field ${cls ?? ''}`}>
+      <label for={fid}>{label}</label>
+      {hint && (
+        <span class="hint" id={`${fid}-hint`}>
+          {hint}
+        </span>
+      )}
+      <input
+        {...rest}
+        ref={inputRef}
+        id={fid}
+        value={value}
+        onInput={(e) => onValue((e.currentTarget as HTMLInputElement).value)}
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={describedBy}
+      />
+      {error && (
+        <span class="field-error" id={`${fid}-error`}>
+          {error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+type SelectProps = Omit<JSX.SelectHTMLAttributes<HTMLSelectElement>, 'label' | 'value'> & {
+  label: ComponentChildren;
+  value: string;
+  onValue: (v: string) => void;
+  options: { value: string; label: string }[];
+  error?: string;
+};
+
+export function SelectField({ label, value, onValue, options, error, id, class: cls, ...rest }: SelectProps) {
+  const auto = useId();
+  const fid = (id as string | undefined) ?? auto;
+  return (
+    <div class={`field ${cls ?? ''}`}>
+      <label for={fid}>{label}</label>
+      <select
+        {...rest}
+        id={fid}
+        value={value}
+        onChange={(e) => onValue((e.currentTarget as HTMLSelectElement).value)}
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={error ? `${fid}-error` : undefined}
+      >
+        {options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+      {error && (
+        <span class="field-error" id={`${fid}-error`}>
+          {error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+/** "Next page" for a list with a cursor. */
+export function Pager({ next, onNext, onFirst, atFirst }: { next?: string | null; onNext: () => void; onFirst: () => void; atFirst: boolean }) {
+  if (!next && atFirst) return null;
+  return (
+    <nav class="pager" aria-label="Pages">
+      {!atFirst && (
+        <button type="button" class="secondary" onClick={onFirst}>
+          First page
+        </button>
+      )}
+      {next && (
+        <button type="button" class="secondary" onClick={onNext}>
+          Next page
+        </button>
+      )}
+    </nav>
+  );
+}
+
+/** A list page with a cursor: the current page, and moving on. */
+export function useCursor(reset: unknown[]) {
+  const [cursor, setCursor] = useState<string | undefined>(undefined);
+  useEffect(() => setCursor(undefined), reset);
+  return { cursor, setCursor, atFirst: cursor === undefined };
+}
+
+export function Badge({ children, tone = 'neutral' }: { children: ComponentChildren; tone?: 'neutral' | 'good' | 'warn' | 'bad' }) {
+  return <span class={`badge ${tone}`}>{children}</span>;
+}

@@ -1,0 +1,503 @@
+// The services' documents, as their committed openapi.json files name them
+// (services/<name>/openapi.json). Only what the console reads or sends.
+
+export interface Page<T> {
+  data: T[];
+  next_cursor?: string | null;
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  code?: string;
+  errors?: FieldError[];
+}
+
+// ---- identity ----
+
+export type RoleName = 'admin' | 'fundraiser' | 'messenger' | 'viewer';
+export const ROLES: RoleName[] = ['admin', 'fundraiser', 'messenger', 'viewer'];
+
+export interface SessionStaff {
+  id: string;
+  tenant_id: string;
+  tenant_name: string;
+  name: string;
+  email: string;
+  role: RoleName;
+}
+
+/** The answer of `POST /sign-in/tokens` and `POST /session/refresh`. */
+export interface SessionGrant {
+  access_token: string;
+  token_type: string;
+  expires_in: number;
+  scopes: string[];
+  staff: SessionStaff;
+}
+
+export interface StaffView {
+  id: string;
+  name: string;
+  email: string;
+  role: RoleName;
+  scopes: string[];
+  invited_by: string;
+  revision: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PeriodEnd {
+  month: number;
+  day: number;
+}
+
+export interface Tenant {
+  id: string;
+  name: string;
+  fiscal_year_start_month: number;
+  accounting_period_end: PeriodEnd;
+  revision: number;
+  created_at: string;
+  updated_at: string;
+}
+
+// ---- fundraising ----
+
+export const CURRENCIES = ['GBP', 'EUR', 'USD', 'CAD', 'AUD', 'NZD', 'CHF', 'SEK', 'NOK', 'DKK', 'JPY'] as const;
+
+export interface Address {
+  line1?: string | null;
+  line2?: string | null;
+  town?: string | null;
+  county?: string | null;
+  postcode?: string | null;
+  country?: string | null;
+}
+
+export interface DonorView {
+  id: string;
+  title?: string | null;
+  first_name?: string | null;
+  last_name: string;
+  email?: string | null;
+  phone?: string | null;
+  address: Address;
+  household_id?: string | null;
+  external_ids: Record<string, string>;
+  communication_preferences: { email: boolean; phone: boolean; post: boolean; sms: boolean };
+  revision: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DonorInput {
+  first_name?: string | null;
+  last_name: string;
+  email?: string | null;
+  phone?: string | null;
+  address?: Address | null;
+}
+
+export interface MatchInput {
+  first_name?: string | null;
+  last_name?: string | null;
+  email?: string | null;
+  postcode?: string | null;
+  phone?: string | null;
+}
+
+export interface DonorMatch {
+  donor: DonorView;
+  matched_by: string[];
+}
+
+export interface FundView {
+  id: string;
+  code: string;
+  name: string;
+  restricted: boolean;
+  archived: boolean;
+  revision: number;
+}
+
+export interface AllocationView {
+  fund_id: string;
+  amount_minor: number;
+}
+
+export interface GiftInput {
+  donor_id: string;
+  amount_minor: number;
+  currency: string;
+  gift_date: string;
+  payment_method?: string | null;
+  allocations?: AllocationView[];
+  notes?: string | null;
+}
+
+export interface GiftView {
+  id: string;
+  donor_id: string;
+  amount_minor: number;
+  currency: string;
+  gift_date: string;
+  status: string;
+  source: string;
+  payment_method?: string | null;
+  fund?: string | null;
+  campaign?: string | null;
+  notes?: string | null;
+  refund_of?: string | null;
+  pledge_id?: string | null;
+  external_reference?: string | null;
+  allocations: AllocationView[];
+  sponsored_event: boolean;
+  revision: number;
+  created_at: string;
+}
+
+export type DeclarationMethod = 'online' | 'written' | 'oral';
+
+export interface DeclarationBody {
+  declaration_text: string;
+  method: DeclarationMethod;
+  declared_on?: string | null;
+  start_date?: string | null;
+}
+
+export interface DeclarationView {
+  id: string;
+  donor_id: string;
+  declaration_text: string;
+  method: string;
+  declared_on: string;
+  start_date: string;
+  end_date?: string | null;
+  end_reason?: string | null;
+  state: string;
+  confirmation_sent_on?: string | null;
+  cancellation_window_ends?: string | null;
+  cancelled_on?: string | null;
+}
+
+export interface MemberView {
+  id: string;
+  first_name?: string | null;
+  last_name: string;
+}
+
+export interface HouseholdView {
+  id: string;
+  name: string;
+  members: MemberView[];
+}
+
+export interface InstalmentView {
+  number: number;
+  due_date: string;
+  amount_minor: number;
+  covered: boolean;
+  overdue: boolean;
+}
+
+export interface PledgeView {
+  id: string;
+  donor_id: string;
+  amount_minor: number;
+  currency: string;
+  frequency: string;
+  instalments: number;
+  start_date: string;
+  status: string;
+  paid_minor: number;
+  outstanding_minor: number;
+  fund_id?: string | null;
+  schedule: InstalmentView[];
+}
+
+export interface RecurringView {
+  id: string;
+  donor_id?: string | null;
+  amount_minor: number;
+  currency: string;
+  interval: string;
+  provider: string;
+  provider_reference: string;
+  status: string;
+  last_paid_date?: string | null;
+  next_expected_date?: string | null;
+}
+
+export interface CandidateDonorView {
+  id: string;
+  first_name?: string | null;
+  last_name: string;
+  email?: string | null;
+}
+
+export interface StagingEntryView {
+  id: string;
+  status: string;
+  reason: string;
+  created_at: string;
+  decided_at?: string | null;
+  donor_id?: string | null;
+  gift_id?: string | null;
+  rejection_reason?: string | null;
+  provider_event_id: string;
+  candidate_donors: CandidateDonorView[];
+  payer: {
+    customer_id?: string | null;
+    display_name?: string | null;
+    email?: string | null;
+    first_name?: string | null;
+    last_name?: string | null;
+    message?: string | null;
+  };
+  proposed_gift: {
+    amount_minor: number;
+    currency: string;
+    gift_date: string;
+    source: string;
+    external_reference: string;
+    payment_method?: string | null;
+    fund?: string | null;
+    campaign?: string | null;
+    gift_aid_claimable: boolean;
+    recurring_reference?: string | null;
+  };
+}
+
+export type ApproveInput =
+  | { donor_id: string }
+  | { create_donor: { first_name?: string | null; last_name: string; email?: string | null } };
+
+export const IMPORT_FIELDS = [
+  'donor_external_id', 'title', 'first_name', 'last_name', 'email', 'phone', 'address_line1', 'address_line2',
+  'town', 'county', 'postcode', 'country', 'gift_reference', 'amount', 'currency', 'gift_date', 'status',
+  'payment_method', 'fund', 'campaign', 'notes', 'refund_of', 'gift_aid_declaration',
+  'gift_aid_declaration_date', 'gift_aid_declaration_method',
+] as const;
+
+export const DONOR_MATCH_RULES = ['external_id', 'email', 'name_email', 'name_postcode', 'name_phone'] as const;
+
+export interface ImportRequest {
+  object_id?: string;
+  csv?: string;
+  source: string;
+  mapping?: Record<string, string> | null;
+  donor_match?: string[] | null;
+  gift_match?: 'reference' | 'donor_amount_date' | null;
+  gift_match_days?: number | null;
+  create_missing_funds?: boolean | null;
+}
+
+export interface ImportView {
+  id: string;
+  status: string;
+  rows_total: number;
+  rows_done: number;
+  summary: Record<string, number>;
+  options: Record<string, unknown>;
+  outcomes_href: string;
+  object_id?: string | null;
+  error?: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ClaimView {
+  id: string;
+  status: string;
+  up_to: string;
+  gifts: number;
+  amount_minor: number;
+  gift_aid_minor: number;
+  exclusions: number;
+  rejected: number;
+  rejected_amount_minor: number;
+  hmrc_reference?: string | null;
+  submitted_at?: string | null;
+  answered_on?: string | null;
+  created_at: string;
+  revision: number;
+}
+
+export interface ClaimGiftView {
+  gift_id: string;
+  donor_id: string;
+  declaration_id: string;
+  gift_date: string;
+  amount_minor: number;
+  gift_aid_minor: number;
+  state: string;
+  rejection?: string | null;
+}
+
+export interface Reason {
+  code: string;
+  detail: string;
+}
+
+export interface ExclusionView {
+  gift_id: string;
+  donor_id: string;
+  gift_date: string;
+  amount_minor: number;
+  reasons: Reason[];
+}
+
+export interface FileView {
+  id: string;
+  export_id: string;
+  format: string;
+  part: number;
+  parts: number;
+  rows: number;
+  size_bytes: number;
+  sha256: string;
+  href: string;
+  object_id?: string | null;
+  created_at: string;
+}
+
+export interface GiftAidSettingsView {
+  accounting_period_end: PeriodEnd;
+  agent_sources: string[];
+  aggregate_up_to_minor: number;
+}
+
+// ---- rollup ----
+
+export interface FiscalYearSummary {
+  fiscal_year: number;
+  total_minor: number;
+  count: number;
+  donors: number;
+}
+
+export interface MonthSummary {
+  month: string;
+  total_minor: number;
+  count: number;
+  donors: number;
+}
+
+export interface CurrencySummary {
+  currency: string;
+  by_fiscal_year: FiscalYearSummary[];
+  by_month: MonthSummary[];
+  unallocated_minor: number;
+}
+
+export interface Summary {
+  fiscal_year_start_month: number;
+  currencies: CurrencySummary[];
+}
+
+export interface RetentionYear {
+  fiscal_year: number;
+  donors: number;
+  new: number;
+  retained: number;
+  reactivated: number;
+  lapsed: number;
+}
+
+export interface Retention {
+  current_fiscal_year: number;
+  fiscal_year_start_month: number;
+  fiscal_years: RetentionYear[];
+}
+
+export interface FiscalYearAmount {
+  fiscal_year: number;
+  total_minor: number;
+  count: number;
+}
+
+export interface DatedAmount {
+  date: string;
+  amount_minor: number;
+}
+
+export interface CurrencyGiving {
+  currency: string;
+  lifetime_total_minor: number;
+  lifetime_count: number;
+  average_gift_minor?: number | null;
+  largest_gift_minor?: number | null;
+  smallest_gift_minor?: number | null;
+  first_gift?: DatedAmount | null;
+  last_gift?: DatedAmount | null;
+  this_fiscal_year: FiscalYearAmount;
+  last_fiscal_year: FiscalYearAmount;
+  fiscal_year_before_last: FiscalYearAmount;
+  best_fiscal_year?: FiscalYearAmount | null;
+  consecutive_fiscal_years: number;
+  fiscal_years_donated: number;
+  last_365_days: { total_minor: number; count: number };
+}
+
+export interface DonorGiving {
+  donor_id: string;
+  display_name?: string | null;
+  as_of: string;
+  current_fiscal_year: number;
+  fiscal_year_start_month: number;
+  currencies: CurrencyGiving[];
+  soft_credits: { currency: string; count: number; total_minor: number }[];
+  pledges: { currency: string; open: number; pledged_minor: number; paid_minor: number; outstanding_minor: number }[];
+  recurring: { currency: string; active: number; monthly_minor: number }[];
+}
+
+export interface TopDonorView {
+  donor_id: string;
+  display_name?: string | null;
+  currency: string;
+  lifetime_total_minor: number;
+  lifetime_count: number;
+  last_gift_date?: string | null;
+}
+
+export interface RollupFundView {
+  fund_id: string;
+  code?: string | null;
+  name?: string | null;
+  restricted?: boolean | null;
+  archived?: boolean | null;
+  currencies: { currency: string; total_minor: number; gift_count: number; donors: number }[];
+}
+
+// ---- storage ----
+
+export interface ObjectView {
+  id: string;
+  filename: string;
+  content_type: string;
+  size_bytes: number;
+  status: string;
+  purpose: string;
+}
+
+export interface UploadView {
+  object: ObjectView;
+  upload_url: string;
+  upload_method: string;
+  upload_headers: Record<string, string>;
+  expires_at: string;
+}
+
+export interface LinkView {
+  url: string;
+  expires_at: string;
+}
