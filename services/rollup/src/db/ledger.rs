@@ -45,6 +45,9 @@ pub struct GiftRecord {
     pub status: GiftStatus,
     pub refund_of: Option<Uuid>,
     pub pledge_id: Option<Uuid>,
+    /// Where the gift came from: `manual`, `import`, `stripe`, ...
+    pub source: String,
+    pub payment_method: Option<String>,
     pub allocations: Vec<Allocation>,
     pub soft_credits: Vec<SoftCreditPart>,
 }
@@ -302,6 +305,9 @@ pub async fn donor_households(tx: &Transaction, donor_ids: &[Uuid]) -> Result<Ha
 
 /// Stores each gift unless the ledger holds the same or a newer revision (each gift id at most once), and
 /// replaces the allocations and soft credits of those it stored. Returns the ids of the gifts it stored.
+///
+/// A gift stored before rollup kept sources (migration 5) is stored again at the same revision, once: the event
+/// carries the same state, now with its source, so `fundraising replay` fills the sources in.
 #[tracing::instrument(skip_all, fields(gifts = gifts.len()))]
 pub async fn upsert_gifts(tx: &Transaction, tenant_id: Uuid, gifts: &[&GiftRecord]) -> Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = gifts.iter().map(|g| g.gift_id).collect();
@@ -313,21 +319,38 @@ pub async fn upsert_gifts(tx: &Transaction, tenant_id: Uuid, gifts: &[&GiftRecor
     let statuses: Vec<&str> = gifts.iter().map(|g| g.status.as_str()).collect();
     let refund_of: Vec<Option<Uuid>> = gifts.iter().map(|g| g.refund_of).collect();
     let pledges: Vec<Option<Uuid>> = gifts.iter().map(|g| g.pledge_id).collect();
+    let sources: Vec<&str> = gifts.iter().map(|g| g.source.as_str()).collect();
+    let methods: Vec<Option<&str>> = gifts.iter().map(|g| g.payment_method.as_deref()).collect();
     let stored: Vec<Uuid> = tx
         .query(
             "INSERT INTO gifts AS stored
                  (tenant_id, gift_id, donor_id, revision, amount_minor, currency, gift_date, status, refund_of,
-                  pledge_id, deleted)
+                  pledge_id, source, payment_method, deleted)
              SELECT $1, g.*, false
              FROM unnest($2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::date[], $8::text[],
-                         $9::uuid[], $10::uuid[]) AS g
+                         $9::uuid[], $10::uuid[], $11::text[], $12::text[]) AS g
              ON CONFLICT (tenant_id, gift_id) DO UPDATE SET
                  donor_id = EXCLUDED.donor_id, revision = EXCLUDED.revision, amount_minor = EXCLUDED.amount_minor,
                  currency = EXCLUDED.currency, gift_date = EXCLUDED.gift_date, status = EXCLUDED.status,
-                 refund_of = EXCLUDED.refund_of, pledge_id = EXCLUDED.pledge_id, deleted = false
+                 refund_of = EXCLUDED.refund_of, pledge_id = EXCLUDED.pledge_id, source = EXCLUDED.source,
+                 payment_method = EXCLUDED.payment_method, deleted = false
              WHERE stored.revision < EXCLUDED.revision
+                OR (stored.revision = EXCLUDED.revision AND stored.source IS NULL AND NOT stored.deleted)
              RETURNING gift_id",
-            &[&tenant_id, &ids, &donors, &revisions, &amounts, &currencies, &dates, &statuses, &refund_of, &pledges],
+            &[
+                &tenant_id,
+                &ids,
+                &donors,
+                &revisions,
+                &amounts,
+                &currencies,
+                &dates,
+                &statuses,
+                &refund_of,
+                &pledges,
+                &sources,
+                &methods,
+            ],
         )
         .await?
         .iter()

@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     2 => "0002_tenant_policies_as_initplans.sql",
     3 => "0003_households_funds_pledges.sql",
     4 => "0004_recurring_agreements.sql",
+    5 => "0005_gift_source_and_payment_method.sql",
 );
 
 /// The PostgreSQL schema rollup owns.

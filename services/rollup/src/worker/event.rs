@@ -112,6 +112,8 @@ pub fn gift_record(envelope: &Envelope, gift: Gift) -> Result<ledger::GiftRecord
         status: gift.status.into(),
         refund_of: gift.refund_of,
         pledge_id: gift.pledge_id,
+        source: gift.source,
+        payment_method: gift.payment_method,
         allocations: gift
             .allocations
             .into_iter()

@@ -155,6 +155,8 @@ pub struct GiftSpec {
     pub allocations: Vec<(Uuid, i64)>,
     pub soft_credits: Vec<(Uuid, i64)>,
     pub pledge_id: Option<Uuid>,
+    pub source: &'static str,
+    pub payment_method: Option<&'static str>,
 }
 
 impl GiftSpec {
@@ -172,7 +174,21 @@ impl GiftSpec {
             allocations: Vec::new(),
             soft_credits: Vec::new(),
             pledge_id: None,
+            source: "manual",
+            payment_method: None,
         }
+    }
+
+    /// Where the gift came from and how it was paid.
+    pub fn source(mut self, source: &'static str, payment_method: Option<&'static str>) -> Self {
+        self.source = source;
+        self.payment_method = payment_method;
+        self
+    }
+
+    pub fn currency(mut self, currency: &'static str) -> Self {
+        self.currency = currency;
+        self
     }
 
     /// Splits the gift across funds: (fund, part).
@@ -202,12 +218,16 @@ impl GiftSpec {
         self
     }
 
-    /// A refund entry of `self`: a gift of its own, negative, succeeded.
+    /// A refund entry of `self`: a gift of its own, negative, succeeded, with the gift's currency and source (as
+    /// fundraising records it).
     pub fn refund(&self, amount_minor: i64, date: &str) -> Self {
         Self {
             id: Uuid::new_v4(),
             amount_minor: -amount_minor,
             refund_of: Some(self.id),
+            currency: self.currency,
+            source: self.source,
+            payment_method: self.payment_method,
             ..Self::new(self.tenant, self.donor, 0, date)
         }
     }
@@ -227,8 +247,8 @@ impl GiftSpec {
                     currency: self.currency.to_owned(),
                     gift_date: self.date,
                     status: self.status,
-                    payment_method: None,
-                    source: "manual".into(),
+                    payment_method: self.payment_method.map(str::to_owned),
+                    source: self.source.into(),
                     fund: None,
                     campaign: None,
                     external_reference: None,
