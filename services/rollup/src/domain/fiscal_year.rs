@@ -28,6 +28,43 @@ impl FiscalYearStart {
     pub fn first_day(self, year: i32) -> Option<NaiveDate> {
         NaiveDate::from_ymd_opt(year, u32::from(self.0), 1)
     }
+
+    /// The first day of fiscal year `year` and the first day of the next: the year is `first <= date < next`.
+    pub fn bounds(self, year: i32) -> Option<(NaiveDate, NaiveDate)> {
+        Some((self.first_day(year)?, self.first_day(year.checked_add(1)?)?))
+    }
+
+    /// The twelve months of fiscal year `year` in order, as `YYYY-MM`.
+    pub fn months(self, year: i32) -> Vec<String> {
+        (0..12u32)
+            .map(|i| {
+                let zero_based = u32::from(self.0) - 1 + i;
+                format!("{:04}-{:02}", year + (zero_based / 12) as i32, zero_based % 12 + 1)
+            })
+            .collect()
+    }
+}
+
+/// A `?fiscal_year=` parameter: a fiscal year named by the calendar year it starts in, four digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FiscalYearParam(i32);
+
+impl FiscalYearParam {
+    pub const MIN: i32 = 1900;
+    pub const MAX: i32 = 9999;
+
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        raw.trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|y| (Self::MIN..=Self::MAX).contains(y))
+            .map(Self)
+            .ok_or("must be a year from 1900 to 9999")
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
 }
 
 impl Default for FiscalYearStart {
@@ -65,6 +102,31 @@ mod tests {
     fn months_outside_1_to_12_are_refused() {
         assert!(FiscalYearStart::new(0).is_none());
         assert!(FiscalYearStart::new(13).is_none());
+    }
+
+    #[test]
+    fn a_fiscal_year_has_twelve_months_from_its_start_month() {
+        let april = FiscalYearStart::APRIL;
+        let months = april.months(2025);
+        assert_eq!(months.len(), 12);
+        assert_eq!(months.first().map(String::as_str), Some("2025-04"));
+        assert_eq!(months[8], "2025-12");
+        assert_eq!(months[9], "2026-01");
+        assert_eq!(months.last().map(String::as_str), Some("2026-03"));
+        let january = FiscalYearStart::new(1).unwrap().months(2025);
+        assert_eq!((january[0].as_str(), january[11].as_str()), ("2025-01", "2025-12"));
+        let december = FiscalYearStart::new(12).unwrap().months(2025);
+        assert_eq!((december[0].as_str(), december[1].as_str()), ("2025-12", "2026-01"));
+        assert_eq!(april.bounds(2025), Some((d(2025, 4, 1), d(2026, 4, 1))));
+    }
+
+    #[test]
+    fn a_fiscal_year_parameter_is_a_four_digit_year() {
+        assert_eq!(FiscalYearParam::parse("2025").map(FiscalYearParam::get), Ok(2025));
+        assert_eq!(FiscalYearParam::parse(" 1900 ").map(FiscalYearParam::get), Ok(1900));
+        for bad in ["", "1899", "10000", "-2025", "2025.0", "twenty", "20251"] {
+            assert!(FiscalYearParam::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     proptest! {
