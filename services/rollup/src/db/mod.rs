@@ -1,6 +1,7 @@
 //! rollup's SQL. Every function takes the transaction it runs in; tenant tables are read and written through a
 //! tenant transaction so row-level security applies.
 
+pub mod dashboard;
 pub mod funds;
 pub mod households;
 pub mod ledger;

@@ -31,8 +31,8 @@ impl Covered {
 }
 
 /// The rows that count as money (`giving::counts_as_money`) and whether each is a gift (`counts_as_gift`).
-const COUNTS_AS_MONEY: &str = "NOT g.deleted AND g.status IN ('succeeded', 'refunded')";
-const IS_GIFT: &str = "(g.refund_of IS NULL AND g.amount_minor > 0)";
+pub(crate) const COUNTS_AS_MONEY: &str = "NOT g.deleted AND g.status IN ('succeeded', 'refunded')";
+pub(crate) const IS_GIFT: &str = "(g.refund_of IS NULL AND g.amount_minor > 0)";
 
 /// Rows that count as money of the covered donors (hard credit: the paying donor), with whether each is a gift.
 fn counted(covered: Covered) -> String {

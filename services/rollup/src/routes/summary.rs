@@ -1,18 +1,29 @@
-//! `GET /v1/summary`: the tenant's totals per currency, by fiscal year and by calendar month, and what of them is
-//! not allocated to any fund.
+//! `/v1/summary`: the tenant's totals per currency, by fiscal year and by calendar month, and what of them is
+//! not allocated to any fund; and the dashboard's figures: donor retention, a fiscal year's income by fund and by
+//! source, and the top donors.
 
-use crate::db::{ledger, totals};
+use crate::clock::Clock;
+use crate::db::{dashboard, ledger, totals};
+use crate::domain::income::{self, CurrencyLines, FundLine, Line, MonthAmount, UNKNOWN_SOURCE};
+use crate::domain::top_donors::{Period, TopLimit};
+use crate::domain::{FiscalYearParam, FiscalYearStart};
 use crate::routes::READ_SCOPE;
 use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
 use almoner_http::endpoints::ServiceConfig;
-use almoner_http::{ApiError, Principal};
+use almoner_http::{ApiError, FieldErrors, Principal};
+use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(get_summary).service(get_retention);
+    cfg.service(get_summary)
+        .service(get_retention)
+        .service(get_income_by_fund)
+        .service(get_income_by_source)
+        .service(get_top_donors);
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -130,13 +141,16 @@ pub struct RetentionYearView {
 
 /// New, retained, reactivated and lapsed donors by fiscal year, for the dashboard.
 #[utoipa::path(tag = "summary", security(("bearer" = ["rollup:read"])),
-    responses((status = 200, description = "Donor retention by fiscal year, oldest first", body = Retention)))]
+    responses(
+        (status = 200, description = "Donor retention by fiscal year, oldest first", body = Retention),
+        (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
+    ))]
 #[get("/v1/summary/retention")]
 #[tracing::instrument(skip_all)]
 pub async fn get_retention(
     principal: Principal,
     pool: web::Data<Pool>,
-    clock: web::Data<crate::clock::Clock>,
+    clock: web::Data<Clock>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
@@ -159,5 +173,358 @@ pub async fn get_retention(
         fiscal_year_start_month: fiscal_year_start.month(),
         current_fiscal_year,
         fiscal_years,
+    }))
+}
+
+/// `?fiscal_year=`, read as text so that a bad value is a `validation_failed` naming it.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FiscalYearQuery {
+    /// The fiscal year, named by the calendar year it starts in; default the one today falls in (by the tenant's
+    /// fiscal year start month).
+    #[param(value_type = Option<i32>, minimum = 1900, maximum = 9999)]
+    pub fiscal_year: Option<String>,
+}
+
+/// The fiscal year asked for, or today's (by the tenant's start month), with its first day and the next year's.
+fn fiscal_year_bounds(
+    asked: Option<FiscalYearParam>,
+    start: FiscalYearStart,
+    today: NaiveDate,
+) -> Result<(i32, NaiveDate, NaiveDate), ApiError> {
+    let year = asked.map_or_else(|| start.fiscal_year_of(today), FiscalYearParam::get);
+    let (from, until) = start
+        .bounds(year)
+        .ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("fiscal year {year} has no first day")))?;
+    Ok((year, from, until))
+}
+
+/// Parses an optional parameter, recording a bad one under `field`; `Ok(None)` when it is absent.
+fn optional<T, E: std::fmt::Display>(
+    raw: Option<&str>,
+    field: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    errors: &mut FieldErrors,
+) -> Option<T> {
+    raw.and_then(|raw| errors.parse(field, parse(raw)))
+}
+
+/// One month of a line; amounts are integer minor units.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IncomeMonth {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Net counted money dated in the month (refund entries netted in the month of their own date).
+    pub total_minor: i64,
+    /// Gifts in the month (refund entries are not gifts).
+    pub count: i64,
+}
+
+impl From<MonthAmount> for IncomeMonth {
+    fn from(m: MonthAmount) -> Self {
+        Self { month: m.month, total_minor: m.total_minor, count: m.count }
+    }
+}
+
+fn months(by_month: Vec<MonthAmount>) -> Vec<IncomeMonth> {
+    by_month.into_iter().map(Into::into).collect()
+}
+
+/// A fiscal year's income by fund, per currency.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IncomeByFund {
+    pub fiscal_year_start_month: u8,
+    /// Named by the calendar year it starts in.
+    pub fiscal_year: i32,
+    /// The year's first day.
+    pub starts_on: NaiveDate,
+    /// The year's last day.
+    pub ends_on: NaiveDate,
+    /// Currencies with counted money dated in the year, in currency-code order.
+    pub currencies: Vec<FundIncomeCurrency>,
+}
+
+/// One currency's income by fund in the year; amounts are integer minor units.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FundIncomeCurrency {
+    pub currency: String,
+    /// Net counted money in the year: the sum of the funds' lines and the unallocated one.
+    pub total_minor: i64,
+    /// The funds with a part of counted money dated in the year, highest year total first (ties by code, then
+    /// name, then id), then the unallocated line (`fund_id` null), always present.
+    pub funds: Vec<FundIncome>,
+}
+
+/// One fund's (or the unallocated) income in the year.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FundIncome {
+    /// Null for the unallocated line: counted money of gifts without allocations, less their refund entries.
+    pub fund_id: Option<Uuid>,
+    /// From fundraising's latest fund event; null for the unallocated line and while rollup knows the fund only
+    /// from allocations.
+    pub code: Option<String>,
+    pub name: Option<String>,
+    /// Net money allocated to the fund (refund entries' parts netted) in the year.
+    pub total_minor: i64,
+    /// Gifts with a part in the fund (for the unallocated line: gifts without allocations).
+    pub count: i64,
+    /// The twelve months of the fiscal year, oldest first, zeros included.
+    pub by_month: Vec<IncomeMonth>,
+}
+
+fn fund_income(line: Line<FundLine>) -> FundIncome {
+    let (fund_id, code, name) = match line.line {
+        FundLine::Fund { code, name, fund_id } => (Some(fund_id), code, name),
+        FundLine::Unallocated => (None, None, None),
+    };
+    FundIncome {
+        fund_id,
+        code,
+        name,
+        total_minor: line.total_minor,
+        count: line.count,
+        by_month: months(line.by_month),
+    }
+}
+
+/// A fiscal year's income by fund and month, per currency, with the unallocated rest as a line of its own.
+#[utoipa::path(tag = "summary", security(("bearer" = ["rollup:read"])),
+    params(FiscalYearQuery),
+    responses(
+        (status = 200, description = "The fiscal year's income by fund and month, per currency", body = IncomeByFund),
+        (status = 401, description = "No valid token", body = almoner_http::Problem),
+        (status = 403, description = "Missing scope rollup:read", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each bad parameter", body = almoner_http::Problem),
+    ))]
+#[get("/v1/summary/income/funds")]
+#[tracing::instrument(skip_all)]
+pub async fn get_income_by_fund(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    clock: web::Data<Clock>,
+    query: web::Query<FiscalYearQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(READ_SCOPE)?;
+    let mut errors = FieldErrors::new();
+    let asked = optional(query.fiscal_year.as_deref(), "fiscal_year", FiscalYearParam::parse, &mut errors);
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let start = ledger::fiscal_year_start(&tx).await?;
+    let (fiscal_year, from, until) = fiscal_year_bounds(asked, start, clock.today())?;
+    let rows = dashboard::income_by_fund(&tx, from, until).await?;
+    tx.commit().await?;
+    let currencies = income::arrange(rows, &start.months(fiscal_year), &FundLine::Unallocated, true)
+        .into_iter()
+        .map(|c: CurrencyLines<FundLine>| FundIncomeCurrency {
+            currency: c.currency,
+            total_minor: c.total_minor,
+            funds: c.lines.into_iter().map(fund_income).collect(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(IncomeByFund {
+        fiscal_year_start_month: start.month(),
+        fiscal_year,
+        starts_on: from,
+        ends_on: until - Days::new(1),
+        currencies,
+    }))
+}
+
+/// A fiscal year's income by source, per currency.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IncomeBySource {
+    pub fiscal_year_start_month: u8,
+    /// Named by the calendar year it starts in.
+    pub fiscal_year: i32,
+    /// The year's first day.
+    pub starts_on: NaiveDate,
+    /// The year's last day.
+    pub ends_on: NaiveDate,
+    /// Currencies with counted money dated in the year, in currency-code order.
+    pub currencies: Vec<SourceIncomeCurrency>,
+}
+
+/// One currency's income by source in the year; amounts are integer minor units.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SourceIncomeCurrency {
+    pub currency: String,
+    /// Net counted money in the year.
+    pub total_minor: i64,
+    /// Gifts in the year.
+    pub count: i64,
+    /// The sources, highest year total first (ties by name), then `unknown` whatever its total.
+    pub sources: Vec<SourceIncome>,
+}
+
+/// One source's income in the year.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SourceIncome {
+    /// The gift's `source` as fundraising gave it (`manual`, `import`, `stripe`, ...); a refund entry counts under
+    /// its gift's. `unknown` for gifts rollup stored before it kept sources.
+    pub source: String,
+    /// Net counted money in the year.
+    pub total_minor: i64,
+    /// Gifts in the year.
+    pub count: i64,
+    /// The twelve months of the fiscal year, oldest first, zeros included.
+    pub by_month: Vec<IncomeMonth>,
+}
+
+/// A fiscal year's income by gift source and month, per currency.
+#[utoipa::path(tag = "summary", security(("bearer" = ["rollup:read"])),
+    params(FiscalYearQuery),
+    responses(
+        (status = 200, description = "The fiscal year's income by source and month, per currency", body = IncomeBySource),
+        (status = 401, description = "No valid token", body = almoner_http::Problem),
+        (status = 403, description = "Missing scope rollup:read", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each bad parameter", body = almoner_http::Problem),
+    ))]
+#[get("/v1/summary/income/sources")]
+#[tracing::instrument(skip_all)]
+pub async fn get_income_by_source(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    clock: web::Data<Clock>,
+    query: web::Query<FiscalYearQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(READ_SCOPE)?;
+    let mut errors = FieldErrors::new();
+    let asked = optional(query.fiscal_year.as_deref(), "fiscal_year", FiscalYearParam::parse, &mut errors);
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let start = ledger::fiscal_year_start(&tx).await?;
+    let (fiscal_year, from, until) = fiscal_year_bounds(asked, start, clock.today())?;
+    let rows = dashboard::income_by_source(&tx, from, until).await?;
+    tx.commit().await?;
+    let currencies = income::arrange(rows, &start.months(fiscal_year), &UNKNOWN_SOURCE.to_owned(), false)
+        .into_iter()
+        .map(|c| SourceIncomeCurrency {
+            currency: c.currency,
+            total_minor: c.total_minor,
+            count: c.count,
+            sources: c
+                .lines
+                .into_iter()
+                .map(|l| SourceIncome {
+                    source: l.line,
+                    total_minor: l.total_minor,
+                    count: l.count,
+                    by_month: months(l.by_month),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(IncomeBySource {
+        fiscal_year_start_month: start.month(),
+        fiscal_year,
+        starts_on: from,
+        ends_on: until - Days::new(1),
+        currencies,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TopDonorsSummaryQuery {
+    /// `fiscal_year` (the default: the year `fiscal_year` names) or `lifetime` (every gift; `fiscal_year` is then
+    /// checked but not used).
+    #[param(pattern = r"^\s*(fiscal_year|lifetime)\s*$")]
+    pub period: Option<String>,
+    /// With `period=fiscal_year`: the fiscal year, named by the calendar year it starts in; default the one today
+    /// falls in.
+    #[param(value_type = Option<i32>, minimum = 1900, maximum = 9999)]
+    pub fiscal_year: Option<String>,
+    /// How many donors per currency: 1 to 100, default 10.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 10)]
+    pub limit: Option<String>,
+}
+
+/// The top donors of a period, per currency.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopDonors {
+    /// `fiscal_year` or `lifetime`.
+    pub period: String,
+    pub fiscal_year_start_month: u8,
+    /// The fiscal year ranked; null for `lifetime`.
+    pub fiscal_year: Option<i32>,
+    /// Currencies with a donor whose net counted money in the period is more than nothing, in currency-code order.
+    pub currencies: Vec<TopDonorsCurrency>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopDonorsCurrency {
+    pub currency: String,
+    /// At most `limit` donors, highest net total first, ties by donor id (the higher first).
+    pub donors: Vec<TopDonorEntry>,
+}
+
+/// One of the top donors; amounts are integer minor units of the currency.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopDonorEntry {
+    pub donor_id: Uuid,
+    /// From fundraising's donor record; null while rollup has only seen the donor's gifts.
+    pub display_name: Option<String>,
+    /// Net counted money in the period (refund entries netted); always more than 0.
+    pub total_minor: i64,
+    /// Gifts in the period.
+    pub gift_count: i64,
+    /// The latest gift's date in the period; null when the period holds only refund entries of the donor's.
+    pub last_gift_date: Option<NaiveDate>,
+}
+
+/// The donors (not deleted) giving the most in a fiscal year or in all, per currency, for the dashboard.
+#[utoipa::path(tag = "summary", security(("bearer" = ["rollup:read"])),
+    params(TopDonorsSummaryQuery),
+    responses(
+        (status = 200, description = "The top donors of the period, per currency", body = TopDonors),
+        (status = 401, description = "No valid token", body = almoner_http::Problem),
+        (status = 403, description = "Missing scope rollup:read", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each bad parameter", body = almoner_http::Problem),
+    ))]
+#[get("/v1/summary/top-donors")]
+#[tracing::instrument(skip_all)]
+pub async fn get_top_donors(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    clock: web::Data<Clock>,
+    query: web::Query<TopDonorsSummaryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(READ_SCOPE)?;
+    let mut errors = FieldErrors::new();
+    let period = optional(query.period.as_deref(), "period", Period::parse, &mut errors).unwrap_or(Period::FiscalYear);
+    let limit = optional(query.limit.as_deref(), "limit", TopLimit::parse, &mut errors).unwrap_or_default();
+    // Checked whatever the period, so that a bad value is refused rather than silently ignored.
+    let asked = optional(query.fiscal_year.as_deref(), "fiscal_year", FiscalYearParam::parse, &mut errors);
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let start = ledger::fiscal_year_start(&tx).await?;
+    let (fiscal_year, rows) = match period {
+        Period::Lifetime => (None, dashboard::top_donors_lifetime(&tx, limit.get()).await?),
+        Period::FiscalYear => {
+            let (year, from, until) = fiscal_year_bounds(asked, start, clock.today())?;
+            (Some(year), dashboard::top_donors_between(&tx, from, until, limit.get()).await?)
+        }
+    };
+    tx.commit().await?;
+    let mut currencies: Vec<TopDonorsCurrency> = Vec::new();
+    for row in rows {
+        if currencies.last().is_none_or(|c| c.currency != row.currency) {
+            currencies.push(TopDonorsCurrency { currency: row.currency.clone(), donors: Vec::new() });
+        }
+        if let Some(current) = currencies.last_mut() {
+            current.donors.push(TopDonorEntry {
+                donor_id: row.donor_id,
+                display_name: row.display_name,
+                total_minor: row.total_minor,
+                gift_count: row.gift_count,
+                last_gift_date: row.last_gift_date,
+            });
+        }
+    }
+    Ok(HttpResponse::Ok().json(TopDonors {
+        period: period.as_str().to_owned(),
+        fiscal_year_start_month: start.month(),
+        fiscal_year,
+        currencies,
     }))
 }

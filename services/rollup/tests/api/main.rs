@@ -15,3 +15,4 @@ mod process;
 mod property;
 mod recurring;
 mod shutdown;
+mod summary;
