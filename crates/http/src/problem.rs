@@ -37,6 +37,9 @@ pub enum ErrorCode {
     UploadMissing,
     /// Completing an upload whose link expired before any file arrived.
     UploadExpired,
+    // Staff sign-in (the identity service).
+    /// A sign-in link that is unknown, already used or past its lifetime.
+    SignInLinkInvalid,
 }
 
 impl ErrorCode {
@@ -85,6 +88,9 @@ impl ErrorCode {
             ),
             UploadMissing => ("upload_missing", StatusCode::CONFLICT, "No file has been uploaded yet"),
             UploadExpired => ("upload_expired", StatusCode::GONE, "The upload link expired before a file arrived"),
+            SignInLinkInvalid => {
+                ("sign_in_link_invalid", StatusCode::UNAUTHORIZED, "The sign-in link has expired or was already used")
+            }
         }
     }
 

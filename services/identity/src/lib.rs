@@ -1,4 +1,4 @@
-//! identity: tenants, API keys, and the short-lived EdDSA tokens every other Almoner service verifies locally.
+//! identity: tenants, API keys, staff and their sign-in, and the short-lived EdDSA tokens every other Almoner service verifies locally.
 //!
 //! It owns the `identity` schema and publishes `identity.*` events through its outbox. It must not hold any
 //! fundraising or messaging data, and other services never call it per request: they verify tokens against the
@@ -11,5 +11,6 @@ pub mod domain;
 pub mod mailer;
 pub mod openapi;
 pub mod routes;
+pub mod sign_in;
 pub mod signing;
 pub mod startup;

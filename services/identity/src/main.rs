@@ -1,5 +1,5 @@
 //! The identity binary: the shared commands (`serve`, `migrate`, `dead-letters`) and its own `bootstrap` and
-//! `rotate-signing-key`.
+//! `rotate-signing-key` and `sign-in-link`.
 
 use clap::Subcommand;
 use identity::configuration::Settings;
@@ -20,6 +20,12 @@ enum Command {
     },
     /// Create a new token signing key and retire the old ones (they stay published until their tokens expire).
     RotateSigningKey,
+    /// Print a sign-in link for each tenant an address is staff of, without mailing it (development, or a
+    /// member whose mail does not arrive). Each link works once, for sign_in.link_ttl_secs.
+    SignInLink {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 impl almoner_service::Service for Identity {
@@ -50,6 +56,34 @@ impl almoner_service::Service for Identity {
                     println!("API key id: {}", created.api_key_id);
                     println!("API key:    {}", created.api_key);
                     println!("Store the key now: it is not shown again.");
+                }
+            }
+            Command::SignInLink { email } => {
+                let email = almoner_types::Email::parse(email.trim())
+                    .map_err(|e| anyhow::anyhow!("--email {e}"))?
+                    .to_string()
+                    .to_lowercase();
+                let keys =
+                    identity::signing::SigningKeys::load(pool.clone(), std::time::Duration::from_secs(60)).await?;
+                let sign_in = identity::sign_in::SignIn {
+                    pool,
+                    keys,
+                    mailer: None,
+                    settings: settings.sign_in.clone(),
+                    issuer: settings.auth.issuer.clone(),
+                    access_ttl_secs: settings.tokens.ttl_secs,
+                };
+                let links = sign_in.make_links(&email).await?;
+                if links.is_empty() {
+                    anyhow::bail!("{email} is no tenant's staff");
+                }
+                // The URLs alone on standard output, one per line, so scripts can take them as they are.
+                for link in links {
+                    eprintln!(
+                        "identity: sign-in link for {} at {}, valid until {}",
+                        email, link.tenant_name, link.expires_at
+                    );
+                    println!("{}", link.url);
                 }
             }
             Command::RotateSigningKey => {

@@ -6,13 +6,14 @@ use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Almoner identity", description = "Tenants, API keys and the tokens other services verify."),
+    info(title = "Almoner identity", description = "Tenants, staff and their sign-in, API keys and the tokens other services verify."),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "tokens", description = "OAuth2 client credentials and the JWKS"),
         (name = "api-keys", description = "Issue, list and revoke API keys"),
         (name = "staff", description = "The people who sign in to the console, and their roles"),
+        (name = "sign-in", description = "Staff sign-in by magic link, and the console session"),
         (name = "tenants", description = "The caller's tenant"),
     )
 )]

@@ -1,11 +1,15 @@
 //! What the identity service has: its schema, outbox relay, signing keys (refreshed from the database), a token
-//! verifier that reads those keys directly, the optional Redis rate limiter and its routes. How a service is built
+//! verifier that reads those keys directly, the optional Redis rate limiter, the mail relay for sign-in links and
+//! its routes. How a service is built
 //! and stopped is `almoner_service`'s.
 
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
+use crate::mailer::Mailer;
 use crate::openapi::ApiDoc;
 use crate::routes::oauth::TokenPolicy;
+use crate::routes::sign_in::LinkLimits;
+use crate::sign_in::SignIn;
 use crate::signing::SigningKeys;
 use almoner_http::TokenVerifier;
 use almoner_http::rate_limit::{Limit, RateLimiter};
@@ -62,6 +66,28 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         ttl_secs: settings.tokens.ttl_secs,
         failures_per_key: Limit { max: settings.tokens.max_failures_per_key, window },
         failures_per_ip: Limit { max: settings.tokens.max_failures_per_ip, window },
+    });
+    let mailer = match &settings.mail {
+        Some(mail) => Some(Mailer::new(mail).context("mail settings")?),
+        None => {
+            tracing::warn!(
+                "no mail relay is configured (mail.*): sign-in links can only be printed by `identity sign-in-link`"
+            );
+            None
+        }
+    };
+    let link_window = Duration::from_secs(settings.sign_in.link_window_secs);
+    service.data(LinkLimits {
+        per_address: Limit { max: settings.sign_in.max_links_per_address, window: link_window },
+        per_ip: Limit { max: settings.sign_in.max_links_per_ip, window: link_window },
+    });
+    service.data(SignIn {
+        pool: pool.clone(),
+        keys: keys.clone(),
+        mailer,
+        settings: settings.sign_in.clone(),
+        issuer: settings.auth.issuer.clone(),
+        access_ttl_secs: settings.tokens.ttl_secs,
     });
     service.data(keys);
     service.data(pool);

@@ -2,6 +2,7 @@
 //! transaction so row-level security applies.
 
 pub mod api_keys;
+pub mod sign_in;
 pub mod signing_keys;
 pub mod staff;
 pub mod tenants;
@@ -13,6 +14,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     3 => "0003_tenant_policies_as_initplans.sql",
     4 => "0004_accounting_period_end.sql",
     5 => "0005_staff.sql",
+    6 => "0006_sign_in.sql",
 );
 
 /// The PostgreSQL schema identity owns.

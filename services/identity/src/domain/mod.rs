@@ -1,12 +1,14 @@
 //! identity's rules, free of I/O: what an API key looks like, which scopes exist and which each staff role holds,
-//! what a tenant name may be.
+//! what a tenant name may be, what a sign-in or refresh token looks like.
 
 pub mod api_key;
 pub mod role;
 pub mod scope;
 pub mod tenant_name;
+pub mod tenant_token;
 
 pub use api_key::{ApiKeySecret, KeyName};
 pub use role::Role;
 pub use scope::{Scope, ScopeSet};
 pub use tenant_name::TenantName;
+pub use tenant_token::TenantToken;

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod jwks;
 pub mod oauth;
+pub mod sign_in;
 pub mod staff;
 pub mod tenant;
 
@@ -14,5 +15,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     jwks::configure(cfg);
     api_keys::configure(cfg);
     staff::configure(cfg);
+    sign_in::configure(cfg);
     tenant::configure(cfg);
 }

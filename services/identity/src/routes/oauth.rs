@@ -177,7 +177,7 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
 /// The address failures are counted against. Behind the gateway the peer is nginx, which sets `X-Real-IP` to the
 /// client's address (overwriting anything the client sent); the header is trusted only from a private or loopback
 /// peer, so a client reaching the service directly cannot pick its own bucket.
-fn client_address(req: &HttpRequest) -> String {
+pub(crate) fn client_address(req: &HttpRequest) -> String {
     let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return "unknown".to_owned() };
     let trusted_proxy = match peer {
         std::net::IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),

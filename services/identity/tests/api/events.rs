@@ -60,7 +60,8 @@ async fn next_of_type(
 async fn events_written_while_rabbitmq_is_down_are_delivered_once_it_returns() {
     let broker = almoner_testkit::broker::broker_addr(&almoner_testkit::broker::amqp_settings());
     let proxy = TcpProxy::start(broker).await;
-    let app = spawn_app_with(Options { amqp_via: Some(proxy.addr()), postgres_proxy: false }).await;
+    let app =
+        spawn_app_with(Options { amqp_via: Some(proxy.addr()), postgres_proxy: false, ..Options::default() }).await;
     let shutdown = CancellationToken::new();
     let mut events = observe(&app.amqp, &shutdown).await;
     app.wait_ready(Duration::from_secs(10)).await;
@@ -114,7 +115,7 @@ async fn events_written_while_rabbitmq_is_down_are_delivered_once_it_returns() {
 
 #[tokio::test]
 async fn the_trace_of_an_http_request_continues_in_the_consumer_of_its_event() {
-    let app = spawn_app_with(Options { amqp_via: None, postgres_proxy: false }).await;
+    let app = spawn_app_with(Options { amqp_via: None, postgres_proxy: false, ..Options::default() }).await;
     let shutdown = CancellationToken::new();
     let mut events = observe(&app.amqp, &shutdown).await;
     let token = app.admin_token().await;
@@ -146,7 +147,7 @@ async fn the_trace_of_an_http_request_continues_in_the_consumer_of_its_event() {
 
 #[tokio::test]
 async fn bootstrap_publishes_tenant_created() {
-    let app = spawn_app_with(Options { amqp_via: None, postgres_proxy: false }).await;
+    let app = spawn_app_with(Options { amqp_via: None, postgres_proxy: false, ..Options::default() }).await;
     let shutdown = CancellationToken::new();
     let mut events = observe(&app.amqp, &shutdown).await;
     let other = app.other_tenant().await;

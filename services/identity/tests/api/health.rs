@@ -22,7 +22,8 @@ async fn health_metrics_and_unknown_routes() {
 async fn ready_names_rabbitmq_while_it_is_unreachable_and_recovers() {
     let broker = almoner_testkit::broker::broker_addr(&almoner_testkit::broker::amqp_settings());
     let proxy = TcpProxy::start(broker).await;
-    let app = spawn_app_with(Options { amqp_via: Some(proxy.addr()), postgres_proxy: false }).await;
+    let app =
+        spawn_app_with(Options { amqp_via: Some(proxy.addr()), postgres_proxy: false, ..Options::default() }).await;
     app.wait_ready(Duration::from_secs(10)).await;
 
     proxy.cut().await;
@@ -45,7 +46,7 @@ async fn ready_names_rabbitmq_while_it_is_unreachable_and_recovers() {
 
 #[tokio::test]
 async fn ready_names_postgres_while_it_is_unreachable_and_requests_fail_cleanly() {
-    let app = spawn_app_with(Options { amqp_via: None, postgres_proxy: true }).await;
+    let app = spawn_app_with(Options { amqp_via: None, postgres_proxy: true, ..Options::default() }).await;
     app.wait_ready(Duration::from_secs(10)).await;
     let token = app.admin_token().await;
     let proxy = app.postgres_proxy.as_ref().unwrap();

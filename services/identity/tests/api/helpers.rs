@@ -2,7 +2,8 @@ use almoner_config::{AmqpSettings, AuthSettings, ServerSettings, TelemetrySettin
 use almoner_testkit::db::TestDatabase;
 use almoner_testkit::proxy::TcpProxy;
 use identity::bootstrap::Bootstrapped;
-use identity::configuration::{Settings, TokenSettings};
+use identity::configuration::{Settings, SignInSettings, TokenSettings};
+use identity::mailer::MailSettings;
 use serde_json::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -25,15 +26,19 @@ impl Drop for TestApp {
     }
 }
 
+#[derive(Default)]
 pub struct Options {
     /// Connect the service to RabbitMQ through this address instead (a TcpProxy).
     pub amqp_via: Option<std::net::SocketAddr>,
     /// Put a proxy in front of PostgreSQL for the service's pool (migrations still connect directly).
     pub postgres_proxy: bool,
+    /// Mail sign-in links to an SMTP sink on this port.
+    pub mail_port: Option<u16>,
+    pub sign_in: Option<SignInSettings>,
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Options { amqp_via: None, postgres_proxy: false }).await
+    spawn_app_with(Options::default()).await
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
@@ -59,8 +64,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
             ..TokenSettings::default()
         },
-        mail: None,
-        sign_in: Default::default(),
+        mail: options.mail_port.map(|port| MailSettings { port, ..MailSettings::default() }),
+        sign_in: options.sign_in.unwrap_or_default(),
     };
     let app = identity::startup::build(settings.clone()).await.expect("identity starts");
     let address = format!("http://127.0.0.1:{}", app.port());

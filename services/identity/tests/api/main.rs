@@ -9,5 +9,6 @@ mod helpers;
 mod migrations;
 mod oauth;
 mod openapi;
+mod sign_in;
 mod staff;
 mod tenancy;
