@@ -51,7 +51,7 @@ export function Chart({ option, label, testid, height = 280 }: ChartProps) {
         {
           color: PALETTE,
           animation: false,
-          textStyle: { fontFamily: 'inherit', color: '#1a1a1a' },
+          textStyle: { fontFamily: "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif", color: '#1a1a1a', fontSize: 12 },
           tooltip: { trigger: 'axis', confine: true },
           grid: { left: 8, right: 16, top: 40, bottom: 8, containLabel: true },
           ...option,
@@ -90,7 +90,7 @@ export function ChartPanel(props: ChartPanelProps) {
       <Chart option={props.option} label={props.label} testid={props.testid} height={props.height} />
       <details>
         <summary>Data table: {title.toLowerCase()}</summary>
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label={`${title}: data`}>
           <table>
             <caption class="visually-hidden">{title}</caption>
             <thead>

@@ -34,7 +34,7 @@ export function Dashboard() {
       <ErrorAlert error={summary.error} />
       {summary.loading && !summary.data ? <Loading what="Loading this year's figures" /> : null}
       {summary.data && <YearCards summary={summary.data} currency={currency} fy={currentFy} />}
-      <div class="charts">
+      <div class="charts" data-charts-expected="3">
         {summary.data && <MonthlyIncome summary={summary.data} currency={currency} fy={currentFy} />}
         <ErrorAlert error={retention.error} />
         {retention.data && <RetentionChart retention={retention.data} />}

@@ -1,0 +1,55 @@
+// Every page as an admin: each drawn, screenshotted and checked with axe.
+import { test } from 'node:test';
+import { checkA11y, CONSOLE_URL, env, existingDonor, launch, screenshot, settle, signIn, waitForCharts } from './support.mjs';
+
+test('every page passes axe as an admin', async () => {
+  const browser = await launch();
+  try {
+    const { page, context } = await signIn(browser, env('ALMONER_ADMIN_EMAIL'));
+    const visit = async (path, heading, name) => {
+      await page.goto(`${CONSOLE_URL}${path}`);
+      await settle(page, heading);
+      await screenshot(page, `page-${name}`);
+      await checkA11y(page, name);
+    };
+
+    await page.goto(`${CONSOLE_URL}/`);
+    await settle(page, 'Dashboard');
+    await waitForCharts(page);
+    // The data tables behind the charts are checked too.
+    for (const d of await page.locator('details').all()) await d.locator('summary').click();
+    await screenshot(page, 'page-dashboard');
+    await checkA11y(page, 'dashboard');
+
+    await visit('/gifts/new', 'Gift entry', 'gift-entry');
+    await visit('/donors', 'Donors', 'donors');
+
+    // A donor's page: the existing donor, found by search.
+    const donor = existingDonor();
+    await page.getByLabel(/Search donors/).fill(donor.last_name);
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.getByRole('table').getByRole('link', { name: new RegExp(donor.last_name) }).first().click();
+    await page.waitForURL(/\/donors\/[0-9a-f-]{36}$/);
+    await settle(page, new RegExp(donor.last_name));
+    if (await page.locator('[data-testid^="chart-"]').count()) await waitForCharts(page);
+    await screenshot(page, 'page-donor');
+    await checkA11y(page, 'donor');
+
+    await visit('/staging', 'Staging review', 'staging');
+    await visit('/imports', 'Imports', 'imports');
+    await visit('/claims', 'Gift Aid claims', 'claims');
+    const claim = page.getByRole('table').getByRole('link', { name: /^Claim to/ }).first();
+    if (await claim.count()) {
+      await claim.click();
+      await settle(page, /^Claim to/);
+      await screenshot(page, 'page-claim');
+      await checkA11y(page, 'claim');
+    }
+    await visit('/staff', 'Staff', 'staff');
+    await visit('/settings', 'Settings', 'settings');
+    await visit('/no-such-page', 'Page not found', 'not-found');
+    await context.close();
+  } finally {
+    await browser.close();
+  }
+});

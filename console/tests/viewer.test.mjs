@@ -1,0 +1,51 @@
+// A viewer sees no write controls, and the services refuse a write with the viewer's token anyway.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { api, checkA11y, CONSOLE_URL, env, launch, screenshot, settle, signIn } from './support.mjs';
+
+const WRITE_CONTROLS = /^(Save gift|New donor|Enter a gift|Gather claim|Upload and check|Commit this import|Approve|Reject|Add staff member|Save role|Remove|Save organisation settings|Save Gift Aid settings|Export schedule|Mark submitted)/;
+
+async function writeControls(page) {
+  const names = await page.$$eval('main button, main a.button, main input[type="submit"]', (els) =>
+    els.filter((e) => !e.disabled && e.offsetParent !== null).map((e) => (e.textContent || e.value || '').trim()),
+  );
+  return names.filter((n) => WRITE_CONTROLS.test(n));
+}
+
+test('a viewer has no write controls, and a write with their token is refused', async () => {
+  const browser = await launch();
+  try {
+    const { page, context, accessToken, grant } = await signIn(browser, env('ALMONER_VIEWER_EMAIL'));
+    assert.equal(grant.staff.role, 'viewer');
+    assert.ok(grant.scopes.every((s) => s.endsWith(':read')), `a viewer's scopes: ${grant.scopes}`);
+    await page.getByTestId('staff-role').getByText('Viewer').waitFor();
+    assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Gift entry' }).count(), 0);
+
+    const pages = [
+      ['/', 'Dashboard'],
+      ['/gifts/new', 'Gift entry'],
+      ['/donors', 'Donors'],
+      ['/staging', 'Staging review'],
+      ['/imports', 'Imports'],
+      ['/claims', 'Gift Aid claims'],
+      ['/staff', 'Staff'],
+      ['/settings', 'Settings'],
+    ];
+    for (const [path, heading] of pages) {
+      await page.goto(`${CONSOLE_URL}${path}`);
+      await settle(page, heading);
+      assert.deepEqual(await writeControls(page), [], `write controls on ${path} for a viewer`);
+      await screenshot(page, `viewer-${path === '/' ? 'dashboard' : path.slice(1).replace(/\//g, '-')}`);
+    }
+    await checkA11y(page, 'settings as viewer');
+
+    // The services enforce the scopes whatever the page shows.
+    const res = await api('POST', '/api/fundraising/v1/donors', accessToken, { last_name: 'Viewer-Write' });
+    assert.equal(res.status, 403, `POST /donors with a viewer's token answered ${res.status}`);
+    const problem = await res.json();
+    assert.equal(problem.code, 'forbidden');
+    await context.close();
+  } finally {
+    await browser.close();
+  }
+});
