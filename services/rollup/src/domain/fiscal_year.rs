@@ -45,13 +45,14 @@ impl FiscalYearStart {
     }
 }
 
-/// A `?fiscal_year=` parameter: a fiscal year named by the calendar year it starts in, four digits.
+/// A `?fiscal_year=` parameter: a fiscal year named by the calendar year it starts in, four digits, ending by 9999
+/// whatever the start month (so that its last day is an ISO date, which has four digits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FiscalYearParam(i32);
 
 impl FiscalYearParam {
     pub const MIN: i32 = 1900;
-    pub const MAX: i32 = 9999;
+    pub const MAX: i32 = 9998;
 
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         raw.trim()
@@ -59,7 +60,7 @@ impl FiscalYearParam {
             .ok()
             .filter(|y| (Self::MIN..=Self::MAX).contains(y))
             .map(Self)
-            .ok_or("must be a year from 1900 to 9999")
+            .ok_or("must be a year from 1900 to 9998")
     }
 
     pub fn get(self) -> i32 {
@@ -124,7 +125,7 @@ mod tests {
     fn a_fiscal_year_parameter_is_a_four_digit_year() {
         assert_eq!(FiscalYearParam::parse("2025").map(FiscalYearParam::get), Ok(2025));
         assert_eq!(FiscalYearParam::parse(" 1900 ").map(FiscalYearParam::get), Ok(1900));
-        for bad in ["", "1899", "10000", "-2025", "2025.0", "twenty", "20251"] {
+        for bad in ["", "1899", "9999", "-2025", "2025.0", "twenty", "20251"] {
             assert!(FiscalYearParam::parse(bad).is_err(), "{bad:?}");
         }
     }

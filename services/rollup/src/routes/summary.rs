@@ -182,7 +182,7 @@ pub async fn get_retention(
 pub struct FiscalYearQuery {
     /// The fiscal year, named by the calendar year it starts in; default the one today falls in (by the tenant's
     /// fiscal year start month).
-    #[param(value_type = Option<i32>, minimum = 1900, maximum = 9999)]
+    #[param(value_type = Option<i32>, minimum = 1900, maximum = 9998)]
     pub fiscal_year: Option<String>,
 }
 
@@ -432,7 +432,7 @@ pub struct TopDonorsSummaryQuery {
     pub period: Option<String>,
     /// With `period=fiscal_year`: the fiscal year, named by the calendar year it starts in; default the one today
     /// falls in.
-    #[param(value_type = Option<i32>, minimum = 1900, maximum = 9999)]
+    #[param(value_type = Option<i32>, minimum = 1900, maximum = 9998)]
     pub fiscal_year: Option<String>,
     /// How many donors per currency: 1 to 100, default 10.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 10)]

@@ -106,6 +106,9 @@ async fn income_by_fund_nets_refunds_by_month_within_the_tenants_fiscal_year() {
     assert_eq!(gbp_funds.as_array().unwrap().len(), 2);
     assert_eq!((gbp_funds[0]["fund_id"].clone(), gbp_funds[0]["total_minor"].clone()), (json!(general), json!(700)));
     assert_eq!(app.get_ok(tenant, "/v1/summary/income/funds?fiscal_year=2030").await["currencies"], json!([]));
+    // The last year asked for ends by 9999, whatever the start month: its last day is still a four-digit date.
+    let last = app.get_ok(tenant, "/v1/summary/income/funds?fiscal_year=9998").await;
+    assert_eq!((last["starts_on"].clone(), last["ends_on"].clone()), (json!("9998-07-01"), json!("9999-06-30")));
 
     // Another tenant's gift in the same fund id and month is its own.
     let theirs = app.get_ok(other, "/v1/summary/income/funds?fiscal_year=2024").await;
@@ -113,7 +116,7 @@ async fn income_by_fund_nets_refunds_by_month_within_the_tenants_fiscal_year() {
     assert_eq!(theirs["currencies"][0]["total_minor"], 123456);
     assert_eq!(theirs["currencies"][0]["funds"][0]["name"], Value::Null, "this tenant's fund names are not theirs");
 
-    for bad in ["twenty", "1899", "10000", "2024.5"] {
+    for bad in ["twenty", "1899", "9999", "2024.5"] {
         let response = app.get(&format!("/v1/summary/income/funds?fiscal_year={bad}"), &app.token(tenant)).await;
         assert_eq!(fields(&problem(response, 422, "validation_failed").await), ["fiscal_year"], "{bad}");
     }
