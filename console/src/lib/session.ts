@@ -90,7 +90,10 @@ export function refresh(): Promise<boolean> {
   if (refreshing) return refreshing;
   refreshing = (async () => {
     try {
-      const res = await post('/session/refresh');
+      // A refresh token works once, and presenting a replaced one ends the session: tabs take turns, so the
+      // second sends the cookie the first was given.
+      const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+      const res = locks ? await locks.request('almoner-session-refresh', () => post('/session/refresh')) : await post('/session/refresh');
       if (res.ok) {
         adopt((await res.json()) as SessionGrant);
         return true;

@@ -41,6 +41,7 @@ export interface SessionGrant {
   expires_in: number;
   scopes: string[];
   staff: SessionStaff;
+  session_expires_at?: string;
 }
 
 export interface StaffView {
@@ -500,4 +501,57 @@ export interface UploadView {
 export interface LinkView {
   url: string;
   expires_at: string;
+}
+
+export interface IncomeMonth {
+  month: string;
+  total_minor: number;
+  count: number;
+}
+
+export interface FundIncome {
+  fund_id?: string | null;
+  code?: string | null;
+  name?: string | null;
+  total_minor: number;
+  count: number;
+  by_month: IncomeMonth[];
+}
+
+export interface IncomeByFund {
+  fiscal_year: number;
+  fiscal_year_start_month: number;
+  starts_on: string;
+  ends_on: string;
+  currencies: { currency: string; total_minor: number; funds: FundIncome[] }[];
+}
+
+export interface SourceIncome {
+  source: string;
+  total_minor: number;
+  count: number;
+  by_month: IncomeMonth[];
+}
+
+export interface IncomeBySource {
+  fiscal_year: number;
+  fiscal_year_start_month: number;
+  starts_on: string;
+  ends_on: string;
+  currencies: { currency: string; total_minor: number; count: number; sources: SourceIncome[] }[];
+}
+
+export interface TopDonorEntry {
+  donor_id: string;
+  display_name?: string | null;
+  total_minor: number;
+  gift_count: number;
+  last_gift_date?: string | null;
+}
+
+export interface TopDonors {
+  period: string;
+  fiscal_year?: number | null;
+  fiscal_year_start_month: number;
+  currencies: { currency: string; donors: TopDonorEntry[] }[];
 }

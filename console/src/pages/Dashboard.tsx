@@ -3,8 +3,8 @@ import { ChartPanel } from '../components/Chart';
 import { ErrorAlert, Loading, SelectField, useAsync, useTitle } from '../components/ui';
 import { get, ROLLUP } from '../lib/api';
 import type { ChartOption } from '../lib/chart-types';
-import { count, date, fiscalMonths, fiscalYearOf, fyLabel, major, money, moneyMajor, MONTHS, today } from '../lib/format';
-import type { Page, Retention, RollupFundView, Summary, TopDonorView } from '../lib/types';
+import { count, date, fiscalMonths, fiscalYearOf, fyLabel, humanize, major, money, moneyMajor, MONTHS, today } from '../lib/format';
+import type { IncomeByFund, IncomeBySource, Retention, SourceIncome, Summary, TopDonors } from '../lib/types';
 
 export function Dashboard() {
   useTitle('Dashboard');
@@ -34,13 +34,14 @@ export function Dashboard() {
       <ErrorAlert error={summary.error} />
       {summary.loading && !summary.data ? <Loading what="Loading this year's figures" /> : null}
       {summary.data && <YearCards summary={summary.data} currency={currency} fy={currentFy} />}
-      <div class="charts" data-charts-expected="3">
+      <div class="charts" data-charts-expected="4">
         {summary.data && <MonthlyIncome summary={summary.data} currency={currency} fy={currentFy} />}
         <ErrorAlert error={retention.error} />
         {retention.data && <RetentionChart retention={retention.data} />}
-        <FundsChart currency={currency} />
+        <FundsChart currency={currency} fy={currentFy} />
+        <SourcesChart currency={currency} fy={currentFy} />
       </div>
-      <TopDonors currency={currency} />
+      <TopDonors currency={currency} fy={currentFy} />
     </>
   );
 }
@@ -163,76 +164,146 @@ function RetentionChart({ retention }: { retention: Retention }) {
   );
 }
 
-function FundsChart({ currency }: { currency: string }) {
-  const funds = useAsync((signal) => get<Page<RollupFundView>>(`${ROLLUP}/funds`, { limit: 500 }, signal), []);
+function FundsChart({ currency, fy }: { currency: string; fy: number }) {
+  const income = useAsync((signal) => get<IncomeByFund>(`${ROLLUP}/summary/income/funds`, { fiscal_year: fy }, signal), [fy]);
+  const start = income.data?.fiscal_year_start_month ?? 4;
   const rows = useMemo(() => {
-    return (funds.data?.data ?? [])
-      .map((f) => ({ name: f.name ?? f.code ?? 'Unnamed fund', total: f.currencies.find((c) => c.currency === currency)?.total_minor ?? 0, gifts: f.currencies.find((c) => c.currency === currency)?.gift_count ?? 0 }))
-      .filter((f) => f.total !== 0)
-      .sort((a, b) => b.total - a.total)
-      .slice(0, 10);
-  }, [funds.data, currency]);
+    const funds = income.data?.currencies.find((c) => c.currency === currency)?.funds ?? [];
+    return funds.map((f) => ({ name: f.fund_id ? (f.name ?? f.code ?? 'Unnamed fund') : 'Unallocated', total: f.total_minor, gifts: f.count }));
+  }, [income.data, currency]);
   const option = useMemo<ChartOption>(
     () => ({
       tooltip: { trigger: 'axis', valueFormatter: (v) => moneyMajor(v as number, currency) },
       grid: { left: 8, right: 24, top: 16, bottom: 8, containLabel: true },
-      xAxis: { type: 'value' },
+      xAxis: { type: 'value', axisLabel: { formatter: (v: number) => moneyMajor(v, currency) } },
       yAxis: { type: 'category', inverse: true, data: rows.map((r) => r.name) },
-      series: [{ name: `Total (${currency})`, type: 'bar', data: rows.map((r) => major(r.total, currency)) }],
+      series: [{ name: `Income (${currency})`, type: 'bar', data: rows.map((r) => major(r.total, currency)) }],
     }),
     [rows, currency],
   );
-  if (funds.error) return <ErrorAlert error={funds.error} />;
-  if (!funds.data) return null;
-  const label = rows.length
-    ? `Bar chart of income by fund in ${currency}, all time, largest first: ${rows.slice(0, 3).map((r) => `${r.name} ${money(r.total, currency)}`).join(', ')}.`
-    : `Bar chart of income by fund in ${currency}: no gifts allocated to funds yet.`;
+  if (income.error) return <ErrorAlert error={income.error} />;
+  if (!income.data) return null;
+  const label = fyLabel(fy, start);
+  const summary = rows.length
+    ? `Bar chart of income by fund in ${currency}, ${label}, largest first: ${rows
+        .slice(0, 4)
+        .map((r) => `${r.name} ${money(r.total, currency)}`)
+        .join(', ')}.`
+    : `Bar chart of income by fund in ${currency}, ${label}: no income yet.`;
   return (
     <ChartPanel
-      title="Income by fund (all time)"
+      title="Income by fund this year"
       testid="chart-funds"
-      label={label}
+      label={summary}
       option={option}
-      height={Math.max(160, rows.length * 32 + 40)}
-      filename={`income-by-fund-${currency}.csv`}
-      columns={['Fund', `Total (${currency})`, 'Gifts']}
+      height={Math.max(160, rows.length * 34 + 48)}
+      filename={`income-by-fund-${currency}-${fy}.csv`}
+      columns={['Fund', `Income (${currency})`, 'Gifts']}
       rows={rows.map((r) => [r.name, major(r.total, currency), r.gifts])}
       displayRows={rows.map((r) => [r.name, money(r.total, currency), count(r.gifts)])}
     />
   );
 }
 
-function TopDonors({ currency }: { currency: string }) {
-  const top = useAsync((signal) => get<Page<TopDonorView>>(`${ROLLUP}/donors`, { currency, limit: 10 }, signal), [currency]);
+function SourcesChart({ currency, fy }: { currency: string; fy: number }) {
+  const income = useAsync((signal) => get<IncomeBySource>(`${ROLLUP}/summary/income/sources`, { fiscal_year: fy }, signal), [fy]);
+  const start = income.data?.fiscal_year_start_month ?? 4;
+  const sources = useMemo(() => income.data?.currencies.find((c) => c.currency === currency)?.sources ?? [], [income.data, currency]);
+  const months = fiscalMonths(fy, start);
+  const labels = months.map((m) => MONTHS[Number(m.slice(5, 7)) - 1].slice(0, 3));
+  const perMonth = (src: SourceIncome) => {
+    const byMonth = new Map(src.by_month.map((m) => [m.month, m.total_minor]));
+    return months.map((m) => byMonth.get(m) ?? 0);
+  };
+  const option = useMemo<ChartOption>(
+    () => ({
+      legend: { top: 0 },
+      tooltip: { trigger: 'axis', valueFormatter: (v) => moneyMajor(v as number, currency) },
+      xAxis: { type: 'category', data: labels },
+      yAxis: { type: 'value', axisLabel: { formatter: (v: number) => moneyMajor(v, currency) } },
+      series: sources.map((src) => ({ name: humanize(src.source), type: 'bar', stack: 'income', data: perMonth(src).map((v) => major(v, currency)) })),
+    }),
+    [sources, currency, fy, start],
+  );
+  if (income.error) return <ErrorAlert error={income.error} />;
+  if (!income.data) return null;
+  const label = fyLabel(fy, start);
+  const summary = sources.length
+    ? `Stacked bar chart of income by source and month in ${currency}, ${label}: ${sources
+        .map((src) => `${humanize(src.source)} ${money(src.total_minor, currency)}`)
+        .join(', ')}.`
+    : `Bar chart of income by source in ${currency}, ${label}: no income yet.`;
+  return (
+    <ChartPanel
+      title="Income by source this year"
+      testid="chart-sources"
+      label={summary}
+      option={option}
+      filename={`income-by-source-${currency}-${fy}.csv`}
+      columns={['Month', ...sources.map((src) => `${humanize(src.source)} (${currency})`)]}
+      rows={labels.map((m, i) => [m, ...sources.map((src) => major(perMonth(src)[i], currency))])}
+      displayRows={labels.map((m, i) => [m, ...sources.map((src) => money(perMonth(src)[i], currency))])}
+    />
+  );
+}
+
+function TopDonors({ currency, fy }: { currency: string; fy: number }) {
+  const [period, setPeriod] = useState<'fiscal_year' | 'lifetime'>('fiscal_year');
+  const top = useAsync(
+    (signal) => get<TopDonors>(`${ROLLUP}/summary/top-donors`, { period, fiscal_year: period === 'fiscal_year' ? fy : undefined, limit: 10 }, signal),
+    [period, fy],
+  );
+  const donors = top.data?.currencies.find((c) => c.currency === currency)?.donors ?? [];
+  const when = period === 'fiscal_year' ? 'this fiscal year' : 'all time';
   return (
     <section class="panel" aria-labelledby="top-donors-title">
-      <h2 id="top-donors-title">Top donors ({currency}, lifetime)</h2>
+      <div class="panel-head">
+        <h2 id="top-donors-title">
+          Top donors, {when} ({currency})
+        </h2>
+        <SelectField
+          label="Period"
+          class="inline compact"
+          value={period}
+          onValue={(v) => setPeriod(v as 'fiscal_year' | 'lifetime')}
+          options={[
+            { value: 'fiscal_year', label: 'This fiscal year' },
+            { value: 'lifetime', label: 'All time' },
+          ]}
+        />
+      </div>
       <ErrorAlert error={top.error} />
       {top.data && (
         <div class="table-wrap">
-          <table aria-labelledby="top-donors-title">
+          <table aria-labelledby="top-donors-title" data-testid="top-donors">
             <thead>
               <tr>
                 <th scope="col">Donor</th>
-                <th scope="col" class="num">Lifetime</th>
-                <th scope="col" class="num">Gifts</th>
+                <th scope="col" class="num">
+                  Given
+                </th>
+                <th scope="col" class="num">
+                  Gifts
+                </th>
                 <th scope="col">Last gift</th>
               </tr>
             </thead>
             <tbody>
-              {top.data.data.map((d) => (
+              {donors.map((d) => (
                 <tr key={d.donor_id}>
                   <td>
                     <a href={`/donors/${d.donor_id}`}>{d.display_name ?? 'Unnamed donor'}</a>
                   </td>
-                  <td class="num">{money(d.lifetime_total_minor, d.currency)}</td>
-                  <td class="num">{count(d.lifetime_count)}</td>
+                  <td class="num">{money(d.total_minor, currency)}</td>
+                  <td class="num">{count(d.gift_count)}</td>
                   <td>{date(d.last_gift_date)}</td>
                 </tr>
               ))}
-              {top.data.data.length === 0 && (
+              {donors.length === 0 && (
                 <tr>
-                  <td colSpan={4}>No gifts in {currency} yet.</td>
+                  <td colSpan={4}>
+                    No gifts in {currency} {when === 'all time' ? 'yet' : 'this fiscal year yet'}.
+                  </td>
                 </tr>
               )}
             </tbody>
