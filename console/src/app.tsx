@@ -73,7 +73,8 @@ function Shell() {
 
   useEffect(() => {
     if (!isPublic && s.status === 'signed-out') {
-      rememberNext(loc.url);
+      // Back to this page after signing in again, unless the member chose to sign out.
+      if (!s.byUser) rememberNext(loc.url);
       loc.route('/sign-in', true);
     }
   }, [isPublic, s.status, loc.url]);

@@ -7,7 +7,7 @@ const IDENTITY = '/api/identity/v1';
 
 export type SessionState =
   | { status: 'unknown' }
-  | { status: 'signed-out' }
+  | { status: 'signed-out'; byUser?: boolean }
   | { status: 'unavailable'; message: string }
   | { status: 'signed-in'; token: string; expiresAt: number; scopes: string[]; staff: SessionStaff };
 
@@ -67,9 +67,9 @@ export function adopt(grant: SessionGrant) {
   refreshTimer = setTimeout(() => void refresh(), lifetime - ahead);
 }
 
-export function signedOut() {
+export function signedOut(byUser = false) {
   clearTimeout(refreshTimer);
-  set({ status: 'signed-out' });
+  set({ status: 'signed-out', byUser });
 }
 
 async function post(path: string, init: RequestInit = {}): Promise<Response> {
@@ -125,7 +125,7 @@ export async function signOut(): Promise<void> {
   } catch {
     // Signed out here whatever the network says; the cookie expires on its own.
   }
-  signedOut();
+  signedOut(true);
 }
 
 export const identityPaths = {
