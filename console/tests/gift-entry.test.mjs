@@ -30,8 +30,21 @@ test('a gift for a new donor, then the duplicate prompt for an existing one', as
     await screenshot(page, 'donor-page-with-gift');
     await checkA11y(page, 'donor page');
 
-    // Someone entering the existing donor again is shown them first.
+    // The donor search is a combobox driven from the keyboard: type, arrow down, Enter; focus moves on to the amount.
     const existing = existingDonor();
+    await page.goto(`${CONSOLE_URL}/gifts/new`);
+    const search = page.getByTestId('donor-search');
+    await search.fill(existing.last_name);
+    await page.getByRole('listbox', { name: 'Donors found' }).getByRole('option').first().waitFor();
+    assert.equal(await search.getAttribute('aria-expanded'), 'true');
+    await search.press('ArrowDown');
+    await search.press('ArrowUp');
+    await search.press('Enter');
+    await page.getByTestId('selected-donor').getByText(existing.last_name, { exact: false }).waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), await page.getByLabel('Amount').getAttribute('id'));
+    await checkA11y(page, 'gift entry with a donor chosen');
+
+    // Someone entering the existing donor again is shown them first.
     await page.goto(`${CONSOLE_URL}/gifts/new`);
     await page.getByRole('button', { name: 'New donor' }).click();
     await page.getByLabel('First name').fill(existing.first_name);

@@ -121,6 +121,7 @@ function GiftForm() {
 
   const searchRef = useRef<HTMLInputElement>(null);
   const firstNameRef = useRef<HTMLInputElement>(null);
+  const amountRef = useRef<HTMLInputElement>(null);
   const formRef = useRef<HTMLFormElement>(null);
   const dupHeadingRef = useRef<HTMLHeadingElement>(null);
 
@@ -319,6 +320,8 @@ function GiftForm() {
                   onChoose={(d) => {
                     setDonor(d);
                     setErrors({});
+                    // The donor chosen, on to the amount.
+                    setTimeout(() => amountRef.current?.focus(), 0);
                   }}
                 />
                 <button
@@ -400,7 +403,7 @@ function GiftForm() {
         <fieldset>
           <legend>Gift</legend>
           <div class="grid-3">
-            <Field label="Amount" inputMode="decimal" autoComplete="off" value={amount} onValue={setAmount} error={errors.amount} required />
+            <Field label="Amount" inputMode="decimal" autoComplete="off" value={amount} onValue={setAmount} error={errors.amount} required inputRef={amountRef} />
             <SelectField label="Currency" value={currency} onValue={setCurrency} options={CURRENCIES.map((c) => ({ value: c, label: c }))} error={errors.currency} />
             <Field label="Date" type="date" value={giftDate} max={today()} onValue={setGiftDate} error={errors.gift_date} required />
             <SelectField label="Payment method" value={method} onValue={setMethod} options={PAYMENT_METHODS} error={errors.payment_method} />
