@@ -50,6 +50,23 @@ gateway_variables() {
     # /s3/: the S3 server, sent the Host its presigned URLs are signed for (the storage service's endpoint).
     printf 'ALMONER_GATEWAY_S3_UPSTREAM=%s\n' "$(s3_authority)"
     printf 'ALMONER_GATEWAY_S3_HOST=%s\n' "$(s3_authority)"
+    printf 'ALMONER_GATEWAY_CONSOLE_ROOT=%s\n' "$(gateway_console_root)"
+}
+
+# The staff console nginx serves at /: console/dist of this checkout (scripts/lib/console.sh builds it). When
+# nginx's workers (an unprivileged user when nginx starts as root) cannot read it there, a checkout under /root
+# say, a copy in a directory they can reach. Without a build the gateway answers / with 503 console_not_built.
+gateway_console_root() {
+    local dist=$ALMONER_REPO/console/dist copy
+    if [[ $EUID -eq 0 && -f $dist/index.html ]] && ! runuser -u nobody -- test -r "$dist/index.html" 2>/dev/null; then
+        copy=$(data_dir_for nobody gateway-console)
+        rm -rf "$copy"
+        cp -R "$dist" "$copy"
+        chmod -R a+rX "$copy"
+        printf '%s\n' "$copy"
+    else
+        printf '%s\n' "$dist"
+    fi
 }
 
 gateway_render() {

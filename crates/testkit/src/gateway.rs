@@ -12,7 +12,9 @@
 //! ```
 //!
 //! nginx comes from `ALMONER_TEST_NGINX_BIN`, which `scripts/test` exports; without it `start` fails. Its njs
-//! module (for the gateway's `/ready`) is found in the modules directory `nginx -V` names.
+//! module (for the gateway's `/ready`) is found in the modules directory `nginx -V` names. The staff console at `/`
+//! is the build in `ALMONER_TEST_CONSOLE_DIST` (`scripts/test` builds `console/dist` and exports it); without it the
+//! gateway has no console and answers `/` with its 503 `console_not_built` problem.
 
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -59,22 +61,12 @@ impl Gateway {
     /// [`Gateway::start`] with some of the template's settings other than [`DEFAULT_SETTINGS`], each
     /// `(variable, value)`, e.g. `&[("ALMONER_GATEWAY_API_RATE", "2r/s")]`.
     pub async fn start_with(upstreams: &[(&str, u16)], settings: &[(&str, &str)]) -> anyhow::Result<Gateway> {
-        let nginx = std::env::var("ALMONER_TEST_NGINX_BIN")
-            .context("ALMONER_TEST_NGINX_BIN is not set: run the tests through scripts/test")?;
-        let template_path = template_path();
-        let template = std::fs::read_to_string(&template_path)
-            .with_context(|| format!("reading the gateway template {}", template_path.display()))?;
-        let script_path = script_path();
-        let script = std::fs::read_to_string(&script_path)
-            .with_context(|| format!("reading the gateway script {}", script_path.display()))?;
-        let njs_module = njs_module(&nginx)?;
-        let files = Files { template: &template, script: &script, njs_module: &njs_module };
-
+        let files = Files::load()?;
         let mut last_error = None;
         // Another process may take the free port between our probe and nginx's bind: try a few ports.
         for _ in 0..5 {
             let port = free_port()?;
-            match Self::start_on(&nginx, &files, upstreams, settings, port).await {
+            match Self::start_on(&files, upstreams, settings, port).await {
                 Ok(gateway) => return Ok(gateway),
                 Err(error) if format!("{error:#}").contains("Address already in use") => last_error = Some(error),
                 Err(error) => return Err(error),
@@ -83,9 +75,19 @@ impl Gateway {
         Err(last_error.expect("at least one attempt"))
     }
 
+    /// [`Gateway::start_with`] on a port the caller chose, e.g. one it reserved earlier so that a service could be
+    /// told the gateway's address before the gateway starts ([`GatewayPort`]). No retry on another port: the
+    /// caller must have kept the port free until now.
+    pub async fn start_on_port(
+        port: u16,
+        upstreams: &[(&str, u16)],
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Gateway> {
+        Self::start_on(&Files::load()?, upstreams, settings, port).await
+    }
+
     async fn start_on(
-        nginx: &str,
-        files: &Files<'_>,
+        files: &Files,
         upstreams: &[(&str, u16)],
         settings: &[(&str, &str)],
         port: u16,
@@ -94,17 +96,18 @@ impl Gateway {
         let temp = prefix.join("temp");
         std::fs::create_dir_all(&temp).with_context(|| format!("creating {}", temp.display()))?;
         let mut variables = template_variables(&prefix, port, upstreams);
-        variables.insert("ALMONER_GATEWAY_NJS_MODULE".to_owned(), files.njs_module.to_owned());
+        variables.insert("ALMONER_GATEWAY_NJS_MODULE".to_owned(), files.njs_module.clone());
         for (name, value) in settings {
             variables.insert((*name).to_owned(), (*value).to_owned());
         }
-        let config = ready_asks_routed_only(render(files.template, &variables)?, upstreams);
+        let config = ready_asks_routed_only(render(&files.template, &variables)?, upstreams);
         let config_path = prefix.join("nginx.conf");
         std::fs::write(&config_path, config)?;
         // njs resolves js_import against the configuration file's directory.
-        std::fs::write(prefix.join("almoner.js"), files.script)?;
+        std::fs::write(prefix.join("almoner.js"), &files.script)?;
 
         let error_log = prefix.join("error.log");
+        let nginx = &files.nginx;
         let child = Command::new(nginx)
             .arg("-p")
             .arg(&prefix)
@@ -172,11 +175,27 @@ impl Drop for Gateway {
     }
 }
 
-/// What every gateway of a test run renders from.
-struct Files<'a> {
-    template: &'a str,
-    script: &'a str,
-    njs_module: &'a str,
+/// What every gateway of a test run renders from, and the nginx that runs it.
+struct Files {
+    nginx: String,
+    template: String,
+    script: String,
+    njs_module: String,
+}
+
+impl Files {
+    fn load() -> anyhow::Result<Files> {
+        let nginx = std::env::var("ALMONER_TEST_NGINX_BIN")
+            .context("ALMONER_TEST_NGINX_BIN is not set: run the tests through scripts/test")?;
+        let template_path = template_path();
+        let template = std::fs::read_to_string(&template_path)
+            .with_context(|| format!("reading the gateway template {}", template_path.display()))?;
+        let script_path = script_path();
+        let script = std::fs::read_to_string(&script_path)
+            .with_context(|| format!("reading the gateway script {}", script_path.display()))?;
+        let njs_module = njs_module(&nginx)?;
+        Ok(Files { nginx, template, script, njs_module })
+    }
 }
 
 /// `gateway/nginx.conf.template` in this repository.
@@ -212,6 +231,7 @@ fn template_variables(prefix: &Path, port: u16, upstreams: &[(&str, u16)]) -> BT
         ("ALMONER_GATEWAY_ERROR_LOG".to_owned(), path("error.log")),
         ("ALMONER_GATEWAY_PID_FILE".to_owned(), path("nginx.pid")),
         ("ALMONER_GATEWAY_TEMP_DIR".to_owned(), path("temp")),
+        ("ALMONER_GATEWAY_CONSOLE_ROOT".to_owned(), console_root(prefix)),
     ]);
     for (name, value) in DEFAULT_SETTINGS {
         variables.insert(name.to_owned(), value.to_owned());
@@ -279,6 +299,45 @@ fn ready_asks_routed_only(config: String, upstreams: &[(&str, u16)]) -> String {
     let routed: Vec<&str> =
         config[start..start + len].split(' ').filter(|name| upstreams.iter().any(|(n, _)| n == name)).collect();
     format!("{}{}{}", &config[..start], routed.join(" "), &config[start + len..])
+}
+
+/// A loopback port held for a gateway that starts later: [`GatewayPort::url`] is known at once (to give a service
+/// its public address), and [`GatewayPort::start`] releases the port and starts nginx on it.
+#[derive(Debug)]
+pub struct GatewayPort {
+    listener: std::net::TcpListener,
+}
+
+impl GatewayPort {
+    pub fn reserve() -> anyhow::Result<GatewayPort> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("reserving a port for the gateway")?;
+        Ok(GatewayPort { listener })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().expect("a bound listener has an address").port()
+    }
+
+    /// `http://127.0.0.1:<port>`: the gateway's [`Gateway::base_url`] once started.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+
+    /// Starts the gateway on the reserved port ([`Gateway::start_on_port`]).
+    pub async fn start(self, upstreams: &[(&str, u16)], settings: &[(&str, &str)]) -> anyhow::Result<Gateway> {
+        let port = self.port();
+        drop(self.listener);
+        Gateway::start_on_port(port, upstreams, settings).await
+    }
+}
+
+/// The console nginx serves at `/`: `ALMONER_TEST_CONSOLE_DIST` when set (scripts/test: the repository's
+/// `console/dist`), otherwise a directory that does not exist under the gateway's prefix (no console).
+fn console_root(prefix: &Path) -> String {
+    match std::env::var("ALMONER_TEST_CONSOLE_DIST") {
+        Ok(dist) if !dist.is_empty() => dist,
+        _ => prefix.join("no-console").display().to_string(),
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -471,7 +530,8 @@ mod tests {
             "upstream_unavailable",
         )
         .await;
-        assert_problem(client.get(gateway.url("/nowhere")).send().await.unwrap(), 404, "not_found").await;
+        // Any other path is the console's (see the console tests below); an unrouted API path is the gateway's 404.
+        assert_problem(client.get(gateway.url("/api/nowhere")).send().await.unwrap(), 404, "not_found").await;
         let too_large = vec![b'x'; 1024 * 1024 + 1];
         assert_problem(
             client.post(gateway.url("/api/identity/v1/x")).body(too_large).send().await.unwrap(),
@@ -511,6 +571,122 @@ mod tests {
         // Without an S3 upstream, /s3/ is the gateway's own 502.
         let gateway = Gateway::start(&[]).await.expect("gateway starts");
         assert_problem(client.get(gateway.url("/s3/files/x")).send().await.unwrap(), 502, "upstream_unavailable").await;
+    }
+
+    /// A console build as Vite lays it out: index.html, a file at the root and hashed assets (one large enough to
+    /// be compressed), in a fresh directory under the system's temporary directory.
+    fn fake_console_build() -> PathBuf {
+        let dist = std::env::temp_dir().join(format!("almoner-console-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(dist.join("assets")).unwrap();
+        std::fs::write(dist.join("index.html"), "<!doctype html><title>Almoner</title><div id=\"app\"></div>").unwrap();
+        std::fs::write(dist.join("favicon.svg"), "<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap();
+        std::fs::write(dist.join("assets/index-Abc123.js"), "console.log('almoner');\n".repeat(200)).unwrap();
+        std::fs::write(dist.join("assets/index-Def456.css"), "body{margin:0}\n").unwrap();
+        dist
+    }
+
+    fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+        response.headers().get(name).map(|v| v.to_str().unwrap())
+    }
+
+    const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+        img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+    /// The headers every console page carries, and nothing of them on anything else.
+    fn assert_console_headers(response: &reqwest::Response, cache_control: &str) {
+        let path = response.url().path().to_owned();
+        assert_eq!(header(response, "cache-control"), Some(cache_control), "{path}");
+        assert_eq!(header(response, "content-security-policy"), Some(CONSOLE_CSP), "{path}");
+        assert_eq!(header(response, "x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(header(response, "x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(header(response, "referrer-policy"), Some("no-referrer"), "{path}");
+    }
+
+    fn assert_no_console_headers(response: &reqwest::Response) {
+        let path = response.url().path().to_owned();
+        for name in ["cache-control", "content-security-policy", "x-frame-options"] {
+            assert_eq!(header(response, name), None, "{path}: {name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_console_is_served_at_the_root_with_every_route_falling_back_to_index_html() {
+        let dist = fake_console_build();
+        let root = dist.display().to_string();
+        let (port, _upstream) = fake_upstream().await;
+        let gateway = Gateway::start_with(&[("identity", port)], &[("ALMONER_GATEWAY_CONSOLE_ROOT", &root)])
+            .await
+            .expect("gateway starts");
+        let client = reqwest::Client::new();
+        let index = std::fs::read_to_string(dist.join("index.html")).unwrap();
+
+        // index.html at /, and for every route the single-page app knows (or not): revalidated on each load.
+        for path in ["/", "/index.html", "/donors/123", "/sign-in/callback", "/gifts/new?donor=1", "/claims/"] {
+            let response = client.get(gateway.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            assert_eq!(header(&response, "content-type"), Some("text/html"), "{path}");
+            assert_console_headers(&response, "no-cache");
+            assert_eq!(response.text().await.unwrap(), index, "{path}");
+        }
+
+        // Vite's hashed files: their own type, cached for a year, compressed for clients that take gzip.
+        let response = client.get(gateway.url("/assets/index-Abc123.js")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "content-type"), Some("text/javascript"));
+        assert_console_headers(&response, "public, max-age=31536000, immutable");
+        let response =
+            client.get(gateway.url("/assets/index-Abc123.js")).header("accept-encoding", "gzip").send().await.unwrap();
+        assert_eq!(header(&response, "content-encoding"), Some("gzip"));
+        assert!(header(&response, "vary").is_some_and(|v| v.contains("Accept-Encoding")), "{:?}", response.headers());
+        let compressed = response.bytes().await.unwrap();
+        assert!(compressed.len() < 1000, "{} bytes compressed from 4,800", compressed.len());
+        let response = client.get(gateway.url("/assets/index-Def456.css")).send().await.unwrap();
+        assert_eq!(header(&response, "content-type"), Some("text/css"));
+        // A file at the build's root, not hashed: revalidated.
+        let response = client.get(gateway.url("/favicon.svg")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "content-type"), Some("image/svg+xml"));
+        assert_console_headers(&response, "no-cache");
+        // A revalidation that finds index.html unchanged.
+        let etag = header(&client.get(gateway.url("/")).send().await.unwrap(), "etag").expect("an ETag").to_owned();
+        let response = client.get(gateway.url("/donors")).header("if-none-match", &etag).send().await.unwrap();
+        assert_eq!(response.status(), 304);
+        assert_console_headers(&response, "no-cache");
+
+        // An asset a release replaced is a 404, not index.html served as JavaScript.
+        let response = client.get(gateway.url("/assets/index-Old999.js")).send().await.unwrap();
+        assert_no_console_headers(&response);
+        assert_problem(response, 404, "not_found").await;
+        // The API and the gateway's own paths never fall back to the console, and carry none of its headers.
+        for path in
+            ["/api/nope", "/api/nope/v1/x", "/api", "/health/nope", "/ready/nope", "/.well-known/x", "/.almoner/x"]
+        {
+            let response = client.get(gateway.url(path)).send().await.unwrap();
+            assert_no_console_headers(&response);
+            assert_problem(response, 404, "not_found").await;
+        }
+        let response = client.get(gateway.url("/api/identity/v1/x")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_no_console_headers(&response);
+        let response = client.get(gateway.url("/health")).send().await.unwrap();
+        assert_no_console_headers(&response);
+        drop(gateway);
+        std::fs::remove_dir_all(dist).unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_a_console_build_the_root_says_so() {
+        let missing = std::env::temp_dir().join(format!("almoner-no-console-{}", uuid::Uuid::new_v4().simple()));
+        let missing = missing.display().to_string();
+        let gateway =
+            Gateway::start_with(&[], &[("ALMONER_GATEWAY_CONSOLE_ROOT", &missing)]).await.expect("gateway starts");
+        let client = reqwest::Client::new();
+        for path in ["/", "/donors/123", "/index.html"] {
+            let response = client.get(gateway.url(path)).send().await.unwrap();
+            assert_no_console_headers(&response);
+            assert_problem(response, 503, "console_not_built").await;
+        }
+        assert_problem(client.get(gateway.url("/api/nope")).send().await.unwrap(), 404, "not_found").await;
     }
 
     #[test]
