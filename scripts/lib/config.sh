@@ -50,6 +50,10 @@ ALMONER_SERVICES=(
 : "${ALMONER_GATEWAY_API_RATE:=100r/s}"
 : "${ALMONER_GATEWAY_API_BURST:=200}"
 : "${ALMONER_GATEWAY_CORS_ORIGINS:=}"
+# The development mailbox scripts/up runs (scripts/lib/mailbox.py): identity mails staff sign-in links to its SMTP
+# port, and its HTTP port shows them (GET /messages?to=<address>).
+: "${ALMONER_MAILBOX_SMTP_PORT:=1025}"
+: "${ALMONER_MAILBOX_HTTP_PORT:=8025}"
 
 # Seconds to wait for each thing to come up.
 : "${ALMONER_START_TIMEOUT:=120}"

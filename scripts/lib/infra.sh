@@ -594,6 +594,7 @@ infra_write_env() {
             printf 'ALMONER_AUTH__ISSUER=almoner-identity\n'
             printf 'ALMONER_AUTH__JWKS_URL=http://127.0.0.1:%s/.well-known/jwks.json\n' "$identity_port"
             [[ $svc != storage ]] || s3_service_env
+            [[ $svc != identity ]] || identity_service_env
         } >"$file.tmp"
         if grep -v '^#' "$file.tmp" | grep -q "[^A-Za-z0-9_=./:@%+,~-]"; then
             die "a value in $file would need shell quoting; use plainer settings (passwords are URL-encoded)"
@@ -613,6 +614,14 @@ s3_service_env() {
     printf 'ALMONER_S3__PATH_STYLE=true\n'
     printf 'ALMONER_S3__CREATE_BUCKET=true\n'
     printf 'ALMONER_S3__PUBLIC_URL=%s/s3\n' "$(gateway_url)"
+}
+
+# identity's staff sign-in: links open the console the gateway serves, and are mailed to the development mailbox
+# (scripts/lib/mailbox.sh) that scripts/up runs.
+identity_service_env() {
+    printf 'ALMONER_SIGN_IN__CONSOLE_URL=%s\n' "$(gateway_url)"
+    printf 'ALMONER_MAIL__HOST=127.0.0.1\n'
+    printf 'ALMONER_MAIL__PORT=%s\n' "$ALMONER_MAILBOX_SMTP_PORT"
 }
 
 # Export the ALMONER_TEST_* variables into the calling shell.

@@ -213,7 +213,7 @@ async fn security_headers_are_on_every_response_and_cors_only_for_allowed_origin
     let ok = client.get(stack.gateway.url("/api/fundraising/v1/donors")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     assert_security_headers(&ok);
-    let not_found = client.get(stack.gateway.url("/nowhere")).send().await.unwrap();
+    let not_found = client.get(stack.gateway.url("/api/nowhere")).send().await.unwrap();
     assert_eq!(not_found.status(), 404);
     assert_security_headers(&not_found);
     let service_error = client.get(stack.gateway.url("/api/fundraising/v1/donors")).send().await.unwrap();
@@ -294,4 +294,63 @@ async fn security_headers_are_on_every_response_and_cors_only_for_allowed_origin
         assert_eq!(cors_headers(&preflight), Vec::<String>::new(), "{other}");
     }
     stack.clean_up().await;
+}
+
+/// The console build scripts/test makes (`ALMONER_TEST_CONSOLE_DIST`, `console/dist`).
+pub fn console_dist() -> std::path::PathBuf {
+    match std::env::var("ALMONER_TEST_CONSOLE_DIST") {
+        Ok(dist) if !dist.is_empty() => dist.into(),
+        _ => panic!(
+            "ALMONER_TEST_CONSOLE_DIST is not set: scripts/test builds the console (cd console && npm ci && npm run build) \
+             and sets it to console/dist; set it yourself to run this test alone"
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_built_console_is_served_at_the_root_under_its_content_security_policy() {
+    let dist = console_dist();
+    let index = std::fs::read_to_string(dist.join("index.html")).expect("console/dist/index.html: build the console");
+    let gateway = Gateway::start(&[]).await.expect("gateway starts");
+    let client = reqwest::Client::new();
+
+    // Every route of the single-page app is its index.html, revalidated on each load, under the policy.
+    for path in ["/", "/donors/123", "/sign-in/callback", "/gifts/new"] {
+        let response = client.get(gateway.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers().get("content-type").unwrap(), "text/html", "{path}");
+        assert_eq!(response.headers().get("cache-control").unwrap(), "no-cache", "{path}");
+        let csp = response.headers().get("content-security-policy").expect("a CSP").to_str().unwrap().to_owned();
+        for directive in ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", "connect-src 'self'"] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert_eq!(response.headers().get("x-frame-options").unwrap(), "DENY");
+        assert_eq!(response.headers().get("referrer-policy").unwrap(), "no-referrer");
+        assert_eq!(response.text().await.unwrap(), index, "{path}");
+    }
+    // Under script-src 'self' an inline script would not run: the build must have none.
+    let mut rest = index.as_str();
+    while let Some(at) = rest.find("<script") {
+        let tag = &rest[at..at + rest[at..].find('>').expect("a closed tag")];
+        assert!(tag.contains(" src="), "an inline script in index.html, refused by the CSP: {tag}");
+        rest = &rest[at + tag.len()..];
+    }
+
+    // Each file index.html names is served with its type, cached for good, and compressed.
+    let assets: Vec<&str> = index.split(['"', '\'']).filter(|part| part.starts_with("/assets/")).collect();
+    assert!(assets.iter().any(|a| a.ends_with(".js")) && assets.iter().any(|a| a.ends_with(".css")), "{index}");
+    for asset in assets {
+        let response = client.get(gateway.url(asset)).header("accept-encoding", "gzip").send().await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        let expected_type = if asset.ends_with(".js") { "text/javascript" } else { "text/css" };
+        assert_eq!(response.headers().get("content-type").unwrap(), expected_type, "{asset}");
+        assert_eq!(response.headers().get("cache-control").unwrap(), "public, max-age=31536000, immutable");
+        assert_eq!(response.headers().get("content-encoding").unwrap(), "gzip", "{asset}");
+    }
+
+    // The API's unknown paths are still the gateway's problem, not the console.
+    let response = client.get(gateway.url("/api/nope")).send().await.unwrap();
+    assert!(response.headers().get("content-security-policy").is_none());
+    problem(response, 404, "not_found").await;
+    problem(client.get(gateway.url("/assets/gone-123.js")).send().await.unwrap(), 404, "not_found").await;
 }
