@@ -1,6 +1,7 @@
 //! A charity's day, end to end through the gateway: identity issues the token, fundraising records donor and
 //! gifts, rollup shows the totals.
 
+mod console;
 mod faults;
 mod files;
 mod flood;

@@ -2,9 +2,11 @@ use almoner_config::{AmqpSettings, AuthSettings, ServerSettings, TelemetrySettin
 use almoner_testkit::broker;
 use almoner_testkit::db::TestDatabase;
 use almoner_testkit::gateway::Gateway;
+use almoner_testkit::gateway::GatewayPort;
 use almoner_testkit::gateway::S3_UPSTREAM;
 use almoner_testkit::proxy::TcpProxy;
 use almoner_testkit::s3::S3Server;
+use almoner_testkit::smtp::SmtpSink;
 use std::time::Duration;
 use tokio_util_shim::CancelOnDrop;
 
@@ -31,6 +33,15 @@ pub struct Stack {
     stop: Vec<CancelOnDrop>,
     /// fundraising, apart from the rest: [`Stack::kill_fundraising`] and [`Stack::restart_fundraising`].
     fundraising: Fundraising,
+    /// With [`Options::console`]: the SMTP sink identity mails sign-in links to, and its messages over HTTP.
+    pub mailbox: Option<Mailbox>,
+}
+
+/// The relay identity mails through in a [`Options::console`] stack.
+pub struct Mailbox {
+    pub sink: SmtpSink,
+    /// `GET <url>/messages?to=<address>` lists an address's messages as JSON (`SmtpSink::serve_http`).
+    pub url: String,
 }
 
 /// fundraising's settings (to start it again the same way) and the running instance, if any.
@@ -55,6 +66,11 @@ pub struct Options {
     pub gocardless_base_url: Option<&'static str>,
     /// webhook-ingest's deliveries per endpoint per minute; `None` is 1,000. A flood needs more.
     pub webhook_rate_limit_per_minute: Option<u64>,
+    /// Staff sign-in as the console does it: identity mails links to an SMTP sink ([`Stack::mailbox`]), links open
+    /// the gateway's own address (its port is reserved before identity starts, so identity's `sign_in.console_url`
+    /// can name it), and an address may ask for many links (browser tests sign in afresh in each test). The gateway
+    /// serves the console build of `ALMONER_TEST_CONSOLE_DIST` either way.
+    pub console: bool,
 }
 
 /// The key fundraising seals provider tokens with in these tests: base64 of 32 bytes of 43.
@@ -124,6 +140,29 @@ impl Stack {
         };
         let mut stop = Vec::new();
 
+        // The console's sign-in: the gateway's address is known before identity starts, and mail goes to a sink.
+        let gateway_port = match options.console {
+            true => Some(GatewayPort::reserve().expect("a port for the gateway")),
+            false => None,
+        };
+        let mailbox = match options.console {
+            true => {
+                let mut sink = SmtpSink::start().await;
+                let url = sink.serve_http();
+                Some(Mailbox { sink, url })
+            }
+            false => None,
+        };
+        let sign_in = match &gateway_port {
+            Some(port) => identity::configuration::SignInSettings {
+                console_url: port.url(),
+                max_links_per_address: 1000,
+                max_links_per_ip: 10_000,
+                ..Default::default()
+            },
+            None => Default::default(),
+        };
+
         let identity_settings = identity::configuration::Settings {
             server: server(),
             database: db.database_settings(),
@@ -135,8 +174,10 @@ impl Stack {
                 rate_limit_prefix: almoner_testkit::redis::unique_prefix(),
                 ..Default::default()
             },
-            mail: None,
-            sign_in: Default::default(),
+            mail: mailbox
+                .as_ref()
+                .map(|mailbox| identity::mailer::MailSettings { port: mailbox.sink.port(), ..Default::default() }),
+            sign_in,
         };
         let app = identity::startup::build(identity_settings.clone()).await.expect("identity starts");
         let identity_port = app.port();
@@ -242,7 +283,11 @@ impl Stack {
         let s3_port = s3.addr().port();
         let mut routed = upstreams.clone();
         routed.push((S3_UPSTREAM, s3_port));
-        let gateway = Gateway::start_with(&routed, options.gateway_settings).await.expect("gateway starts");
+        let gateway = match gateway_port {
+            Some(port) => port.start(&routed, options.gateway_settings).await,
+            None => Gateway::start_with(&routed, options.gateway_settings).await,
+        }
+        .expect("gateway starts");
         let bucket = S3Server::unique_bucket();
         drop(storage_reservation);
         let app = storage::startup::build(storage::configuration::Settings {
@@ -288,6 +333,7 @@ impl Stack {
             db,
             stop,
             fundraising,
+            mailbox,
         }
     }
 

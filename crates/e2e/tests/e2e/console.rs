@@ -1,0 +1,176 @@
+//! The staff console's browser tests (`console/tests/*.test.mjs`, Node's test runner driving Chromium) against a
+//! whole stack: the gateway serving the console build, identity mailing sign-in links to an SMTP sink, and two
+//! tenants' staff and donors seeded here. The scenarios themselves are the console's; this file owns the stack and
+//! the environment they read:
+//!
+//! | variable | value |
+//! |---|---|
+//! | `CONSOLE_URL` | the gateway, `http://127.0.0.1:<port>` (identity's `sign_in.console_url`, so links open it) |
+//! | `MAILBOX_URL` | the SMTP sink's HTTP view: `GET /messages?to=<address>` |
+//! | `CHROMIUM_BIN` | `ALMONER_TEST_CHROMIUM_BIN` |
+//! | `SCREENSHOT_DIR` | `target/console-screenshots` |
+//! | `ALMONER_ADMIN_EMAIL`, `ALMONER_VIEWER_EMAIL` | tenant A's admin and viewer |
+//! | `ALMONER_OTHER_ADMIN_EMAIL` | tenant B's admin |
+//! | `ALMONER_EXISTING_DONOR` | tenant A's donor, `{"first_name","last_name","email","postcode"}` |
+//!
+//! Tenant A (the stack's own) also has a fund; tenant B has a donor of another name.
+
+use crate::stack::{Options, Stack};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// The most the browser tests may take, well inside nextest's limit for this test (.config/nextest.toml).
+const BROWSER_TESTS_TIMEOUT: Duration = Duration::from_secs(540);
+
+fn required_env(name: &str, what: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} is not set: {what}. scripts/test sets it (it builds the console and installs Chromium); to run this \
+             test alone, set ALMONER_TEST_CONSOLE_DIST=$PWD/console/dist and ALMONER_TEST_CHROMIUM_BIN=/usr/bin/chromium"
+        ),
+    }
+}
+
+fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository root")
+}
+
+/// A POST through the gateway that must answer 201; returns the body.
+async fn create(stack: &Stack, token: &str, path: &str, body: Value) -> Value {
+    let response = stack.client.post(stack.gateway.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "POST {path} {body}: {answer}");
+    answer
+}
+
+async fn token_for(stack: &Stack, api_key: &str) -> String {
+    let response = stack
+        .client
+        .post(stack.gateway.url("/api/identity/v1/oauth/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_secret", api_key)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "token request");
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().expect("an access token").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_browser_tests_pass_against_the_whole_stack() {
+    let dist = required_env("ALMONER_TEST_CONSOLE_DIST", "the console build the gateway serves (console/dist)");
+    let chromium = required_env("ALMONER_TEST_CHROMIUM_BIN", "the Chromium the browser tests drive");
+    let node = std::env::var("ALMONER_TEST_NODE_BIN").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "node".into());
+    assert!(
+        PathBuf::from(&dist).join("index.html").is_file(),
+        "{dist}/index.html is missing: build the console (cd console && npm ci && npm run build)"
+    );
+    let root = repository_root();
+    assert!(
+        root.join("console/node_modules/playwright-core").is_dir(),
+        "console/node_modules is not installed: cd console && npm ci"
+    );
+
+    let stack = Stack::start_with(Options { console: true, ..Options::default() }).await;
+    let mailbox_url = stack.mailbox.as_ref().expect("a console stack has a mailbox").url.clone();
+    let unique = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+
+    // Tenant A, the stack's own: an admin, a viewer, a donor the gift entry test meets again, a fund.
+    let token = stack.admin_token().await;
+    let admin_email = format!("admin@a-{unique}.example");
+    let viewer_email = format!("viewer@a-{unique}.example");
+    create(
+        &stack,
+        &token,
+        "/api/identity/v1/staff",
+        json!({"email": admin_email, "name": "Ada Admin", "role": "admin"}),
+    )
+    .await;
+    create(
+        &stack,
+        &token,
+        "/api/identity/v1/staff",
+        json!({"email": viewer_email, "name": "Vera Viewer", "role": "viewer"}),
+    )
+    .await;
+    let donor = create(
+        &stack,
+        &token,
+        "/api/fundraising/v1/donors",
+        json!({"first_name": "Grace", "last_name": "Hopper", "email": format!("grace@{unique}.example"),
+               "address": {"line1": "1 Compiler Lane", "town": "Leeds", "postcode": "ls1 4ap", "country": "GB"}}),
+    )
+    .await;
+    let existing_donor = json!({
+        "first_name": donor["first_name"],
+        "last_name": donor["last_name"],
+        "email": donor["email"],
+        "postcode": donor["address"]["postcode"],
+    });
+    create(&stack, &token, "/api/fundraising/v1/funds", json!({"code": "GENERAL", "name": "General fund"})).await;
+
+    // Tenant B: its own admin, and a donor of another name that tenant A must never see.
+    let other = identity::bootstrap::bootstrap(&stack.identity_pool, &format!("Other Charity {unique}"))
+        .await
+        .expect("tenant B");
+    let other_token = token_for(&stack, &other.api_key).await;
+    let other_admin_email = format!("admin@b-{unique}.example");
+    create(
+        &stack,
+        &other_token,
+        "/api/identity/v1/staff",
+        json!({"email": other_admin_email, "name": "Otto Other", "role": "admin"}),
+    )
+    .await;
+    create(
+        &stack,
+        &other_token,
+        "/api/fundraising/v1/donors",
+        json!({"first_name": "Katherine", "last_name": "Johnson", "email": format!("katherine@{unique}.example")}),
+    )
+    .await;
+
+    let screenshots = root.join("target/console-screenshots");
+    std::fs::create_dir_all(&screenshots).expect("the screenshot directory");
+    eprintln!(
+        "console: {} (mailbox {mailbox_url}); admin {admin_email}, viewer {viewer_email}, tenant B admin \
+         {other_admin_email}; screenshots in {}",
+        stack.gateway.base_url,
+        screenshots.display()
+    );
+    // Node's output goes straight to the test's (nextest shows it live with --no-capture, and on failure).
+    let mut child = tokio::process::Command::new(&node)
+        .args(["--test", "--test-concurrency=1", "console/tests/"])
+        .current_dir(&root)
+        .env("CONSOLE_URL", &stack.gateway.base_url)
+        .env("MAILBOX_URL", &mailbox_url)
+        .env("CHROMIUM_BIN", &chromium)
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("ALMONER_ADMIN_EMAIL", &admin_email)
+        .env("ALMONER_VIEWER_EMAIL", &viewer_email)
+        .env("ALMONER_OTHER_ADMIN_EMAIL", &other_admin_email)
+        .env("ALMONER_EXISTING_DONOR", existing_donor.to_string())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {node} (ALMONER_TEST_NODE_BIN): {e}"));
+    let status = match tokio::time::timeout(BROWSER_TESTS_TIMEOUT, child.wait()).await {
+        Ok(status) => status.expect("waiting for node"),
+        Err(_) => {
+            let _ = child.kill().await;
+            panic!("the console's browser tests did not finish within {BROWSER_TESTS_TIMEOUT:?}");
+        }
+    };
+    assert!(
+        status.success(),
+        "the console's browser tests failed ({status}); their output is above, screenshots in {}, the gateway's \
+         access log:\n{}",
+        screenshots.display(),
+        stack.gateway.access_log().lines().rev().take(40).collect::<Vec<_>>().join("\n")
+    );
+    stack.clean_up().await;
+}
