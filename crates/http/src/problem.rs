@@ -40,6 +40,12 @@ pub enum ErrorCode {
     // Staff sign-in (the identity service).
     /// A sign-in link that is unknown, already used or past its lifetime.
     SignInLinkInvalid,
+    // Gift batches (the fundraising service).
+    /// Processing a gift batch whose entries' count or total differs from what was expected.
+    BatchTotalsMismatch,
+    /// Processing a gift batch some of whose entries can no longer become gifts (a donor deleted, a fund archived,
+    /// a reference taken since they were keyed); `errors[]` names each.
+    BatchEntriesInvalid,
 }
 
 impl ErrorCode {
@@ -90,6 +96,14 @@ impl ErrorCode {
             UploadExpired => ("upload_expired", StatusCode::GONE, "The upload link expired before a file arrived"),
             SignInLinkInvalid => {
                 ("sign_in_link_invalid", StatusCode::UNAUTHORIZED, "The sign-in link has expired or was already used")
+            }
+            BatchTotalsMismatch => (
+                "batch_totals_mismatch",
+                StatusCode::CONFLICT,
+                "The batch's entries do not match its expected count and total",
+            ),
+            BatchEntriesInvalid => {
+                ("batch_entries_invalid", StatusCode::CONFLICT, "Some of the batch's entries cannot become gifts")
             }
         }
     }
