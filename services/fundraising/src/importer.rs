@@ -321,7 +321,7 @@ async fn write_chunk(
     // change, published together once the chunk is written.
     let mut written_gifts = Vec::new();
     if !new_gifts.is_empty() {
-        let stored = gifts::insert_many(tx, &new_gifts).await?;
+        let stored = gifts::insert_many(tx, &new_gifts, None).await?;
         written_gifts.extend(stored.into_iter().map(|s| s.gift));
     }
     // Gift Aid declarations from the declaration columns, through the same code as POST

@@ -18,13 +18,14 @@ use crate::PRODUCER;
 use crate::app::FieldProblem;
 use crate::app::gift_view::GiftView;
 use crate::app::links::{LinkError, check_links, gather_links};
+use crate::app::new_gifts::{self, NewGiftRecord, NewGiftsError, Refusal};
 use crate::app::pledges::{SettleError, settle_pledges};
 use crate::db::{donors, gifts};
 use crate::domain::GiftDetails;
 use almoner_db::{DbError, GroupCommit, IdempotencyOutcome, Pool, idempotency, outbox};
 use almoner_events::Envelope;
 use almoner_events::fundraising::GiftUpsertedV1;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Why a gift was not recorded.
@@ -55,6 +56,25 @@ impl From<LinkError> for IntakeError {
             LinkError::Invalid(problems) => Self::InvalidLinks(problems),
             LinkError::Db(e) => Self::Db(e),
             LinkError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+impl From<Refusal> for IntakeError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::UnknownDonor => Self::UnknownDonor,
+            Refusal::ReferenceTaken => Self::ReferenceTaken,
+            Refusal::InvalidLinks(problems) => Self::InvalidLinks(problems),
+        }
+    }
+}
+
+impl From<NewGiftsError> for IntakeError {
+    fn from(error: NewGiftsError) -> Self {
+        match error {
+            NewGiftsError::Db(e) => Self::Db(e),
+            NewGiftsError::Unexpected(e) => Self::Unexpected(e),
         }
     }
 }
@@ -264,50 +284,17 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
         }
     }
 
-    // Donors and references, for every submission still going.
+    // Donors, references and links (pledges locked, in id order), for every submission still going: the checks
+    // processing a gift batch makes too.
     let open = |results: &[Option<Reply>]| -> Vec<usize> {
         (0..submissions.len()).filter(|i| results[*i].is_none()).collect()
     };
-    let donor_ids: Vec<Uuid> = open(&results).iter().map(|i| submissions[*i].details.donor_id).collect();
-    let existing: HashSet<Uuid> = donors::existing(&tx, &donor_ids).await?.into_iter().collect();
-    let pairs: Vec<(&str, &str)> = open(&results)
-        .iter()
-        .filter_map(|i| {
-            let d = &submissions[*i].details;
-            d.external_reference.as_deref().map(|r| (d.source.as_str(), r))
-        })
-        .collect();
-    let mut taken: HashSet<(String, String)> = HashSet::new();
-    if !pairs.is_empty() {
-        taken.extend(gifts::references_taken(&tx, &pairs).await?);
-    }
-    for index in open(&results) {
-        let d = &submissions[index].details;
-        if !existing.contains(&d.donor_id) {
-            results[index] = Some(Err(IntakeError::UnknownDonor));
-        } else if let Some(reference) = &d.external_reference {
-            // Taken already, or by an earlier submission of this batch.
-            if !taken.insert((d.source.as_str().to_owned(), reference.clone())) {
-                results[index] = Some(Err(IntakeError::ReferenceTaken));
-            }
-        }
-    }
-
-    // Funds, soft-credited donors and pledges (locked, in id order), for every submission still going.
-    let linking: Vec<usize> = open(&results)
-        .into_iter()
-        .filter(|i| {
-            let d = &submissions[*i].details;
-            !d.allocations.is_empty() || !d.soft_credits.is_empty() || d.pledge_id.is_some()
-        })
-        .collect();
-    if !linking.is_empty() {
-        let details: Vec<&GiftDetails> = linking.iter().map(|i| &submissions[*i].details).collect();
-        let links = gather_links(&tx, &details).await.map_err(batch_failure)?;
-        for index in linking {
-            if let Err(error) = check_links(&submissions[index].details, None, &links) {
-                results[index] = Some(Err(error.into()));
-            }
+    let checking = open(&results);
+    let details: Vec<&GiftDetails> = checking.iter().map(|i| &submissions[*i].details).collect();
+    let refused = new_gifts::refusals(&tx, &details).await.map_err(batch_failure)?;
+    for (index, refusal) in checking.into_iter().zip(refused) {
+        if let Some(refusal) = refusal {
+            results[index] = Some(Err(refusal.into()));
         }
     }
 
@@ -325,16 +312,18 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
 
     let going = open(&results);
     if !going.is_empty() {
-        let ids: Vec<(usize, Uuid)> = going.iter().map(|i| (*i, Uuid::now_v7())).collect();
-        let new: Vec<(Uuid, &GiftDetails)> = ids.iter().map(|(i, id)| (*id, &submissions[*i].details)).collect();
-        let mut stored: HashMap<Uuid, gifts::StoredGift> =
-            gifts::insert_many(&tx, &new).await?.into_iter().map(|g| (g.gift.id, g)).collect();
-        let mut events = Vec::with_capacity(ids.len());
+        let new: Vec<NewGiftRecord> = going
+            .iter()
+            .map(|i| NewGiftRecord {
+                id: Uuid::now_v7(),
+                details: &submissions[*i].details,
+                traceparent: submissions[*i].traceparent.clone(),
+            })
+            .collect();
+        let stored = new_gifts::record(&tx, tenant_id, &new, None).await.map_err(batch_failure)?;
         let mut responses = Vec::new();
-        let mut views = Vec::with_capacity(ids.len());
-        for (index, id) in &ids {
-            let gift = stored.remove(id).ok_or_else(|| anyhow::anyhow!("gift {id} was not returned by its insert"))?;
-            events.push(event(submissions[*index], &gift));
+        let mut views = Vec::with_capacity(going.len());
+        for (index, gift) in going.iter().zip(stored) {
             let view = GiftView::from(gift);
             if let Some((key, _)) = &submissions[*index].idempotency {
                 let body = serde_json::to_value(&view).map_err(|e| anyhow::anyhow!(e))?;
@@ -342,19 +331,8 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
             }
             views.push((*index, view));
         }
-        let (emitted, remembered) = futures::join!(outbox::enqueue_many(&tx, &events), async {
-            if responses.is_empty() { Ok(()) } else { idempotency::complete_many(&tx, &responses).await }
-        });
-        emitted?;
-        remembered?;
-        let mut paid: Vec<(Uuid, Option<String>)> = going
-            .iter()
-            .filter_map(|i| submissions[*i].details.pledge_id.map(|p| (p, submissions[*i].traceparent.clone())))
-            .collect();
-        paid.sort_by_key(|(pledge_id, _)| *pledge_id);
-        paid.dedup_by_key(|(pledge_id, _)| *pledge_id);
-        for (pledge_id, traceparent) in paid {
-            settle_pledges(&tx, tenant_id, &[pledge_id], traceparent).await.map_err(batch_failure)?;
+        if !responses.is_empty() {
+            idempotency::complete_many(&tx, &responses).await?;
         }
         tx.commit().await?;
         for (index, view) in views {

@@ -6,12 +6,13 @@ use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Almoner fundraising", description = "Donors and households, funds, gifts and refunds, pledges, Gift Aid, recurring agreements, and provider payments to review (JustGiving's pulled)."),
+    info(title = "Almoner fundraising", description = "Donors and households, funds, gifts and refunds, gift batches, pledges, Gift Aid, recurring agreements, and provider payments to review (JustGiving's pulled)."),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "donors", description = "The people who give"),
         (name = "gifts", description = "Gifts and their refunds"),
+        (name = "gift batches", description = "Gifts keyed in batches (a stack of cheques, a bank statement), recorded together once their count and total match"),
         (name = "households", description = "Donors giving together"),
         (name = "funds", description = "What gifts are given to"),
         (name = "pledges", description = "Promises to give, and what has been paid of them"),

@@ -54,6 +54,9 @@ pub struct GiftView {
     pub pledge_id: Option<Uuid>,
     /// Sponsorship of a sponsored event.
     pub sponsored_event: bool,
+    /// The gift batch it was processed from (`/v1/gift-batches/{id}`); null for a gift recorded on its own.
+    #[serde(default)]
+    pub batch_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -92,6 +95,7 @@ impl From<StoredGift> for GiftView {
                 .collect(),
             pledge_id: g.pledge_id,
             sponsored_event: s.sponsored_event,
+            batch_id: s.batch_id,
             created_at: g.created_at,
             updated_at: g.updated_at,
         }

@@ -14,6 +14,7 @@ pub mod gift_view;
 pub mod imports;
 pub mod justgiving;
 pub mod links;
+pub mod new_gifts;
 pub mod payments;
 pub mod pledges;
 pub mod recurring;

@@ -14,13 +14,15 @@ pub struct StoredGift {
     pub notes: Option<String>,
     /// Not in the event contract: only the Gift Aid schedule uses it.
     pub sponsored_event: bool,
+    /// The gift batch it was processed from; not in the event contract either.
+    pub batch_id: Option<Uuid>,
 }
 
 /// A gift's own columns, without its parts.
 macro_rules! own_columns {
     () => {
         "id, tenant_id, donor_id, revision, amount_minor, currency, gift_date, status, payment_method, source, fund, \
-         campaign, notes, external_reference, refund_of, pledge_id, sponsored_event, created_at, updated_at"
+         campaign, notes, external_reference, refund_of, pledge_id, sponsored_event, batch_id, created_at, updated_at"
     };
 }
 
@@ -85,6 +87,7 @@ fn stored(row: &Row) -> StoredGift {
         },
         notes: row.get("notes"),
         sponsored_event: row.get("sponsored_event"),
+        batch_id: row.get("batch_id"),
     }
 }
 
@@ -193,9 +196,14 @@ pub async fn refunded_parts(tx: &Transaction, id: Uuid) -> Result<(HashMap<Uuid,
     Ok((pairs(allocations?), pairs(credits?)))
 }
 
-/// Inserts many new gifts (not refund entries) in one statement; returns them in no particular order.
+/// Inserts many new gifts (not refund entries) in one statement, all from `batch_id` when processing a gift batch;
+/// returns them in no particular order.
 #[tracing::instrument(skip_all, fields(gifts = new.len()))]
-pub async fn insert_many(tx: &Transaction, new: &[(Uuid, &GiftDetails)]) -> Result<Vec<StoredGift>> {
+pub async fn insert_many(
+    tx: &Transaction,
+    new: &[(Uuid, &GiftDetails)],
+    batch_id: Option<Uuid>,
+) -> Result<Vec<StoredGift>> {
     let ids: Vec<Uuid> = new.iter().map(|n| n.0).collect();
     let donors: Vec<Uuid> = new.iter().map(|n| n.1.donor_id).collect();
     let amounts: Vec<i64> = new.iter().map(|n| n.1.amount_minor).collect();
@@ -212,9 +220,9 @@ pub async fn insert_many(tx: &Transaction, new: &[(Uuid, &GiftDetails)]) -> Resu
     let sponsored: Vec<bool> = new.iter().map(|n| n.1.sponsored_event).collect();
     let sql = format!(
         "INSERT INTO gifts (id, donor_id, amount_minor, currency, gift_date, status, payment_method, source, fund, \
-         campaign, notes, external_reference, pledge_id, sponsored_event) \
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::date[], $6::text[], $7::text[], \
-                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::uuid[], \
+         campaign, notes, external_reference, pledge_id, sponsored_event, batch_id) \
+         SELECT *, $15::uuid FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::date[], $6::text[], \
+                              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::uuid[], \
                               $14::boolean[]) \
          RETURNING {NEW_COLUMNS}"
     );
@@ -236,6 +244,7 @@ pub async fn insert_many(tx: &Transaction, new: &[(Uuid, &GiftDetails)]) -> Resu
                 &references,
                 &pledges,
                 &sponsored,
+                &batch_id,
             ],
         )
         .await?;
@@ -375,6 +384,7 @@ pub struct GiftFilter {
     pub status: Option<&'static str>,
     pub fund: Option<String>,
     pub source: Option<String>,
+    pub batch_id: Option<Uuid>,
 }
 
 /// One page, newest gift date first, strictly after the cursor position.
@@ -399,7 +409,8 @@ pub async fn list(
         .add_some("gift_date <= {}", &filter.to)
         .add_some("status = {}", &filter.status)
         .add_some("fund = {}", &filter.fund)
-        .add_some("source = {}", &filter.source);
+        .add_some("source = {}", &filter.source)
+        .add_some("batch_id = {}", &filter.batch_id);
     let limit = filters.param(&limit);
     let sql =
         format!("SELECT {COLUMNS} FROM gifts{} ORDER BY gift_date DESC, id DESC LIMIT {limit}", filters.where_clause());

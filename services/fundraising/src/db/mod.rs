@@ -5,6 +5,7 @@ pub mod claims;
 pub mod donors;
 pub mod funds;
 pub mod gift_aid;
+pub mod gift_batches;
 pub mod gifts;
 pub mod households;
 pub mod imports;
@@ -33,6 +34,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     15 => "0015_justgiving.sql",
     16 => "0016_gift_reference_index.sql",
     17 => "0017_files_in_storage.sql",
+    18 => "0018_gift_batches.sql",
 );
 
 /// The PostgreSQL schema fundraising owns.

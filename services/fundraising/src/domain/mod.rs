@@ -5,6 +5,7 @@ mod donor;
 mod fund;
 mod gift;
 pub mod gift_aid;
+pub mod gift_batch;
 pub mod gocardless;
 pub mod hmrc;
 pub mod import;

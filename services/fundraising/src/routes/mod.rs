@@ -7,6 +7,7 @@ pub mod conventions;
 pub mod donors;
 pub mod funds;
 pub mod gift_aid;
+pub mod gift_batches;
 pub mod gifts;
 pub mod households;
 pub mod imports;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     households::configure(cfg);
     funds::configure(cfg);
     gifts::configure(cfg);
+    gift_batches::configure(cfg);
     pledges::configure(cfg);
     gift_aid::configure(cfg);
     claims::configure(cfg);

@@ -6,6 +6,7 @@ use super::conventions::conflict;
 use crate::app::FieldProblem;
 use crate::app::imports::ImportError;
 use crate::app::links::LinkError;
+use crate::app::new_gifts::{NewGiftsError, Refusal};
 use crate::app::payments::PaymentError;
 use crate::app::pledges::SettleError;
 use crate::app::refunds::RecordRefundError;
@@ -76,6 +77,22 @@ impl From<ImportError> for ApiError {
                 invalid(problems.into_iter().map(|p| FieldProblem::new("csv", p)).collect())
             }
             ImportError::Unexpected(e) => ApiError::unexpected(e),
+        }
+    }
+}
+
+/// A gift refused by the checks every new gift passes answers as `POST /v1/gifts` would refuse it.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        IntakeError::from(refusal).into()
+    }
+}
+
+impl From<NewGiftsError> for ApiError {
+    fn from(error: NewGiftsError) -> Self {
+        match error {
+            NewGiftsError::Db(e) => e.into(),
+            NewGiftsError::Unexpected(e) => ApiError::unexpected(e),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! fundraising's integration tests, one binary: each test spawns the service on port 0 against a fresh database,
 //! its own RabbitMQ namespace and a fake identity issuing tokens (see `helpers`).
 
+mod batches;
 mod claim_files;
 mod donors;
 mod endpoints;

@@ -142,7 +142,7 @@ pub struct SoftCreditInput {
     pub kind: Option<String>,
 }
 
-pub(super) fn as_input(s: &StoredGift) -> GiftInput {
+pub(crate) fn as_input(s: &StoredGift) -> GiftInput {
     let g = &s.gift;
     GiftInput {
         donor_id: Some(g.donor_id),
@@ -179,7 +179,7 @@ pub(super) fn as_input(s: &StoredGift) -> GiftInput {
 
 /// Parses a whole gift, naming every bad field. `current` is the status the gift has now, which may be kept
 /// even when clients could not set it (`refunded`).
-pub(super) fn parse_gift(input: GiftInput, current: Option<GiftStatus>) -> Result<GiftDetails, ApiError> {
+pub(crate) fn parse_gift(input: GiftInput, current: Option<GiftStatus>) -> Result<GiftDetails, ApiError> {
     let mut errors = FieldErrors::new();
     let donor_id = errors.required("donor_id", input.donor_id);
     let amount_minor = match errors.required("amount_minor", input.amount_minor) {

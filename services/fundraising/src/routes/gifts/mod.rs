@@ -13,6 +13,7 @@ mod refunds;
 mod write;
 
 pub use crate::app::gift_view::{AllocationView, GiftView, SoftCreditView};
+pub(crate) use input::parse_gift;
 pub use input::{AllocationInput, GiftInput, SoftCreditInput};
 pub use read::*;
 pub use refunds::*;

@@ -43,6 +43,9 @@ pub struct GiftQuery {
     pub status: Option<String>,
     pub fund: Option<String>,
     pub source: Option<String>,
+    /// Only the gifts processed from this gift batch.
+    #[param(value_type = Option<Uuid>)]
+    pub batch_id: Option<String>,
 }
 
 /// Lists gifts and refund entries, latest gift date first; every filter given must match.
@@ -67,6 +70,10 @@ pub async fn list_gifts(
         .donor_id
         .as_deref()
         .and_then(|d| errors.parse("donor_id", Uuid::try_parse(d.trim()).map_err(|_| "must be a UUID")));
+    let batch_id = query
+        .batch_id
+        .as_deref()
+        .and_then(|b| errors.parse("batch_id", Uuid::try_parse(b.trim()).map_err(|_| "must be a UUID")));
     let from = query.from.as_deref().and_then(|d| errors.parse("from", iso_date(d)));
     let to = query.to.as_deref().and_then(|d| errors.parse("to", iso_date(d)));
     if let (Some(from), Some(to)) = (from, to)
@@ -89,7 +96,7 @@ pub async fn list_gifts(
         },
     };
     errors.finish()?;
-    let filter = GiftFilter { donor_id, from, to, status, fund: query.fund, source: query.source };
+    let filter = GiftFilter { donor_id, from, to, status, fund: query.fund, source: query.source, batch_id };
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let found = gifts::list(&tx, &filter, after, limit.fetch()).await?;
     tx.commit().await?;
