@@ -569,6 +569,10 @@ infra_write_env() {
         printf "export ALMONER_TEST_S3_ACCESS_KEY='%s'\n" "$ALMONER_S3_ACCESS_KEY"
         printf "export ALMONER_TEST_S3_SECRET_KEY='%s'\n" "$ALMONER_S3_SECRET_KEY"
         printf "export ALMONER_TEST_S3_REGION='%s'\n" "$ALMONER_S3_REGION"
+        # The staff console's build and browser tests (scripts/lib/console.sh builds it; scripts/test sets these too).
+        printf "export ALMONER_TEST_CONSOLE_DIST='%s'\n" "$ALMONER_REPO/console/dist"
+        [[ ! -x /usr/bin/chromium ]] || printf "export ALMONER_TEST_CHROMIUM_BIN='%s'\n" /usr/bin/chromium
+        if command -v node >/dev/null; then printf "export ALMONER_TEST_NODE_BIN='%s'\n" "$(command -v node)"; fi
         printf '# Each service runs with the variables in %s/services/<service>.env\n' "$ALMONER_RUN_DIR"
     } >"$ALMONER_RUN_DIR/env.tmp"
     mv "$ALMONER_RUN_DIR/env.tmp" "$ALMONER_RUN_DIR/env"
