@@ -27,6 +27,9 @@ pub struct TenantUpdatedV1 {
     /// ([`TenantUpdatedV1::accounting_period_end_or_default`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounting_period_end: Option<AccountingPeriodEnd>,
+    /// IANA time zone name; absent from events published before tenants had one (they were `Europe/London`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -116,6 +119,7 @@ mod tests {
             "fiscal_year_start_month": 4, "updated_at": "2025-01-01T00:00:00Z"});
         let event: TenantUpdatedV1 = serde_json::from_value(older).unwrap();
         assert_eq!(event.accounting_period_end, None);
+        assert_eq!(event.time_zone, None);
         assert_eq!(event.accounting_period_end_or_default(), AccountingPeriodEnd { month: 3, day: 31 });
         let newer = TenantUpdatedV1 { accounting_period_end: AccountingPeriodEnd::new(12, 31), ..event };
         let json = serde_json::to_value(&newer).unwrap();

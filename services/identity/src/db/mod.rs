@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     4 => "0004_accounting_period_end.sql",
     5 => "0005_staff.sql",
     6 => "0006_sign_in.sql",
+    7 => "0007_tenant_time_zone.sql",
 );
 
 /// The PostgreSQL schema identity owns.

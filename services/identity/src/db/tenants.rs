@@ -13,6 +13,8 @@ pub struct Tenant {
     /// The last day of the tenant's accounting period, from which Gift Aid's 4-year limit runs: the one set, or
     /// the day before the fiscal year starts.
     pub accounting_period_end: PeriodEnd,
+    /// IANA time zone name, e.g. `Europe/London` (the default): local times and quiet hours follow it.
+    pub time_zone: String,
     /// Increases with every change.
     pub revision: i64,
     pub created_at: DateTime<Utc>,
@@ -37,7 +39,7 @@ impl From<AccountingPeriodEnd> for PeriodEnd {
 }
 
 const COLUMNS: &str = "id, name, fiscal_year_start_month, accounting_period_end_month, accounting_period_end_day, \
-    revision, created_at, updated_at";
+    time_zone, revision, created_at, updated_at";
 
 impl From<Row> for Tenant {
     fn from(row: Row) -> Self {
@@ -53,6 +55,7 @@ impl From<Row> for Tenant {
             name: row.get("name"),
             fiscal_year_start_month,
             accounting_period_end,
+            time_zone: row.get("time_zone"),
             revision: row.get("revision"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
@@ -72,6 +75,7 @@ impl Tenant {
                 u8::try_from(self.accounting_period_end.month).unwrap_or(0),
                 u8::try_from(self.accounting_period_end.day).unwrap_or(0),
             ),
+            time_zone: Some(self.time_zone.clone()),
             updated_at: self.updated_at,
         }
     }
@@ -97,6 +101,7 @@ pub struct TenantChange<'a> {
     pub fiscal_year_start_month: Option<i16>,
     /// `Some(None)` goes back to the default (the day before the fiscal year starts).
     pub accounting_period_end: Option<Option<PeriodEnd>>,
+    pub time_zone: Option<&'a str>,
 }
 
 /// Changes the given settings of the transaction's tenant and bumps its revision.
@@ -107,13 +112,17 @@ pub async fn update(tx: &Transaction, change: &TenantChange<'_>) -> Result<Optio
          fiscal_year_start_month = COALESCE($2, fiscal_year_start_month), \
          accounting_period_end_month = CASE WHEN $3 THEN $4 ELSE accounting_period_end_month END, \
          accounting_period_end_day = CASE WHEN $3 THEN $5 ELSE accounting_period_end_day END, \
+         time_zone = COALESCE($6, time_zone), \
          revision = revision + 1, updated_at = now() RETURNING {COLUMNS}"
     );
     let set_end = change.accounting_period_end.is_some();
     let end = change.accounting_period_end.flatten();
     let (end_month, end_day) = (end.map(|e| e.month), end.map(|e| e.day));
     Ok(tx
-        .query_opt(&sql, &[&change.name, &change.fiscal_year_start_month, &set_end, &end_month, &end_day])
+        .query_opt(
+            &sql,
+            &[&change.name, &change.fiscal_year_start_month, &set_end, &end_month, &end_day, &change.time_zone],
+        )
         .await?
         .map(Tenant::from))
 }

@@ -1,7 +1,7 @@
 //! `/v1/tenant`: the caller's own tenant and its settings.
 
 use crate::db::tenants::{self, PeriodEnd, Tenant, TenantChange};
-use crate::domain::TenantName;
+use crate::domain::{TenantName, TimeZone};
 use actix_web::{HttpRequest, HttpResponse, get, patch, web};
 use almoner_db::{Pool, outbox};
 use almoner_events::Envelope;
@@ -51,6 +51,10 @@ pub struct UpdateTenant {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<PeriodEnd>)]
     pub accounting_period_end: Option<Option<PeriodEndBody>>,
+    /// An IANA time zone name such as `Europe/London` or `Australia/Sydney`, any case; not an offset or
+    /// abbreviation (they ignore daylight saving).
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)+$")]
+    pub time_zone: Option<String>,
 }
 
 /// A month and day, as sent.
@@ -119,9 +123,11 @@ pub async fn update_tenant(
         Some(None) => Some(None),
         Some(Some(body)) => period_end(body, &mut errors).map(Some),
     };
+    let time_zone = input.time_zone.as_deref().and_then(|z| errors.parse("time_zone", TimeZone::parse(z)));
     errors.finish()?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let change = TenantChange {
+        time_zone: time_zone.as_ref().map(TimeZone::as_str),
         name: name.as_ref().map(TenantName::as_str),
         fiscal_year_start_month: month,
         accounting_period_end,

@@ -167,6 +167,7 @@ async fn bootstrap_publishes_tenant_created() {
         }
     };
     assert_eq!(settings.envelope.payload["fiscal_year_start_month"], 4);
+    assert_eq!(settings.envelope.payload["time_zone"], "Europe/London");
     assert_eq!(settings.envelope.payload["accounting_period_end"], serde_json::json!({"month": 3, "day": 31}));
     assert_eq!(settings.envelope.payload["revision"], 1);
     clean_up(&app.amqp, shutdown).await;

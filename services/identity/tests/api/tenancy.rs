@@ -70,17 +70,25 @@ async fn tenant_settings_change_with_validation() {
     let token = app.admin_token().await;
     let patch = |body: Value| app.client.patch(app.url("/v1/tenant")).bearer_auth(&token).json(&body).send();
 
-    let body =
-        problem(patch(json!({"name": " ", "fiscal_year_start_month": 13})).await.unwrap(), 422, "validation_failed")
-            .await;
-    assert_eq!(crate::helpers::fields(&body), ["name", "fiscal_year_start_month"]);
+    let body = problem(
+        patch(json!({"name": " ", "fiscal_year_start_month": 13, "time_zone": "GMT+1"})).await.unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(crate::helpers::fields(&body), ["name", "fiscal_year_start_month", "time_zone"]);
 
     let response = patch(json!({"fiscal_year_start_month": 1})).await.unwrap();
     assert_eq!(response.status(), 200);
     let tenant: Value = response.json().await.unwrap();
     assert_eq!(tenant["fiscal_year_start_month"], 1);
     assert_eq!(tenant["name"], "Test Charity");
+    assert_eq!(tenant["time_zone"], "Europe/London", "the default");
     assert_eq!(tenant["revision"], 2);
+    let moved: Value = patch(json!({"time_zone": "australia/sydney"})).await.unwrap().json().await.unwrap();
+    assert_eq!((moved["time_zone"].as_str(), moved["revision"].as_i64()), (Some("Australia/Sydney"), Some(3)));
+    let tenant: Value = patch(json!({"time_zone": "Europe/London"})).await.unwrap().json().await.unwrap();
+    assert_eq!(tenant["revision"], 4);
     // The accounting period ends the day before the fiscal year starts until the tenant sets its own.
     assert_eq!(tenant["accounting_period_end"], json!({"month": 12, "day": 31}));
 
@@ -98,7 +106,7 @@ async fn tenant_settings_change_with_validation() {
         patch(json!({"accounting_period_end": {"month": 6, "day": 30}})).await.unwrap().json().await.unwrap();
     assert_eq!(
         (tenant["accounting_period_end"].clone(), tenant["revision"].clone()),
-        (json!({"month": 6, "day": 30}), json!(3))
+        (json!({"month": 6, "day": 30}), json!(5))
     );
     // Another setting leaves it as it is; null goes back to the default.
     let tenant: Value = patch(json!({"fiscal_year_start_month": 4})).await.unwrap().json().await.unwrap();

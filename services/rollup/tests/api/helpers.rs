@@ -450,6 +450,7 @@ pub fn tenant_updated(tenant: Uuid, revision: i64, fiscal_year_start_month: u8) 
             name: "Test Charity".into(),
             fiscal_year_start_month,
             accounting_period_end: None,
+            time_zone: None,
             updated_at: Utc::now(),
         },
     )

@@ -231,6 +231,7 @@ fn build_case(tenant: Uuid, history: &History) -> Case {
                 name: "Property Charity".into(),
                 fiscal_year_start_month: *month,
                 accounting_period_end: None,
+                time_zone: None,
                 updated_at: Utc::now(),
             },
         )));
