@@ -4,7 +4,7 @@
 // Environment (provided by the harness): CONSOLE_URL, MAILBOX_URL, CHROMIUM_BIN, SCREENSHOT_DIR,
 // ALMONER_ADMIN_EMAIL, ALMONER_VIEWER_EMAIL, ALMONER_OTHER_ADMIN_EMAIL, ALMONER_EXISTING_DONOR.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -118,6 +118,12 @@ export async function signIn(browser, email) {
   return { page, context, accessToken: grant.access_token, grant, link };
 }
 
+let axeCache;
+function axeSource() {
+  axeCache ??= readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+  return axeCache;
+}
+
 let shotSeq = 0;
 
 /** A full-page screenshot into SCREENSHOT_DIR, named after the test and step. */
@@ -132,7 +138,9 @@ export async function screenshot(page, name) {
 /** Runs axe-core on the page; fails on any `serious` or `critical` violation, printing each. */
 export async function checkA11y(page, name) {
   const hasAxe = await page.evaluate(() => typeof window.axe !== 'undefined');
-  if (!hasAxe) await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
+  // Evaluated through the DevTools protocol, which the console's CSP (script-src 'self', no inline script) does not
+  // govern: a <script> tag (page.addScriptTag) would be refused, as it should be.
+  if (!hasAxe) await page.evaluate(`${axeSource()}\n;void 0`);
   const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
   const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   for (const v of results.violations) {
