@@ -1,8 +1,11 @@
-import { useEffect } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { Layout, PublicLayout } from './components/Layout';
 import { Loading, useTitle } from './components/ui';
 import { refresh, useSession } from './lib/session';
+import { get, IDENTITY } from './lib/api';
+import { setTimeZone } from './lib/format';
+import type { Tenant } from './lib/types';
 import { rememberNext, SignIn, SignInCallback } from './pages/SignIn';
 import { Dashboard } from './pages/Dashboard';
 import { GiftEntry } from './pages/GiftEntry';
@@ -12,6 +15,7 @@ import { ImportList, ImportPage } from './pages/Imports';
 import { ClaimList, ClaimPage } from './pages/Claims';
 import { StaffPage } from './pages/Staff';
 import { Settings } from './pages/Settings';
+import { BatchList, BatchPage } from './pages/Batches';
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-in/callback']);
 
@@ -48,6 +52,8 @@ function StaffRoutes() {
         <Route path="/gifts/new" component={GiftEntry} />
         <Route path="/donors" component={DonorList} />
         <Route path="/donors/:id" component={DonorPage} />
+        <Route path="/batches" component={BatchList} />
+        <Route path="/batches/:id" component={BatchPage} />
         <Route path="/staging" component={Staging} />
         <Route path="/imports" component={ImportList} />
         <Route path="/imports/:id" component={ImportPage} />
@@ -79,8 +85,23 @@ function Shell() {
     }
   }, [isPublic, s.status, loc.url]);
 
+  // The tenant's time zone, which every page shows times in: read once per tenant signed in to.
+  const tenantId = s.status === 'signed-in' ? s.staff.tenant_id : undefined;
+  const [zoneFor, setZoneFor] = useState<string | undefined>(undefined);
+  useEffect(() => {
+    if (!tenantId || zoneFor === tenantId) return;
+    let live = true;
+    get<Tenant>(`${IDENTITY}/tenant`)
+      .then((t) => setTimeZone(t.time_zone))
+      .catch(() => setTimeZone(undefined))
+      .finally(() => live && setZoneFor(tenantId));
+    return () => {
+      live = false;
+    };
+  }, [tenantId, zoneFor]);
+
   if (isPublic) return <PublicRoutes />;
-  if (s.status === 'signed-in') return <StaffRoutes />;
+  if (s.status === 'signed-in' && zoneFor === tenantId) return <StaffRoutes />;
   return (
     <PublicLayout>
       {s.status === 'unavailable' ? (

@@ -1,11 +1,12 @@
 // Every page as an admin: each drawn, screenshotted and checked with axe.
+import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkA11y, CONSOLE_URL, env, existingDonor, launch, screenshot, settle, signIn, waitForCharts } from './support.mjs';
+import { api, checkA11y, CONSOLE_URL, env, existingDonor, launch, screenshot, settle, signIn, unique, waitForCharts } from './support.mjs';
 
 test('every page passes axe as an admin', async () => {
   const browser = await launch();
   try {
-    const { page, context } = await signIn(browser, env('ALMONER_ADMIN_EMAIL'));
+    const { page, context, accessToken } = await signIn(browser, env('ALMONER_ADMIN_EMAIL'));
     const visit = async (path, heading, name) => {
       await page.goto(`${CONSOLE_URL}${path}`);
       await settle(page, heading);
@@ -35,6 +36,17 @@ test('every page passes axe as an admin', async () => {
     await screenshot(page, 'page-donor');
     await checkA11y(page, 'donor');
 
+    // A batch's page: an open one, made here so there is one.
+    const made = await api('POST', '/api/fundraising/v1/gift-batches', accessToken, {
+      name: unique('Pages batch '),
+      currency: 'GBP',
+      expected_count: 3,
+      expected_total_minor: 7500,
+    });
+    assert.equal(made.status, 201, `POST /gift-batches answered ${made.status}`);
+    const batch = await made.json();
+    await visit('/batches', 'Gift batches', 'batches');
+    await visit(`/batches/${batch.id}`, batch.name, 'batch');
     await visit('/staging', 'Staging review', 'staging');
     await visit('/imports', 'Imports', 'imports');
     await visit('/claims', 'Gift Aid claims', 'claims');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { api, checkA11y, CONSOLE_URL, env, launch, screenshot, settle, signIn } from './support.mjs';
 
-const WRITE_CONTROLS = /^(Save gift|New donor|Enter a gift|Gather claim|Upload and check|Commit this import|Approve|Reject|Add staff member|Save role|Remove|Save organisation settings|Save Gift Aid settings|Export schedule|Mark submitted)/;
+const WRITE_CONTROLS = /^(Save gift|New donor|Enter a gift|Gather claim|Upload and check|Commit this import|Approve|Reject|Add staff member|Save role|Remove|Save organisation settings|Save Gift Aid settings|Export schedule|Mark submitted|Create batch|Add to batch|Process batch)/;
 
 async function writeControls(page) {
   const names = await page.$$eval('main button, main a.button, main input[type="submit"]', (els) =>
@@ -25,6 +25,7 @@ test('a viewer has no write controls, and a write with their token is refused', 
       ['/', 'Dashboard'],
       ['/gifts/new', 'Gift entry'],
       ['/donors', 'Donors'],
+      ['/batches', 'Gift batches'],
       ['/staging', 'Staging review'],
       ['/imports', 'Imports'],
       ['/claims', 'Gift Aid claims'],

@@ -13,6 +13,7 @@ interface NavItem {
 const NAV: NavItem[] = [
   { href: '/', label: 'Dashboard', scope: 'rollup:read' },
   { href: '/gifts/new', label: 'Gift entry', scope: 'fundraising:write' },
+  { href: '/batches', label: 'Batches', scope: 'fundraising:read' },
   { href: '/donors', label: 'Donors', scope: 'fundraising:read' },
   { href: '/staging', label: 'Staging', scope: 'fundraising:read' },
   { href: '/imports', label: 'Imports', scope: 'fundraising:read' },

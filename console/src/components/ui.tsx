@@ -130,21 +130,28 @@ type SelectProps = Omit<JSX.SelectHTMLAttributes<HTMLSelectElement>, 'label' | '
   onValue: (v: string) => void;
   options: { value: string; label: string }[];
   error?: string;
+  hint?: ComponentChildren;
 };
 
-export function SelectField({ label, value, onValue, options, error, id, class: cls, ...rest }: SelectProps) {
+export function SelectField({ label, value, onValue, options, error, hint, id, class: cls, ...rest }: SelectProps) {
   const auto = useId();
   const fid = (id as string | undefined) ?? auto;
+  const describedBy = [hint ? `${fid}-hint` : '', error ? `${fid}-error` : ''].filter(Boolean).join(' ') || undefined;
   return (
     <div class={`field ${cls ?? ''}`}>
       <label for={fid}>{label}</label>
+      {hint && (
+        <span class="hint" id={`${fid}-hint`}>
+          {hint}
+        </span>
+      )}
       <select
         {...rest}
         id={fid}
         value={value}
         onChange={(e) => onValue((e.currentTarget as HTMLSelectElement).value)}
         aria-invalid={error ? 'true' : undefined}
-        aria-describedby={error ? `${fid}-error` : undefined}
+        aria-describedby={describedBy}
       >
         {options.map((o) => (
           <option key={o.value} value={o.value}>

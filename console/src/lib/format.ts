@@ -56,19 +56,67 @@ export function count(n: number | null | undefined): string {
   return n === null || n === undefined ? '—' : new Intl.NumberFormat(LOCALE).format(n);
 }
 
-export function date(iso: string | null | undefined): string {
+// The tenant's time zone (identity's `GET /v1/tenant` `time_zone`, an IANA name): timestamps are shown, and "today"
+// reckoned, in it. Until it is known (or if it cannot be read), the browser's own zone.
+let tenantZone: string | undefined;
+
+/** Sets the zone timestamps are shown in; an unknown name is ignored. */
+export function setTimeZone(zone: string | null | undefined) {
+  if (!zone) {
+    tenantZone = undefined;
+    return;
+  }
+  try {
+    new Intl.DateTimeFormat(LOCALE, { timeZone: zone });
+    tenantZone = zone;
+  } catch {
+    tenantZone = undefined;
+  }
+}
+
+/** The zone timestamps are shown in: the tenant's, else the browser's. */
+export function timeZone(): string {
+  return tenantZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
+}
+
+/** The time zones this browser knows (IANA names), for a picker. */
+export function timeZones(): string[] {
+  const intl = Intl as unknown as { supportedValuesOf?: (key: string) => string[] };
+  try {
+    const zones = intl.supportedValuesOf?.('timeZone') ?? [];
+    if (zones.length) return zones.includes('UTC') ? zones : [...zones, 'UTC'];
+  } catch {
+    // An older browser: the common ones.
+  }
+  return ['Europe/London', 'Europe/Dublin', 'Europe/Paris', 'America/New_York', 'America/Toronto', 'Australia/Sydney', 'Pacific/Auckland', 'UTC'];
+}
+
+/**
+ * A date (`YYYY-MM-DD`, a calendar day, shown as is) or a timestamp (shown in the tenant's time zone with its
+ * abbreviation when `withZone`).
+ */
+export function date(iso: string | null | undefined, withZone = false): string {
   if (!iso) return '—';
   const d = new Date(iso.length === 10 ? `${iso}T00:00:00Z` : iso);
   if (Number.isNaN(d.getTime())) return iso;
   return iso.length === 10
     ? d.toLocaleDateString(LOCALE, { day: 'numeric', month: 'short', year: 'numeric', timeZone: 'UTC' })
-    : d.toLocaleString(LOCALE, { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit' });
+    : d.toLocaleString(LOCALE, {
+        day: 'numeric',
+        month: 'short',
+        year: 'numeric',
+        hour: '2-digit',
+        minute: '2-digit',
+        timeZone: timeZone(),
+        timeZoneName: withZone ? 'short' : undefined,
+      });
 }
 
-/** Today as an ISO date in the browser's time zone. */
+/** Today as an ISO date in the tenant's time zone (the browser's until it is known). */
 export function today(): string {
-  const d = new Date();
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: timeZone(), year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(new Date());
+  const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '';
+  return `${get('year')}-${get('month')}-${get('day')}`;
 }
 
 export function addYears(iso: string, years: number, days = 0): string {

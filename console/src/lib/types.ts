@@ -66,6 +66,8 @@ export interface Tenant {
   name: string;
   fiscal_year_start_month: number;
   accounting_period_end: PeriodEnd;
+  /** IANA time zone name, e.g. `Europe/London`: timestamps are shown in it. */
+  time_zone: string;
   revision: number;
   created_at: string;
   updated_at: string;
@@ -133,6 +135,65 @@ export interface FundView {
 export interface AllocationView {
   fund_id: string;
   amount_minor: number;
+}
+
+export interface GiftBatchInput {
+  name: string;
+  currency: string;
+  expected_count: number;
+  expected_total_minor: number;
+  default_fund_id?: string | null;
+  default_gift_date?: string | null;
+  default_payment_method?: string | null;
+}
+
+/** A gift batch (`/v1/gift-batches`), with what its entries add up to now. */
+export interface GiftBatchView {
+  id: string;
+  revision: number;
+  name: string;
+  currency: string;
+  expected_count: number;
+  expected_total_minor: number;
+  status: 'open' | 'processed' | string;
+  entered_count: number;
+  entered_total_minor: number;
+  count_matches: boolean;
+  total_matches: boolean;
+  default_fund_id?: string | null;
+  default_gift_date?: string | null;
+  default_payment_method?: string | null;
+  processed_at?: string | null;
+  processed_by?: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface GiftBatchEntryInput {
+  donor_id: string;
+  amount_minor: number;
+  gift_date?: string | null;
+  payment_method?: string | null;
+  allocations?: { fund_id: string; amount_minor: number }[] | null;
+  notes?: string | null;
+}
+
+export interface GiftBatchEntryView {
+  id: string;
+  batch_id: string;
+  position: number;
+  donor_id: string;
+  amount_minor: number;
+  currency: string;
+  gift_date: string;
+  status: string;
+  source: string;
+  payment_method?: string | null;
+  allocations: AllocationView[];
+  notes?: string | null;
+  gift_id?: string | null;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface GiftInput {

@@ -18,6 +18,14 @@ import type {
   RecurringView,
 } from '../lib/types';
 
+/** A gift linked to (`/donors/:id#gift-<id>`, from a processed batch) is scrolled to, once per link followed. */
+let scrolledTo = '';
+function scrollToLinked(el: HTMLTableRowElement | null) {
+  if (!el || `#${el.id}` !== location.hash || scrolledTo === location.href) return;
+  scrolledTo = location.href;
+  setTimeout(() => el.scrollIntoView({ block: 'center' }), 0);
+}
+
 export function DonorList() {
   useTitle('Donors');
   const canWrite = useScope('fundraising:write');
@@ -226,7 +234,7 @@ export function DonorPage({ id }: { id: string }) {
             </thead>
             <tbody>
               {gifts.map((g) => (
-                <tr key={g.id} class={g.refund_of ? 'refund' : undefined}>
+                <tr key={g.id} id={`gift-${g.id}`} ref={scrollToLinked} class={[g.refund_of ? 'refund' : '', location.hash === `#gift-${g.id}` ? 'linked' : ''].filter(Boolean).join(' ') || undefined}>
                   <td>{date(g.gift_date)}</td>
                   <td class="num">{money(g.amount_minor, g.currency)}</td>
                   <td>

@@ -1,11 +1,18 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ErrorAlert, Field, Loading, SelectField, useAsync, useTitle } from '../components/ui';
 import { fieldErrors, FUNDRAISING, get, IDENTITY, request } from '../lib/api';
-import { money, MONTHS, parseAmount } from '../lib/format';
+import { date, money, MONTHS, parseAmount, setTimeZone, timeZones } from '../lib/format';
 import { useScope } from '../lib/session';
 import type { GiftAidSettingsView, Tenant } from '../lib/types';
 
 const monthOptions = MONTHS.map((m, i) => ({ value: String(i + 1), label: m }));
+
+/** Every IANA zone the browser knows, with the tenant's own even if the browser calls it by another name. */
+function zoneOptions(current: string) {
+  const zones = timeZones();
+  const all = current && !zones.includes(current) ? [current, ...zones] : zones;
+  return all.map((z) => ({ value: z, label: z.replace(/_/g, ' ') }));
+}
 
 export function Settings() {
   useTitle('Settings');
@@ -26,6 +33,7 @@ function TenantSettings() {
   const [ownPeriodEnd, setOwnPeriodEnd] = useState(false);
   const [endMonth, setEndMonth] = useState('3');
   const [endDay, setEndDay] = useState('31');
+  const [zone, setZone] = useState('Europe/London');
   const [error, setError] = useState<unknown>(undefined);
   const [notice, setNotice] = useState('');
   const [busy, setBusy] = useState(false);
@@ -35,6 +43,7 @@ function TenantSettings() {
     if (!t) return;
     setName(t.name);
     setFyStart(String(t.fiscal_year_start_month));
+    setZone(t.time_zone);
     setEndMonth(String(t.accounting_period_end.month));
     setEndDay(String(t.accounting_period_end.day));
     // The period end is the tenant's own unless it is the day before the fiscal year starts.
@@ -53,9 +62,12 @@ function TenantSettings() {
           name: name.trim(),
           fiscal_year_start_month: Number(fyStart),
           accounting_period_end: ownPeriodEnd ? { month: Number(endMonth), day: Number(endDay) } : null,
+          time_zone: zone,
         },
       });
       tenant.setData(next);
+      // Times across the console follow the tenant's zone from now on.
+      setTimeZone(next.time_zone);
       setNotice('Organisation settings saved.');
     } catch (err) {
       setError(err);
@@ -76,6 +88,14 @@ function TenantSettings() {
             <legend class="visually-hidden">Organisation settings</legend>
             <Field label="Name" value={name} onValue={setName} error={fe.name} maxLength={200} />
             <SelectField label="Fiscal year starts in" value={fyStart} onValue={setFyStart} options={monthOptions} error={fe.fiscal_year_start_month} />
+            <SelectField
+              label="Time zone"
+              value={zone}
+              onValue={setZone}
+              options={zoneOptions(zone)}
+              error={fe.time_zone}
+              hint={`The console shows times in this zone. Last saved ${date(tenant.data.updated_at, true)}.`}
+            />
             <div class="check">
               <input id="own-period-end" type="checkbox" checked={ownPeriodEnd} onChange={(e) => setOwnPeriodEnd((e.currentTarget as HTMLInputElement).checked)} />
               <label for="own-period-end">The accounting period ends on another day than the day before the fiscal year starts</label>
