@@ -63,17 +63,7 @@ impl almoner_service::Service for Identity {
                     .map_err(|e| anyhow::anyhow!("--email {e}"))?
                     .to_string()
                     .to_lowercase();
-                let keys =
-                    identity::signing::SigningKeys::load(pool.clone(), std::time::Duration::from_secs(60)).await?;
-                let sign_in = identity::sign_in::SignIn {
-                    pool,
-                    keys,
-                    mailer: None,
-                    settings: settings.sign_in.clone(),
-                    issuer: settings.auth.issuer.clone(),
-                    access_ttl_secs: settings.tokens.ttl_secs,
-                };
-                let links = sign_in.make_links(&email).await?;
+                let links = identity::sign_in::make_links(&pool, &settings.sign_in, &email).await?;
                 if links.is_empty() {
                     anyhow::bail!("{email} is no tenant's staff");
                 }

@@ -67,40 +67,6 @@ impl From<almoner_db::DbError> for Refused {
 }
 
 impl SignIn {
-    /// Makes a link for every tenant `email` (lower case) is staff of; none for an address that is nobody's.
-    #[tracing::instrument(skip_all, fields(memberships = tracing::field::Empty))]
-    pub async fn make_links(&self, email: &str) -> anyhow::Result<Vec<MadeLink>> {
-        let lookup = self.pool.system_tx().await?;
-        let memberships = sign_in::memberships(&lookup, &staff::address_hash(email)).await?;
-        lookup.commit().await?;
-        tracing::Span::current().record("memberships", memberships.len());
-        let mut links = Vec::with_capacity(memberships.len());
-        for (tenant_id, staff_id) in memberships {
-            let tx = self.pool.tenant_tx(tenant_id).await?;
-            let (Some(member), Some(tenant)) = (staff::get(&tx, staff_id).await?, tenants::current(&tx).await?) else {
-                continue;
-            };
-            sign_in::delete_expired_links(&tx, staff_id).await?;
-            let token = TenantToken::generate(tenant_id);
-            let expires_at = Utc::now() + seconds(self.settings.link_ttl_secs);
-            sign_in::insert_link(&tx, &token.hash(), staff_id, expires_at).await?;
-            tx.commit().await?;
-            links.push(MadeLink {
-                tenant_id,
-                tenant_name: tenant.name,
-                staff_name: member.name,
-                email: member.email,
-                url: format!(
-                    "{}/sign-in/callback#token={}",
-                    self.settings.console_url.trim_end_matches('/'),
-                    token.expose()
-                ),
-                expires_at,
-            });
-        }
-        Ok(links)
-    }
-
     /// Makes and mails the links for `email`. Runs after the request has been answered, so that the answer and
     /// its timing are the same whether or not the address is anybody's.
     pub async fn mail_links(&self, email: String) {
@@ -108,7 +74,7 @@ impl SignIn {
             tracing::warn!("a sign-in link was asked for, but no mail relay is configured (mail.*)");
             return;
         };
-        let links = match self.make_links(&email).await {
+        let links = match make_links(&self.pool, &self.settings, &email).await {
             Ok(links) => links,
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "could not make sign-in links");
@@ -228,6 +194,37 @@ impl SignIn {
             session_expires_at,
         })
     }
+}
+
+/// Makes a link for every tenant `email` (lower case) is staff of; none for an address that is nobody's. Needs no
+/// signing key, so the `sign-in-link` command calls it alone.
+#[tracing::instrument(skip_all, fields(memberships = tracing::field::Empty))]
+pub async fn make_links(pool: &Pool, settings: &SignInSettings, email: &str) -> anyhow::Result<Vec<MadeLink>> {
+    let lookup = pool.system_tx().await?;
+    let memberships = sign_in::memberships(&lookup, &staff::address_hash(email)).await?;
+    lookup.commit().await?;
+    tracing::Span::current().record("memberships", memberships.len());
+    let mut links = Vec::with_capacity(memberships.len());
+    for (tenant_id, staff_id) in memberships {
+        let tx = pool.tenant_tx(tenant_id).await?;
+        let (Some(member), Some(tenant)) = (staff::get(&tx, staff_id).await?, tenants::current(&tx).await?) else {
+            continue;
+        };
+        sign_in::delete_expired_links(&tx, staff_id).await?;
+        let token = TenantToken::generate(tenant_id);
+        let expires_at = Utc::now() + seconds(settings.link_ttl_secs);
+        sign_in::insert_link(&tx, &token.hash(), staff_id, expires_at).await?;
+        tx.commit().await?;
+        links.push(MadeLink {
+            tenant_id,
+            tenant_name: tenant.name,
+            staff_name: member.name,
+            email: member.email,
+            url: format!("{}/sign-in/callback#token={}", settings.console_url.trim_end_matches('/'), token.expose()),
+            expires_at,
+        });
+    }
+    Ok(links)
 }
 
 fn seconds(secs: u64) -> Duration {
