@@ -2,7 +2,7 @@
 // gifts once both are entered.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { api, checkA11y, CONSOLE_URL, env, existingDonor, launch, screenshot, settle, signIn, unique } from './support.mjs';
+import { api, checkA11y, CONSOLE_URL, env, existingDonor, launch, screenshot, settle, signIn, unique, waitForFocusOnLabel, waitForFocusOnTestId } from './support.mjs';
 
 /** Keys one gift on the batch page's entry row from the keyboard: donor search, arrow, Enter, amount, Enter. */
 async function enterGift(page, donorLastName, amount) {
@@ -13,12 +13,12 @@ async function enterGift(page, donorLastName, amount) {
   await search.press('Enter');
   await page.getByTestId('selected-donor').getByText(donorLastName, { exact: false }).waitFor();
   const amountField = page.getByLabel('Amount');
-  assert.equal(await page.evaluate(() => document.activeElement?.id), await amountField.getAttribute('id'), 'focus moves on to the amount');
+  await waitForFocusOnLabel(page, 'Amount', 'the amount');
   await amountField.fill(amount);
   await amountField.press('Enter');
   // Ready for the next gift: the donor search is back, with focus.
   await search.waitFor();
-  await page.waitForFunction(() => document.activeElement?.getAttribute('data-testid') === 'donor-search', undefined, { timeout: 10_000 });
+  await waitForFocusOnTestId(page, 'donor-search');
 }
 
 test('a batch of 2 gifts totalling £30: refused after one, processed after both', async () => {

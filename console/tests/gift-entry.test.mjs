@@ -2,7 +2,7 @@
 // brings up the duplicate prompt.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkA11y, CONSOLE_URL, enterGiftForNewDonor, env, existingDonor, launch, screenshot, settle, signIn, unique } from './support.mjs';
+import { checkA11y, CONSOLE_URL, enterGiftForNewDonor, env, existingDonor, launch, screenshot, settle, signIn, unique, waitForFocusOnLabel, waitForFocusOnTestId } from './support.mjs';
 
 test('a gift for a new donor, then the duplicate prompt for an existing one', async () => {
   const browser = await launch();
@@ -17,8 +17,7 @@ test('a gift for a new donor, then the duplicate prompt for an existing one', as
     await checkA11y(page, 'gift entry after a gift');
 
     // The form is ready for the next gift, focus back on its first field.
-    const focused = await page.evaluate(() => document.activeElement?.getAttribute('data-testid'));
-    assert.equal(focused, 'donor-search');
+    await waitForFocusOnTestId(page, 'donor-search');
     assert.equal(await page.getByLabel('Amount').inputValue(), '');
 
     // The confirmation links to the donor's page, which lists the gift.
@@ -41,7 +40,7 @@ test('a gift for a new donor, then the duplicate prompt for an existing one', as
     await search.press('ArrowUp');
     await search.press('Enter');
     await page.getByTestId('selected-donor').getByText(existing.last_name, { exact: false }).waitFor();
-    assert.equal(await page.evaluate(() => document.activeElement?.id), await page.getByLabel('Amount').getAttribute('id'));
+    await waitForFocusOnLabel(page, 'Amount');
     await checkA11y(page, 'gift entry with a donor chosen');
 
     // Someone entering the existing donor again is shown them first.

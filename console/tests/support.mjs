@@ -196,3 +196,27 @@ export async function enterGiftForNewDonor(page, { first, last, email, postcode,
   });
   return confirmation.innerText();
 }
+
+/**
+ * Waits until the element labelled `label` has focus. The console moves focus in a task after the render that
+ * shows the change (a setTimeout), so reading document.activeElement straight away races it.
+ */
+export async function waitForFocusOnLabel(page, label, what = label) {
+  const id = await page.getByLabel(label).getAttribute('id');
+  try {
+    await page.waitForFunction((want) => document.activeElement?.id === want, id, { timeout: 5_000 });
+  } catch {
+    const actual = await page.evaluate(() => document.activeElement?.outerHTML?.slice(0, 200) ?? 'nothing');
+    throw new Error(`focus did not move to ${what} (#${id}); it is on ${actual}`);
+  }
+}
+
+/** Waits until the element with data-testid `testId` has focus (see waitForFocusOnLabel). */
+export async function waitForFocusOnTestId(page, testId) {
+  try {
+    await page.waitForFunction((want) => document.activeElement?.getAttribute('data-testid') === want, testId, { timeout: 5_000 });
+  } catch {
+    const actual = await page.evaluate(() => document.activeElement?.outerHTML?.slice(0, 200) ?? 'nothing');
+    throw new Error(`focus did not move to [data-testid=${testId}]; it is on ${actual}`);
+  }
+}
