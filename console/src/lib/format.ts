@@ -56,6 +56,11 @@ export function count(n: number | null | undefined): string {
   return n === null || n === undefined ? '—' : new Intl.NumberFormat(LOCALE).format(n);
 }
 
+/** `n` and the noun, singular for one: `counted(1, 'gift')` is "1 gift", `counted(2, 'gift')` "2 gifts". */
+export function counted(n: number, singular: string, plural = `${singular}s`): string {
+  return `${count(n)} ${n === 1 ? singular : plural}`;
+}
+
 // The tenant's time zone (identity's `GET /v1/tenant` `time_zone`, an IANA name): timestamps are shown, and "today"
 // reckoned, in it. Until it is known (or if it cannot be read), the browser's own zone.
 let tenantZone: string | undefined;

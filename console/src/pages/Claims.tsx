@@ -3,7 +3,7 @@ import { useLocation } from 'preact-iso';
 import { Badge, ErrorAlert, Field, Loading, Pager, SelectField, useAsync, useCursor, useTitle } from '../components/ui';
 import { ApiError, fieldErrors, FUNDRAISING, get, getAll, request, send, STORAGE, uuid } from '../lib/api';
 import { saveBlob } from '../lib/csv';
-import { bytes, count, date, humanize, money, today } from '../lib/format';
+import { bytes, count, counted, date, humanize, money, today } from '../lib/format';
 import { useScope } from '../lib/session';
 import type { ClaimGiftView, ClaimView, ExclusionView, FileView, LinkView, Page } from '../lib/types';
 
@@ -225,14 +225,14 @@ export function ClaimPage({ id }: { id: string }) {
           <h2>Gift Aid</h2>
           <p class="figure">{money(claim.gift_aid_minor, 'GBP')}</p>
           <p class="sub">
-            on {money(claim.amount_minor, 'GBP')} from {count(claim.gifts)} gifts
+            on {money(claim.amount_minor, 'GBP')} from {counted(claim.gifts, 'gift')}
           </p>
         </div>
         <div class="card">
           <h2>Left out</h2>
           <p class="figure">{count(claim.exclusions)}</p>
           <p class="sub">
-            gifts could not be claimed{claim.rejected ? `; HMRC rejected ${claim.rejected} (${money(claim.rejected_amount_minor, 'GBP')})` : ''}
+            {claim.exclusions === 1 ? 'gift' : 'gifts'} could not be claimed{claim.rejected ? `; HMRC rejected ${claim.rejected} (${money(claim.rejected_amount_minor, 'GBP')})` : ''}
           </p>
         </div>
       </section>

@@ -95,8 +95,18 @@ export function Staging() {
 
   function onKeyDown(ev: KeyboardEvent) {
     const target = ev.target as HTMLElement;
-    if (target.closest('input, select, textarea') || ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    if (!entries.length) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || !entries.length) return;
+    // In the donor choice, arrows move between donors as radios do, and a or r still act on the entry; in a text
+    // field every key is the field's, but Escape goes back to the entry.
+    const inRadio = target instanceof HTMLInputElement && target.type === 'radio';
+    if (!inRadio && target.closest('input, select, textarea')) {
+      if (ev.key === 'Escape' && !rejecting) {
+        ev.preventDefault();
+        focusItem(selected);
+      }
+      return;
+    }
+    if (inRadio && ev.key !== 'a' && ev.key !== 'r') return;
     if (ev.key === 'ArrowDown' || ev.key === 'j') {
       ev.preventDefault();
       focusItem(Math.min(entries.length - 1, selected + 1));
@@ -119,7 +129,8 @@ export function Staging() {
         Payments that could not be matched to one donor wait here. Move with <kbd>↑</kbd>/<kbd>↓</kbd> or <kbd>j</kbd>/<kbd>k</kbd>
         {canWrite && (
           <>
-            ; <kbd>a</kbd> approves with the chosen donor, <kbd>r</kbd> rejects
+            ; <kbd>Tab</kbd> into the donors and choose with the arrows; <kbd>a</kbd> approves with the chosen donor, <kbd>r</kbd> rejects;{' '}
+            <kbd>Esc</kbd> goes back to the payment
           </>
         )}
         .

@@ -12,14 +12,22 @@
 //! | `ALMONER_ADMIN_EMAIL`, `ALMONER_VIEWER_EMAIL` | tenant A's admin and viewer |
 //! | `ALMONER_OTHER_ADMIN_EMAIL` | tenant B's admin |
 //! | `ALMONER_EXISTING_DONOR` | tenant A's donor, `{"first_name","last_name","email","postcode"}` |
+//! | `ALMONER_STAGED` | tenant A's staged Stripe payments: `{"approve": {"amount","payer_email","candidates":[{"id","name"}]}, "reject": {"amount"}}` |
+//! | `ALMONER_CLAIM` | tenant A's Gift Aid material: `{"up_to","donor","gifts":[{"id","amount","gift_date"}],"excluded":{"id","amount"}}` |
 //!
-//! Tenant A (the stack's own) also has a fund; tenant B has a donor of another name.
+//! Tenant A (the stack's own) also has a fund. Its staging queue holds two payments that came in as Stripe
+//! webhooks, signed, through the gateway and webhook-ingest: £42.00 from an address two donors share
+//! (`several_donors_match`, for the approve test) and £7.50 naming no one (`no_email`, for the reject test). For
+//! the claim test it has a donor with a Gift Aid declaration and two gifts of the last two months, and a donor
+//! without one whose gift a claim leaves out. Tenant B has a donor of another name.
 
 use crate::stack::{Options, Stack};
+use almoner_webhook_verify::stripe;
+use chrono::{Days, Utc};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The most the browser tests may take, well inside nextest's limit for this test (.config/nextest.toml).
 const BROWSER_TESTS_TIMEOUT: Duration = Duration::from_secs(540);
@@ -45,6 +53,145 @@ async fn create(stack: &Stack, token: &str, path: &str, body: Value) -> Value {
     let answer: Value = response.json().await.unwrap_or(Value::Null);
     assert_eq!(status, 201, "POST {path} {body}: {answer}");
     answer
+}
+
+/// A GET through the gateway that must answer 200; returns the body.
+async fn get(stack: &Stack, token: &str, path: &str) -> Value {
+    let response = stack.client.get(stack.gateway.url(path)).bearer_auth(token).send().await.unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "GET {path}: {answer}");
+    answer
+}
+
+/// A signed Stripe `payment_intent.succeeded` for `amount_minor` pence from `email` (none when `None`), posted
+/// through the gateway to the endpoint at `path`; webhook-ingest must accept it.
+async fn post_stripe_payment(stack: &Stack, path: &str, secret: &str, amount_minor: i64, email: Option<&str>) {
+    let now = Utc::now().timestamp();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let billing = match email {
+        Some(email) => json!({"name": "Pat Morgan", "email": email}),
+        None => json!({"name": null, "email": null}),
+    };
+    let body = serde_json::to_vec(&json!({
+        "id": format!("evt_{id}"), "object": "event", "type": "payment_intent.succeeded", "created": now,
+        "livemode": false, "api_version": "2024-06-20",
+        "data": {"object": {"id": format!("pi_{id}"), "object": "payment_intent", "amount": amount_minor,
+            "amount_received": amount_minor, "currency": "gbp", "created": now, "customer": null,
+            "receipt_email": email, "payment_method_types": ["card"],
+            "charges": {"data": [{"billing_details": billing}]}}}
+    }))
+    .unwrap();
+    let response = stack
+        .client
+        .post(stack.gateway.url(path))
+        .header("content-type", "application/json")
+        .header("stripe-signature", stripe::signature_header(secret, now, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "the Stripe delivery was refused: {}", response.status());
+}
+
+/// Seeds tenant A's staging queue through webhook-ingest; returns `ALMONER_STAGED`.
+async fn seed_staging(stack: &Stack, token: &str, unique: &str) -> Value {
+    const SECRET: &str = "whsec_consoleBrowserTests7c1e";
+    let endpoint = create(
+        stack,
+        token,
+        "/api/webhook-ingest/v1/endpoints",
+        json!({"provider": "stripe", "name": "Stripe (console tests)", "secret": SECRET}),
+    )
+    .await;
+    let path = endpoint["path"].as_str().expect("the endpoint's delivery path").to_owned();
+    let shared = format!("pat@{unique}.example");
+    let mut candidates = Vec::new();
+    for (first, last) in [("Pat", "Morgan"), ("Patricia", "Morgan-Reed")] {
+        let donor = create(
+            stack,
+            token,
+            "/api/fundraising/v1/donors",
+            json!({"first_name": first, "last_name": last, "email": shared}),
+        )
+        .await;
+        candidates.push(json!({"id": donor["id"], "name": format!("{first} {last}")}));
+    }
+    post_stripe_payment(stack, &path, SECRET, 4200, Some(&shared)).await;
+    post_stripe_payment(stack, &path, SECRET, 750, None).await;
+
+    // Fundraising stages them from webhook-ingest's events.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending = get(stack, token, "/api/fundraising/v1/staging?status=pending&limit=100").await;
+        let reasons: Vec<&str> =
+            pending["data"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
+        if reasons.contains(&"several_donors_match") && reasons.contains(&"no_email") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the two Stripe payments were not staged within 30 s: {pending}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    json!({
+        "approve": {"amount": "£42.00", "payer_email": shared, "candidates": candidates},
+        "reject": {"amount": "£7.50"},
+    })
+}
+
+/// Seeds tenant A's Gift Aid material; returns `ALMONER_CLAIM`.
+async fn seed_claim(stack: &Stack, token: &str) -> Value {
+    let today = Utc::now().date_naive();
+    let address = json!({"line1": "12 High Street", "town": "York", "postcode": "yo1 7hh", "country": "GB"});
+    let giver = create(
+        stack,
+        token,
+        "/api/fundraising/v1/donors",
+        json!({"first_name": "Ann", "last_name": "Giver", "address": address}),
+    )
+    .await;
+    let giver_id = giver["id"].as_str().unwrap().to_owned();
+    create(
+        stack,
+        token,
+        &format!("/api/fundraising/v1/donors/{giver_id}/gift-aid-declarations"),
+        json!({"method": "online", "start_date": (today - Days::new(365)).to_string(),
+               "declaration_text": "I want to Gift Aid my donation and any donations I make in the future or have \
+                made in the past 4 years. I am a UK taxpayer."}),
+    )
+    .await;
+    let mut gifts = Vec::new();
+    for (days, amount_minor, amount) in [(60, 5000, "£50.00"), (30, 2500, "£25.00")] {
+        let gift_date = (today - Days::new(days)).to_string();
+        let gift = create(
+            stack,
+            token,
+            "/api/fundraising/v1/gifts",
+            json!({"donor_id": giver_id, "amount_minor": amount_minor, "currency": "GBP", "gift_date": gift_date}),
+        )
+        .await;
+        gifts.push(json!({"id": gift["id"], "amount": amount, "gift_date": gift_date}));
+    }
+    let undeclared = create(
+        stack,
+        token,
+        "/api/fundraising/v1/donors",
+        json!({"first_name": "Una", "last_name": "Declared", "address": address}),
+    )
+    .await;
+    let excluded = create(
+        stack,
+        token,
+        "/api/fundraising/v1/gifts",
+        json!({"donor_id": undeclared["id"], "amount_minor": 1300, "currency": "GBP",
+               "gift_date": (today - Days::new(45)).to_string()}),
+    )
+    .await;
+    json!({
+        "up_to": (today - Days::new(1)).to_string(),
+        "donor": {"id": giver_id, "name": "Ann Giver"},
+        "gifts": gifts,
+        "excluded": {"id": excluded["id"], "amount": "£13.00"},
+    })
 }
 
 async fn token_for(stack: &Stack, api_key: &str) -> String {
@@ -75,7 +222,7 @@ async fn console_browser_tests_pass_against_the_whole_stack() {
         "console/node_modules is not installed: cd console && npm ci"
     );
 
-    let stack = Stack::start_with(Options { console: true, ..Options::default() }).await;
+    let stack = Stack::start_with(Options { console: true, webhook_ingest: true, ..Options::default() }).await;
     let mailbox_url = stack.mailbox.as_ref().expect("a console stack has a mailbox").url.clone();
     let unique = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
 
@@ -112,6 +259,8 @@ async fn console_browser_tests_pass_against_the_whole_stack() {
         "postcode": donor["address"]["postcode"],
     });
     create(&stack, &token, "/api/fundraising/v1/funds", json!({"code": "GENERAL", "name": "General fund"})).await;
+    let staged = seed_staging(&stack, &token, &unique).await;
+    let claim = seed_claim(&stack, &token).await;
 
     // Tenant B: its own admin, and a donor of another name that tenant A must never see.
     let other = identity::bootstrap::bootstrap(&stack.identity_pool, &format!("Other Charity {unique}"))
@@ -154,6 +303,8 @@ async fn console_browser_tests_pass_against_the_whole_stack() {
         .env("ALMONER_VIEWER_EMAIL", &viewer_email)
         .env("ALMONER_OTHER_ADMIN_EMAIL", &other_admin_email)
         .env("ALMONER_EXISTING_DONOR", existing_donor.to_string())
+        .env("ALMONER_STAGED", staged.to_string())
+        .env("ALMONER_CLAIM", claim.to_string())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()
