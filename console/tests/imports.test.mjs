@@ -49,6 +49,22 @@ test('an import: upload, dry run with outcomes, commit to 100%', async () => {
     await page.getByTestId('import-progress-text').getByText('100%').waitFor();
     await page.getByTestId('import-status').getByText('Committed', { exact: false }).waitFor({ timeout: 30_000 });
     await screenshot(page, 'import-committed');
+
+    // The imports page lists it among the organisation's imports, committed, with what its rows did.
+    const importId = new URL(page.url()).pathname.split('/').pop();
+    await page.getByRole('link', { name: 'All imports' }).click();
+    await settle(page, 'Imports');
+    const listed = page.getByTestId('import-list').locator('tbody tr').filter({ has: page.locator(`a[href="/imports/${importId}"]`) });
+    await listed.waitFor();
+    const text = await listed.innerText();
+    assert.match(text, new RegExp(`src_${tag}`));
+    assert.match(text, /Committed/);
+    assert.match(text, /1 duplicate/);
+    await page.getByLabel('Show').selectOption('dry_run');
+    // A committed import is no dry run: it leaves the filtered list.
+    await page.locator(`[data-testid="import-list"] a[href="/imports/${importId}"]`).waitFor({ state: 'detached' });
+    await page.waitForFunction(() => document.querySelectorAll('.loading').length === 0);
+    await checkA11y(page, 'imports list');
   } finally {
     await browser.close();
   }

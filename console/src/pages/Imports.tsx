@@ -1,11 +1,11 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
-import { Badge, ErrorAlert, Field, Loading, SelectField, useAsync, useTitle } from '../components/ui';
+import { Badge, ErrorAlert, Field, Loading, Pager, SelectField, useAsync, useCursor, useTitle } from '../components/ui';
 import { fieldErrors, FUNDRAISING, get, request, send, STORAGE, uuid } from '../lib/api';
 import { parseCsv, saveBlob } from '../lib/csv';
-import { bytes, count, date, humanize } from '../lib/format';
-import { session, useScope } from '../lib/session';
-import { DONOR_MATCH_RULES, IMPORT_FIELDS, type ImportRequest, type ImportView, type ObjectView, type UploadView } from '../lib/types';
+import { bytes, count, counted, date, humanize } from '../lib/format';
+import { useScope } from '../lib/session';
+import { DONOR_MATCH_RULES, IMPORT_FIELDS, type ImportRequest, type ImportView, type ObjectView, type Page, type UploadView } from '../lib/types';
 
 const DEFAULT_RULES = ['external_id', 'name_email', 'name_postcode'];
 const RULE_LABELS: Record<string, string> = {
@@ -15,29 +15,6 @@ const RULE_LABELS: Record<string, string> = {
   name_postcode: 'Name and postcode',
   name_phone: 'Name and phone',
 };
-
-/** Imports started in this browser, newest first (fundraising lists none), per organisation. */
-function recentKey(): string {
-  const s = session();
-  return `almoner.imports.${s.status === 'signed-in' ? s.staff.tenant_id : 'none'}`;
-}
-
-function recentImports(): { id: string; name: string; at: string }[] {
-  try {
-    return JSON.parse(localStorage.getItem(recentKey()) ?? '[]');
-  } catch {
-    return [];
-  }
-}
-
-function rememberImport(id: string, name: string) {
-  try {
-    const list = [{ id, name, at: new Date().toISOString() }, ...recentImports().filter((r) => r.id !== id)].slice(0, 20);
-    localStorage.setItem(recentKey(), JSON.stringify(list));
-  } catch {
-    // Storage unavailable: the import page's address is enough.
-  }
-}
 
 /** Uploads a file through storage's presigned PUT and completes it. */
 async function uploadCsv(file: File, onStep: (s: string) => void): Promise<ObjectView> {
@@ -53,15 +30,49 @@ async function uploadCsv(file: File, onStep: (s: string) => void): Promise<Objec
   return request<ObjectView>('POST', `${STORAGE}/uploads/${up.object.id}/complete`);
 }
 
+const IMPORT_STATUS_TONE: Record<string, 'neutral' | 'good' | 'warn' | 'bad'> = {
+  dry_run: 'neutral',
+  committing: 'warn',
+  committed: 'good',
+  failed: 'bad',
+};
+
+const IMPORT_STATUS_LABELS: Record<string, string> = {
+  dry_run: 'Dry run, not committed',
+  committing: 'Committing',
+  committed: 'Committed',
+  failed: 'Failed',
+};
+
+/** "3 new donors, 2 known donors, 1 error": an import's summary in words, zero counts left out. */
+function summaryText(summary: Record<string, number>): string {
+  const parts: [string, string, string][] = [
+    ['create_donor', 'new donor', 'new donors'],
+    ['match_donor', 'known donor', 'known donors'],
+    ['duplicate_gift', 'duplicate', 'duplicates'],
+    ['refund', 'refund', 'refunds'],
+    ['error', 'error', 'errors'],
+  ];
+  return (
+    parts
+      .filter(([k]) => (summary[k] ?? 0) > 0)
+      .map(([k, one, many]) => counted(summary[k], one, many))
+      .join(', ') || 'no rows'
+  );
+}
+
 export function ImportList() {
   useTitle('Imports');
   const writeGifts = useScope('fundraising:write');
   const writeFiles = useScope('storage:write');
   const readFiles = useScope('storage:read');
   const canWrite = writeGifts && writeFiles && readFiles;
-  const loc = useLocation();
-  const [openId, setOpenId] = useState('');
-  const recent = recentImports();
+  const [status, setStatus] = useState('');
+  const { cursor, setCursor, atFirst } = useCursor([status]);
+  const list = useAsync(
+    (signal) => get<Page<ImportView>>(`${FUNDRAISING}/imports`, { limit: 25, cursor, status: status || undefined }, signal),
+    [cursor, status],
+  );
   return (
     <>
       <h1>Imports</h1>
@@ -70,31 +81,63 @@ export function ImportList() {
         recognised columns in the import guide (docs/import.md).
       </p>
       {canWrite ? <NewImport /> : <p class="alert info">Your role can look at imports but not start them.</p>}
-      <section class="panel" aria-labelledby="recent-title">
-        <h2 id="recent-title">Recent imports in this browser</h2>
-        {recent.length === 0 ? (
-          <p>None yet.</p>
-        ) : (
-          <ul class="plain">
-            {recent.map((r) => (
-              <li key={r.id}>
-                <a href={`/imports/${r.id}`}>{r.name}</a> <span class="muted">{date(r.at)}</span>
-              </li>
-            ))}
-          </ul>
+      <section class="panel" aria-labelledby="imports-title">
+        <h2 id="imports-title">Imports</h2>
+        <SelectField
+          label="Show"
+          class="inline"
+          value={status}
+          onValue={setStatus}
+          options={[
+            { value: '', label: 'All imports' },
+            { value: 'dry_run', label: 'Dry runs not committed' },
+            { value: 'committing', label: 'Committing' },
+            { value: 'committed', label: 'Committed' },
+            { value: 'failed', label: 'Failed' },
+          ]}
+        />
+        <ErrorAlert error={list.error} />
+        {list.loading && <Loading what="Loading imports" />}
+        {list.data && (
+          <>
+            <div class="table-wrap">
+              <table aria-labelledby="imports-title" data-testid="import-list">
+                <thead>
+                  <tr>
+                    <th scope="col">Started</th>
+                    <th scope="col">Source</th>
+                    <th scope="col">Status</th>
+                    <th scope="col" class="num">Rows</th>
+                    <th scope="col">What the rows do</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {list.data.data.map((i) => (
+                    <tr key={i.id}>
+                      <td>
+                        <a href={`/imports/${i.id}`}>{date(i.created_at)}</a>
+                      </td>
+                      <td>{String(i.options.source ?? '')}</td>
+                      <td>
+                        <Badge tone={IMPORT_STATUS_TONE[i.status]}>{IMPORT_STATUS_LABELS[i.status] ?? humanize(i.status)}</Badge>
+                      </td>
+                      <td class="num">
+                        {i.status === 'committing' ? `${count(i.rows_done)} of ${count(i.rows_total)}` : count(i.rows_total)}
+                      </td>
+                      <td>{summaryText(i.summary)}</td>
+                    </tr>
+                  ))}
+                  {list.data.data.length === 0 && (
+                    <tr>
+                      <td colSpan={5}>{status ? 'No imports with this status.' : 'No imports yet.'}</td>
+                    </tr>
+                  )}
+                </tbody>
+              </table>
+            </div>
+            <Pager next={list.data.next_cursor} atFirst={atFirst} onNext={() => setCursor(list.data!.next_cursor ?? undefined)} onFirst={() => setCursor(undefined)} />
+          </>
         )}
-        <form
-          class="inline-form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            if (/^[0-9a-f-]{36}$/i.test(openId.trim())) loc.route(`/imports/${openId.trim()}`);
-          }}
-        >
-          <Field label="Open an import by its id" value={openId} onValue={setOpenId} pattern="[0-9a-fA-F-]{36}" />
-          <button type="submit" class="secondary">
-            Open
-          </button>
-        </form>
       </section>
     </>
   );
@@ -148,7 +191,6 @@ function NewImport() {
       const m = Object.fromEntries(Object.entries(mapping).filter(([, v]) => v));
       if (Object.keys(m).length) body.mapping = m;
       const imp = await request<ImportView>('POST', `${FUNDRAISING}/imports`, { body, idempotencyKey: uuid() });
-      rememberImport(imp.id, `${file.name} (${count(imp.rows_total)} rows)`);
       loc.route(`/imports/${imp.id}`);
     } catch (err) {
       setErrors(fieldErrors(err));
@@ -366,7 +408,7 @@ export function ImportPage({ id }: { id: string }) {
       <section class="panel" aria-labelledby="import-status-title">
         <h2 id="import-status-title">Where it stands</h2>
         <p>
-          <Badge tone={v.status === 'committed' ? 'good' : v.status === 'failed' ? 'bad' : 'neutral'}>
+          <Badge tone={IMPORT_STATUS_TONE[v.status] ?? 'neutral'}>
             <span data-testid="import-status">{humanize(v.status)}</span>
           </Badge>{' '}
           {count(v.rows_total)} rows{v.options.source ? ` from ${String(v.options.source)}` : ''}.

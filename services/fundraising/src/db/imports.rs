@@ -3,7 +3,7 @@
 use crate::domain::import::{
     DeclarationIndex, DonorIndex, FundIndex, GiftIndex, KnownDonor, KnownFund, KnownGift, NewFund,
 };
-use almoner_db::{Result, Transaction};
+use almoner_db::{Filters, Result, Transaction};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use tokio_postgres::Row;
@@ -84,6 +84,16 @@ pub async fn replace_outcomes(tx: &Transaction, id: Uuid, outcomes: &[OutcomeRow
 #[tracing::instrument(skip_all, fields(import_id = %id))]
 pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<StoredImport>> {
     Ok(tx.query_opt(&format!("SELECT {COLUMNS} FROM imports WHERE id = $1"), &[&id]).await?.as_ref().map(stored))
+}
+
+/// One page of the tenant's imports, newest first, strictly after the cursor's id; only `status` ones if given.
+#[tracing::instrument(skip_all)]
+pub async fn list(tx: &Transaction, status: Option<&str>, after: Option<Uuid>, limit: i64) -> Result<Vec<StoredImport>> {
+    let mut filters = Filters::new();
+    filters.add_some("status = {}", &status).add_some("id < {}", &after);
+    let limit = filters.param(&limit);
+    let sql = format!("SELECT {COLUMNS} FROM imports {} ORDER BY id DESC LIMIT {limit}", filters.where_clause());
+    Ok(tx.query(&sql, filters.params()).await?.iter().map(stored).collect())
 }
 
 /// Locks the import row until the transaction ends and returns its status.

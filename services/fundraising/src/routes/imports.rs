@@ -14,12 +14,12 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use almoner_db::Pool;
 use almoner_http::endpoints::ServiceConfig;
-use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Principal};
+use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// Largest import body: what the gateway lets through (`client_max_body_size`).
@@ -41,7 +41,11 @@ async fn import_body_limit(
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(create_import).service(get_import).service(import_outcomes).service(commit_import);
+    cfg.service(create_import)
+        .service(list_imports)
+        .service(get_import)
+        .service(import_outcomes)
+        .service(commit_import);
 }
 
 /// An import: the file and how to read it. The file is given one of two ways: `csv` in the body (up to 10 MiB),
@@ -379,6 +383,46 @@ pub async fn create_import(
     remember(&tx, &key, 201, &view).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().insert_header(("location", format!("/v1/imports/{id}"))).json(view))
+}
+
+/// An import's status, as `GET /v1/imports?status=` filters by it.
+const STATUSES: [&str; 4] = ["dry_run", "committing", "committed", "failed"];
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ImportQuery {
+    /// Only imports with this status: `dry_run`, `committing`, `committed` or `failed`.
+    #[param(pattern = r"^\s*(dry_run|committing|committed|failed)\s*$")]
+    pub status: Option<String>,
+}
+
+/// The tenant's imports, newest first: dry runs waiting for a decision, commits under way, and what each did.
+#[utoipa::path(tag = "imports", security(("bearer" = ["fundraising:read"])),
+    params(ImportQuery, PageQuery),
+    responses((status = 200, body = Page<ImportView>), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem),
+        (status = 422, description = "validation_failed: `status`, `limit` or `cursor`", body = almoner_http::Problem)))]
+#[get("/v1/imports")]
+#[tracing::instrument(skip_all)]
+pub async fn list_imports(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    query: web::Query<ImportQuery>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("fundraising:read")?;
+    let mut errors = FieldErrors::new();
+    let Paging { limit, after } = page.parse::<Uuid>(&mut errors);
+    let status = query.status.as_deref().map(str::trim);
+    if let Some(status) = status
+        && !STATUSES.contains(&status)
+    {
+        errors.add("status", "must be dry_run, committing, committed or failed");
+    }
+    errors.finish()?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let found = db::list(&tx, status, after, limit.fetch()).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(found, limit, |i| i.id).map(ImportView::from)))
 }
 
 /// An import and its progress.

@@ -780,3 +780,52 @@ async fn an_object_id_while_storage_is_unreachable_is_a_503() {
         .await;
     problem(refused, 503, "service_unavailable").await;
 }
+
+#[tokio::test]
+async fn imports_are_listed_newest_first_by_status_a_page_at_a_time_and_only_the_tenants_own() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let import: Value =
+            app.post("/v1/imports", &token, &json!({"csv": CSV, "source": "legacy_crm"})).await.json().await.unwrap();
+        ids.push(import["id"].as_str().unwrap().to_owned());
+    }
+    let committed = &ids[0];
+    assert_eq!(app.post(&format!("/v1/imports/{committed}/commit"), &token, &json!({})).await.status(), 202);
+    wait_committed(&app, committed).await;
+
+    // Newest first, two to a page; the cursor gives the rest.
+    let first: Value = app.get("/v1/imports?limit=2", &token).await.json().await.unwrap();
+    let listed: Vec<&str> = first["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
+    assert_eq!(first["data"][0]["rows_total"], 7);
+    assert_eq!(first["data"][0]["outcomes_href"], format!("/v1/imports/{}/outcomes", ids[2]));
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let rest: Value = app.get(&format!("/v1/imports?limit=2&cursor={cursor}"), &token).await.json().await.unwrap();
+    let listed: Vec<&str> = rest["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [committed.as_str()]);
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+
+    // By status.
+    let done: Value = app.get("/v1/imports?status=committed", &token).await.json().await.unwrap();
+    let listed: Vec<&str> = done["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [committed.as_str()]);
+    assert_eq!(done["data"][0]["rows_done"], 7);
+    let dry: Value = app.get("/v1/imports?status=%20dry_run%20", &token).await.json().await.unwrap();
+    assert_eq!(dry["data"].as_array().unwrap().len(), 2);
+
+    // A status that is none, or a bad page, is named.
+    let body = problem(app.get("/v1/imports?status=done", &token).await, 422, "validation_failed").await;
+    assert_eq!(fields(&body), ["status"]);
+    let body = problem(app.get("/v1/imports?limit=0&cursor=nope", &token).await, 422, "validation_failed").await;
+    let mut named = fields(&body);
+    named.sort_unstable();
+    assert_eq!(named, ["cursor", "limit"]);
+
+    // Another tenant has none; a token without fundraising:read may not look.
+    let other: Value = app.get("/v1/imports", &app.token_for(uuid::Uuid::new_v4())).await.json().await.unwrap();
+    assert!(other["data"].as_array().unwrap().is_empty(), "{other}");
+    let no_scope = app.issuer.token(app.tenant_id, &["storage:read"]);
+    problem(app.get("/v1/imports", &no_scope).await, 403, "forbidden").await;
+}
