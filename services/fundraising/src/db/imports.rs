@@ -88,7 +88,12 @@ pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<StoredImport>> {
 
 /// One page of the tenant's imports, newest first, strictly after the cursor's id; only `status` ones if given.
 #[tracing::instrument(skip_all)]
-pub async fn list(tx: &Transaction, status: Option<&str>, after: Option<Uuid>, limit: i64) -> Result<Vec<StoredImport>> {
+pub async fn list(
+    tx: &Transaction,
+    status: Option<&str>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<StoredImport>> {
     let mut filters = Filters::new();
     filters.add_some("status = {}", &status).add_some("id < {}", &after);
     let limit = filters.param(&limit);
