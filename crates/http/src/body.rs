@@ -98,6 +98,21 @@ pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Lets one route read a body of up to `BYTES` where every other route keeps the service's
+/// `server.body_limit_bytes`: `#[post("/v1/imports", wrap = "from_fn(larger_body::<{ 10 * 1024 * 1024 }>)")]`. A
+/// route macro cannot carry `app_data` itself, and a scope for the path would swallow its other methods (no 405).
+/// A larger body is refused by the body extractor with 413, rendered as problem+json like every other.
+pub async fn larger_body<const BYTES: usize>(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut data = actix_web::dev::Extensions::new();
+    data.insert(actix_web::web::PayloadConfig::new(BYTES));
+    // Looked up before the app's own containers, so this limit wins over the service-wide one.
+    req.add_data_container(std::rc::Rc::new(data));
+    next.call(req).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,37 +8,20 @@ use crate::db::imports as db;
 use crate::domain::import::{self, RowIds};
 use crate::importer::ImportRunner;
 use crate::storage::{CallerToken, READ_SCOPE, ReadError, StorageClient, StorageError};
-use actix_web::body::MessageBody;
-use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use almoner_db::Pool;
+use almoner_http::body::larger_body;
 use almoner_http::endpoints::ServiceConfig;
 use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Page, PageQuery, Paging, Principal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// Largest import body: what the gateway lets through (`client_max_body_size`).
 pub const MAX_IMPORT_BYTES: usize = 10 * 1024 * 1024;
-
-/// Lets `POST /v1/imports` read a body of up to [`MAX_IMPORT_BYTES`] where every other route keeps the service's
-/// `server.body_limit_bytes`. Wrapped around that one route by its route macro: a route macro cannot carry
-/// `app_data` itself, and a `/v1/imports` scope would swallow its paths' other methods (no 405). A larger body is
-/// refused by the body extractor with 413, rendered as problem+json like every other.
-async fn import_body_limit(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let mut data = Extensions::new();
-    data.insert(web::PayloadConfig::new(MAX_IMPORT_BYTES));
-    // Looked up before the app's own containers, so this limit wins over the service-wide one.
-    req.add_data_container(Rc::new(data));
-    next.call(req).await
-}
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_import)
@@ -278,7 +261,7 @@ async fn read_uploaded_csv(storage: &StorageClient, token: &CallerToken, object_
             body = almoner_http::Problem),
         (status = 503, description = "service_unavailable: the storage service or the database cannot be reached; retry shortly",
             body = almoner_http::Problem)))]
-#[post("/v1/imports", wrap = "from_fn(import_body_limit)")]
+#[post("/v1/imports", wrap = "from_fn(larger_body::<MAX_IMPORT_BYTES>)")]
 #[tracing::instrument(skip_all, fields(import_id = tracing::field::Empty, rows = tracing::field::Empty, object_id = tracing::field::Empty))]
 pub async fn create_import(
     req: HttpRequest,
