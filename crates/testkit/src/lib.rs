@@ -12,6 +12,7 @@ pub mod db;
 pub mod fake_gocardless;
 pub mod fake_justgiving;
 pub mod fake_paypal;
+pub mod fake_twilio;
 pub mod gateway;
 pub mod migrations;
 pub mod proxy;
