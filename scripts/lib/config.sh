@@ -14,6 +14,7 @@ ALMONER_SERVICES=(
     rollup:8085
     storage:8084
     webhook-ingest:8083
+    messaging:8082
 )
 
 # Infrastructure. When something already answers on HOST:PORT it is reused; otherwise, for a local

@@ -81,6 +81,7 @@ async fn check_service(service: &str) {
     let stack = Stack::start_with(Options {
         gateway_settings: GATEWAY_SETTINGS,
         webhook_ingest: service == "webhook-ingest",
+        messaging: service == "messaging",
         ..Options::default()
     })
     .await;
@@ -116,4 +117,9 @@ async fn webhook_ingest_answers_as_its_openapi_document_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_answers_as_its_openapi_document_says() {
     check_service("storage").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messaging_answers_as_its_openapi_document_says() {
+    check_service("messaging").await;
 }

@@ -10,7 +10,7 @@ use almoner_testkit::smtp::SmtpSink;
 use std::time::Duration;
 use tokio_util_shim::CancelOnDrop;
 
-/// identity, fundraising, rollup and storage (and webhook-ingest, with [`Options::webhook_ingest`]) sharing one
+/// identity, fundraising, rollup and storage (and webhook-ingest and messaging, when [`Options`] asks) sharing one
 /// fresh database (a schema each) and one broker namespace, behind the gateway; storage keeps its files in a bucket
 /// of its own on the test S3 server, which the gateway's `/s3/` reaches.
 pub struct Stack {
@@ -71,6 +71,8 @@ pub struct Options {
     /// can name it), and an address may ask for many links (browser tests sign in afresh in each test). The gateway
     /// serves the console build of `ALMONER_TEST_CONSOLE_DIST` either way.
     pub console: bool,
+    /// Also start messaging (routed at `/api/messaging/`). Off by default, like webhook-ingest.
+    pub messaging: bool,
 }
 
 /// The key fundraising seals provider tokens with in these tests: base64 of 32 bytes of 43.
@@ -274,6 +276,21 @@ impl Stack {
             stop.push(CancelOnDrop(app.shutdown_token()));
             tokio::spawn(app.run_until_stopped());
             upstreams.push(("webhook-ingest", port));
+        }
+        if options.messaging {
+            let app = messaging::startup::build(messaging::configuration::Settings {
+                server: server(),
+                database: db.database_settings(),
+                amqp: amqp.clone(),
+                telemetry: TelemetrySettings::default(),
+                auth: auth.clone(),
+            })
+            .await
+            .expect("messaging starts");
+            let port = app.port();
+            stop.push(CancelOnDrop(app.shutdown_token()));
+            tokio::spawn(app.run_until_stopped());
+            upstreams.push(("messaging", port));
         }
         // storage hands out links through the gateway's /s3/, and the gateway must know storage's port: the port
         // was chosen first (fundraising calls storage there), then the gateway starts, then storage on that port

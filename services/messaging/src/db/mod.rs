@@ -1,0 +1,15 @@
+//! messaging's SQL. Every function takes the transaction it runs in; tenant tables are read and written through a
+//! tenant transaction so row-level security applies.
+
+pub mod contacts;
+pub mod do_not_contact;
+pub mod imports;
+pub mod settings;
+
+/// messaging's own migrations, applied after the platform ones.
+pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
+    1 => "0001_contacts.sql",
+);
+
+/// The PostgreSQL schema messaging owns.
+pub const SCHEMA: &str = "messaging";

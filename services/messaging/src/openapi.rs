@@ -1,0 +1,23 @@
+//! messaging's OpenAPI document. `openapi.json` at the service root is its committed snapshot; a test fails when
+//! they differ (run with `UPDATE_OPENAPI=1` to refresh it).
+
+use almoner_http::openapi::BearerAuth;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Almoner messaging", description = "SMS contacts, their imports, the do-not-contact list and the tenant's SMS settings."),
+    components(schemas(almoner_http::Problem, almoner_http::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "contacts", description = "The people a charity may text"),
+        (name = "contact imports", description = "Contacts from a CSV file: a dry run first, then a commit"),
+        (name = "do not contact", description = "Numbers that are never texted"),
+        (name = "settings", description = "The tenant's SMS settings"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The whole document: [`ApiDoc`] with every operation the routes register.
+pub fn document() -> utoipa::openapi::OpenApi {
+    almoner_http::endpoints::openapi(<ApiDoc as utoipa::OpenApi>::openapi(), crate::routes::configure)
+}

@@ -1,0 +1,20 @@
+//! messaging's HTTP API, one module per resource. Each registers its handlers with their OpenAPI operations.
+
+pub mod contact_imports;
+pub mod contacts;
+pub mod do_not_contact;
+pub mod settings;
+
+use almoner_http::endpoints::ServiceConfig;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    contacts::configure(cfg);
+    contact_imports::configure(cfg);
+    do_not_contact::configure(cfg);
+    settings::configure(cfg);
+}
+
+/// Who did it, as stored beside what they did: the token's subject (`staff:<id>`, `api_key:<id>`).
+pub fn actor(principal: &almoner_http::Principal) -> String {
+    principal.subject.clone()
+}
