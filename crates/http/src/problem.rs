@@ -46,6 +46,10 @@ pub enum ErrorCode {
     /// Processing a gift batch some of whose entries can no longer become gifts (a donor deleted, a fund archived,
     /// a reference taken since they were keyed); `errors[]` names each.
     BatchEntriesInvalid,
+    // SMS (the messaging service).
+    /// A template rendered for a contact needs a variable the contact has no value for, and it has no default;
+    /// `errors[]` names each (`variables.<name>`).
+    TemplateVariableMissing,
 }
 
 impl ErrorCode {
@@ -105,6 +109,11 @@ impl ErrorCode {
             BatchEntriesInvalid => {
                 ("batch_entries_invalid", StatusCode::CONFLICT, "Some of the batch's entries cannot become gifts")
             }
+            TemplateVariableMissing => (
+                "template_variable_missing",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The template needs values the contact does not have",
+            ),
         }
     }
 

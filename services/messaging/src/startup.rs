@@ -5,6 +5,7 @@ use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
 use crate::importer::ImportCommitter;
 use crate::openapi::ApiDoc;
+use crate::worker::tenant_settings::{self, TenantSettingsHandler};
 use almoner_service::{Application, ServiceBuilder};
 use utoipa::OpenApi;
 
@@ -13,6 +14,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let mut service = ServiceBuilder::new("messaging", env!("CARGO_PKG_VERSION"), &settings);
     let pool = service.postgres(SCHEMA, MIGRATIONS).await?;
     service.outbox_relay(&pool);
+    service.consumer(tenant_settings::spec(), TenantSettingsHandler::new(pool.clone())).await;
 
     let committer = ImportCommitter::default();
     service.background("contact import committer", {

@@ -5,10 +5,12 @@ pub mod contacts;
 pub mod do_not_contact;
 pub mod imports;
 pub mod settings;
+pub mod templates;
 
 /// messaging's own migrations, applied after the platform ones.
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_contacts.sql",
+    2 => "0002_settings_and_templates.sql",
 );
 
 /// The PostgreSQL schema messaging owns.

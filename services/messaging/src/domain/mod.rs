@@ -3,7 +3,9 @@
 pub mod contact;
 pub mod import;
 pub mod phone;
+pub mod schedule;
 pub mod segments;
+pub mod template;
 
 pub use contact::{Attributes, Tags};
 pub use phone::{Country, SmsNumber};

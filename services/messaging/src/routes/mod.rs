@@ -4,6 +4,7 @@ pub mod contact_imports;
 pub mod contacts;
 pub mod do_not_contact;
 pub mod settings;
+pub mod templates;
 
 use almoner_http::endpoints::ServiceConfig;
 
@@ -12,6 +13,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     contact_imports::configure(cfg);
     do_not_contact::configure(cfg);
     settings::configure(cfg);
+    templates::configure(cfg);
 }
 
 /// Who did it, as stored beside what they did: the token's subject (`staff:<id>`, `api_key:<id>`).

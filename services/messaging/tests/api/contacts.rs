@@ -96,12 +96,12 @@ async fn the_tenants_country_decides_how_local_numbers_read() {
     let token = app.token();
     let settings = app.get_ok("/v1/settings").await;
     assert_eq!(settings["default_country"], "GB");
-    assert_eq!(settings["revision"], 0);
+    assert_eq!(settings["revision"], 1);
     problem(app.post("/v1/contacts", &token, &json!({"phone": "0412 345 678"})).await, 422, "validation_failed").await;
     let response = app.patch("/v1/settings", &token, &json!({"default_country": "au"})).await;
     assert_eq!(response.status(), 200);
     let settings: Value = response.json().await.unwrap();
-    assert_eq!((settings["default_country"].as_str(), settings["revision"].as_i64()), (Some("AU"), Some(1)));
+    assert_eq!((settings["default_country"].as_str(), settings["revision"].as_i64()), (Some("AU"), Some(2)));
     let contact = app.post_ok("/v1/contacts", &json!({"phone": "0412 345 678"}), 201).await;
     assert_eq!(contact["phone"], "+61412345678");
     let body =

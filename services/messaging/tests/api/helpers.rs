@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 pub struct TestApp {
     pub address: String,
+    pub amqp: almoner_config::AmqpSettings,
     pub db: TestDatabase,
     pub client: reqwest::Client,
     pub issuer: TestIssuer,
@@ -36,11 +37,13 @@ pub async fn spawn_app() -> TestApp {
     almoner_testkit::telemetry::init();
     let db = TestDatabase::create().await;
     let issuer = TestIssuer::start().await;
-    let app = messaging::startup::build(settings(&db, &issuer)).await.expect("messaging starts");
+    let settings = settings(&db, &issuer);
+    let amqp = settings.amqp.clone();
+    let app = messaging::startup::build(settings).await.expect("messaging starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, db, client: reqwest::Client::new(), issuer, tenant_id: Uuid::new_v4(), shutdown }
+    TestApp { address, amqp, db, client: reqwest::Client::new(), issuer, tenant_id: Uuid::new_v4(), shutdown }
 }
 
 impl TestApp {

@@ -7,3 +7,5 @@ mod helpers;
 mod imports;
 mod migrations;
 mod openapi;
+mod settings;
+mod templates;

@@ -1,0 +1,3 @@
+//! messaging's consumers.
+
+pub mod tenant_settings;
