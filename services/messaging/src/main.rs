@@ -1,6 +1,9 @@
-//! The messaging binary: the shared commands (`serve`, `migrate`, `dead-letters`).
+//! The messaging binary: the shared commands (`serve`, `migrate`, `dead-letters`, on the tenant settings queue by
+//! default).
 
+use anyhow::Context;
 use messaging::configuration::Settings;
+use messaging::worker::tenant_settings;
 use std::process::ExitCode;
 
 struct Messaging;
@@ -10,7 +13,7 @@ impl almoner_service::Service for Messaging {
     const ABOUT: &'static str = "Almoner messaging service";
     const SCHEMA: &'static str = messaging::db::SCHEMA;
     const MIGRATIONS: &'static [almoner_db::Migration] = messaging::db::MIGRATIONS;
-    const DEFAULT_DEAD_LETTER_QUEUE: Option<&'static str> = None;
+    const DEFAULT_DEAD_LETTER_QUEUE: Option<&'static str> = Some(tenant_settings::QUEUE);
     type Settings = Settings;
     type Command = almoner_service::NoCommands;
 
@@ -20,6 +23,16 @@ impl almoner_service::Service for Messaging {
 
     async fn build(settings: Settings) -> anyhow::Result<almoner_service::Application> {
         messaging::startup::build(settings).await
+    }
+
+    /// Declaring the tenant settings queue here, before messaging first serves, means a tenant created meanwhile
+    /// (by bootstrap, say) still has its time zone delivered.
+    async fn after_migrate(settings: &Settings) -> anyhow::Result<()> {
+        almoner_bus::topology::declare_consumer(&settings.amqp, &tenant_settings::spec())
+            .await
+            .context("declaring the tenant settings queue on RabbitMQ")?;
+        println!("messaging: tenant settings queue declared");
+        Ok(())
     }
 
     async fn run(command: almoner_service::NoCommands, _: Settings) -> anyhow::Result<()> {
