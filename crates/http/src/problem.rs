@@ -50,6 +50,10 @@ pub enum ErrorCode {
     /// A template rendered for a contact needs a variable the contact has no value for, and it has no default;
     /// `errors[]` names each (`variables.<name>`).
     TemplateVariableMissing,
+    /// The tenant's kill switch is on: nothing is queued or sent until it is turned off.
+    TenantPaused,
+    /// Queueing the campaign would take the tenant past a daily or monthly budget (money or segments).
+    BudgetExceeded,
 }
 
 impl ErrorCode {
@@ -114,6 +118,8 @@ impl ErrorCode {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "The template needs values the contact does not have",
             ),
+            TenantPaused => ("tenant_paused", StatusCode::CONFLICT, "Sending is paused by the kill switch"),
+            BudgetExceeded => ("budget_exceeded", StatusCode::CONFLICT, "This would go over the SMS budget"),
         }
     }
 

@@ -12,6 +12,7 @@ use almoner_http::openapi::BearerAuth;
         (name = "contacts", description = "The people a charity may text"),
         (name = "contact imports", description = "Contacts from a CSV file: a dry run first, then a commit"),
         (name = "do not contact", description = "Numbers that are never texted"),
+        (name = "campaigns", description = "Messages to an audience: queued once into send jobs, after the gates"),
         (name = "templates", description = "Message templates, and previews counted as Twilio counts"),
         (name = "settings", description = "The tenant's SMS settings and kill switch"),
     )

@@ -241,3 +241,15 @@ pub async fn update_from_import(tx: &Transaction, c: &Existing) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// The contacts of an audience: those with any of `tags`, or every contact when there are none; with whether
+/// their number is listed.
+#[tracing::instrument(skip_all, fields(tags = tags.len()))]
+pub async fn audience(tx: &Transaction, tags: &[String]) -> Result<Vec<StoredContact>> {
+    let rows = if tags.is_empty() {
+        tx.query(&format!("{SELECT} ORDER BY c.id"), &[]).await?
+    } else {
+        tx.query(&format!("{SELECT} WHERE c.tags && $1 ORDER BY c.id"), &[&tags]).await?
+    };
+    Ok(rows.iter().map(stored).collect())
+}

@@ -1,6 +1,7 @@
 //! messaging's SQL. Every function takes the transaction it runs in; tenant tables are read and written through a
 //! tenant transaction so row-level security applies.
 
+pub mod campaigns;
 pub mod contacts;
 pub mod do_not_contact;
 pub mod imports;
@@ -11,6 +12,7 @@ pub mod templates;
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_contacts.sql",
     2 => "0002_settings_and_templates.sql",
+    3 => "0003_campaigns_and_send_jobs.sql",
 );
 
 /// The PostgreSQL schema messaging owns.

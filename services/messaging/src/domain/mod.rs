@@ -1,5 +1,6 @@
 //! messaging's types and rules, without I/O: numbers, contacts and their parts, import decisions.
 
+pub mod campaign;
 pub mod contact;
 pub mod import;
 pub mod phone;

@@ -1,5 +1,6 @@
 //! messaging's HTTP API, one module per resource. Each registers its handlers with their OpenAPI operations.
 
+pub mod campaigns;
 pub mod contact_imports;
 pub mod contacts;
 pub mod do_not_contact;
@@ -10,6 +11,7 @@ use almoner_http::endpoints::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     contacts::configure(cfg);
+    campaigns::configure(cfg);
     contact_imports::configure(cfg);
     do_not_contact::configure(cfg);
     settings::configure(cfg);
