@@ -16,6 +16,9 @@ import { ClaimList, ClaimPage } from './pages/Claims';
 import { StaffPage } from './pages/Staff';
 import { Settings } from './pages/Settings';
 import { BatchList, BatchPage } from './pages/Batches';
+import { ContactList, ContactPage } from './pages/Contacts';
+import { ContactImportList, ContactImportPage } from './pages/ContactImports';
+import { DoNotContactPage } from './pages/DoNotContact';
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-in/callback']);
 
@@ -59,6 +62,12 @@ function StaffRoutes() {
         <Route path="/imports/:id" component={ImportPage} />
         <Route path="/claims" component={ClaimList} />
         <Route path="/claims/:id" component={ClaimPage} />
+        <Route path="/contacts" component={ContactList} />
+        {/* Before /contacts/:id, which would take "imports" for an id. */}
+        <Route path="/contacts/imports" component={ContactImportList} />
+        <Route path="/contacts/imports/:id" component={ContactImportPage} />
+        <Route path="/contacts/:id" component={ContactPage} />
+        <Route path="/do-not-contact" component={DoNotContactPage} />
         <Route path="/staff" component={StaffPage} />
         <Route path="/settings" component={Settings} />
         <Route default component={NotFound} />

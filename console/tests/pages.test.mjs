@@ -57,6 +57,31 @@ test('every page passes axe as an admin', async () => {
       await screenshot(page, 'page-claim');
       await checkA11y(page, 'claim');
     }
+    // The SMS pages: a contact made here so there is one to open, and the newest contact import (the harness
+    // seeds a dry run).
+    const contact = await api('POST', '/api/messaging/v1/contacts', accessToken, {
+      phone: `+4477${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`,
+      first_name: 'Page',
+      last_name: unique('Contact'),
+      tags: ['pages'],
+      attributes: { branch: 'Leeds', volunteer: true, gifts: 3 },
+      consent_source: 'pages test',
+      consented_at: '2025-04-06',
+    });
+    assert.equal(contact.status, 201, `POST /contacts answered ${contact.status}`);
+    const madeContact = await contact.json();
+    await visit('/contacts', 'Contacts', 'contacts');
+    await visit(`/contacts/${madeContact.id}`, `Page ${madeContact.last_name}`, 'contact');
+    await visit('/contacts/imports', 'Contact imports', 'contact-imports');
+    const contactImport = page.getByTestId('contact-import-list').getByRole('link').first();
+    if (await contactImport.count()) {
+      await contactImport.click();
+      await settle(page, /^Contact import /);
+      await page.getByTestId('contact-import-rows').waitFor();
+      await screenshot(page, 'page-contact-import');
+      await checkA11y(page, 'contact import');
+    }
+    await visit('/do-not-contact', 'Do not contact', 'do-not-contact');
     await visit('/staff', 'Staff', 'staff');
     await visit('/settings', 'Settings', 'settings');
     await visit('/no-such-page', 'Page not found', 'not-found');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { api, checkA11y, CONSOLE_URL, env, launch, screenshot, settle, signIn } from './support.mjs';
 
-const WRITE_CONTROLS = /^(Save gift|New donor|Enter a gift|Gather claim|Upload and check|Commit this import|Approve|Reject|Add staff member|Save role|Remove|Save organisation settings|Save Gift Aid settings|Export schedule|Mark submitted|Create batch|Add to batch|Process batch)/;
+const WRITE_CONTROLS = /^(Save gift|New donor|Enter a gift|Gather claim|Upload and check|Commit this import|Approve|Reject|Add staff member|Save role|Remove|Save organisation settings|Save Gift Aid settings|Export schedule|Mark submitted|Create batch|Add to batch|Process batch|Add contact|Save contact|Delete contact|Set attribute|Put this number|Add to the do-not-contact list|Save SMS settings)/;
 
 async function writeControls(page) {
   const names = await page.$$eval('main button, main a.button, main input[type="submit"]', (els) =>
@@ -20,6 +20,14 @@ test('a viewer has no write controls, and a write with their token is refused', 
     assert.ok(grant.scopes.every((s) => s.endsWith(':read')), `a viewer's scopes: ${grant.scopes}`);
     await page.getByTestId('staff-role').getByText('Viewer').waitFor();
     assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Gift entry' }).count(), 0);
+    // The SMS pages are there to read.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Contacts' }).waitFor();
+
+    // A contact's page and a contact import's dry run (the harness seeds both), found with the viewer's token.
+    const contacts = await (await api('GET', '/api/messaging/v1/contacts?limit=1', accessToken)).json();
+    assert.ok(contacts.data?.length, `a contact for the viewer to open: ${JSON.stringify(contacts)}`);
+    const dryRuns = await (await api('GET', '/api/messaging/v1/contact-imports?status=dry_run&limit=1', accessToken)).json();
+    assert.ok(dryRuns.data?.length, `a contact import's dry run for the viewer to open: ${JSON.stringify(dryRuns)}`);
 
     const pages = [
       ['/', 'Dashboard'],
@@ -29,6 +37,11 @@ test('a viewer has no write controls, and a write with their token is refused', 
       ['/staging', 'Staging review'],
       ['/imports', 'Imports'],
       ['/claims', 'Gift Aid claims'],
+      ['/contacts', 'Contacts'],
+      [`/contacts/${contacts.data[0].id}`, /./],
+      ['/contacts/imports', 'Contact imports'],
+      [`/contacts/imports/${dryRuns.data[0].id}`, /^Contact import /],
+      ['/do-not-contact', 'Do not contact'],
       ['/staff', 'Staff'],
       ['/settings', 'Settings'],
     ];
@@ -39,6 +52,13 @@ test('a viewer has no write controls, and a write with their token is refused', 
       await screenshot(page, `viewer-${path === '/' ? 'dashboard' : path.slice(1).replace(/\//g, '-')}`);
     }
     await checkA11y(page, 'settings as viewer');
+    // The SMS settings are shown, not editable.
+    await page.getByRole('heading', { level: 2, name: 'Text messages (SMS)' }).waitFor();
+    assert.equal(await page.getByLabel('Numbers written without a country code are').evaluate((el) => el.matches(':disabled')), true);
+
+    // A messaging write with the viewer's token is refused too.
+    const sms = await api('POST', '/api/messaging/v1/do-not-contact', accessToken, { phone: '+447700900999' });
+    assert.equal(sms.status, 403, `POST /do-not-contact with a viewer's token answered ${sms.status}`);
 
     // The services enforce the scopes whatever the page shows.
     const res = await api('POST', '/api/fundraising/v1/donors', accessToken, { last_name: 'Viewer-Write' });

@@ -18,6 +18,8 @@ const NAV: NavItem[] = [
   { href: '/staging', label: 'Staging', scope: 'fundraising:read' },
   { href: '/imports', label: 'Imports', scope: 'fundraising:read' },
   { href: '/claims', label: 'Gift Aid claims', scope: 'fundraising:read' },
+  { href: '/contacts', label: 'Contacts', scope: 'messaging:read' },
+  { href: '/do-not-contact', label: 'Do not contact', scope: 'messaging:read' },
   { href: '/staff', label: 'Staff', scope: 'identity:read' },
   { href: '/settings', label: 'Settings', scope: 'identity:read' },
 ];

@@ -108,6 +108,7 @@ export const FUNDRAISING = '/api/fundraising/v1';
 export const ROLLUP = '/api/rollup/v1';
 export const IDENTITY = '/api/identity/v1';
 export const STORAGE = '/api/storage/v1';
+export const MESSAGING = '/api/messaging/v1';
 
 /** A random UUID (v4) for an Idempotency-Key; works outside secure contexts too. */
 export function uuid(): string {

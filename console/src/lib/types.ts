@@ -616,3 +616,107 @@ export interface TopDonors {
   fiscal_year_start_month: number;
   currencies: { currency: string; donors: TopDonorEntry[] }[];
 }
+
+// ---- messaging ----
+
+/** An attribute's value: a string (at most 500 characters), a number or a boolean. */
+export type AttributeValue = string | number | boolean;
+
+export interface ContactView {
+  id: string;
+  revision: number;
+  /** E.164. */
+  phone: string;
+  first_name?: string | null;
+  last_name?: string | null;
+  email?: string | null;
+  tags: string[];
+  attributes: Record<string, AttributeValue>;
+  consent_source?: string | null;
+  consented_at?: string | null;
+  /** The number is on the do-not-contact list: it is never texted. */
+  do_not_contact: boolean;
+  donor_id?: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ContactInput {
+  /** A mobile number, E.164 or in the tenant's local form. */
+  phone: string;
+  first_name?: string | null;
+  last_name?: string | null;
+  email?: string | null;
+  tags?: string[] | null;
+  attributes?: Record<string, AttributeValue> | null;
+  consent_source?: string | null;
+  /** RFC 3339 or an ISO date. */
+  consented_at?: string | null;
+}
+
+/** A JSON merge patch of a contact: `attributes` merge key by key, `null` removes one. */
+export type ContactPatch = Partial<Omit<ContactInput, 'attributes'>> & { attributes?: Record<string, AttributeValue | null> | null };
+
+export type DoNotContactReason = 'stop_keyword' | 'provider_opt_out' | 'staff';
+
+export interface DoNotContactView {
+  /** E.164. */
+  phone: string;
+  reason: DoNotContactReason;
+  note?: string | null;
+  /** `staff:<id>`, `api_key:<id>`, or `sms` for a reply. */
+  added_by: string;
+  added_at: string;
+}
+
+export interface DoNotContactInput {
+  phone: string;
+  note?: string | null;
+}
+
+export const CONTACT_IMPORT_OUTCOMES = ['create', 'update', 'unchanged', 'duplicate_in_file', 'invalid', 'invalid_number', 'do_not_contact'] as const;
+export type ContactImportOutcome = (typeof CONTACT_IMPORT_OUTCOMES)[number];
+
+/** What a column of a contact import may be read as (besides `attribute:<key>`). */
+export const CONTACT_IMPORT_FIELDS = ['phone', 'first_name', 'last_name', 'email', 'tags', 'consent_source', 'consented_at', 'ignore'] as const;
+
+export interface ContactImportRequest {
+  csv: string;
+  consent_source: string;
+  consented_at?: string | null;
+  /** `GB` or `AU`; the tenant's setting when absent. */
+  default_country?: 'GB' | 'AU' | null;
+  mapping?: Record<string, string> | null;
+  tags?: string[] | null;
+  update_existing?: boolean | null;
+}
+
+export interface ContactImportView {
+  id: string;
+  /** `dry_run`, `committing` or `committed`. */
+  status: string;
+  rows_total: number;
+  rows_done: number;
+  /** Rows by outcome: the dry run's until the commit ends, then the commit's. */
+  summary: Partial<Record<ContactImportOutcome, number>> & Record<string, number>;
+  /** `default_country`, `mapping`, `tags`, `consent_source`, `consented_at`, `update_existing`, `ignored_columns`. */
+  options: Record<string, unknown>;
+  created_by: string;
+  rows_href: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ContactImportRowView {
+  line: number;
+  outcome: ContactImportOutcome;
+  phone?: string | null;
+  detail?: string | null;
+  contact_id?: string | null;
+}
+
+export interface MessagingSettingsView {
+  default_country: 'GB' | 'AU';
+  revision: number;
+  updated_at?: string | null;
+}

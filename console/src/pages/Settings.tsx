@@ -1,9 +1,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ErrorAlert, Field, Loading, SelectField, useAsync, useTitle } from '../components/ui';
-import { fieldErrors, FUNDRAISING, get, IDENTITY, request } from '../lib/api';
+import { fieldErrors, FUNDRAISING, get, IDENTITY, MESSAGING, request } from '../lib/api';
 import { date, money, MONTHS, parseAmount, setTimeZone, timeZones } from '../lib/format';
 import { useScope } from '../lib/session';
-import type { GiftAidSettingsView, Tenant } from '../lib/types';
+import type { GiftAidSettingsView, MessagingSettingsView, Tenant } from '../lib/types';
 
 const monthOptions = MONTHS.map((m, i) => ({ value: String(i + 1), label: m }));
 
@@ -16,11 +16,13 @@ function zoneOptions(current: string) {
 
 export function Settings() {
   useTitle('Settings');
+  const readMessaging = useScope('messaging:read');
   return (
     <>
       <h1>Settings</h1>
       <TenantSettings />
       <GiftAidSettings />
+      {readMessaging && <MessagingSettings />}
     </>
   );
 }
@@ -207,6 +209,79 @@ function GiftAidSettings() {
           {canEdit ? (
             <button type="submit" disabled={busy}>
               Save Gift Aid settings
+            </button>
+          ) : (
+            <p class="muted">Your role cannot change these.</p>
+          )}
+        </form>
+      )}
+    </section>
+  );
+}
+
+const COUNTRY_OPTIONS = [
+  { value: 'GB', label: 'United Kingdom: 07700 900123 is +447700900123' },
+  { value: 'AU', label: 'Australia: 0412 345 678 is +61412345678' },
+];
+
+function MessagingSettings() {
+  const canEdit = useScope('messaging:write');
+  const settings = useAsync(() => get<MessagingSettingsView>(`${MESSAGING}/settings`), []);
+  const [country, setCountry] = useState('GB');
+  const [error, setError] = useState<unknown>(undefined);
+  const [notice, setNotice] = useState('');
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    if (settings.data) setCountry(settings.data.default_country);
+  }, [settings.data]);
+
+  async function save(e: Event) {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    setNotice('');
+    try {
+      const next = await request<MessagingSettingsView>('PATCH', `${MESSAGING}/settings`, {
+        body: { default_country: country },
+        contentType: 'application/merge-patch+json',
+      });
+      settings.setData(next);
+      setNotice('SMS settings saved.');
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const fe = fieldErrors(error);
+  const s = settings.data;
+  return (
+    <section class="panel" aria-labelledby="sms-title">
+      <h2 id="sms-title">Text messages (SMS)</h2>
+      <ErrorAlert error={settings.error} />
+      {settings.loading && <Loading what="Loading SMS settings" />}
+      {s && (
+        <form onSubmit={save} noValidate>
+          <fieldset disabled={!canEdit}>
+            <legend class="visually-hidden">SMS settings</legend>
+            <SelectField
+              label="Numbers written without a country code are"
+              value={country}
+              onValue={setCountry}
+              options={COUNTRY_OPTIONS}
+              error={fe.default_country}
+              hint={`How contacts, the do-not-contact list and imports read local numbers (an import may say otherwise).${s.updated_at ? ` Last saved ${date(s.updated_at, true)}.` : ''}`}
+            />
+          </fieldset>
+          <ErrorAlert error={error} />
+          <p role="status" class="notice">
+            {notice}
+          </p>
+          {canEdit ? (
+            <button type="submit" disabled={busy}>
+              Save SMS settings
             </button>
           ) : (
             <p class="muted">Your role cannot change these.</p>

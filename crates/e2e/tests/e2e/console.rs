@@ -19,7 +19,8 @@
 //! webhooks, signed, through the gateway and webhook-ingest: £42.00 from an address two donors share
 //! (`several_donors_match`, for the approve test) and £7.50 naming no one (`no_email`, for the reject test). For
 //! the claim test it has a donor with a Gift Aid declaration and two gifts of the last two months, and a donor
-//! without one whose gift a claim leaves out. Tenant B has a donor of another name.
+//! without one whose gift a claim leaves out. Messaging runs too: tenant A has an SMS contact and a contact import's
+//! dry run. Tenant B has a donor of another name.
 
 use crate::stack::{Options, Stack};
 use almoner_webhook_verify::stripe;
@@ -222,7 +223,8 @@ async fn console_browser_tests_pass_against_the_whole_stack() {
         "console/node_modules is not installed: cd console && npm ci"
     );
 
-    let stack = Stack::start_with(Options { console: true, webhook_ingest: true, ..Options::default() }).await;
+    let stack =
+        Stack::start_with(Options { console: true, webhook_ingest: true, messaging: true, ..Options::default() }).await;
     let mailbox_url = stack.mailbox.as_ref().expect("a console stack has a mailbox").url.clone();
     let unique = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
 
@@ -259,6 +261,24 @@ async fn console_browser_tests_pass_against_the_whole_stack() {
         "postcode": donor["address"]["postcode"],
     });
     create(&stack, &token, "/api/fundraising/v1/funds", json!({"code": "GENERAL", "name": "General fund"})).await;
+    // Messaging: a contact and a contact import's dry run, so that every SMS page has something to show (the viewer
+    // test opens both, looking for write controls).
+    create(
+        &stack,
+        &token,
+        "/api/messaging/v1/contacts",
+        json!({"phone": "07700 900001", "first_name": "Sid", "last_name": "Seeded", "tags": ["seeded"],
+               "attributes": {"branch": "York"}, "consent_source": "console tests", "consented_at": "2025-04-06"}),
+    )
+    .await;
+    create(
+        &stack,
+        &token,
+        "/api/messaging/v1/contact-imports",
+        json!({"csv": "Phone,First name,Last name\n07700 900002,Dee,Seeded\n020 7946 0018,Lan,Dline\n",
+               "consent_source": "console tests"}),
+    )
+    .await;
     let staged = seed_staging(&stack, &token, &unique).await;
     let claim = seed_claim(&stack, &token).await;
 
