@@ -380,7 +380,12 @@ rabbit_begin() {
     if tcp_open 127.0.0.1 "$ALMONER_EPMD_PORT"; then epmd_before=1; fi
     log "RabbitMQ: starting a private node on $host:$port (data in $dir)"
     rabbit_env "$dir" "$port" "$dist"
-    (cd "$dir" && without_lock run_as rabbitmq env "${RABBIT_ENV[@]}" "$bindir/rabbitmq-server" -detached) >"$dir/start.log" 2>&1 ||
+    # Every quorum queue keeps segment files open, and the tests declare thousands of queues over a run: the node
+    # gets the hard limit on open files rather than Debian's soft 1024 (RabbitMQ's docs ask for tens of thousands).
+    # (Raised as the node's own user: runuser's PAM session would reset a limit raised before it.)
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    (cd "$dir" && without_lock run_as rabbitmq bash -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"' _ \
+        env "${RABBIT_ENV[@]}" "$bindir/rabbitmq-server" -detached) >"$dir/start.log" 2>&1 ||
         die "rabbitmq-server did not start; see $dir/start.log and $dir/log"
     record_started "rabbitmq-$port" kind=rabbitmq "port=$port" "dist=$dist" "dir=$dir" "epmd_before=$epmd_before" "epmd_port=$ALMONER_EPMD_PORT"
     INFRA_STARTED_NOW+=("rabbitmq-$port")

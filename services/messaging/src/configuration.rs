@@ -1,9 +1,10 @@
-//! messaging's settings: the shared sections.
+//! messaging's settings: the shared sections, and `sms` (the provider's API and the sender).
 
 use almoner_config::{
     AmqpSettings, AuthSettings, DatabaseSettings, Problems, ServerSettings, TelemetrySettings, Validate,
 };
 use almoner_service::ServiceSettings;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -15,6 +16,46 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     #[serde(default)]
     pub auth: AuthSettings,
+    #[serde(default)]
+    pub sms: SmsSettings,
+}
+
+/// Sending: where Twilio's API is, how tenants' credentials are sealed, and how fast the sender goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    /// Twilio's REST API (`ALMONER_SMS__TWILIO_BASE_URL`); a fake's in tests.
+    pub twilio_base_url: String,
+    /// Base64 of 32 random bytes sealing tenants' Twilio auth tokens at rest (`ALMONER_SMS__SECRETS_KEY`).
+    /// Without it no tenant can store credentials, and nothing is sent.
+    pub secrets_key: Option<SecretString>,
+    /// Whether this process runs the sender (`ALMONER_SMS__SENDER`). Every replica may: they take jobs in turn.
+    pub sender: bool,
+    /// Messages per second per sender number, per replica (`ALMONER_SMS__MESSAGES_PER_SECOND`); 0 for no limit.
+    pub messages_per_second: u32,
+    /// Jobs one sender takes at a time.
+    pub batch_size: i64,
+    /// The longest one call to the provider may take.
+    pub request_timeout_secs: u64,
+    /// How stale the sender's view of a tenant's kill switch may be, at most (milliseconds).
+    pub kill_switch_check_ms: u64,
+    /// How long a job may stay `sending` before the sender asks the provider whether it went (seconds).
+    pub sending_timeout_secs: u64,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            twilio_base_url: "https://api.twilio.com".into(),
+            secrets_key: None,
+            sender: true,
+            messages_per_second: 10,
+            batch_size: 50,
+            request_timeout_secs: 10,
+            kill_switch_check_ms: 250,
+            sending_timeout_secs: 120,
+        }
+    }
 }
 
 impl Validate for Settings {
@@ -25,6 +66,20 @@ impl Validate for Settings {
             "auth.jwks_url",
             "must be set: messaging verifies identity's tokens",
         );
+        problems.check((1..=1000).contains(&self.sms.batch_size), "sms.batch_size", "must be 1 to 1000");
+        problems.check(self.sms.messages_per_second <= 1000, "sms.messages_per_second", "must be 0 to 1000");
+        problems.check(
+            (1..=5000).contains(&self.sms.kill_switch_check_ms),
+            "sms.kill_switch_check_ms",
+            "must be 1 to 5000 (the kill switch must stop sends within a second)",
+        );
+        if let Some(key) = &self.sms.secrets_key {
+            problems.check(
+                almoner_secret_box::SecretBox::from_base64(key).is_ok(),
+                "sms.secrets_key",
+                "must be base64 of 32 bytes",
+            );
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod importer;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
+pub mod twilio;
 pub mod worker;
 
 /// The `producer` of the events messaging writes.

@@ -1,12 +1,16 @@
-//! What the messaging service has: its schema, the outbox relay, the contact import committer, a token verifier
-//! and its routes. How a service is built and stopped is `almoner_service`'s.
+//! What the messaging service has: its schema, the outbox relay, the tenant settings consumer, the contact import
+//! committer, the sender, a token verifier and its routes. How a service is built and stopped is `almoner_service`'s.
 
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
 use crate::importer::ImportCommitter;
 use crate::openapi::ApiDoc;
+use crate::routes::provider::Sealer;
+use crate::twilio::TwilioClient;
+use crate::worker::sender::{Sender, SenderWake};
 use crate::worker::tenant_settings::{self, TenantSettingsHandler};
 use almoner_service::{Application, ServiceBuilder};
+use std::time::Duration;
 use utoipa::OpenApi;
 
 /// Builds and starts messaging (migrating first unless disabled).
@@ -22,8 +26,31 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         move |shutdown| committer.run(pool, shutdown)
     });
 
+    let sealer = match &settings.sms.secrets_key {
+        Some(key) => Some(almoner_secret_box::SecretBox::from_base64(key)?),
+        None => None,
+    };
+    let wake = SenderWake::default();
+    if settings.sms.sender {
+        let sender = Sender {
+            pool: pool.clone(),
+            client: TwilioClient::new(
+                &settings.sms.twilio_base_url,
+                Duration::from_secs(settings.sms.request_timeout_secs),
+            )?,
+            sealer: sealer.clone(),
+            batch_size: settings.sms.batch_size,
+            messages_per_second: settings.sms.messages_per_second,
+            kill_switch_check: Duration::from_millis(settings.sms.kill_switch_check_ms),
+            wake: wake.clone(),
+        };
+        service.background("sender", move |shutdown| sender.run(shutdown));
+    }
+
     service.data(pool);
     service.data(committer);
+    service.data(wake);
+    service.data(Sealer(sealer));
     service.jwks_verifier()?;
     service.endpoints(ApiDoc::openapi(), crate::routes::configure);
     service.start()

@@ -5,6 +5,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod do_not_contact;
 pub mod imports;
+pub mod provider;
 pub mod settings;
 pub mod templates;
 
@@ -13,6 +14,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     1 => "0001_contacts.sql",
     2 => "0002_settings_and_templates.sql",
     3 => "0003_campaigns_and_send_jobs.sql",
+    4 => "0004_provider_and_sending.sql",
 );
 
 /// The PostgreSQL schema messaging owns.

@@ -11,6 +11,7 @@ use crate::domain::schedule::{QuietHours, zone};
 use crate::domain::segments;
 use crate::domain::template::{Template, with_opt_out};
 use crate::domain::{SmsNumber, optional_text};
+use crate::worker::sender::SenderWake;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_http::body::{json_body, merge_patch};
@@ -359,6 +360,7 @@ pub async fn delete_campaign(
 pub async fn queue_campaign(
     principal: Principal,
     pool: web::Data<Pool>,
+    wake: web::Data<SenderWake>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("messaging:write")?;
@@ -472,6 +474,7 @@ pub async fn queue_campaign(
     let queued = campaigns::mark_queued(&tx, id, status.as_str(), template.source(), &summary).await?;
     tx.commit().await?;
     tracing::info!(jobs = written, status = status.as_str(), "campaign queued");
+    wake.wake();
     Ok(HttpResponse::Ok().json(CampaignView::from(queued)))
 }
 

@@ -4,6 +4,7 @@ pub mod campaigns;
 pub mod contact_imports;
 pub mod contacts;
 pub mod do_not_contact;
+pub mod provider;
 pub mod settings;
 pub mod templates;
 
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     do_not_contact::configure(cfg);
     settings::configure(cfg);
     templates::configure(cfg);
+    provider::configure(cfg);
 }
 
 /// Who did it, as stored beside what they did: the token's subject (`staff:<id>`, `api_key:<id>`).

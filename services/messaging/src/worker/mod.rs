@@ -1,3 +1,4 @@
 //! messaging's consumers.
 
+pub mod sender;
 pub mod tenant_settings;

@@ -30,14 +30,24 @@ pub fn settings(db: &TestDatabase, issuer: &TestIssuer) -> Settings {
         amqp: almoner_testkit::broker::amqp_settings(),
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
+        sms: Default::default(),
     }
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The key tests seal Twilio tokens with: base64 of 32 bytes of 7.
+pub const TEST_SECRETS_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+/// [`spawn_app`] with settings changed by `change` (a fake Twilio's address, the sender's pace...).
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     almoner_testkit::telemetry::init();
     let db = TestDatabase::create().await;
     let issuer = TestIssuer::start().await;
-    let settings = settings(&db, &issuer);
+    let mut settings = settings(&db, &issuer);
+    change(&mut settings);
     let amqp = settings.amqp.clone();
     let app = messaging::startup::build(settings).await.expect("messaging starts");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -8,5 +8,6 @@ mod helpers;
 mod imports;
 mod migrations;
 mod openapi;
+mod sending;
 mod settings;
 mod templates;

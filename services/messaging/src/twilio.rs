@@ -1,0 +1,91 @@
+//! Twilio's Messages API, as the sender calls it: `POST /2010-04-01/Accounts/{sid}/Messages.json`, form-encoded,
+//! HTTP Basic auth with the account SID and auth token. Answers are read as Twilio documents them: `201` with the
+//! message resource (`sid`), or an error JSON `{"code", "message", "status"}`.
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// A tenant's account, its token opened.
+#[derive(Clone)]
+pub struct Account {
+    pub sid: String,
+    pub auth_token: String,
+    pub status_callback_url: Option<String>,
+}
+
+/// What became of one send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Twilio took it: its message sid.
+    Accepted { sid: String },
+    /// Twilio refused the number as opted out (error 21610): it goes on the do-not-contact list.
+    OptedOut,
+    /// Twilio refused it for good (a bad number, a bad sender...): its code and message.
+    Refused { code: String, message: String },
+    /// Try again later: Twilio was down, slow, limiting (429) or unreachable.
+    Retry { reason: String },
+}
+
+#[derive(Deserialize)]
+struct Created {
+    sid: String,
+}
+
+#[derive(Deserialize)]
+struct Problem {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct TwilioClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl TwilioClient {
+    pub fn new(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned() })
+    }
+
+    /// Sends one message.
+    #[tracing::instrument(skip_all, fields(to = %to))]
+    pub async fn send(&self, account: &Account, from: &str, to: &str, body: &str) -> SendOutcome {
+        let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", self.base_url, account.sid);
+        let mut form: Vec<(&str, &str)> = vec![("To", to), ("Body", body)];
+        if from.starts_with("MG") && from.len() == 34 {
+            form.push(("MessagingServiceSid", from));
+        } else {
+            form.push(("From", from));
+        }
+        if let Some(callback) = &account.status_callback_url {
+            form.push(("StatusCallback", callback));
+        }
+        let response =
+            match self.http.post(&url).basic_auth(&account.sid, Some(&account.auth_token)).form(&form).send().await {
+                Ok(r) => r,
+                Err(e) => return SendOutcome::Retry { reason: format!("calling Twilio: {e}") },
+            };
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            return match serde_json::from_str::<Created>(&text) {
+                Ok(created) => SendOutcome::Accepted { sid: created.sid },
+                // Twilio took it but its answer cannot be read: not sent again; recorded without a sid.
+                Err(_) => SendOutcome::Accepted { sid: String::new() },
+            };
+        }
+        let problem: Option<Problem> = serde_json::from_str(&text).ok();
+        let code = problem.as_ref().and_then(|p| p.code);
+        let message = problem.and_then(|p| p.message).unwrap_or_else(|| text.chars().take(200).collect());
+        // Down, limiting, or refusing the account (a changed token): the messages wait rather than fail.
+        if status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 429) {
+            return SendOutcome::Retry { reason: format!("Twilio answered {status}: {message}") };
+        }
+        if code == Some(21610) {
+            return SendOutcome::OptedOut;
+        }
+        SendOutcome::Refused { code: code.map_or_else(|| status.as_u16().to_string(), |c| c.to_string()), message }
+    }
+}

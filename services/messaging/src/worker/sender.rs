@@ -1,0 +1,382 @@
+//! The sender: takes due send jobs and hands them to Twilio, each once.
+//!
+//! A job goes `queued` → `sending` (committed before the call) → `sent` with the provider's sid (or `blocked`,
+//! `failed`, or back to `queued` to try again). Jobs are taken a batch at a time in the tenant's transaction,
+//! which locks the tenant's settings row (so two senders take turns per tenant and budgets hold) and the queue
+//! rows with `FOR UPDATE SKIP LOCKED` (so no two senders take one job). A job whose number went on the
+//! do-not-contact list since it was queued is `blocked`, not sent. Before every call the tenant's kill switch is
+//! read again if the sender's view of it is older than `sms.kill_switch_check_ms`: a pause stops calls within
+//! that time, and the jobs taken but not sent go back to the queue.
+//!
+//! A job left `sending` by a sender that died between committing and recording the answer is not sent again: the
+//! provider may have it. It stays `sending` for an operator (and the reconciliation against the provider's
+//! message list, to come) to decide.
+
+use crate::db::{do_not_contact, provider, settings};
+use crate::domain::campaign::spend_windows;
+use crate::domain::schedule::zone;
+use crate::twilio::{Account, SendOutcome, TwilioClient};
+use almoner_db::{Pool, Transaction};
+use almoner_secret_box::SecretBox;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Attempts before a job the provider keeps refusing to take (5xx, 429, unreachable) fails.
+pub const MAX_ATTEMPTS: i32 = 6;
+
+/// Wakes the sender when jobs are queued. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct SenderWake(Arc<Notify>);
+
+impl SenderWake {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// What the sender needs to run.
+pub struct Sender {
+    pub pool: Pool,
+    pub client: TwilioClient,
+    pub sealer: Option<SecretBox>,
+    pub batch_size: i64,
+    pub messages_per_second: u32,
+    pub kill_switch_check: Duration,
+    pub wake: SenderWake,
+}
+
+/// A job taken for sending.
+#[derive(Debug, Clone)]
+struct Taken {
+    id: Uuid,
+    campaign_id: Uuid,
+    phone: String,
+    body: String,
+    sender: String,
+    attempts: i32,
+}
+
+impl Sender {
+    /// Sends due jobs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut pace: HashMap<String, Instant> = HashMap::new();
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let tenants = match self.due_tenants().await {
+                Ok(t) => t,
+                Err(error) => {
+                    tracing::warn!(%error, "could not look for due messages");
+                    Vec::new()
+                }
+            };
+            let mut sent_any = false;
+            for tenant_id in tenants {
+                match self.send_batch(tenant_id, &mut pace, &shutdown).await {
+                    Ok(n) => sent_any |= n > 0,
+                    Err(error) => tracing::warn!(error = format!("{error:#}"), %tenant_id, "a send batch failed"),
+                }
+            }
+            if !sent_any {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = self.wake.0.notified() => {}
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+
+    async fn due_tenants(&self) -> almoner_db::Result<Vec<Uuid>> {
+        let tx = self.pool.system_tx().await?;
+        let rows = tx
+            .query(
+                "SELECT tenant_id FROM send_queue WHERE send_at <= now() GROUP BY tenant_id ORDER BY min(send_at) LIMIT 20",
+                &[],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Takes, sends and records one batch of a tenant's due jobs; how many were handed to the provider.
+    #[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, jobs = tracing::field::Empty))]
+    async fn send_batch(
+        &self,
+        tenant_id: Uuid,
+        pace: &mut HashMap<String, Instant>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<usize> {
+        let Some((account, jobs)) = self.take(tenant_id).await? else { return Ok(0) };
+        tracing::Span::current().record("jobs", jobs.len());
+        let mut checked = Instant::now();
+        let mut handed = 0;
+        let mut campaigns: Vec<Uuid> = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            if shutdown.is_cancelled()
+                || (checked.elapsed() >= self.kill_switch_check && self.paused(tenant_id).await?)
+            {
+                // Paused (or stopping): what was taken and not sent goes back to the queue, due at once.
+                self.requeue(tenant_id, &jobs[i..]).await?;
+                tracing::warn!(
+                    returned = jobs.len() - i,
+                    "sending stopped: the kill switch is on, or the sender stops"
+                );
+                break;
+            }
+            if checked.elapsed() >= self.kill_switch_check {
+                checked = Instant::now();
+            }
+            self.wait_turn(pace, &job.sender).await;
+            let outcome = self.client_send(&account, job).await;
+            if matches!(outcome, SendOutcome::Accepted { .. }) {
+                handed += 1;
+            }
+            self.record(tenant_id, job, outcome).await?;
+            if !campaigns.contains(&job.campaign_id) {
+                campaigns.push(job.campaign_id);
+            }
+        }
+        self.complete(tenant_id, &campaigns).await?;
+        Ok(handed)
+    }
+
+    async fn client_send(&self, account: &Account, job: &Taken) -> SendOutcome {
+        self.client.send(account, &job.sender, &job.phone, &job.body).await
+    }
+
+    async fn wait_turn(&self, pace: &mut HashMap<String, Instant>, sender: &str) {
+        if self.messages_per_second == 0 {
+            return;
+        }
+        let interval = Duration::from_secs(1) / self.messages_per_second;
+        let now = Instant::now();
+        let next = pace.get(sender).copied().unwrap_or(now);
+        if next > now {
+            tokio::time::sleep(next - now).await;
+        }
+        pace.insert(sender.to_owned(), next.max(now) + interval);
+    }
+
+    async fn paused(&self, tenant_id: Uuid) -> almoner_db::Result<bool> {
+        let tx = self.pool.tenant_tx(tenant_id).await?;
+        let paused = tx.query_opt("SELECT paused FROM settings", &[]).await?.is_some_and(|r| r.get::<_, bool>(0));
+        tx.commit().await?;
+        Ok(paused)
+    }
+
+    /// Takes up to a batch of the tenant's due jobs of live campaigns: `sending`, off the queue, committed.
+    async fn take(&self, tenant_id: Uuid) -> anyhow::Result<Option<(Account, Vec<Taken>)>> {
+        let tx = self.pool.tenant_tx(tenant_id).await?;
+        let current = settings::lock(&tx).await?;
+        if current.paused {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let Some(stored) = provider::get(&tx).await? else {
+            tx.commit().await?;
+            tracing::debug!("no Twilio account: messages wait");
+            return Ok(None);
+        };
+        let Some(sealer) = &self.sealer else {
+            tx.commit().await?;
+            tracing::warn!("sms.secrets_key is not set: no Twilio token can be opened, messages wait");
+            return Ok(None);
+        };
+        let auth_token = sealer.open(tenant_id.as_bytes(), &stored.auth_token_sealed)?;
+        let account = Account { sid: stored.account_sid, auth_token, status_callback_url: stored.status_callback_url };
+        let ids: Vec<Uuid> = tx
+            .query(
+                "DELETE FROM send_queue WHERE job_id IN ( \
+                   SELECT q.job_id FROM send_queue q JOIN send_jobs j ON j.id = q.job_id \
+                   JOIN campaigns c ON c.id = j.campaign_id \
+                   WHERE q.tenant_id = $1 AND q.send_at <= now() AND c.status IN ('scheduled', 'running') \
+                   ORDER BY q.send_at LIMIT $2 FOR UPDATE OF q SKIP LOCKED) RETURNING job_id",
+                &[&tenant_id, &self.batch_size],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        // A number opted out since the campaign was queued is not texted.
+        tx.execute(
+            "UPDATE send_jobs SET status = 'blocked', error_message = 'the number is on the do-not-contact list', \
+             updated_at = now() WHERE id = ANY($1) AND status = 'queued' \
+             AND phone IN (SELECT phone FROM do_not_contact)",
+            &[&ids],
+        )
+        .await?;
+        let rows = tx
+            .query(
+                "UPDATE send_jobs j SET status = 'sending', sending_at = now(), attempts = j.attempts + 1, \
+                 updated_at = now() FROM campaigns c WHERE j.id = ANY($1) AND j.status = 'queued' \
+                 AND c.id = j.campaign_id RETURNING j.id, j.campaign_id, j.phone, j.body, c.sender, j.attempts, \
+                 j.cost_micros",
+                &[&ids],
+            )
+            .await?;
+        let mut jobs: Vec<(Taken, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    Taken {
+                        id: r.get(0),
+                        campaign_id: r.get(1),
+                        phone: r.get(2),
+                        body: r.get(3),
+                        sender: r.get(4),
+                        attempts: r.get(5),
+                    },
+                    r.get(6),
+                )
+            })
+            .collect();
+        // The budgets again, against what is spent: a budget lowered after queueing still holds.
+        let now = Utc::now();
+        let tz = zone(&current.time_zone).unwrap_or(chrono_tz::Europe::London);
+        let (day, month) = spend_windows(now, tz);
+        let spent = spent_since(&tx, day, month).await?;
+        let (mut day_total, mut month_total) = spent;
+        let mut over = Vec::new();
+        jobs.retain(|(job, cost)| {
+            if day_total + cost > current.daily_budget_micros || month_total + cost > current.monthly_budget_micros {
+                over.push(job.id);
+                false
+            } else {
+                day_total += cost;
+                month_total += cost;
+                true
+            }
+        });
+        if !over.is_empty() {
+            // Due again when the next day starts in the tenant's zone.
+            let tomorrow = spend_windows(day + chrono::Duration::hours(36), tz).0;
+            requeue_at(&tx, tenant_id, &over, tomorrow).await?;
+            tracing::warn!(jobs = over.len(), until = %tomorrow, "the budget is spent: jobs wait for the next day");
+        }
+        tx.execute(
+            "UPDATE campaigns SET status = 'running', revision = revision + 1, updated_at = now() \
+             WHERE status = 'scheduled' AND id IN (SELECT campaign_id FROM send_jobs WHERE id = ANY($1))",
+            &[&ids],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some((account, jobs.into_iter().map(|(job, _)| job).collect())))
+    }
+
+    async fn requeue(&self, tenant_id: Uuid, jobs: &[Taken]) -> almoner_db::Result<()> {
+        let tx = self.pool.tenant_tx(tenant_id).await?;
+        let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+        tx.execute("UPDATE send_jobs SET attempts = attempts - 1 WHERE id = ANY($1) AND status = 'sending'", &[&ids])
+            .await?;
+        requeue_at(&tx, tenant_id, &ids, Utc::now()).await?;
+        tx.commit().await
+    }
+
+    /// Records what the provider said of one job.
+    #[tracing::instrument(skip_all, fields(job_id = %job.id))]
+    async fn record(&self, tenant_id: Uuid, job: &Taken, outcome: SendOutcome) -> almoner_db::Result<()> {
+        let tx = self.pool.tenant_tx(tenant_id).await?;
+        match outcome {
+            SendOutcome::Accepted { sid } => {
+                let sid = Some(sid).filter(|s| !s.is_empty());
+                tx.execute(
+                    "UPDATE send_jobs SET status = 'sent', provider_sid = $2, sent_at = now(), updated_at = now() \
+                     WHERE id = $1 AND status = 'sending'",
+                    &[&job.id, &sid],
+                )
+                .await?;
+            }
+            SendOutcome::OptedOut => {
+                do_not_contact::add(&tx, &job.phone, "provider_opt_out", Some("Twilio error 21610"), "twilio").await?;
+                tx.execute(
+                    "UPDATE send_jobs SET status = 'blocked', error_code = '21610', \
+                     error_message = 'Twilio: the number unsubscribed', updated_at = now() WHERE id = $1",
+                    &[&job.id],
+                )
+                .await?;
+                tracing::info!("Twilio reports the number opted out: put on the do-not-contact list");
+            }
+            SendOutcome::Refused { code, message } => {
+                tx.execute(
+                    "UPDATE send_jobs SET status = 'failed', error_code = $2, error_message = $3, updated_at = now() \
+                     WHERE id = $1",
+                    &[&job.id, &code, &message],
+                )
+                .await?;
+                tracing::warn!(%code, %message, "Twilio refused a message");
+            }
+            SendOutcome::Retry { reason } if job.attempts >= MAX_ATTEMPTS => {
+                tx.execute(
+                    "UPDATE send_jobs SET status = 'failed', error_message = $2, updated_at = now() WHERE id = $1",
+                    &[&job.id, &format!("gave up after {} attempts: {reason}", job.attempts)],
+                )
+                .await?;
+                tracing::warn!(%reason, "gave up on a message");
+            }
+            SendOutcome::Retry { reason } => {
+                let backoff = chrono::Duration::seconds(1 << job.attempts.clamp(0, 8));
+                tx.execute("UPDATE send_jobs SET error_message = $2 WHERE id = $1", &[&job.id, &reason]).await?;
+                requeue_at(&tx, tenant_id, &[job.id], Utc::now() + backoff).await?;
+                tracing::info!(%reason, attempt = job.attempts, "a message will be tried again");
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Marks these campaigns completed when none of their jobs waits or is being sent.
+    async fn complete(&self, tenant_id: Uuid, campaigns: &[Uuid]) -> almoner_db::Result<()> {
+        if campaigns.is_empty() {
+            return Ok(());
+        }
+        let tx = self.pool.tenant_tx(tenant_id).await?;
+        tx.execute(
+            "UPDATE campaigns c SET status = 'completed', completed_at = now(), revision = revision + 1, \
+             updated_at = now() WHERE c.id = ANY($1) AND c.status = 'running' AND NOT EXISTS \
+             (SELECT 1 FROM send_jobs j WHERE j.campaign_id = c.id AND j.status IN ('queued', 'sending'))",
+            &[&campaigns],
+        )
+        .await?;
+        tx.commit().await
+    }
+}
+
+/// Spend of sent messages since the day's and the month's start, counting those being sent.
+async fn spent_since(tx: &Transaction, day: DateTime<Utc>, month: DateTime<Utc>) -> almoner_db::Result<(i64, i64)> {
+    let row = tx
+        .query_one(
+            "SELECT coalesce(sum(cost_micros) FILTER (WHERE coalesce(sent_at, sending_at) >= $1), 0)::bigint, \
+                    coalesce(sum(cost_micros), 0)::bigint \
+             FROM send_jobs WHERE status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 \
+                OR status = 'sending' AND sending_at >= $2",
+            &[&day, &month],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Puts jobs back on the queue, `queued`, due at `at`.
+async fn requeue_at(tx: &Transaction, tenant_id: Uuid, ids: &[Uuid], at: DateTime<Utc>) -> almoner_db::Result<()> {
+    tx.execute(
+        "UPDATE send_jobs SET status = 'queued', send_at = $2, updated_at = now() WHERE id = ANY($1)",
+        &[&ids, &at],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO send_queue (job_id, tenant_id, send_at) SELECT j, $2, $3 FROM unnest($1::uuid[]) AS x(j) \
+         ON CONFLICT (job_id) DO UPDATE SET send_at = EXCLUDED.send_at",
+        &[&ids, &tenant_id, &at],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The sender against a fake Twilio speaking the Messages API: each job handed over once, numbers Twilio reports
+//! opted out put on the do-not-contact list, the kill switch stopping calls at once.
+
+use crate::helpers::{TEST_SECRETS_KEY, TestApp, spawn_app_with};
+use almoner_testkit::fake_twilio::FakeTwilio;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+async fn app_with_twilio(twilio: &FakeTwilio, messages_per_second: u32) -> TestApp {
+    let base = twilio.base_url().to_owned();
+    let app = spawn_app_with(move |s| {
+        s.sms.twilio_base_url = base;
+        s.sms.secrets_key = Some(TEST_SECRETS_KEY.to_owned().into());
+        s.sms.messages_per_second = messages_per_second;
+        s.sms.kill_switch_check_ms = 100;
+    })
+    .await;
+    twilio.add_account(ACCOUNT, TOKEN);
+    let response = app
+        .client
+        .put(app.url("/v1/provider"))
+        .bearer_auth(app.token())
+        .json(&json!({"account_sid": ACCOUNT, "auth_token": TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let account: Value = response.json().await.unwrap();
+    assert!(account.get("auth_token").is_none(), "the token is never returned");
+    let response =
+        app.patch("/v1/settings", &app.token(), &json!({"quiet_start": "00:00", "quiet_end": "00:00"})).await;
+    assert_eq!(response.status(), 200);
+    app
+}
+
+/// `n` contacts tagged `wave`, a template and a queued campaign to them; the campaign's id.
+async fn queue_wave(app: &TestApp, n: usize) -> String {
+    for i in 0..n {
+        app.post_ok(
+            "/v1/contacts",
+            &json!({"phone": format!("077009003{i:02}"), "first_name": format!("P{i}"), "tags": ["wave"]}),
+            201,
+        )
+        .await;
+    }
+    let template =
+        app.post_ok("/v1/templates", &json!({"name": "wave", "body": "Thank you {{first_name}}!"}), 201).await;
+    let campaign = app
+        .post_ok(
+            "/v1/campaigns",
+            &json!({"name": "Wave", "template_id": template["id"], "tags": ["wave"], "sender": "+447700900000"}),
+            201,
+        )
+        .await;
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    app.post_ok(&format!("/v1/campaigns/{id}/queue"), &json!({}), 200).await;
+    id
+}
+
+async fn wait_for(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let campaign = app.get_ok(&format!("/v1/campaigns/{id}")).await;
+        if done(&campaign) {
+            return campaign;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {campaign}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_job_is_handed_to_twilio_once_and_the_campaign_completes() {
+    let twilio = FakeTwilio::start().await;
+    let app = app_with_twilio(&twilio, 0).await;
+    // Twilio already knows one number as unsubscribed.
+    twilio.opt_out("+447700900305");
+    let id = queue_wave(&app, 12).await;
+    let campaign = wait_for(&app, &id, "completed", |c| c["status"] == "completed").await;
+    assert_eq!(campaign["jobs"]["sent"], 11, "{campaign}");
+    assert_eq!(campaign["jobs"]["blocked"], 1);
+    assert_eq!(twilio.count(), 11);
+    for i in 0..12 {
+        let n = format!("+447700900{:03}", 300 + i);
+        let expected = usize::from(i != 5);
+        assert_eq!(twilio.messages_to(&n).len(), expected, "{n}");
+    }
+    let message = &twilio.messages_to("+447700900300")[0];
+    assert_eq!(message.body, "Thank you P0!\nReply STOP to opt out");
+    assert_eq!(message.from.as_deref(), Some("+447700900000"));
+    // The job holds Twilio's sid; the opted-out number is on the list now, for every later campaign.
+    let admin = app.db.admin_client().await;
+    let sid: String = admin
+        .query_one("SELECT provider_sid FROM messaging.send_jobs WHERE phone = '+447700900300'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sid, message.sid);
+    let entry = app.get_ok("/v1/do-not-contact/%2B447700900305").await;
+    assert_eq!(entry["reason"], "provider_opt_out");
+}
+
+#[tokio::test]
+async fn the_kill_switch_stops_calls_at_once_and_resuming_sends_the_rest_once() {
+    let twilio = FakeTwilio::start().await;
+    // Five a second: 20 messages take four seconds.
+    let app = app_with_twilio(&twilio, 5).await;
+    let id = queue_wave(&app, 20).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while twilio.count() < 3 {
+        assert!(std::time::Instant::now() < deadline, "sending did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.post_ok("/v1/pause", &json!({}), 200).await;
+    let paused_at = twilio.count();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = twilio.count();
+    assert!(after <= paused_at + 1, "calls went on after the pause: {paused_at} then {after}");
+    assert!(after < 20);
+    let campaign = app.get_ok(&format!("/v1/campaigns/{id}")).await;
+    assert_eq!(campaign["jobs"]["sending"], 0, "taken jobs went back to the queue: {campaign}");
+
+    app.post_ok("/v1/resume", &json!({}), 200).await;
+    let campaign = wait_for(&app, &id, "completed after resuming", |c| c["status"] == "completed").await;
+    assert_eq!(campaign["jobs"]["sent"], 20);
+    assert_eq!(twilio.count(), 20, "each once");
+    for i in 0..20 {
+        assert_eq!(twilio.messages_to(&format!("+447700900{:03}", 300 + i)).len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn twilio_failures_are_tried_again_and_refusals_recorded() {
+    let twilio = FakeTwilio::start().await;
+    let app = app_with_twilio(&twilio, 0).await;
+    twilio.fail_next(3);
+    let id = queue_wave(&app, 4).await;
+    let campaign = wait_for(&app, &id, "completed despite 500s", |c| c["status"] == "completed").await;
+    assert_eq!(campaign["jobs"]["sent"], 4);
+    assert_eq!(twilio.count(), 4, "a 500 recorded nothing, and the retry sent each once");
+}
+
+#[tokio::test]
+async fn credentials_are_checked_and_need_the_secrets_key() {
+    let twilio = FakeTwilio::start().await;
+    let app = app_with_twilio(&twilio, 0).await;
+    let token = app.token();
+    let response = app
+        .client
+        .put(app.url("/v1/provider"))
+        .bearer_auth(&token)
+        .json(&json!({"account_sid": "AC1", "auth_token": "x", "status_callback_url": "ftp://x"}))
+        .send()
+        .await
+        .unwrap();
+    let body = crate::helpers::problem(response, 422, "validation_failed").await;
+    assert_eq!(crate::helpers::fields(&body), ["account_sid", "auth_token", "status_callback_url"]);
+    let read = app.get_ok("/v1/provider").await;
+    assert_eq!(read["account_sid"], ACCOUNT);
+    let plain = crate::helpers::spawn_app().await;
+    let response = plain
+        .client
+        .put(plain.url("/v1/provider"))
+        .bearer_auth(plain.token())
+        .json(&json!({"account_sid": ACCOUNT, "auth_token": TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::problem(response, 503, "service_unavailable").await;
+}
