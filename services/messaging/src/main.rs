@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use messaging::configuration::Settings;
-use messaging::worker::tenant_settings;
+use messaging::worker::{tenant_settings, twilio_events};
 use std::process::ExitCode;
 
 struct Messaging;
@@ -25,13 +25,15 @@ impl almoner_service::Service for Messaging {
         messaging::startup::build(settings).await
     }
 
-    /// Declaring the tenant settings queue here, before messaging first serves, means a tenant created meanwhile
-    /// (by bootstrap, say) still has its time zone delivered.
+    /// Declaring its queues here, before messaging first serves, means a tenant created meanwhile (by bootstrap,
+    /// say) still has its time zone delivered, and Twilio's requests are kept for it.
     async fn after_migrate(settings: &Settings) -> anyhow::Result<()> {
-        almoner_bus::topology::declare_consumer(&settings.amqp, &tenant_settings::spec())
-            .await
-            .context("declaring the tenant settings queue on RabbitMQ")?;
-        println!("messaging: tenant settings queue declared");
+        for spec in [tenant_settings::spec(), twilio_events::spec()] {
+            almoner_bus::topology::declare_consumer(&settings.amqp, &spec)
+                .await
+                .with_context(|| format!("declaring the queue {} on RabbitMQ", spec.queue))?;
+        }
+        println!("messaging: its queues are declared");
         Ok(())
     }
 

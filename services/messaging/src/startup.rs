@@ -9,6 +9,7 @@ use crate::routes::provider::Sealer;
 use crate::twilio::TwilioClient;
 use crate::worker::sender::{Sender, SenderWake};
 use crate::worker::tenant_settings::{self, TenantSettingsHandler};
+use crate::worker::twilio_events::{self, TwilioEventsHandler};
 use almoner_service::{Application, ServiceBuilder};
 use std::time::Duration;
 use utoipa::OpenApi;
@@ -30,14 +31,19 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         Some(key) => Some(almoner_secret_box::SecretBox::from_base64(key)?),
         None => None,
     };
+    let twilio =
+        TwilioClient::new(&settings.sms.twilio_base_url, Duration::from_secs(settings.sms.request_timeout_secs))?;
+    service
+        .consumer(
+            twilio_events::spec(),
+            TwilioEventsHandler { pool: pool.clone(), client: twilio.clone(), sealer: sealer.clone() },
+        )
+        .await;
     let wake = SenderWake::default();
     if settings.sms.sender {
         let sender = Sender {
             pool: pool.clone(),
-            client: TwilioClient::new(
-                &settings.sms.twilio_base_url,
-                Duration::from_secs(settings.sms.request_timeout_secs),
-            )?,
+            client: twilio,
             sealer: sealer.clone(),
             batch_size: settings.sms.batch_size,
             messages_per_second: settings.sms.messages_per_second,

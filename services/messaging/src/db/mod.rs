@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     2 => "0002_settings_and_templates.sql",
     3 => "0003_campaigns_and_send_jobs.sql",
     4 => "0004_provider_and_sending.sql",
+    5 => "0005_delivery_statuses.sql",
 );
 
 /// The PostgreSQL schema messaging owns.

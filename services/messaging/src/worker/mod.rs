@@ -2,3 +2,4 @@
 
 pub mod sender;
 pub mod tenant_settings;
+pub mod twilio_events;

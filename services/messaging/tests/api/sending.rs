@@ -2,6 +2,9 @@
 //! opted out put on the do-not-contact list, the kill switch stopping calls at once.
 
 use crate::helpers::{TEST_SECRETS_KEY, TestApp, spawn_app_with};
+use almoner_bus::{OutgoingMessage, Publisher};
+use almoner_events::Envelope;
+use almoner_events::webhooks::{TwilioWebhookReceivedV1, WebhookReceived};
 use almoner_testkit::fake_twilio::FakeTwilio;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -170,4 +173,87 @@ async fn credentials_are_checked_and_need_the_secrets_key() {
         .await
         .unwrap();
     crate::helpers::problem(response, 503, "service_unavailable").await;
+}
+
+/// Publishes a Twilio request as webhook-ingest does once it has verified and stored it.
+async fn twilio_event(app: &TestApp, publisher: &Publisher, event_type: &str, body: Value) {
+    let event = TwilioWebhookReceivedV1(WebhookReceived {
+        received_id: uuid::Uuid::new_v4(),
+        endpoint_id: uuid::Uuid::new_v4(),
+        provider: "twilio".into(),
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: Some(event_type.into()),
+        received_at: chrono::Utc::now(),
+        body,
+        test: false,
+    });
+    let envelope = Envelope::new(app.tenant_id, "webhook-ingest", event);
+    publisher.publish(&OutgoingMessage::from_envelope(&envelope, None).unwrap()).await.unwrap();
+}
+
+#[tokio::test]
+async fn statuses_apply_only_forward_and_replies_stop_start_and_get_help() {
+    let twilio = FakeTwilio::start().await;
+    let app = app_with_twilio(&twilio, 0).await;
+    let publisher = Publisher::connect(&app.amqp, "messaging tests").await.expect("publisher connects");
+    let id = queue_wave(&app, 2).await;
+    wait_for(&app, &id, "completed", |c| c["status"] == "completed").await;
+    let sid = twilio.messages_to("+447700900300")[0].sid.clone();
+    let status = |status: &str| {
+        json!({"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status, "AccountSid": ACCOUNT,
+               "To": "+447700900300", "From": "+447700900000", "ApiVersion": "2010-04-01"})
+    };
+    // delivered, then a late sent: delivered stays; a status word Almoner has no state for is kept as Twilio's.
+    twilio_event(&app, &publisher, "message.status", status("delivered")).await;
+    twilio_event(&app, &publisher, "message.status", status("sent")).await;
+    twilio_event(&app, &publisher, "message.status", status("read")).await;
+    let admin = app.db.admin_client().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = admin
+            .query_one("SELECT status, provider_status FROM messaging.send_jobs WHERE provider_sid = $1", &[&sid])
+            .await
+            .unwrap();
+        let (job, provider): (String, Option<String>) = (row.get(0), row.get(1));
+        if provider.as_deref() == Some("read") {
+            assert_eq!(job, "delivered", "a late sent never overwrites delivered");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "statuses not applied: {job} {provider:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let campaign = app.get_ok(&format!("/v1/campaigns/{id}")).await;
+    assert_eq!(campaign["jobs"]["delivered"], 1);
+
+    // STOP from one number: on the list at once; START takes it off; HELP is answered from the number written to.
+    let reply = |body: &str| {
+        json!({"MessageSid": format!("SM{}", uuid::Uuid::new_v4().simple()), "From": "+447700900301",
+               "To": "+447700900000", "Body": body, "SmsStatus": "received", "AccountSid": ACCOUNT})
+    };
+    twilio_event(&app, &publisher, "message.received", reply(" stop ")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.get("/v1/do-not-contact/%2B447700900301", &app.token()).await.status() != 200 {
+        assert!(std::time::Instant::now() < deadline, "STOP not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let entry = app.get_ok("/v1/do-not-contact/%2B447700900301").await;
+    assert_eq!(entry["reason"], "stop_keyword");
+    crate::helpers::problem(app.delete("/v1/do-not-contact/%2B447700900301", &app.token()).await, 409, "conflict")
+        .await;
+    twilio_event(&app, &publisher, "message.received", reply("Start")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.get("/v1/do-not-contact/%2B447700900301", &app.token()).await.status() != 404 {
+        assert!(std::time::Instant::now() < deadline, "START not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = twilio.count();
+    twilio_event(&app, &publisher, "message.received", reply("HELP")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while twilio.count() == before {
+        assert!(std::time::Instant::now() < deadline, "HELP not answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answer = twilio.messages_to("+447700900301").last().cloned().unwrap();
+    assert_eq!(answer.body, "Reply STOP to opt out of our texts.");
+    assert_eq!(answer.from.as_deref(), Some("+447700900000"));
 }
