@@ -41,6 +41,9 @@ pub struct SmsSettings {
     pub kill_switch_check_ms: u64,
     /// How long a job may stay `sending` before the sender asks the provider whether it went (seconds).
     pub sending_timeout_secs: u64,
+    /// Where short links point, the charity's own address through the gateway (`https://charity.example`): URLs
+    /// in messages become `<links_base_url>/l/<code>`. Unset: URLs are sent as written and clicks are not counted.
+    pub links_base_url: Option<String>,
 }
 
 impl Default for SmsSettings {
@@ -54,6 +57,7 @@ impl Default for SmsSettings {
             request_timeout_secs: 10,
             kill_switch_check_ms: 250,
             sending_timeout_secs: 120,
+            links_base_url: None,
         }
     }
 }
@@ -73,6 +77,14 @@ impl Validate for Settings {
             "sms.kill_switch_check_ms",
             "must be 1 to 5000 (the kill switch must stop sends within a second)",
         );
+        if let Some(base) = &self.sms.links_base_url {
+            problems.check(
+                (base.starts_with("https://") || base.starts_with("http://"))
+                    && !base.trim_end_matches('/').ends_with("/l"),
+                "sms.links_base_url",
+                "must be an http(s) base URL such as https://charity.example (links are <base>/l/<code>)",
+            );
+        }
         if let Some(key) = &self.sms.secrets_key {
             problems.check(
                 almoner_secret_box::SecretBox::from_base64(key).is_ok(),

@@ -14,6 +14,7 @@ use almoner_http::openapi::BearerAuth;
         (name = "do not contact", description = "Numbers that are never texted"),
         (name = "campaigns", description = "Messages to an audience: queued once into send jobs, after the gates"),
         (name = "templates", description = "Message templates, and previews counted as Twilio counts"),
+        (name = "links", description = "Short links in messages, and their clicks"),
         (name = "provider", description = "The tenant's Twilio account"),
         (name = "settings", description = "The tenant's SMS settings and kill switch"),
     )

@@ -5,6 +5,7 @@ use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
 use crate::importer::ImportCommitter;
 use crate::openapi::ApiDoc;
+use crate::routes::campaigns::LinkBase;
 use crate::routes::provider::Sealer;
 use crate::twilio::TwilioClient;
 use crate::worker::sender::{Sender, SenderWake};
@@ -56,6 +57,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     service.data(pool);
     service.data(committer);
     service.data(wake);
+    service.data(LinkBase(settings.sms.links_base_url.clone()));
     service.data(Sealer(sealer));
     service.jwks_verifier()?;
     service.endpoints(ApiDoc::openapi(), crate::routes::configure);

@@ -269,3 +269,54 @@ pub async fn cancel_jobs(tx: &Transaction, id: Uuid) -> Result<u64> {
     tx.execute("DELETE FROM send_queue WHERE job_id = ANY($1)", &[&ids]).await?;
     Ok(ids.len() as u64)
 }
+
+/// A short link to write: the code, its job and contact, the URL it stands for.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub code: String,
+    pub job_id: Uuid,
+    pub contact_id: Uuid,
+    pub url: String,
+}
+
+/// Writes a campaign's short links.
+#[tracing::instrument(skip_all, fields(campaign_id = %campaign_id, links = links.len()))]
+pub async fn insert_links(tx: &Transaction, tenant_id: Uuid, campaign_id: Uuid, links: &[NewLink]) -> Result<()> {
+    for chunk in links.chunks(5000) {
+        let codes: Vec<&str> = chunk.iter().map(|l| l.code.as_str()).collect();
+        let jobs: Vec<Uuid> = chunk.iter().map(|l| l.job_id).collect();
+        let contacts: Vec<Uuid> = chunk.iter().map(|l| l.contact_id).collect();
+        let urls: Vec<&str> = chunk.iter().map(|l| l.url.as_str()).collect();
+        tx.execute(
+            "INSERT INTO short_links (code, tenant_id, campaign_id, job_id, contact_id, url) \
+             SELECT c, $1, $2, j, k, u FROM unnest($3::text[], $4::uuid[], $5::uuid[], $6::text[]) AS x(c, j, k, u)",
+            &[&tenant_id, &campaign_id, &codes, &jobs, &contacts, &urls],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A campaign's report: (human clicks, bot clicks, contacts who clicked, opt-outs by reply since it was queued).
+#[tracing::instrument(skip_all, fields(campaign_id = %id))]
+pub async fn engagement(tx: &Transaction, id: Uuid, since: Option<DateTime<Utc>>) -> Result<(i64, i64, i64, i64)> {
+    let clicks = tx
+        .query_one(
+            "SELECT count(*) FILTER (WHERE NOT bot), count(*) FILTER (WHERE bot), \
+                    count(DISTINCT contact_id) FILTER (WHERE NOT bot) FROM link_clicks WHERE campaign_id = $1",
+            &[&id],
+        )
+        .await?;
+    let opt_outs: i64 = match since {
+        None => 0,
+        Some(since) => tx
+            .query_one(
+                "SELECT count(*) FROM do_not_contact d WHERE d.reason IN ('stop_keyword', 'provider_opt_out') \
+                 AND d.added_at >= $2 AND d.phone IN (SELECT phone FROM send_jobs WHERE campaign_id = $1)",
+                &[&id, &since],
+            )
+            .await?
+            .get(0),
+    };
+    Ok((clicks.get(0), clicks.get(1), clicks.get(2), opt_outs))
+}

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     3 => "0003_campaigns_and_send_jobs.sql",
     4 => "0004_provider_and_sending.sql",
     5 => "0005_delivery_statuses.sql",
+    6 => "0006_short_links.sql",
 );
 
 /// The PostgreSQL schema messaging owns.

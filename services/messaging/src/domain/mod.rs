@@ -4,6 +4,7 @@ pub mod campaign;
 pub mod contact;
 pub mod import;
 pub mod inbound;
+pub mod links;
 pub mod phone;
 pub mod schedule;
 pub mod segments;

@@ -8,10 +8,13 @@ use super::templates::contact_value;
 use crate::db::{campaigns, settings, templates};
 use crate::domain::campaign::{Audience, CampaignStatus, spend_windows};
 use crate::domain::schedule::{QuietHours, zone};
-use crate::domain::segments;
 use crate::domain::template::{Template, with_opt_out};
 use crate::domain::{SmsNumber, optional_text};
+use crate::domain::{links, segments};
 use crate::worker::sender::SenderWake;
+
+/// Where short links point (`sms.links_base_url`); `None`: URLs are sent as written.
+pub struct LinkBase(pub Option<String>);
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_http::body::{json_body, merge_patch};
@@ -34,7 +37,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(queue_campaign)
         .service(pause_campaign)
         .service(resume_campaign)
-        .service(cancel_campaign);
+        .service(cancel_campaign)
+        .service(campaign_report);
 }
 
 /// A campaign as a client writes it (a draft). On `PATCH` every field is optional.
@@ -361,6 +365,7 @@ pub async fn queue_campaign(
     principal: Principal,
     pool: web::Data<Pool>,
     wake: web::Data<SenderWake>,
+    link_base: web::Data<LinkBase>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("messaging:write")?;
@@ -391,6 +396,7 @@ pub async fn queue_campaign(
     let send_at = QuietHours { start: settings.quiet_start, end: settings.quiet_end }.next_allowed(start, zone);
     let (mut do_not_contact, mut variables_missing, mut too_long) = (0i64, 0i64, 0i64);
     let mut jobs = Vec::with_capacity(contacts.len());
+    let mut new_links = Vec::new();
     let (mut total_segments, mut total_cost) = (0i64, 0i64);
     for contact in &contacts {
         if contact.do_not_contact {
@@ -400,6 +406,17 @@ pub async fn queue_campaign(
         let Ok(text) = template.render(|name| contact_value(contact, name)) else {
             variables_missing += 1;
             continue;
+        };
+        let job_id = Uuid::now_v7();
+        // Each URL becomes a short link of this job, so that a click names its contact.
+        let text = match &link_base.0 {
+            Some(base) => links::shorten(&text, |url| {
+                let code = links::new_code();
+                let short = format!("{}/l/{code}", base.trim_end_matches('/'));
+                new_links.push(campaigns::NewLink { code, job_id, contact_id: contact.id, url: url.to_owned() });
+                short
+            }),
+            None => text,
         };
         let body = with_opt_out(&text, &settings.opt_out_text);
         if segments::over_limit(&body) {
@@ -412,7 +429,7 @@ pub async fn queue_campaign(
         total_segments += segments;
         total_cost += cost;
         jobs.push(campaigns::NewJob {
-            id: Uuid::now_v7(),
+            id: job_id,
             contact_id: contact.id,
             phone: contact.phone.clone(),
             body,
@@ -460,6 +477,7 @@ pub async fn queue_campaign(
     }
 
     let written = campaigns::insert_jobs(&tx, tenant_id, id, &jobs).await?;
+    campaigns::insert_links(&tx, tenant_id, id, &new_links).await?;
     tracing::Span::current().record("jobs", written);
     let status = if send_at > now { CampaignStatus::Scheduled } else { CampaignStatus::Running };
     let summary = json!({
@@ -562,4 +580,80 @@ async fn transition(
     tx.commit().await?;
     tracing::info!(status = to.as_str(), "campaign {}", to.as_str());
     Ok(HttpResponse::Ok().json(CampaignView::from(updated)))
+}
+
+/// A campaign's outcome.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CampaignReport {
+    pub campaign_id: Uuid,
+    #[schema(pattern = "^(draft|scheduled|running|paused|completed|cancelled)$")]
+    pub status: String,
+    /// Jobs made when it was queued.
+    pub queued: i64,
+    /// Handed to the provider (sent, delivered, undelivered, or failed after it took them).
+    pub sent: i64,
+    pub delivered: i64,
+    pub undelivered: i64,
+    pub failed: i64,
+    /// Not sent: the number opted out between queueing and its turn.
+    pub blocked: i64,
+    pub cancelled: i64,
+    /// Still waiting or being sent.
+    pub pending: i64,
+    /// Segments of the messages handed to the provider, and what they cost (millionths of `currency`).
+    pub segments: i64,
+    pub spend_micros: i64,
+    pub currency: String,
+    /// Recipients who replied STOP (or whom Twilio reported unsubscribed) since it was queued.
+    pub opt_outs: i64,
+    /// Clicks on its short links by people, by link-preview bots and prefetches (not counted as people), and the
+    /// contacts who clicked.
+    pub human_clicks: i64,
+    pub bot_clicks: i64,
+    pub contacts_who_clicked: i64,
+}
+
+/// A campaign's counts: queued, sent, delivered, failed, undelivered; segments and spend; opt-outs; human clicks.
+#[utoipa::path(tag = "campaigns", security(("bearer" = ["messaging:read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = CampaignReport), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem), (status = 404, body = almoner_http::Problem)))]
+#[get("/v1/campaigns/{id}/report")]
+#[tracing::instrument(skip_all, fields(campaign_id = %id))]
+pub async fn campaign_report(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("messaging:read")?;
+    let id = path_id(&id, "campaign")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let campaign = campaigns::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("campaign"))?;
+    let counts = campaigns::job_counts(&tx, id).await?;
+    let (human_clicks, bot_clicks, contacts_who_clicked, opt_outs) =
+        campaigns::engagement(&tx, id, campaign.queued_at).await?;
+    let currency = settings::get(&tx).await?.budget_currency;
+    tx.commit().await?;
+    let of = |status: &str| counts.iter().find(|c| c.0 == status).map_or(0, |c| c.1);
+    let handed: Vec<&(String, i64, i64, i64)> =
+        counts.iter().filter(|c| matches!(c.0.as_str(), "sent" | "delivered" | "undelivered")).collect();
+    Ok(HttpResponse::Ok().json(CampaignReport {
+        campaign_id: id,
+        status: campaign.status,
+        queued: counts.iter().map(|c| c.1).sum(),
+        sent: handed.iter().map(|c| c.1).sum(),
+        delivered: of("delivered"),
+        undelivered: of("undelivered"),
+        failed: of("failed"),
+        blocked: of("blocked"),
+        cancelled: of("cancelled"),
+        pending: of("queued") + of("sending"),
+        segments: handed.iter().map(|c| c.2).sum(),
+        spend_micros: handed.iter().map(|c| c.3).sum(),
+        currency,
+        opt_outs,
+        human_clicks,
+        bot_clicks,
+        contacts_who_clicked,
+    }))
 }

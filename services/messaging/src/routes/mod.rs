@@ -4,6 +4,7 @@ pub mod campaigns;
 pub mod contact_imports;
 pub mod contacts;
 pub mod do_not_contact;
+pub mod links;
 pub mod provider;
 pub mod settings;
 pub mod templates;
@@ -15,6 +16,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     campaigns::configure(cfg);
     contact_imports::configure(cfg);
     do_not_contact::configure(cfg);
+    links::configure(cfg);
     settings::configure(cfg);
     templates::configure(cfg);
     provider::configure(cfg);

@@ -257,3 +257,90 @@ async fn statuses_apply_only_forward_and_replies_stop_start_and_get_help() {
     assert_eq!(answer.body, "Reply STOP to opt out of our texts.");
     assert_eq!(answer.from.as_deref(), Some("+447700900000"));
 }
+
+#[tokio::test]
+async fn links_become_short_links_whose_clicks_count_people_not_previews_and_the_report_adds_up() {
+    let twilio = FakeTwilio::start().await;
+    let base = twilio.base_url().to_owned();
+    let app = spawn_app_with(move |s| {
+        s.sms.twilio_base_url = base;
+        s.sms.secrets_key = Some(TEST_SECRETS_KEY.to_owned().into());
+        s.sms.messages_per_second = 0;
+        s.sms.links_base_url = Some("https://go.charity.example/".into());
+    })
+    .await;
+    twilio.add_account(ACCOUNT, TOKEN);
+    let response = app
+        .client
+        .put(app.url("/v1/provider"))
+        .bearer_auth(app.token())
+        .json(&json!({"account_sid": ACCOUNT, "auth_token": TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.patch("/v1/settings", &app.token(), &json!({"quiet_start": "00:00", "quiet_end": "00:00"})).await;
+    for i in 0..3 {
+        app.post_ok(
+            "/v1/contacts",
+            &json!({"phone": format!("077009004{i:02}"), "first_name": "Ann", "tags": ["links"]}),
+            201,
+        )
+        .await;
+    }
+    let template = app
+        .post_ok(
+            "/v1/templates",
+            &json!({"name": "l", "body": "Hi {{first_name}}, give at https://charity.example/appeal?src=sms."}),
+            201,
+        )
+        .await;
+    let campaign = app
+        .post_ok(
+            "/v1/campaigns",
+            &json!({"name": "Links", "template_id": template["id"], "tags": ["links"], "sender": "+447700900000"}),
+            201,
+        )
+        .await;
+    let id = campaign["id"].as_str().unwrap();
+    app.post_ok(&format!("/v1/campaigns/{id}/queue"), &json!({}), 200).await;
+    wait_for(&app, id, "completed", |c| c["status"] == "completed").await;
+
+    let body = twilio.messages_to("+447700900400")[0].body.clone();
+    let short =
+        body.split_whitespace().find(|w| w.starts_with("https://go.charity.example/l/")).unwrap().trim_end_matches('.');
+    assert!(body.ends_with(".\nReply STOP to opt out"), "{body}");
+    let code = short.rsplit('/').next().unwrap();
+    assert_eq!(code.len(), 10);
+    let other = twilio.messages_to("+447700900401")[0].body.clone();
+    assert!(!other.contains(code), "each recipient has a code of their own");
+
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148";
+    let click = no_redirects.get(app.url(&format!("/l/{code}"))).header("user-agent", iphone).send().await.unwrap();
+    assert_eq!(click.status(), 302);
+    assert_eq!(click.headers()["location"], "https://charity.example/appeal?src=sms");
+    let preview = no_redirects
+        .get(app.url(&format!("/l/{code}")))
+        .header("user-agent", "facebookexternalhit/1.1 Facebot Twitterbot/1.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.status(), 302);
+    let head = no_redirects.head(app.url(&format!("/l/{code}"))).header("user-agent", iphone).send().await.unwrap();
+    assert_eq!(head.status(), 302);
+    assert_eq!(no_redirects.get(app.url("/l/0000000000")).send().await.unwrap().status(), 404);
+    assert_eq!(no_redirects.get(app.url("/l/bad")).send().await.unwrap().status(), 404);
+
+    let report = app.get_ok(&format!("/v1/campaigns/{id}/report")).await;
+    assert_eq!(report["queued"], 3);
+    assert_eq!(report["sent"], 3);
+    assert_eq!(report["human_clicks"], 1, "{report}");
+    assert_eq!(report["bot_clicks"], 2);
+    assert_eq!(report["contacts_who_clicked"], 1);
+    let record = twilio.price_record();
+    let spend: i64 = report["spend_micros"].as_i64().unwrap();
+    assert_eq!(spend, report["segments"].as_i64().unwrap() * 40_000);
+    let twilio_segments: u64 = record.iter().map(|r| u64::from(r.segments)).sum();
+    assert_eq!(report["segments"].as_u64(), Some(twilio_segments), "our segment count is Twilio's");
+}
