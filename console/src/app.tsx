@@ -19,6 +19,8 @@ import { BatchList, BatchPage } from './pages/Batches';
 import { ContactList, ContactPage } from './pages/Contacts';
 import { ContactImportList, ContactImportPage } from './pages/ContactImports';
 import { DoNotContactPage } from './pages/DoNotContact';
+import { TemplateList, TemplatePage } from './pages/Templates';
+import { CampaignList, CampaignPage } from './pages/Campaigns';
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-in/callback']);
 
@@ -68,6 +70,10 @@ function StaffRoutes() {
         <Route path="/contacts/imports/:id" component={ContactImportPage} />
         <Route path="/contacts/:id" component={ContactPage} />
         <Route path="/do-not-contact" component={DoNotContactPage} />
+        <Route path="/templates" component={TemplateList} />
+        <Route path="/templates/:id" component={TemplatePage} />
+        <Route path="/campaigns" component={CampaignList} />
+        <Route path="/campaigns/:id" component={CampaignPage} />
         <Route path="/staff" component={StaffPage} />
         <Route path="/settings" component={Settings} />
         <Route default component={NotFound} />

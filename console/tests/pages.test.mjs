@@ -82,6 +82,17 @@ test('every page passes axe as an admin', async () => {
       await checkA11y(page, 'contact import');
     }
     await visit('/do-not-contact', 'Do not contact', 'do-not-contact');
+    // A template and a draft campaign made here, for their pages.
+    const tmpl = await api('POST', '/api/messaging/v1/templates', accessToken, { name: unique('Pages template '), body: 'Hello {{first_name|friend}}, thank you!' });
+    assert.equal(tmpl.status, 201, `POST /templates answered ${tmpl.status}`);
+    const madeTemplate = await tmpl.json();
+    const camp = await api('POST', '/api/messaging/v1/campaigns', accessToken, { name: unique('Pages campaign '), template_id: madeTemplate.id, sender: 'Almoner', tags: ['pages'] });
+    assert.equal(camp.status, 201, `POST /campaigns answered ${camp.status}`);
+    const madeCampaign = await camp.json();
+    await visit('/templates', 'Templates', 'templates');
+    await visit(`/templates/${madeTemplate.id}`, madeTemplate.name, 'template');
+    await visit('/campaigns', 'Campaigns', 'campaigns');
+    await visit(`/campaigns/${madeCampaign.id}`, madeCampaign.name, 'campaign');
     await visit('/staff', 'Staff', 'staff');
     await visit('/settings', 'Settings', 'settings');
     await visit('/no-such-page', 'Page not found', 'not-found');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { api, checkA11y, CONSOLE_URL, env, launch, screenshot, settle, signIn } from './support.mjs';
 
-const WRITE_CONTROLS = /^(Save gift|New donor|Enter a gift|Gather claim|Upload and check|Commit this import|Approve|Reject|Add staff member|Save role|Remove|Save organisation settings|Save Gift Aid settings|Export schedule|Mark submitted|Create batch|Add to batch|Process batch|Add contact|Save contact|Delete contact|Set attribute|Put this number|Add to the do-not-contact list|Save SMS settings)/;
+const WRITE_CONTROLS = /^(Save gift|New donor|Enter a gift|Gather claim|Upload and check|Commit this import|Approve|Reject|Add staff member|Save role|Remove|Save organisation settings|Save Gift Aid settings|Export schedule|Mark submitted|Create batch|Add to batch|Process batch|Add contact|Save contact|Delete contact|Set attribute|Put this number|Add to the do-not-contact list|Save SMS settings|Pause all sending|Resume sending|Save new template|Save template|Delete template|Create draft campaign|Queue campaign|Pause campaign|Resume campaign|Cancel campaign|Delete draft)/;
 
 async function writeControls(page) {
   const names = await page.$$eval('main button, main a.button, main input[type="submit"]', (els) =>
@@ -22,12 +22,18 @@ test('a viewer has no write controls, and a write with their token is refused', 
     assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Gift entry' }).count(), 0);
     // The SMS pages are there to read.
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Contacts' }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Templates' }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Campaigns' }).waitFor();
 
     // A contact's page and a contact import's dry run (the harness seeds both), found with the viewer's token.
     const contacts = await (await api('GET', '/api/messaging/v1/contacts?limit=1', accessToken)).json();
     assert.ok(contacts.data?.length, `a contact for the viewer to open: ${JSON.stringify(contacts)}`);
     const dryRuns = await (await api('GET', '/api/messaging/v1/contact-imports?status=dry_run&limit=1', accessToken)).json();
     assert.ok(dryRuns.data?.length, `a contact import's dry run for the viewer to open: ${JSON.stringify(dryRuns)}`);
+
+    // A template and a campaign, if the tests before made one (campaigns.test.mjs, pages.test.mjs).
+    const templates = await (await api('GET', '/api/messaging/v1/templates?limit=1', accessToken)).json();
+    const campaigns = await (await api('GET', '/api/messaging/v1/campaigns?limit=1', accessToken)).json();
 
     const pages = [
       ['/', 'Dashboard'],
@@ -42,6 +48,10 @@ test('a viewer has no write controls, and a write with their token is refused', 
       ['/contacts/imports', 'Contact imports'],
       [`/contacts/imports/${dryRuns.data[0].id}`, /^Contact import /],
       ['/do-not-contact', 'Do not contact'],
+      ['/templates', 'Templates'],
+      ...(templates.data?.length ? [[`/templates/${templates.data[0].id}`, templates.data[0].name]] : []),
+      ['/campaigns', 'Campaigns'],
+      ...(campaigns.data?.length ? [[`/campaigns/${campaigns.data[0].id}`, campaigns.data[0].name]] : []),
       ['/staff', 'Staff'],
       ['/settings', 'Settings'],
     ];

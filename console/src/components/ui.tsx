@@ -197,3 +197,43 @@ export function useCursor(reset: unknown[]) {
 export function Badge({ children, tone = 'neutral' }: { children: ComponentChildren; tone?: 'neutral' | 'good' | 'warn' | 'bad' }) {
   return <span class={`badge ${tone}`}>{children}</span>;
 }
+
+type TextAreaProps = Omit<JSX.TextareaHTMLAttributes<HTMLTextAreaElement>, 'label' | 'onInput' | 'value'> & {
+  label: ComponentChildren;
+  value: string;
+  onValue: (v: string) => void;
+  error?: string;
+  hint?: ComponentChildren;
+  textareaRef?: preact.Ref<HTMLTextAreaElement>;
+};
+
+/** A labelled textarea with its hint and its error tied to it (as `Field`). */
+export function TextAreaField({ label, value, onValue, error, hint, textareaRef, id, class: cls, ...rest }: TextAreaProps) {
+  const auto = useId();
+  const fid = (id as string | undefined) ?? auto;
+  const describedBy = [hint ? `${fid}-hint` : '', error ? `${fid}-error` : ''].filter(Boolean).join(' ') || undefined;
+  return (
+    <div class={`field ${cls ?? ''}`}>
+      <label for={fid}>{label}</label>
+      {hint && (
+        <span class="hint" id={`${fid}-hint`}>
+          {hint}
+        </span>
+      )}
+      <textarea
+        {...rest}
+        ref={textareaRef}
+        id={fid}
+        value={value}
+        onInput={(e) => onValue((e.currentTarget as HTMLTextAreaElement).value)}
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={describedBy}
+      />
+      {error && (
+        <span class="field-error" id={`${fid}-error`}>
+          {error}
+        </span>
+      )}
+    </div>
+  );
+}

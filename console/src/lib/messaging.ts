@@ -91,3 +91,13 @@ export function useActorNames(): (actor: string) => string {
     return actor;
   };
 }
+
+/** Millionths of a currency as money: `$0.04` for 40,000 USD micros, `$0.0075` for 7,500. */
+export function microsMoney(micros: number | null | undefined, currency = 'USD'): string {
+  if (micros === null || micros === undefined) return '—';
+  try {
+    return new Intl.NumberFormat('en-US', { style: 'currency', currency, minimumFractionDigits: 2, maximumFractionDigits: 4 }).format(micros / 1_000_000);
+  } catch {
+    return `${(micros / 1_000_000).toFixed(4)} ${currency}`;
+  }
+}

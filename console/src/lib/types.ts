@@ -719,4 +719,92 @@ export interface MessagingSettingsView {
   default_country: 'GB' | 'AU';
   revision: number;
   updated_at?: string | null;
+  /** The kill switch: while true, nothing is sent or queued. */
+  paused?: boolean;
+  paused_at?: string | null;
+  /** Who turned the kill switch on (`staff:<id>`...). */
+  paused_by?: string | null;
+  quiet_start?: string;
+  quiet_end?: string;
+  time_zone?: string;
+  budget_currency?: string;
+  price_per_segment_micros?: number;
+}
+
+export interface TemplateView {
+  id: string;
+  revision: number;
+  name: string;
+  body: string;
+  /** The variables the body uses, in name order. */
+  variables: string[];
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TemplateInput {
+  name: string;
+  body: string;
+}
+
+export interface PreviewRequest {
+  body?: string | null;
+  template_id?: string | null;
+  contact_id?: string | null;
+  variables?: Record<string, string> | null;
+}
+
+export interface PreviewView {
+  /** The whole message: the rendered text, then the tenant's opt-out line. */
+  text: string;
+  encoding: 'GSM-7' | 'UCS-2';
+  characters: number;
+  units: number;
+  segments: number;
+  units_per_segment: number;
+  non_gsm_characters: string[];
+  over_limit: boolean;
+  cost_micros: number;
+  currency: string;
+  unfilled_variables: string[];
+}
+
+export type CampaignStatus = 'draft' | 'scheduled' | 'running' | 'paused' | 'completed' | 'cancelled';
+
+export interface QueueSummary {
+  jobs?: number;
+  do_not_contact?: number;
+  variables_missing?: number;
+  too_long?: number;
+  segments?: number;
+  estimated_cost_micros?: number;
+  first_send_at?: string | null;
+  [key: string]: unknown;
+}
+
+export interface CampaignView {
+  id: string;
+  revision: number;
+  name: string;
+  template_id: string;
+  tags: string[];
+  sender: string;
+  status: CampaignStatus;
+  queue_summary: QueueSummary;
+  body?: string | null;
+  send_at?: string | null;
+  queued_at?: string | null;
+  completed_at?: string | null;
+  /** Jobs by status; with `GET /v1/campaigns/{id}` only. */
+  jobs?: Record<string, number> | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CampaignInput {
+  name: string;
+  template_id: string;
+  sender: string;
+  tags?: string[] | null;
+  send_at?: string | null;
 }

@@ -7,6 +7,7 @@ import { fieldErrors, get, MESSAGING, request, uuid } from '../lib/api';
 import { parseCsv } from '../lib/csv';
 import { bytes, count, counted, date, humanize } from '../lib/format';
 import { blank, OUTCOME_LABELS, OUTCOME_TONE, outcomeLabel, parseTags, useActorNames } from '../lib/messaging';
+import { KillSwitch } from '../components/KillSwitch';
 import { useScope } from '../lib/session';
 import {
   CONTACT_IMPORT_FIELDS,
@@ -91,6 +92,7 @@ export function ContactImportList() {
         Import contacts from a CSV file with a column of mobile numbers. A dry run first shows what each row would do; nothing is written until you commit
         it. Numbers on the do-not-contact list are never imported.
       </p>
+      <KillSwitch />
       {canWrite ? <NewContactImport /> : <p class="alert info">Your role can look at contact imports but not start them.</p>}
       <section class="panel" aria-labelledby="contact-imports-title">
         <h2 id="contact-imports-title">Past contact imports</h2>

@@ -6,6 +6,7 @@ import { Badge, ErrorAlert, Field, Loading, Pager, SelectField, useAsync, useCur
 import { ApiError, fieldErrors, get, MESSAGING, request, send, uuid } from '../lib/api';
 import { date } from '../lib/format';
 import { attributeText, blank, contactName, parseTags, reasonText, useActorNames } from '../lib/messaging';
+import { KillSwitch } from '../components/KillSwitch';
 import { useScope } from '../lib/session';
 import type { AttributeValue, ContactInput, ContactPatch, ContactView, DoNotContactView, Page } from '../lib/types';
 
@@ -56,6 +57,7 @@ export function ContactList() {
         </div>
       </div>
       <p class="hint-line">The people the charity may text. A number on the do-not-contact list is never texted, whatever else a contact says.</p>
+      <KillSwitch />
       {canWrite && <NewContact onCreated={() => (atFirst ? list.reload() : setCursor(undefined))} />}
       <section class="panel" aria-labelledby="contacts-title">
         <h2 id="contacts-title">All contacts</h2>

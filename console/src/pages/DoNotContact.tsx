@@ -5,6 +5,7 @@ import { ErrorAlert, Field, Loading, Pager, useAsync, useCursor, useTitle } from
 import { fieldErrors, get, MESSAGING, request, send } from '../lib/api';
 import { date } from '../lib/format';
 import { blank, reasonText, useActorNames } from '../lib/messaging';
+import { KillSwitch } from '../components/KillSwitch';
 import { useScope } from '../lib/session';
 import type { DoNotContactView, Page } from '../lib/types';
 
@@ -49,6 +50,7 @@ export function DoNotContactPage() {
         A number on this list is never texted, whether or not a contact has it, and whatever a campaign or import says. People put themselves on it by
         replying STOP (or STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT); Twilio’s opt-out reports add numbers too.
       </p>
+      <KillSwitch />
       {canWrite && (
         <AddNumber
           onAdded={(e, created) => {
