@@ -8,6 +8,7 @@ mod flood;
 mod gateway;
 mod import;
 mod schemathesis;
+mod sms;
 mod stack;
 mod webhooks;
 

@@ -73,6 +73,8 @@ pub struct Options {
     pub console: bool,
     /// Also start messaging (routed at `/api/messaging/`). Off by default, like webhook-ingest.
     pub messaging: bool,
+    /// Twilio's API for messaging's sender, e.g. a fake's; nowhere (every call refused) when `None`.
+    pub twilio_base_url: Option<&'static str>,
 }
 
 /// The key fundraising seals provider tokens with in these tests: base64 of 32 bytes of 43.
@@ -256,7 +258,8 @@ impl Stack {
                 webhooks: webhook_ingest::configuration::WebhookSettings {
                     body_limit_bytes: 256 * 1024,
                     signature_tolerance_secs: 300,
-                    public_base_url: "https://almoner.test".into(),
+                    // Twilio signs the URL it posts to: with the gateway's port known, that is the gateway's.
+                    public_base_url: gateway_port.as_ref().map_or_else(|| "https://almoner.test".into(), |p| p.url()),
                     rate_limit_per_endpoint: options.webhook_rate_limit_per_minute.unwrap_or(1000),
                     rate_limit_window_secs: 60,
                     // Nothing listens there: these tests make no PayPal endpoint.
@@ -284,11 +287,13 @@ impl Stack {
                 amqp: amqp.clone(),
                 telemetry: TelemetrySettings::default(),
                 auth: auth.clone(),
-                // Twilio nowhere: a campaign of a tenant given an account (schemathesis makes one) is tried and
-                // refused locally, never sent.
+                // Twilio nowhere unless a test gives one: a campaign of a tenant given an account (schemathesis
+                // makes one) is tried and refused locally, never sent.
                 sms: messaging::configuration::SmsSettings {
-                    twilio_base_url: "http://127.0.0.1:9".into(),
+                    twilio_base_url: options.twilio_base_url.unwrap_or("http://127.0.0.1:9").into(),
                     secrets_key: Some(TEST_SECRETS_KEY.to_owned().into()),
+                    // Short links through the gateway, when its address is known before it starts.
+                    links_base_url: gateway_port.as_ref().map(|p| p.url()),
                     ..Default::default()
                 },
             })
