@@ -208,6 +208,12 @@ impl Sender {
             tx.commit().await?;
             return Ok(None);
         }
+        // The budgets again, against what is spent and being sent (before this batch is marked): a budget
+        // lowered after queueing still holds, whichever sender takes the jobs.
+        let now = Utc::now();
+        let tz = zone(&current.time_zone).unwrap_or(chrono_tz::Europe::London);
+        let (day, month) = spend_windows(now, tz);
+        let spent = spent_since(&tx, day, month).await?;
         // A number opted out since the campaign was queued is not texted.
         tx.execute(
             "UPDATE send_jobs SET status = 'blocked', error_message = 'the number is on the do-not-contact list', \
@@ -241,11 +247,6 @@ impl Sender {
                 )
             })
             .collect();
-        // The budgets again, against what is spent: a budget lowered after queueing still holds.
-        let now = Utc::now();
-        let tz = zone(&current.time_zone).unwrap_or(chrono_tz::Europe::London);
-        let (day, month) = spend_windows(now, tz);
-        let spent = spent_since(&tx, day, month).await?;
         let (mut day_total, mut month_total) = spent;
         let mut over = Vec::new();
         jobs.retain(|(job, cost)| {

@@ -344,3 +344,61 @@ async fn links_become_short_links_whose_clicks_count_people_not_previews_and_the
     let twilio_segments: u64 = record.iter().map(|r| u64::from(r.segments)).sum();
     assert_eq!(report["segments"].as_u64(), Some(twilio_segments), "our segment count is Twilio's");
 }
+
+#[tokio::test]
+async fn two_senders_racing_never_send_twice_or_past_the_daily_budget() {
+    let twilio = FakeTwilio::start().await;
+    let app = app_with_twilio(&twilio, 0).await;
+    // A second replica on the same database: two senders take the same tenant's jobs.
+    let mut settings = crate::helpers::settings(&app.db, &app.issuer);
+    settings.sms.twilio_base_url = twilio.base_url().to_owned();
+    settings.sms.secrets_key = Some(TEST_SECRETS_KEY.to_owned().into());
+    settings.sms.messages_per_second = 0;
+    settings.sms.batch_size = 3;
+    let second = messaging::startup::build(settings).await.expect("a second replica starts");
+    let stop = second.shutdown_token();
+    tokio::spawn(second.run_until_stopped());
+
+    // Queued within a $1.60 budget (30 messages at $0.04 = $1.20), then the budget lowered to $0.60 before the
+    // senders get to them: at most 15 may go today, whoever sends them.
+    app.patch("/v1/settings", &app.token(), &json!({"daily_budget_micros": 1_600_000})).await;
+    for i in 0..30 {
+        app.post_ok(
+            "/v1/contacts",
+            &json!({"phone": format!("077009006{i:02}"), "first_name": "R", "tags": ["race"]}),
+            201,
+        )
+        .await;
+    }
+    let template = app.post_ok("/v1/templates", &json!({"name": "race", "body": "Thank you!"}), 201).await;
+    let start = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let campaign = app
+        .post_ok(
+            "/v1/campaigns",
+            &json!({"name": "Race", "template_id": template["id"], "tags": ["race"], "sender": "+447700900000", "send_at": start}),
+            201,
+        )
+        .await;
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    app.post_ok(&format!("/v1/campaigns/{id}/queue"), &json!({}), 200).await;
+    app.patch("/v1/settings", &app.token(), &json!({"daily_budget_micros": 600_000})).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let campaign = app.get_ok(&format!("/v1/campaigns/{id}")).await;
+        if campaign["jobs"]["sent"].as_i64() == Some(15) && campaign["jobs"]["sending"].as_i64() == Some(0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "15 sent and the rest waiting: {campaign}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(twilio.count(), 15, "no more than the budget holds");
+    let mut numbers: Vec<String> = twilio.messages().into_iter().map(|m| m.to).collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 15, "no number twice");
+    let report = app.get_ok(&format!("/v1/campaigns/{id}/report")).await;
+    assert_eq!(report["spend_micros"], 600_000);
+    assert_eq!(report["pending"], 15, "the rest wait for tomorrow");
+    stop.cancel();
+}
