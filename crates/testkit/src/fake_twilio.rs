@@ -261,6 +261,7 @@ impl FakeTwilio {
             App::new()
                 .app_data(data.clone())
                 .route("/2010-04-01/Accounts/{account_sid}/Messages.json", web::post().to(create_message))
+                .route("/2010-04-01/Accounts/{account_sid}/Messages.json", web::get().to(list_messages))
                 .default_service(web::to(|request: HttpRequest| async move {
                     let message = format!("The requested resource {} was not found", request.path());
                     error(StatusCode::NOT_FOUND, 20404, &message)
@@ -326,6 +327,13 @@ impl FakeTwilio {
     }
 
     /// The messages accepted, in order.
+    /// Forgets every message to `number`, as if it had never been sent (for a test of a send that never arrived).
+    pub fn forget_to(&self, number: &str) {
+        let mut state = self.state();
+        state.messages.retain(|m| m.to != number);
+        state.prices.retain(|p| p.to != number);
+    }
+
     pub fn messages(&self) -> Vec<Message> {
         self.state().messages.clone()
     }
@@ -542,6 +550,37 @@ fn accept(shared: &Arc<Shared>, request: &HttpRequest, account_sid: &str, body: 
         state.callback_tasks.push(callbacks.abort_handle());
     }
     HttpResponse::Created().json(resource(&message))
+}
+
+/// `GET .../Messages.json?To=&From=&PageSize=`: the account's messages, newest first, as Twilio lists them
+/// (`{"messages": [...], "next_page_uri": null, ...}`), filtered by `To` and `From` when given.
+async fn list_messages(
+    shared: web::Data<Shared>,
+    request: HttpRequest,
+    account_sid: web::Path<String>,
+) -> HttpResponse {
+    let state = shared.state();
+    let authenticated = basic_auth(&request).is_some_and(|(sid, token)| {
+        sid == *account_sid && state.accounts.get(&sid).is_some_and(|known| *known == token)
+    });
+    if !authenticated {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+    let param = |name: &str| query.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let (to, from) = (param("To"), param("From"));
+    let size = param("PageSize").and_then(|s| s.parse::<usize>().ok()).unwrap_or(50).min(1000);
+    let messages: Vec<serde_json::Value> = state
+        .messages
+        .iter()
+        .rev()
+        .filter(|m| m.account_sid == *account_sid)
+        .filter(|m| to.as_ref().is_none_or(|t| *t == m.to))
+        .filter(|m| from.as_ref().is_none_or(|f| m.from.as_ref() == Some(f)))
+        .take(size)
+        .map(resource)
+        .collect();
+    HttpResponse::Ok().json(json!({"messages": messages, "next_page_uri": null, "page": 0, "page_size": size}))
 }
 
 /// The Message resource as Twilio answers a send.

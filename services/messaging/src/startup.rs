@@ -49,6 +49,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             batch_size: settings.sms.batch_size,
             messages_per_second: settings.sms.messages_per_second,
             kill_switch_check: Duration::from_millis(settings.sms.kill_switch_check_ms),
+            sending_timeout: Duration::from_secs(settings.sms.sending_timeout_secs),
             wake: wake.clone(),
         };
         service.background("sender", move |shutdown| sender.run(shutdown));

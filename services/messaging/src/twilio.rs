@@ -43,7 +43,40 @@ pub struct TwilioClient {
     base_url: String,
 }
 
+#[derive(Deserialize)]
+struct Listed {
+    messages: Vec<ListedMessage>,
+}
+
+#[derive(Deserialize)]
+struct ListedMessage {
+    sid: String,
+    body: Option<String>,
+}
+
 impl TwilioClient {
+    /// Looks a message up among the account's latest to `to` (`GET .../Messages.json?To=&PageSize=`): the sid of
+    /// one with this body, if Twilio has it. For a job whose sender died between marking it and recording the
+    /// answer: whether Twilio took it decides between recording it and sending it.
+    #[tracing::instrument(skip_all, fields(to = %to))]
+    pub async fn find(&self, account: &Account, to: &str, body: &str) -> Result<Option<String>, String> {
+        let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", self.base_url, account.sid);
+        let url = reqwest::Url::parse_with_params(&url, &[("To", to), ("PageSize", "50")])
+            .map_err(|e| format!("Twilio's list URL: {e}"))?;
+        let response = self
+            .http
+            .get(url)
+            .basic_auth(&account.sid, Some(&account.auth_token))
+            .send()
+            .await
+            .map_err(|e| format!("listing Twilio's messages: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("listing Twilio's messages: {}", response.status()));
+        }
+        let listed: Listed = response.json().await.map_err(|e| format!("reading Twilio's list: {e}"))?;
+        Ok(listed.messages.into_iter().find(|m| m.body.as_deref() == Some(body)).map(|m| m.sid))
+    }
+
     pub fn new(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(timeout).build()?;
         Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned() })

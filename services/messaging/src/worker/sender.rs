@@ -47,6 +47,9 @@ pub struct Sender {
     pub batch_size: i64,
     pub messages_per_second: u32,
     pub kill_switch_check: Duration,
+    /// How long a taken job's queue row stays out of reach (its lease): after that, a job still `sending` is
+    /// taken again and looked up at Twilio.
+    pub sending_timeout: Duration,
     pub wake: SenderWake,
 }
 
@@ -59,6 +62,8 @@ struct Taken {
     body: String,
     sender: String,
     attempts: i32,
+    /// Left `sending` by a sender that stopped before recording Twilio's answer: looked up before anything else.
+    stale: bool,
 }
 
 impl Sender {
@@ -148,6 +153,17 @@ impl Sender {
     }
 
     async fn client_send(&self, account: &Account, job: &Taken) -> SendOutcome {
+        if job.stale {
+            match self.client.find(account, &job.phone, &job.body).await {
+                Ok(Some(sid)) => {
+                    tracing::info!(job_id = %job.id, "a job left sending was taken by Twilio: recorded, not sent again");
+                    return SendOutcome::Accepted { sid };
+                }
+                Ok(None) => tracing::info!(job_id = %job.id, "a job left sending never reached Twilio: sending it"),
+                // Unknown: not sent (it may have gone); looked up again after the lease.
+                Err(reason) => return SendOutcome::Retry { reason },
+            }
+        }
         self.client.send(account, &job.sender, &job.phone, &job.body).await
     }
 
@@ -191,14 +207,18 @@ impl Sender {
         };
         let auth_token = sealer.open(tenant_id.as_bytes(), &stored.auth_token_sealed)?;
         let account = Account { sid: stored.account_sid, auth_token, status_callback_url: stored.status_callback_url };
+        // Each taken job keeps its queue row, leased (due again after sending_timeout) until its outcome is
+        // recorded: a sender that dies leaves the job to be found again.
+        let lease = self.sending_timeout.as_secs_f64();
         let ids: Vec<Uuid> = tx
             .query(
-                "DELETE FROM send_queue WHERE job_id IN ( \
+                "UPDATE send_queue SET send_at = now() + make_interval(secs => $3) WHERE job_id IN ( \
                    SELECT q.job_id FROM send_queue q JOIN send_jobs j ON j.id = q.job_id \
                    JOIN campaigns c ON c.id = j.campaign_id \
-                   WHERE q.tenant_id = $1 AND q.send_at <= now() AND c.status IN ('scheduled', 'running') \
+                   WHERE q.tenant_id = $1 AND q.send_at <= now() \
+                     AND (c.status IN ('scheduled', 'running') OR j.status = 'sending') \
                    ORDER BY q.send_at LIMIT $2 FOR UPDATE OF q SKIP LOCKED) RETURNING job_id",
-                &[&tenant_id, &self.batch_size],
+                &[&tenant_id, &self.batch_size, &lease],
             )
             .await?
             .iter()
@@ -222,6 +242,32 @@ impl Sender {
             &[&ids],
         )
         .await?;
+        // Jobs left `sending` by a sender that stopped: looked up at Twilio before anything is sent.
+        let stale: Vec<Taken> = tx
+            .query(
+                "SELECT j.id, j.campaign_id, j.phone, j.body, c.sender, j.attempts FROM send_jobs j \
+                 JOIN campaigns c ON c.id = j.campaign_id WHERE j.id = ANY($1) AND j.status = 'sending'",
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(|r| Taken {
+                id: r.get(0),
+                campaign_id: r.get(1),
+                phone: r.get(2),
+                body: r.get(3),
+                sender: r.get(4),
+                attempts: r.get(5),
+                stale: true,
+            })
+            .collect();
+        // Rows of jobs that have their outcome (a cancelled campaign's, say) leave the queue.
+        tx.execute(
+            "DELETE FROM send_queue WHERE job_id = ANY($1) AND job_id IN \
+             (SELECT id FROM send_jobs WHERE id = ANY($1) AND status NOT IN ('queued', 'sending'))",
+            &[&ids],
+        )
+        .await?;
         let rows = tx
             .query(
                 "UPDATE send_jobs j SET status = 'sending', sending_at = now(), attempts = j.attempts + 1, \
@@ -242,6 +288,7 @@ impl Sender {
                         body: r.get(3),
                         sender: r.get(4),
                         attempts: r.get(5),
+                        stale: false,
                     },
                     r.get(6),
                 )
@@ -272,7 +319,12 @@ impl Sender {
         )
         .await?;
         tx.commit().await?;
-        Ok(Some((account, jobs.into_iter().map(|(job, _)| job).collect())))
+        let mut taken = stale;
+        taken.extend(jobs.into_iter().map(|(job, _)| job));
+        if taken.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((account, taken)))
     }
 
     async fn requeue(&self, tenant_id: Uuid, jobs: &[Taken]) -> almoner_db::Result<()> {
@@ -288,6 +340,9 @@ impl Sender {
     #[tracing::instrument(skip_all, fields(job_id = %job.id))]
     async fn record(&self, tenant_id: Uuid, job: &Taken, outcome: SendOutcome) -> almoner_db::Result<()> {
         let tx = self.pool.tenant_tx(tenant_id).await?;
+        if !matches!(outcome, SendOutcome::Retry { .. }) || job.attempts >= MAX_ATTEMPTS {
+            tx.execute("DELETE FROM send_queue WHERE job_id = $1", &[&job.id]).await?;
+        }
         match outcome {
             SendOutcome::Accepted { sid } => {
                 let sid = Some(sid).filter(|s| !s.is_empty());

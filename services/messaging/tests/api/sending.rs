@@ -402,3 +402,65 @@ async fn two_senders_racing_never_send_twice_or_past_the_daily_budget() {
     assert_eq!(report["pending"], 15, "the rest wait for tomorrow");
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_job_left_sending_is_looked_up_at_twilio_recorded_if_it_went_and_sent_once_if_not() {
+    let twilio = FakeTwilio::start().await;
+    let base = twilio.base_url().to_owned();
+    let app = spawn_app_with(move |s| {
+        s.sms.twilio_base_url = base;
+        s.sms.secrets_key = Some(TEST_SECRETS_KEY.to_owned().into());
+        s.sms.messages_per_second = 0;
+        s.sms.sending_timeout_secs = 1;
+    })
+    .await;
+    twilio.add_account(ACCOUNT, TOKEN);
+    let response = app
+        .client
+        .put(app.url("/v1/provider"))
+        .bearer_auth(app.token())
+        .json(&json!({"account_sid": ACCOUNT, "auth_token": TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.patch("/v1/settings", &app.token(), &json!({"quiet_start": "00:00", "quiet_end": "00:00"})).await;
+    let id = queue_wave(&app, 4).await;
+    wait_for(&app, &id, "completed", |c| c["status"] == "completed").await;
+    assert_eq!(twilio.count(), 4);
+
+    // As if two senders had died after marking their jobs `sending`: one after Twilio took the message (its answer
+    // never recorded), one before the call. Their queue rows are leased, due again once the lease runs out.
+    let admin = app.db.admin_client().await;
+    let took: String = admin
+        .query_one("SELECT provider_sid FROM messaging.send_jobs WHERE phone = '+447700900300'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute(
+            "UPDATE messaging.campaigns SET status = 'running';
+             UPDATE messaging.send_jobs SET status = 'sending', provider_sid = NULL, sent_at = NULL
+               WHERE phone IN ('+447700900300', '+447700900301');
+             INSERT INTO messaging.send_queue (job_id, tenant_id, send_at)
+               SELECT id, tenant_id, now() + interval '1 second' FROM messaging.send_jobs
+               WHERE phone IN ('+447700900300', '+447700900301');",
+        )
+        .await
+        .unwrap();
+    // The second never reached Twilio: Twilio forgets it (as if the call had not been made).
+    twilio.forget_to("+447700900301");
+    assert_eq!(twilio.count(), 3);
+
+    wait_for(&app, &id, "both reconciled", |c| c["jobs"]["sent"] == 4 && c["status"] == "completed").await;
+    let row = admin
+        .query_one("SELECT provider_sid, status FROM messaging.send_jobs WHERE phone = '+447700900300'", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), took, "recorded with Twilio's sid, not sent again");
+    assert_eq!(twilio.messages_to("+447700900300").len(), 1);
+    assert_eq!(twilio.messages_to("+447700900301").len(), 1, "sent once, as it had never gone");
+    assert_eq!(twilio.count(), 4);
+    let queued: i64 = admin.query_one("SELECT count(*) FROM messaging.send_queue", &[]).await.unwrap().get(0);
+    assert_eq!(queued, 0);
+}
