@@ -6,6 +6,7 @@ mod contacts;
 mod do_not_contact;
 mod helpers;
 mod imports;
+mod kill;
 mod migrations;
 mod openapi;
 mod sending;
