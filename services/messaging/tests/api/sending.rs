@@ -21,6 +21,12 @@ async fn app_with_twilio(twilio: &FakeTwilio, messages_per_second: u32) -> TestA
         s.sms.kill_switch_check_ms = 100;
     })
     .await;
+    connect_twilio(&app, twilio).await;
+    app
+}
+
+/// Gives the tenant the fake's account (the token sealed with the test key) and no quiet hours.
+async fn connect_twilio(app: &TestApp, twilio: &FakeTwilio) {
     twilio.add_account(ACCOUNT, TOKEN);
     let response = app
         .client
@@ -36,7 +42,6 @@ async fn app_with_twilio(twilio: &FakeTwilio, messages_per_second: u32) -> TestA
     let response =
         app.patch("/v1/settings", &app.token(), &json!({"quiet_start": "00:00", "quiet_end": "00:00"})).await;
     assert_eq!(response.status(), 200);
-    app
 }
 
 /// `n` contacts tagged `wave`, a template and a queued campaign to them; the campaign's id.
@@ -269,17 +274,7 @@ async fn links_become_short_links_whose_clicks_count_people_not_previews_and_the
         s.sms.links_base_url = Some("https://go.charity.example/".into());
     })
     .await;
-    twilio.add_account(ACCOUNT, TOKEN);
-    let response = app
-        .client
-        .put(app.url("/v1/provider"))
-        .bearer_auth(app.token())
-        .json(&json!({"account_sid": ACCOUNT, "auth_token": TOKEN}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    app.patch("/v1/settings", &app.token(), &json!({"quiet_start": "00:00", "quiet_end": "00:00"})).await;
+    connect_twilio(&app, &twilio).await;
     for i in 0..3 {
         app.post_ok(
             "/v1/contacts",
@@ -414,17 +409,7 @@ async fn a_job_left_sending_is_looked_up_at_twilio_recorded_if_it_went_and_sent_
         s.sms.sending_timeout_secs = 1;
     })
     .await;
-    twilio.add_account(ACCOUNT, TOKEN);
-    let response = app
-        .client
-        .put(app.url("/v1/provider"))
-        .bearer_auth(app.token())
-        .json(&json!({"account_sid": ACCOUNT, "auth_token": TOKEN}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    app.patch("/v1/settings", &app.token(), &json!({"quiet_start": "00:00", "quiet_end": "00:00"})).await;
+    connect_twilio(&app, &twilio).await;
     let id = queue_wave(&app, 4).await;
     wait_for(&app, &id, "completed", |c| c["status"] == "completed").await;
     assert_eq!(twilio.count(), 4);
