@@ -67,14 +67,19 @@ async fn fake(port: u16) -> anyhow::Result<()> {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let taken = Arc::new(AtomicU64::new(0));
     let data = web::Data::from(taken);
+    // Twilio's sids are unique everywhere: each run of the stand-in has its own prefix, so its sids never meet an
+    // earlier run's (a tenant's provider sids are unique).
+    let run = web::Data::new(rand::random::<u32>());
     HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(run.clone())
             .route(
                 "/2010-04-01/Accounts/{sid}/Messages.json",
-                web::post().to(|n: web::Data<AtomicU64>| async move {
+                web::post().to(|n: web::Data<AtomicU64>, run: web::Data<u32>| async move {
                     let k = n.fetch_add(1, Ordering::Relaxed);
-                    HttpResponse::Created().json(json!({"sid": format!("SM{k:032x}"), "status": "queued"}))
+                    let sid = format!("SM{:08x}{k:024x}", **run);
+                    HttpResponse::Created().json(json!({"sid": sid, "status": "queued"}))
                 }),
             )
             .route(
