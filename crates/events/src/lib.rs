@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 pub mod fundraising;
 pub mod identity;
+pub mod messaging;
 pub mod storage;
 pub mod webhooks;
 

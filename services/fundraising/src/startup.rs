@@ -13,6 +13,7 @@ use crate::intake::GiftIntake;
 use crate::openapi::ApiDoc;
 use crate::worker::gocardless::GoCardlessReader;
 use crate::worker::payments::{self, PaymentsHandler};
+use crate::worker::sms_consent::{self, SmsConsentHandler};
 use crate::worker::tenant_settings::{self, TenantSettingsHandler};
 use almoner_service::{Application, ServiceBuilder};
 use anyhow::Context;
@@ -25,6 +26,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     service.outbox_relay(&pool);
     // The accounting period end (Gift Aid's 4-year limit) comes from identity's tenant settings.
     service.consumer(tenant_settings::spec(), TenantSettingsHandler::new(pool.clone())).await;
+    // A linked messaging contact's SMS consent (a STOP reply, a staff edit) becomes the donor's.
+    service.consumer(sms_consent::spec(), SmsConsentHandler::new(pool.clone())).await;
     // Provider payments (verified and stored by webhook-ingest) become gifts, refunds or staging entries; GoCardless's
     // are read from its API with the tenant's token.
     let sealed = match &settings.intake.providers_secrets_key {

@@ -167,6 +167,17 @@ pub async fn update(tx: &Transaction, id: Uuid, details: &DonorDetails) -> Resul
     get(tx, id).await?.ok_or_else(|| anyhow::anyhow!("updated donor {id} is not visible").into())
 }
 
+/// Sets whether the donor may be texted, moving it to its next revision.
+#[tracing::instrument(skip_all, fields(donor_id = %id))]
+pub async fn set_sms_consent(tx: &Transaction, id: Uuid, sms: bool) -> Result<Donor> {
+    tx.execute(
+        "UPDATE donors SET contact_by_sms = $2, revision = revision + 1, updated_at = now() WHERE id = $1",
+        &[&id, &sms],
+    )
+    .await?;
+    get(tx, id).await?.ok_or_else(|| anyhow::anyhow!("updated donor {id} is not visible").into())
+}
+
 #[tracing::instrument(skip_all, fields(donor_id = %id))]
 pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<Donor>> {
     let sql = format!("SELECT {COLUMNS} FROM donors d WHERE d.id = $1");

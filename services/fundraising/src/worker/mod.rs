@@ -2,4 +2,5 @@
 
 pub mod gocardless;
 pub mod payments;
+pub mod sms_consent;
 pub mod tenant_settings;

@@ -20,4 +20,5 @@ mod openapi;
 mod payments;
 mod pledges;
 mod shutdown;
+mod sms_consent;
 mod tenancy;
