@@ -8,6 +8,7 @@
 //! on the do-not-contact list after the dry run is still kept out.
 
 use crate::db::contacts::{self, ContactFields};
+use crate::db::donors::{self, Scope};
 use crate::db::{do_not_contact, imports as db};
 use crate::domain::import::{self, Options, Outcome, RowData};
 use almoner_db::{Pool, Transaction};
@@ -147,6 +148,14 @@ async fn commit_chunk(tx: &Transaction, id: Uuid) -> anyhow::Result<()> {
             row.detail = Some("the number became a contact while the import ran".into());
         }
     }
+    // The chunk's new and changed contacts linked to their donors, consent in step.
+    let touched: Vec<Uuid> = decided
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Create | Outcome::Update))
+        .filter_map(|r| r.contact_id)
+        .collect();
+    let tenant_id = tx.tenant_id().context("a contact import chunk runs in its tenant's transaction")?;
+    donors::reconcile(tx, tenant_id, Scope::contacts(&touched)).await?;
     db::record_rows(tx, id, &decided).await?;
     let done = stored.rows_done + i32::try_from(rows.len()).unwrap_or(i32::MAX);
     db::progress(tx, id, done, done >= stored.rows_total).await?;

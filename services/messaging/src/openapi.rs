@@ -13,6 +13,7 @@ use almoner_http::openapi::BearerAuth;
         (name = "contact imports", description = "Contacts from a CSV file: a dry run first, then a commit"),
         (name = "do not contact", description = "Numbers that are never texted"),
         (name = "campaigns", description = "Messages to an audience: queued once into send jobs, after the gates"),
+        (name = "segments", description = "Saved filters over contacts, counted live: a campaign's audience"),
         (name = "templates", description = "Message templates, and previews counted as Twilio counts"),
         (name = "links", description = "Short links in messages, and their clicks"),
         (name = "provider", description = "The tenant's Twilio account"),

@@ -8,6 +8,7 @@ use crate::openapi::ApiDoc;
 use crate::routes::campaigns::LinkBase;
 use crate::routes::provider::Sealer;
 use crate::twilio::TwilioClient;
+use crate::worker::fundraising_events::{self, FundraisingEventsHandler};
 use crate::worker::sender::{Sender, SenderWake};
 use crate::worker::tenant_settings::{self, TenantSettingsHandler};
 use crate::worker::twilio_events::{self, TwilioEventsHandler};
@@ -21,6 +22,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let pool = service.postgres(SCHEMA, MIGRATIONS).await?;
     service.outbox_relay(&pool);
     service.consumer(tenant_settings::spec(), TenantSettingsHandler::new(pool.clone())).await;
+    // Donors and gifts: contacts' donor links, SMS consent in step, segments' giving facts.
+    service.consumer(fundraising_events::spec(), FundraisingEventsHandler::new(pool.clone())).await;
 
     let committer = ImportCommitter::default();
     service.background("contact import committer", {

@@ -1,7 +1,8 @@
 //! The SMS pilot, as the cutover plan runs it, through the real nginx gateway against a fake Twilio speaking the
 //! Messages API: 20 contacts imported (a dry run, then the commit), a campaign queued into 20 jobs and sent, each
 //! number texted once; Twilio's signed status callbacks arriving through the gateway at webhook-ingest and applied
-//! by messaging; a short link clicked and counted once; a STOP reply keeping its number out of the next campaign;
+//! by messaging; a short link clicked and counted once; a STOP reply keeping its number out of the next campaign
+//! (and withdrawing the linked fundraising donor's SMS consent);
 //! a $1 budget refusing a new campaign; the kill switch stopping sends and resuming them; quiet hours delaying jobs.
 
 use crate::stack::{Options, Stack};
@@ -145,13 +146,38 @@ async fn the_sms_pilot_runs_end_to_end_through_the_gateway() {
     let report = ok(&stack, &token, Method::GET, &api(&format!("/v1/campaigns/{first}/report")), None).await;
     assert_eq!(report["human_clicks"], 1);
 
-    // STOP from one number, through the gateway and webhook-ingest: it is left out of the next campaign.
+    // The number is a donor's in fundraising, who agreed to texts there: messaging links the contact to them.
+    let donor = ok(
+        &stack,
+        &token,
+        Method::POST,
+        "/api/fundraising/v1/donors",
+        Some(json!({"last_name": "Friend", "phone": "+447700900503", "communication_preferences": {"sms": true}})),
+    )
+    .await;
+    let donor_id = donor["id"].as_str().unwrap().to_owned();
+    let contacts = ok(&stack, &token, Method::GET, &api("/v1/contacts?q=900503"), None).await;
+    let contact = contacts["data"][0]["id"].as_str().unwrap().to_owned();
+    until("the contact linked to its donor", 20, async || {
+        ok(&stack, &token, Method::GET, &api(&format!("/v1/contacts/{contact}")), None).await["donor_id"] == donor_id
+    })
+    .await;
+
+    // STOP from that number, through the gateway and webhook-ingest: it is left out of the next campaign, and the
+    // donor's SMS preference in fundraising follows.
     let status = twilio.inbound(&callback, ACCOUNT, "+447700900503", "+447700900000", "STOP").await.unwrap();
     assert!((200..300).contains(&status), "webhook-ingest answered the reply {status}");
     until("STOP applied", 20, async || {
         call(&stack, &token, Method::GET, &api("/v1/do-not-contact/%2B447700900503"), None).await.0 == 200
     })
     .await;
+    until("the donor's SMS consent withdrawn in fundraising", 20, async || {
+        let d = ok(&stack, &token, Method::GET, &format!("/api/fundraising/v1/donors/{donor_id}"), None).await;
+        d["communication_preferences"]["sms"] == false
+    })
+    .await;
+    let contact = ok(&stack, &token, Method::GET, &api(&format!("/v1/contacts/{contact}")), None).await;
+    assert_eq!(contact["sms_consent"], false, "{contact}");
     let second = ok(&stack, &token, Method::POST, &api("/v1/campaigns"), Some(new_campaign("Pilot 2"))).await;
     let second = second["id"].as_str().unwrap().to_owned();
 

@@ -22,6 +22,9 @@ pub struct StoredContact {
     pub consent_source: Option<String>,
     pub consented_at: Option<DateTime<Utc>>,
     pub donor_id: Option<Uuid>,
+    /// How the donor link was made: `phone` or `email`.
+    pub donor_link: Option<String>,
+    pub consent_withdrawn_at: Option<DateTime<Utc>>,
     pub do_not_contact: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -41,7 +44,7 @@ pub struct ContactFields {
 }
 
 const SELECT: &str = "SELECT c.id, c.revision, c.phone, c.first_name, c.last_name, c.email, c.attributes, c.tags, \
-     c.consent_source, c.consented_at, c.donor_id, c.created_at, c.updated_at, \
+     c.consent_source, c.consented_at, c.donor_id, c.donor_link, c.consent_withdrawn_at, c.created_at, c.updated_at, \
      EXISTS (SELECT 1 FROM do_not_contact d WHERE d.phone = c.phone) AS do_not_contact FROM contacts c";
 
 fn stored(row: &Row) -> StoredContact {
@@ -57,6 +60,8 @@ fn stored(row: &Row) -> StoredContact {
         consent_source: row.get("consent_source"),
         consented_at: row.get("consented_at"),
         donor_id: row.get("donor_id"),
+        donor_link: row.get("donor_link"),
+        consent_withdrawn_at: row.get("consent_withdrawn_at"),
         do_not_contact: row.get("do_not_contact"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
@@ -252,4 +257,16 @@ pub async fn audience(tx: &Transaction, tags: &[String]) -> Result<Vec<StoredCon
         tx.query(&format!("{SELECT} WHERE c.tags && $1 ORDER BY c.id"), &[&tags]).await?
     };
     Ok(rows.iter().map(stored).collect())
+}
+
+/// The contacts a segment's filter matches, now, with whether their number is listed.
+#[tracing::instrument(skip_all)]
+pub async fn matching(
+    tx: &Transaction,
+    filter: &crate::domain::segment_filter::SegmentFilter,
+) -> Result<Vec<StoredContact>> {
+    let mut filters = Filters::new();
+    filter.conditions(&mut filters);
+    let sql = format!("{SELECT}{} ORDER BY c.id", filters.where_clause());
+    Ok(tx.query(&sql, filters.params()).await?.iter().map(stored).collect())
 }

@@ -4,8 +4,10 @@
 pub mod campaigns;
 pub mod contacts;
 pub mod do_not_contact;
+pub mod donors;
 pub mod imports;
 pub mod provider;
+pub mod segments;
 pub mod settings;
 pub mod templates;
 
@@ -17,6 +19,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     4 => "0004_provider_and_sending.sql",
     5 => "0005_delivery_statuses.sql",
     6 => "0006_short_links.sql",
+    7 => "0007_donors_and_segments.sql",
 );
 
 /// The PostgreSQL schema messaging owns.

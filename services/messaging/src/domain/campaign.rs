@@ -5,18 +5,27 @@ use almoner_types::ParseError;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-/// Who a campaign goes to: contacts with any of `tags`, or every contact when there are none. Numbers on the
-/// do-not-contact list never get a message, whatever the audience.
+/// Who a campaign goes to: the contacts a saved segment matches when the campaign is queued; or contacts with any
+/// of `tags`; or every contact when neither is given. Numbers on the do-not-contact list never get a message,
+/// whatever the audience.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Audience {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_id: Option<Uuid>,
 }
 
 impl Audience {
     pub fn parse(tags: &[String]) -> Result<Self, ParseError> {
-        Ok(Self { tags: Tags::parse(tags)?.into_vec() })
+        Ok(Self { tags: Tags::parse(tags)?.into_vec(), segment_id: None })
+    }
+
+    /// A segment's contacts.
+    pub fn segment(id: Uuid) -> Self {
+        Self { tags: Vec::new(), segment_id: Some(id) }
     }
 }
 

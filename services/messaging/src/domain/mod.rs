@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod links;
 pub mod phone;
 pub mod schedule;
+pub mod segment_filter;
 pub mod segments;
 pub mod template;
 

@@ -5,9 +5,11 @@
 //! quiet hours (a job due inside them is due at their end instead). Then pause, resume or cancel it.
 
 use super::templates::contact_value;
+use crate::db::segments as saved_segments;
 use crate::db::{campaigns, settings, templates};
 use crate::domain::campaign::{Audience, CampaignStatus, spend_windows};
 use crate::domain::schedule::{QuietHours, zone};
+use crate::domain::segment_filter::SegmentFilter;
 use crate::domain::template::{Template, with_opt_out};
 use crate::domain::{SmsNumber, optional_text};
 use crate::domain::{links, segments};
@@ -52,9 +54,12 @@ pub struct CampaignInput {
     /// Required: the template whose body is sent (as it is when the campaign is queued).
     #[schema(required = true, value_type = Uuid)]
     pub template_id: Option<String>,
-    /// Contacts with any of these tags; none (or absent) for every contact.
+    /// Contacts with any of these tags; none (or absent), and no `segment_id`, for every contact.
     #[schema(value_type = Option<Vec<String>>, max_items = 50)]
     pub tags: Option<Vec<String>>,
+    /// The contacts a saved segment matches when the campaign is queued (`/v1/segments`); not with `tags`.
+    #[schema(value_type = Option<Uuid>)]
+    pub segment_id: Option<String>,
     /// Required: who the message comes from: an E.164 number of yours, a Twilio messaging service (`MG` and 32
     /// hex digits), or an alphanumeric sender ID (1 to 11 letters, digits and spaces, with a letter; UK and AU
     /// allow them, and AU requires it to identify the charity).
@@ -73,6 +78,8 @@ pub struct CampaignView {
     pub name: String,
     pub template_id: Uuid,
     pub tags: Vec<String>,
+    /// The segment the campaign goes to, when its audience is one.
+    pub segment_id: Option<Uuid>,
     pub sender: String,
     /// `draft`, `scheduled`, `running`, `paused`, `completed` or `cancelled`.
     #[schema(pattern = "^(draft|scheduled|running|paused|completed|cancelled)$")]
@@ -81,7 +88,8 @@ pub struct CampaignView {
     /// The template's body as queued.
     pub body: Option<String>,
     /// What queueing found: `jobs`, `do_not_contact` and `variables_missing` (contacts left out, and why),
-    /// `too_long`, `segments`, `estimated_cost_micros`, `first_send_at`.
+    /// `too_long`, `segments` (SMS parts), `estimated_cost_micros`, `first_send_at`, and `audience_segment` (the
+    /// segment's id, name, revision and filter as they were, when the audience is one).
     #[schema(value_type = Object)]
     pub queue_summary: Value,
     /// Jobs by status (`queued`, `sending`, `sent`, `delivered`, `undelivered`, `failed`, `blocked`,
@@ -96,13 +104,14 @@ pub struct CampaignView {
 
 impl From<campaigns::StoredCampaign> for CampaignView {
     fn from(c: campaigns::StoredCampaign) -> Self {
-        let tags = serde_json::from_value::<Audience>(c.audience.clone()).map(|a| a.tags).unwrap_or_default();
+        let audience = serde_json::from_value::<Audience>(c.audience.clone()).unwrap_or_default();
         Self {
             id: c.id,
             revision: c.revision,
             name: c.name,
             template_id: c.template_id,
-            tags,
+            tags: audience.tags,
+            segment_id: audience.segment_id,
             sender: c.sender,
             status: c.status,
             send_at: c.send_at,
@@ -152,7 +161,15 @@ fn parse_campaign(input: &CampaignInput, errors: &mut FieldErrors) -> Option<cam
     let template_id = errors
         .required("template_id", input.template_id.as_deref())
         .and_then(|t| errors.parse("template_id", Uuid::parse_str(t.trim())));
-    let audience = errors.parse("tags", Audience::parse(input.tags.as_deref().unwrap_or_default()));
+    let tags = input.tags.as_deref().unwrap_or_default();
+    let audience = match input.segment_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => errors.parse("tags", Audience::parse(tags)),
+        Some(_) if !tags.is_empty() => {
+            errors.add("segment_id", "a campaign goes to a segment or to tags, not both");
+            None
+        }
+        Some(id) => errors.parse("segment_id", Uuid::parse_str(id)).map(Audience::segment),
+    };
     let sender =
         errors.required("sender", input.sender.as_deref()).and_then(|s| errors.parse("sender", parse_sender(s)));
     let send_at = match input.send_at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -168,6 +185,26 @@ fn parse_campaign(input: &CampaignInput, errors: &mut FieldErrors) -> Option<cam
         sender: sender?,
         send_at: send_at?,
     })
+}
+
+/// A segment audience must name a segment of the tenant (unless it is the one the draft already had).
+async fn check_segment(
+    tx: &almoner_db::Transaction,
+    fields: &campaigns::CampaignFields,
+    current: Option<&campaigns::StoredCampaign>,
+) -> Result<(), ApiError> {
+    let Some(segment_id) = serde_json::from_value::<Audience>(fields.audience.clone()).ok().and_then(|a| a.segment_id)
+    else {
+        return Ok(());
+    };
+    let unchanged = current.is_some_and(|c| c.audience == fields.audience);
+    if !unchanged && saved_segments::get(tx, segment_id).await?.is_none() {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "segment_id".into(),
+            message: "no such segment".into(),
+        }]));
+    }
+    Ok(())
 }
 
 fn conflict(message: impl Into<String>) -> ApiError {
@@ -207,6 +244,7 @@ pub async fn create_campaign(
             message: "no such template".into(),
         }]));
     }
+    check_segment(&tx, &fields, None).await?;
     let key = match claim(&tx, &req, &body).await? {
         Claim::Proceed(key) => key,
         Claim::Replay { status, body } => {
@@ -307,6 +345,7 @@ pub async fn update_campaign(
         name: Some(view.name.clone()),
         template_id: Some(view.template_id.to_string()),
         tags: Some(view.tags.clone()),
+        segment_id: view.segment_id.map(|s| s.to_string()),
         sender: Some(view.sender.clone()),
         send_at: view.send_at.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
     };
@@ -321,6 +360,7 @@ pub async fn update_campaign(
             message: "no such template".into(),
         }]));
     }
+    check_segment(&tx, &fields, Some(&current)).await?;
     let updated = campaigns::update(&tx, id, &fields).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(CampaignView::from(updated)))
@@ -388,7 +428,23 @@ pub async fn queue_campaign(
     let template =
         Template::parse(&stored.body).map_err(|e| ApiError::unexpected(anyhow::anyhow!("stored template: {e}")))?;
     let audience: Audience = serde_json::from_value(campaign.audience.clone()).unwrap_or_default();
-    let contacts = crate::db::contacts::audience(&tx, &audience.tags).await?;
+    let (contacts, segment) = match audience.segment_id {
+        None => (crate::db::contacts::audience(&tx, &audience.tags).await?, None),
+        Some(segment_id) => {
+            let segment = saved_segments::get(&tx, segment_id)
+                .await?
+                .ok_or_else(|| conflict("the campaign's segment was deleted: choose another audience"))?;
+            let filter = SegmentFilter::parse(&segment.filter)
+                .map_err(|e| ApiError::unexpected(anyhow::anyhow!("segment {segment_id}'s stored filter: {e}")))?;
+            let found = crate::db::contacts::matching(&tx, &filter).await?;
+            (
+                found,
+                Some(
+                    json!({"id": segment.id, "name": segment.name, "revision": segment.revision, "filter": segment.filter}),
+                ),
+            )
+        }
+    };
 
     let zone = zone(&settings.time_zone).unwrap_or(chrono_tz::Europe::London);
     let now = Utc::now();
@@ -488,6 +544,8 @@ pub async fn queue_campaign(
         "segments": total_segments,
         "estimated_cost_micros": total_cost,
         "first_send_at": send_at,
+        // The segment as it was when its contacts were chosen, when the audience is one.
+        "audience_segment": segment,
     });
     let queued = campaigns::mark_queued(&tx, id, status.as_str(), template.source(), &summary).await?;
     tx.commit().await?;

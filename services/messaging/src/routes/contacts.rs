@@ -6,6 +6,7 @@
 
 use super::actor;
 use crate::db::contacts::{self, ContactFields, ContactFilter, StoredContact};
+use crate::db::donors::{self, Scope};
 use crate::db::settings;
 use crate::domain::contact::{Attributes, Tags};
 use crate::domain::import::consent_time;
@@ -111,8 +112,17 @@ pub struct ContactView {
     pub tags: Vec<String>,
     pub consent_source: Option<String>,
     pub consented_at: Option<DateTime<Utc>>,
-    /// The fundraising donor this contact is, when linked.
+    /// The person consented to be texted: `consented_at` is set. Kept in step with the linked donor's SMS
+    /// preference, whichever changed last.
+    pub sms_consent: bool,
+    /// When consent was last withdrawn (a STOP reply, a staff edit, the donor's record).
+    pub consent_withdrawn_at: Option<DateTime<Utc>>,
+    /// The fundraising donor this contact is, when linked: the one donor with its number, or failing that with
+    /// its email.
     pub donor_id: Option<Uuid>,
+    /// How the link was made: `phone` or `email`.
+    #[schema(pattern = "^(phone|email)$")]
+    pub donor_link: Option<String>,
     /// The number is on the do-not-contact list: it is never texted.
     pub do_not_contact: bool,
     pub created_at: DateTime<Utc>,
@@ -131,8 +141,11 @@ impl From<StoredContact> for ContactView {
             attributes: c.attributes,
             tags: c.tags,
             consent_source: c.consent_source,
+            sms_consent: c.consented_at.is_some(),
             consented_at: c.consented_at,
+            consent_withdrawn_at: c.consent_withdrawn_at,
             donor_id: c.donor_id,
+            donor_link: c.donor_link,
             do_not_contact: c.do_not_contact,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -180,6 +193,12 @@ fn phone_conflict() -> ApiError {
     error
 }
 
+/// The contact after linking it to its donor and bringing their SMS consent into step.
+async fn reconciled(tx: &Transaction, tenant_id: Uuid, id: Uuid) -> Result<StoredContact, ApiError> {
+    donors::reconcile(tx, tenant_id, Scope::contacts(&[id])).await?;
+    contacts::get(tx, id).await?.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("contact {id} vanished")))
+}
+
 async fn country(tx: &Transaction) -> Result<Country, ApiError> {
     Ok(settings::get(tx).await?.default_country)
 }
@@ -223,7 +242,8 @@ pub async fn create_contact(
     }
     let id = Uuid::now_v7();
     tracing::Span::current().record("contact_id", tracing::field::display(id));
-    let view = ContactView::from(contacts::insert(&tx, id, &fields).await?);
+    contacts::insert(&tx, id, &fields).await?;
+    let view = ContactView::from(reconciled(&tx, principal.tenant_id.as_uuid(), id).await?);
     remember(&tx, &key, 201, &view).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().insert_header(("location", format!("/v1/contacts/{id}"))).json(view))
@@ -358,7 +378,8 @@ pub async fn update_contact(
     if fields.phone != current.phone && contacts::phone_taken(&tx, &fields.phone, Some(id)).await? {
         return Err(phone_conflict());
     }
-    let contact = contacts::update(&tx, id, &fields).await?;
+    contacts::update(&tx, id, &fields).await?;
+    let contact = reconciled(&tx, principal.tenant_id.as_uuid(), id).await?;
     tracing::info!(by = %actor(&principal), "contact changed");
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(ContactView::from(contact)))

@@ -6,6 +6,7 @@ pub mod contacts;
 pub mod do_not_contact;
 pub mod links;
 pub mod provider;
+pub mod segments;
 pub mod settings;
 pub mod templates;
 
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     settings::configure(cfg);
     templates::configure(cfg);
     provider::configure(cfg);
+    segments::configure(cfg);
 }
 
 /// Who did it, as stored beside what they did: the token's subject (`staff:<id>`, `api_key:<id>`).

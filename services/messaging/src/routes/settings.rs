@@ -1,11 +1,15 @@
-//! `/v1/settings`: the tenant's SMS settings, and `/v1/pause` and `/v1/resume`, its kill switch.
+//! `/v1/settings`: the tenant's SMS settings; `/v1/spend`, what it has spent against its budgets; and `/v1/pause`
+//! and `/v1/resume`, its kill switch.
 //!
 //! The kill switch stops sending at once: while it is on, nothing new is queued and the sender makes no call to
 //! the provider; turning it off lets queued messages go again.
 
 use super::actor;
+use crate::db::campaigns;
 use crate::db::settings::{self, SettingsFields, StoredSettings};
+use crate::domain::campaign::spend_windows;
 use crate::domain::schedule::parse_time;
+use crate::domain::schedule::zone;
 use crate::domain::template::parse_opt_out;
 use crate::domain::{Country, optional_text};
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
@@ -18,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(get_settings).service(update_settings).service(pause).service(resume);
+    cfg.service(get_settings).service(update_settings).service(get_spend).service(pause).service(resume);
 }
 
 /// What may change of the settings (JSON merge patch). A `null` limit in segments removes it.
@@ -127,6 +131,74 @@ pub async fn get_settings(principal: Principal, pool: web::Data<Pool>) -> Result
     let stored = settings::get(&tx).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(SettingsView::from(stored)))
+}
+
+/// Spend in one budget window (a day or a calendar month in the tenant's zone) against its limits.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WindowSpend {
+    /// When the window began (midnight, or the 1st at midnight, in the tenant's zone).
+    pub starts_at: DateTime<Utc>,
+    /// What messages handed to the provider in it cost, in millionths of `currency`.
+    pub spent_micros: i64,
+    pub segments: i64,
+    pub budget_micros: i64,
+    /// `null`: no limit beyond the budget.
+    pub segment_limit: Option<i32>,
+    /// What is left of the budget (never below 0), before what is queued.
+    pub remaining_micros: i64,
+}
+
+/// The tenant's spend against its budgets, now.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SpendView {
+    pub currency: String,
+    pub time_zone: String,
+    pub day: WindowSpend,
+    pub month: WindowSpend,
+    /// Queued or being sent, not yet spent: a new campaign must fit its budget with these.
+    pub queued_micros: i64,
+    pub queued_segments: i64,
+    pub counted_at: DateTime<Utc>,
+}
+
+/// What the tenant has spent today and this month against its budgets, and what is queued.
+#[utoipa::path(tag = "settings", security(("bearer" = ["messaging:read"])),
+    responses((status = 200, body = SpendView), (status = 401, body = almoner_http::Problem),
+        (status = 403, body = almoner_http::Problem)))]
+#[get("/v1/spend")]
+#[tracing::instrument(skip_all)]
+pub async fn get_spend(principal: Principal, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
+    principal.require("messaging:read")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    let stored = settings::get(&tx).await?;
+    let now = Utc::now();
+    let zone = zone(&stored.time_zone).unwrap_or(chrono_tz::Europe::London);
+    let (day, month) = spend_windows(now, zone);
+    let spent = campaigns::spend(&tx, day, month).await?;
+    tx.commit().await?;
+    let window = |starts_at, spent_micros: i64, segments, budget_micros: i64, segment_limit| WindowSpend {
+        starts_at,
+        spent_micros,
+        segments,
+        budget_micros,
+        segment_limit,
+        remaining_micros: (budget_micros - spent_micros).max(0),
+    };
+    Ok(HttpResponse::Ok().json(SpendView {
+        currency: stored.budget_currency.clone(),
+        time_zone: stored.time_zone.clone(),
+        day: window(day, spent.day_micros, spent.day_segments, stored.daily_budget_micros, stored.daily_segment_limit),
+        month: window(
+            month,
+            spent.month_micros,
+            spent.month_segments,
+            stored.monthly_budget_micros,
+            stored.monthly_segment_limit,
+        ),
+        queued_micros: spent.outstanding_micros,
+        queued_segments: spent.outstanding_segments,
+        counted_at: now,
+    }))
 }
 
 fn non_negative(errors: &mut FieldErrors, field: &str, value: Option<i64>, max: i64) -> Option<i64> {

@@ -1,5 +1,6 @@
 //! messaging's consumers.
 
+pub mod fundraising_events;
 pub mod sender;
 pub mod tenant_settings;
 pub mod twilio_events;

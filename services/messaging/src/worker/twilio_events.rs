@@ -7,11 +7,13 @@
 //!   included. A callback for a sid no job has (another system's message) is acknowledged and ignored.
 //! - **Replies** (`message.received`): STOP and its synonyms put the number on the do-not-contact list at once
 //!   (in the transaction that records the event, so the next send already sees it); START and its synonyms take an
-//!   opted-out number off; HELP and INFO are answered with the tenant's help text, from the number written to.
+//!   opted-out number off; STOP withdraws the contact's consent and START gives it (the linked donor's SMS
+//!   preference follows, see [`crate::db::donors`]); HELP and INFO are answered with the tenant's help text, from the number written to.
 //!
 //! Each event id is recorded in `processed_events` with its effect, so a redelivery changes nothing. An event that
 //! cannot be read is dead-lettered; a database failure is retried.
 
+use crate::db::donors::{self, Scope};
 use crate::db::{do_not_contact, provider, settings};
 use crate::domain::SmsNumber;
 use crate::domain::inbound::{Keyword, job_status, rank};
@@ -133,6 +135,9 @@ impl TwilioEventsHandler {
                 Some(Keyword::Stop) => {
                     let (_, added) =
                         do_not_contact::add(&tx, from.as_str(), "stop_keyword", Some("replied STOP"), "sms").await?;
+                    // A STOP withdraws consent too, and the linked donor's SMS preference follows.
+                    let withdrawn = consent(&tx, from.as_str(), None).await?;
+                    donors::reconcile(&tx, tenant_id, Scope::contacts(&withdrawn)).await?;
                     tracing::info!(added, "a STOP reply: the number is on the do-not-contact list");
                 }
                 Some(Keyword::Start) => {
@@ -142,6 +147,9 @@ impl TwilioEventsHandler {
                             &[&from.as_str()],
                         )
                         .await?;
+                    // START is consent given by the person, from their phone.
+                    let given = consent(&tx, from.as_str(), Some("replied START")).await?;
+                    donors::reconcile(&tx, tenant_id, Scope::contacts(&given)).await?;
                     tracing::info!(removed, "a START reply: the number may be texted again");
                 }
                 Some(Keyword::Help) => {
@@ -164,4 +172,32 @@ impl TwilioEventsHandler {
         }
         Ok(())
     }
+}
+
+/// Gives (`Some(source)`) or withdraws (`None`) the consent of the contact with this number, when it is not so
+/// already; the ids of the contacts changed.
+async fn consent(
+    tx: &almoner_db::Transaction,
+    phone: &str,
+    source: Option<&str>,
+) -> almoner_db::Result<Vec<uuid::Uuid>> {
+    let rows = match source {
+        None => {
+            tx.query(
+                "UPDATE contacts SET consented_at = NULL, revision = revision + 1, updated_at = now() \
+                 WHERE phone = $1 AND consented_at IS NOT NULL RETURNING id",
+                &[&phone],
+            )
+            .await?
+        }
+        Some(source) => {
+            tx.query(
+                "UPDATE contacts SET consented_at = now(), consent_source = $2, revision = revision + 1, \
+                 updated_at = now() WHERE phone = $1 AND consented_at IS NULL RETURNING id",
+                &[&phone, &source],
+            )
+            .await?
+        }
+    };
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

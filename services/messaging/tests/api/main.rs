@@ -9,6 +9,7 @@ mod imports;
 mod kill;
 mod migrations;
 mod openapi;
+mod segments;
 mod sending;
 mod settings;
 mod templates;
