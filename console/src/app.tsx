@@ -21,6 +21,7 @@ import { ContactImportList, ContactImportPage } from './pages/ContactImports';
 import { DoNotContactPage } from './pages/DoNotContact';
 import { TemplateList, TemplatePage } from './pages/Templates';
 import { CampaignList, CampaignPage } from './pages/Campaigns';
+import { SegmentList, SegmentPage } from './pages/Segments';
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-in/callback']);
 
@@ -72,6 +73,8 @@ function StaffRoutes() {
         <Route path="/do-not-contact" component={DoNotContactPage} />
         <Route path="/templates" component={TemplateList} />
         <Route path="/templates/:id" component={TemplatePage} />
+        <Route path="/segments" component={SegmentList} />
+        <Route path="/segments/:id" component={SegmentPage} />
         <Route path="/campaigns" component={CampaignList} />
         <Route path="/campaigns/:id" component={CampaignPage} />
         <Route path="/staff" component={StaffPage} />

@@ -2,10 +2,12 @@
 // GSM-7 segment to UCS-2 when an emoji is typed, saved, previewed for a contact (and for one missing a variable); a
 // campaign to a tag, refused while the kill switch is on (409 tenant_paused), then queued: its queued count is the
 // API's; the kill switch paused and resumed from the page; the campaign paused, resumed and cancelled (after a
-// confirm), its jobs cancelled. axe on each page.
+// confirm), its jobs cancelled. Then a segment written on its page with a live count, a campaign to it sent through the
+// fake Twilio (its delivery callbacks arriving through webhook-ingest), its report's counts on the page equal to the
+// API's, with a chart; the tenant's spend against its budgets. axe on each page.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { api, checkA11y, CONSOLE_URL, env, launch, screenshot, settle, signIn, unique } from './support.mjs';
+import { api, checkA11y, CONSOLE_URL, env, launch, screenshot, settle, signIn, unique, waitForCharts } from './support.mjs';
 
 const MESSAGING = '/api/messaging/v1';
 
@@ -212,6 +214,129 @@ test('templates and campaigns: the live counter, a campaign queued, the kill swi
     assert.match(await row.innerText(), /\b3\b/);
   } finally {
     // Whatever happened, sending is left on for the other tests.
+    if (token) await api('POST', `${MESSAGING}/resume`, token).catch(() => undefined);
+    await browser.close();
+  }
+});
+
+test('a segment counted live, a campaign to it sent, its report and chart matching the API, the spend against the budgets', async () => {
+  const browser = await launch();
+  let token;
+  try {
+    const { page, accessToken } = await signIn(browser, env('ALMONER_ADMIN_EMAIL'));
+    token = accessToken;
+    const tag = unique('seg').replace(/[^a-z0-9]/gi, '').toLowerCase();
+    const quiet = await mergePatch(`${MESSAGING}/settings`, accessToken, { quiet_start: '00:00', quiet_end: '00:00' });
+    assert.equal(quiet.status, 200);
+    await api('POST', `${MESSAGING}/resume`, accessToken);
+
+    // Three contacts with the tag: two gold members, one silver.
+    const base = 100_000_000 + Math.floor(Math.random() * 800_000_000);
+    for (const [i, level] of ['gold', 'gold', 'silver'].entries()) {
+      const res = await api('POST', `${MESSAGING}/contacts`, accessToken, {
+        phone: `+447${base + i}`,
+        first_name: `Seg${i}`,
+        tags: [tag],
+        attributes: { level },
+        consent_source: 'segments test',
+        consented_at: '2026-01-01',
+      });
+      assert.equal(res.status, 201, `POST /contacts answered ${res.status}`);
+    }
+    const template = await (await api('POST', `${MESSAGING}/templates`, accessToken, { name: `Gold ${tag}`, body: 'Hello {{first_name|friend}}, thank you!' })).json();
+
+    // ---- the segment, its count live as conditions are added ----
+    await page.goto(`${CONSOLE_URL}/segments`);
+    await settle(page, 'Segments');
+    await checkA11y(page, 'segments');
+    const name = `Gold members ${tag}`;
+    await page.getByLabel('Name (required)').fill(name);
+    await page.getByLabel('Tagged with any of').fill(tag);
+    const counts = page.getByTestId('segment-counts');
+    await page.waitForFunction(() => document.querySelector('[data-testid="segment-counts"]')?.getAttribute('data-contacts') === '3', undefined, { timeout: 10_000 });
+    await page.getByRole('button', { name: 'Add a condition on an attribute' }).click();
+    await page.getByLabel('Attribute 1: key').fill('level');
+    await page.getByLabel('Attribute 1: value').fill('gold');
+    await page.waitForFunction(() => document.querySelector('[data-testid="segment-counts"]')?.getAttribute('data-contacts') === '2', undefined, { timeout: 10_000 });
+    assert.equal((await counts.getByTestId('segment-reachable').innerText()).trim(), '2');
+    await screenshot(page, 'segments-new');
+    await checkA11y(page, 'segments with conditions');
+    await page.getByRole('button', { name: 'Save segment' }).click();
+    await page.getByTestId('segment-created').getByRole('link', { name }).waitFor({ timeout: 10_000 });
+    const segments = await (await api('GET', `${MESSAGING}/segments?limit=500`, accessToken)).json();
+    const saved = segments.data.find((g) => g.name === name);
+    assert.ok(saved, `the segment ${name} through the API`);
+    assert.deepEqual(saved.filter, { tags_any: [tag], attributes: [{ key: 'level', op: 'eq', value: 'gold' }] });
+    await page.getByTestId('segment-list').getByRole('link', { name }).click();
+    await page.waitForURL(/\/segments\/[0-9a-f-]{36}$/);
+    await settle(page, name);
+    const one = await (await api('GET', `${MESSAGING}/segments/${saved.id}`, accessToken)).json();
+    assert.equal((await page.getByTestId('segment-contacts').first().innerText()).trim(), String(one.counts.contacts));
+    assert.match(await page.getByTestId('segment-description').innerText(), /level is gold/);
+    await screenshot(page, 'segment-page');
+    await checkA11y(page, 'segment');
+
+    // ---- a campaign to it, sent now ----
+    await page.goto(`${CONSOLE_URL}/campaigns`);
+    await settle(page, 'Campaigns');
+    const spendBefore = await (await api('GET', `${MESSAGING}/spend`, accessToken)).json();
+    const campaignName = `Gold ${tag}`;
+    await page.getByLabel('Name (required)').fill(campaignName);
+    await page.getByLabel('Template (required)').locator('option', { hasText: template.name }).waitFor({ state: 'attached' });
+    await page.getByLabel('Template (required)').selectOption({ label: template.name });
+    await page.getByLabel('Audience').locator('option', { hasText: name }).waitFor({ state: 'attached' });
+    await page.getByLabel('Audience').selectOption({ label: `Segment: ${name}` });
+    assert.equal(await page.getByLabel('Tags', { exact: true }).count(), 0, 'a segment audience has no tags');
+    await page.getByLabel('Sender (required)').fill('+447700900000');
+    await page.getByRole('button', { name: 'Create draft campaign' }).click();
+    await page.getByTestId('campaign-created').getByRole('link', { name: campaignName }).click();
+    await page.waitForURL(/\/campaigns\/[0-9a-f-]{36}$/);
+    const campaignId = page.url().split('/').pop();
+    await settle(page, campaignName);
+    assert.match(await page.getByTestId('campaign-audience').innerText(), /segment/i);
+    await page.getByRole('button', { name: 'Queue campaign' }).click();
+    await page.getByTestId('campaign-notice').getByText('Campaign queued.').waitFor();
+    // Sent, and both delivered callbacks applied: the page polls every 2 s.
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="report-delivered"]')?.textContent?.trim() === '2' && document.querySelector('[data-testid="report-pending"]')?.textContent?.trim() === '0',
+      undefined,
+      { timeout: 45_000 },
+    );
+    await waitForCharts(page, 1);
+    const report = await (await api('GET', `${MESSAGING}/campaigns/${campaignId}/report`, accessToken)).json();
+    assert.equal(report.queued, 2, JSON.stringify(report));
+    const shown = async (id) => (await page.getByTestId(id).innerText()).trim();
+    for (const [id, key] of [
+      ['report-queued', 'queued'],
+      ['report-sent', 'sent'],
+      ['report-delivered', 'delivered'],
+      ['report-undelivered', 'undelivered'],
+      ['report-failed', 'failed'],
+      ['report-blocked', 'blocked'],
+      ['report-pending', 'pending'],
+      ['report-segments', 'segments'],
+      ['report-opt-outs', 'opt_outs'],
+      ['report-human-clicks', 'human_clicks'],
+    ]) {
+      assert.equal(await shown(id), String(report[key]), `${id} on the page is the API's ${key}`);
+    }
+    assert.equal(await shown('report-spend'), `$${(report.spend_micros / 1_000_000).toFixed(2)}`);
+    const label = await page.getByTestId('chart-campaign-outcomes').getAttribute('aria-label');
+    assert.match(label, /Delivered 2/);
+    await screenshot(page, 'campaign-report');
+    await checkA11y(page, 'campaign report');
+
+    // ---- the spend against the budgets: what the campaign cost, counted today ----
+    await page.goto(`${CONSOLE_URL}/campaigns`);
+    await settle(page, 'Campaigns');
+    const spend = await (await api('GET', `${MESSAGING}/spend`, accessToken)).json();
+    assert.equal(spend.day.spent_micros - spendBefore.day.spent_micros, report.spend_micros);
+    const day = page.getByTestId('spend-day');
+    await day.waitFor();
+    assert.equal(await day.getAttribute('data-spent'), String(spend.day.spent_micros));
+    assert.equal(await day.getAttribute('data-budget'), String(spend.day.budget_micros));
+    await screenshot(page, 'campaigns-budgets');
+  } finally {
     if (token) await api('POST', `${MESSAGING}/resume`, token).catch(() => undefined);
     await browser.close();
   }

@@ -21,6 +21,7 @@ const NAV: NavItem[] = [
   { href: '/contacts', label: 'Contacts', scope: 'messaging:read' },
   { href: '/do-not-contact', label: 'Do not contact', scope: 'messaging:read' },
   { href: '/templates', label: 'Templates', scope: 'messaging:read' },
+  { href: '/segments', label: 'Segments', scope: 'messaging:read' },
   { href: '/campaigns', label: 'Campaigns', scope: 'messaging:read' },
   { href: '/staff', label: 'Staff', scope: 'identity:read' },
   { href: '/settings', label: 'Settings', scope: 'identity:read' },

@@ -637,6 +637,11 @@ export interface ContactView {
   /** The number is on the do-not-contact list: it is never texted. */
   do_not_contact: boolean;
   donor_id?: string | null;
+  /** How the donor link was made: by `phone`, or failing that by `email`. */
+  donor_link?: 'phone' | 'email' | null;
+  /** `consented_at` is set; kept in step with the linked donor's SMS preference. */
+  sms_consent?: boolean;
+  consent_withdrawn_at?: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -788,6 +793,8 @@ export interface CampaignView {
   name: string;
   template_id: string;
   tags: string[];
+  /** The segment the campaign goes to, when its audience is one. */
+  segment_id?: string | null;
   sender: string;
   status: CampaignStatus;
   queue_summary: QueueSummary;
@@ -806,5 +813,97 @@ export interface CampaignInput {
   template_id: string;
   sender: string;
   tags?: string[] | null;
+  segment_id?: string | null;
   send_at?: string | null;
+}
+
+/** A campaign's outcome (`GET /v1/campaigns/{id}/report`). */
+export interface CampaignReport {
+  campaign_id: string;
+  status: CampaignStatus;
+  queued: number;
+  sent: number;
+  delivered: number;
+  undelivered: number;
+  failed: number;
+  blocked: number;
+  cancelled: number;
+  pending: number;
+  segments: number;
+  spend_micros: number;
+  currency: string;
+  opt_outs: number;
+  human_clicks: number;
+  bot_clicks: number;
+  contacts_who_clicked: number;
+}
+
+export type AttributeOp = 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte' | 'exists' | 'missing';
+
+export interface AttributeCondition {
+  key: string;
+  op: AttributeOp;
+  value?: string | number | boolean | null;
+}
+
+/** Who is in a segment: contacts meeting every condition given. */
+export interface SegmentFilter {
+  tags_any?: string[];
+  tags_all?: string[];
+  tags_none?: string[];
+  attributes?: AttributeCondition[];
+  sms_consent?: boolean | null;
+  donor?: {
+    linked?: boolean | null;
+    gave_within_months?: number | null;
+    lapsed_months?: number | null;
+    lifetime_minor_at_least?: number | null;
+  } | null;
+}
+
+export interface SegmentCounts {
+  contacts: number;
+  /** Not on the do-not-contact list: who a campaign would text. */
+  reachable: number;
+  reachable_with_consent: number;
+  counted_at: string;
+}
+
+export interface SegmentView {
+  id: string;
+  revision: number;
+  name: string;
+  description?: string | null;
+  filter: SegmentFilter;
+  /** Counted live; absent from lists. */
+  counts?: SegmentCounts | null;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SegmentInput {
+  name: string;
+  description?: string | null;
+  filter: SegmentFilter;
+}
+
+export interface WindowSpend {
+  starts_at: string;
+  spent_micros: number;
+  segments: number;
+  budget_micros: number;
+  segment_limit?: number | null;
+  remaining_micros: number;
+}
+
+/** The tenant's spend against its budgets (`GET /v1/spend`). */
+export interface SpendView {
+  currency: string;
+  time_zone: string;
+  day: WindowSpend;
+  month: WindowSpend;
+  queued_micros: number;
+  queued_segments: number;
+  counted_at: string;
 }

@@ -1,14 +1,18 @@
-// SMS campaigns (messaging's /v1/campaigns): the list and a form for a new draft; one campaign, what queueing it
-// found, its jobs by status, and queueing, pausing, resuming or cancelling it. Polled every 2 s while it sends.
-import { useEffect, useRef, useState } from 'preact/hooks';
+// SMS campaigns (messaging's /v1/campaigns): the tenant's spend against its budgets, the list and a form for a new
+// draft (to a segment, or to tags); one campaign, what queueing it found, its report (with a chart) and jobs by
+// status, and queueing, pausing, resuming or cancelling it. Polled every 2 s while it sends.
+import { Fragment } from 'preact';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
+import { ChartPanel } from '../components/Chart';
 import { KillSwitch } from '../components/KillSwitch';
 import { Badge, ErrorAlert, Field, Loading, Pager, SelectField, useAsync, useCursor, useTitle } from '../components/ui';
 import { fieldErrors, get, getAll, MESSAGING, request, uuid } from '../lib/api';
 import { count, date, humanize } from '../lib/format';
 import { blank, microsMoney, parseTags } from '../lib/messaging';
 import { useScope } from '../lib/session';
-import type { CampaignInput, CampaignStatus, CampaignView, Page, TemplateView } from '../lib/types';
+import type { ChartOption } from '../lib/chart-types';
+import type { CampaignInput, CampaignReport, CampaignStatus, CampaignView, MessagingSettingsView, Page, SegmentView, SpendView, TemplateView } from '../lib/types';
 
 const STATUS_TONE: Record<CampaignStatus, 'neutral' | 'good' | 'warn' | 'bad'> = {
   draft: 'neutral',
@@ -48,8 +52,9 @@ export function CampaignList() {
           </a>
         </div>
       </div>
-      <p class="hint-line">A campaign texts a template to the contacts with its tags (or everyone), never to a number on the do-not-contact list.</p>
+      <p class="hint-line">A campaign texts a template to a segment’s contacts, or to the contacts with its tags (or everyone), never to a number on the do-not-contact list.</p>
       <KillSwitch />
+      <Budgets />
       {canWrite && <NewCampaign onCreated={() => (atFirst ? list.reload() : setCursor(undefined))} />}
       <section class="panel" aria-labelledby="campaigns-title">
         <h2 id="campaigns-title">All campaigns</h2>
@@ -99,10 +104,99 @@ export function CampaignList() {
   );
 }
 
-const EMPTY = { name: '', template_id: '', tags: '', sender: '', send_at: '' };
+/** The tenant's spend today and this month against its budgets; staff who may write change the budgets here. */
+function Budgets() {
+  const canWrite = useScope('messaging:write');
+  const spend = useAsync((signal) => get<SpendView>(`${MESSAGING}/spend`, undefined, signal), []);
+  const [daily, setDaily] = useState('');
+  const [monthly, setMonthly] = useState('');
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState<unknown>(undefined);
+  const [notice, setNotice] = useState('');
+  const [busy, setBusy] = useState(false);
+  const sp = spend.data;
+  useEffect(() => {
+    if (!sp) return;
+    setDaily(String(sp.day.budget_micros / 1_000_000));
+    setMonthly(String(sp.month.budget_micros / 1_000_000));
+  }, [sp?.day.budget_micros, sp?.month.budget_micros]);
+
+  async function save(e: Event) {
+    e.preventDefault();
+    if (busy) return;
+    const micros = (raw: string) => (raw.trim() && Number.isFinite(Number(raw)) ? Math.round(Number(raw) * 1_000_000) : NaN);
+    const d = micros(daily);
+    const m = micros(monthly);
+    const bad: Record<string, string> = {};
+    if (Number.isNaN(d) || d < 0) bad.daily_budget_micros = 'Enter the daily budget in dollars, e.g. 100.';
+    if (Number.isNaN(m) || m < 0) bad.monthly_budget_micros = 'Enter the monthly budget in dollars, e.g. 2000.';
+    setErrors(bad);
+    setNotice('');
+    if (Object.keys(bad).length) return;
+    setBusy(true);
+    setError(undefined);
+    try {
+      await request<MessagingSettingsView>('PATCH', `${MESSAGING}/settings`, {
+        body: { daily_budget_micros: d, monthly_budget_micros: m },
+        contentType: 'application/merge-patch+json',
+      });
+      spend.setData(await get<SpendView>(`${MESSAGING}/spend`));
+      setNotice('Budgets saved.');
+    } catch (err) {
+      setErrors(fieldErrors(err));
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const meter = (label: string, testid: string, w: SpendView['day']) => (
+    <div class="budget" data-testid={testid} data-spent={w.spent_micros} data-budget={w.budget_micros}>
+      <p>
+        <strong>{label}:</strong> {microsMoney(w.spent_micros, sp?.currency)} spent of {microsMoney(w.budget_micros, sp?.currency)} ({count(w.segments)} segments
+        {w.segment_limit !== null && w.segment_limit !== undefined ? ` of ${count(w.segment_limit)}` : ''})
+      </p>
+      <meter min={0} max={Math.max(w.budget_micros, 1)} value={Math.min(w.spent_micros, w.budget_micros)} aria-label={`${label}: share of the budget spent`} />
+    </div>
+  );
+  return (
+    <section class="panel" aria-labelledby="budgets-title">
+      <h2 id="budgets-title">Budgets and spend</h2>
+      <ErrorAlert error={spend.error} />
+      {sp && (
+        <>
+          {meter('Today', 'spend-day', sp.day)}
+          {meter('This month', 'spend-month', sp.month)}
+          <p class="small">
+            Queued, not yet sent: {microsMoney(sp.queued_micros, sp.currency)} ({count(sp.queued_segments)} segments). Days and months are counted in {sp.time_zone}. A campaign
+            that would pass a budget is not queued.
+          </p>
+          {canWrite && (
+            <form class="grid-3" onSubmit={save} noValidate aria-label="Change the budgets">
+              <Field label={`Daily budget (${sp.currency})`} inputMode="decimal" autoComplete="off" value={daily} onValue={setDaily} error={errors.daily_budget_micros} />
+              <Field label={`Monthly budget (${sp.currency})`} inputMode="decimal" autoComplete="off" value={monthly} onValue={setMonthly} error={errors.monthly_budget_micros} />
+              <div class="actions">
+                <button type="submit" class="secondary" disabled={busy}>
+                  {busy ? 'Saving…' : 'Save budgets'}
+                </button>
+              </div>
+            </form>
+          )}
+          <ErrorAlert error={error} />
+          <p role="status" class="notice" data-testid="budgets-notice">
+            {notice}
+          </p>
+        </>
+      )}
+    </section>
+  );
+}
+
+const EMPTY = { name: '', template_id: '', segment_id: '', tags: '', sender: '', send_at: '' };
 
 function NewCampaign({ onCreated }: { onCreated: (c: CampaignView) => void }) {
   const templates = useAsync(() => getAll<TemplateView>(`${MESSAGING}/templates`), []);
+  const segments = useAsync(() => getAll<SegmentView>(`${MESSAGING}/segments`), []);
   const [v, setV] = useState(EMPTY);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<unknown>(undefined);
@@ -135,7 +229,8 @@ function NewCampaign({ onCreated }: { onCreated: (c: CampaignView) => void }) {
         name: v.name.trim(),
         template_id: v.template_id,
         sender: v.sender.trim(),
-        tags: tags.length ? tags : null,
+        tags: v.segment_id ? null : tags.length ? tags : null,
+        segment_id: v.segment_id || null,
         send_at: sendAt ? new Date(sendAt).toISOString() : null,
       };
       const c = await request<CampaignView>('POST', `${MESSAGING}/campaigns`, { body, idempotencyKey: uuid() });
@@ -154,20 +249,31 @@ function NewCampaign({ onCreated }: { onCreated: (c: CampaignView) => void }) {
   }
 
   const options = [{ value: '', label: templates.loading ? 'Loading templates…' : 'Choose a template' }, ...(templates.data ?? []).map((t) => ({ value: t.id, label: t.name }))];
+  const audiences = [{ value: '', label: 'Contacts with the tags below (or everyone)' }, ...(segments.data ?? []).map((g) => ({ value: g.id, label: `Segment: ${g.name}` }))];
   return (
     <form ref={formRef} class="panel" onSubmit={submit} noValidate aria-labelledby="new-campaign-title">
       <h2 id="new-campaign-title">New campaign</h2>
       <div class="grid-2">
         <Field label="Name (required)" autoComplete="off" inputRef={nameRef} value={v.name} onValue={set('name')} error={errors.name} maxLength={200} required />
         <SelectField label="Template (required)" value={v.template_id} onValue={set('template_id')} options={options} error={errors.template_id} required />
-        <Field
-          label="Tags"
-          hint="Contacts with any of these tags, separated by commas; none for every contact."
-          autoComplete="off"
-          value={v.tags}
-          onValue={set('tags')}
-          error={errors.tags ?? Object.entries(errors).find(([k]) => k.startsWith('tags.'))?.[1]}
+        <SelectField
+          label="Audience"
+          hint="A saved segment (counted when the campaign is queued), or tags."
+          value={v.segment_id}
+          onValue={set('segment_id')}
+          options={audiences}
+          error={errors.segment_id}
         />
+        {!v.segment_id && (
+          <Field
+            label="Tags"
+            hint="Contacts with any of these tags, separated by commas; none for every contact."
+            autoComplete="off"
+            value={v.tags}
+            onValue={set('tags')}
+            error={errors.tags ?? Object.entries(errors).find(([k]) => k.startsWith('tags.'))?.[1]}
+          />
+        )}
         <Field
           label="Sender (required)"
           hint="Your number in E.164 (+447700900123), a Twilio messaging service (MG…), or a sender ID of up to 11 letters and digits."
@@ -181,6 +287,7 @@ function NewCampaign({ onCreated }: { onCreated: (c: CampaignView) => void }) {
         <Field label="Send time" hint="Optional: the earliest time to send, in your computer’s time zone. Empty: as soon as it is queued." type="datetime-local" value={v.send_at} onValue={set('send_at')} error={errors.send_at} />
       </div>
       <ErrorAlert error={templates.error} />
+      <ErrorAlert error={segments.error} />
       <ErrorAlert error={error} />
       <p role="status" class="notice" data-testid="campaign-created">
         {created && (
@@ -213,6 +320,10 @@ export function CampaignPage({ id }: { id: string }) {
     (signal) => (campaign.data ? get<TemplateView>(`${MESSAGING}/templates/${campaign.data.template_id}`, undefined, signal).catch(() => null) : Promise.resolve(null)),
     [campaign.data?.template_id],
   );
+  const report = useAsync(
+    (signal) => (campaign.data && campaign.data.status !== 'draft' ? get<CampaignReport>(`${MESSAGING}/campaigns/${id}/report`, undefined, signal) : Promise.resolve(null)),
+    [id, campaign.data?.status],
+  );
   const [notice, setNotice] = useState('');
   const [actionError, setActionError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
@@ -228,6 +339,9 @@ export function CampaignPage({ id }: { id: string }) {
     const timer = setInterval(() => {
       get<CampaignView>(`${MESSAGING}/campaigns/${id}`)
         .then((next) => live && campaign.setData(next))
+        .catch(() => undefined);
+      get<CampaignReport>(`${MESSAGING}/campaigns/${id}/report`)
+        .then((next) => live && report.setData(next))
         .catch(() => undefined);
     }, 2000);
     return () => {
@@ -259,6 +373,7 @@ export function CampaignPage({ id }: { id: string }) {
       await request<CampaignView>('POST', `${MESSAGING}/campaigns/${c.id}/${action}`);
       // The answer has no jobs by status: read the campaign again for them.
       campaign.setData(await get<CampaignView>(`${MESSAGING}/campaigns/${c.id}`));
+      report.setData(await get<CampaignReport>(`${MESSAGING}/campaigns/${c.id}/report`));
       setNotice(ACTION_DONE[action]);
       // The button pressed has gone (the status allows others): the panel's heading takes focus.
       setTimeout(() => actionsRef.current?.focus(), 0);
@@ -350,8 +465,16 @@ export function CampaignPage({ id }: { id: string }) {
           <dl class="facts">
             <dt>Template</dt>
             <dd>{template.data ? <a href={`/templates/${template.data.id}`}>{template.data.name}</a> : queued ? 'As queued (below)' : 'The template is gone'}</dd>
-            <dt>Tags</dt>
-            <dd>{c.tags.length ? c.tags.join(', ') : 'Every contact'}</dd>
+            <dt>Audience</dt>
+            <dd data-testid="campaign-audience">
+              {c.segment_id ? (
+                <a href={`/segments/${c.segment_id}`}>{typeof s.audience_segment === 'object' && s.audience_segment ? `Segment: ${(s.audience_segment as { name?: string }).name}` : 'A segment'}</a>
+              ) : c.tags.length ? (
+                `Tagged ${c.tags.join(', ')}`
+              ) : (
+                'Every contact'
+              )}
+            </dd>
             <dt>Sender</dt>
             <dd>{c.sender}</dd>
             <dt>Send time</dt>
@@ -400,6 +523,9 @@ export function CampaignPage({ id }: { id: string }) {
         </section>
       </div>
 
+      {report.data && <Report report={report.data} live={polling} onRefresh={() => report.reload()} />}
+      <ErrorAlert error={report.error} />
+
       <section class="panel" aria-labelledby="jobs-title">
         <h2 id="jobs-title">Messages by status</h2>
         {jobRows.length ? (
@@ -428,6 +554,80 @@ export function CampaignPage({ id }: { id: string }) {
           <p>No messages yet.</p>
         )}
       </section>
+    </>
+  );
+}
+
+/** What a campaign's messages became, in words, as the report counts them. */
+const OUTCOMES: { key: keyof CampaignReport; label: string }[] = [
+  { key: 'delivered', label: 'Delivered' },
+  { key: 'undelivered', label: 'Undelivered' },
+  { key: 'failed', label: 'Failed' },
+  { key: 'blocked', label: 'Blocked (opted out)' },
+  { key: 'cancelled', label: 'Cancelled' },
+  { key: 'pending', label: 'Waiting or sending' },
+];
+
+/** The campaign's report: its counts (each with a test id the browser tests compare with the API), and a chart. */
+function Report({ report, live, onRefresh }: { report: CampaignReport; live: boolean; onRefresh: () => void }) {
+  // Sent and not yet delivered, undelivered or failed: still with the carrier.
+  const inFlight = Math.max(0, report.sent - report.delivered - report.undelivered - report.failed);
+  const rows = useMemo(() => [...OUTCOMES.map((o) => [o.label, report[o.key] as number] as [string, number]), ['Sent, awaiting delivery', inFlight] as [string, number]], [report, inFlight]);
+  const option = useMemo<ChartOption>(
+    () => ({
+      tooltip: { trigger: 'axis' },
+      grid: { left: 8, right: 24, top: 16, bottom: 8, containLabel: true },
+      xAxis: { type: 'value', minInterval: 1 },
+      yAxis: { type: 'category', inverse: true, data: rows.map((r) => r[0]) },
+      series: [{ name: 'Messages', type: 'bar', data: rows.map((r) => r[1]) }],
+    }),
+    [rows],
+  );
+  const figures: [string, string, string][] = [
+    ['Queued', 'report-queued', count(report.queued)],
+    ['Sent', 'report-sent', count(report.sent)],
+    ['Delivered', 'report-delivered', count(report.delivered)],
+    ['Undelivered', 'report-undelivered', count(report.undelivered)],
+    ['Failed', 'report-failed', count(report.failed)],
+    ['Blocked', 'report-blocked', count(report.blocked)],
+    ['Waiting or sending', 'report-pending', count(report.pending)],
+    ['Segments sent', 'report-segments', count(report.segments)],
+    ['Spend', 'report-spend', microsMoney(report.spend_micros, report.currency)],
+    ['Opt-outs since queued', 'report-opt-outs', count(report.opt_outs)],
+    ['Link clicks by people', 'report-human-clicks', count(report.human_clicks)],
+    ['Link previews and prefetches (not counted)', 'report-bot-clicks', count(report.bot_clicks)],
+    ['Contacts who clicked', 'report-clickers', count(report.contacts_who_clicked)],
+  ];
+  const summary = `Bar chart of the campaign’s ${count(report.queued)} messages by outcome: ${rows.map((r) => `${r[0]} ${count(r[1])}`).join(', ')}.`;
+  return (
+    <>
+      <section class="panel" aria-labelledby="report-title">
+        <div class="panel-head">
+          <h2 id="report-title">Report</h2>
+          <button type="button" class="secondary" onClick={onRefresh}>
+            Refresh<span class="visually-hidden"> the report</span>
+          </button>
+        </div>
+        <p class="small">{live ? 'Updated every 2 seconds while it sends.' : 'As of now.'}</p>
+        <dl class="facts report" data-testid="campaign-report">
+          {figures.map(([label, testid, value]) => (
+            <Fragment key={testid}>
+              <dt>{label}</dt>
+              <dd data-testid={testid}>{value}</dd>
+            </Fragment>
+          ))}
+        </dl>
+      </section>
+      <ChartPanel
+        title="Messages by outcome"
+        testid="chart-campaign-outcomes"
+        label={summary}
+        option={option}
+        height={Math.max(180, rows.length * 34 + 48)}
+        filename={`campaign-${report.campaign_id}-outcomes.csv`}
+        columns={['Outcome', 'Messages']}
+        rows={rows}
+      />
     </>
   );
 }

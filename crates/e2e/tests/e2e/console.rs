@@ -23,6 +23,7 @@
 //! dry run. Tenant B has a donor of another name.
 
 use crate::stack::{Options, Stack};
+use almoner_testkit::fake_twilio::{FakeTwilio, Options as TwilioOptions};
 use almoner_webhook_verify::stripe;
 use chrono::{Days, Utc};
 use serde_json::{Value, json};
@@ -31,6 +32,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The most the browser tests may take, well inside nextest's limit for this test (.config/nextest.toml).
+/// The fake Twilio account of the console's tenant.
+const TWILIO_ACCOUNT: &str = "AC99887766554433221100ffeeddccbbaa";
+const TWILIO_TOKEN: &str = "00112233445566778899aabbccddeeff";
+
 const BROWSER_TESTS_TIMEOUT: Duration = Duration::from_secs(540);
 
 fn required_env(name: &str, what: &str) -> String {
@@ -223,8 +228,24 @@ async fn console_browser_tests_pass_against_the_whole_stack() {
         "console/node_modules is not installed: cd console && npm ci"
     );
 
-    let stack =
-        Stack::start_with(Options { console: true, webhook_ingest: true, messaging: true, ..Options::default() }).await;
+    // A fake Twilio for the campaigns the browser tests send (a segment's campaign and its report); its signed
+    // status callbacks reach webhook-ingest through the gateway, as Twilio's would.
+    let twilio = FakeTwilio::start_with(TwilioOptions {
+        seed: 11,
+        price_per_segment_micros: 40_000,
+        ..TwilioOptions::default()
+    })
+    .await;
+    twilio.add_account(TWILIO_ACCOUNT, TWILIO_TOKEN);
+    let twilio_url: &'static str = Box::leak(twilio.base_url().to_owned().into_boxed_str());
+    let stack = Stack::start_with(Options {
+        console: true,
+        webhook_ingest: true,
+        messaging: true,
+        twilio_base_url: Some(twilio_url),
+        ..Options::default()
+    })
+    .await;
     let mailbox_url = stack.mailbox.as_ref().expect("a console stack has a mailbox").url.clone();
     let unique = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
 
@@ -279,6 +300,23 @@ async fn console_browser_tests_pass_against_the_whole_stack() {
                "consent_source": "console tests"}),
     )
     .await;
+    // The tenant's Twilio account, its callbacks to its webhook-ingest endpoint.
+    let endpoint = create(
+        &stack,
+        &token,
+        "/api/webhook-ingest/v1/endpoints",
+        json!({"provider": "twilio", "name": "Twilio", "secret": TWILIO_TOKEN}),
+    )
+    .await;
+    let callback = stack.gateway.url(endpoint["path"].as_str().expect("the endpoint's path"));
+    let response = reqwest::Client::new()
+        .put(stack.gateway.url("/api/messaging/v1/provider"))
+        .bearer_auth(&token)
+        .json(&json!({"account_sid": TWILIO_ACCOUNT, "auth_token": TWILIO_TOKEN, "status_callback_url": callback}))
+        .send()
+        .await
+        .expect("PUT /provider");
+    assert_eq!(response.status(), 200, "PUT /api/messaging/v1/provider");
     let staged = seed_staging(&stack, &token, &unique).await;
     let claim = seed_claim(&stack, &token).await;
 
