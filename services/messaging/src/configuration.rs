@@ -31,8 +31,11 @@ pub struct SmsSettings {
     pub secrets_key: Option<SecretString>,
     /// Whether this process runs the sender (`ALMONER_SMS__SENDER`). Every replica may: they take jobs in turn.
     pub sender: bool,
-    /// Messages per second per sender number, per replica (`ALMONER_SMS__MESSAGES_PER_SECOND`); 0 for no limit.
+    /// Messages per second per sender number, shared by every replica (`ALMONER_SMS__MESSAGES_PER_SECOND`); 0 for
+    /// no limit. Every replica must be given the same.
     pub messages_per_second: u32,
+    /// Calls to Twilio in flight at once, per replica (`ALMONER_SMS__CONCURRENCY`).
+    pub concurrency: usize,
     /// Jobs one sender takes at a time.
     pub batch_size: i64,
     /// The longest one call to the provider may take.
@@ -53,6 +56,7 @@ impl Default for SmsSettings {
             secrets_key: None,
             sender: true,
             messages_per_second: 10,
+            concurrency: 8,
             batch_size: 50,
             request_timeout_secs: 10,
             kill_switch_check_ms: 250,
@@ -72,6 +76,7 @@ impl Validate for Settings {
         );
         problems.check((1..=1000).contains(&self.sms.batch_size), "sms.batch_size", "must be 1 to 1000");
         problems.check(self.sms.messages_per_second <= 1000, "sms.messages_per_second", "must be 0 to 1000");
+        problems.check((1..=100).contains(&self.sms.concurrency), "sms.concurrency", "must be 1 to 100");
         problems.check(
             (1..=5000).contains(&self.sms.kill_switch_check_ms),
             "sms.kill_switch_check_ms",

@@ -51,6 +51,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             sealer: sealer.clone(),
             batch_size: settings.sms.batch_size,
             messages_per_second: settings.sms.messages_per_second,
+            concurrency: settings.sms.concurrency,
             kill_switch_check: Duration::from_millis(settings.sms.kill_switch_check_ms),
             sending_timeout: Duration::from_secs(settings.sms.sending_timeout_secs),
             wake: wake.clone(),

@@ -217,16 +217,17 @@ pub struct Spend {
 
 #[tracing::instrument(skip_all)]
 pub async fn spend(tx: &Transaction, day: DateTime<Utc>, month: DateTime<Utc>) -> Result<Spend> {
+    // Each part a range of one partial index (`send_jobs_sent_at_idx`, `send_jobs_outstanding_idx`).
     let row = tx
         .query_one(
             "SELECT \
-               coalesce(sum(cost_micros) FILTER (WHERE sent_at >= $1 AND status IN ('sent', 'delivered', 'undelivered')), 0)::bigint, \
-               coalesce(sum(cost_micros) FILTER (WHERE sent_at >= $2 AND status IN ('sent', 'delivered', 'undelivered')), 0)::bigint, \
-               coalesce(sum(segments) FILTER (WHERE sent_at >= $1 AND status IN ('sent', 'delivered', 'undelivered')), 0)::bigint, \
-               coalesce(sum(segments) FILTER (WHERE sent_at >= $2 AND status IN ('sent', 'delivered', 'undelivered')), 0)::bigint, \
-               coalesce(sum(cost_micros) FILTER (WHERE status IN ('queued', 'sending')), 0)::bigint, \
-               coalesce(sum(segments) FILTER (WHERE status IN ('queued', 'sending')), 0)::bigint \
-             FROM send_jobs WHERE sent_at >= $2 OR status IN ('queued', 'sending')",
+               coalesce(sum(cost_micros) FILTER (WHERE sent_at >= $1), 0)::bigint, \
+               coalesce(sum(cost_micros), 0)::bigint, \
+               coalesce(sum(segments) FILTER (WHERE sent_at >= $1), 0)::bigint, \
+               coalesce(sum(segments), 0)::bigint, \
+               (SELECT coalesce(sum(cost_micros), 0)::bigint FROM send_jobs WHERE status IN ('queued', 'sending')), \
+               (SELECT coalesce(sum(segments), 0)::bigint FROM send_jobs WHERE status IN ('queued', 'sending')) \
+             FROM send_jobs WHERE sent_at >= $2 AND status IN ('sent', 'delivered', 'undelivered')",
             &[&day, &month],
         )
         .await?;

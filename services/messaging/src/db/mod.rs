@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     5 => "0005_delivery_statuses.sql",
     6 => "0006_short_links.sql",
     7 => "0007_donors_and_segments.sql",
+    8 => "0008_sender_pace_and_spend_indexes.sql",
 );
 
 /// The PostgreSQL schema messaging owns.

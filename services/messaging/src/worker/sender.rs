@@ -8,9 +8,14 @@
 //! read again if the sender's view of it is older than `sms.kill_switch_check_ms`: a pause stops calls within
 //! that time, and the jobs taken but not sent go back to the queue.
 //!
-//! A job left `sending` by a sender that died between committing and recording the answer is not sent again: the
-//! provider may have it. It stays `sending` for an operator (and the reconciliation against the provider's
-//! message list, to come) to decide.
+//! **Pace, shared.** Each sender number's pace (`sms.messages_per_second`) is kept in the database
+//! (`sender_pace`), and a batch reserves its slots there in the transaction that takes it, under the tenant's
+//! settings lock: every replica's sender draws from one pace per number, so adding replicas never sends faster
+//! than Twilio allows a number. **Concurrent calls.** Up to `sms.concurrency` calls are in flight at once, each
+//! starting at its slot: a provider taking 200 ms per call still sees the configured pace.
+//!
+//! A job left `sending` by a sender that died between committing and recording the answer keeps its leased queue
+//! row; when the lease runs out it is taken again and looked up at Twilio before anything is sent.
 
 use crate::db::{do_not_contact, provider, settings};
 use crate::domain::campaign::spend_windows;
@@ -19,7 +24,6 @@ use crate::twilio::{Account, SendOutcome, TwilioClient};
 use almoner_db::{Pool, Transaction};
 use almoner_secret_box::SecretBox;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -46,6 +50,8 @@ pub struct Sender {
     pub sealer: Option<SecretBox>,
     pub batch_size: i64,
     pub messages_per_second: u32,
+    /// Calls to the provider in flight at once.
+    pub concurrency: usize,
     pub kill_switch_check: Duration,
     /// How long a taken job's queue row stays out of reach (its lease): after that, a job still `sending` is
     /// taken again and looked up at Twilio.
@@ -64,12 +70,34 @@ struct Taken {
     attempts: i32,
     /// Left `sending` by a sender that stopped before recording Twilio's answer: looked up before anything else.
     stale: bool,
+    /// When its call may start: its sender number's next slot, reserved when it was taken; `None` without pacing.
+    slot: Option<DateTime<Utc>>,
+}
+
+/// The sender's view of a tenant's kill switch during a batch, read again when older than the check interval.
+struct KillSwitchView {
+    tenant_id: Uuid,
+    check: Duration,
+    /// When it was last read, and what it said.
+    last: tokio::sync::Mutex<(Instant, bool)>,
+}
+
+impl KillSwitchView {
+    async fn paused(&self, pool: &Pool) -> almoner_db::Result<bool> {
+        let mut last = self.last.lock().await;
+        if last.0.elapsed() >= self.check {
+            let tx = pool.tenant_tx(self.tenant_id).await?;
+            let paused = tx.query_opt("SELECT paused FROM settings", &[]).await?.is_some_and(|r| r.get::<_, bool>(0));
+            tx.commit().await?;
+            *last = (Instant::now(), paused);
+        }
+        Ok(last.1)
+    }
 }
 
 impl Sender {
     /// Sends due jobs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut pace: HashMap<String, Instant> = HashMap::new();
         loop {
             if shutdown.is_cancelled() {
                 return;
@@ -83,7 +111,7 @@ impl Sender {
             };
             let mut sent_any = false;
             for tenant_id in tenants {
-                match self.send_batch(tenant_id, &mut pace, &shutdown).await {
+                match self.send_batch(tenant_id, &shutdown).await {
                     Ok(n) => sent_any |= n > 0,
                     Err(error) => tracing::warn!(error = format!("{error:#}"), %tenant_id, "a send batch failed"),
                 }
@@ -112,44 +140,87 @@ impl Sender {
 
     /// Takes, sends and records one batch of a tenant's due jobs; how many were handed to the provider.
     #[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, jobs = tracing::field::Empty))]
-    async fn send_batch(
-        &self,
-        tenant_id: Uuid,
-        pace: &mut HashMap<String, Instant>,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<usize> {
+    async fn send_batch(&self, tenant_id: Uuid, shutdown: &CancellationToken) -> anyhow::Result<usize> {
+        use futures::StreamExt;
         let Some((account, jobs)) = self.take(tenant_id).await? else { return Ok(0) };
         tracing::Span::current().record("jobs", jobs.len());
-        let mut checked = Instant::now();
-        let mut handed = 0;
+        let kill = KillSwitchView {
+            tenant_id,
+            check: self.kill_switch_check,
+            last: tokio::sync::Mutex::new((Instant::now(), false)),
+        };
         let mut campaigns: Vec<Uuid> = Vec::new();
-        for (i, job) in jobs.iter().enumerate() {
-            if shutdown.is_cancelled()
-                || (checked.elapsed() >= self.kill_switch_check && self.paused(tenant_id).await?)
-            {
-                // Paused (or stopping): what was taken and not sent goes back to the queue, due at once.
-                self.requeue(tenant_id, &jobs[i..]).await?;
-                tracing::warn!(
-                    returned = jobs.len() - i,
-                    "sending stopped: the kill switch is on, or the sender stops"
-                );
-                break;
-            }
-            if checked.elapsed() >= self.kill_switch_check {
-                checked = Instant::now();
-            }
-            self.wait_turn(pace, &job.sender).await;
-            let outcome = self.client_send(&account, job).await;
-            if matches!(outcome, SendOutcome::Accepted { .. }) {
-                handed += 1;
-            }
-            self.record(tenant_id, job, outcome).await?;
+        for job in &jobs {
             if !campaigns.contains(&job.campaign_id) {
                 campaigns.push(job.campaign_id);
             }
         }
+        // Each job's call starts at its slot, at most `concurrency` in flight; one the kill switch (or a stop)
+        // catches before its call is not sent. `halt` ends every wait at once: on a stop, on a pause (a watcher
+        // reads the switch every `kill_switch_check` while jobs wait for their slots), and when the batch is done.
+        let halt = shutdown.child_token();
+        let (kill, account, halt_ref) = (&kill, &account, &halt);
+        let work = async {
+            let outcomes: Vec<(Taken, anyhow::Result<Option<bool>>)> = futures::stream::iter(jobs)
+                .map(|job| async move {
+                    if let Some(wait) = job.slot.and_then(|slot| (slot - Utc::now()).to_std().ok()) {
+                        tokio::select! {
+                            () = halt_ref.cancelled() => {}
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                    let result = async {
+                        if halt_ref.is_cancelled() || kill.paused(&self.pool).await? {
+                            return Ok(None);
+                        }
+                        let outcome = self.client_send(account, &job).await;
+                        let accepted = matches!(outcome, SendOutcome::Accepted { .. });
+                        self.record(tenant_id, &job, outcome).await?;
+                        Ok(Some(accepted))
+                    }
+                    .await;
+                    (job, result)
+                })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+            halt_ref.cancel();
+            outcomes
+        };
+        let watch = async {
+            loop {
+                tokio::select! {
+                    () = halt_ref.cancelled() => return,
+                    () = tokio::time::sleep(self.kill_switch_check) => {}
+                }
+                if kill.paused(&self.pool).await.unwrap_or(false) {
+                    halt_ref.cancel();
+                    return;
+                }
+            }
+        };
+        let (outcomes, ()) = tokio::join!(work, watch);
+        let mut handed = 0;
+        let mut unsent = Vec::new();
+        let mut failure = None;
+        for (job, result) in outcomes {
+            match result {
+                Ok(Some(accepted)) => handed += usize::from(accepted),
+                Ok(None) => unsent.push(job),
+                // Left `sending` with its leased queue row: looked up at the provider when the lease runs out.
+                Err(error) => failure = Some(error),
+            }
+        }
+        if !unsent.is_empty() {
+            // Paused (or stopping): what was taken and not sent goes back to the queue, due at once.
+            self.requeue(tenant_id, &unsent).await?;
+            tracing::warn!(returned = unsent.len(), "sending stopped: the kill switch is on, or the sender stops");
+        }
         self.complete(tenant_id, &campaigns).await?;
-        Ok(handed)
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(handed),
+        }
     }
 
     async fn client_send(&self, account: &Account, job: &Taken) -> SendOutcome {
@@ -165,26 +236,6 @@ impl Sender {
             }
         }
         self.client.send(account, &job.sender, &job.phone, &job.body).await
-    }
-
-    async fn wait_turn(&self, pace: &mut HashMap<String, Instant>, sender: &str) {
-        if self.messages_per_second == 0 {
-            return;
-        }
-        let interval = Duration::from_secs(1) / self.messages_per_second;
-        let now = Instant::now();
-        let next = pace.get(sender).copied().unwrap_or(now);
-        if next > now {
-            tokio::time::sleep(next - now).await;
-        }
-        pace.insert(sender.to_owned(), next.max(now) + interval);
-    }
-
-    async fn paused(&self, tenant_id: Uuid) -> almoner_db::Result<bool> {
-        let tx = self.pool.tenant_tx(tenant_id).await?;
-        let paused = tx.query_opt("SELECT paused FROM settings", &[]).await?.is_some_and(|r| r.get::<_, bool>(0));
-        tx.commit().await?;
-        Ok(paused)
     }
 
     /// Takes up to a batch of the tenant's due jobs of live campaigns: `sending`, off the queue, committed.
@@ -259,6 +310,7 @@ impl Sender {
                 sender: r.get(4),
                 attempts: r.get(5),
                 stale: true,
+                slot: None,
             })
             .collect();
         // Rows of jobs that have their outcome (a cancelled campaign's, say) leave the queue.
@@ -289,6 +341,7 @@ impl Sender {
                         sender: r.get(4),
                         attempts: r.get(5),
                         stale: false,
+                        slot: None,
                     },
                     r.get(6),
                 )
@@ -318,13 +371,46 @@ impl Sender {
             &[&ids],
         )
         .await?;
-        tx.commit().await?;
         let mut taken = stale;
         taken.extend(jobs.into_iter().map(|(job, _)| job));
         if taken.is_empty() {
+            tx.commit().await?;
             return Ok(None);
         }
+        self.reserve_slots(&tx, &mut taken).await?;
+        tx.commit().await?;
         Ok(Some((account, taken)))
+    }
+
+    /// Gives each job its call's start: its sender number's next slots, reserved in `sender_pace` in the taking
+    /// transaction (under the tenant's settings lock), so that every replica's sender shares one pace per number.
+    async fn reserve_slots(&self, tx: &Transaction, jobs: &mut [Taken]) -> almoner_db::Result<()> {
+        if self.messages_per_second == 0 {
+            return Ok(());
+        }
+        let interval_us = 1_000_000 / i64::from(self.messages_per_second);
+        let mut senders: Vec<String> = jobs.iter().map(|j| j.sender.clone()).collect();
+        senders.sort();
+        senders.dedup();
+        for sender in senders {
+            let n = i64::try_from(jobs.iter().filter(|j| j.sender == sender).count()).unwrap_or(i64::MAX);
+            // The first slot is the number's next free one (or now); the number's next free one moves past the batch.
+            let first: DateTime<Utc> = tx
+                .query_one(
+                    "INSERT INTO sender_pace AS p (sender, next_at) VALUES ($1, now() + make_interval(secs => $2::float8 / 1e6)) \
+                     ON CONFLICT (tenant_id, sender) DO UPDATE \
+                     SET next_at = greatest(p.next_at, now()) + make_interval(secs => $2::float8 / 1e6) \
+                     RETURNING next_at - make_interval(secs => $2::float8 / 1e6)",
+                    &[&sender, &((n * interval_us) as f64)],
+                )
+                .await?
+                .get(0);
+            let step = chrono::Duration::microseconds(interval_us);
+            for (k, job) in jobs.iter_mut().filter(|j| j.sender == sender).enumerate() {
+                job.slot = Some(first + step * i32::try_from(k).unwrap_or(i32::MAX));
+            }
+        }
+        Ok(())
     }
 
     async fn requeue(&self, tenant_id: Uuid, jobs: &[Taken]) -> almoner_db::Result<()> {
@@ -407,14 +493,18 @@ impl Sender {
     }
 }
 
-/// Spend of sent messages since the day's and the month's start, counting those being sent.
+/// Spend of sent messages since the day's and the month's start, counting those being sent. Each part is a range
+/// of one index (`send_jobs_sent_at_idx`, `send_jobs_sending_idx`), not a scan of the tenant's jobs.
 async fn spent_since(tx: &Transaction, day: DateTime<Utc>, month: DateTime<Utc>) -> almoner_db::Result<(i64, i64)> {
     let row = tx
         .query_one(
-            "SELECT coalesce(sum(cost_micros) FILTER (WHERE coalesce(sent_at, sending_at) >= $1), 0)::bigint, \
-                    coalesce(sum(cost_micros), 0)::bigint \
-             FROM send_jobs WHERE status IN ('sent', 'delivered', 'undelivered') AND sent_at >= $2 \
-                OR status = 'sending' AND sending_at >= $2",
+            "SELECT \
+               coalesce((SELECT sum(cost_micros) FROM send_jobs WHERE sent_at >= $1 \
+                         AND status IN ('sent', 'delivered', 'undelivered')), 0)::bigint \
+             + coalesce((SELECT sum(cost_micros) FROM send_jobs WHERE status = 'sending' AND sending_at >= $1), 0)::bigint, \
+               coalesce((SELECT sum(cost_micros) FROM send_jobs WHERE sent_at >= $2 \
+                         AND status IN ('sent', 'delivered', 'undelivered')), 0)::bigint \
+             + coalesce((SELECT sum(cost_micros) FROM send_jobs WHERE status = 'sending' AND sending_at >= $2), 0)::bigint",
             &[&day, &month],
         )
         .await?;

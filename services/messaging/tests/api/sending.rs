@@ -470,3 +470,33 @@ async fn a_job_left_sending_is_looked_up_at_twilio_recorded_if_it_went_and_sent_
     let queued: i64 = admin.query_one("SELECT count(*) FROM messaging.send_queue", &[]).await.unwrap().get(0);
     assert_eq!(queued, 0);
 }
+
+#[tokio::test]
+async fn two_replicas_share_one_pace_per_sender_number() {
+    let twilio = FakeTwilio::start().await;
+    // 10 messages a second per number, whichever replica sends: two replicas must not make it 20.
+    let app = app_with_twilio(&twilio, 10).await;
+    let mut settings = crate::helpers::settings(&app.db, &app.issuer);
+    settings.sms.twilio_base_url = twilio.base_url().to_owned();
+    settings.sms.secrets_key = Some(TEST_SECRETS_KEY.to_owned().into());
+    settings.sms.messages_per_second = 10;
+    settings.sms.batch_size = 4;
+    let second = messaging::startup::build(settings).await.expect("a second replica starts");
+    let stop = second.shutdown_token();
+    tokio::spawn(second.run_until_stopped());
+
+    let id = queue_wave(&app, 21).await;
+    wait_for(&app, &id, "completed", |c| c["status"] == "completed").await;
+    let mut times: Vec<std::time::Instant> = twilio.messages().into_iter().map(|m| m.received_at).collect();
+    times.sort();
+    assert_eq!(times.len(), 21, "each once");
+    // 21 calls at 10 a second take 2 s from the first to the last; two paces of their own would take 1 s.
+    let span = times[20] - times[0];
+    assert!(span >= Duration::from_millis(1_850), "21 messages in {span:?}: faster than one number's pace");
+    // And no second holds more than the pace allows (a little slack for the calls' own time).
+    for (i, t) in times.iter().enumerate() {
+        let within = times[i..].iter().take_while(|u| **u - *t < Duration::from_millis(1_000)).count();
+        assert!(within <= 11, "{within} messages within a second of message {i}");
+    }
+    stop.cancel();
+}
