@@ -9,12 +9,14 @@ mod ids;
 mod money;
 mod phone;
 mod postcode;
+mod text;
 
 pub use email::Email;
 pub use ids::{ApiKeyId, TenantId};
 pub use money::{Currency, Money};
 pub use phone::PhoneE164;
 pub use postcode::Postcode;
+pub use text::{optional_text, required_text};
 
 /// Why a value was refused; the message is written for the person who sent it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,7 @@
-//! Free text fields: trimmed, bounded, free of control characters.
+//! Free text fields (names, notes, reasons), as every service reads them: trimmed, bounded, free of control
+//! characters.
 
-use almoner_types::ParseError;
+use crate::ParseError;
 
 /// A required text: trimmed, 1 to `max` characters, no control characters.
 pub fn required_text(input: &str, max: usize) -> Result<String, ParseError> {
@@ -35,6 +36,8 @@ mod tests {
         assert!(required_text("a\u{0}b", 5).is_err());
         assert_eq!(optional_text(Some(" "), 5).unwrap(), None);
         assert_eq!(optional_text(None, 5).unwrap(), None);
+        assert_eq!(optional_text(Some("  Ada "), 10), Ok(Some("Ada".into())));
+        assert!(optional_text(Some("a\u{7}b"), 10).is_err());
     }
 
     proptest! {

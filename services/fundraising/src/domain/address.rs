@@ -1,7 +1,7 @@
 //! Postal addresses. A UK address (country `GB`, or no country given) must carry a valid UK postcode, stored
 //! normalised; other countries' postal codes are kept as written.
 
-use super::text::optional_text;
+use almoner_types::optional_text;
 use almoner_types::{ParseError, Postcode};
 
 /// ISO 3166-1 alpha-2, upper case.

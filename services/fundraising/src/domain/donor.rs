@@ -38,7 +38,7 @@ impl ExternalIds {
         let mut errors = Vec::new();
         for (source, id) in map {
             let parsed_source = SourceName::parse(source);
-            let parsed_id = super::text::required_text(id, 200);
+            let parsed_id = almoner_types::required_text(id, 200);
             match (parsed_source, parsed_id) {
                 (Ok(s), Ok(i)) => {
                     ids.insert(s, i);

@@ -19,9 +19,9 @@
 //! - it has not been claimed before: it is in no claim that is open or submitted.
 
 use super::hmrc::{self, ScheduleDonor};
-use super::text::required_text;
 use almoner_events::identity::AccountingPeriodEnd;
 use almoner_types::ParseError;
+use almoner_types::required_text;
 use chrono::{Datelike, Days, Months, NaiveDate};
 use uuid::Uuid;
 

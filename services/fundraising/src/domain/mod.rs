@@ -15,10 +15,9 @@ pub mod pledge;
 pub mod provider_connection;
 pub mod sealed;
 pub mod split;
-mod text;
 
 pub use address::{Address, CountryCode};
+pub use almoner_types::{optional_text, required_text};
 pub use donor::{DonorDetails, ExternalIds, SourceName};
 pub use fund::FundCode;
 pub use gift::{GiftDetails, GiftStatus, Refund, RefundError, parse_settable_status, status_after_refunds};
-pub use text::{optional_text, required_text};
