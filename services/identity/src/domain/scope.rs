@@ -9,6 +9,7 @@ pub const ALL_SCOPES: &[&str] = &[
     "fundraising:write",
     "messaging:read",
     "messaging:write",
+    "messaging:admin",
     "storage:read",
     "storage:write",
     "storage:admin",

@@ -57,7 +57,7 @@ impl From<StoredAccount> for ProviderView {
 }
 
 /// Sets the tenant's Twilio account (replacing any).
-#[utoipa::path(tag = "provider", security(("bearer" = ["messaging:write"])),
+#[utoipa::path(tag = "provider", security(("bearer" = ["messaging:admin"])),
     request_body = ProviderInput,
     responses((status = 200, description = "The account, without its token", body = ProviderView),
         (status = 401, body = almoner_http::Problem), (status = 403, body = almoner_http::Problem),
@@ -74,7 +74,7 @@ pub async fn put_provider(
     sealer: web::Data<Sealer>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("messaging:write")?;
+    principal.require("messaging:admin")?;
     let input: ProviderInput = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
     let sid = errors.required("account_sid", input.account_sid.as_deref().map(str::trim)).filter(|s| {
@@ -134,14 +134,14 @@ pub async fn get_provider(principal: Principal, pool: web::Data<Pool>) -> Result
 }
 
 /// Forgets the tenant's Twilio account: nothing more is sent until one is set again.
-#[utoipa::path(tag = "provider", security(("bearer" = ["messaging:write"])),
+#[utoipa::path(tag = "provider", security(("bearer" = ["messaging:admin"])),
     responses((status = 204, description = "Forgotten"), (status = 401, body = almoner_http::Problem),
         (status = 403, body = almoner_http::Problem),
         (status = 404, description = "not_found: no account is set", body = almoner_http::Problem)))]
 #[delete("/v1/provider")]
 #[tracing::instrument(skip_all)]
 pub async fn delete_provider(principal: Principal, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
-    principal.require("messaging:write")?;
+    principal.require("messaging:admin")?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     if !provider::delete(&tx).await? {
         return Err(ApiError::not_found("provider account"));

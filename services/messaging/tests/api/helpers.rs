@@ -67,7 +67,12 @@ impl TestApp {
     }
 
     pub fn token_for(&self, tenant_id: Uuid) -> String {
-        self.issuer.token(tenant_id, &["messaging:read", "messaging:write"])
+        self.issuer.token(tenant_id, &["messaging:read", "messaging:write", "messaging:admin"])
+    }
+
+    /// A token that may change contacts, campaigns and settings, but not the Twilio account.
+    pub fn writer_token(&self) -> String {
+        self.issuer.token(self.tenant_id, &["messaging:read", "messaging:write"])
     }
 
     pub fn reader_token(&self) -> String {
