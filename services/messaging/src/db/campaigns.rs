@@ -271,6 +271,18 @@ pub async fn cancel_jobs(tx: &Transaction, id: Uuid) -> Result<u64> {
     Ok(ids.len() as u64)
 }
 
+/// Holds a campaign's queued jobs in the queue (it is paused), or releases them (it resumes). A job being sent
+/// keeps its lease either way.
+#[tracing::instrument(skip_all, fields(campaign_id = %id, held))]
+pub async fn hold_jobs(tx: &Transaction, id: Uuid, held: bool) -> Result<u64> {
+    tx.execute(
+        "UPDATE send_queue SET held = $2 WHERE held <> $2 AND job_id IN \
+         (SELECT id FROM send_jobs WHERE campaign_id = $1 AND status = 'queued')",
+        &[&id, &held],
+    )
+    .await
+}
+
 /// A short link to write: the code, its job and contact, the URL it stands for.
 #[derive(Debug, Clone)]
 pub struct NewLink {

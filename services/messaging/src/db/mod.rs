@@ -21,6 +21,8 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     6 => "0006_short_links.sql",
     7 => "0007_donors_and_segments.sql",
     8 => "0008_sender_pace_and_spend_indexes.sql",
+    9 => "0009_tenant_links_base_url.sql",
+    10 => "0010_send_queue_held.sql",
 );
 
 /// The PostgreSQL schema messaging owns.

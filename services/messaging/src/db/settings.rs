@@ -19,6 +19,8 @@ pub struct StoredSettings {
     pub daily_segment_limit: Option<i32>,
     pub monthly_segment_limit: Option<i32>,
     pub price_per_segment_micros: i64,
+    /// The tenant's own base for short links; `None`: the installation's.
+    pub links_base_url: Option<String>,
     pub paused: bool,
     pub paused_at: Option<DateTime<Utc>>,
     pub paused_by: Option<String>,
@@ -39,6 +41,7 @@ pub struct SettingsFields {
     pub daily_segment_limit: Option<i32>,
     pub monthly_segment_limit: Option<i32>,
     pub price_per_segment_micros: i64,
+    pub links_base_url: Option<String>,
 }
 
 impl StoredSettings {
@@ -54,13 +57,14 @@ impl StoredSettings {
             daily_segment_limit: self.daily_segment_limit,
             monthly_segment_limit: self.monthly_segment_limit,
             price_per_segment_micros: self.price_per_segment_micros,
+            links_base_url: self.links_base_url.clone(),
         }
     }
 }
 
 const COLUMNS: &str = "default_country, opt_out_text, help_text, quiet_start, quiet_end, time_zone, budget_currency, \
      daily_budget_micros, monthly_budget_micros, daily_segment_limit, monthly_segment_limit, price_per_segment_micros, \
-     paused, paused_at, paused_by, revision, updated_at";
+     links_base_url, paused, paused_at, paused_by, revision, updated_at";
 
 fn stored(row: &Row) -> StoredSettings {
     StoredSettings {
@@ -76,6 +80,7 @@ fn stored(row: &Row) -> StoredSettings {
         daily_segment_limit: row.get("daily_segment_limit"),
         monthly_segment_limit: row.get("monthly_segment_limit"),
         price_per_segment_micros: row.get("price_per_segment_micros"),
+        links_base_url: row.get("links_base_url"),
         paused: row.get("paused"),
         paused_at: row.get("paused_at"),
         paused_by: row.get("paused_by"),
@@ -110,8 +115,8 @@ pub async fn put(tx: &Transaction, f: &SettingsFields) -> Result<StoredSettings>
             &format!(
                 "UPDATE settings SET default_country = $1, opt_out_text = $2, help_text = $3, quiet_start = $4, \
                  quiet_end = $5, daily_budget_micros = $6, monthly_budget_micros = $7, daily_segment_limit = $8, \
-                 monthly_segment_limit = $9, price_per_segment_micros = $10, revision = revision + 1, \
-                 updated_at = now() RETURNING {COLUMNS}"
+                 monthly_segment_limit = $9, price_per_segment_micros = $10, links_base_url = $11, \
+                 revision = revision + 1, updated_at = now() RETURNING {COLUMNS}"
             ),
             &[
                 &f.default_country.as_str(),
@@ -124,6 +129,7 @@ pub async fn put(tx: &Transaction, f: &SettingsFields) -> Result<StoredSettings>
                 &f.daily_segment_limit,
                 &f.monthly_segment_limit,
                 &f.price_per_segment_micros,
+                &f.links_base_url,
             ],
         )
         .await?;

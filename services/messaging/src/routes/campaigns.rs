@@ -465,7 +465,7 @@ pub async fn queue_campaign(
         };
         let job_id = Uuid::now_v7();
         // Each URL becomes a short link of this job, so that a click names its contact.
-        let text = match &link_base.0 {
+        let text = match settings.links_base_url.as_ref().or(link_base.0.as_ref()) {
             Some(base) => links::shorten(&text, |url| {
                 let code = links::new_code();
                 let short = format!("{}/l/{code}", base.trim_end_matches('/'));
@@ -631,8 +631,17 @@ async fn transition(
     if !from.iter().any(|s| s.as_str() == current.status) {
         return Err(conflict(format!("the campaign is {}; it cannot become {}", current.status, to.as_str())));
     }
-    if to == CampaignStatus::Cancelled {
-        campaigns::cancel_jobs(&tx, id).await?;
+    match to {
+        CampaignStatus::Cancelled => {
+            campaigns::cancel_jobs(&tx, id).await?;
+        }
+        CampaignStatus::Paused => {
+            campaigns::hold_jobs(&tx, id, true).await?;
+        }
+        CampaignStatus::Running => {
+            campaigns::hold_jobs(&tx, id, false).await?;
+        }
+        _ => {}
     }
     let updated = campaigns::set_status(&tx, id, to.as_str()).await?;
     tx.commit().await?;

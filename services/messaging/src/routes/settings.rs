@@ -62,6 +62,28 @@ pub struct SettingsPatch {
     /// example). Spend and budgets are counted with it.
     #[schema(value_type = i64, required = false, minimum = 0, maximum = 10000000)]
     pub price_per_segment_micros: Option<i64>,
+    /// The tenant's own address for short links, pointed at the gateway (`https://go.charity.example`): its
+    /// messages carry `<links_base_url>/l/<code>`. `null` (or blank): the installation's (`sms.links_base_url`).
+    #[schema(max_length = 200, pattern = r"^\s*(https?://[^/?#\s]+/?\s*)?$")]
+    pub links_base_url: Option<String>,
+}
+
+/// A tenant's short-link base: `http(s)://host[:port]`, at most 200 characters, without a path (links are
+/// `<base>/l/<code>`); a trailing `/` is dropped.
+fn parse_links_base(raw: &str) -> Result<String, &'static str> {
+    let base = raw.trim().trim_end_matches('/');
+    let rest = base.strip_prefix("https://").or_else(|| base.strip_prefix("http://"));
+    match rest {
+        Some(host)
+            if !host.is_empty()
+                && base.len() <= 200
+                && !host.contains(['/', '?', '#'])
+                && !host.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Ok(base.to_owned())
+        }
+        _ => Err("must be an http(s) address without a path, such as https://go.charity.example"),
+    }
 }
 
 /// The tenant's SMS settings.
@@ -85,6 +107,8 @@ pub struct SettingsView {
     pub daily_segment_limit: Option<i32>,
     pub monthly_segment_limit: Option<i32>,
     pub price_per_segment_micros: i64,
+    /// The tenant's own address for short links; `null`: the installation's.
+    pub links_base_url: Option<String>,
     /// The kill switch: while `true`, nothing is sent or queued.
     pub paused: bool,
     pub paused_at: Option<DateTime<Utc>>,
@@ -110,6 +134,7 @@ impl From<StoredSettings> for SettingsView {
             daily_segment_limit: s.daily_segment_limit,
             monthly_segment_limit: s.monthly_segment_limit,
             price_per_segment_micros: s.price_per_segment_micros,
+            links_base_url: s.links_base_url,
             paused: s.paused,
             paused_at: s.paused_at,
             paused_by: s.paused_by,
@@ -257,6 +282,7 @@ pub async fn update_settings(
         daily_segment_limit: current.daily_segment_limit.map(i64::from),
         monthly_segment_limit: current.monthly_segment_limit.map(i64::from),
         price_per_segment_micros: Some(current.price_per_segment_micros),
+        links_base_url: current.links_base_url.clone(),
     };
     let patched: SettingsPatch = merge_patch(&req, &body, &now)?;
     let mut errors = FieldErrors::new();
@@ -287,7 +313,13 @@ pub async fn update_settings(
     let price = non_negative(&mut errors, "price_per_segment_micros", patched.price_per_segment_micros, 10_000_000);
     let daily_segments = segment_limit(&mut errors, "daily_segment_limit", patched.daily_segment_limit);
     let monthly_segments = segment_limit(&mut errors, "monthly_segment_limit", patched.monthly_segment_limit);
+    let links_base_url = match patched.links_base_url.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+        None => Some(None),
+        Some(b) => errors.parse("links_base_url", parse_links_base(b)).map(Some),
+    };
     errors.finish()?;
+    let links_base_url =
+        links_base_url.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("validated links_base_url missing")))?;
     let fields =
         match (country, opt_out, help, quiet_start, quiet_end, daily, monthly, price, daily_segments, monthly_segments)
         {
@@ -313,6 +345,7 @@ pub async fn update_settings(
                 daily_segment_limit,
                 monthly_segment_limit,
                 price_per_segment_micros,
+                links_base_url,
             },
             _ => return Err(ApiError::unexpected(anyhow::anyhow!("validated settings missing"))),
         };

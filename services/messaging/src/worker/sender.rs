@@ -126,11 +126,21 @@ impl Sender {
         }
     }
 
+    /// Tenants with takeable jobs due, the longest-waiting first: a loose scan of the queue's tenants (one index
+    /// probe each), then each tenant's earliest takeable job, so the cost does not grow with the queue's length.
     async fn due_tenants(&self) -> almoner_db::Result<Vec<Uuid>> {
         let tx = self.pool.system_tx().await?;
         let rows = tx
             .query(
-                "SELECT tenant_id FROM send_queue WHERE send_at <= now() GROUP BY tenant_id ORDER BY min(send_at) LIMIT 20",
+                "WITH RECURSIVE t(tenant_id) AS ( \
+                   (SELECT tenant_id FROM send_queue WHERE NOT held ORDER BY tenant_id LIMIT 1) \
+                   UNION ALL \
+                   SELECT (SELECT q.tenant_id FROM send_queue q WHERE NOT q.held AND q.tenant_id > t.tenant_id \
+                           ORDER BY q.tenant_id LIMIT 1) FROM t WHERE t.tenant_id IS NOT NULL) \
+                 SELECT t.tenant_id FROM t CROSS JOIN LATERAL \
+                   (SELECT q.send_at FROM send_queue q WHERE q.tenant_id = t.tenant_id AND NOT q.held \
+                    ORDER BY q.send_at LIMIT 1) first \
+                 WHERE t.tenant_id IS NOT NULL AND first.send_at <= now() ORDER BY first.send_at LIMIT 20",
                 &[],
             )
             .await?;
@@ -261,20 +271,32 @@ impl Sender {
         // Each taken job keeps its queue row, leased (due again after sending_timeout) until its outcome is
         // recorded: a sender that dies leaves the job to be found again.
         let lease = self.sending_timeout.as_secs_f64();
-        let ids: Vec<Uuid> = tx
+        // The due takeable rows in due order, straight off `send_queue_takeable_idx`; then which belong to a live
+        // campaign (or are being sent): those are leased, the others held until their campaign resumes.
+        let picked = tx
             .query(
-                "UPDATE send_queue SET send_at = now() + make_interval(secs => $3) WHERE job_id IN ( \
-                   SELECT q.job_id FROM send_queue q JOIN send_jobs j ON j.id = q.job_id \
-                   JOIN campaigns c ON c.id = j.campaign_id \
-                   WHERE q.tenant_id = $1 AND q.send_at <= now() \
-                     AND (c.status IN ('scheduled', 'running') OR j.status = 'sending') \
-                   ORDER BY q.send_at LIMIT $2 FOR UPDATE OF q SKIP LOCKED) RETURNING job_id",
-                &[&tenant_id, &self.batch_size, &lease],
+                "WITH picked AS ( \
+                   SELECT job_id FROM send_queue WHERE tenant_id = $1 AND NOT held AND send_at <= now() \
+                   ORDER BY send_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 SELECT p.job_id, coalesce(c.status IN ('scheduled', 'running') OR j.status = 'sending', false) \
+                 FROM picked p LEFT JOIN send_jobs j ON j.id = p.job_id \
+                 LEFT JOIN campaigns c ON c.id = j.campaign_id",
+                &[&tenant_id, &self.batch_size],
             )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .await?;
+        let (mut ids, mut held) = (Vec::new(), Vec::new());
+        for row in &picked {
+            let (id, live): (Uuid, bool) = (row.get(0), row.get(1));
+            if live { ids.push(id) } else { held.push(id) }
+        }
+        if !held.is_empty() {
+            tx.execute("UPDATE send_queue SET held = true WHERE job_id = ANY($1)", &[&held]).await?;
+        }
+        tx.execute(
+            "UPDATE send_queue SET send_at = now() + make_interval(secs => $2) WHERE job_id = ANY($1)",
+            &[&ids, &lease],
+        )
+        .await?;
         if ids.is_empty() {
             tx.commit().await?;
             return Ok(None);

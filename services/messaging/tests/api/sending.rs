@@ -168,6 +168,19 @@ async fn credentials_are_checked_and_need_the_secrets_key() {
     assert_eq!(crate::helpers::fields(&body), ["account_sid", "auth_token", "status_callback_url"]);
     let read = app.get_ok("/v1/provider").await;
     assert_eq!(read["account_sid"], ACCOUNT);
+    // The account is messaging:admin's: a token that may run campaigns may not change or remove it.
+    let writer = app.writer_token();
+    let response = app
+        .client
+        .put(app.url("/v1/provider"))
+        .bearer_auth(&writer)
+        .json(&json!({"account_sid": ACCOUNT, "auth_token": TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::problem(response, 403, "forbidden").await;
+    crate::helpers::problem(app.delete("/v1/provider", &writer).await, 403, "forbidden").await;
+    assert_eq!(app.get("/v1/provider", &writer).await.status(), 200);
     let plain = crate::helpers::spawn_app().await;
     let response = plain
         .client
@@ -319,12 +332,26 @@ async fn links_become_short_links_whose_clicks_count_people_not_previews_and_the
         )
         .await;
     let id = campaign["id"].as_str().unwrap();
+    // The tenant's own link address replaces the installation's.
+    let response =
+        app.patch("/v1/settings", &app.token(), &json!({"links_base_url": " https://links.tenant.example/ "})).await;
+    assert_eq!(response.status(), 200);
+    let settings: Value = response.json().await.unwrap();
+    assert_eq!(settings["links_base_url"], "https://links.tenant.example");
+    for bad in ["ftp://x.example", "https://x.example/path", "https://", "go.charity.example"] {
+        let response = app.patch("/v1/settings", &app.token(), &json!({"links_base_url": bad})).await;
+        let problem = crate::helpers::problem(response, 422, "validation_failed").await;
+        assert_eq!(crate::helpers::fields(&problem), ["links_base_url"], "{bad}");
+    }
     app.post_ok(&format!("/v1/campaigns/{id}/queue"), &json!({}), 200).await;
     wait_for(&app, id, "completed", |c| c["status"] == "completed").await;
 
     let body = twilio.messages_to("+447700900400")[0].body.clone();
-    let short =
-        body.split_whitespace().find(|w| w.starts_with("https://go.charity.example/l/")).unwrap().trim_end_matches('.');
+    let short = body
+        .split_whitespace()
+        .find(|w| w.starts_with("https://links.tenant.example/l/"))
+        .unwrap_or_else(|| panic!("the tenant's link address: {body}"))
+        .trim_end_matches('.');
     assert!(body.ends_with(".\nReply STOP to opt out"), "{body}");
     let code = short.rsplit('/').next().unwrap();
     assert_eq!(code.len(), 10);
@@ -499,4 +526,44 @@ async fn two_replicas_share_one_pace_per_sender_number() {
         assert!(within <= 11, "{within} messages within a second of message {i}");
     }
     stop.cancel();
+}
+
+#[tokio::test]
+async fn a_paused_campaigns_jobs_are_held_while_another_campaign_sends_and_go_once_resumed() {
+    let twilio = FakeTwilio::start().await;
+    let app = app_with_twilio(&twilio, 0).await;
+    let template = app.post_ok("/v1/templates", &json!({"name": "held", "body": "Thank you!"}), 201).await;
+    let mut ids = Vec::new();
+    for (tag, n, base) in [("first", 12, 700), ("second", 5, 800)] {
+        for i in 0..n {
+            app.post_ok("/v1/contacts", &json!({"phone": format!("07700900{:03}", base + i), "tags": [tag]}), 201)
+                .await;
+        }
+        // The first campaign due in a second, paused before then: its jobs come first in the queue.
+        let start = (chrono::Utc::now() + chrono::Duration::seconds(if tag == "first" { 1 } else { 2 })).to_rfc3339();
+        let campaign = app
+            .post_ok(
+                "/v1/campaigns",
+                &json!({"name": tag, "template_id": template["id"], "tags": [tag], "sender": "+447700900000", "send_at": start}),
+                201,
+            )
+            .await;
+        let id = campaign["id"].as_str().unwrap().to_owned();
+        app.post_ok(&format!("/v1/campaigns/{id}/queue"), &json!({}), 200).await;
+        if tag == "first" {
+            app.post_ok(&format!("/v1/campaigns/{id}/pause"), &json!({}), 200).await;
+        }
+        ids.push(id);
+    }
+    let admin = app.db.admin_client().await;
+    let held: i64 = admin.query_one("SELECT count(*) FROM messaging.send_queue WHERE held", &[]).await.unwrap().get(0);
+    assert_eq!(held, 12, "the paused campaign's jobs are held");
+    wait_for(&app, &ids[1], "the second campaign completed", |c| c["status"] == "completed").await;
+    assert_eq!(twilio.count(), 5, "only the live campaign's messages went");
+    app.post_ok(&format!("/v1/campaigns/{}/resume", ids[0]), &json!({}), 200).await;
+    let first = wait_for(&app, &ids[0], "the first campaign completed", |c| c["status"] == "completed").await;
+    assert_eq!(first["jobs"]["sent"], 12);
+    assert_eq!(twilio.count(), 17, "each once");
+    let left: i64 = admin.query_one("SELECT count(*) FROM messaging.send_queue", &[]).await.unwrap().get(0);
+    assert_eq!(left, 0);
 }
