@@ -517,14 +517,13 @@ async fn two_replicas_share_one_pace_per_sender_number() {
     let mut times: Vec<std::time::Instant> = twilio.messages().into_iter().map(|m| m.received_at).collect();
     times.sort();
     assert_eq!(times.len(), 21, "each once");
-    // 21 calls at 10 a second take 2 s from the first to the last; two paces of their own would take 1 s.
+    // 21 calls at 10 a second take 2 s from the first to the last; two paces of their own would take 1 s. A call
+    // never starts before its slot, but may start late (a loaded machine): the bounds allow 250 ms of lateness.
     let span = times[20] - times[0];
-    assert!(span >= Duration::from_millis(1_850), "21 messages in {span:?}: faster than one number's pace");
-    // And no second holds more than the pace allows (a little slack for the calls' own time).
-    for (i, t) in times.iter().enumerate() {
-        let within = times[i..].iter().take_while(|u| **u - *t < Duration::from_millis(1_000)).count();
-        assert!(within <= 11, "{within} messages within a second of message {i}");
-    }
+    assert!(span >= Duration::from_millis(1_600), "21 messages in {span:?}: faster than one number's pace");
+    // Any message and the tenth after it are a second of slots apart (half a second with two paces).
+    let closest = (0..11).map(|i| times[i + 10] - times[i]).min().unwrap();
+    assert!(closest >= Duration::from_millis(750), "11 messages within {closest:?}: faster than one number's pace");
     stop.cancel();
 }
 
