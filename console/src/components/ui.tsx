@@ -93,34 +93,46 @@ type InputProps = Omit<JSX.InputHTMLAttributes<HTMLInputElement>, 'label' | 'onI
   inputRef?: preact.Ref<HTMLInputElement>;
 };
 
-/** A labelled input with its hint and its error (from the problem's `errors[]`) tied to it. */
-export function Field({ label, value, onValue, error, hint, inputRef, id, class: cls, ...rest }: InputProps) {
+/** What a control inside a `FieldFrame` is given: its id, and the attributes that tie it to the hint and error. */
+interface ControlAttrs {
+  id: string;
+  'aria-invalid': 'true' | undefined;
+  'aria-describedby': string | undefined;
+}
+
+/**
+ * A control's label, hint and error (from the problem's `errors[]`), tied to it by id and `aria-describedby`: the
+ * frame every field of a form shares, whatever its control.
+ */
+function FieldFrame(props: { id?: unknown; class?: unknown; label: ComponentChildren; hint?: ComponentChildren; error?: string; children: (attrs: ControlAttrs) => ComponentChildren }) {
   const auto = useId();
-  const fid = (id as string | undefined) ?? auto;
+  const fid = (props.id as string | undefined) ?? auto;
+  const { hint, error } = props;
   const describedBy = [hint ? `${fid}-hint` : '', error ? `${fid}-error` : ''].filter(Boolean).join(' ') || undefined;
   return (
-    <div class={`field ${cls ?? ''}`}>
-      <label for={fid}>{label}</label>
+    <div class={`field ${(props.class as string | undefined) ?? ''}`}>
+      <label for={fid}>{props.label}</label>
       {hint && (
         <span class="hint" id={`${fid}-hint`}>
           {hint}
         </span>
       )}
-      <input
-        {...rest}
-        ref={inputRef}
-        id={fid}
-        value={value}
-        onInput={(e) => onValue((e.currentTarget as HTMLInputElement).value)}
-        aria-invalid={error ? 'true' : undefined}
-        aria-describedby={describedBy}
-      />
+      {props.children({ id: fid, 'aria-invalid': error ? 'true' : undefined, 'aria-describedby': describedBy })}
       {error && (
         <span class="field-error" id={`${fid}-error`}>
           {error}
         </span>
       )}
     </div>
+  );
+}
+
+/** A labelled input with its hint and its error tied to it. */
+export function Field({ label, value, onValue, error, hint, inputRef, id, class: cls, ...rest }: InputProps) {
+  return (
+    <FieldFrame id={id} class={cls} label={label} hint={hint} error={error}>
+      {(attrs) => <input {...rest} {...attrs} ref={inputRef} value={value} onInput={(e) => onValue((e.currentTarget as HTMLInputElement).value)} />}
+    </FieldFrame>
   );
 }
 
@@ -134,37 +146,18 @@ type SelectProps = Omit<JSX.SelectHTMLAttributes<HTMLSelectElement>, 'label' | '
 };
 
 export function SelectField({ label, value, onValue, options, error, hint, id, class: cls, ...rest }: SelectProps) {
-  const auto = useId();
-  const fid = (id as string | undefined) ?? auto;
-  const describedBy = [hint ? `${fid}-hint` : '', error ? `${fid}-error` : ''].filter(Boolean).join(' ') || undefined;
   return (
-    <div class={`field ${cls ?? ''}`}>
-      <label for={fid}>{label}</label>
-      {hint && (
-        <span class="hint" id={`${fid}-hint`}>
-          {hint}
-        </span>
+    <FieldFrame id={id} class={cls} label={label} hint={hint} error={error}>
+      {(attrs) => (
+        <select {...rest} {...attrs} value={value} onChange={(e) => onValue((e.currentTarget as HTMLSelectElement).value)}>
+          {options.map((o) => (
+            <option key={o.value} value={o.value}>
+              {o.label}
+            </option>
+          ))}
+        </select>
       )}
-      <select
-        {...rest}
-        id={fid}
-        value={value}
-        onChange={(e) => onValue((e.currentTarget as HTMLSelectElement).value)}
-        aria-invalid={error ? 'true' : undefined}
-        aria-describedby={describedBy}
-      >
-        {options.map((o) => (
-          <option key={o.value} value={o.value}>
-            {o.label}
-          </option>
-        ))}
-      </select>
-      {error && (
-        <span class="field-error" id={`${fid}-error`}>
-          {error}
-        </span>
-      )}
-    </div>
+    </FieldFrame>
   );
 }
 
@@ -209,31 +202,11 @@ type TextAreaProps = Omit<JSX.TextareaHTMLAttributes<HTMLTextAreaElement>, 'labe
 
 /** A labelled textarea with its hint and its error tied to it (as `Field`). */
 export function TextAreaField({ label, value, onValue, error, hint, textareaRef, id, class: cls, ...rest }: TextAreaProps) {
-  const auto = useId();
-  const fid = (id as string | undefined) ?? auto;
-  const describedBy = [hint ? `${fid}-hint` : '', error ? `${fid}-error` : ''].filter(Boolean).join(' ') || undefined;
   return (
-    <div class={`field ${cls ?? ''}`}>
-      <label for={fid}>{label}</label>
-      {hint && (
-        <span class="hint" id={`${fid}-hint`}>
-          {hint}
-        </span>
+    <FieldFrame id={id} class={cls} label={label} hint={hint} error={error}>
+      {(attrs) => (
+        <textarea {...rest} {...attrs} ref={textareaRef} value={value} onInput={(e) => onValue((e.currentTarget as HTMLTextAreaElement).value)} />
       )}
-      <textarea
-        {...rest}
-        ref={textareaRef}
-        id={fid}
-        value={value}
-        onInput={(e) => onValue((e.currentTarget as HTMLTextAreaElement).value)}
-        aria-invalid={error ? 'true' : undefined}
-        aria-describedby={describedBy}
-      />
-      {error && (
-        <span class="field-error" id={`${fid}-error`}>
-          {error}
-        </span>
-      )}
-    </div>
+    </FieldFrame>
   );
 }

@@ -538,8 +538,8 @@ async fn a_paused_campaigns_jobs_are_held_while_another_campaign_sends_and_go_on
             app.post_ok("/v1/contacts", &json!({"phone": format!("07700900{:03}", base + i), "tags": [tag]}), 201)
                 .await;
         }
-        // The first campaign due in a second, paused before then: its jobs come first in the queue.
-        let start = (chrono::Utc::now() + chrono::Duration::seconds(if tag == "first" { 1 } else { 2 })).to_rfc3339();
+        // The first campaign due in 3 s, paused at once: its jobs come first in the queue, the second's a second later.
+        let start = (chrono::Utc::now() + chrono::Duration::seconds(if tag == "first" { 3 } else { 4 })).to_rfc3339();
         let campaign = app
             .post_ok(
                 "/v1/campaigns",
