@@ -2,6 +2,43 @@ import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, messageOf } from '../lib/api';
 
+/**
+ * The answer of `load` for `key`, asked `delay` ms after `key` last changed (as a person types): a newer key aborts
+ * the older request, and an answer that comes late is dropped. With `skip`, nothing is asked and both are unset.
+ * The last answer stays while the next is asked, so a live counter does not flicker.
+ */
+export function useDebouncedRequest<T>(key: string, load: (signal: AbortSignal) => Promise<T>, delay: number, skip = false) {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  useEffect(() => {
+    if (skip) {
+      setData(undefined);
+      setError(undefined);
+      return;
+    }
+    const ctl = new AbortController();
+    const timer = setTimeout(() => {
+      load(ctl.signal).then(
+        (d) => {
+          if (ctl.signal.aborted) return;
+          setData(d);
+          setError(undefined);
+        },
+        (e) => {
+          if (ctl.signal.aborted || (e instanceof DOMException && e.name === 'AbortError')) return;
+          setError(e);
+        },
+      );
+    }, delay);
+    return () => {
+      clearTimeout(timer);
+      ctl.abort();
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [key, skip]);
+  return { data, error };
+}
+
 /** Sets the page's title: "<title> · Almoner". */
 export function useTitle(title: string) {
   useEffect(() => {

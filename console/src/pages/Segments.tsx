@@ -1,10 +1,10 @@
 // SMS segments (messaging's /v1/segments): saved filters over contacts, counted live. The list and a form for a new
 // one; one segment, counted now, edited (a merge patch that replaces the filter) or deleted. The form counts the
 // filter as it is written (POST /v1/segments/count, debounced).
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { KillSwitch } from '../components/KillSwitch';
-import { ErrorAlert, Field, Loading, Pager, SelectField, useAsync, useCursor, useTitle } from '../components/ui';
+import { ErrorAlert, Field, Loading, Pager, SelectField, useAsync, useCursor, useDebouncedRequest, useTitle } from '../components/ui';
 import { fieldErrors, get, MESSAGING, request, uuid } from '../lib/api';
 import { count, date } from '../lib/format';
 import { blank, parseTags } from '../lib/messaging';
@@ -157,30 +157,12 @@ export function describeFilter(f: SegmentFilter): string {
 
 /** The filter's counts (debounced 300 ms), and the count's own error (a 422 naming `filter`). */
 function useLiveCount(filter: SegmentFilter) {
-  const key = JSON.stringify(filter);
-  const [counts, setCounts] = useState<SegmentCounts | undefined>(undefined);
-  const [error, setError] = useState<unknown>(undefined);
-  useEffect(() => {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => {
-      request<SegmentCounts>('POST', `${MESSAGING}/segments/count`, { body: { filter }, signal: ctl.signal }).then(
-        (c) => {
-          if (ctl.signal.aborted) return;
-          setCounts(c);
-          setError(undefined);
-        },
-        (e) => {
-          if (ctl.signal.aborted || (e instanceof DOMException && e.name === 'AbortError')) return;
-          setError(e);
-        },
-      );
-    }, 300);
-    return () => {
-      clearTimeout(timer);
-      ctl.abort();
-    };
-  }, [key]);
-  return { counts, error };
+  const { data, error } = useDebouncedRequest(
+    JSON.stringify(filter),
+    (signal) => request<SegmentCounts>('POST', `${MESSAGING}/segments/count`, { body: { filter }, signal }),
+    300,
+  );
+  return { counts: data, error };
 }
 
 function Counts({ counts, live }: { counts: SegmentCounts | undefined; live?: boolean }) {

@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { KillSwitch } from '../components/KillSwitch';
-import { ErrorAlert, Field, Loading, Pager, TextAreaField, useAsync, useCursor, useTitle } from '../components/ui';
+import { ErrorAlert, Field, Loading, Pager, TextAreaField, useAsync, useCursor, useDebouncedRequest, useTitle } from '../components/ui';
 import { ApiError, fieldErrors, get, MESSAGING, request, uuid } from '../lib/api';
 import { count, date } from '../lib/format';
 import { contactName, microsMoney } from '../lib/messaging';
@@ -19,34 +19,13 @@ function focusFirstInvalid(form: HTMLElement | null) {
 
 /** The preview of `body` (debounced 250 ms), and the preview's own error (a 422 naming `body`). */
 function useLivePreview(body: string) {
-  const [preview, setPreview] = useState<PreviewView | undefined>(undefined);
-  const [error, setError] = useState<unknown>(undefined);
-  useEffect(() => {
-    if (!body.trim()) {
-      setPreview(undefined);
-      setError(undefined);
-      return;
-    }
-    const ctl = new AbortController();
-    const timer = setTimeout(() => {
-      request<PreviewView>('POST', `${MESSAGING}/templates/preview`, { body: { body, variables: {} }, signal: ctl.signal }).then(
-        (p) => {
-          if (ctl.signal.aborted) return;
-          setPreview(p);
-          setError(undefined);
-        },
-        (e) => {
-          if (ctl.signal.aborted || (e instanceof DOMException && e.name === 'AbortError')) return;
-          setError(e);
-        },
-      );
-    }, 250);
-    return () => {
-      clearTimeout(timer);
-      ctl.abort();
-    };
-  }, [body]);
-  return { preview, error };
+  const { data, error } = useDebouncedRequest(
+    body,
+    (signal) => request<PreviewView>('POST', `${MESSAGING}/templates/preview`, { body: { body, variables: {} }, signal }),
+    250,
+    !body.trim(),
+  );
+  return { preview: data, error };
 }
 
 /** The live counter: encoding, characters, segments, cost, what forces UCS-2, unfilled variables, the whole text. */
