@@ -7,7 +7,7 @@ use crate::helpers::spawn_app;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -23,9 +23,11 @@ async fn a_shutdown_under_load_answers_every_accepted_gift_and_publishes_its_eve
     next(&mut events, 1).await; // the donor's event
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Gifts answered 201 so far, by every writer: the shutdown starts once the load is really running.
+    let made = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let (app, stop, donor_id) = (app.clone(), stop.clone(), donor_id.clone());
+            let (app, stop, donor_id, made) = (app.clone(), stop.clone(), donor_id.clone(), made.clone());
             tokio::spawn(async move {
                 let (mut created, mut answered_badly, mut refused) = (Vec::new(), Vec::new(), 0usize);
                 let mut n = 0i64;
@@ -37,6 +39,7 @@ async fn a_shutdown_under_load_answers_every_accepted_gift_and_publishes_its_eve
                         Ok(r) if r.status() == 201 => {
                             let gift: Value = r.json().await.unwrap();
                             created.push(gift["id"].as_str().unwrap().to_owned());
+                            made.fetch_add(1, Ordering::SeqCst);
                         }
                         Ok(r) => answered_badly.push(format!("{} {}", r.status(), r.text().await.unwrap_or_default())),
                         Err(_) => {
@@ -50,7 +53,13 @@ async fn a_shutdown_under_load_answers_every_accepted_gift_and_publishes_its_eve
         })
         .collect();
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // At least 20 gifts made, however loaded the machine, then the shutdown under a load still running.
+    let warm = Instant::now();
+    while made.load(Ordering::SeqCst) < 20 {
+        assert!(warm.elapsed() < Duration::from_secs(30), "the writers made no 20 gifts in 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let began = Instant::now();
     app.shutdown.cancel();
     let stopped = loop {
