@@ -25,6 +25,24 @@ async fn app_with_twilio(twilio: &FakeTwilio, messages_per_second: u32) -> TestA
     app
 }
 
+/// A second replica of `app` on its database and broker namespace, sending through the fake; its stop token.
+async fn second_replica(
+    app: &TestApp,
+    twilio: &FakeTwilio,
+    messages_per_second: u32,
+    batch_size: i64,
+) -> tokio_util::sync::CancellationToken {
+    let mut settings = crate::helpers::settings(&app.db, &app.issuer);
+    settings.sms.twilio_base_url = twilio.base_url().to_owned();
+    settings.sms.secrets_key = Some(TEST_SECRETS_KEY.to_owned().into());
+    settings.sms.messages_per_second = messages_per_second;
+    settings.sms.batch_size = batch_size;
+    let second = messaging::startup::build(settings).await.expect("a second replica starts");
+    let stop = second.shutdown_token();
+    tokio::spawn(second.run_until_stopped());
+    stop
+}
+
 /// Gives the tenant the fake's account (the token sealed with the test key) and no quiet hours.
 async fn connect_twilio(app: &TestApp, twilio: &FakeTwilio) {
     twilio.add_account(ACCOUNT, TOKEN);
@@ -393,14 +411,7 @@ async fn two_senders_racing_never_send_twice_or_past_the_daily_budget() {
     let twilio = FakeTwilio::start().await;
     let app = app_with_twilio(&twilio, 0).await;
     // A second replica on the same database: two senders take the same tenant's jobs.
-    let mut settings = crate::helpers::settings(&app.db, &app.issuer);
-    settings.sms.twilio_base_url = twilio.base_url().to_owned();
-    settings.sms.secrets_key = Some(TEST_SECRETS_KEY.to_owned().into());
-    settings.sms.messages_per_second = 0;
-    settings.sms.batch_size = 3;
-    let second = messaging::startup::build(settings).await.expect("a second replica starts");
-    let stop = second.shutdown_token();
-    tokio::spawn(second.run_until_stopped());
+    let stop = second_replica(&app, &twilio, 0, 3).await;
 
     // Queued within a $1.60 budget (30 messages at $0.04 = $1.20), then the budget lowered to $0.60 before the
     // senders get to them: at most 15 may go today, whoever sends them.
@@ -503,14 +514,7 @@ async fn two_replicas_share_one_pace_per_sender_number() {
     let twilio = FakeTwilio::start().await;
     // 10 messages a second per number, whichever replica sends: two replicas must not make it 20.
     let app = app_with_twilio(&twilio, 10).await;
-    let mut settings = crate::helpers::settings(&app.db, &app.issuer);
-    settings.sms.twilio_base_url = twilio.base_url().to_owned();
-    settings.sms.secrets_key = Some(TEST_SECRETS_KEY.to_owned().into());
-    settings.sms.messages_per_second = 10;
-    settings.sms.batch_size = 4;
-    let second = messaging::startup::build(settings).await.expect("a second replica starts");
-    let stop = second.shutdown_token();
-    tokio::spawn(second.run_until_stopped());
+    let stop = second_replica(&app, &twilio, 10, 4).await;
 
     let id = queue_wave(&app, 21).await;
     wait_for(&app, &id, "completed", |c| c["status"] == "completed").await;
