@@ -15,10 +15,15 @@
 use crate::stack::{Options, Stack};
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Test cases per operation and phase: identity, fundraising and rollup take about 10, 35 and 10 s here (2 cores).
 const MAX_EXAMPLES: &str = "25";
+
+/// How long one service's run may take before it is stopped and reported with what it printed so far. Alone on
+/// 2 cores fundraising's takes about 60 s; nextest (`.config/nextest.toml`) gives these tests half the slots and
+/// kills them after 10 minutes, so this deadline comes first and says where the run was.
+const DEADLINE: Duration = Duration::from_secs(540);
 
 /// Fixed, so that a failure in CI can be replayed; `ALMONER_SCHEMATHESIS_SEED` picks another.
 const DEFAULT_SEED: &str = "20261205";
@@ -65,16 +70,32 @@ async fn run_schemathesis(stack: &Stack, token: &str, service: &str) -> Result<S
     if !excluded.is_empty() {
         command.arg("--exclude-checks").arg(excluded.join(","));
     }
+    // The output goes to a file rather than a pipe, so that a run stopped at the deadline still says how far it got.
+    let log_path = workdir.join("output.txt");
+    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    let log_err = log.try_clone().map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let output = command.stdin(Stdio::null()).output().await.map_err(|e| format!("running {bin}: {e}"))?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("running {bin}: {e}"))?;
+    let status = tokio::time::timeout(DEADLINE, child.wait()).await;
+    if status.is_err() {
+        let _ = child.kill().await;
+    }
+    let printed = std::fs::read_to_string(&log_path).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&workdir);
-    let text = format!(
-        "schemathesis against {service} (seed {seed}, {:.0} s):\n{}{}",
-        started.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if output.status.success() { Ok(text) } else { Err(text) }
+    let text =
+        format!("schemathesis against {service} (seed {seed}, {:.0} s):\n{printed}", started.elapsed().as_secs_f64());
+    let output = match status {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => return Err(format!("waiting for {bin}: {e}\n{text}")),
+        Err(_) => return Err(format!("stopped after {} s, the deadline:\n{text}", DEADLINE.as_secs())),
+    };
+    if output.success() { Ok(text) } else { Err(text) }
 }
 
 async fn check_service(service: &str) {
