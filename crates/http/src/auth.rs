@@ -35,6 +35,10 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// For a chat widget member's token (`sub` `member:<identifier>`): the web origin it was issued to, which must
+    /// be the `Origin` of every request that carries it. Absent from staff and API key tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -280,6 +284,7 @@ impl TokenVerifier {
             subject: claims.sub,
             scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
             token_id: claims.jti,
+            origin: claims.origin,
         };
         self.remember(token, VerifiedToken { key, exp: claims.exp, nbf: claims.nbf, principal: principal.clone() });
         Ok(principal)
@@ -316,6 +321,8 @@ pub struct Principal {
     pub subject: String,
     pub scopes: Vec<String>,
     pub token_id: Uuid,
+    /// The web origin a widget member's token is bound to (see [`Claims::origin`]).
+    pub origin: Option<String>,
 }
 
 impl Principal {

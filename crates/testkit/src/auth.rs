@@ -64,6 +64,25 @@ impl TestIssuer {
             nbf: now,
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(900),
             jti: Uuid::new_v4(),
+            origin: None,
+        };
+        almoner_http::auth::sign(&claims, &self.key, KID)
+    }
+
+    /// A 15-minute chat widget member token, as identity's `POST /v1/widget/token` issues it: subject
+    /// `member:<identifier>`, scope `conversations:member`, bound to `origin`.
+    pub fn member_token(&self, tenant: Uuid, identifier: &str, origin: &str) -> String {
+        let now = chrono_now();
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            sub: format!("member:{identifier}"),
+            tid: tenant,
+            scope: "conversations:member".to_owned(),
+            iat: now,
+            nbf: now,
+            exp: now + 900,
+            jti: Uuid::new_v4(),
+            origin: Some(origin.to_owned()),
         };
         almoner_http::auth::sign(&claims, &self.key, KID)
     }

@@ -182,6 +182,7 @@ impl SignIn {
             nbf: iat,
             exp: iat + i64::try_from(ttl).unwrap_or(900),
             jti: Uuid::now_v7(),
+            origin: None,
         };
         let access_token = self.keys.sign(&claims)?;
         Ok(Opened {

@@ -295,6 +295,7 @@ async fn issue(
         nbf: iat,
         exp: iat + i64::try_from(ttl).unwrap_or(900),
         jti: Uuid::now_v7(),
+        origin: None,
     };
     let access_token = keys.sign(&claims)?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(TokenResponse {

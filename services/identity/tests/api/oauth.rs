@@ -126,6 +126,7 @@ fn claims(tenant: Uuid, scope: &str, exp_offset: i64) -> Claims {
         nbf: now - 1000,
         exp: now + exp_offset,
         jti: Uuid::new_v4(),
+        origin: None,
     }
 }
 
