@@ -381,6 +381,7 @@ mod tests {
             nbf: now,
             exp: now + exp_in,
             jti: Uuid::new_v4(),
+            origin: None,
         }
     }
 
