@@ -21,3 +21,23 @@ pub struct ContactConsentChangedV1 {
 impl Event for ContactConsentChangedV1 {
     const TYPE: &'static str = "messaging.contact.consent_changed.v1";
 }
+
+/// Staff replied in a chat widget conversation while its member had no open connection: identity mails the member
+/// (through its SMTP settings, when the tenant's widget settings ask for it) that a reply is waiting, never what it
+/// says. Sent at most once per conversation until the member has read it; handling it twice sends one mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationReplyWaitingV1 {
+    pub conversation_id: Uuid,
+    /// The message that was waiting; the mail is sent once per (conversation, message).
+    pub message_id: Uuid,
+    /// The member's identifier on the host site (the one its server signed).
+    pub member_identifier: String,
+    /// Where to mail; the member gave it to the widget.
+    pub member_email: String,
+    pub member_name: Option<String>,
+    pub replied_at: DateTime<Utc>,
+}
+
+impl Event for ConversationReplyWaitingV1 {
+    const TYPE: &'static str = "messaging.conversation.reply_waiting.v1";
+}
