@@ -54,6 +54,13 @@ pub enum ErrorCode {
     TenantPaused,
     /// Queueing the campaign would take the tenant past a daily or monthly budget (money or segments).
     BudgetExceeded,
+    /// A chat widget request came from a web origin the tenant does not allow, or other than the one its member
+    /// token was issued to (or without an `Origin` at all).
+    OriginNotAllowed,
+    /// The member's identifier hash is missing, malformed or not the tenant's HMAC of the identifier.
+    IdentityUnverified,
+    /// The installation has no key to seal widget secrets with (`widget.secrets_key`).
+    WidgetSecretsUnconfigured,
 }
 
 impl ErrorCode {
@@ -120,6 +127,15 @@ impl ErrorCode {
             ),
             TenantPaused => ("tenant_paused", StatusCode::CONFLICT, "Sending is paused by the kill switch"),
             BudgetExceeded => ("budget_exceeded", StatusCode::CONFLICT, "This would go over the SMS budget"),
+            OriginNotAllowed => ("origin_not_allowed", StatusCode::FORBIDDEN, "This web origin is not allowed"),
+            IdentityUnverified => {
+                ("identity_unverified", StatusCode::UNAUTHORIZED, "The member's identity could not be verified")
+            }
+            WidgetSecretsUnconfigured => (
+                "widget_secrets_unconfigured",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The installation cannot keep widget secrets",
+            ),
         }
     }
 
