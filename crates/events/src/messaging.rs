@@ -41,3 +41,21 @@ pub struct ConversationReplyWaitingV1 {
 impl Event for ConversationReplyWaitingV1 {
     const TYPE: &'static str = "messaging.conversation.reply_waiting.v1";
 }
+
+/// Something happened in a chat widget conversation (a message, a status or assignment change, a read receipt):
+/// every messaging replica wakes the live clients it holds for the tenant (the staff inboxes) and the member, which
+/// read what is new from the tenant's conversation stream after the last number they were sent. It carries no
+/// content: the stream in PostgreSQL is the record, this is only the nudge, so a lost or repeated one costs nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationStreamedV1 {
+    /// The stream entry's number, counted per tenant.
+    pub stream_id: i64,
+    pub conversation_id: Uuid,
+    pub member_id: Uuid,
+    /// `message` or `conversation`.
+    pub kind: String,
+}
+
+impl Event for ConversationStreamedV1 {
+    const TYPE: &'static str = "messaging.conversation.streamed.v1";
+}
