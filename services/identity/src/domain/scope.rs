@@ -1,7 +1,12 @@
 use almoner_types::ParseError;
 use std::collections::BTreeSet;
 
-/// Every scope a token can carry. A service checks the scope of each endpoint; an API key holds a subset.
+/// Every scope an API key or a staff role can hold, and so every scope a token issued to one can carry. A service
+/// checks the scope of each endpoint; an API key holds a subset.
+///
+/// [`MEMBER_SCOPE`] is deliberately not here: it is given only to tokens `POST /v1/widget/token` issues, each
+/// bound to one member (or visitor) and one web origin. An API key or a staff role holding it would act as any
+/// member of the tenant, from anywhere, so it can never be granted, asked for or stored for one.
 pub const ALL_SCOPES: &[&str] = &[
     "identity:read",
     "identity:admin",
@@ -17,6 +22,9 @@ pub const ALL_SCOPES: &[&str] = &[
     "rollup:admin",
     "webhooks:admin",
 ];
+
+/// The scope of a chat widget member's (or visitor's) token: their own conversations, and nothing else.
+pub const MEMBER_SCOPE: &str = "conversations:member";
 
 /// One known scope.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -117,5 +125,16 @@ mod tests {
         assert_eq!(errors.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2]);
         assert!(ScopeSet::parse_list(&[]).is_err());
         assert!(ScopeSet::parse_space_separated("identity:read  bogus").is_err());
+    }
+
+    #[test]
+    fn the_member_scope_cannot_be_granted() {
+        assert!(!ALL_SCOPES.contains(&MEMBER_SCOPE));
+        assert!(Scope::parse(MEMBER_SCOPE).is_err());
+        assert!(ScopeSet::parse_list(&[MEMBER_SCOPE.to_owned()]).is_err());
+        assert!(ScopeSet::from_stored(&[MEMBER_SCOPE.to_owned()]).is_empty());
+        for role in crate::domain::Role::ALL {
+            assert!(!role.scopes().contains(&MEMBER_SCOPE), "{role:?}");
+        }
     }
 }
