@@ -6,6 +6,7 @@ pub mod sign_in;
 pub mod signing_keys;
 pub mod staff;
 pub mod tenants;
+pub mod widget;
 
 /// identity's own migrations, applied after the platform ones.
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
@@ -16,6 +17,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     5 => "0005_staff.sql",
     6 => "0006_sign_in.sql",
     7 => "0007_tenant_time_zone.sql",
+    8 => "0008_widget.sql",
 );
 
 /// The PostgreSQL schema identity owns.
