@@ -1,11 +1,12 @@
-//! identity's settings: the shared sections plus token lifetime and signing-key refresh, the mail relay and staff
-//! sign-in.
+//! identity's settings: the shared sections plus token lifetime and signing-key refresh, the mail relay, staff
+//! sign-in and the chat widget's member tokens.
 
 use crate::mailer::MailSettings;
 use almoner_config::{
     AmqpSettings, AuthSettings, DatabaseSettings, Problems, RedisSettings, ServerSettings, TelemetrySettings, Validate,
 };
 use almoner_service::ServiceSettings;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +28,50 @@ pub struct Settings {
     pub mail: Option<MailSettings>,
     #[serde(default)]
     pub sign_in: SignInSettings,
+    #[serde(default)]
+    pub widget: WidgetSettings,
+}
+
+/// The chat widget's member identity (`widget.*`): how tenants' widget secrets are sealed, and the member tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WidgetSettings {
+    /// Base64 of 32 random bytes sealing tenants' widget secrets at rest (`ALMONER_WIDGET__SECRETS_KEY`). Without
+    /// it no widget secret can be made or checked: `POST /v1/widget/secret` and a `POST /v1/widget/token` with an
+    /// `identifier_hash` answer `503 widget_secrets_unconfigured`. Changing it makes every stored secret unusable
+    /// until each tenant rotates its own.
+    pub secrets_key: Option<SecretString>,
+    /// Lifetime of a member (or visitor) token; the widget exchanges the identity again when it expires.
+    pub token_ttl_secs: u64,
+    /// Refused member token requests (`401 identity_unverified`) allowed per tenant and client address within
+    /// the window, then `429`.
+    pub max_failures_per_client: u64,
+    pub failure_window_secs: u64,
+}
+
+impl Default for WidgetSettings {
+    fn default() -> Self {
+        Self { secrets_key: None, token_ttl_secs: 1800, max_failures_per_client: 20, failure_window_secs: 300 }
+    }
+}
+
+impl WidgetSettings {
+    fn validate(&self, problems: &mut Problems) {
+        if let Some(key) = &self.secrets_key {
+            problems.check(
+                almoner_secret_box::SecretBox::from_base64(key).is_ok(),
+                "widget.secrets_key",
+                "must be base64 of 32 bytes (e.g. `openssl rand -base64 32`)",
+            );
+        }
+        problems.check((60..=86_400).contains(&self.token_ttl_secs), "widget.token_ttl_secs", "must be 60 to 86400");
+        problems.check(self.max_failures_per_client > 0, "widget.max_failures_per_client", "must be at least 1");
+        problems.check(
+            (1..=86_400).contains(&self.failure_window_secs),
+            "widget.failure_window_secs",
+            "must be 1 to 86400",
+        );
+    }
 }
 
 /// Staff sign-in by magic link, and the session that follows (`sign_in.*`).
@@ -178,6 +223,7 @@ impl Validate for Settings {
             mail.validate(problems);
         }
         self.sign_in.validate(problems);
+        self.widget.validate(problems);
         problems.check(self.tokens.max_failures_per_key > 0, "tokens.max_failures_per_key", "must be at least 1");
         problems.check(self.tokens.max_failures_per_ip > 0, "tokens.max_failures_per_ip", "must be at least 1");
         problems.check(

@@ -6,7 +6,7 @@ use almoner_http::openapi::BearerAuth;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Almoner identity", description = "Tenants, staff and their sign-in, API keys and the tokens other services verify."),
+    info(title = "Almoner identity", description = "Tenants, staff and their sign-in, API keys, the chat widget's member identity and the tokens other services verify."),
     components(schemas(almoner_http::Problem, almoner_http::FieldError)),
     modifiers(&BearerAuth),
     tags(
@@ -15,6 +15,8 @@ use almoner_http::openapi::BearerAuth;
         (name = "staff", description = "The people who sign in to the console, and their roles"),
         (name = "sign-in", description = "Staff sign-in by magic link, and the console session"),
         (name = "tenants", description = "The caller's tenant"),
+        (name = "widget", description = "The chat widget: its settings and secret (staff), and its own public \
+            endpoints, which exchange a member's signed identifier for a member token"),
     )
 )]
 pub struct ApiDoc;

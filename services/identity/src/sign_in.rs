@@ -233,7 +233,7 @@ fn seconds(secs: u64) -> Duration {
 }
 
 /// A display name as an RFC 5322 quoted string, so commas and the like cannot split the address.
-fn quoted(name: &str) -> String {
+pub(crate) fn quoted(name: &str) -> String {
     let cleaned: String = name.chars().filter(|c| !c.is_control()).collect();
     format!("\"{}\"", cleaned.replace('\\', "\\\\").replace('"', "\\\""))
 }

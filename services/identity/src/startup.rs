@@ -1,7 +1,7 @@
 //! What the identity service has: its schema, outbox relay, signing keys (refreshed from the database), a token
 //! verifier that reads those keys directly, the optional Redis rate limiter, the mail relay for sign-in links and
-//! its routes. How a service is built
-//! and stopped is `almoner_service`'s.
+//! reply mails, the chat widget's member tokens and secret sealer, the reply mail consumer and its routes. How a
+//! service is built and stopped is `almoner_service`'s.
 
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
@@ -11,6 +11,8 @@ use crate::routes::oauth::TokenPolicy;
 use crate::routes::sign_in::LinkLimits;
 use crate::sign_in::SignIn;
 use crate::signing::SigningKeys;
+use crate::widget::MemberTokens;
+use crate::worker::reply_mail::{self, ReplyMailHandler};
 use almoner_http::TokenVerifier;
 use almoner_http::rate_limit::{Limit, RateLimiter};
 use almoner_service::{Application, ServiceBuilder};
@@ -25,7 +27,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     service.outbox_relay(&pool);
 
     let refresh = Duration::from_secs(settings.tokens.signing_key_refresh_secs);
-    let keys = SigningKeys::load(pool.clone(), Duration::from_secs(settings.tokens.ttl_secs))
+    // A retired key stays published until the longest-lived token it signed has expired.
+    let longest_ttl = settings.tokens.ttl_secs.max(settings.widget.token_ttl_secs);
+    let keys = SigningKeys::load(pool.clone(), Duration::from_secs(longest_ttl))
         .await
         .context("loading token signing keys")?;
     service.background("signing key refresh", {
@@ -81,6 +85,27 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         per_address: Limit { max: settings.sign_in.max_links_per_address, window: link_window },
         per_ip: Limit { max: settings.sign_in.max_links_per_ip, window: link_window },
     });
+    let sealer = match &settings.widget.secrets_key {
+        Some(key) => Some(almoner_secret_box::SecretBox::from_base64(key).context("widget.secrets_key")?),
+        None => {
+            tracing::warn!(
+                "widget.secrets_key is not set: no chat widget secret can be made or checked, so only anonymous \
+                 visitors of widgets that do not require identity get tokens"
+            );
+            None
+        }
+    };
+    service.data(MemberTokens {
+        keys: keys.clone(),
+        sealer,
+        issuer: settings.auth.issuer.clone(),
+        ttl_secs: settings.widget.token_ttl_secs,
+        failures_per_client: Limit {
+            max: settings.widget.max_failures_per_client,
+            window: Duration::from_secs(settings.widget.failure_window_secs),
+        },
+    });
+    service.consumer(reply_mail::spec(), ReplyMailHandler::new(pool.clone(), mailer.clone())).await;
     service.data(SignIn {
         pool: pool.clone(),
         keys: keys.clone(),

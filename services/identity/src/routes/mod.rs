@@ -7,6 +7,8 @@ pub mod oauth;
 pub mod sign_in;
 pub mod staff;
 pub mod tenant;
+pub mod widget;
+pub mod widget_public;
 
 use almoner_http::endpoints::ServiceConfig;
 
@@ -17,4 +19,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     staff::configure(cfg);
     sign_in::configure(cfg);
     tenant::configure(cfg);
+    widget::configure(cfg);
+    widget_public::configure(cfg);
 }

@@ -12,3 +12,4 @@ mod openapi;
 mod sign_in;
 mod staff;
 mod tenancy;
+mod widget;

@@ -44,7 +44,13 @@ async fn row_level_security_hides_rows_from_a_query_that_forgets_the_tenant() {
     let is_super: bool =
         client.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await.unwrap().get(0);
     assert!(!is_super, "tests must run as a non-superuser to prove RLS");
-    for table in ["identity.api_keys", "identity.tenants", "identity.idempotency_keys"] {
+    for table in [
+        "identity.api_keys",
+        "identity.tenants",
+        "identity.idempotency_keys",
+        "identity.widget_settings",
+        "identity.reply_mails",
+    ] {
         let n: i64 = client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0);
         assert_eq!(n, 0, "{table} leaked rows without a tenant");
     }
