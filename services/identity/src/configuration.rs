@@ -241,3 +241,45 @@ impl Validate for Settings {
 }
 
 almoner_service::common_settings!(Settings);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems_of(widget: &WidgetSettings) -> String {
+        let mut problems = Problems::default();
+        widget.validate(&mut problems);
+        problems.into_result().err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn widget_settings_default_to_no_key_and_name_each_bad_value() {
+        let defaults: WidgetSettings = serde_json::from_str("{}").unwrap();
+        assert!(defaults.secrets_key.is_none());
+        assert_eq!((defaults.token_ttl_secs, defaults.max_failures_per_client), (1800, 20));
+        assert_eq!(problems_of(&defaults), "");
+        let keyed = WidgetSettings {
+            secrets_key: Some("aWRlbnRpdHktZGV2LW9ubHktd2lkZ2V0LWtleS0zMiE=".to_owned().into()),
+            ..WidgetSettings::default()
+        };
+        assert_eq!(problems_of(&keyed), "");
+
+        let bad = WidgetSettings {
+            secrets_key: Some("c2hvcnQ=".to_owned().into()),
+            token_ttl_secs: 10,
+            max_failures_per_client: 0,
+            failure_window_secs: 0,
+        };
+        let problems = problems_of(&bad);
+        for key in [
+            "widget.secrets_key",
+            "widget.token_ttl_secs",
+            "widget.max_failures_per_client",
+            "widget.failure_window_secs",
+        ] {
+            assert!(problems.contains(key), "{key} missing from: {problems}");
+        }
+        assert!(!problems.contains("c2hvcnQ"), "the key is not repeated: {problems}");
+        assert!(serde_json::from_str::<WidgetSettings>(r#"{"secret_key": "x"}"#).is_err(), "a misspelt setting");
+    }
+}

@@ -139,8 +139,7 @@ mod tests {
         assert_eq!(format!("{a:?}"), "WidgetSecret(..)");
     }
 
-    /// The computation docs/identity-widget.md gives the host's server, with a fixed secret: e.g. in Python,
-    /// `hmac.new(b"00...01", b"member-42", hashlib.sha256).hexdigest()`.
+    /// The computation docs/identity-widget.md gives the host's server: the key is the secret's text.
     #[test]
     fn the_hash_is_hmac_sha256_keyed_with_the_secrets_text() {
         let secret = WidgetSecret::from_stored(format!("{}1", "0".repeat(63)));
@@ -154,6 +153,17 @@ mod tests {
         assert_eq!(hash.len(), 64);
         assert!(secret.verifies(&identifier("member-42"), &hash));
         assert!(secret.verifies(&identifier("member-42"), &hash.to_ascii_uppercase()));
+    }
+
+    /// The example docs/identity-widget.md gives integrators to check their own code against.
+    #[test]
+    fn the_documented_example_holds() {
+        let secret =
+            WidgetSecret::from_stored("4f8c1e0a9d3b7a6c2e5f1d8b0a3c6e9f7b2d4a1c8e5f0b3d6a9c2e7f1b4d8a0c".into());
+        assert_eq!(
+            secret.sign(&identifier("zoë@example.org")),
+            "b1926cf00531dab9bc0b2d93ea370e807465fa3a159024bb191eb1920d920da8"
+        );
     }
 
     #[test]
