@@ -7,6 +7,7 @@
 //!   broker confirmed every message. It reconnects by itself on the call after a failure.
 //! * [`consumer::run`]: manual acknowledgement, delayed retries with backoff, dead letters with their reason,
 //!   reconnection, and a `consume <type>` span continuing the producer's trace ([`propagation`]).
+//! * [`broadcast::listen`]: every replica gets every matching event, on its own short-lived queue (live nudges).
 //! * [`dead_letters`]: list, replay and purge a queue's dead letters (the operator command's back end).
 //!
 //! Delivery is at least once: handlers deduplicate on [`Received::event_id`] in the same database transaction as
@@ -16,6 +17,7 @@
 //!
 //! This crate knows events only as [`almoner_events::Envelope`]s; it holds no service logic and no SQL.
 
+pub mod broadcast;
 pub mod consumer;
 pub mod dead_letters;
 mod error;
