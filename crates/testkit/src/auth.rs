@@ -54,10 +54,19 @@ impl TestIssuer {
     }
 
     pub fn token_with(&self, tenant: Uuid, scopes: &[&str], ttl: Duration) -> String {
+        self.signed("api_key:test", tenant, scopes, ttl)
+    }
+
+    /// A 15-minute token for `subject` (`staff:<id>`...).
+    pub fn token_as(&self, tenant: Uuid, subject: &str, scopes: &[&str]) -> String {
+        self.signed(subject, tenant, scopes, Duration::from_secs(900))
+    }
+
+    fn signed(&self, subject: &str, tenant: Uuid, scopes: &[&str], ttl: Duration) -> String {
         let now = chrono_now();
         let claims = Claims {
             iss: ISSUER.to_owned(),
-            sub: "api_key:test".to_owned(),
+            sub: subject.to_owned(),
             tid: tenant,
             scope: scopes.join(" "),
             iat: now,
