@@ -18,6 +18,28 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[serde(default)]
     pub sms: SmsSettings,
+    #[serde(default)]
+    pub conversations: ConversationSettings,
+}
+
+/// Chat widget conversations' live streams (`conversations.*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConversationSettings {
+    /// How often an idle live stream sends a heartbeat comment and reads the stream (seconds). Below the gateway's
+    /// read timeout (60 s), so proxies keep the connection.
+    pub heartbeat_secs: u64,
+    /// How long a member counts as connected after their stream's last heartbeat (seconds); a staff reply to a
+    /// member not connected is mailed about.
+    pub presence_ttl_secs: u64,
+    /// How long the live stream keeps entries for clients that reconnect (hours); one further behind reloads.
+    pub stream_retention_hours: u64,
+}
+
+impl Default for ConversationSettings {
+    fn default() -> Self {
+        Self { heartbeat_secs: 15, presence_ttl_secs: 45, stream_retention_hours: 168 }
+    }
 }
 
 /// Sending: where Twilio's API is, how tenants' credentials are sealed, and how fast the sender goes.
@@ -90,6 +112,18 @@ impl Validate for Settings {
                 "must be an http(s) base URL such as https://charity.example (links are <base>/l/<code>)",
             );
         }
+        let c = &self.conversations;
+        problems.check((1..=50).contains(&c.heartbeat_secs), "conversations.heartbeat_secs", "must be 1 to 50");
+        problems.check(
+            c.presence_ttl_secs > c.heartbeat_secs && c.presence_ttl_secs <= 600,
+            "conversations.presence_ttl_secs",
+            "must be more than conversations.heartbeat_secs, and at most 600",
+        );
+        problems.check(
+            (1..=24 * 90).contains(&c.stream_retention_hours),
+            "conversations.stream_retention_hours",
+            "must be 1 to 2160 (90 days)",
+        );
         if let Some(key) = &self.sms.secrets_key {
             problems.check(
                 almoner_secret_box::SecretBox::from_base64(key).is_ok(),

@@ -10,6 +10,7 @@ pub mod configuration;
 pub mod db;
 pub mod domain;
 pub mod importer;
+pub mod live;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

@@ -1,9 +1,11 @@
 //! What the messaging service has: its schema, the outbox relay, the tenant settings consumer, the contact import
-//! committer, the sender, a token verifier and its routes. How a service is built and stopped is `almoner_service`'s.
+//! committer, the sender, the live conversation streams, a token verifier and its routes. How a service is built
+//! and stopped is `almoner_service`'s.
 
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
 use crate::importer::ImportCommitter;
+use crate::live::{self, Hub, LiveSettings};
 use crate::openapi::ApiDoc;
 use crate::routes::campaigns::LinkBase;
 use crate::routes::provider::Sealer;
@@ -59,6 +61,21 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         service.background("sender", move |shutdown| sender.run(shutdown));
     }
 
+    let hub = Hub::new(LiveSettings {
+        heartbeat: Duration::from_secs(settings.conversations.heartbeat_secs),
+        presence_ttl: Duration::from_secs(settings.conversations.presence_ttl_secs),
+        retention: Duration::from_secs(settings.conversations.stream_retention_hours * 3600),
+    });
+    service.background("conversation live streams", {
+        let (hub, amqp) = (hub.clone(), settings.amqp.clone());
+        move |shutdown| hub.run(amqp, "messaging live conversations".to_owned(), shutdown)
+    });
+    service.background("conversation stream pruning", {
+        let (pool, retention) = (pool.clone(), hub.settings().retention);
+        move |shutdown| live::prune(pool, retention, shutdown)
+    });
+
+    service.data(hub);
     service.data(pool);
     service.data(committer);
     service.data(wake);

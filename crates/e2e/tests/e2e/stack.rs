@@ -182,6 +182,10 @@ impl Stack {
                 .as_ref()
                 .map(|mailbox| identity::mailer::MailSettings { port: mailbox.sink.port(), ..Default::default() }),
             sign_in,
+            widget: identity::configuration::WidgetSettings {
+                secrets_key: Some(TEST_SECRETS_KEY.to_owned().into()),
+                ..Default::default()
+            },
         };
         let app = identity::startup::build(identity_settings.clone()).await.expect("identity starts");
         let identity_port = app.port();
@@ -296,6 +300,7 @@ impl Stack {
                     links_base_url: gateway_port.as_ref().map(|p| p.url()),
                     ..Default::default()
                 },
+                conversations: Default::default(),
             })
             .await
             .expect("messaging starts");

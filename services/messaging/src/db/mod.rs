@@ -3,6 +3,7 @@
 
 pub mod campaigns;
 pub mod contacts;
+pub mod conversations;
 pub mod do_not_contact;
 pub mod donors;
 pub mod imports;
@@ -23,6 +24,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     8 => "0008_sender_pace_and_spend_indexes.sql",
     9 => "0009_tenant_links_base_url.sql",
     10 => "0010_send_queue_held.sql",
+    11 => "0011_conversations.sql",
 );
 
 /// The PostgreSQL schema messaging owns.

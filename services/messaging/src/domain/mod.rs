@@ -2,6 +2,7 @@
 
 pub mod campaign;
 pub mod contact;
+pub mod conversation;
 pub mod import;
 pub mod inbound;
 pub mod links;

@@ -3,8 +3,10 @@
 pub mod campaigns;
 pub mod contact_imports;
 pub mod contacts;
+pub mod conversations;
 pub mod do_not_contact;
 pub mod links;
+pub mod member;
 pub mod provider;
 pub mod segments;
 pub mod settings;
@@ -22,6 +24,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     templates::configure(cfg);
     provider::configure(cfg);
     segments::configure(cfg);
+    conversations::configure(cfg);
+    member::configure(cfg);
 }
 
 /// Who did it, as stored beside what they did: the token's subject (`staff:<id>`, `api_key:<id>`).

@@ -31,6 +31,7 @@ pub fn settings(db: &TestDatabase, issuer: &TestIssuer) -> Settings {
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
         sms: Default::default(),
+        conversations: Default::default(),
     }
 }
 
@@ -54,6 +55,18 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
     TestApp { address, amqp, db, client: reqwest::Client::new(), issuer, tenant_id: Uuid::new_v4(), shutdown }
+}
+
+/// Another replica of the app's service (same database, broker namespace and issuer): its address, and the token
+/// that stops it.
+pub async fn replica(app: &TestApp) -> (String, CancellationToken) {
+    let mut settings = settings(&app.db, &app.issuer);
+    settings.amqp = app.amqp.clone();
+    let replica = messaging::startup::build(settings).await.expect("a second replica starts");
+    let address = format!("http://127.0.0.1:{}", replica.port());
+    let stop = replica.shutdown_token();
+    tokio::spawn(replica.run_until_stopped());
+    (address, stop)
 }
 
 impl TestApp {

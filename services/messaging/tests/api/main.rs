@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod contacts;
+mod conversations;
 mod do_not_contact;
 mod helpers;
 mod imports;
