@@ -5,7 +5,7 @@
 //! It must not decide how origins are checked or answers rendered: the routes do.
 
 use crate::db::widget::StoredWidget;
-use crate::domain::scope::MEMBER_SCOPE;
+use crate::domain::scope::{MEMBER_SCOPE, MEMBER_STORAGE_SCOPE};
 use crate::domain::{MemberIdentifier, WebOrigin, WidgetSecret, WidgetSubject};
 use crate::signing::SigningKeys;
 use almoner_http::Claims;
@@ -99,7 +99,7 @@ impl MemberTokens {
             iss: self.issuer.clone(),
             sub: subject.to_claim(),
             tid: tenant_id,
-            scope: MEMBER_SCOPE.to_owned(),
+            scope: format!("{MEMBER_SCOPE} {MEMBER_STORAGE_SCOPE}"),
             iat,
             nbf: iat,
             exp: iat + i64::try_from(self.ttl_secs).unwrap_or(1800),

@@ -26,6 +26,10 @@ pub const ALL_SCOPES: &[&str] = &[
 /// The scope of a chat widget member's (or visitor's) token: their own conversations, and nothing else.
 pub const MEMBER_SCOPE: &str = "conversations:member";
 
+/// The scope that lets a member's token (forwarded by messaging) upload their attachments to storage and read
+/// their own files and those staff shared with them: storage's member limits apply.
+pub const MEMBER_STORAGE_SCOPE: &str = "storage:member";
+
 /// One known scope.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Scope(&'static str);
@@ -130,6 +134,8 @@ mod tests {
     #[test]
     fn the_member_scope_cannot_be_granted() {
         assert!(!ALL_SCOPES.contains(&MEMBER_SCOPE));
+        assert!(!ALL_SCOPES.contains(&MEMBER_STORAGE_SCOPE));
+        assert!(Scope::parse(MEMBER_STORAGE_SCOPE).is_err());
         assert!(Scope::parse(MEMBER_SCOPE).is_err());
         assert!(ScopeSet::parse_list(&[MEMBER_SCOPE.to_owned()]).is_err());
         assert!(ScopeSet::from_stored(&[MEMBER_SCOPE.to_owned()]).is_empty());

@@ -267,7 +267,7 @@ async fn a_correctly_signed_identifier_gets_a_member_token_bound_to_the_page_ori
     let token = body["access_token"].as_str().unwrap();
     let claims = claims_of(token);
     assert_eq!(claims["sub"], format!("member:{identifier}"));
-    assert_eq!(claims["scope"], "conversations:member");
+    assert_eq!(claims["scope"], "conversations:member storage:member");
     assert_eq!(claims["tid"], tenant.to_string());
     assert_eq!(claims["origin"], SITE);
     assert_eq!(claims["iss"], "almoner-identity");
@@ -278,7 +278,7 @@ async fn a_correctly_signed_identifier_gets_a_member_token_bound_to_the_page_ori
     let verifier = almoner_http::TokenVerifier::with_keys("almoner-identity", Duration::ZERO, &jwks);
     let principal = verifier.verify(token).await.unwrap();
     assert_eq!(principal.origin.as_deref(), Some(SITE));
-    assert_eq!(principal.scopes, ["conversations:member"]);
+    assert_eq!(principal.scopes, ["conversations:member", "storage:member"]);
     problem(app.get("/v1/widget", Some(token)).await, 403, "forbidden").await;
     problem(app.get("/v1/tenant", Some(token)).await, 403, "forbidden").await;
 
@@ -521,7 +521,10 @@ async fn anonymous_visitors_get_tokens_only_where_identity_is_not_required() {
     assert_eq!(body["subject"], format!("visitor:{visitor}"));
     let claims = claims_of(body["access_token"].as_str().unwrap());
     assert_eq!(claims["sub"], format!("visitor:{visitor}"));
-    assert_eq!((claims["scope"].as_str(), claims["origin"].as_str()), (Some("conversations:member"), Some(SITE)));
+    assert_eq!(
+        (claims["scope"].as_str(), claims["origin"].as_str()),
+        (Some("conversations:member storage:member"), Some(SITE))
+    );
 
     // The UUID is the visitor's only secret: it must be a random one the widget made.
     for made_up in ["visitor-1", "00000000-0000-0000-0000-000000000000", &Uuid::now_v7().to_string()] {
