@@ -11,6 +11,7 @@ mod schemathesis;
 mod sms;
 mod stack;
 mod webhooks;
+mod widget;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

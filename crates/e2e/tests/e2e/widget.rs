@@ -1,0 +1,176 @@
+//! The chat widget's calls through the real gateway, as a page on a charity's own site makes them: identity's
+//! widget routes answer only the tenant's allowed origins, messaging's member routes only the origin the member
+//! token was issued to, preflights pass from any origin, and the member's live stream (Server-Sent Events)
+//! carries a staff reply through nginx within a second. Security: a forged or missing identifier hash gets no
+//! token, and a token lifted to another site is refused.
+
+use crate::stack::{Options, Stack};
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+const SITE: &str = "https://members.charity.example";
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`, in lower-case hex: what the host site's server computes.
+fn hmac_hex(key: &[u8], message: &[u8]) -> String {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    let outer = Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn allowed_origin(response: &Response) -> Option<String> {
+    response.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned())
+}
+
+async fn json_of(response: Response, status: u16) -> Value {
+    let got = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn the_widget_talks_through_the_gateway_only_from_allowed_origins_and_hears_replies_live() {
+    let stack = Stack::start_with(Options { messaging: true, ..Options::default() }).await;
+    let client = &stack.client;
+    let admin = stack.admin_token().await;
+    let tenant = stack.admin.tenant_id;
+    let url = |path: &str| stack.gateway.url(path);
+
+    let settings = json!({
+        "allowed_origins": [SITE], "identity_required": true, "greeting": "Hello! How can we help?",
+        "accent_colour": "#7a1fa2", "notify_email_on_reply": false, "reply_mail_url": null,
+    });
+    json_of(client.put(url("/api/identity/v1/widget")).bearer_auth(&admin).json(&settings).send().await.unwrap(), 200)
+        .await;
+    let secret =
+        json_of(client.post(url("/api/identity/v1/widget/secret")).bearer_auth(&admin).send().await.unwrap(), 200)
+            .await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+    // The widget's configuration: for the tenant's site only.
+    let config_url = url(&format!("/api/identity/v1/widget/config?tenant_id={tenant}"));
+    let config = client.get(&config_url).header("origin", SITE).send().await.unwrap();
+    assert_eq!(allowed_origin(&config).as_deref(), Some(SITE));
+    assert_eq!(config.headers().get("vary").unwrap(), "Origin");
+    assert_eq!(json_of(config, 200).await["accent_colour"], "#7a1fa2");
+    let elsewhere = client.get(&config_url).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(allowed_origin(&elsewhere), None, "no CORS for a site the tenant did not allow");
+    assert_eq!(json_of(elsewhere, 403).await["code"], "origin_not_allowed");
+
+    // Preflights pass for the widget's routes whatever the origin (the request itself is checked).
+    for (path, method) in [
+        ("/api/identity/v1/widget/token", "POST"),
+        ("/api/messaging/v1/member/conversations", "POST"),
+        ("/api/messaging/v1/member/stream", "GET"),
+    ] {
+        let preflight = client
+            .request(Method::OPTIONS, url(path))
+            .header("origin", SITE)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "authorization, content-type, last-event-id")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 204, "{path}");
+        assert_eq!(allowed_origin(&preflight).as_deref(), Some(SITE), "{path}");
+        let headers = preflight.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
+        assert!(headers.contains("last-event-id") && headers.contains("authorization"), "{headers}");
+    }
+
+    // Identity: a forged, foreign or missing hash gets no token; the right one does.
+    let token_url = url("/api/identity/v1/widget/token");
+    let exchange = |identifier: &str, hash: Option<String>, origin: &str| {
+        let mut body = json!({"tenant_id": tenant, "identifier": identifier});
+        if let Some(hash) = hash {
+            body["identifier_hash"] = json!(hash);
+        }
+        client.post(&token_url).header("origin", origin).json(&body).send()
+    };
+    let forged = exchange("alice", Some(hmac_hex(b"not the secret", b"alice")), SITE).await.unwrap();
+    assert_eq!(json_of(forged, 401).await["code"], "identity_unverified");
+    let bobs = exchange("alice", Some(hmac_hex(secret.as_bytes(), b"bob")), SITE).await.unwrap();
+    assert_eq!(json_of(bobs, 401).await["code"], "identity_unverified");
+    let missing = exchange("alice", None, SITE).await.unwrap();
+    assert_eq!(json_of(missing, 401).await["code"], "identity_unverified");
+    let other_site = exchange("alice", Some(hmac_hex(secret.as_bytes(), b"alice")), "https://evil.example").await;
+    assert_eq!(json_of(other_site.unwrap(), 403).await["code"], "origin_not_allowed");
+    let issued = exchange("alice", Some(hmac_hex(secret.as_bytes(), b"alice")), SITE).await.unwrap();
+    assert_eq!(allowed_origin(&issued).as_deref(), Some(SITE));
+    let member = json_of(issued, 200).await["access_token"].as_str().unwrap().to_owned();
+
+    // The member's live stream, through nginx.
+    let mut stream = client
+        .get(url("/api/messaging/v1/member/stream"))
+        .bearer_auth(&member)
+        .header("origin", SITE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(allowed_origin(&stream).as_deref(), Some(SITE));
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+
+    let started = client
+        .post(url("/api/messaging/v1/member/conversations"))
+        .bearer_auth(&member)
+        .header("origin", SITE)
+        .json(&json!({"body": "Hello from the widget"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed_origin(&started).as_deref(), Some(SITE));
+    let conversation = json_of(started, 201).await["conversation"]["id"].as_str().unwrap().to_owned();
+    let replied_at = Instant::now();
+    json_of(
+        client
+            .post(url(&format!("/api/messaging/v1/conversations/{conversation}/messages")))
+            .bearer_auth(&admin)
+            .json(&json!({"body": "Hello Alice, staff here"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let mut seen = String::new();
+    while !seen.contains("Hello Alice, staff here") {
+        let left = Duration::from_secs(1).saturating_sub(replied_at.elapsed());
+        let chunk = tokio::time::timeout(left, stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the reply did not reach the member within a second; the stream so far: {seen}"))
+            .unwrap()
+            .expect("the stream is open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: ready") && seen.contains("event: message"), "{seen}");
+
+    // The same token from another site is refused.
+    let lifted = client
+        .get(url("/api/messaging/v1/member/conversations"))
+        .bearer_auth(&member)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(lifted, 403).await["code"], "origin_not_allowed");
+    stack.clean_up().await;
+}
+
+#[test]
+fn hmac_matches_rfc_4231_test_case_2() {
+    assert_eq!(
+        hmac_hex(b"Jefe", b"what do ya want for nothing?"),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
