@@ -69,7 +69,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     });
     service.data(justgiving);
     // Claim schedules and uploaded import files are kept in the storage service, called with each caller's token.
-    service.data(crate::storage::StorageClient::new(&settings.storage).context("storage.url")?);
+    let storage_timeout = std::time::Duration::from_secs(settings.storage.request_timeout_secs);
+    service.data(crate::storage::StorageClient::new(&settings.storage.url, storage_timeout).context("storage.url")?);
+    service.data(crate::storage::MaxImportBytes(settings.storage.max_import_bytes));
     service.data(GiftIntake::start(pool.clone(), settings.intake.writers, settings.intake.max_batch));
     service.data(pool);
     service.jwks_verifier()?;

@@ -20,6 +20,25 @@ pub struct Settings {
     pub sms: SmsSettings,
     #[serde(default)]
     pub conversations: ConversationSettings,
+    #[serde(default)]
+    pub storage: StorageSettings,
+}
+
+/// The storage service, which keeps conversations' attachments: messaging calls its HTTP API with the caller's
+/// own bearer token (a member's or a staff member's), never its tables (`storage.*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// storage's API, without `/v1` (`ALMONER_STORAGE__URL`).
+    pub url: String,
+    /// The longest one request to storage may take, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:8084".to_owned(), request_timeout_secs: 30 }
+    }
 }
 
 /// Chat widget conversations' live streams (`conversations.*`).
@@ -112,6 +131,16 @@ impl Validate for Settings {
                 "must be an http(s) base URL such as https://charity.example (links are <base>/l/<code>)",
             );
         }
+        problems.check(
+            reqwest::Url::parse(&self.storage.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+            "storage.url",
+            "must be the storage service's http(s) address",
+        );
+        problems.check(
+            (1..=600).contains(&self.storage.request_timeout_secs),
+            "storage.request_timeout_secs",
+            "must be 1 to 600",
+        );
         let c = &self.conversations;
         problems.check((1..=50).contains(&c.heartbeat_secs), "conversations.heartbeat_secs", "must be 1 to 50");
         problems.check(

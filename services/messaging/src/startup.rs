@@ -76,6 +76,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     });
 
     service.data(hub);
+    let storage_timeout = Duration::from_secs(settings.storage.request_timeout_secs);
+    service.data(almoner_storage_client::StorageClient::new(&settings.storage.url, storage_timeout)?);
     service.data(pool);
     service.data(committer);
     service.data(wake);

@@ -301,6 +301,11 @@ impl Stack {
                     ..Default::default()
                 },
                 conversations: Default::default(),
+                // Attachments go to storage directly, as in a cluster.
+                storage: messaging::configuration::StorageSettings {
+                    url: format!("http://127.0.0.1:{storage_port}"),
+                    ..Default::default()
+                },
             })
             .await
             .expect("messaging starts");

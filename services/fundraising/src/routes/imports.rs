@@ -7,7 +7,7 @@ use crate::app::imports::{ImportError, Options, OptionsRequest, read};
 use crate::db::imports as db;
 use crate::domain::import::{self, RowIds};
 use crate::importer::ImportRunner;
-use crate::storage::{CallerToken, READ_SCOPE, ReadError, StorageClient, StorageError};
+use crate::storage::{CallerToken, MaxImportBytes, READ_SCOPE, ReadError, StorageClient, StorageError};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use almoner_db::Pool;
@@ -202,7 +202,12 @@ fn bad_object(message: impl Into<String>) -> ApiError {
 /// (at most `storage.max_import_bytes`), its length and SHA-256 checked against storage's. An object storage
 /// does not have for this tenant, one that is not a CSV or not UTF-8, or one too large is the import's `422`
 /// naming `object_id`; an upload not yet completed is `409 upload_missing`.
-async fn read_uploaded_csv(storage: &StorageClient, token: &CallerToken, object_id: Uuid) -> Result<String, ApiError> {
+async fn read_uploaded_csv(
+    storage: &StorageClient,
+    max: MaxImportBytes,
+    token: &CallerToken,
+    object_id: Uuid,
+) -> Result<String, ApiError> {
     let content = storage.content(token, object_id).await.map_err(|e| match e {
         StorageError::NotFound => {
             bad_object("the storage service has no such object for this tenant: upload the CSV there first")
@@ -225,7 +230,7 @@ async fn read_uploaded_csv(storage: &StorageClient, token: &CallerToken, object_
     if !matches!(essence.as_str(), "text/csv" | "text/plain") {
         return Err(bad_object(format!("is a {essence} file; an import reads a CSV (text/csv)")));
     }
-    let max = u64::try_from(storage.max_import_bytes()).unwrap_or(0);
+    let max = u64::try_from(max.0).unwrap_or(0);
     let bytes = content.read_all(max).await.map_err(|e| match e {
         ReadError::TooLarge { max } => bad_object(format!(
             "the file is larger than the {max} bytes an import reads (fundraising's storage.max_import_bytes)"
@@ -268,6 +273,7 @@ pub async fn create_import(
     principal: Principal,
     pool: web::Data<Pool>,
     storage: web::Data<StorageClient>,
+    max_import: web::Data<MaxImportBytes>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("fundraising:write")?;
@@ -326,7 +332,7 @@ pub async fn create_import(
                 )));
             }
             let token = CallerToken::of(&req)?;
-            (read_uploaded_csv(&storage, &token, object_id).await?, Some(object_id))
+            (read_uploaded_csv(&storage, **max_import, &token, object_id).await?, Some(object_id))
         }
     };
     let (layout, rows) = read(&csv_text, &options)?;

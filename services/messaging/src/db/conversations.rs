@@ -350,6 +350,18 @@ pub async fn messages(
     Ok(rows.iter().map(message).collect())
 }
 
+/// Whether one of the conversation's messages carries the file.
+pub async fn has_attachment(tx: &Transaction, conversation_id: Uuid, object_id: Uuid) -> Result<bool> {
+    let wanted = serde_json::json!([{"object_id": object_id}]);
+    let row = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM conversation_messages WHERE conversation_id = $1 AND attachments @> $2)",
+            &[&conversation_id, &wanted],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Which side read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reader {

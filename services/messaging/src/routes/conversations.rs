@@ -4,14 +4,17 @@
 //! [`post_message`] and [`publish_change`], so each change lands in the tenant's live stream in its transaction.
 
 use crate::db::conversations::{self, ListFilter, NewMessage, Reader, StoredConversation, StoredMember, StoredMessage};
-use crate::domain::conversation::{Assignee, ConversationStatus, MessageBody, parse_client_message_id};
+use crate::domain::conversation::{
+    Assignee, ConversationStatus, MAX_ATTACHMENTS, MessageBody, parse_client_message_id,
+};
 use crate::live::{Audience, Hub, Start};
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use almoner_db::{Pool, Transaction};
 use almoner_http::body::{json_body, merge_patch};
 use almoner_http::endpoints::ServiceConfig;
 use almoner_http::idempotency::{Claim, claim, remember, replay_response};
-use almoner_http::{ApiError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
+use almoner_http::{ApiError, ErrorCode, FieldError, FieldErrors, Page, PageQuery, Paging, Principal, path_id};
+use almoner_storage_client::{CallerToken, READ_SCOPE, StorageClient, StorageError, WRITE_SCOPE};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -28,7 +31,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(update_conversation)
         .service(list_messages)
         .service(reply)
-        .service(mark_read);
+        .service(mark_read)
+        .service(attachment_link);
 }
 
 /// The member a conversation is with, as staff see them.
@@ -203,13 +207,18 @@ impl MessageView {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageInput {
-    /// The text: at most 4,000 characters, no control characters but line breaks and tabs.
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 4000,
-        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*\S[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$")]
+    /// The text: at most 4,000 characters, no control characters but line breaks and tabs; required unless the
+    /// message carries files.
+    #[schema(value_type = Option<String>, max_length = 4000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$")]
     pub body: Option<String>,
     /// The writer's own id for the message: sending it again with the same id makes no second message.
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"^[\x21-\x7e]+$")]
     pub client_message_id: Option<String>,
+    /// Files uploaded to the storage service (their object ids, uploads completed), at most 10. With files the
+    /// text may be empty.
+    #[schema(value_type = Option<Vec<Uuid>>, max_items = 10)]
+    pub attachments: Option<Value>,
 }
 
 /// A message and the conversation after it.
@@ -219,20 +228,108 @@ pub struct PostedMessage {
     pub message: MessageView,
 }
 
+/// A message's fields, read.
+pub(crate) struct ParsedMessage {
+    pub body: MessageBody,
+    pub client_message_id: Option<String>,
+    /// Object ids in storage, not yet checked there.
+    pub attachments: Vec<Uuid>,
+}
+
 /// Reads a message's fields, naming each that is wrong.
-pub(crate) fn parse_message(input: &MessageInput) -> Result<(MessageBody, Option<String>), ApiError> {
+pub(crate) fn parse_message(input: &MessageInput) -> Result<ParsedMessage, ApiError> {
     let mut errors = FieldErrors::new();
-    let body =
-        errors.required("body", input.body.as_deref()).and_then(|b| errors.parse("body", MessageBody::parse(b, false)));
+    let attachments = match &input.attachments {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            if items.len() > MAX_ATTACHMENTS {
+                errors.add("attachments", format!("at most {MAX_ATTACHMENTS} files"));
+            }
+            let mut ids = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str().and_then(|s| Uuid::try_parse(s).ok()) {
+                    Some(id) if !ids.contains(&id) => ids.push(id),
+                    Some(_) => errors.add(format!("attachments[{i}]"), "is named twice"),
+                    None => errors.add(format!("attachments[{i}]"), "must be an object id from the storage service"),
+                }
+            }
+            ids
+        }
+        Some(_) => {
+            errors.add("attachments", "must be a list of object ids");
+            Vec::new()
+        }
+    };
+    let body = errors.parse("body", MessageBody::parse(input.body.as_deref().unwrap_or(""), !attachments.is_empty()));
     let client_id = match input.client_message_id.as_deref() {
         None => Some(None),
         Some(id) => errors.parse("client_message_id", parse_client_message_id(id)).map(Some),
     };
     errors.finish()?;
     match (body, client_id) {
-        (Some(body), Some(client_id)) => Ok((body, client_id)),
+        (Some(body), Some(client_message_id)) => Ok(ParsedMessage { body, client_message_id, attachments }),
         _ => Err(ApiError::unexpected(anyhow::anyhow!("validated message missing"))),
     }
+}
+
+/// Looks up a message's files in storage with the caller's token (so a member can attach only their own), each
+/// of which must be stored; with `share_with`, lets that member read them too (a staff reply's files). Called
+/// with no database transaction open.
+pub(crate) async fn check_attachments(
+    storage: &StorageClient,
+    token: &CallerToken,
+    ids: &[Uuid],
+    share_with: Option<&str>,
+) -> Result<Value, ApiError> {
+    let mut files = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let field = format!("attachments[{i}]");
+        let refused = |message: &str| {
+            let mut error = ApiError::new(ErrorCode::ValidationFailed, format!("{field}: {message}"));
+            error.errors.push(FieldError { field: field.clone(), message: message.to_owned() });
+            error
+        };
+        let object = match storage.object(token, *id).await {
+            Ok(object) => object,
+            Err(StorageError::NotFound) => return Err(refused("no such file: upload it first")),
+            Err(e) => return Err(e.problem(READ_SCOPE)),
+        };
+        if object.status != "stored" {
+            return Err(refused("its upload has not been completed"));
+        }
+        if let Some(subject) = share_with {
+            storage.grant(token, *id, subject).await.map_err(|e| e.problem(WRITE_SCOPE))?;
+        }
+        files.push(json!(AttachmentView {
+            object_id: object.id,
+            file_name: object.filename,
+            content_type: object.content_type,
+            size_bytes: object.size_bytes,
+        }));
+    }
+    Ok(Value::Array(files))
+}
+
+/// A short-lived link to one of a conversation's files.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AttachmentLink {
+    /// A presigned download link.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A link to a file of the conversation, asked of storage with the caller's token, once the database said the
+/// file is one of the conversation's.
+pub(crate) async fn link_to_attachment(
+    storage: &StorageClient,
+    token: &CallerToken,
+    object_id: Uuid,
+) -> Result<AttachmentLink, ApiError> {
+    let link = storage.link(token, object_id).await.map_err(|e| match e {
+        StorageError::NotFound => ApiError::not_found("attachment"),
+        other => other.problem(READ_SCOPE),
+    })?;
+    Ok(AttachmentLink { url: link.url, expires_at: link.expires_at })
 }
 
 /// What a write did, for the caller's answer and to wake live clients after the commit.
@@ -251,9 +348,10 @@ pub(crate) async fn post_message(
     conversation: StoredConversation,
     author: &str,
     author_subject: &str,
-    body: &MessageBody,
-    client_message_id: Option<&str>,
+    message: &ParsedMessage,
+    attachments: &Value,
 ) -> Result<Posted, ApiError> {
+    let (body, client_message_id) = (&message.body, message.client_message_id.as_deref());
     if let Some(client_id) = client_message_id
         && let Some(existing) =
             conversations::message_by_client_id(tx, conversation.id, author_subject, client_id).await?
@@ -268,7 +366,7 @@ pub(crate) async fn post_message(
             author_subject,
             body: body.as_str(),
             preview: &body.preview(),
-            attachments: &json!([]),
+            attachments,
             client_message_id,
             created_at: Utc::now(),
         },
@@ -691,7 +789,8 @@ pub async fn list_messages(
     Ok(HttpResponse::Ok().json(page))
 }
 
-/// Replies to the member. When the member has no widget open, they are mailed that a reply is waiting (without
+/// Replies to the member, with files uploaded to storage if any (the member is let read them). When the member
+/// has no widget open, they are mailed that a reply is waiting (without
 /// what it says; once until they read it), if the tenant's widget settings ask for it.
 #[utoipa::path(tag = "conversations", security(("bearer" = ["messaging:write"])),
     params(("id" = Uuid, Path),
@@ -704,7 +803,9 @@ pub async fn list_messages(
         (status = 404, body = almoner_http::Problem),
         (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
         (status = 415, body = almoner_http::Problem),
-        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+        (status = 422, description = "validation_failed, naming each field (`attachments[i]`: no such file, or its \
+            upload not completed)", body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service cannot be reached", body = almoner_http::Problem)))]
 #[post("/v1/conversations/{id}/messages")]
 #[tracing::instrument(skip_all, fields(conversation_id = %id))]
 pub async fn reply(
@@ -712,14 +813,25 @@ pub async fn reply(
     principal: Principal,
     pool: web::Data<Pool>,
     hub: web::Data<Arc<Hub>>,
+    storage: web::Data<StorageClient>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("messaging:write")?;
     let id = path_id(&id, "conversation")?;
     let input: MessageInput = json_body(&req, &body)?;
-    let (text, client_id) = parse_message(&input)?;
+    let message = parse_message(&input)?;
     let tenant_id = principal.tenant_id.as_uuid();
+    let attachments = if message.attachments.is_empty() {
+        json!([])
+    } else {
+        // The member may read the reply's files: storage is told before the message exists.
+        let tx = pool.tenant_tx(tenant_id).await?;
+        let found = conversations::get(&tx, id).await?.ok_or_else(|| ApiError::not_found("conversation"))?;
+        tx.commit().await?;
+        let token = CallerToken::of(&req)?;
+        check_attachments(&storage, &token, &message.attachments, Some(&found.member.subject)).await?
+    };
     let tx = pool.tenant_tx(tenant_id).await?;
     let conversation = conversations::lock(&tx, id).await?.ok_or_else(|| ApiError::not_found("conversation"))?;
     let key = match claim(&tx, &req, &body).await? {
@@ -729,7 +841,7 @@ pub async fn reply(
             return Ok(replay_response(status, body));
         }
     };
-    let posted = post_message(&tx, conversation, "staff", &principal.subject, &text, client_id.as_deref()).await?;
+    let posted = post_message(&tx, conversation, "staff", &principal.subject, &message, &attachments).await?;
     let view = PostedMessage {
         conversation: ConversationView::from(&posted.conversation),
         message: MessageView::for_staff(&posted.message),
@@ -806,4 +918,36 @@ pub(crate) async fn read_up_to(
     let c = reload(tx, current.id).await?;
     let stream_id = publish_change(tx, &c, None).await?;
     Ok((c, Some(stream_id)))
+}
+
+/// A short-lived link to a file of the conversation (a member's or a staff reply's).
+#[utoipa::path(tag = "conversations", security(("bearer" = ["messaging:read", "storage:read"])),
+    params(("id" = Uuid, Path), ("object_id" = Uuid, Path)),
+    responses((status = 200, body = AttachmentLink), (status = 401, body = almoner_http::Problem),
+        (status = 403, description = "forbidden: the token lacks messaging:read or storage:read", body = almoner_http::Problem),
+        (status = 404, description = "not_found: no such conversation, or no such file in it", body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service cannot be reached", body = almoner_http::Problem)))]
+#[get("/v1/conversations/{id}/attachments/{object_id}")]
+#[tracing::instrument(skip_all, fields(conversation_id = %path.0, object_id = %path.1))]
+pub async fn attachment_link(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    storage: web::Data<StorageClient>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("messaging:read")?;
+    let id = path_id(&path.0, "conversation")?;
+    let object_id = path_id(&path.1, "attachment")?;
+    let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
+    if conversations::get(&tx, id).await?.is_none() {
+        return Err(ApiError::not_found("conversation"));
+    }
+    let attached = conversations::has_attachment(&tx, id, object_id).await?;
+    tx.commit().await?;
+    if !attached {
+        return Err(ApiError::not_found("attachment"));
+    }
+    let link = link_to_attachment(&storage, &CallerToken::of(&req)?, object_id).await?;
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(link))
 }

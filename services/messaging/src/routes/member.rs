@@ -5,9 +5,10 @@
 //! own conversations: another's id is 404, as if it did not exist.
 
 use super::conversations::{
-    MemberConversationView, MessageInput, MessageView, MessagesPage, MessagesQuery, ReadInput, StreamFrame,
-    StreamHeaders, StreamQuery, event_stream, messages_page, parse_message, parse_messages_query, parse_read,
-    post_message, read_up_to, reload, stream_start, wake,
+    AttachmentLink, AttachmentView, MemberConversationView, MessageInput, MessageView, MessagesPage, MessagesQuery,
+    ReadInput, StreamFrame, StreamHeaders, StreamQuery, check_attachments, event_stream, link_to_attachment,
+    messages_page, parse_message, parse_messages_query, parse_read, post_message, read_up_to, reload, stream_start,
+    wake,
 };
 use crate::db::conversations::{self, Reader, StoredConversation, StoredMember};
 use crate::domain::conversation::{MEMBER_SCOPE, MemberSubject};
@@ -18,6 +19,7 @@ use almoner_http::body::json_body;
 use almoner_http::endpoints::ServiceConfig;
 use almoner_http::idempotency::{Claim, claim, remember, replay_response};
 use almoner_http::{ApiError, ErrorCode, FieldErrors, Principal, path_id};
+use almoner_storage_client::{CallerToken, NewUpload, StorageClient, WRITE_SCOPE};
 use almoner_types::{Email, optional_text};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -33,7 +35,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_own)
         .service(own_messages)
         .service(send)
-        .service(read);
+        .service(read)
+        .service(attachment_link)
+        .service(create_attachment)
+        .service(complete_attachment);
 }
 
 /// The member a request speaks for: a member token, used from the origin it was issued to.
@@ -191,7 +196,9 @@ pub struct StartedConversation {
         (status = 403, description = "forbidden (not a member token); origin_not_allowed", body = almoner_http::Problem),
         (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
         (status = 415, body = almoner_http::Problem),
-        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+        (status = 422, description = "validation_failed, naming each field (`attachments[i]`: no such file of the \
+            member's, or its upload not completed)", body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service cannot be reached", body = almoner_http::Problem)))]
 #[post("/v1/member/conversations")]
 #[tracing::instrument(skip_all, fields(conversation_id = tracing::field::Empty))]
 pub async fn start_conversation(
@@ -199,11 +206,13 @@ pub async fn start_conversation(
     principal: Principal,
     pool: web::Data<Pool>,
     hub: web::Data<Arc<Hub>>,
+    storage: web::Data<StorageClient>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     caller(&req, &principal)?;
     let input: MessageInput = json_body(&req, &body)?;
-    let (text, client_id) = parse_message(&input)?;
+    let message = parse_message(&input)?;
+    let attachments = check_attachments(&storage, &CallerToken::of(&req)?, &message.attachments, None).await?;
     let (tx, member) = member_tx(&pool, &req, &principal).await?;
     let key = match claim(&tx, &req, &body).await? {
         Claim::Proceed(key) => key,
@@ -216,7 +225,7 @@ pub async fn start_conversation(
     tracing::Span::current().record("conversation_id", tracing::field::display(id));
     conversations::create(&tx, id, member.id).await?;
     let conversation = reload(&tx, id).await?;
-    let posted = post_message(&tx, conversation, "member", &member.subject, &text, client_id.as_deref()).await?;
+    let posted = post_message(&tx, conversation, "member", &member.subject, &message, &attachments).await?;
     let view = StartedConversation {
         conversation: MemberConversationView::from(&posted.conversation),
         message: MessageView::for_member(&posted.message),
@@ -312,7 +321,9 @@ pub struct SentMessage {
         (status = 404, description = "not_found: no such conversation of this member", body = almoner_http::Problem),
         (status = 409, description = "idempotency_key_reused", body = almoner_http::Problem),
         (status = 415, body = almoner_http::Problem),
-        (status = 422, description = "validation_failed, naming each field", body = almoner_http::Problem)))]
+        (status = 422, description = "validation_failed, naming each field (`attachments[i]`: no such file of the \
+            member's, or its upload not completed)", body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service cannot be reached", body = almoner_http::Problem)))]
 #[post("/v1/member/conversations/{id}/messages")]
 #[tracing::instrument(skip_all, fields(conversation_id = %id))]
 pub async fn send(
@@ -320,12 +331,14 @@ pub async fn send(
     principal: Principal,
     pool: web::Data<Pool>,
     hub: web::Data<Arc<Hub>>,
+    storage: web::Data<StorageClient>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     caller(&req, &principal)?;
     let input: MessageInput = json_body(&req, &body)?;
-    let (text, client_id) = parse_message(&input)?;
+    let message = parse_message(&input)?;
+    let attachments = check_attachments(&storage, &CallerToken::of(&req)?, &message.attachments, None).await?;
     let (tx, member) = member_tx(&pool, &req, &principal).await?;
     let conversation = own(&tx, &member, &id, true).await?;
     let key = match claim(&tx, &req, &body).await? {
@@ -335,7 +348,7 @@ pub async fn send(
             return Ok(replay_response(status, body));
         }
     };
-    let posted = post_message(&tx, conversation, "member", &member.subject, &text, client_id.as_deref()).await?;
+    let posted = post_message(&tx, conversation, "member", &member.subject, &message, &attachments).await?;
     let view = SentMessage {
         conversation: MemberConversationView::from(&posted.conversation),
         message: MessageView::for_member(&posted.message),
@@ -375,4 +388,170 @@ pub async fn read(
     tx.commit().await?;
     wake(&hub, principal.tenant_id.as_uuid(), &conversation, stream_id);
     Ok(HttpResponse::Ok().json(MemberConversationView::from(&conversation)))
+}
+
+/// A file the member is about to attach.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentInput {
+    /// The file's name: 1 to 255 characters, no control characters or path separators.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 255,
+        pattern = r"^[^/\\\u0000-\u001f\u007f-\u009f]*[^\s/\\\u0000-\u001f\u007f-\u009f][^/\\\u0000-\u001f\u007f-\u009f]*$")]
+    pub file_name: Option<String>,
+    /// Its type, one the tenant's member limits allow (storage's policy: images, PDF and text by default).
+    #[schema(required = true, value_type = String, min_length = 3, max_length = 100,
+        pattern = r"^[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*/[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*$")]
+    pub content_type: Option<String>,
+    /// Its exact size in bytes, at most the tenant's member limit (10 MiB by default).
+    #[schema(required = true, value_type = i64, minimum = 1)]
+    pub size_bytes: Option<i64>,
+}
+
+/// Where to send the file.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UploadTarget {
+    pub url: String,
+    /// `PUT`.
+    pub method: String,
+    /// Send exactly these headers (and the declared size): the store refuses anything else.
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// An attachment on its way: send the file, then complete it, then name `object_id` in a message's
+/// `attachments`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PendingAttachment {
+    pub object_id: Uuid,
+    pub upload: UploadTarget,
+    /// The upload link stops working at this time.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Starts an attachment: storage checks the type and size against the tenant's member limits and answers with a
+/// presigned link to send the file to.
+#[utoipa::path(tag = "member", security(("bearer" = ["conversations:member"])),
+    request_body = AttachmentInput,
+    responses((status = 201, body = PendingAttachment), (status = 401, body = almoner_http::Problem),
+        (status = 403, description = "forbidden (not a member token); origin_not_allowed", body = almoner_http::Problem),
+        (status = 409, description = "quota_exceeded: the tenant's storage is full", body = almoner_http::Problem),
+        (status = 415, body = almoner_http::Problem),
+        (status = 422, description = "validation_failed, naming each field; content_type_not_allowed; file_too_large",
+            body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service cannot be reached", body = almoner_http::Problem)))]
+#[post("/v1/member/attachments")]
+#[tracing::instrument(skip_all)]
+pub async fn create_attachment(
+    req: HttpRequest,
+    principal: Principal,
+    storage: web::Data<StorageClient>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&req, &principal)?;
+    let input: AttachmentInput = json_body(&req, &body)?;
+    let mut errors = FieldErrors::new();
+    let file_name = errors.required("file_name", input.file_name.as_deref()).map(str::trim).filter(|n| {
+        let ok =
+            !n.is_empty() && n.chars().count() <= 255 && !n.chars().any(|c| c.is_control() || c == '/' || c == '\\');
+        if !ok {
+            errors.add("file_name", "must be 1 to 255 characters, without control characters or path separators");
+        }
+        ok
+    });
+    let content_type = errors.required("content_type", input.content_type.as_deref()).map(str::trim).filter(|t| {
+        let ok = t.len() <= 100 && t.split_once('/').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty());
+        if !ok {
+            errors.add("content_type", "must be a media type such as image/png");
+        }
+        ok
+    });
+    let size_bytes = errors.required("size_bytes", input.size_bytes).filter(|s| {
+        if *s < 1 {
+            errors.add("size_bytes", "must be 1 or more");
+        }
+        *s >= 1
+    });
+    errors.finish()?;
+    let (Some(filename), Some(content_type), Some(size_bytes)) = (file_name, content_type, size_bytes) else {
+        return Err(ApiError::unexpected(anyhow::anyhow!("validated attachment missing")));
+    };
+    let upload = NewUpload {
+        filename,
+        content_type,
+        size_bytes,
+        purpose: "conversation_attachment",
+        owner_reference: Some(&who.subject),
+    };
+    let pending = storage.create_upload(&CallerToken::of(&req)?, &upload).await.map_err(|e| e.problem(WRITE_SCOPE))?;
+    Ok(HttpResponse::Created().json(PendingAttachment {
+        object_id: pending.object.id,
+        upload: UploadTarget {
+            url: pending.upload_url,
+            method: pending.upload_method,
+            headers: pending.upload_headers,
+        },
+        expires_at: pending.expires_at,
+    }))
+}
+
+/// Completes an attachment once its file was sent: storage checks the file (size, that its bytes are the declared
+/// type) and keeps it.
+#[utoipa::path(tag = "member", security(("bearer" = ["conversations:member"])),
+    params(("object_id" = Uuid, Path)),
+    responses((status = 200, body = AttachmentView), (status = 401, body = almoner_http::Problem),
+        (status = 403, description = "forbidden (not a member token); origin_not_allowed", body = almoner_http::Problem),
+        (status = 404, description = "not_found: no such upload of this member", body = almoner_http::Problem),
+        (status = 409, description = "upload_missing: the file has not arrived", body = almoner_http::Problem),
+        (status = 410, description = "upload_expired: the link expired before the file arrived", body = almoner_http::Problem),
+        (status = 422, description = "size_mismatch; content_mismatch (the file is not what it claims)",
+            body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service cannot be reached", body = almoner_http::Problem)))]
+#[post("/v1/member/attachments/{object_id}/complete")]
+#[tracing::instrument(skip_all, fields(object_id = %object_id))]
+pub async fn complete_attachment(
+    req: HttpRequest,
+    principal: Principal,
+    storage: web::Data<StorageClient>,
+    object_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller(&req, &principal)?;
+    let id = path_id(&object_id, "attachment")?;
+    let stored = storage.complete_upload(&CallerToken::of(&req)?, id).await.map_err(|e| match e {
+        almoner_storage_client::StorageError::NotFound => ApiError::not_found("attachment"),
+        other => other.problem(WRITE_SCOPE),
+    })?;
+    Ok(HttpResponse::Ok().json(AttachmentView {
+        object_id: stored.id,
+        file_name: stored.filename,
+        content_type: stored.content_type,
+        size_bytes: stored.size_bytes,
+    }))
+}
+
+/// A short-lived link to a file of one of the member's own conversations.
+#[utoipa::path(tag = "member", security(("bearer" = ["conversations:member"])),
+    params(("id" = Uuid, Path), ("object_id" = Uuid, Path)),
+    responses((status = 200, body = AttachmentLink), (status = 401, body = almoner_http::Problem),
+        (status = 403, description = "forbidden (not a member token); origin_not_allowed", body = almoner_http::Problem),
+        (status = 404, description = "not_found: no such conversation of this member, or no such file in it",
+            body = almoner_http::Problem),
+        (status = 503, description = "service_unavailable: the storage service cannot be reached", body = almoner_http::Problem)))]
+#[get("/v1/member/conversations/{id}/attachments/{object_id}")]
+#[tracing::instrument(skip_all, fields(conversation_id = %path.0, object_id = %path.1))]
+pub async fn attachment_link(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<Pool>,
+    storage: web::Data<StorageClient>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let conversation = own(&tx, &member, &path.0, false).await?;
+    let object_id = path_id(&path.1, "attachment")?;
+    let attached = conversations::has_attachment(&tx, conversation.id, object_id).await?;
+    tx.commit().await?;
+    if !attached {
+        return Err(ApiError::not_found("attachment"));
+    }
+    let link = link_to_attachment(&storage, &CallerToken::of(&req)?, object_id).await?;
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(link))
 }

@@ -339,11 +339,24 @@ async fn bad_messages_and_changes_are_named_field_by_field() {
         (json!({"body": "x".repeat(4001)}), "body"),
         (json!({"body": "a\u{7}b"}), "body"),
         (json!({"body": "ok", "client_message_id": "has space"}), "client_message_id"),
+        (json!({"body": "ok", "attachments": "x"}), "attachments"),
+        (json!({"body": "ok", "attachments": ["not-an-id"]}), "attachments[0]"),
+        (json!({"attachments": (0..11).map(|_| Uuid::new_v4()).collect::<Vec<_>>()}), "attachments"),
     ] {
         let response = app.member(reqwest::Method::POST, "/v1/member/conversations", &member, Some(body)).await;
         let answer = problem(response, 422, "validation_failed").await;
         assert_eq!(answer["errors"][0]["field"], field);
     }
+    // A file is looked up in storage: with storage away, a clear 503 rather than a message without its file.
+    let away = app
+        .member(
+            reqwest::Method::POST,
+            "/v1/member/conversations",
+            &member,
+            Some(json!({"attachments": [Uuid::new_v4()]})),
+        )
+        .await;
+    problem(away, 503, "service_unavailable").await;
     let id = app.start_conversation(&member, "hi").await["conversation"]["id"].as_str().unwrap().to_owned();
     for (patch, field) in [
         (json!({"status": "closed"}), "status"),

@@ -32,6 +32,11 @@ pub fn settings(db: &TestDatabase, issuer: &TestIssuer) -> Settings {
         auth: issuer.auth_settings(),
         sms: Default::default(),
         conversations: Default::default(),
+        // Attachments are tested with the real storage service in crates/e2e; here storage is nowhere.
+        storage: messaging::configuration::StorageSettings {
+            url: "http://127.0.0.1:9".to_owned(),
+            ..Default::default()
+        },
     }
 }
 
