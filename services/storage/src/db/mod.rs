@@ -7,6 +7,7 @@ pub mod policies;
 /// storage's own migrations, applied after the platform ones.
 pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../migrations",
     1 => "0001_objects_and_policies.sql",
+    2 => "0002_member_files.sql",
 );
 
 /// The PostgreSQL schema storage owns.
