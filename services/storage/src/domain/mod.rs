@@ -1,9 +1,12 @@
 //! What a file is to the service, with no I/O: its content type and how its bytes prove it
-//! ([`content_type`]), the names and labels a client gives it, where it is kept, and the tenant's policy.
+//! ([`content_type`]), the names and labels a client gives it, where it is kept, the tenant's policy, and who may
+//! reach it ([`access`]).
 
+pub mod access;
 pub mod content_type;
 pub mod policy;
 
+pub use access::{Caller, MemberSubject};
 pub use content_type::FileKind;
 pub use policy::Policy;
 
