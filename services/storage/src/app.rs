@@ -10,8 +10,8 @@ use crate::configuration::{PolicyDefaults, UploadSettings};
 use crate::db::objects::{self, NewUpload, Status, StoredRow};
 use crate::db::policies;
 use crate::domain::content_type::SNIFF_BYTES;
-use crate::domain::policy::Refusal;
-use crate::domain::{FileKind, Filename, ObjectKey, OwnerReference, Policy, Purpose};
+use crate::domain::policy::{MemberLimits, Refusal, Uploader};
+use crate::domain::{Caller, FileKind, Filename, MemberSubject, ObjectKey, OwnerReference, Policy, Purpose};
 use crate::store::{ObjectStore, StoreError};
 use almoner_db::{DbError, Pool, Transaction, outbox};
 use almoner_events::storage::{ObjectDeletedV1, ObjectStoredV1, StoredObject};
@@ -31,6 +31,10 @@ pub enum FileError {
     TypeNotAllowed(FileKind, String),
     #[error("the file is {size} bytes; the largest allowed is {max}")]
     TooLarge { size: i64, max: i64 },
+    #[error("{0} is not allowed from members (the tenant's member limit); members may upload: {1}")]
+    TypeNotAllowedForMembers(FileKind, String),
+    #[error("the file is {size} bytes; the largest a member may upload is {max} (the tenant's member limit)")]
+    TooLargeForMembers { size: i64, max: i64 },
     #[error("{size} more bytes would take the tenant over its quota of {quota} ({used} used)")]
     QuotaExceeded { size: i64, quota: i64, used: i64 },
     #[error("object not found")]
@@ -84,19 +88,24 @@ impl Files {
         Ok(effective(&own, &self.defaults))
     }
 
-    /// Admits a file under the tenant's policy, reserves its size against the quota and records it as pending,
-    /// in `tx` (which the caller commits).
+    /// Admits a file under the tenant's policy (and, from a member, the member limits), reserves its size against
+    /// the quota and records it as pending, owned by the caller, in `tx` (which the caller commits).
     async fn admit(
         &self,
         tx: &Transaction,
         file: &Declared,
-        created_by: &str,
+        caller: &Caller,
         upload_expires_at: Option<DateTime<Utc>>,
     ) -> Result<StoredRow, FileError> {
         let policy = self.policy(tx).await?;
-        policy.admit(file.kind, file.size_bytes).map_err(|refusal| match refusal {
+        let uploader = if caller.member().is_some() { Uploader::Member } else { Uploader::Staff };
+        policy.admit(file.kind, file.size_bytes, uploader).map_err(|refusal| match refusal {
             Refusal::TypeNotAllowed(kind) => FileError::TypeNotAllowed(kind, policy.allowed_list()),
             Refusal::TooLarge { size, max } => FileError::TooLarge { size, max },
+            Refusal::TypeNotAllowedForMembers(kind) => {
+                FileError::TypeNotAllowedForMembers(kind, policy.member.allowed_list())
+            }
+            Refusal::TooLargeForMembers { size, max } => FileError::TooLargeForMembers { size, max },
         })?;
         if !policies::reserve(tx, file.size_bytes, policy.quota_bytes).await? {
             let used = policies::used(tx).await?;
@@ -111,23 +120,25 @@ impl Files {
             size_bytes: file.size_bytes,
             purpose: file.purpose.as_str(),
             owner_reference: file.owner_reference.as_ref().map(OwnerReference::as_str),
-            created_by,
+            created_by: caller.subject(),
+            owner_subject: caller.subject(),
             upload_expires_at,
             abandon_at,
         };
         Ok(objects::insert_pending(tx, &new).await?)
     }
 
-    /// `POST /v1/uploads`: a pending object and a presigned PUT for exactly its declared size and type.
+    /// `POST /v1/uploads`: a pending object owned by the caller and a presigned PUT for exactly its declared size
+    /// and type.
     pub async fn create_upload(
         &self,
         tx: &Transaction,
         tenant_id: Uuid,
         file: &Declared,
-        created_by: &str,
+        caller: &Caller,
     ) -> Result<CreatedUpload, FileError> {
         let expires_at = Utc::now() + span_secs(u64::from(self.uploads.url_ttl_secs));
-        let object = self.admit(tx, file, created_by, Some(expires_at)).await?;
+        let object = self.admit(tx, file, caller, Some(expires_at)).await?;
         let key = ObjectKey::new(tenant_id, object.id);
         let url = self.store.presign_put(&key, file.kind.mime(), file.size_bytes, self.uploads.url_ttl_secs).await?;
         Ok(CreatedUpload { object, url, expires_at })
@@ -136,13 +147,24 @@ impl Files {
     /// `POST /v1/uploads/{id}/complete`: checks the uploaded file (there, of the declared size, its first bytes of
     /// the declared type), hashes it and marks it stored, publishing `storage.object.stored.v1`. A file that
     /// fails a check is deleted with its record, and its space released. Completing a stored object returns it.
-    pub async fn complete(&self, tenant_id: Uuid, id: Uuid) -> Result<StoredRow, FileError> {
+    /// A member completes only their own uploads: another's is not found.
+    pub async fn complete(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        member: Option<&MemberSubject>,
+    ) -> Result<StoredRow, FileError> {
         let object = {
             let tx = self.pool.tenant_tx(tenant_id).await?;
             let object = objects::get(&tx, id).await?.ok_or(FileError::NotFound)?;
             tx.commit().await?;
             object
         };
+        if let Some(member) = member
+            && object.owner_subject.as_deref() != Some(member.as_str())
+        {
+            return Err(FileError::NotFound);
+        }
         if object.status == Status::Stored {
             return Ok(object);
         }
@@ -225,7 +247,7 @@ impl Files {
         &self,
         tenant_id: Uuid,
         file: &Declared,
-        created_by: &str,
+        caller: &Caller,
         body: S,
     ) -> Result<StoredRow, FileError>
     where
@@ -234,7 +256,7 @@ impl Files {
     {
         let object = {
             let tx = self.pool.tenant_tx(tenant_id).await?;
-            let object = self.admit(&tx, file, created_by, None).await?;
+            let object = self.admit(&tx, file, caller, None).await?;
             tx.commit().await?;
             object
         };
@@ -427,15 +449,17 @@ impl PartReader {
 
 /// The policy in force: the tenant's own settings over the service's defaults.
 pub fn effective(own: &policies::OwnPolicy, defaults: &PolicyDefaults) -> Policy {
-    let allowed: BTreeSet<FileKind> = match &own.allowed_content_types {
-        Some(types) => types.iter().filter_map(|t| FileKind::parse(t).ok()).collect(),
-        None => FileKind::ALL.into_iter().collect(),
-    };
-    Policy {
-        allowed,
-        max_size_bytes: own.max_size_bytes.unwrap_or(defaults.max_size_bytes),
-        quota_bytes: own.quota_bytes.unwrap_or(defaults.quota_bytes),
-    }
+    let kinds =
+        |types: &Vec<String>| -> BTreeSet<FileKind> { types.iter().filter_map(|t| FileKind::parse(t).ok()).collect() };
+    let allowed = own.allowed_content_types.as_ref().map_or_else(|| FileKind::ALL.into_iter().collect(), kinds);
+    let max_size_bytes = own.max_size_bytes.unwrap_or(defaults.max_size_bytes);
+    let member = MemberLimits::within(
+        own.member_content_types.as_ref().map(kinds),
+        own.member_max_size_bytes,
+        &allowed,
+        max_size_bytes,
+    );
+    Policy { allowed, max_size_bytes, quota_bytes: own.quota_bytes.unwrap_or(defaults.quota_bytes), member }
 }
 
 pub fn event_object(stored: &StoredRow) -> StoredObject {

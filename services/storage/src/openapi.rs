@@ -14,7 +14,9 @@ use almoner_http::openapi::BearerAuth;
         (name = "uploads", description = "A browser's upload: a presigned PUT, then completion"),
         (name = "objects", description = "Stored files: metadata, download links, server-to-server upload and \
             read, deletion"),
-        (name = "policy", description = "The tenant's allowed content types, largest file and quota"),
+        (name = "grants", description = "Stored files shared with chat widget members"),
+        (name = "policy", description = "The tenant's allowed content types, largest file and quota, and the \
+            limits on members' uploads"),
     )
 )]
 pub struct ApiDoc;

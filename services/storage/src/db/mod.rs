@@ -1,6 +1,7 @@
 //! storage's SQL. Every function takes the transaction it runs in; tenant tables are read and written through a
 //! tenant transaction so row-level security applies.
 
+pub mod grants;
 pub mod objects;
 pub mod policies;
 

@@ -1,5 +1,7 @@
-//! Objects: uploads waiting for their file, and stored files.
+//! Objects: uploads waiting for their file, and stored files. Reads that take a `member` see only that member's
+//! own objects and those shared with them (`object_grants`); without one, every object of the tenant.
 
+use crate::domain::MemberSubject;
 use almoner_db::{Result, Transaction};
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
@@ -24,13 +26,15 @@ pub struct StoredRow {
     pub purpose: String,
     pub owner_reference: Option<String>,
     pub created_by: String,
+    /// The subject of the token that created it; `None` for objects older than owners.
+    pub owner_subject: Option<String>,
     pub created_at: DateTime<Utc>,
     pub upload_expires_at: Option<DateTime<Utc>>,
     pub stored_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "tenant_id, id, revision, status, filename, content_type, size_bytes, sha256, purpose, \
-                       owner_reference, created_by, created_at, upload_expires_at, stored_at";
+                       owner_reference, created_by, owner_subject, created_at, upload_expires_at, stored_at";
 
 fn from_row(row: &Row) -> StoredRow {
     StoredRow {
@@ -45,6 +49,7 @@ fn from_row(row: &Row) -> StoredRow {
         purpose: row.get("purpose"),
         owner_reference: row.get("owner_reference"),
         created_by: row.get("created_by"),
+        owner_subject: row.get("owner_subject"),
         created_at: row.get("created_at"),
         upload_expires_at: row.get("upload_expires_at"),
         stored_at: row.get("stored_at"),
@@ -60,6 +65,7 @@ pub struct NewUpload<'a> {
     pub purpose: &'a str,
     pub owner_reference: Option<&'a str>,
     pub created_by: &'a str,
+    pub owner_subject: &'a str,
     pub upload_expires_at: Option<DateTime<Utc>>,
     pub abandon_at: DateTime<Utc>,
 }
@@ -70,7 +76,8 @@ pub async fn insert_pending(tx: &Transaction, new: &NewUpload<'_>) -> Result<Sto
         .query_one(
             &format!(
                 "INSERT INTO objects (id, status, filename, content_type, size_bytes, purpose, owner_reference, \
-                 created_by, upload_expires_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+                 created_by, owner_subject, upload_expires_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, $9) \
+                 RETURNING {COLUMNS}"
             ),
             &[
                 &new.id,
@@ -80,6 +87,7 @@ pub async fn insert_pending(tx: &Transaction, new: &NewUpload<'_>) -> Result<Sto
                 &new.purpose,
                 &new.owner_reference,
                 &new.created_by,
+                &new.owner_subject,
                 &new.upload_expires_at,
             ],
         )
@@ -98,6 +106,16 @@ pub async fn get(tx: &Transaction, id: Uuid) -> Result<Option<StoredRow>> {
     Ok(tx.query_opt(&format!("SELECT {COLUMNS} FROM objects WHERE id = $1"), &[&id]).await?.map(|r| from_row(&r)))
 }
 
+/// One object, in any state, if `member` (when given) owns it or it was shared with them.
+pub async fn get_visible(tx: &Transaction, id: Uuid, member: Option<&MemberSubject>) -> Result<Option<StoredRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM objects o WHERE id = $1 AND ($2::text IS NULL OR o.owner_subject = $2 \
+         OR EXISTS (SELECT 1 FROM object_grants g WHERE g.tenant_id = o.tenant_id AND g.object_id = o.id \
+         AND g.subject = $2))"
+    );
+    Ok(tx.query_opt(&sql, &[&id, &member.map(MemberSubject::as_str)]).await?.map(|r| from_row(&r)))
+}
+
 /// One object, locked until the transaction ends; `skip_locked` passes over one another transaction holds.
 pub async fn lock(tx: &Transaction, id: Uuid, skip_locked: bool) -> Result<Option<StoredRow>> {
     let sql = format!(
@@ -105,6 +123,14 @@ pub async fn lock(tx: &Transaction, id: Uuid, skip_locked: bool) -> Result<Optio
         if skip_locked { " SKIP LOCKED" } else { "" }
     );
     Ok(tx.query_opt(&sql, &[&id]).await?.map(|r| from_row(&r)))
+}
+
+/// One object, kept from deletion (and from being locked for it) until the transaction ends; others may read it.
+pub async fn share_lock(tx: &Transaction, id: Uuid) -> Result<Option<StoredRow>> {
+    Ok(tx
+        .query_opt(&format!("SELECT {COLUMNS} FROM objects WHERE id = $1 FOR KEY SHARE"), &[&id])
+        .await?
+        .map(|r| from_row(&r)))
 }
 
 /// Marks a pending object stored with its real size and hash, the next revision.
@@ -135,9 +161,11 @@ pub async fn delete(tx: &Transaction, object: &StoredRow) -> Result<()> {
     Ok(())
 }
 
-/// A page of stored objects, newest first, optionally of one purpose and owner.
+/// A page of stored objects, newest first, optionally of one purpose and owner; only the member's own and shared
+/// ones when `member` is given.
 pub async fn page(
     tx: &Transaction,
+    member: Option<&MemberSubject>,
     purpose: Option<&str>,
     owner_reference: Option<&str>,
     after: Option<(DateTime<Utc>, Uuid)>,
@@ -147,12 +175,14 @@ pub async fn page(
     let rows = tx
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM objects WHERE status = 'stored' \
+                "SELECT {COLUMNS} FROM objects o WHERE status = 'stored' \
                  AND ($1::text IS NULL OR purpose = $1) AND ($2::text IS NULL OR owner_reference = $2) \
                  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
+                 AND ($6::text IS NULL OR o.owner_subject = $6 OR EXISTS (SELECT 1 FROM object_grants g \
+                 WHERE g.tenant_id = o.tenant_id AND g.object_id = o.id AND g.subject = $6)) \
                  ORDER BY created_at DESC, id DESC LIMIT $5"
             ),
-            &[&purpose, &owner_reference, &after_at, &after_id, &fetch],
+            &[&purpose, &owner_reference, &after_at, &after_id, &fetch, &member.map(MemberSubject::as_str)],
         )
         .await?;
     Ok(rows.iter().map(from_row).collect())

@@ -9,19 +9,28 @@ pub struct OwnPolicy {
     pub allowed_content_types: Option<Vec<String>>,
     pub max_size_bytes: Option<i64>,
     pub quota_bytes: Option<i64>,
+    /// The member limits (see `domain::policy::MemberLimits`).
+    pub member_content_types: Option<Vec<String>>,
+    pub member_max_size_bytes: Option<i64>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
 pub async fn get(tx: &Transaction) -> Result<OwnPolicy> {
     let row = tx
-        .query_opt("SELECT allowed_content_types, max_size_bytes, quota_bytes, updated_at FROM policies", &[])
+        .query_opt(
+            "SELECT allowed_content_types, max_size_bytes, quota_bytes, member_content_types, member_max_size_bytes, \
+             updated_at FROM policies",
+            &[],
+        )
         .await?;
     Ok(row
         .map(|r| OwnPolicy {
             allowed_content_types: r.get(0),
             max_size_bytes: r.get(1),
             quota_bytes: r.get(2),
-            updated_at: Some(r.get(3)),
+            member_content_types: r.get(3),
+            member_max_size_bytes: r.get(4),
+            updated_at: Some(r.get(5)),
         })
         .unwrap_or_default())
 }
@@ -29,11 +38,20 @@ pub async fn get(tx: &Transaction) -> Result<OwnPolicy> {
 pub async fn put(tx: &Transaction, policy: &OwnPolicy) -> Result<DateTime<Utc>> {
     let row = tx
         .query_one(
-            "INSERT INTO policies (allowed_content_types, max_size_bytes, quota_bytes) VALUES ($1, $2, $3) \
+            "INSERT INTO policies (allowed_content_types, max_size_bytes, quota_bytes, member_content_types, \
+             member_max_size_bytes) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant_id) DO UPDATE SET allowed_content_types = EXCLUDED.allowed_content_types, \
-             max_size_bytes = EXCLUDED.max_size_bytes, quota_bytes = EXCLUDED.quota_bytes, updated_at = now() \
+             max_size_bytes = EXCLUDED.max_size_bytes, quota_bytes = EXCLUDED.quota_bytes, \
+             member_content_types = EXCLUDED.member_content_types, \
+             member_max_size_bytes = EXCLUDED.member_max_size_bytes, updated_at = now() \
              RETURNING updated_at",
-            &[&policy.allowed_content_types, &policy.max_size_bytes, &policy.quota_bytes],
+            &[
+                &policy.allowed_content_types,
+                &policy.max_size_bytes,
+                &policy.quota_bytes,
+                &policy.member_content_types,
+                &policy.member_max_size_bytes,
+            ],
         )
         .await?;
     Ok(row.get(0))

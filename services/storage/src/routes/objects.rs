@@ -1,13 +1,16 @@
 //! `/v1/objects`: stored files. A server sends a file in one request (`POST`, streamed to the store); anyone with
 //! `storage:read` reads metadata, gets a one-minute download link (`/download` redirects to it, `/link` returns
-//! it) or, server to server, the bytes themselves (`/content`); `DELETE` removes file and metadata.
+//! it) or, server to server, the bytes themselves (`/content`); `DELETE` removes file and metadata. A chat widget
+//! member's token reads the member's own files and those shared with them, and nothing else: any other object is
+//! not found, so that a member cannot learn another's file exists.
 
 use crate::app::Files;
 use crate::db::objects::{self, Status, StoredRow};
-use crate::domain::{Filename, ObjectKey};
+use crate::domain::{Caller, Filename, ObjectKey};
+use crate::routes::WRITE_SCOPE;
+use crate::routes::access;
 use crate::routes::uploads::declared;
 use crate::routes::views::ObjectView;
-use crate::routes::{READ_SCOPE, WRITE_SCOPE};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use almoner_http::endpoints::ServiceConfig;
@@ -61,6 +64,8 @@ pub struct SendQuery {
         (status = 201, description = "The stored object, with its SHA-256", body = ObjectView),
         (status = 400, description = "malformed_request: the body ended before Content-Length bytes",
             body = almoner_http::Problem),
+        (status = 403, description = "forbidden: the token does not hold storage:write (a member's never does: \
+            members upload through /v1/uploads)", body = almoner_http::Problem),
         (status = 409, description = "quota_exceeded", body = almoner_http::Problem),
         (status = 422, description = "validation_failed (a query parameter, Content-Type or Content-Length); \
             content_type_not_allowed; file_too_large; content_mismatch (the first bytes are not of the type)",
@@ -102,8 +107,8 @@ pub async fn send_object(
     );
     errors.finish()?;
     let file = file.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("validated object fields missing")))?;
-    let stored =
-        files.stream_upload(principal.tenant_id.as_uuid(), &file, &principal.subject, body.map(|chunk| chunk)).await?;
+    let caller = Caller::Staff { subject: principal.subject.clone() };
+    let stored = files.stream_upload(principal.tenant_id.as_uuid(), &file, &caller, body.map(|chunk| chunk)).await?;
     Ok(HttpResponse::Created()
         .insert_header(("location", format!("/v1/objects/{}", stored.id)))
         .json(ObjectView::from(&stored)))
@@ -121,10 +126,13 @@ pub struct ListQuery {
     pub owner_reference: Option<String>,
 }
 
-/// Stored files, newest first (pending uploads are not listed).
-#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"])),
+/// Stored files, newest first (pending uploads are not listed). For a member, only their own and those shared
+/// with them.
+#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"]), ("bearer" = ["storage:member"])),
     params(ListQuery, PageQuery),
-    responses((status = 200, description = "A page of stored objects", body = Page<ObjectView>)))]
+    responses((status = 200, description = "A page of stored objects", body = Page<ObjectView>),
+        (status = 403, description = "forbidden: the token holds neither storage:read nor storage:member",
+            body = almoner_http::Problem)))]
 #[get("/v1/objects")]
 #[tracing::instrument(skip_all)]
 pub async fn list_objects(
@@ -133,7 +141,7 @@ pub async fn list_objects(
     query: web::Query<ListQuery>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(READ_SCOPE)?;
+    let caller = access::reader(&principal)?;
     let mut errors = FieldErrors::new();
     let Paging { limit, after } = page.parse::<(DateTime<Utc>, Uuid)>(&mut errors);
     if let Some(p) = &query.purpose {
@@ -144,23 +152,37 @@ pub async fn list_objects(
     }
     errors.finish()?;
     let tx = files.pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let rows =
-        objects::page(&tx, query.purpose.as_deref(), query.owner_reference.as_deref(), after, limit.fetch()).await?;
+    let rows = objects::page(
+        &tx,
+        caller.member(),
+        query.purpose.as_deref(),
+        query.owner_reference.as_deref(),
+        after,
+        limit.fetch(),
+    )
+    .await?;
     tx.commit().await?;
     let page = Page::from_rows(rows, limit, |o| (o.created_at, o.id));
-    Ok(HttpResponse::Ok().json(page.map(|o| ObjectView::from(&o))))
+    Ok(HttpResponse::Ok().json(page.map(|o| ObjectView::for_caller(&o, &caller))))
 }
 
-async fn find(files: &Files, principal: &Principal, raw_id: &str) -> Result<StoredRow, ApiError> {
+/// The object, if the caller may reach it: any of the tenant's for staff; for a member, their own or one shared
+/// with them (any other is not found, exactly as an unknown id).
+async fn find(files: &Files, principal: &Principal, caller: &Caller, raw_id: &str) -> Result<StoredRow, ApiError> {
     let id = path_id(raw_id, "object")?;
     let tx = files.pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let object = objects::get(&tx, id).await?;
+    let object = objects::get_visible(&tx, id, caller.member()).await?;
     tx.commit().await?;
     object.ok_or_else(|| ApiError::not_found("object"))
 }
 
-async fn find_stored(files: &Files, principal: &Principal, raw_id: &str) -> Result<StoredRow, ApiError> {
-    let object = find(files, principal, raw_id).await?;
+async fn find_stored(
+    files: &Files,
+    principal: &Principal,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<StoredRow, ApiError> {
+    let object = find(files, principal, caller, raw_id).await?;
     if object.status != Status::Stored {
         return Err(ApiError::new(almoner_http::ErrorCode::UploadMissing, "the upload has not been completed"));
     }
@@ -168,10 +190,13 @@ async fn find_stored(files: &Files, principal: &Principal, raw_id: &str) -> Resu
 }
 
 /// One object's metadata, pending or stored.
-#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"])),
+#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"]), ("bearer" = ["storage:member"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "The object", body = ObjectView),
-        (status = 404, description = "No such object, or another tenant's", body = almoner_http::Problem)))]
+        (status = 403, description = "forbidden: the token holds neither storage:read nor storage:member",
+            body = almoner_http::Problem),
+        (status = 404, description = "No such object, or another tenant's, or, for a member, one neither theirs \
+            nor shared with them", body = almoner_http::Problem)))]
 #[get("/v1/objects/{id}")]
 #[tracing::instrument(skip_all, fields(object_id = %id))]
 pub async fn get_object(
@@ -179,9 +204,9 @@ pub async fn get_object(
     files: web::Data<Files>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(READ_SCOPE)?;
-    let object = find(&files, &principal, &id).await?;
-    Ok(HttpResponse::Ok().json(ObjectView::from(&object)))
+    let caller = access::reader(&principal)?;
+    let object = find(&files, &principal, &caller, &id).await?;
+    Ok(HttpResponse::Ok().json(ObjectView::for_caller(&object, &caller)))
 }
 
 /// A short-lived download link.
@@ -201,11 +226,14 @@ async fn link(files: &Files, principal: &Principal, object: &StoredRow) -> Resul
 }
 
 /// Redirects to a presigned GET of the file, valid for `uploads.download_ttl_secs` (a minute by default).
-#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"])),
+#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"]), ("bearer" = ["storage:member"])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 302, description = "`Location` is the download link", headers(("location" = String))),
-        (status = 404, description = "No such object, or another tenant's", body = almoner_http::Problem),
+        (status = 403, description = "forbidden: the token holds neither storage:read nor storage:member",
+            body = almoner_http::Problem),
+        (status = 404, description = "No such object, or another tenant's, or, for a member, one neither theirs \
+            nor shared with them", body = almoner_http::Problem),
         (status = 409, description = "upload_missing: the upload has not been completed", body = almoner_http::Problem),
         (status = 503, description = "service_unavailable", body = almoner_http::Problem),
     ))]
@@ -216,8 +244,8 @@ pub async fn download_object(
     files: web::Data<Files>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(READ_SCOPE)?;
-    let object = find_stored(&files, &principal, &id).await?;
+    let caller = access::reader(&principal)?;
+    let object = find_stored(&files, &principal, &caller, &id).await?;
     let link = link(&files, &principal, &object).await?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, link.url))
@@ -226,11 +254,14 @@ pub async fn download_object(
 }
 
 /// The download link itself, for a page that opens it (a redirect cannot carry the bearer token's answer).
-#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"])),
+#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"]), ("bearer" = ["storage:member"])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The download link and when it expires", body = LinkView),
-        (status = 404, description = "No such object, or another tenant's", body = almoner_http::Problem),
+        (status = 403, description = "forbidden: the token holds neither storage:read nor storage:member",
+            body = almoner_http::Problem),
+        (status = 404, description = "No such object, or another tenant's, or, for a member, one neither theirs \
+            nor shared with them", body = almoner_http::Problem),
         (status = 409, description = "upload_missing: the upload has not been completed", body = almoner_http::Problem),
         (status = 503, description = "service_unavailable", body = almoner_http::Problem),
     ))]
@@ -241,20 +272,23 @@ pub async fn object_link(
     files: web::Data<Files>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(READ_SCOPE)?;
-    let object = find_stored(&files, &principal, &id).await?;
+    let caller = access::reader(&principal)?;
+    let object = find_stored(&files, &principal, &caller, &id).await?;
     let link = link(&files, &principal, &object).await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(link))
 }
 
 /// The file's bytes through the service, streamed from the store, for servers (an import reading its CSV);
 /// browsers use `/download`. `Digest`-like header `x-sha256` carries the stored hash.
-#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"])),
+#[utoipa::path(tag = "objects", security(("bearer" = ["storage:read"]), ("bearer" = ["storage:member"])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The bytes, with the file's content type and length",
             content((inline(FileBytes) = "*/*")), headers(("x-sha256" = String, description = "Hex SHA-256 of the bytes"))),
-        (status = 404, description = "No such object, or another tenant's", body = almoner_http::Problem),
+        (status = 403, description = "forbidden: the token holds neither storage:read nor storage:member",
+            body = almoner_http::Problem),
+        (status = 404, description = "No such object, or another tenant's, or, for a member, one neither theirs \
+            nor shared with them", body = almoner_http::Problem),
         (status = 409, description = "upload_missing: the upload has not been completed", body = almoner_http::Problem),
         (status = 503, description = "service_unavailable", body = almoner_http::Problem),
     ))]
@@ -265,8 +299,8 @@ pub async fn object_content(
     files: web::Data<Files>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(READ_SCOPE)?;
-    let object = find_stored(&files, &principal, &id).await?;
+    let caller = access::reader(&principal)?;
+    let object = find_stored(&files, &principal, &caller, &id).await?;
     let stream = files.store.read(&ObjectKey::new(principal.tenant_id.as_uuid(), object.id)).await?;
     let name = Filename::parse(&object.filename).map_err(|e| anyhow::anyhow!("stored filename: {e}"))?;
     Ok(HttpResponse::Ok()
@@ -277,12 +311,14 @@ pub async fn object_content(
         .streaming(stream.map(|chunk| chunk.map_err(|e| actix_web::error::ErrorServiceUnavailable(e.to_string())))))
 }
 
-/// Deletes the file and its metadata (a pending upload too, releasing its reserved space). Publishes
-/// `storage.object.deleted.v1` for a stored file.
+/// Deletes the file and its metadata (a pending upload too, releasing its reserved space), and whatever sharing
+/// it had with members. Publishes `storage.object.deleted.v1` for a stored file.
 #[utoipa::path(tag = "objects", security(("bearer" = ["storage:write"])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "forbidden: the token does not hold storage:write (a member's never does)",
+            body = almoner_http::Problem),
         (status = 404, description = "No such object, or another tenant's", body = almoner_http::Problem),
         (status = 503, description = "service_unavailable", body = almoner_http::Problem),
     ))]

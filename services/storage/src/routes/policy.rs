@@ -1,4 +1,5 @@
-//! `/v1/policy`: the tenant's file policy (allowed content types, largest file, quota) and the space it uses.
+//! `/v1/policy`: the tenant's file policy (allowed content types, largest file, quota, and the narrower limits on
+//! chat widget members' uploads) and the space it uses.
 
 use crate::app::{Files, effective};
 use crate::db::policies::{self, OwnPolicy};
@@ -27,7 +28,11 @@ pub struct PolicyView {
     pub quota_bytes: i64,
     /// Bytes taken now, stored and reserved by uploads under way.
     pub used_bytes: i64,
-    /// Which of the three are the tenant's own (the rest are the service's defaults).
+    /// Content types a member may upload: always among `allowed_content_types`.
+    pub member_content_types: Vec<String>,
+    /// Largest file a member may upload: at most `max_size_bytes`.
+    pub member_max_size_bytes: i64,
+    /// Which settings are the tenant's own (the rest are the service's defaults).
     pub own: PolicyInput,
     /// When the tenant last set its policy; null if never.
     pub updated_at: Option<DateTime<Utc>>,
@@ -46,6 +51,15 @@ pub struct PolicyInput {
     /// Total bytes of the tenant's files, stored and being uploaded.
     #[schema(minimum = 0)]
     pub quota_bytes: Option<i64>,
+    /// What chat widget members may upload: a subset of the tenant's allowed content types (those given here, or
+    /// all the service can check). By default `image/png`, `image/jpeg`, `image/gif`, `image/webp`,
+    /// `application/pdf` and `text/plain`, less any the tenant does not allow.
+    #[schema(value_type = Option<Vec<super::uploads::ContentTypeName>>)]
+    pub member_content_types: Option<Vec<String>>,
+    /// Largest file a member may upload, in bytes: at most the tenant's largest file (`max_size_bytes` here, or
+    /// the service's default). By default 10 MiB, or the tenant's largest file if smaller.
+    #[schema(minimum = 1)]
+    pub member_max_size_bytes: Option<i64>,
 }
 
 async fn view(files: &Files, tx: &almoner_db::Transaction) -> Result<PolicyView, ApiError> {
@@ -56,10 +70,14 @@ async fn view(files: &Files, tx: &almoner_db::Transaction) -> Result<PolicyView,
         max_size_bytes: policy.max_size_bytes,
         quota_bytes: policy.quota_bytes,
         used_bytes: policies::used(tx).await?,
+        member_content_types: policy.member.allowed.iter().map(|k| k.mime().to_owned()).collect(),
+        member_max_size_bytes: policy.member.max_size_bytes,
         own: PolicyInput {
             allowed_content_types: own.allowed_content_types,
             max_size_bytes: own.max_size_bytes,
             quota_bytes: own.quota_bytes,
+            member_content_types: own.member_content_types,
+            member_max_size_bytes: own.member_max_size_bytes,
         },
         updated_at: own.updated_at,
     })
@@ -78,13 +96,17 @@ pub async fn get_policy(principal: Principal, files: web::Data<Files>) -> Result
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// Sets the tenant's policy, whole: each member given replaces the default, each null or absent one goes back to
-/// it. Files already stored stay, even over a lower quota; new uploads meet the new policy.
+/// Sets the tenant's policy, whole: each field given replaces the default, each null or absent one goes back to
+/// it. Files already stored stay, even over a lower quota; new uploads meet the new policy. The member limits
+/// must fit within the tenant's own (as set by this same request): `member_content_types` a subset of the allowed
+/// types, `member_max_size_bytes` at most the largest file.
 #[utoipa::path(tag = "policy", security(("bearer" = ["storage:admin"])),
     request_body = PolicyInput,
     responses(
         (status = 200, description = "The policy now in force", body = PolicyView),
-        (status = 422, description = "validation_failed naming each field", body = almoner_http::Problem),
+        (status = 422, description = "validation_failed naming each field (`member_content_types.<i>` for a type \
+            the tenant does not allow, `member_max_size_bytes` over the tenant's largest file)",
+            body = almoner_http::Problem),
     ))]
 #[put("/v1/policy")]
 #[tracing::instrument(skip_all)]
@@ -97,17 +119,7 @@ pub async fn put_policy(
     principal.require(ADMIN_SCOPE)?;
     let input: PolicyInput = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
-    let allowed = input.allowed_content_types.map(|types| {
-        let mut kinds: Vec<String> = Vec::new();
-        for (i, t) in types.iter().enumerate() {
-            if let Some(kind) = errors.parse(&format!("allowed_content_types.{i}"), FileKind::parse(t)) {
-                kinds.push(kind.mime().to_owned());
-            }
-        }
-        kinds.sort();
-        kinds.dedup();
-        kinds
-    });
+    let allowed = input.allowed_content_types.map(|types| content_types(&mut errors, "allowed_content_types", &types));
     let limit = files.defaults.max_size_limit_bytes;
     if let Some(max) = input.max_size_bytes
         && !(1..=limit).contains(&max)
@@ -119,16 +131,54 @@ pub async fn put_policy(
     {
         errors.add("quota_bytes", "must not be negative");
     }
+    let member_types =
+        input.member_content_types.as_ref().map(|types| content_types(&mut errors, "member_content_types", types));
+    if let (Some(member_types), Some(allowed)) = (&input.member_content_types, &allowed) {
+        for (i, t) in member_types.iter().enumerate() {
+            if let Ok(kind) = FileKind::parse(t)
+                && !allowed.iter().any(|a| a == kind.mime())
+            {
+                errors.add(
+                    format!("member_content_types.{i}"),
+                    format!("{} is not among the tenant's allowed_content_types", kind.mime()),
+                );
+            }
+        }
+    }
+    let tenant_max = input.max_size_bytes.unwrap_or(files.defaults.max_size_bytes);
+    if let Some(max) = input.member_max_size_bytes
+        && !(1..=tenant_max).contains(&max)
+    {
+        errors.add(
+            "member_max_size_bytes",
+            format!("must be 1 to {tenant_max}, the tenant's max_size_bytes: a member's file is never larger"),
+        );
+    }
     errors.finish()?;
     let tx = files.pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let own = OwnPolicy {
         allowed_content_types: allowed,
         max_size_bytes: input.max_size_bytes,
         quota_bytes: input.quota_bytes,
+        member_content_types: member_types,
+        member_max_size_bytes: input.member_max_size_bytes,
         updated_at: None,
     };
     policies::put(&tx, &own).await?;
     let view = view(&files, &tx).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// Parses a list of content types (each error named `<field>.<i>`), as a sorted list of distinct types.
+fn content_types(errors: &mut FieldErrors, field: &str, types: &[String]) -> Vec<String> {
+    let mut kinds: Vec<String> = Vec::new();
+    for (i, t) in types.iter().enumerate() {
+        if let Some(kind) = errors.parse(&format!("{field}.{i}"), FileKind::parse(t)) {
+            kinds.push(kind.mime().to_owned());
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    kinds
 }

@@ -8,8 +8,12 @@ impl From<FileError> for ApiError {
     fn from(error: FileError) -> Self {
         let detail = error.to_string();
         let problem = match error {
-            FileError::TypeNotAllowed(..) => ApiError::new(ErrorCode::ContentTypeNotAllowed, detail),
-            FileError::TooLarge { .. } => ApiError::new(ErrorCode::FileTooLarge, detail),
+            FileError::TypeNotAllowed(..) | FileError::TypeNotAllowedForMembers(..) => {
+                ApiError::new(ErrorCode::ContentTypeNotAllowed, detail)
+            }
+            FileError::TooLarge { .. } | FileError::TooLargeForMembers { .. } => {
+                ApiError::new(ErrorCode::FileTooLarge, detail)
+            }
             FileError::QuotaExceeded { .. } => ApiError::new(ErrorCode::QuotaExceeded, detail),
             FileError::NotFound => ApiError::not_found("object"),
             FileError::UploadMissing => ApiError::new(ErrorCode::UploadMissing, detail),

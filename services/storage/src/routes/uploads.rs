@@ -1,18 +1,21 @@
 //! `/v1/uploads`: a browser's upload in two steps. `POST /v1/uploads` checks the file's declared name, type and
 //! size against the tenant's policy, reserves its size against the quota and returns a presigned PUT; the browser
 //! sends the file straight to the store; `POST /v1/uploads/{id}/complete` checks what arrived and keeps it.
+//! Staff (`storage:write`) and chat widget members (`storage:member`, under the member limits, completing only
+//! their own uploads) both upload this way.
 
 use crate::app::{Declared, Files};
-use crate::domain::{FileKind, Filename, OwnerReference, Purpose};
-use crate::routes::WRITE_SCOPE;
+use crate::domain::{Caller, FileKind, Filename, OwnerReference, Purpose};
+use crate::routes::access;
 use crate::routes::views::ObjectView;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use almoner_http::body::json_body;
 use almoner_http::endpoints::ServiceConfig;
-use almoner_http::idempotency::{Claim, claim, remember, replay_response};
+use almoner_http::idempotency::{Claim, claim_key, key_and_hash, remember, replay_response};
 use almoner_http::{ApiError, FieldErrors, Principal, path_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
@@ -110,17 +113,38 @@ pub fn declared(
     Some(Declared { filename: filename?, kind: kind?, size_bytes: size?, purpose: purpose?, owner_reference: owner })
 }
 
+/// The request's `Idempotency-Key` and hash. A member's key is theirs alone: it is kept under a digest of their
+/// subject and the key, so another member (or staff) sending the same key neither replays their upload nor is
+/// refused for it.
+fn idempotency_key_of(req: &HttpRequest, body: &[u8], caller: &Caller) -> Result<Option<(String, Vec<u8>)>, ApiError> {
+    let Some((key, hash)) = key_and_hash(req, body)? else { return Ok(None) };
+    let Some(member) = caller.member() else { return Ok(Some((key, hash))) };
+    let mut digest = Sha256::new();
+    for part in [member.as_str(), key.as_str()] {
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    Ok(Some((format!("member/{}", hex::encode(digest.finalize())), hash)))
+}
+
 /// Starts an upload: checks the declared file against the tenant's policy, reserves its size and returns a
-/// presigned PUT valid for `uploads.url_ttl_secs` (10 minutes by default).
-#[utoipa::path(tag = "uploads", security(("bearer" = ["storage:write"])),
+/// presigned PUT valid for `uploads.url_ttl_secs` (10 minutes by default). A member's token may start one too:
+/// the file must also meet the tenant's member limits (`member_content_types`, `member_max_size_bytes`), and the
+/// member owns the object. Every object records its creator's subject as `owner_subject`.
+#[utoipa::path(tag = "uploads", security(("bearer" = ["storage:write"]), ("bearer" = ["storage:member"])),
     request_body = UploadInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe for 24 hours (a \
+        member's keys are their own)")),
     responses(
         (status = 201, description = "The pending object and its upload link", body = UploadView),
+        (status = 403, description = "forbidden: the token holds neither storage:write nor storage:member",
+            body = almoner_http::Problem),
         (status = 409, description = "quota_exceeded (the tenant's files would exceed its quota), or \
             idempotency_key_reused", body = almoner_http::Problem),
         (status = 422, description = "validation_failed naming each field; content_type_not_allowed (not in the \
-            tenant's policy); file_too_large (over the tenant's largest file)", body = almoner_http::Problem),
+            tenant's policy, or, from a member, not in its member_content_types: the detail says which); \
+            file_too_large (over the tenant's largest file, or, from a member, over its member_max_size_bytes)",
+            body = almoner_http::Problem),
         (status = 503, description = "service_unavailable: the database or the object store cannot be reached",
             body = almoner_http::Problem),
     ))]
@@ -132,7 +156,7 @@ pub async fn create_upload(
     files: web::Data<Files>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(WRITE_SCOPE)?;
+    let caller = access::uploader(&principal)?;
     let input: UploadInput = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
     let file = declared(
@@ -148,17 +172,17 @@ pub async fn create_upload(
     let file = file.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("validated upload fields missing")))?;
     let tenant_id = principal.tenant_id.as_uuid();
     let tx = files.pool.tenant_tx(tenant_id).await?;
-    let key = match claim(&tx, &req, &body).await? {
+    let key = match claim_key(&tx, idempotency_key_of(&req, &body, &caller)?.as_ref()).await? {
         Claim::Proceed(key) => key,
         Claim::Replay { status, body } => {
             tx.commit().await?;
             return Ok(replay_response(status, body));
         }
     };
-    let created = files.create_upload(&tx, tenant_id, &file, &principal.subject).await?;
+    let created = files.create_upload(&tx, tenant_id, &file, &caller).await?;
     tracing::Span::current().record("object_id", tracing::field::display(created.object.id));
     let view = UploadView {
-        object: ObjectView::from(&created.object),
+        object: ObjectView::for_caller(&created.object, &caller),
         upload_url: created.url,
         upload_method: "PUT".to_owned(),
         upload_headers: BTreeMap::from([("content-type".to_owned(), file.kind.mime().to_owned())]),
@@ -172,12 +196,15 @@ pub async fn create_upload(
 /// Completes an upload: the file must be in the store, of the declared size, and its first bytes those of the
 /// declared type (an executable named `photo.png` is refused). A file that fails is deleted with its upload.
 /// Then the object is stored and `storage.object.stored.v1` published. Completing a stored object returns it.
-#[utoipa::path(tag = "uploads", security(("bearer" = ["storage:write"])),
+/// A member completes only their own uploads.
+#[utoipa::path(tag = "uploads", security(("bearer" = ["storage:write"]), ("bearer" = ["storage:member"])),
     params(("id" = Uuid, Path, description = "The object id from `POST /v1/uploads`")),
     responses(
         (status = 200, description = "The stored object, with its SHA-256", body = ObjectView),
-        (status = 404, description = "No such upload (or another tenant's, or deleted after failing a check)",
+        (status = 403, description = "forbidden: the token holds neither storage:write nor storage:member",
             body = almoner_http::Problem),
+        (status = 404, description = "No such upload (or another tenant's, or deleted after failing a check, or, \
+            for a member, not their own)", body = almoner_http::Problem),
         (status = 409, description = "upload_missing: no file has arrived yet; send it, then complete again",
             body = almoner_http::Problem),
         (status = 410, description = "upload_expired: the link expired before a file arrived; the upload is gone",
@@ -194,8 +221,8 @@ pub async fn complete_upload(
     files: web::Data<Files>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(WRITE_SCOPE)?;
+    let caller = access::uploader(&principal)?;
     let id = path_id(&id, "upload")?;
-    let stored = files.complete(principal.tenant_id.as_uuid(), id).await?;
-    Ok(HttpResponse::Ok().json(ObjectView::from(&stored)))
+    let stored = files.complete(principal.tenant_id.as_uuid(), id, caller.member()).await?;
+    Ok(HttpResponse::Ok().json(ObjectView::for_caller(&stored, &caller)))
 }

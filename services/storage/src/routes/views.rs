@@ -1,6 +1,7 @@
 //! What the API sends back: an object's metadata.
 
 use crate::db::objects::{Status, StoredRow};
+use crate::domain::Caller;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,6 +26,10 @@ pub struct ObjectView {
     pub sha256: Option<String>,
     pub purpose: String,
     pub owner_reference: Option<String>,
+    /// Who created it: their token's subject (`staff:<id>`, `api_key:<id>`, `member:<identifier>`,
+    /// `visitor:<uuid>`). Null for files stored before owners were recorded, and, shown to a member, for a file
+    /// shared with them that is not their own.
+    pub owner_subject: Option<String>,
     pub created_at: DateTime<Utc>,
     pub stored_at: Option<DateTime<Utc>>,
 }
@@ -45,8 +50,20 @@ impl From<&StoredRow> for ObjectView {
             sha256: o.sha256.as_deref().map(hex::encode),
             purpose: o.purpose.clone(),
             owner_reference: o.owner_reference.clone(),
+            owner_subject: o.owner_subject.clone(),
             created_at: o.created_at,
             stored_at: o.stored_at,
         }
+    }
+}
+
+impl ObjectView {
+    /// The object as `caller` may see it: a member learns who owns a file only when it is their own.
+    pub fn for_caller(o: &StoredRow, caller: &Caller) -> Self {
+        let mut view = Self::from(o);
+        if !caller.may_see_owner(o.owner_subject.as_deref()) {
+            view.owner_subject = None;
+        }
+        view
     }
 }

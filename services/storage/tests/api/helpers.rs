@@ -14,6 +14,9 @@ use uuid::Uuid;
 
 pub const ALL_SCOPES: [&str; 3] = ["storage:read", "storage:write", "storage:admin"];
 
+/// What identity puts in a chat widget member's token.
+pub const MEMBER_SCOPES: [&str; 2] = ["conversations:member", "storage:member"];
+
 pub struct TestApp {
     pub address: String,
     pub port: u16,
@@ -119,6 +122,15 @@ impl TestApp {
         self.issuer.token(tenant, &ALL_SCOPES)
     }
 
+    /// A chat widget member's token in the app's tenant, for `subject` (`member:alice`, `visitor:<uuid>`).
+    pub fn member_token(&self, subject: &str) -> String {
+        self.member_token_for(self.tenant, subject)
+    }
+
+    pub fn member_token_for(&self, tenant: Uuid, subject: &str) -> String {
+        self.issuer.token_as(tenant, subject, &MEMBER_SCOPES)
+    }
+
     /// Binds a test queue to every storage event and reads it.
     pub async fn observe(&mut self) {
         let spec = ConsumerSpec::new("test.observer", ["storage.#"]);
@@ -149,7 +161,11 @@ impl TestApp {
 
     /// `POST /v1/uploads` for `bytes` as `content_type`, asserting 201; the upload view.
     pub async fn create_upload(&self, filename: &str, content_type: &str, size: usize) -> Value {
-        let response = self.start_upload(filename, content_type, size).await;
+        self.create_upload_as(&self.token(), filename, content_type, size).await
+    }
+
+    pub async fn create_upload_as(&self, token: &str, filename: &str, content_type: &str, size: usize) -> Value {
+        let response = self.start_upload_as(token, filename, content_type, size).await;
         let status = response.status();
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 201, "{body}");
@@ -157,8 +173,18 @@ impl TestApp {
     }
 
     pub async fn start_upload(&self, filename: &str, content_type: &str, size: usize) -> reqwest::Response {
+        self.start_upload_as(&self.token(), filename, content_type, size).await
+    }
+
+    pub async fn start_upload_as(
+        &self,
+        token: &str,
+        filename: &str,
+        content_type: &str,
+        size: usize,
+    ) -> reqwest::Response {
         let body = json!({"filename": filename, "content_type": content_type, "size_bytes": size, "purpose": "import"});
-        self.post_json("/v1/uploads", &self.token(), &body).await
+        self.post_json("/v1/uploads", token, &body).await
     }
 
     /// PUTs `bytes` to a presigned upload link as a browser would.
@@ -171,9 +197,13 @@ impl TestApp {
     }
 
     pub async fn complete(&self, id: &str) -> reqwest::Response {
+        self.complete_as(&self.token(), id).await
+    }
+
+    pub async fn complete_as(&self, token: &str, id: &str) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/v1/uploads/{id}/complete")))
-            .bearer_auth(self.token())
+            .bearer_auth(token)
             .send()
             .await
             .expect("request sent")
@@ -181,25 +211,32 @@ impl TestApp {
 
     /// Creates, uploads and completes a file; the stored object.
     pub async fn store_file(&self, filename: &str, content_type: &str, bytes: &[u8]) -> Value {
-        let upload = self.create_upload(filename, content_type, bytes.len()).await;
+        self.store_file_as(&self.token(), filename, content_type, bytes).await
+    }
+
+    /// [`TestApp::store_file`] with `token` (a member's...).
+    pub async fn store_file_as(&self, token: &str, filename: &str, content_type: &str, bytes: &[u8]) -> Value {
+        let upload = self.create_upload_as(token, filename, content_type, bytes.len()).await;
         let put = self.put_file(&upload, bytes.to_vec()).await;
         assert!(put.status().is_success(), "upload PUT: {} {}", put.status(), put.text().await.unwrap_or_default());
-        let response = self.complete(upload["object"]["id"].as_str().unwrap()).await;
+        let response = self.complete_as(token, upload["object"]["id"].as_str().unwrap()).await;
         let status = response.status();
         let object: Value = response.json().await.unwrap();
         assert_eq!(status, 200, "{object}");
         object
     }
 
+    /// `POST /v1/objects/{id}/grants` with a staff token.
+    pub async fn grant(&self, id: &str, subject: &str) -> reqwest::Response {
+        self.post_json(&format!("/v1/objects/{id}/grants"), &self.token(), &json!({"subject": subject})).await
+    }
+
+    pub async fn put_policy(&self, token: &str, policy: &Value) -> reqwest::Response {
+        self.client.put(self.url("/v1/policy")).bearer_auth(token).json(policy).send().await.expect("request sent")
+    }
+
     pub async fn set_policy(&self, policy: &Value) -> Value {
-        let response = self
-            .client
-            .put(self.url("/v1/policy"))
-            .bearer_auth(self.token())
-            .json(policy)
-            .send()
-            .await
-            .expect("request sent");
+        let response = self.put_policy(&self.token(), policy).await;
         let status = response.status();
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 200, "{body}");

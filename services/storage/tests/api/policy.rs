@@ -9,7 +9,11 @@ async fn a_tenant_starts_with_the_services_defaults_and_sees_only_its_own_policy
     let policy: Value = app.get("/v1/policy", &app.token()).await.json().await.unwrap();
     assert_eq!(policy["max_size_bytes"], 25 * 1024 * 1024);
     assert_eq!(policy["used_bytes"], 0);
-    assert_eq!(policy["own"], json!({"allowed_content_types": null, "max_size_bytes": null, "quota_bytes": null}));
+    assert_eq!(
+        policy["own"],
+        json!({"allowed_content_types": null, "max_size_bytes": null, "quota_bytes": null,
+            "member_content_types": null, "member_max_size_bytes": null})
+    );
     assert!(policy["updated_at"].is_null());
     app.set_policy(&json!({"max_size_bytes": 10})).await;
     let other: Value = app.get("/v1/policy", &app.token_for(uuid::Uuid::new_v4())).await.json().await.unwrap();
