@@ -4,6 +4,7 @@
 
 mod cleanup;
 mod helpers;
+mod members;
 mod migrations;
 mod objects;
 mod openapi;
