@@ -179,7 +179,8 @@ pub async fn put_widget(
         .required("accent_colour", input.accent_colour)
         .and_then(|c| errors.parse("accent_colour", AccentColour::parse(&c)));
     let notify = errors.required("notify_email_on_reply", input.notify_email_on_reply);
-    let reply_mail_url = match input.reply_mail_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+    // `null` (or absent) for none; an empty string is no URL, and is refused like any other.
+    let reply_mail_url = match input.reply_mail_url.as_deref().map(str::trim) {
         Some(url) => errors.parse("reply_mail_url", ReplyMailUrl::parse(url)),
         None => None,
     };
