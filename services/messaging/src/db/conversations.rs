@@ -362,6 +362,31 @@ pub async fn has_attachment(tx: &Transaction, conversation_id: Uuid, object_id: 
     Ok(row.get(0))
 }
 
+/// The conversation an import brought in under the export's id, if any.
+pub async fn imported(tx: &Transaction, import_ref: &str) -> Result<Option<Uuid>> {
+    let row = tx.query_opt("SELECT id FROM conversations WHERE import_ref = $1", &[&import_ref]).await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Settles an imported conversation once its messages are in: its status, the export's id, its start, and
+/// everything read by both sides (it is history).
+pub async fn finish_import(
+    tx: &Transaction,
+    id: Uuid,
+    status: &str,
+    import_ref: &str,
+    created_at: DateTime<Utc>,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE conversations SET status = $2, import_ref = $3, created_at = $4, updated_at = now(), \
+             member_read_seq = last_seq, staff_read_seq = last_seq, member_unread = 0, staff_unread = 0 \
+         WHERE id = $1",
+        &[&id, &status, &import_ref, &created_at],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Which side read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reader {

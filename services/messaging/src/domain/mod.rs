@@ -3,6 +3,7 @@
 pub mod campaign;
 pub mod contact;
 pub mod conversation;
+pub mod conversation_import;
 pub mod import;
 pub mod inbound;
 pub mod links;

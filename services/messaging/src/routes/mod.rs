@@ -3,6 +3,7 @@
 pub mod campaigns;
 pub mod contact_imports;
 pub mod contacts;
+pub mod conversation_imports;
 pub mod conversations;
 pub mod do_not_contact;
 pub mod links;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     segments::configure(cfg);
     conversations::configure(cfg);
     member::configure(cfg);
+    conversation_imports::configure(cfg);
 }
 
 /// Who did it, as stored beside what they did: the token's subject (`staff:<id>`, `api_key:<id>`).

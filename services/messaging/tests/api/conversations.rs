@@ -571,3 +571,62 @@ async fn a_message_written_on_one_replica_reaches_a_stream_on_another_and_a_rest
     assert_eq!(inbox.next_of("message", SOON).await.data["message"]["body"], "while");
     assert_eq!(inbox.next_of("message", SOON).await.data["message"]["body"], "away");
 }
+
+#[tokio::test]
+async fn an_export_is_dry_run_then_imported_once_and_its_member_finds_it() {
+    let app = spawn_app().await;
+    let export = json!([
+        {
+            "id": "cw-1",
+            "member": {"identifier": "ann-7", "name": "Ann", "email": "ann@example.org"},
+            "status": "resolved",
+            "messages": [
+                {"author": "staff", "author_name": "Sam", "body": "You are welcome", "sent_at": "2025-03-01T10:20:00Z"},
+                {"author": "member", "body": "Thanks for the receipt", "sent_at": "2025-03-01T10:15:00Z",
+                 "attachment_urls": ["https://files.example/receipt.pdf"]},
+            ],
+        },
+        {"id": "cw-2", "member": {"identifier": "bob"}, "messages": [{"author": "robot", "sent_at": "later"}]},
+        {"id": "cw-1", "member": {"identifier": "ann-7"}, "messages": [{"author": "member", "body": "again", "sent_at": "2025-03-02T00:00:00Z"}]},
+    ]);
+    let dry = app.post_ok("/v1/conversation-imports", &json!({"dry_run": true, "conversations": export}), 200).await;
+    assert_eq!(
+        dry["totals"],
+        json!({"conversations": 3, "created": 1, "already_imported": 0, "invalid": 2, "messages": 2})
+    );
+    assert_eq!(dry["outcomes"][0]["outcome"], "create");
+    let fields: Vec<&str> =
+        dry["outcomes"][1]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["messages[0].author", "messages[0].sent_at", "messages[0].body"]);
+    assert_eq!(dry["outcomes"][2]["errors"][0]["field"], "id", "the same id twice in one export");
+    assert_eq!(app.get_ok("/v1/conversations").await["data"].as_array().unwrap().len(), 0, "a dry run writes nothing");
+
+    let done = app.post_ok("/v1/conversation-imports", &json!({"dry_run": false, "conversations": export}), 201).await;
+    assert_eq!(done["totals"]["created"], 1);
+    let id = done["outcomes"][0]["conversation_id"].as_str().unwrap().to_owned();
+    let again = app.post_ok("/v1/conversation-imports", &json!({"dry_run": false, "conversations": export}), 201).await;
+    assert_eq!(
+        (again["outcomes"][0]["outcome"].as_str(), again["outcomes"][0]["conversation_id"].as_str()),
+        (Some("already_imported"), Some(id.as_str()))
+    );
+
+    let conversation = app.get_ok(&format!("/v1/conversations/{id}")).await;
+    assert_eq!((conversation["status"].as_str(), conversation["unread"].as_i64()), (Some("resolved"), Some(0)));
+    assert_eq!(conversation["member"]["email"], "ann@example.org");
+    assert_eq!(conversation["created_at"], "2025-03-01T10:15:00Z");
+    let messages = app.get_ok(&format!("/v1/conversations/{id}/messages")).await;
+    assert_eq!(messages["data"][0]["body"], "Thanks for the receipt\n\nAttachment: https://files.example/receipt.pdf");
+    assert_eq!(messages["data"][1]["author_subject"], "import:Sam");
+    assert_eq!(messages["data"][1]["created_at"], "2025-03-01T10:20:00Z");
+
+    // The member, signed in through the widget with the same identifier, finds their history.
+    let ann = app.member_token("ann-7");
+    let own = app.member_ok(reqwest::Method::GET, "/v1/member/conversations", &ann, None, 200).await;
+    assert_eq!(own["data"][0]["id"], id.as_str());
+
+    let bad = app.post("/v1/conversation-imports", &app.token(), &json!({"conversations": "x"})).await;
+    assert_eq!(problem(bad, 422, "validation_failed").await["errors"].as_array().unwrap().len(), 2);
+    let reader =
+        app.post("/v1/conversation-imports", &app.reader_token(), &json!({"dry_run": true, "conversations": []})).await;
+    problem(reader, 403, "forbidden").await;
+}
