@@ -45,18 +45,7 @@ async fn the_widget_talks_through_the_gateway_only_from_allowed_origins_and_hear
     let tenant = stack.admin.tenant_id;
     let url = |path: &str| stack.gateway.url(path);
 
-    let settings = json!({
-        "allowed_origins": [SITE], "identity_required": true, "greeting": "Hello! How can we help?",
-        "accent_colour": "#7a1fa2", "notify_email_on_reply": false, "reply_mail_url": null,
-    });
-    json_of(client.put(url("/api/identity/v1/widget")).bearer_auth(&admin).json(&settings).send().await.unwrap(), 200)
-        .await;
-    let secret =
-        json_of(client.post(url("/api/identity/v1/widget/secret")).bearer_auth(&admin).send().await.unwrap(), 200)
-            .await["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    let secret = set_up_widget(&stack, &admin).await;
 
     // The widget's configuration: for the tenant's site only.
     let config_url = url(&format!("/api/identity/v1/widget/config?tenant_id={tenant}"));
@@ -164,6 +153,165 @@ async fn the_widget_talks_through_the_gateway_only_from_allowed_origins_and_hear
         .await
         .unwrap();
     assert_eq!(json_of(lifted, 403).await["code"], "origin_not_allowed");
+    stack.clean_up().await;
+}
+
+/// A 1x1 PNG.
+fn png() -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89".to_vec();
+    v.extend_from_slice(b"\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82");
+    v
+}
+
+/// The tenant's widget set up for [`SITE`], identity required; its new secret.
+async fn set_up_widget(stack: &Stack, admin: &str) -> String {
+    let client = &stack.client;
+    let settings = json!({
+        "allowed_origins": [SITE], "identity_required": true, "greeting": "Hello! How can we help?",
+        "accent_colour": "#7a1fa2", "notify_email_on_reply": false, "reply_mail_url": null,
+    });
+    let put = client.put(stack.gateway.url("/api/identity/v1/widget")).bearer_auth(admin).json(&settings);
+    json_of(put.send().await.unwrap(), 200).await;
+    let rotate = client.post(stack.gateway.url("/api/identity/v1/widget/secret")).bearer_auth(admin);
+    json_of(rotate.send().await.unwrap(), 200).await["secret"].as_str().unwrap().to_owned()
+}
+
+/// Member tokens for `identifiers`, as the widget gets them from the page's origin.
+async fn members(stack: &Stack, admin: &str, identifiers: &[&str]) -> Vec<String> {
+    let secret = set_up_widget(stack, admin).await;
+    let mut tokens = Vec::new();
+    for identifier in identifiers {
+        let body = json!({
+            "tenant_id": stack.admin.tenant_id, "identifier": identifier,
+            "identifier_hash": hmac_hex(secret.as_bytes(), identifier.as_bytes()),
+        });
+        let issued = stack.client.post(stack.gateway.url("/api/identity/v1/widget/token")).header("origin", SITE);
+        tokens.push(
+            json_of(issued.json(&body).send().await.unwrap(), 200).await["access_token"].as_str().unwrap().to_owned(),
+        );
+    }
+    tokens
+}
+
+#[tokio::test]
+async fn a_members_picture_reaches_staff_and_a_staff_file_reaches_only_that_member() {
+    let stack = Stack::start_with(Options { messaging: true, ..Options::default() }).await;
+    let client = &stack.client;
+    let admin = stack.admin_token().await;
+    let tokens = members(&stack, &admin, &["alice", "bob"]).await;
+    let (alice, bob) = (&tokens[0], &tokens[1]);
+    let url = |path: &str| stack.gateway.url(path);
+    let as_member = |method: Method, path: &str, token: &str| {
+        client.request(method, url(path)).bearer_auth(token).header("origin", SITE)
+    };
+
+    // Alice attaches a picture, as the widget does: ask, send the file to the presigned link from her page, complete.
+    let picture = png();
+    let pending = json_of(
+        as_member(Method::POST, "/api/messaging/v1/member/attachments", alice)
+            .json(&json!({"file_name": "photo.png", "content_type": "image/png", "size_bytes": picture.len()}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let object = pending["object_id"].as_str().unwrap().to_owned();
+    let mut put = client.put(pending["upload"]["url"].as_str().unwrap()).header("origin", SITE).body(picture.clone());
+    for (name, value) in pending["upload"]["headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    let sent = put.send().await.unwrap();
+    assert!(sent.status().is_success(), "{}", sent.status());
+    assert_eq!(allowed_origin(&sent).as_deref(), Some(SITE), "a page may send its file to a presigned link");
+    let completed =
+        as_member(Method::POST, &format!("/api/messaging/v1/member/attachments/{object}/complete"), alice).send();
+    assert_eq!(json_of(completed.await.unwrap(), 200).await["content_type"], "image/png");
+    // A type members may not send is refused before any upload.
+    let refused = as_member(Method::POST, "/api/messaging/v1/member/attachments", alice)
+        .json(&json!({"file_name": "report.csv", "content_type": "text/csv", "size_bytes": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(refused, 422).await["code"], "content_type_not_allowed");
+
+    let started = as_member(Method::POST, "/api/messaging/v1/member/conversations", alice)
+        .json(&json!({"body": "Here is the photo", "attachments": [object]}))
+        .send()
+        .await
+        .unwrap();
+    let started = json_of(started, 201).await;
+    let conversation = started["conversation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(started["message"]["attachments"][0]["file_name"], "photo.png");
+
+    // Staff read it by a short-lived link.
+    let link = client
+        .get(url(&format!("/api/messaging/v1/conversations/{conversation}/attachments/{object}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let link = json_of(link, 200).await;
+    let bytes = client.get(link["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(bytes.as_ref(), picture.as_slice());
+
+    // Bob can neither attach Alice's file nor read it, by its conversation or through storage.
+    let stolen = as_member(Method::POST, "/api/messaging/v1/member/conversations", bob)
+        .json(&json!({"attachments": [object]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(stolen, 422).await["errors"][0]["field"], "attachments[0]");
+    let peek = as_member(
+        Method::GET,
+        &format!("/api/messaging/v1/member/conversations/{conversation}/attachments/{object}"),
+        bob,
+    );
+    assert_eq!(json_of(peek.send().await.unwrap(), 404).await["code"], "not_found");
+    let direct =
+        client.get(url(&format!("/api/storage/v1/objects/{object}/link"))).bearer_auth(bob).send().await.unwrap();
+    assert_eq!(direct.status(), 404);
+
+    // Staff reply with a file of their own: Alice may read it, Bob may not.
+    let staff_file = json_of(
+        client
+            .post(url("/api/storage/v1/uploads"))
+            .bearer_auth(&admin)
+            .json(&json!({"filename": "receipt.png", "content_type": "image/png", "size_bytes": picture.len(), "purpose": "conversation_attachment"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let staff_object = staff_file["object"]["id"].as_str().unwrap().to_owned();
+    let mut put = client.put(staff_file["upload_url"].as_str().unwrap()).body(picture.clone());
+    for (name, value) in staff_file["upload_headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    let complete = client.post(url(&format!("/api/storage/v1/uploads/{staff_object}/complete"))).bearer_auth(&admin);
+    json_of(complete.send().await.unwrap(), 200).await;
+    let before = client.get(url(&format!("/api/storage/v1/objects/{staff_object}/link"))).bearer_auth(alice).send();
+    assert_eq!(before.await.unwrap().status(), 404, "a staff file is not a member's until it is sent to them");
+    let reply = client
+        .post(url(&format!("/api/messaging/v1/conversations/{conversation}/messages")))
+        .bearer_auth(&admin)
+        .json(&json!({"body": "Your receipt", "attachments": [staff_object]}))
+        .send()
+        .await
+        .unwrap();
+    json_of(reply, 201).await;
+    let hers = as_member(
+        Method::GET,
+        &format!("/api/messaging/v1/member/conversations/{conversation}/attachments/{staff_object}"),
+        alice,
+    );
+    let hers = json_of(hers.send().await.unwrap(), 200).await;
+    let bytes = client.get(hers["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(bytes.as_ref(), picture.as_slice());
+    let not_bobs = client.get(url(&format!("/api/storage/v1/objects/{staff_object}/link"))).bearer_auth(bob).send();
+    assert_eq!(not_bobs.await.unwrap().status(), 404);
     stack.clean_up().await;
 }
 
