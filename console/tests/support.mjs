@@ -220,3 +220,8 @@ export async function waitForFocusOnTestId(page, testId) {
     throw new Error(`focus did not move to [data-testid=${testId}]; it is on ${actual}`);
   }
 }
+
+/** The claims of a JWT (its payload, not verified): `tid` is the tenant, `sub` the subject. */
+export function jwtClaims(token) {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+}
