@@ -119,22 +119,27 @@ fn message(row: &Row) -> StoredMessage {
     }
 }
 
-/// The member a token names, created the first time it is seen.
+/// The member a token names, created the first time it is seen. Two first requests at once both get the one
+/// row: the insert that loses waits for the other's commit, and the read after it (a new statement) sees it.
 #[tracing::instrument(skip_all)]
 pub async fn member_for(tx: &Transaction, who: &MemberSubject) -> Result<StoredMember> {
-    let row = tx
-        .query_one(
+    let select = format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.subject = $1");
+    if let Some(row) = tx.query_opt(&select, &[&who.subject]).await? {
+        return Ok(member(&row));
+    }
+    let inserted = tx
+        .query_opt(
             &format!(
-                "WITH inserted AS ( \
-                     INSERT INTO members (id, subject, identifier, verified) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (tenant_id, subject) DO NOTHING RETURNING * ) \
-                 SELECT {MEMBER_COLUMNS} FROM inserted m \
-                 UNION ALL SELECT {MEMBER_COLUMNS} FROM members m WHERE m.subject = $2 LIMIT 1"
+                "INSERT INTO members AS m (id, subject, identifier, verified) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, subject) DO NOTHING RETURNING {MEMBER_COLUMNS}"
             ),
             &[&Uuid::now_v7(), &who.subject, &who.identifier, &who.verified],
         )
         .await?;
-    Ok(member(&row))
+    match inserted {
+        Some(row) => Ok(member(&row)),
+        None => Ok(member(&tx.query_one(&select, &[&who.subject]).await?)),
+    }
 }
 
 /// Sets what the member told the widget about themselves, and links them to the one live donor with that email.

@@ -68,6 +68,12 @@ fn text(value: Option<&Value>, path: &str, max: usize, required: bool, problems:
     }
 }
 
+/// An unknown key as a report names it: control characters escaped, at most 50 characters.
+fn shown(key: &str) -> String {
+    let escaped: String = key.chars().flat_map(char::escape_default).collect();
+    escaped.chars().take(50).collect()
+}
+
 /// Reads one conversation of the export.
 pub fn parse_conversation(value: &Value) -> Result<ImportedConversation, Problems> {
     let mut problems = Problems::new();
@@ -76,7 +82,7 @@ pub fn parse_conversation(value: &Value) -> Result<ImportedConversation, Problem
     };
     for key in object.keys() {
         if !matches!(key.as_str(), "id" | "member" | "status" | "messages") {
-            problems.push((key.clone(), "is not a field of a conversation".to_owned()));
+            problems.push((shown(key), "is not a field of a conversation".to_owned()));
         }
     }
     let external_id = text(object.get("id"), "id", 200, true, &mut problems);
@@ -144,7 +150,7 @@ fn parse_message(value: &Value, path: &str, problems: &mut Problems) -> Option<I
     let before = problems.len();
     for key in object.keys() {
         if !matches!(key.as_str(), "author" | "author_name" | "body" | "sent_at" | "attachment_urls") {
-            problems.push((format!("{path}.{key}"), "is not a field of a message".to_owned()));
+            problems.push((format!("{path}.{}", shown(key)), "is not a field of a message".to_owned()));
         }
     }
     let author = match object.get("author").and_then(Value::as_str) {
@@ -249,6 +255,7 @@ mod tests {
         bad["messages"][1]["author"] = json!("bot");
         bad["messages"][1]["attachment_urls"] = json!(["ftp://x"]);
         bad["extra"] = json!(1);
+        bad["a\u{0}b"] = json!(1);
         let problems = parse_conversation(&bad).unwrap_err();
         let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
         for path in [
@@ -258,6 +265,7 @@ mod tests {
             "messages[1].author",
             "messages[1].attachment_urls[0]",
             "extra",
+            "a\\u{0}b",
         ] {
             assert!(paths.contains(&path), "{path} missing from {paths:?}");
         }

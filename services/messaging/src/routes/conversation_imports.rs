@@ -105,7 +105,13 @@ pub async fn import_conversations(
     let mut errors = FieldErrors::new();
     let dry_run = errors.required("dry_run", input.dry_run);
     let list = match input.conversations.as_ref() {
-        Some(Value::Array(list)) if list.len() <= MAX_CONVERSATIONS => Some(list),
+        Some(Value::Array(list)) if list.len() <= MAX_CONVERSATIONS => {
+            // The shape of the export is the request's; what is wrong inside a conversation is its outcome's.
+            for (i, _) in list.iter().enumerate().filter(|(_, item)| !item.is_object()) {
+                errors.add(format!("conversations[{i}]"), "must be an object");
+            }
+            Some(list)
+        }
         Some(Value::Array(_)) => {
             errors.add("conversations", format!("at most {MAX_CONVERSATIONS} in one import"));
             None

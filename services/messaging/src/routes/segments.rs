@@ -52,7 +52,24 @@ pub struct SegmentPatch {
     name: Option<String>,
     #[schema(max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     description: Option<String>,
-    filter: Option<SegmentFilter>,
+    filter: Option<SegmentFilterPatch>,
+}
+
+/// A segment's filter as a merge patch changes it: each condition given replaces the segment's, and `null`
+/// removes it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // The document's shape of a patch's filter; it is merged onto the stored filter as JSON.
+pub struct SegmentFilterPatch {
+    #[schema(max_items = 50)]
+    tags_any: Option<Vec<String>>,
+    #[schema(max_items = 50)]
+    tags_all: Option<Vec<String>>,
+    #[schema(max_items = 50)]
+    tags_none: Option<Vec<String>>,
+    #[schema(max_items = 20)]
+    attributes: Option<Vec<crate::domain::segment_filter::AttributeCondition>>,
+    sms_consent: Option<bool>,
+    donor: Option<crate::domain::segment_filter::DonorCondition>,
 }
 
 /// How many contacts a filter matches, counted when asked.
