@@ -22,6 +22,7 @@ import { DoNotContactPage } from './pages/DoNotContact';
 import { TemplateList, TemplatePage } from './pages/Templates';
 import { CampaignList, CampaignPage } from './pages/Campaigns';
 import { SegmentList, SegmentPage } from './pages/Segments';
+import { ConversationPage, InboxList } from './pages/Inbox';
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-in/callback']);
 
@@ -65,6 +66,8 @@ function StaffRoutes() {
         <Route path="/imports/:id" component={ImportPage} />
         <Route path="/claims" component={ClaimList} />
         <Route path="/claims/:id" component={ClaimPage} />
+        <Route path="/inbox" component={InboxList} />
+        <Route path="/inbox/:id" component={ConversationPage} />
         <Route path="/contacts" component={ContactList} />
         {/* Before /contacts/:id, which would take "imports" for an id. */}
         <Route path="/contacts/imports" component={ContactImportList} />

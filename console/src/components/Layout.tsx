@@ -3,6 +3,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { hasScope, signOut, useSession } from '../lib/session';
 import { humanize } from '../lib/format';
+import { useInboxSummary } from '../lib/inbox';
 
 interface NavItem {
   href: string;
@@ -18,6 +19,7 @@ const NAV: NavItem[] = [
   { href: '/staging', label: 'Staging', scope: 'fundraising:read' },
   { href: '/imports', label: 'Imports', scope: 'fundraising:read' },
   { href: '/claims', label: 'Gift Aid claims', scope: 'fundraising:read' },
+  { href: '/inbox', label: 'Inbox', scope: 'messaging:read' },
   { href: '/contacts', label: 'Contacts', scope: 'messaging:read' },
   { href: '/do-not-contact', label: 'Do not contact', scope: 'messaging:read' },
   { href: '/templates', label: 'Templates', scope: 'messaging:read' },
@@ -26,6 +28,19 @@ const NAV: NavItem[] = [
   { href: '/staff', label: 'Staff', scope: 'identity:read' },
   { href: '/settings', label: 'Settings', scope: 'identity:read' },
 ];
+
+/** The nav's count of conversations with unread member messages, kept live. */
+function InboxBadge() {
+  const summary = useInboxSummary(hasScope('messaging:read'));
+  const n = summary?.unread_conversations ?? 0;
+  if (!n) return null;
+  return (
+    <span class="nav-badge" data-testid="inbox-unread" data-count={n}>
+      {n > 99 ? '99+' : n}
+      <span class="visually-hidden"> unread</span>
+    </span>
+  );
+}
 
 function isCurrent(href: string, path: string) {
   if (href === '/') return path === '/';
@@ -91,6 +106,7 @@ export function Layout({ children }: { children: ComponentChildren }) {
             <li key={n.href}>
               <a href={n.href} aria-current={isCurrent(n.href, loc.path) ? 'page' : undefined}>
                 {n.label}
+                {n.href === '/inbox' && <InboxBadge />}
               </a>
             </li>
           ))}

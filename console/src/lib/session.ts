@@ -33,6 +33,14 @@ export function hasScope(scope: string): boolean {
   return state.status === 'signed-in' && state.scopes.includes(scope);
 }
 
+/** Calls `l` after every change of the session (a new token, signing out); returns the unsubscribe. */
+export function subscribeSession(l: () => void): () => void {
+  listeners.add(l);
+  return () => {
+    listeners.delete(l);
+  };
+}
+
 export function useSession(): SessionState {
   const [, force] = useState(0);
   useEffect(() => {

@@ -907,3 +907,84 @@ export interface SpendView {
   queued_segments: number;
   counted_at: string;
 }
+
+// ---- messaging: chat widget conversations ----
+
+export type ConversationStatus = 'open' | 'pending' | 'resolved';
+
+/** The member a conversation is with, as staff see them. */
+export interface ConversationMember {
+  id: string;
+  identifier: string;
+  verified: boolean;
+  name?: string | null;
+  email?: string | null;
+  /** The fundraising donor with the member's email, when exactly one has it. */
+  donor_id?: string | null;
+  created_at: string;
+}
+
+export interface ConversationView {
+  id: string;
+  status: ConversationStatus;
+  /** Grows with every change: the newer revision of a conversation wins. */
+  revision: number;
+  member: ConversationMember;
+  /** `staff:<id>`, or null. */
+  assignee?: string | null;
+  last_seq: number;
+  member_read_seq: number;
+  staff_read_seq: number;
+  /** The member's messages staff have not read. */
+  unread: number;
+  last_author?: 'member' | 'staff' | null;
+  last_message_at?: string | null;
+  last_preview?: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AttachmentView {
+  object_id: string;
+  file_name: string;
+  content_type: string;
+  size_bytes: number;
+}
+
+export interface MessageView {
+  id: string;
+  conversation_id: string;
+  seq: number;
+  author: 'member' | 'staff';
+  /** `staff:<id>`, `api_key:<id>`, `member:<identifier>`. */
+  author_subject?: string | null;
+  body: string;
+  attachments: AttachmentView[];
+  client_message_id?: string | null;
+  created_at: string;
+}
+
+export interface MessagesPage {
+  data: MessageView[];
+  more: boolean;
+}
+
+export interface PostedMessage {
+  conversation: ConversationView;
+  message: MessageView;
+}
+
+export interface ConversationSummary {
+  open: number;
+  pending: number;
+  resolved: number;
+  unassigned_open: number;
+  mine_open: number;
+  unread_conversations: number;
+  unread_messages: number;
+}
+
+export interface ConversationPatch {
+  status?: ConversationStatus;
+  assignee?: string | null;
+}

@@ -5,6 +5,7 @@ import { ApiError, FUNDRAISING, get, getAll, ROLLUP } from '../lib/api';
 import type { ChartOption } from '../lib/chart-types';
 import { count, date, donorName, fyLabel, humanize, major, money, moneyMajor } from '../lib/format';
 import { useScope } from '../lib/session';
+import { DonorConversations } from './Inbox';
 import type {
   CurrencyGiving,
   DeclarationView,
@@ -360,6 +361,8 @@ export function DonorPage({ id }: { id: string }) {
           </div>
         )}
       </section>
+
+      <DonorConversations donorId={donor.id} />
     </>
   );
 }

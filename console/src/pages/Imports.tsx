@@ -1,11 +1,12 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { Badge, ErrorAlert, Field, Loading, Pager, SelectField, useAsync, useCursor, useTitle } from '../components/ui';
-import { fieldErrors, FUNDRAISING, get, request, send, STORAGE, uuid } from '../lib/api';
+import { fieldErrors, FUNDRAISING, get, request, send, uuid } from '../lib/api';
+import { uploadFile } from '../lib/upload';
 import { parseCsv, saveBlob } from '../lib/csv';
-import { bytes, count, counted, date, humanize } from '../lib/format';
+import { count, counted, date, humanize } from '../lib/format';
 import { useScope } from '../lib/session';
-import { DONOR_MATCH_RULES, IMPORT_FIELDS, type ImportRequest, type ImportView, type ObjectView, type Page, type UploadView } from '../lib/types';
+import { DONOR_MATCH_RULES, IMPORT_FIELDS, type ImportRequest, type ImportView, type ObjectView, type Page } from '../lib/types';
 
 const DEFAULT_RULES = ['external_id', 'name_email', 'name_postcode'];
 const RULE_LABELS: Record<string, string> = {
@@ -17,17 +18,8 @@ const RULE_LABELS: Record<string, string> = {
 };
 
 /** Uploads a file through storage's presigned PUT and completes it. */
-async function uploadCsv(file: File, onStep: (s: string) => void): Promise<ObjectView> {
-  onStep('Starting the upload…');
-  const up = await request<UploadView>('POST', `${STORAGE}/uploads`, {
-    body: { filename: file.name, content_type: 'text/csv', size_bytes: file.size, purpose: 'import' },
-    idempotencyKey: uuid(),
-  });
-  onStep(`Uploading ${bytes(file.size)}…`);
-  const put = await fetch(up.upload_url, { method: up.upload_method || 'PUT', headers: up.upload_headers, body: file });
-  if (!put.ok) throw new Error(`The file store refused the upload (${put.status}). Try again.`);
-  onStep('Checking the upload…');
-  return request<ObjectView>('POST', `${STORAGE}/uploads/${up.object.id}/complete`);
+function uploadCsv(file: File, onStep: (s: string) => void): Promise<ObjectView> {
+  return uploadFile(file, { contentType: 'text/csv', purpose: 'import' }, onStep);
 }
 
 const IMPORT_STATUS_TONE: Record<string, 'neutral' | 'good' | 'warn' | 'bad'> = {
