@@ -32,7 +32,8 @@ pub struct Stack {
     pub db: TestDatabase,
     stop: Vec<CancelOnDrop>,
     /// fundraising, apart from the rest: [`Stack::kill_fundraising`] and [`Stack::restart_fundraising`].
-    fundraising: Fundraising,
+    fundraising: Restartable<fundraising::configuration::Settings>,
+    messaging: Option<Restartable<messaging::configuration::Settings>>,
     /// With [`Options::console`]: the SMTP sink identity mails sign-in links to, and its messages over HTTP.
     pub mailbox: Option<Mailbox>,
 }
@@ -45,9 +46,33 @@ pub struct Mailbox {
 }
 
 /// fundraising's settings (to start it again the same way) and the running instance, if any.
-struct Fundraising {
-    settings: fundraising::configuration::Settings,
+/// A service the tests stop and start again: its settings (with the port it first bound, so the gateway finds it
+/// where it was) and, while it runs, its stop token and task.
+struct Restartable<S> {
+    settings: S,
     running: Option<(CancelOnDrop, tokio::task::JoinHandle<Result<(), String>>)>,
+}
+
+impl<S> Restartable<S> {
+    /// Stops the service and waits (10 s at most) for its task to end.
+    async fn stop(&mut self, name: &str) {
+        let (stop, run) = self.running.take().unwrap_or_else(|| panic!("{name} is running"));
+        drop(stop);
+        match tokio::time::timeout(Duration::from_secs(10), run).await {
+            Ok(Ok(result)) => result.unwrap_or_else(|e| panic!("{name} stops without an error: {e}")),
+            Ok(Err(e)) => panic!("{name}'s task failed: {e}"),
+            Err(_) => panic!("{name} did not stop within 10 s"),
+        }
+    }
+}
+
+/// Waits for a stopped service's port to be free again (actix's own thread closes the listener soon after).
+async fn wait_port_free(port: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "port {port} still taken 10 s after the stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// How to start the stack.
@@ -231,7 +256,7 @@ impl Stack {
         };
         let app = fundraising::startup::build(fundraising_settings.clone()).await.expect("fundraising starts");
         let fundraising_port = app.port();
-        let mut fundraising = Fundraising { settings: fundraising_settings, running: Some(run(app)) };
+        let mut fundraising = Restartable { settings: fundraising_settings, running: Some(run(app)) };
         // Started again on the same port, so the gateway finds it where it was.
         fundraising.settings.server.port = fundraising_port;
 
@@ -284,8 +309,9 @@ impl Stack {
             tokio::spawn(app.run_until_stopped());
             upstreams.push(("webhook-ingest", port));
         }
+        let mut messaging = None;
         if options.messaging {
-            let app = messaging::startup::build(messaging::configuration::Settings {
+            let settings = messaging::configuration::Settings {
                 server: server(),
                 database: db.database_settings(),
                 amqp: amqp.clone(),
@@ -306,12 +332,13 @@ impl Stack {
                     url: format!("http://127.0.0.1:{storage_port}"),
                     ..Default::default()
                 },
-            })
-            .await
-            .expect("messaging starts");
+            };
+            let app = messaging::startup::build(settings.clone()).await.expect("messaging starts");
             let port = app.port();
-            stop.push(CancelOnDrop(app.shutdown_token()));
-            tokio::spawn(app.run_until_stopped());
+            let mut restartable = Restartable { settings, running: Some(run(app)) };
+            // Started again on the same port, so the gateway finds it where it was.
+            restartable.settings.server.port = port;
+            messaging = Some(restartable);
             upstreams.push(("messaging", port));
         }
         // storage hands out links through the gateway's /s3/, and the gateway must know storage's port: the port
@@ -372,6 +399,7 @@ impl Stack {
             db,
             stop,
             fundraising,
+            messaging,
             mailbox,
         }
     }
@@ -382,16 +410,22 @@ impl Stack {
     /// HTTP port is closed when this returns. webhook-ingest keeps accepting deliveries meanwhile: it needs only
     /// PostgreSQL, and the broker keeps what it publishes in fundraising's durable queue.
     pub async fn kill_fundraising(&mut self) {
-        let (stop, run) = self.fundraising.running.take().expect("fundraising is running");
+        assert!(self.fundraising.running.is_some(), "fundraising is running");
         if let Some(proxies) = &self.broker_proxies {
             proxies.fundraising.cut().await;
         }
-        drop(stop);
-        match tokio::time::timeout(Duration::from_secs(10), run).await {
-            Ok(Ok(result)) => result.expect("fundraising stops without an error"),
-            Ok(Err(e)) => panic!("fundraising's task failed: {e}"),
-            Err(_) => panic!("fundraising did not stop within 10 s of being killed"),
-        }
+        self.fundraising.stop("fundraising").await;
+    }
+
+    /// Stops messaging (its live streams end) and starts it again on the same port with the same settings; returns
+    /// once it is ready through the gateway.
+    pub async fn restart_messaging(&mut self) {
+        let messaging = self.messaging.as_mut().expect("the stack runs messaging");
+        messaging.stop("messaging").await;
+        wait_port_free(messaging.settings.server.port).await;
+        let app = messaging::startup::build(messaging.settings.clone()).await.expect("messaging restarts");
+        messaging.running = Some(run(app));
+        wait_ready(&self.client, &format!("{}/ready/messaging", self.gateway.base_url)).await;
     }
 
     /// Starts fundraising again after [`Stack::kill_fundraising`]: same database, broker namespace, settings and
@@ -401,13 +435,7 @@ impl Stack {
         if let Some(proxies) = &self.broker_proxies {
             proxies.fundraising.restore();
         }
-        // The old listener is closed by actix's own thread soon after the stop: wait for the port.
-        let port = self.fundraising.settings.server.port;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "port {port} still taken 10 s after the kill");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_port_free(self.fundraising.settings.server.port).await;
         let app = fundraising::startup::build(self.fundraising.settings.clone()).await.expect("fundraising restarts");
         self.fundraising.running = Some(run(app));
         wait_ready(&self.client, &format!("{}/ready/fundraising", self.gateway.base_url)).await;
@@ -432,6 +460,9 @@ impl Stack {
     pub async fn clean_up(mut self) {
         self.stop.clear();
         self.fundraising.running = None;
+        if let Some(messaging) = self.messaging.as_mut() {
+            messaging.running = None;
+        }
         match &self.broker_proxies {
             Some(proxies) => proxies.cut_all().await,
             // Give the consumer a moment to see its cancellation before its queue goes away.

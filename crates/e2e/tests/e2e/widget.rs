@@ -315,6 +315,154 @@ async fn a_members_picture_reaches_staff_and_a_staff_file_reaches_only_that_memb
     stack.clean_up().await;
 }
 
+/// What a live client saw: the ids of the messages it was sent (in order, repeats kept) and how many connections
+/// it made.
+type Seen = std::sync::Arc<std::sync::Mutex<(Vec<String>, u32)>>;
+
+/// A live-stream client as the widget and the inbox are: it reconnects by itself (500 ms after its stream ends or
+/// fails) with the last id it received, and keeps every message id it was sent and how many connections it made.
+fn live_client(
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    origin: Option<&'static str>,
+) -> (Seen, tokio::task::JoinHandle<()>) {
+    let seen: Seen = std::sync::Arc::default();
+    let task = tokio::spawn({
+        let seen = seen.clone();
+        async move {
+            let mut last: Option<String> = None;
+            loop {
+                let mut request = client.get(&url).bearer_auth(&token);
+                if let Some(origin) = origin {
+                    request = request.header("origin", origin);
+                }
+                if let Some(id) = &last {
+                    request = request.header("last-event-id", id);
+                }
+                if let Ok(mut response) = request.send().await
+                    && response.status() == 200
+                {
+                    seen.lock().unwrap().1 += 1;
+                    let mut buffer = String::new();
+                    while let Ok(Some(chunk)) = response.chunk().await {
+                        buffer.push_str(&String::from_utf8_lossy(&chunk));
+                        while let Some(end) = buffer.find("\n\n") {
+                            let frame: String = buffer.drain(..end + 2).collect();
+                            let id = frame.lines().find_map(|l| l.strip_prefix("id: ")).map(str::to_owned);
+                            let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
+                            let data: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+                            if frame.contains("event: message") {
+                                let message = data["message"]["id"].as_str().unwrap_or_default().to_owned();
+                                seen.lock().unwrap().0.push(message);
+                            }
+                            if id.is_some() {
+                                last = id;
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    (seen, task)
+}
+
+#[tokio::test]
+async fn messaging_restarted_mid_conversation_loses_nothing_and_clients_reconnect_by_themselves() {
+    let mut stack = Stack::start_with(Options { messaging: true, ..Options::default() }).await;
+    let client = stack.client.clone();
+    let admin = stack.admin_token().await;
+    let member = members(&stack, &admin, &["alice"]).await.remove(0);
+    let (widget, widget_task) =
+        live_client(client.clone(), stack.gateway.url("/api/messaging/v1/member/stream"), member.clone(), Some(SITE));
+    let (inbox, inbox_task) =
+        live_client(client.clone(), stack.gateway.url("/api/messaging/v1/conversations/stream"), admin.clone(), None);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = client
+        .post(stack.gateway.url("/api/messaging/v1/member/conversations"))
+        .bearer_auth(&member)
+        .header("origin", SITE)
+        .json(&json!({"body": "before the restart", "client_message_id": "m-0"}))
+        .send()
+        .await
+        .unwrap();
+    let conversation = json_of(started, 201).await["conversation"]["id"].as_str().unwrap().to_owned();
+
+    // Member and staff write in turn, each message retried with its client id until it is accepted, as the widget
+    // and the inbox do; messaging restarts in the middle.
+    let writer = tokio::spawn({
+        let (client, member, admin, conversation) =
+            (client.clone(), member.clone(), admin.clone(), conversation.clone());
+        let (member_url, staff_url) = (
+            stack.gateway.url(&format!("/api/messaging/v1/member/conversations/{conversation}/messages")),
+            stack.gateway.url(&format!("/api/messaging/v1/conversations/{conversation}/messages")),
+        );
+        async move {
+            let mut ids = Vec::new();
+            for n in 1..=30 {
+                let body = json!({"body": format!("message {n}"), "client_message_id": format!("m-{n}")});
+                loop {
+                    let request = if n % 2 == 0 {
+                        client.post(&staff_url).bearer_auth(&admin)
+                    } else {
+                        client.post(&member_url).bearer_auth(&member).header("origin", SITE)
+                    };
+                    if let Ok(response) = request.json(&body).send().await
+                        && response.status().is_success()
+                    {
+                        let answer: Value = response.json().await.unwrap();
+                        ids.push(answer["message"]["id"].as_str().unwrap().to_owned());
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+            ids
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stack.restart_messaging().await;
+    let mut written = writer.await.unwrap();
+    written.sort();
+    written.dedup();
+    assert_eq!(written.len(), 30, "every message was accepted once");
+
+    // Both clients end up with every message exactly once, having reconnected by themselves.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (name, seen) in [("widget", &widget), ("inbox", &inbox)] {
+        loop {
+            let (messages, connections) = seen.lock().unwrap().clone();
+            let mut unique = messages.clone();
+            unique.sort();
+            unique.dedup();
+            if written.iter().all(|id| unique.contains(id)) {
+                assert_eq!(unique.len(), messages.len(), "{name} got a message twice");
+                assert!(connections >= 2, "{name} reconnected after the restart ({connections} connections)");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} is missing messages after the restart: has {}", unique.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let messages = json_of(
+        client
+            .get(stack.gateway.url(&format!("/api/messaging/v1/conversations/{conversation}/messages")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(messages["data"].as_array().unwrap().len(), 31, "nothing lost, nothing twice");
+    widget_task.abort();
+    inbox_task.abort();
+    stack.clean_up().await;
+}
+
 #[test]
 fn hmac_matches_rfc_4231_test_case_2() {
     assert_eq!(
