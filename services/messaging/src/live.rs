@@ -14,23 +14,56 @@ use almoner_db::Pool;
 use almoner_events::messaging::ConversationStreamedV1;
 use almoner_events::{Envelope, Event};
 use chrono::Utc;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Entries read from the stream at a time.
 const READ_BATCH: i64 = 200;
 
-/// What wakes connections.
-#[derive(Debug, Clone, Copy)]
-pub enum Nudge {
-    /// Something new in this tenant's stream, about this member.
-    Entry { tenant_id: Uuid, member_id: Uuid, stream_id: i64 },
-    /// The subscription (re)connected: nudges may have been lost, every connection reads.
-    Everyone,
+/// Whose connections a nudge wakes: a member's own, or a tenant's staff inboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Watch {
+    tenant_id: Uuid,
+    member_id: Option<Uuid>,
+}
+
+/// The connections of this replica, by whom they watch: a nudge wakes only those it concerns (a member's message
+/// wakes that member's widgets and the tenant's inboxes, not the thousand other members' streams). A `Notify`
+/// keeps one wake-up for a connection that is busy sending, so none is lost.
+#[derive(Default)]
+struct Watchers(std::sync::Mutex<HashMap<Watch, Vec<Arc<Notify>>>>);
+
+impl Watchers {
+    fn add(&self, watch: Watch) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(watch).or_default().push(notify.clone());
+        notify
+    }
+
+    fn remove(&self, watch: Watch, notify: &Arc<Notify>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = map.get_mut(&watch) {
+            list.retain(|n| !Arc::ptr_eq(n, notify));
+            if list.is_empty() {
+                map.remove(&watch);
+            }
+        }
+    }
+
+    fn wake(&self, watch: Watch) {
+        if let Some(list) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&watch) {
+            list.iter().for_each(|n| n.notify_one());
+        }
+    }
+
+    fn wake_all(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).values().flatten().for_each(|n| n.notify_one());
+    }
 }
 
 /// Live-stream settings (`conversations.*`).
@@ -46,7 +79,7 @@ pub struct LiveSettings {
 
 /// This replica's live connections and the nudges that wake them.
 pub struct Hub {
-    nudges: broadcast::Sender<Nudge>,
+    watchers: Watchers,
     /// Cancelled when the service shuts down: every connection ends, and its client reconnects elsewhere.
     closing: CancellationToken,
     open: AtomicI64,
@@ -55,8 +88,12 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(settings: LiveSettings) -> Arc<Self> {
-        let (nudges, _) = broadcast::channel(4096);
-        Arc::new(Self { nudges, closing: CancellationToken::new(), open: AtomicI64::new(0), settings })
+        Arc::new(Self {
+            watchers: Watchers::default(),
+            closing: CancellationToken::new(),
+            open: AtomicI64::new(0),
+            settings,
+        })
     }
 
     pub fn settings(&self) -> &LiveSettings {
@@ -76,9 +113,8 @@ impl Hub {
             vec![ConversationStreamedV1::TYPE.to_owned()],
             name,
             move |received| match received {
-                almoner_bus::broadcast::Broadcast::Connected => {
-                    let _ = hub.nudges.send(Nudge::Everyone);
-                }
+                // Nudges may have been lost while it was away: every connection reads.
+                almoner_bus::broadcast::Broadcast::Connected => hub.watchers.wake_all(),
                 almoner_bus::broadcast::Broadcast::Event(envelope) => hub.nudge_from(&envelope),
             },
             shutdown,
@@ -92,20 +128,16 @@ impl Hub {
             return;
         }
         match serde_json::from_value::<ConversationStreamedV1>(envelope.payload.clone()) {
-            Ok(event) => {
-                let _ = self.nudges.send(Nudge::Entry {
-                    tenant_id: envelope.tenant_id,
-                    member_id: event.member_id,
-                    stream_id: event.stream_id,
-                });
-            }
+            Ok(event) => self.nudge(envelope.tenant_id, event.member_id),
             Err(e) => tracing::warn!(error = %e, "a conversation nudge could not be read; ignored"),
         }
     }
 
-    /// Wakes this replica's connections at once after a local write (the broadcast would too, a moment later).
-    pub fn nudge(&self, tenant_id: Uuid, member_id: Uuid, stream_id: i64) {
-        let _ = self.nudges.send(Nudge::Entry { tenant_id, member_id, stream_id });
+    /// Wakes the connections of this replica that follow the member's stream: their own widgets and the tenant's
+    /// inboxes. Called at once after a local write, and for every broadcast nudge (each replica's).
+    pub fn nudge(&self, tenant_id: Uuid, member_id: Uuid) {
+        self.watchers.wake(Watch { tenant_id, member_id: Some(member_id) });
+        self.watchers.wake(Watch { tenant_id, member_id: None });
     }
 }
 
@@ -135,10 +167,12 @@ fn frame(entry: &StreamEntry) -> String {
 pub async fn serve(pool: Pool, hub: Arc<Hub>, audience: Audience, start: Start, out: mpsc::Sender<String>) {
     hub.open.fetch_add(1, Ordering::Relaxed);
     let connection_id = Uuid::new_v4();
-    let mut nudges = hub.nudges.subscribe();
-    if let Err(e) = follow(&pool, &hub, audience, start, &out, connection_id, &mut nudges).await {
+    let watch = Watch { tenant_id: audience.tenant_id, member_id: audience.member_id };
+    let woken = hub.watchers.add(watch);
+    if let Err(e) = follow(&pool, &hub, audience, start, &out, connection_id, &woken).await {
         tracing::warn!(error = %e, "a live conversation stream ended on an error; the client will reconnect");
     }
+    hub.watchers.remove(watch, &woken);
     if audience.member_id.is_some()
         && let Ok(tx) = pool.tenant_tx(audience.tenant_id).await
     {
@@ -155,7 +189,7 @@ async fn follow(
     start: Start,
     out: &mpsc::Sender<String>,
     connection_id: Uuid,
-    nudges: &mut broadcast::Receiver<Nudge>,
+    woken: &Notify,
 ) -> anyhow::Result<()> {
     let settings = hub.settings.clone();
     // Where the client is: checked against what the stream still holds.
@@ -200,34 +234,21 @@ async fn follow(
                 break;
             }
         }
-        // Wait for something that concerns this connection.
-        loop {
-            tokio::select! {
-                () = hub.closing.cancelled() => return Ok(()),
-                () = out.closed() => return Ok(()),
-                _ = heartbeat.tick() => {
-                    if out.send(": heartbeat\n\n".to_owned()).await.is_err() {
-                        return Ok(());
-                    }
-                    if let Some(member_id) = audience.member_id {
-                        let tx = pool.tenant_tx(audience.tenant_id).await?;
-                        touch(&tx, connection_id, member_id, &settings).await?;
-                        tx.commit().await?;
-                    }
-                    break;
+        // Wait for something that concerns this connection, or the heartbeat (which reads the stream too).
+        tokio::select! {
+            () = hub.closing.cancelled() => return Ok(()),
+            () = out.closed() => return Ok(()),
+            _ = heartbeat.tick() => {
+                if out.send(": heartbeat\n\n".to_owned()).await.is_err() {
+                    return Ok(());
                 }
-                nudge = nudges.recv() => match nudge {
-                    Ok(Nudge::Entry { tenant_id, member_id, stream_id }) => {
-                        let ours = tenant_id == audience.tenant_id
-                            && audience.member_id.is_none_or(|m| m == member_id);
-                        if ours && stream_id > last {
-                            break;
-                        }
-                    }
-                    Ok(Nudge::Everyone) | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
-                },
+                if let Some(member_id) = audience.member_id {
+                    let tx = pool.tenant_tx(audience.tenant_id).await?;
+                    touch(&tx, connection_id, member_id, &settings).await?;
+                    tx.commit().await?;
+                }
             }
+            () = woken.notified() => {}
         }
     }
 }

@@ -373,10 +373,12 @@ pub(crate) async fn post_message(
     )
     .await?;
     let conversation = reload(tx, conversation.id).await?;
-    let stream_id = publish_change(tx, &conversation, Some(&message)).await?;
     if author == "staff" {
         notify_if_away(tx, &conversation, &message).await?;
     }
+    // Last: the stream's number is taken under the tenant's head row lock, held until the commit, so every
+    // write of the tenant waits for it; the less that follows it, the less they wait.
+    let stream_id = publish_change(tx, &conversation, Some(&message)).await?;
     Ok(Posted { conversation, message, created: true, stream_id: Some(stream_id) })
 }
 
@@ -424,8 +426,8 @@ pub(crate) async fn publish_change(
 
 /// Wakes this replica's live clients at once (every other replica is woken by the broadcast nudge).
 pub(crate) fn wake(hub: &Hub, tenant_id: Uuid, c: &StoredConversation, stream_id: Option<i64>) {
-    if let Some(id) = stream_id {
-        hub.nudge(tenant_id, c.member.id, id);
+    if stream_id.is_some() {
+        hub.nudge(tenant_id, c.member.id);
     }
 }
 
