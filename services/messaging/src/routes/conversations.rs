@@ -382,6 +382,23 @@ pub(crate) async fn post_message(
     Ok(Posted { conversation, message, created: true, stream_id: Some(stream_id) })
 }
 
+/// Answers a posted message: keeps the answer for the request's idempotency key, commits, wakes live clients,
+/// and says `201` for a new message or `200` for one already sent with this client id.
+pub(crate) async fn finish_post<V: Serialize>(
+    tx: Transaction,
+    key: &Option<String>,
+    hub: &Hub,
+    tenant_id: Uuid,
+    posted: &Posted,
+    view: V,
+) -> Result<HttpResponse, ApiError> {
+    let status = if posted.created { 201 } else { 200 };
+    remember(&tx, key, status, &view).await?;
+    tx.commit().await?;
+    wake(hub, tenant_id, &posted.conversation, posted.stream_id);
+    Ok(if posted.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(view))
+}
+
 async fn notify_if_away(tx: &Transaction, c: &StoredConversation, message: &StoredMessage) -> Result<(), ApiError> {
     let Some(email) = c.member.email.as_deref() else { return Ok(()) };
     // Once until the member has read what they were told about.
@@ -848,11 +865,7 @@ pub async fn reply(
         conversation: ConversationView::from(&posted.conversation),
         message: MessageView::for_staff(&posted.message),
     };
-    let status = if posted.created { 201 } else { 200 };
-    remember(&tx, &key, status, &view).await?;
-    tx.commit().await?;
-    wake(&hub, tenant_id, &posted.conversation, posted.stream_id);
-    Ok(if posted.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(view))
+    finish_post(tx, &key, &hub, tenant_id, &posted, view).await
 }
 
 /// A read receipt.

@@ -6,9 +6,9 @@
 
 use super::conversations::{
     AttachmentLink, AttachmentView, MemberConversationView, MessageInput, MessageView, MessagesPage, MessagesQuery,
-    ReadInput, StreamFrame, StreamHeaders, StreamQuery, check_attachments, event_stream, link_to_attachment,
-    messages_page, parse_message, parse_messages_query, parse_read, post_message, read_up_to, reload, stream_start,
-    wake,
+    ReadInput, StreamFrame, StreamHeaders, StreamQuery, check_attachments, event_stream, finish_post,
+    link_to_attachment, messages_page, parse_message, parse_messages_query, parse_read, post_message, read_up_to,
+    reload, stream_start, wake,
 };
 use crate::db::conversations::{self, Reader, StoredConversation, StoredMember};
 use crate::domain::conversation::{MEMBER_SCOPE, MemberSubject};
@@ -353,11 +353,7 @@ pub async fn send(
         conversation: MemberConversationView::from(&posted.conversation),
         message: MessageView::for_member(&posted.message),
     };
-    let status = if posted.created { 201 } else { 200 };
-    remember(&tx, &key, status, &view).await?;
-    tx.commit().await?;
-    wake(&hub, principal.tenant_id.as_uuid(), &posted.conversation, posted.stream_id);
-    Ok(if posted.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(view))
+    finish_post(tx, &key, &hub, principal.tenant_id.as_uuid(), &posted, view).await
 }
 
 /// Marks one of the member's own conversations read up to a message (staff see the receipt).
