@@ -103,3 +103,44 @@ demo_seed() {
         >/dev/null
     log "demo data: 8 donors, $n gifts, 6 SMS contacts, a template and a segment"
 }
+
+# demo_widget GATEWAY TOKEN DIR: the demo tenant's chat widget for a member site at http://localhost:8090 (its
+# allowed origin; identity required), a new widget secret, two conversations imported as history (so the inbox has
+# something), and DIR/index.html: a member page embedding the widget as "ada@example.org" (a donor's email, so the
+# inbox links her to the donor), signed with the secret as a member site's server would. Serve DIR on port 8090
+# to try it (scripts/up prints how). Run every time: the secret changes, and the page with it.
+demo_widget() {
+    local gateway=$1 token=$2 dir=$3 secret tenant identifier=ada@example.org hash
+    demo_call PUT "$gateway" /api/identity/v1/widget "$token" \
+        '{"allowed_origins": ["http://localhost:8090", "http://127.0.0.1:8090"], "identity_required": true,
+          "greeting": "Hello! Questions about your giving? We usually answer within a day.",
+          "accent_colour": "#0b6e4f", "notify_email_on_reply": true,
+          "reply_mail_url": "http://localhost:8090/"}' >/dev/null
+    secret=$(demo_call POST "$gateway" /api/identity/v1/widget/secret "$token" '{}' | jq -r .secret)
+    tenant=$(jq -r .tenant_id "$DEMO_CREDENTIALS")
+    hash=$(printf '%s' "$identifier" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
+    demo_call POST "$gateway" /api/messaging/v1/conversation-imports "$token" "$(jq -nc --arg d1 "$(date -u -d '-3 days' +%FT%TZ)" \
+        --arg d2 "$(date -u -d '-3 days +20 minutes' +%FT%TZ)" --arg d3 "$(date -u -d '-1 days' +%FT%TZ)" '{dry_run: false, conversations: [
+          {id: "demo-1", member: {identifier: "grace@example.org", name: "Grace Hopper", email: "grace@example.org"},
+           status: "resolved", messages: [
+             {author: "member", body: "Could I have a receipt for my gift last spring?", sent_at: $d1},
+             {author: "staff", author_name: "Demo staff", body: "Of course, it is on its way by email.", sent_at: $d2}]},
+          {id: "demo-2", member: {identifier: "mary@example.org", name: "Mary Somerville", email: "mary@example.org"},
+           status: "open", messages: [
+             {author: "member", body: "Can I move my monthly gift to the winter appeal?", sent_at: $d3}]}]}')" >/dev/null
+    mkdir -p "$dir"
+    cat >"$dir/index.html" <<HTML
+<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Demo Charity: member area</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto">
+<h1>Welcome back, Ada</h1>
+<p>This stands for a charity's member area. Its server signed Ada's identifier for the chat widget (bottom right);
+staff answer in the console's Inbox at $gateway/inbox.</p>
+<script src="$gateway/widget.js" data-tenant="$tenant" data-identifier="$identifier"
+        data-identifier-hash="$hash" data-name="Ada Lovelace" data-email="$identifier" async></script>
+</body>
+</html>
+HTML
+    log "demo data: the chat widget for http://localhost:8090 (a member page in $dir), two conversations in the inbox"
+}
