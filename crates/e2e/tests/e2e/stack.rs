@@ -473,6 +473,11 @@ impl Stack {
             rollup::worker::projection_spec(),
             fundraising::worker::tenant_settings::spec(),
             fundraising::worker::payments::spec(),
+            fundraising::worker::sms_consent::spec(),
+            identity::worker::reply_mail::spec(),
+            messaging::worker::tenant_settings::spec(),
+            messaging::worker::fundraising_events::spec(),
+            messaging::worker::twilio_events::spec(),
         ];
         for spec in &specs {
             let _ = almoner_bus::topology::delete_consumer(&self.amqp, spec).await;
