@@ -12,91 +12,12 @@
 // on the same machine, so the two clocks are one.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { createServer } from 'node:http';
 import { test } from 'node:test';
-import { deflateSync } from 'node:zlib';
+import { hostPage, hostSite, png } from './host-site.mjs';
 import { api, CONSOLE_URL, env, jwtClaims, launch, screenshot, settle, signIn, unique } from './support.mjs';
 
 const MESSAGING = '/api/messaging/v1';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-/** A tiny web server on 127.0.0.1 (a port of its own, so another origin than the gateway) serving one page. */
-async function hostSite(html) {
-  const server = createServer((req, res) => {
-    const path = new URL(req.url, 'http://x').pathname;
-    if (path === '/favicon.ico') {
-      res.writeHead(204).end();
-      return;
-    }
-    if (path !== '/') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(html());
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    origin: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
-/** The host site's page: the widget by one script tag, for its signed-in member; `window.__loadedAt` tells a reload. */
-function hostPage({ tenant, identifier, hash, name, email }) {
-  const attrs = {
-    src: `${CONSOLE_URL}/widget.js`,
-    'data-tenant': tenant,
-    'data-identifier': identifier,
-    'data-identifier-hash': hash,
-    'data-name': name,
-    'data-email': email,
-  };
-  const tag = Object.entries(attrs)
-    .map(([k, v]) => `${k}="${escapeHtml(v)}"`)
-    .join(' ');
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Friends of the Test Charity</title></head>
-<body><header><h1>Friends of the Test Charity</h1></header>
-<main><p>Questions about your donation? Use the chat button.</p></main>
-<script>window.__loadedAt = Date.now();</script>
-<script ${tag} async></script>
-</body></html>`;
-}
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(buf) {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-/** A small valid PNG: `size` × `size` pixels of one colour (8-bit RGB). */
-function png(r, g, b, size = 32) {
-  const chunk = (type, data) => {
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    out.write(type, 4, 'ascii');
-    data.copy(out, 8);
-    out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(size, 0);
-  ihdr.writeUInt32BE(size, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array.from({ length: size }, () => [r, g, b]).flat())]);
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.concat(Array.from({ length: size }, () => row)))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
-
 async function json(res, what, status = 200) {
   const text = await res.text();
   assert.equal(res.status, status, `${what} answered ${res.status}: ${text.slice(0, 500)}`);
@@ -140,8 +61,7 @@ test('a conversation live: the open inbox lists a widget member’s picture with
     const identifier = unique('live-member-');
     const memberName = `Lina Live ${unique('')}`;
     const memberEmail = `${unique('lina-')}@example.org`;
-    let hostHtml = '';
-    host = await hostSite(() => hostHtml);
+    host = await hostSite();
     await json(
       await api('PUT', '/api/identity/v1/widget', token, {
         allowed_origins: [host.origin],
@@ -156,7 +76,7 @@ test('a conversation live: the open inbox lists a widget member’s picture with
     const { secret } = await json(await api('POST', '/api/identity/v1/widget/secret', token), 'POST /api/identity/v1/widget/secret');
     assert.match(secret, /^[0-9a-f]{64}$/);
     const hash = createHmac('sha256', secret).update(identifier, 'utf8').digest('hex');
-    hostHtml = hostPage({ tenant, identifier, hash, name: memberName, email: memberEmail });
+    host.set('/', hostPage({ tenant, identifier, hash, name: memberName, email: memberEmail }));
 
     await inbox.goto(`${CONSOLE_URL}/inbox`);
     await settle(inbox, 'Inbox');
@@ -231,7 +151,7 @@ test('a conversation live: the open inbox lists a widget member’s picture with
     };
 
     // ---- the member attaches a picture (the widget sends it at once; the first message starts the conversation) ----
-    const image = png(20, 110, 200);
+    const image = png(20, 110, 200, 32);
     const fileName = `receipt-${unique('')}.png`;
     const created = member.waitForResponse((r) => isCall(r.request(), 'POST', `${MESSAGING}/member/conversations`), { timeout: 20_000 });
     const chooser = member.waitForEvent('filechooser');
