@@ -324,6 +324,8 @@ describe('the chat widget on a host site', () => {
   test('an image sent from the widget reaches staff and shows in the widget', async () => {
     assert.ok(conversationId, 'the first test made the conversation');
     const image = png(230, 120, 20);
+    // What is written in the box goes with the file, as one message.
+    await page.getByTestId('almoner-input').fill('Here is my receipt');
     const chooser = page.waitForEvent('filechooser');
     await page.getByTestId('almoner-attach').click();
     await (await chooser).setFiles({ name: 'receipt.png', mimeType: 'image/png', buffer: image });
@@ -348,6 +350,8 @@ describe('the chat widget on a host site', () => {
     const withFile = await staffSee((m) => m.attachments?.some((f) => f.file_name === 'receipt.png'), 'the image');
     assert.equal(withFile.length, 1);
     const [file] = withFile[0].attachments;
+    assert.equal(withFile[0].body, 'Here is my receipt', 'the text and the picture are one message');
+    assert.equal(await page.getByTestId('almoner-input').inputValue(), '', 'the box was emptied');
     assert.equal(file.content_type, 'image/png');
     assert.equal(file.size_bytes, image.length);
     await screenshot(page, 'widget-image');

@@ -21,7 +21,8 @@ export interface Item {
 
 export interface UiHandlers {
   send(text: string): void;
-  attach(file: File): void;
+  /** A file chosen, with the text written so far (sent together, as one message). */
+  attach(file: File, text: string): void;
   opened(): void;
   closed(): void;
   link(conversationId: string, objectId: string): Promise<AttachmentLink>;
@@ -161,7 +162,10 @@ export class Ui {
     this.#file.addEventListener('change', () => {
       const f = this.#file.files?.[0];
       this.#file.value = '';
-      if (f) this.#on.attach(f);
+      if (!f) return;
+      const text = this.#input.value;
+      this.#input.value = '';
+      this.#on.attach(f, text);
     });
   }
 

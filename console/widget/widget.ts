@@ -54,7 +54,7 @@ class Widget {
     this.#visitorKey = `almoner-widget:visitor:${tenant}`;
     this.#ui = new Ui({
       send: (text) => this.#session?.send(text),
-      attach: (file) => this.#session?.send('', file),
+      attach: (file, text) => this.#session?.send(text, file),
       opened: () => {
         if (!this.#config) void this.#load();
         else if (!this.#session) this.#begin(true);
