@@ -57,12 +57,11 @@ fn caller(req: &HttpRequest, principal: &Principal) -> Result<MemberSubject, Api
 /// The caller's member record (made on first use), in a tenant transaction.
 async fn member_tx(
     pool: &Pool,
-    req: &HttpRequest,
     principal: &Principal,
+    who: &MemberSubject,
 ) -> Result<(Transaction, StoredMember), ApiError> {
-    let who = caller(req, principal)?;
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
-    let member = conversations::member_for(&tx, &who).await?;
+    let member = conversations::member_for(&tx, who).await?;
     Ok((tx, member))
 }
 
@@ -92,9 +91,9 @@ pub async fn member_stream(
     hub: web::Data<Arc<Hub>>,
     query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&req, &principal)?;
+    let who = caller(&req, &principal)?;
     let start = stream_start(&req, query.after.as_deref())?;
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     tx.commit().await?;
     let audience = Audience { tenant_id: principal.tenant_id.as_uuid(), member_id: Some(member.id) };
     Ok(event_stream(pool.get_ref().clone(), hub.get_ref().clone(), audience, start))
@@ -145,7 +144,8 @@ pub async fn get_profile(
     principal: Principal,
     pool: web::Data<Pool>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let who = caller(&req, &principal)?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(ProfileView::from(&member)))
 }
@@ -165,7 +165,7 @@ pub async fn put_profile(
     pool: web::Data<Pool>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&req, &principal)?;
+    let who = caller(&req, &principal)?;
     let input: ProfileInput = json_body(&req, &body)?;
     let mut errors = FieldErrors::new();
     let name = errors.parse("name", optional_text(input.name.as_deref(), 200)).flatten();
@@ -175,7 +175,7 @@ pub async fn put_profile(
     };
     errors.finish()?;
     let email = email.flatten();
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     let member = conversations::set_profile(&tx, member.id, name.as_deref(), email.as_deref()).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(ProfileView::from(&member)))
@@ -209,11 +209,11 @@ pub async fn start_conversation(
     storage: web::Data<StorageClient>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&req, &principal)?;
+    let who = caller(&req, &principal)?;
     let input: MessageInput = json_body(&req, &body)?;
     let message = parse_message(&input)?;
     let attachments = check_attachments(&storage, &CallerToken::of(&req)?, &message.attachments, None).await?;
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     let key = match claim(&tx, &req, &body).await? {
         Claim::Proceed(key) => key,
         Claim::Replay { status, body } => {
@@ -250,7 +250,8 @@ pub struct OwnConversations {
 #[get("/v1/member/conversations")]
 #[tracing::instrument(skip_all)]
 pub async fn list_own(req: HttpRequest, principal: Principal, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let who = caller(&req, &principal)?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     let filter = conversations::ListFilter { member_id: Some(member.id), ..Default::default() };
     let found = conversations::list(&tx, &filter, None, 100).await?;
     tx.commit().await?;
@@ -271,7 +272,8 @@ pub async fn get_own(
     pool: web::Data<Pool>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let who = caller(&req, &principal)?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     let found = own(&tx, &member, &id, false).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(MemberConversationView::from(&found)))
@@ -294,7 +296,8 @@ pub async fn own_messages(
     query: web::Query<MessagesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = parse_messages_query(&query)?;
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let who = caller(&req, &principal)?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     let found = own(&tx, &member, &id, false).await?;
     let page = messages_page(&tx, found.id, after, limit, MessageView::for_member).await?;
     tx.commit().await?;
@@ -335,11 +338,11 @@ pub async fn send(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&req, &principal)?;
+    let who = caller(&req, &principal)?;
     let input: MessageInput = json_body(&req, &body)?;
     let message = parse_message(&input)?;
     let attachments = check_attachments(&storage, &CallerToken::of(&req)?, &message.attachments, None).await?;
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     let conversation = own(&tx, &member, &id, true).await?;
     let key = match claim(&tx, &req, &body).await? {
         Claim::Proceed(key) => key,
@@ -375,10 +378,10 @@ pub async fn read(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&req, &principal)?;
+    let who = caller(&req, &principal)?;
     let input: ReadInput = json_body(&req, &body)?;
     let seq = parse_read(&input)?;
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     let current = own(&tx, &member, &id, true).await?;
     let (conversation, stream_id) = read_up_to(&tx, current, Reader::Member, seq).await?;
     tx.commit().await?;
@@ -540,7 +543,8 @@ pub async fn attachment_link(
     storage: web::Data<StorageClient>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tx, member) = member_tx(&pool, &req, &principal).await?;
+    let who = caller(&req, &principal)?;
+    let (tx, member) = member_tx(&pool, &principal, &who).await?;
     let conversation = own(&tx, &member, &path.0, false).await?;
     let object_id = path_id(&path.1, "attachment")?;
     let attached = conversations::has_attachment(&tx, conversation.id, object_id).await?;
