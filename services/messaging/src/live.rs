@@ -16,7 +16,6 @@ use almoner_events::{Envelope, Event};
 use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -82,27 +81,16 @@ pub struct Hub {
     watchers: Watchers,
     /// Cancelled when the service shuts down: every connection ends, and its client reconnects elsewhere.
     closing: CancellationToken,
-    open: AtomicI64,
     settings: LiveSettings,
 }
 
 impl Hub {
     pub fn new(settings: LiveSettings) -> Arc<Self> {
-        Arc::new(Self {
-            watchers: Watchers::default(),
-            closing: CancellationToken::new(),
-            open: AtomicI64::new(0),
-            settings,
-        })
+        Arc::new(Self { watchers: Watchers::default(), closing: CancellationToken::new(), settings })
     }
 
     pub fn settings(&self) -> &LiveSettings {
         &self.settings
-    }
-
-    /// Connections open on this replica.
-    pub fn open_connections(&self) -> i64 {
-        self.open.load(Ordering::Relaxed)
     }
 
     /// Subscribes to the nudges until shutdown, then closes every connection.
@@ -165,7 +153,6 @@ fn frame(entry: &StreamEntry) -> String {
 
 /// Serves one connection until the client goes, the service shuts down or the database fails; frames go to `out`.
 pub async fn serve(pool: Pool, hub: Arc<Hub>, audience: Audience, start: Start, out: mpsc::Sender<String>) {
-    hub.open.fetch_add(1, Ordering::Relaxed);
     let connection_id = Uuid::new_v4();
     let watch = Watch { tenant_id: audience.tenant_id, member_id: audience.member_id };
     let woken = hub.watchers.add(watch);
@@ -179,7 +166,6 @@ pub async fn serve(pool: Pool, hub: Arc<Hub>, audience: Audience, start: Start, 
         let _ = conversations::drop_connection(&tx, connection_id).await;
         let _ = tx.commit().await;
     }
-    hub.open.fetch_sub(1, Ordering::Relaxed);
 }
 
 async fn follow(
