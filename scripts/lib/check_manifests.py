@@ -3,10 +3,21 @@
 
   check_manifests.py k8s RENDERED.yaml
       Within one rendered overlay: selectors match the pod labels they are meant for (and no Job's
-      pods), HPAs and PDBs point at workloads, HPA targets request CPU, ConfigMaps referenced by pods
-      exist, every image is pinned (a tag other than latest, or a digest), every long-running
-      container has liveness and readiness probes, and pods run as non-root with a read-only root
-      filesystem. Prints the Secrets the cluster must already hold.
+      pods), HPAs, KEDA ScaledObjects and PDBs point at workloads, CPU-scaled targets request CPU,
+      every Deployment has exactly one autoscaler (an HPA or a ScaledObject, never both: KEDA makes
+      its own HPA), a PDB, and requests and limits in every container; each PDB leaves a drain
+      possible at the autoscaler's minimum and never lets it take every pod at once; ScaledObjects'
+      TriggerAuthentications are rendered; ConfigMaps referenced by pods exist, every image is pinned
+      (a tag other than latest, or a digest), every long-running container has liveness and readiness
+      probes, and pods run as non-root with a read-only root filesystem. Prints the Secrets the
+      cluster must already hold.
+
+  check_manifests.py split RENDERED.yaml OUTDIR
+      Sorts one rendered file's objects for validation: those of Kubernetes' own API groups into
+      OUTDIR/core/<RENDERED>, for kubernetes-validate; each object of a custom resource Almoner
+      uses (CRD_SCHEMAS: KEDA's ScaledObject and TriggerAuthentication, cert-manager's
+      ClusterIssuer) into OUTDIR/<schema>/, one file each, for check-jsonschema against
+      deploy/schemas/<schema>.json. Any other kind of another API group fails: it has no schema.
 
   check_manifests.py compose docker-compose.yml .env.example SERVICE...
       Every long-running service has a health check and a valid restart policy, every depends_on
@@ -126,30 +137,153 @@ def check_k8s(path: Path) -> list[str]:
             if isinstance(target, str) and target not in workload_ports:
                 problems.append(f"{label(svc)}: targetPort {target!r} is not a port name of its pods")
 
+    # Autoscalers: plain HPAs and KEDA ScaledObjects (which make an HPA of their own), by target.
+    scalers: dict[tuple[str, str, str], list[tuple[dict, int, int, set[str]]]] = {}
     for (namespace, _), hpa in by_kind.get("HorizontalPodAutoscaler", {}).items():
         ref = dig(hpa, "spec", "scaleTargetRef") or {}
-        target = by_kind.get(ref.get("kind", ""), {}).get((namespace, ref.get("name")))
-        if target is None:
-            problems.append(f"{label(hpa)}: scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not rendered")
-            continue
-        if dig(hpa, "spec", "minReplicas") and dig(hpa, "spec", "minReplicas") > dig(hpa, "spec", "maxReplicas"):
-            problems.append(f"{label(hpa)}: minReplicas is above maxReplicas")
-        if "replicas" in (target.get("spec") or {}):
-            problems.append(f"{label(target)}: sets spec.replicas although {label(hpa)} scales it "
-                            "(every apply would reset the scaled count)")
-        uses_cpu = any(dig(m, "resource", "name") == "cpu" for m in dig(hpa, "spec", "metrics") or [])
-        containers = dig(target, *WORKLOADS[target["kind"]], "spec", "containers") or []
-        if uses_cpu and not all(dig(c, "resources", "requests", "cpu") for c in containers):
-            problems.append(f"{label(hpa)}: scales on CPU but {label(target)} does not request CPU in every container")
+        resources = {dig(m, "resource", "name") for m in dig(hpa, "spec", "metrics") or [] if m.get("type") == "Resource"}
+        minimum = dig(hpa, "spec", "minReplicas") or 1
+        scalers.setdefault((namespace, ref.get("kind", ""), ref.get("name")), []).append(
+            (hpa, minimum, dig(hpa, "spec", "maxReplicas") or 0, resources))
+    for (namespace, _), scaled in by_kind.get("ScaledObject", {}).items():
+        ref = dig(scaled, "spec", "scaleTargetRef") or {}
+        if ref.get("apiVersion", "apps/v1") != "apps/v1":
+            problems.append(f"{label(scaled)}: scaleTargetRef.apiVersion {ref.get('apiVersion')} is not apps/v1")
+        triggers = dig(scaled, "spec", "triggers") or []
+        resources = {t.get("type") for t in triggers if t.get("type") in ("cpu", "memory")}
+        # KEDA's defaults: 0 and 100.
+        minimum = dig(scaled, "spec", "minReplicaCount") or 0
+        maximum = dig(scaled, "spec", "maxReplicaCount") or 100
+        if minimum < 1:
+            problems.append(f"{label(scaled)}: minReplicaCount {minimum} would scale the Deployment to zero (a "
+                            "CPU trigger cannot, and the Service would have no endpoint): at least 1")
+        for trigger in triggers:
+            auth = trigger.get("authenticationRef") or {}
+            kind = auth.get("kind", "TriggerAuthentication")
+            if auth and kind == "TriggerAuthentication" and (namespace, auth.get("name")) not in by_kind.get(
+                    "TriggerAuthentication", {}):
+                problems.append(f"{label(scaled)}: trigger {trigger.get('name') or trigger.get('type')} uses "
+                                f"TriggerAuthentication {auth.get('name')}, which is not rendered")
+        scalers.setdefault((namespace, ref.get("kind", "Deployment"), ref.get("name")), []).append(
+            (scaled, minimum, maximum, resources))
+    for (namespace, _), auth in by_kind.get("TriggerAuthentication", {}).items():
+        for ref in dig(auth, "spec", "secretTargetRef") or []:
+            secrets_needed.add((namespace, ref.get("name")))
 
+    for (namespace, kind, name), found in scalers.items():
+        target = by_kind.get(kind, {}).get((namespace, name))
+        for scaler, minimum, maximum, resources in found:
+            if target is None or kind not in LONG_RUNNING:
+                problems.append(f"{label(scaler)}: scaleTargetRef {kind}/{name} is not a rendered Deployment")
+                continue
+            if minimum > maximum:
+                problems.append(f"{label(scaler)}: the minimum replica count {minimum} is above the maximum {maximum}")
+            containers = dig(target, *WORKLOADS[target["kind"]], "spec", "containers") or []
+            for resource in sorted(resources):
+                if not all(dig(c, "resources", "requests", resource) for c in containers):
+                    problems.append(f"{label(scaler)}: scales on {resource} but {label(target)} does not request "
+                                    f"{resource} in every container")
+        if target is None:
+            continue
+        if len(found) > 1:
+            problems.append(f"{label(target)}: scaled by {' and '.join(label(s) for s, *_ in found)}; one autoscaler "
+                            "per Deployment (a ScaledObject makes its own HPA, and two would fight over the count)")
+        if "replicas" in (target.get("spec") or {}):
+            problems.append(f"{label(target)}: sets spec.replicas although {label(found[0][0])} scales it "
+                            "(every apply would reset the scaled count)")
+
+    pdbs_by_target: dict[int, list[dict]] = {}
     for (namespace, _), pdb in by_kind.get("PodDisruptionBudget", {}).items():
         selector = dig(pdb, "spec", "selector", "matchLabels") or {}
-        if not any(ns == namespace and d["kind"] in LONG_RUNNING and matches(selector, lbls) for d, ns, lbls, _ in pods):
+        selected = [d for d, ns, lbls, _ in pods if ns == namespace and d["kind"] in LONG_RUNNING and matches(selector, lbls)]
+        if not selected:
             problems.append(f"{label(pdb)}: selector {selector} matches no Deployment's pods")
+        for d in selected:
+            pdbs_by_target.setdefault(id(d), []).append(pdb)
+
+    for (namespace, name), deployment in by_kind.get("Deployment", {}).items():
+        found = scalers.get((namespace, "Deployment", name), [])
+        if not found:
+            problems.append(f"{label(deployment)}: no HorizontalPodAutoscaler or KEDA ScaledObject scales it")
+        budgets = pdbs_by_target.get(id(deployment), [])
+        if not budgets:
+            problems.append(f"{label(deployment)}: no PodDisruptionBudget selects its pods")
+        for container in dig(deployment, "spec", "template", "spec", "containers") or []:
+            if not dig(container, "resources", "limits", "memory"):
+                problems.append(f"{label(deployment)} container {container.get('name')}: no resources.limits.memory")
+        for pdb in budgets:
+            for scaler, minimum, _, _ in found:
+                problems.extend(budget_problems(pdb, label(pdb), minimum, label(scaler)))
 
     for namespace, name in sorted(secrets_needed):
         where = f"namespace {namespace}" if namespace else "the target namespace"
         print(f"    note: needs Secret {name} in {where} (not part of the manifests)")
+    return problems
+
+
+def budget_problems(pdb: dict, where: str, minimum: int, scaler: str) -> list[str]:
+    """A PodDisruptionBudget against the autoscaler's minimum: at that many pods a node drain must still be
+    able to evict one (else it blocks until someone scales up by hand), and, with more than one pod, must
+    never be allowed to evict them all at once."""
+    def count(value, round_up: bool) -> int:
+        if isinstance(value, str) and value.endswith("%"):
+            share = int(value[:-1]) * minimum
+            return -(-share // 100) if round_up else share // 100
+        return int(value)
+
+    spec = pdb.get("spec") or {}
+    if "maxUnavailable" in spec:
+        allowed = count(spec["maxUnavailable"], round_up=True)
+    elif "minAvailable" in spec:
+        allowed = minimum - count(spec["minAvailable"], round_up=True)
+    else:
+        return [f"{where}: sets neither minAvailable nor maxUnavailable"]
+    problems = []
+    if allowed < 1:
+        problems.append(f"{where}: at {scaler}'s minimum of {minimum} replicas it allows no eviction, so a node "
+                        "drain would wait forever")
+    if minimum > 1 and allowed >= minimum:
+        problems.append(f"{where}: at {scaler}'s minimum of {minimum} replicas it allows evicting all {minimum} at "
+                        "once")
+    return problems
+
+
+# Custom resources Almoner renders, each validated against deploy/schemas/<schema>.json (written from the
+# projects' documentation; kubernetes-validate knows built-in kinds only).
+CRD_SCHEMAS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda-triggerauthentication",
+    ("cert-manager.io/v1", "ClusterIssuer"): "cert-manager-clusterissuer",
+}
+
+
+def is_core_api(api_version: str) -> bool:
+    """Kubernetes' own API groups: the core group (v1), the unqualified ones (apps, batch, policy,
+    autoscaling) and *.k8s.io (networking.k8s.io, rbac.authorization.k8s.io, ...)."""
+    group = api_version.rpartition("/")[0]
+    return "." not in group or group.endswith(".k8s.io")
+
+
+def split_rendered(path: Path, outdir: Path) -> list[str]:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    problems = []
+    core = []
+    for doc in docs:
+        api_version, kind = doc.get("apiVersion", ""), doc.get("kind", "")
+        name = dig(doc, "metadata", "name") or "unnamed"
+        schema = CRD_SCHEMAS.get((api_version, kind))
+        if schema:
+            target = outdir / schema / f"{path.stem}.{kind}.{name}.yaml"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(doc, sort_keys=False))
+        elif is_core_api(api_version):
+            core.append(doc)
+        else:
+            known = ", ".join(f"{k} ({a})" for a, k in CRD_SCHEMAS)
+            problems.append(f"{path.name}: {kind}/{name} ({api_version}) is neither a built-in Kubernetes kind nor one "
+                            f"with a schema in deploy/schemas ({known}): add its schema and CRD_SCHEMAS entry")
+    (outdir / "core").mkdir(parents=True, exist_ok=True)
+    (outdir / "core" / path.name).write_text(yaml.safe_dump_all(core, sort_keys=False))
     return problems
 
 
@@ -249,6 +383,8 @@ def check_gateway(template: Path, compose_path: Path, rendered: list[Path]) -> l
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[1] == "k8s":
         problems = check_k8s(Path(argv[2]))
+    elif len(argv) == 4 and argv[1] == "split":
+        problems = split_rendered(Path(argv[2]), Path(argv[3]))
     elif len(argv) >= 5 and argv[1] == "compose":
         problems = check_compose(Path(argv[2]), Path(argv[3]), argv[4:])
     elif len(argv) >= 4 and argv[1] == "gateway":
