@@ -61,3 +61,14 @@ s3_put() {
 s3_make_bucket() {
     s3_curl -o /dev/null -I "$(s3_base)" 2>/dev/null || s3_curl -X PUT "$(s3_base)" >/dev/null
 }
+
+# s3_remove_bucket: deletes every object of the bucket, then the bucket; nothing when there is no such bucket.
+# For throwaway buckets only (scripts/drill's second stack, scripts/test's drill stack).
+s3_remove_bucket() {
+    s3_curl -o /dev/null -I "$(s3_base)" 2>/dev/null || return 0
+    local key
+    while IFS= read -r key; do
+        [[ -z $key ]] || s3_curl -X DELETE "$(s3_base)/$(s3_key_path "$key")" >/dev/null
+    done < <(s3_list_keys)
+    s3_curl -X DELETE "$(s3_base)" >/dev/null
+}
