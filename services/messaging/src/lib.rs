@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod importer;
 pub mod live;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

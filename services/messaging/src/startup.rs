@@ -45,6 +45,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             TwilioEventsHandler { pool: pool.clone(), client: twilio.clone(), sealer: sealer.clone() },
         )
         .await;
+    // The SMS metrics, registered before the first send so that every series reads 0 until then.
+    crate::metrics::metrics();
     let wake = SenderWake::default();
     if settings.sms.sender {
         let sender = Sender {

@@ -498,6 +498,17 @@ pub async fn queue_campaign(
     // Budgets: what is spent in the day and month, what is queued and not yet sent, and this campaign.
     let (day, month) = spend_windows(now, zone);
     let spend = campaigns::spend(&tx, day, month).await?;
+    crate::metrics::observe_budget(
+        tenant_id,
+        now,
+        zone,
+        crate::metrics::BudgetUse {
+            day_spent_micros: spend.day_micros,
+            daily_budget_micros: settings.daily_budget_micros,
+            month_spent_micros: spend.month_micros,
+            monthly_budget_micros: settings.monthly_budget_micros,
+        },
+    );
     let mut over = Vec::new();
     let daily = spend.day_micros + spend.outstanding_micros + total_cost;
     if daily > settings.daily_budget_micros {

@@ -12,6 +12,7 @@ use crate::domain::schedule::parse_time;
 use crate::domain::schedule::zone;
 use crate::domain::template::parse_opt_out;
 use crate::domain::{Country, optional_text};
+use crate::metrics::BudgetUse;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use almoner_db::Pool;
 use almoner_http::body::merge_patch;
@@ -201,6 +202,17 @@ pub async fn get_spend(principal: Principal, pool: web::Data<Pool>) -> Result<Ht
     let (day, month) = spend_windows(now, zone);
     let spent = campaigns::spend(&tx, day, month).await?;
     tx.commit().await?;
+    crate::metrics::observe_budget(
+        principal.tenant_id.as_uuid(),
+        now,
+        zone,
+        BudgetUse {
+            day_spent_micros: spent.day_micros,
+            daily_budget_micros: stored.daily_budget_micros,
+            month_spent_micros: spent.month_micros,
+            monthly_budget_micros: stored.monthly_budget_micros,
+        },
+    );
     let window = |starts_at, spent_micros: i64, segments, budget_micros: i64, segment_limit| WindowSpend {
         starts_at,
         spent_micros,
@@ -355,6 +367,26 @@ pub async fn update_settings(
     }
     let stored = settings::put(&tx, &fields).await?;
     tracing::info!(by = %actor(&principal), "SMS settings changed");
+    let budgets_changed = (stored.daily_budget_micros, stored.monthly_budget_micros)
+        != (current.daily_budget_micros, current.monthly_budget_micros);
+    if budgets_changed {
+        // The budget gauge follows a new budget at once, not only at the tenant's next send.
+        let now = Utc::now();
+        let zone = zone(&stored.time_zone).unwrap_or(chrono_tz::Europe::London);
+        let (day, month) = spend_windows(now, zone);
+        let spent = campaigns::spend(&tx, day, month).await?;
+        crate::metrics::observe_budget(
+            principal.tenant_id.as_uuid(),
+            now,
+            zone,
+            BudgetUse {
+                day_spent_micros: spent.day_micros,
+                daily_budget_micros: stored.daily_budget_micros,
+                month_spent_micros: spent.month_micros,
+                monthly_budget_micros: stored.monthly_budget_micros,
+            },
+        );
+    }
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(SettingsView::from(stored)))
 }

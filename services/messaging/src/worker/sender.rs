@@ -20,6 +20,7 @@
 use crate::db::{do_not_contact, provider, settings};
 use crate::domain::campaign::spend_windows;
 use crate::domain::schedule::zone;
+use crate::metrics::{self, BudgetUse, SendResult};
 use crate::twilio::{Account, SendOutcome, TwilioClient};
 use almoner_db::{Pool, Transaction};
 use almoner_secret_box::SecretBox;
@@ -68,6 +69,8 @@ struct Taken {
     body: String,
     sender: String,
     attempts: i32,
+    /// What Twilio bills it as, counted when it is accepted.
+    segments: i32,
     /// Left `sending` by a sender that stopped before recording Twilio's answer: looked up before anything else.
     stale: bool,
     /// When its call may start: its sender number's next slot, reserved when it was taken; `None` without pacing.
@@ -318,7 +321,7 @@ impl Sender {
         // Jobs left `sending` by a sender that stopped: looked up at Twilio before anything is sent.
         let stale: Vec<Taken> = tx
             .query(
-                "SELECT j.id, j.campaign_id, j.phone, j.body, c.sender, j.attempts FROM send_jobs j \
+                "SELECT j.id, j.campaign_id, j.phone, j.body, c.sender, j.attempts, j.segments FROM send_jobs j \
                  JOIN campaigns c ON c.id = j.campaign_id WHERE j.id = ANY($1) AND j.status = 'sending'",
                 &[&ids],
             )
@@ -331,6 +334,7 @@ impl Sender {
                 body: r.get(3),
                 sender: r.get(4),
                 attempts: r.get(5),
+                segments: r.get(6),
                 stale: true,
                 slot: None,
             })
@@ -347,7 +351,7 @@ impl Sender {
                 "UPDATE send_jobs j SET status = 'sending', sending_at = now(), attempts = j.attempts + 1, \
                  updated_at = now() FROM campaigns c WHERE j.id = ANY($1) AND j.status = 'queued' \
                  AND c.id = j.campaign_id RETURNING j.id, j.campaign_id, j.phone, j.body, c.sender, j.attempts, \
-                 j.cost_micros",
+                 j.cost_micros, j.segments",
                 &[&ids],
             )
             .await?;
@@ -362,6 +366,7 @@ impl Sender {
                         body: r.get(3),
                         sender: r.get(4),
                         attempts: r.get(5),
+                        segments: r.get(7),
                         stale: false,
                         slot: None,
                     },
@@ -381,10 +386,22 @@ impl Sender {
                 true
             }
         });
+        metrics::observe_budget(
+            tenant_id,
+            now,
+            tz,
+            BudgetUse {
+                day_spent_micros: day_total,
+                daily_budget_micros: current.daily_budget_micros,
+                month_spent_micros: month_total,
+                monthly_budget_micros: current.monthly_budget_micros,
+            },
+        );
         if !over.is_empty() {
             // Due again when the next day starts in the tenant's zone.
             let tomorrow = spend_windows(day + chrono::Duration::hours(36), tz).0;
             requeue_at(&tx, tenant_id, &over, tomorrow).await?;
+            metrics::metrics().budget_deferred.inc_by(over.len() as u64);
             tracing::warn!(jobs = over.len(), until = %tomorrow, "the budget is spent: jobs wait for the next day");
         }
         tx.execute(
@@ -448,6 +465,13 @@ impl Sender {
     #[tracing::instrument(skip_all, fields(job_id = %job.id))]
     async fn record(&self, tenant_id: Uuid, job: &Taken, outcome: SendOutcome) -> almoner_db::Result<()> {
         let tx = self.pool.tenant_tx(tenant_id).await?;
+        let result = match &outcome {
+            SendOutcome::Accepted { .. } => SendResult::Accepted,
+            SendOutcome::OptedOut => SendResult::OptedOut,
+            SendOutcome::Refused { .. } => SendResult::Refused,
+            SendOutcome::Retry { .. } if job.attempts >= MAX_ATTEMPTS => SendResult::GaveUp,
+            SendOutcome::Retry { .. } => SendResult::Retried,
+        };
         if !matches!(outcome, SendOutcome::Retry { .. }) || job.attempts >= MAX_ATTEMPTS {
             tx.execute("DELETE FROM send_queue WHERE job_id = $1", &[&job.id]).await?;
         }
@@ -495,7 +519,10 @@ impl Sender {
                 tracing::info!(%reason, attempt = job.attempts, "a message will be tried again");
             }
         }
-        tx.commit().await
+        tx.commit().await?;
+        // Counted once recorded: a job whose outcome could not be recorded is looked up again, and counted then.
+        metrics::sent(result, job.segments);
+        Ok(())
     }
 
     /// Marks these campaigns completed when none of their jobs waits or is being sent.

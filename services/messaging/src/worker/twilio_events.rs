@@ -108,6 +108,7 @@ impl TwilioEventsHandler {
             return Ok(());
         }
         let mut help = None;
+        let mut moved = None;
         match request {
             Request::Ignore(why) => tracing::debug!(why, "Twilio event ignored"),
             Request::Status { sid, status, error_code } => {
@@ -128,6 +129,7 @@ impl TwilioEventsHandler {
                         )
                         .await?;
                         tracing::info!(%sid, %status, applied = next.is_some(), "delivery status");
+                        moved = next;
                     }
                 }
             }
@@ -161,6 +163,9 @@ impl TwilioEventsHandler {
             },
         }
         tx.commit().await?;
+        if let Some(status) = moved {
+            crate::metrics::delivery_status(status);
+        }
         if let Some((from, to, text, Some(stored))) = help {
             let Some(sealer) = &self.sealer else { return Ok(()) };
             let auth_token = sealer.open(tenant_id.as_bytes(), &stored.auth_token_sealed)?;

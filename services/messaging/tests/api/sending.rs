@@ -570,3 +570,80 @@ async fn a_paused_campaigns_jobs_are_held_while_another_campaign_sends_and_go_on
     let left: i64 = admin.query_one("SELECT count(*) FROM messaging.send_queue", &[]).await.unwrap().get(0);
     assert_eq!(left, 0);
 }
+
+/// One sample of messaging's `/metrics` (0 when the series is not there).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn sms_metrics_count_each_call_segment_and_delivery_status_and_show_the_budget_used() {
+    let twilio = FakeTwilio::start().await;
+    let app = app_with_twilio(&twilio, 0).await;
+    let publisher = Publisher::connect(&app.amqp, "messaging tests").await.expect("publisher connects");
+    let before = scrape(&app).await;
+    let delta = |after: &str, series: &str| sample(after, series) - sample(&before, series);
+    assert!(before.contains(r#"almoner_sms_sends_total{outcome="gave_up"} "#), "every outcome is there from the start");
+
+    // Four numbers: Twilio knows one as unsubscribed, and its first two calls answer 500.
+    twilio.opt_out("+447700900303");
+    twilio.fail_next(2);
+    let id = queue_wave(&app, 4).await;
+    wait_for(&app, &id, "completed", |c| c["status"] == "completed").await;
+    let after = scrape(&app).await;
+    assert_eq!(delta(&after, r#"almoner_sms_sends_total{outcome="accepted"}"#), 3.0, "{after}");
+    assert_eq!(delta(&after, r#"almoner_sms_sends_total{outcome="opted_out"}"#), 1.0);
+    assert_eq!(delta(&after, r#"almoner_sms_sends_total{outcome="retried"}"#), 2.0);
+    assert_eq!(delta(&after, r#"almoner_sms_sends_total{outcome="refused"}"#), 0.0);
+    let segments: u32 = twilio.messages().iter().map(|m| m.segments).sum();
+    assert_eq!(delta(&after, "almoner_sms_segments_sent_total"), f64::from(segments));
+
+    // The budget used: what is spent against budgets of twice and four times that, once they are set.
+    let spent = app.get_ok(&format!("/v1/campaigns/{id}/report")).await["spend_micros"].as_i64().unwrap();
+    assert!(spent > 0);
+    let response = app
+        .patch(
+            "/v1/settings",
+            &app.token(),
+            &json!({"daily_budget_micros": spent * 2, "monthly_budget_micros": spent * 4}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let after = scrape(&app).await;
+    assert_eq!(sample(&after, r#"almoner_sms_budget_used_ratio{window="day"}"#), 0.5, "{after}");
+    assert_eq!(sample(&after, r#"almoner_sms_budget_used_ratio{window="month"}"#), 0.25);
+
+    // Delivery statuses: each message's final one counts once; a repeated or late one does not.
+    let sid = |n: &str| twilio.messages_to(n)[0].sid.clone();
+    let status = |sid: String, status: &str| json!({"MessageSid": sid, "MessageStatus": status, "AccountSid": ACCOUNT});
+    twilio_event(&app, &publisher, "message.status", status(sid("+447700900300"), "delivered")).await;
+    twilio_event(&app, &publisher, "message.status", status(sid("+447700900300"), "delivered")).await;
+    twilio_event(&app, &publisher, "message.status", status(sid("+447700900301"), "undelivered")).await;
+    twilio_event(&app, &publisher, "message.status", status(sid("+447700900302"), "failed")).await;
+    twilio_event(&app, &publisher, "message.status", status(sid("+447700900302"), "sent")).await;
+    let admin = app.db.admin_client().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let handled: i64 = admin
+            .query_one("SELECT count(*) FROM messaging.processed_events WHERE consumer = 'messaging.twilio'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if handled >= 5 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "statuses not applied: {handled} handled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = scrape(&app).await;
+    assert_eq!(delta(&after, r#"almoner_sms_delivery_statuses_total{status="delivered"}"#), 1.0, "{after}");
+    assert_eq!(delta(&after, r#"almoner_sms_delivery_statuses_total{status="undelivered"}"#), 1.0);
+    assert_eq!(delta(&after, r#"almoner_sms_delivery_statuses_total{status="failed"}"#), 1.0);
+    assert_eq!(delta(&after, r#"almoner_sms_delivery_statuses_total{status="sent"}"#), 0.0);
+}
