@@ -131,3 +131,20 @@ gateway_start() {
     pid=$(gateway_pid) || die "nginx started but wrote no pid file at $GATEWAY_PID_FILE"
     log "gateway: nginx (pid $pid) on $(gateway_url), logs in $ALMONER_RUN_DIR/logs/gateway.*.log"
 }
+
+# For a benchmark whose load all comes from 127.0.0.1: restarts the gateway with its per-address rate limit lifted,
+# and restores the configured limit when the calling script exits (an EXIT trap; the caller must not set its own).
+# Production's limit (ALMONER_GATEWAY_API_RATE) would otherwise refuse a load generator that is one address.
+gateway_lift_rate_limit_until_exit() {
+    GATEWAY_CONFIGURED_RATE=$ALMONER_GATEWAY_API_RATE
+    GATEWAY_CONFIGURED_BURST=$ALMONER_GATEWAY_API_BURST
+    # shellcheck disable=SC2317 # run by the trap
+    gateway_restore_rate_limit() {
+        log "gateway: restoring the rate limit ($GATEWAY_CONFIGURED_RATE, burst $GATEWAY_CONFIGURED_BURST)"
+        ALMONER_GATEWAY_API_RATE=$GATEWAY_CONFIGURED_RATE ALMONER_GATEWAY_API_BURST=$GATEWAY_CONFIGURED_BURST \
+            gateway_start >&2
+    }
+    trap gateway_restore_rate_limit EXIT
+    log "gateway: lifting the per-address rate limit for this run"
+    ALMONER_GATEWAY_API_RATE=1000000r/s ALMONER_GATEWAY_API_BURST=1000000 gateway_start >&2
+}

@@ -26,7 +26,7 @@ pub const FROM_DONOR_RECORD: &str = "fundraising donor record";
 /// Applies donors' states, each only when newer than the revision held (a deleted donor's tombstone included).
 /// Returns the ids whose row changed.
 #[tracing::instrument(skip_all, fields(donors = donors.len()))]
-pub async fn upsert(tx: &Transaction, donors: &[Donor]) -> Result<Vec<Uuid>> {
+pub async fn upsert(tx: &Transaction, donors: &[&Donor]) -> Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = donors.iter().map(|d| d.id).collect();
     let revisions: Vec<i64> = donors.iter().map(|d| d.revision).collect();
     let phones: Vec<Option<&str>> = donors.iter().map(|d| d.phone.as_deref()).collect();
@@ -85,7 +85,7 @@ pub async fn delete(tx: &Transaction, donor_id: Uuid, revision: i64, at: DateTim
 
 /// Applies gifts' states, each only when newer than the revision held.
 #[tracing::instrument(skip_all, fields(gifts = gifts.len()))]
-pub async fn upsert_gifts(tx: &Transaction, gifts: &[Gift]) -> Result<u64> {
+pub async fn upsert_gifts(tx: &Transaction, gifts: &[&Gift]) -> Result<u64> {
     let ids: Vec<Uuid> = gifts.iter().map(|g| g.id).collect();
     let donors: Vec<Uuid> = gifts.iter().map(|g| g.donor_id).collect();
     let revisions: Vec<i64> = gifts.iter().map(|g| g.revision).collect();

@@ -4,7 +4,7 @@
 use crate::helpers::{TestApp, fields, problem, spawn_app};
 use almoner_bus::{OutgoingMessage, Publisher};
 use almoner_events::fundraising::{
-    CommunicationPreferences, Donor, DonorDeletedV1, DonorUpsertedV1, Gift, GiftStatus, GiftsUpsertedV1,
+    CommunicationPreferences, Donor, DonorDeletedV1, DonorUpsertedV1, Gift, GiftStatus, GiftUpsertedV1, GiftsUpsertedV1,
 };
 use almoner_events::webhooks::{TwilioWebhookReceivedV1, WebhookReceived};
 use almoner_events::{Envelope, Event};
@@ -414,4 +414,117 @@ async fn segments_count_live_over_tags_attributes_consent_and_giving_and_campaig
     // Queued, it no longer holds the segment.
     assert_eq!(app.delete(&path, &app.token()).await.status(), 204);
     assert_eq!(app.get(&path, &app.token()).await.status(), 404);
+}
+
+/// A burst of gift and donor events reaches the mirror in batches (one transaction per batch): whatever lands in a
+/// batch together, each gift and donor ends at its highest revision (a deletion included), an event delivered
+/// twice counts once, and every event is recorded as processed once.
+fn message<P: Event>(app: &TestApp, payload: P) -> (Uuid, OutgoingMessage) {
+    let envelope = Envelope::new(app.tenant_id, "fundraising", payload);
+    (envelope.id, OutgoingMessage::from_envelope(&envelope, None).unwrap())
+}
+
+#[tokio::test]
+async fn a_burst_of_events_is_mirrored_in_batches_at_each_entitys_highest_revision() {
+    let app = spawn_app().await;
+    let publisher = Publisher::connect(&app.amqp, "messaging tests").await.expect("publisher connects");
+    let today = Utc::now().date_naive();
+    let giver = donor(&app, 1, Some("+447700900601"), None, false);
+    let leaver = donor(&app, 1, Some("+447700900602"), None, false);
+    const GIFTS: usize = 300;
+    let gifts: Vec<Gift> = (0..GIFTS).map(|i| gift(&app, giver.id, 100 + i as i64, today)).collect();
+    let mut events: Vec<(Uuid, OutgoingMessage)> = Vec::new();
+    // Each gift at revision 1, then the first 50 at revision 3 before revision 2 (the later state first).
+    for g in &gifts {
+        events.push(message(&app, GiftUpsertedV1 { gift: g.clone() }));
+    }
+    for g in &gifts[..50] {
+        let mut third = g.clone();
+        third.revision = 3;
+        third.amount_minor = 1_000_000;
+        let mut second = g.clone();
+        second.revision = 2;
+        second.amount_minor = 1;
+        events.push(message(&app, GiftUpsertedV1 { gift: third }));
+        events.push(message(&app, GiftUpsertedV1 { gift: second }));
+    }
+    // The next 10 deleted at revision 2.
+    for g in &gifts[50..60] {
+        let deleted = almoner_events::fundraising::GiftDeletedV1 {
+            gift_id: g.id,
+            donor_id: g.donor_id,
+            tenant_id: app.tenant_id,
+            revision: 2,
+            deleted_at: Utc::now(),
+        };
+        events.push(message(&app, deleted));
+    }
+    // The leaver: upserted, deleted, and an older state after the deletion.
+    let mut leaver_2 = leaver.clone();
+    leaver_2.revision = 2;
+    let leaver_deleted =
+        DonorDeletedV1 { donor_id: leaver.id, tenant_id: app.tenant_id, revision: 3, deleted_at: Utc::now() };
+    events.push(message(&app, DonorUpsertedV1 { donor: giver.clone() }));
+    events.push(message(&app, DonorUpsertedV1 { donor: leaver.clone() }));
+    events.push(message(&app, leaver_deleted));
+    events.push(message(&app, DonorUpsertedV1 { donor: leaver_2 }));
+    // Every tenth event delivered twice.
+    let again: Vec<_> = events.iter().step_by(10).cloned().collect();
+    events.extend(again);
+
+    // Published concurrently, so that they queue up and batches hold many.
+    let publishing = events.iter().map(|(_, m)| publisher.publish(m));
+    for published in futures::future::join_all(publishing).await {
+        published.expect("published");
+    }
+    let distinct = events.iter().map(|(id, _)| *id).collect::<std::collections::HashSet<_>>().len() as i64;
+    wait_count(
+        &app,
+        "SELECT count(*) FROM messaging.processed_events WHERE consumer = 'messaging.fundraising'",
+        distinct,
+    )
+    .await;
+
+    let admin = app.db.admin_client().await;
+    let rows =
+        admin.query("SELECT gift_id, revision, amount_minor, deleted FROM messaging.donor_gifts", &[]).await.unwrap();
+    assert_eq!(rows.len(), GIFTS);
+    let held: std::collections::HashMap<Uuid, (i64, i64, bool)> =
+        rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3)))).collect();
+    for (i, g) in gifts.iter().enumerate() {
+        let want = match i {
+            0..50 => (3, 1_000_000, false),
+            50..60 => (2, g.amount_minor, true),
+            _ => (1, g.amount_minor, false),
+        };
+        let (revision, amount, deleted) = held[&g.id];
+        assert_eq!(revision, want.0, "gift {i}'s revision");
+        assert_eq!(deleted, want.2, "gift {i} deleted");
+        if !deleted {
+            assert_eq!(amount, want.1, "gift {i}'s amount");
+        }
+    }
+    let donors: Vec<(Uuid, i64, bool)> = admin
+        .query("SELECT donor_id, revision, deleted FROM messaging.donors ORDER BY donor_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let mut want = vec![(giver.id, 1, false), (leaver.id, 3, true)];
+    want.sort();
+    assert_eq!(donors, want);
+    let batched: i64 = admin
+        .query_one(
+            "SELECT count(DISTINCT xmin::text::bigint) FROM messaging.processed_events \
+             WHERE consumer = 'messaging.fundraising'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        batched < distinct,
+        "{distinct} events were recorded by {batched} transactions: the burst was not applied in batches"
+    );
 }
