@@ -1,12 +1,14 @@
 //! Test support shared by every service's integration tests: a fresh PostgreSQL database per test, an isolated
-//! RabbitMQ namespace per test, a TCP proxy that can cut a connection to simulate an outage, the nginx gateway
-//! rendered from the real template, the same telemetry stack as a service, and the check that every migration file
-//! is in its service's list.
+//! RabbitMQ namespace per test, a TCP proxy that can cut a connection to simulate an outage, a balancer in front of
+//! a service's replicas that follows their readiness as Kubernetes does, the nginx gateway rendered from the real
+//! template, the same telemetry stack as a service, and the check that every migration file is in its service's
+//! list.
 //!
 //! The infrastructure itself comes from `scripts/test`, which exports `ALMONER_TEST_*` variables; a test run
 //! without them fails with a message saying so rather than skipping silently.
 
 pub mod auth;
+pub mod balancer;
 pub mod broker;
 pub mod db;
 pub mod fake_gocardless;
