@@ -2,11 +2,13 @@
 //! gifts, rollup shows the totals.
 
 mod console;
+mod deployment;
 mod faults;
 mod files;
 mod flood;
 mod gateway;
 mod import;
+mod rollout;
 mod schemathesis;
 mod sms;
 mod stack;

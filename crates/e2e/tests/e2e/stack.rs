@@ -1,4 +1,6 @@
+use crate::deployment::{Deployment, StartReplica};
 use almoner_config::{AmqpSettings, AuthSettings, ServerSettings, TelemetrySettings};
+use almoner_testkit::balancer::ServiceBalancer;
 use almoner_testkit::broker;
 use almoner_testkit::db::TestDatabase;
 use almoner_testkit::gateway::Gateway;
@@ -7,6 +9,8 @@ use almoner_testkit::gateway::S3_UPSTREAM;
 use almoner_testkit::proxy::TcpProxy;
 use almoner_testkit::s3::S3Server;
 use almoner_testkit::smtp::SmtpSink;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util_shim::CancelOnDrop;
 
@@ -31,8 +35,11 @@ pub struct Stack {
     pub broker_proxies: Option<BrokerProxies>,
     pub db: TestDatabase,
     stop: Vec<CancelOnDrop>,
-    /// fundraising, apart from the rest: [`Stack::kill_fundraising`] and [`Stack::restart_fundraising`].
-    fundraising: Restartable<fundraising::configuration::Settings>,
+    /// With [`Options::replicated`]: every service's replicas and balancer, in the order they started.
+    pub deployments: Vec<Deployment>,
+    /// fundraising, apart from the rest: [`Stack::kill_fundraising`] and [`Stack::restart_fundraising`] (not with
+    /// [`Options::replicated`]).
+    fundraising: Option<Restartable<fundraising::configuration::Settings>>,
     messaging: Option<Restartable<messaging::configuration::Settings>>,
     /// With [`Options::console`]: the SMTP sink identity mails sign-in links to, and its messages over HTTP.
     pub mailbox: Option<Mailbox>,
@@ -100,7 +107,14 @@ pub struct Options {
     pub messaging: bool,
     /// Twilio's API for messaging's sender, e.g. a fake's; nowhere (every call refused) when `None`.
     pub twilio_base_url: Option<&'static str>,
+    /// Run every service as Kubernetes does: [`REPLICAS`] replicas behind a balancer each (a Service whose endpoints
+    /// follow the replicas' `/ready`), with production's graceful shutdown (a drain before the listener closes),
+    /// for rolling restarts ([`Stack::deployments`]). The gateway routes to the balancers.
+    pub replicated: bool,
 }
+
+/// Replicas of each service with [`Options::replicated`]: the production overlays' minimum.
+pub const REPLICAS: usize = 2;
 
 /// The key fundraising seals provider tokens with in these tests: base64 of 32 bytes of 43.
 const TEST_PROVIDERS_SECRETS_KEY: &str = "KysrKysrKysrKysrKysrKysrKysrKysrKysrKysrKys=";
@@ -137,8 +151,59 @@ impl BrokerProxies {
     }
 }
 
-fn server() -> ServerSettings {
-    ServerSettings { workers: 2, ..ServerSettings::default() }
+fn server_settings(replicated: bool) -> ServerSettings {
+    match replicated {
+        // One worker each: the stack runs twelve replicas. A drain of 2 s covers the balancers' 200 ms probes.
+        true => ServerSettings { workers: 1, shutdown_deadline_secs: 20, shutdown_drain_secs: 2, ..Default::default() },
+        false => ServerSettings { workers: 2, ..ServerSettings::default() },
+    }
+}
+
+/// Starts each service as the stack's options say: once, on a port of its own, or as a [`Deployment`] of
+/// [`REPLICAS`] replicas behind a balancer.
+struct Launcher {
+    replicated: bool,
+    stop: Vec<CancelOnDrop>,
+    deployments: Vec<Deployment>,
+}
+
+impl Launcher {
+    /// Starts `name` with `settings` and returns the port the gateway routes it to (the service's, or its
+    /// balancer's); `balancer` is one started earlier, when the stack had to know the port in advance.
+    async fn launch<S, F, Fut, E>(
+        &mut self,
+        name: &'static str,
+        settings: S,
+        build: F,
+        balancer: Option<ServiceBalancer>,
+    ) -> u16
+    where
+        S: Clone + Send + Sync + 'static,
+        F: Fn(S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<almoner_service::Application, E>> + Send + 'static,
+        E: std::fmt::Debug,
+    {
+        if !self.replicated {
+            let app = build(settings).await.unwrap_or_else(|e| panic!("{name} starts: {e:?}"));
+            let port = app.port();
+            self.stop.push(CancelOnDrop(app.shutdown_token()));
+            tokio::spawn(app.run_until_stopped());
+            return port;
+        }
+        let build = Arc::new(build);
+        let start: StartReplica = Arc::new(move || {
+            let (build, settings) = (build.clone(), settings.clone());
+            Box::pin(async move { build(settings).await.unwrap_or_else(|e| panic!("{name} starts: {e:?}")) })
+        });
+        let balancer = match balancer {
+            Some(balancer) => balancer,
+            None => ServiceBalancer::start(Deployment::probe()).await,
+        };
+        let deployment = Deployment::start(name, balancer, REPLICAS, start).await;
+        let port = deployment.port();
+        self.deployments.push(deployment);
+        port
+    }
 }
 
 impl Stack {
@@ -148,6 +213,7 @@ impl Stack {
 
     pub async fn start_with(options: Options) -> Stack {
         almoner_testkit::telemetry::init();
+        let server = || server_settings(options.replicated);
         let db = TestDatabase::create().await;
         let amqp = almoner_testkit::broker::amqp_settings();
         let broker_proxies = if options.proxied_amqp {
@@ -167,7 +233,7 @@ impl Stack {
             Some(proxy) => broker::through(&amqp, proxy.addr()),
             None => amqp.clone(),
         };
-        let mut stop = Vec::new();
+        let mut launcher = Launcher { replicated: options.replicated, stop: Vec::new(), deployments: Vec::new() };
 
         // The console's sign-in: the gateway's address is known before identity starts, and mail goes to a sink.
         let gateway_port = match options.console {
@@ -212,22 +278,29 @@ impl Stack {
                 ..Default::default()
             },
         };
-        let app = identity::startup::build(identity_settings.clone()).await.expect("identity starts");
-        let identity_port = app.port();
-        stop.push(CancelOnDrop(app.shutdown_token()));
-        tokio::spawn(app.run_until_stopped());
+        let identity_port =
+            launcher.launch("identity", identity_settings.clone(), identity::startup::build, None).await;
         let auth = AuthSettings {
             jwks_url: Some(format!("http://127.0.0.1:{identity_port}/.well-known/jwks.json")),
             ..Default::default()
         };
 
         // Held until storage binds it, so that nothing started meanwhile (the gateway's own free-port probe
-        // included) can take it.
-        let storage_reservation = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let storage_port = storage_reservation.local_addr().expect("its address").port();
+        // included) can take it; replicated, storage's balancer is that port.
+        let (storage_reservation, storage_balancer) = match options.replicated {
+            true => (None, Some(ServiceBalancer::start(Deployment::probe()).await)),
+            false => (Some(std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")), None),
+        };
+        let storage_port = match (&storage_reservation, &storage_balancer) {
+            (Some(reservation), _) => reservation.local_addr().expect("its address").port(),
+            (None, balancer) => balancer.as_ref().expect("storage's balancer").addr().port(),
+        };
         let fundraising_settings = fundraising::configuration::Settings {
-            // No grace on stopping: stopping it is a kill (see `kill_fundraising`).
-            server: ServerSettings { shutdown_deadline_secs: 0, ..server() },
+            server: match options.replicated {
+                true => server(),
+                // No grace on stopping: stopping it is a kill (see `kill_fundraising`).
+                false => ServerSettings { shutdown_deadline_secs: 0, ..server() },
+            },
             database: db.database_settings(),
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.fundraising)),
             telemetry: TelemetrySettings::default(),
@@ -254,30 +327,34 @@ impl Stack {
                 ..Default::default()
             },
         };
-        let app = fundraising::startup::build(fundraising_settings.clone()).await.expect("fundraising starts");
-        let fundraising_port = app.port();
-        let mut fundraising = Restartable { settings: fundraising_settings, running: Some(run(app)) };
-        // Started again on the same port, so the gateway finds it where it was.
-        fundraising.settings.server.port = fundraising_port;
+        let (fundraising, fundraising_port) = match options.replicated {
+            true => {
+                (None, launcher.launch("fundraising", fundraising_settings, fundraising::startup::build, None).await)
+            }
+            false => {
+                let app = fundraising::startup::build(fundraising_settings.clone()).await.expect("fundraising starts");
+                let port = app.port();
+                let mut fundraising = Restartable { settings: fundraising_settings, running: Some(run(app)) };
+                // Started again on the same port, so the gateway finds it where it was.
+                fundraising.settings.server.port = port;
+                (Some(fundraising), port)
+            }
+        };
 
-        let app = rollup::startup::build(rollup::configuration::Settings {
+        let rollup_settings = rollup::configuration::Settings {
             server: server(),
             database: db.database_settings(),
             amqp: amqp_of(broker_proxies.as_ref().map(|p| &p.rollup)),
             telemetry: TelemetrySettings::default(),
             auth: auth.clone(),
             projection: Default::default(),
-        })
-        .await
-        .expect("rollup starts");
-        let rollup_port = app.port();
-        stop.push(CancelOnDrop(app.shutdown_token()));
-        tokio::spawn(app.run_until_stopped());
+        };
+        let rollup_port = launcher.launch("rollup", rollup_settings, rollup::startup::build, None).await;
 
         let mut upstreams =
             vec![("identity", identity_port), ("fundraising", fundraising_port), ("rollup", rollup_port)];
         if options.webhook_ingest {
-            let app = webhook_ingest::startup::build(webhook_ingest::configuration::Settings {
+            let settings = webhook_ingest::configuration::Settings {
                 server: server(),
                 database: db.database_settings(),
                 amqp: amqp_of(broker_proxies.as_ref().and_then(|p| p.webhook_ingest.as_ref())),
@@ -301,12 +378,8 @@ impl Stack {
                     store_writers: 2,
                     store_max_batch: 64,
                 },
-            })
-            .await
-            .expect("webhook-ingest starts");
-            let port = app.port();
-            stop.push(CancelOnDrop(app.shutdown_token()));
-            tokio::spawn(app.run_until_stopped());
+            };
+            let port = launcher.launch("webhook-ingest", settings, webhook_ingest::startup::build, None).await;
             upstreams.push(("webhook-ingest", port));
         }
         let mut messaging = None;
@@ -333,12 +406,18 @@ impl Stack {
                     ..Default::default()
                 },
             };
-            let app = messaging::startup::build(settings.clone()).await.expect("messaging starts");
-            let port = app.port();
-            let mut restartable = Restartable { settings, running: Some(run(app)) };
-            // Started again on the same port, so the gateway finds it where it was.
-            restartable.settings.server.port = port;
-            messaging = Some(restartable);
+            let port = match options.replicated {
+                true => launcher.launch("messaging", settings, messaging::startup::build, None).await,
+                false => {
+                    let app = messaging::startup::build(settings.clone()).await.expect("messaging starts");
+                    let port = app.port();
+                    let mut restartable = Restartable { settings, running: Some(run(app)) };
+                    // Started again on the same port, so the gateway finds it where it was.
+                    restartable.settings.server.port = port;
+                    messaging = Some(restartable);
+                    port
+                }
+            };
             upstreams.push(("messaging", port));
         }
         // storage hands out links through the gateway's /s3/, and the gateway must know storage's port: the port
@@ -356,8 +435,9 @@ impl Stack {
         .expect("gateway starts");
         let bucket = S3Server::unique_bucket();
         drop(storage_reservation);
-        let app = storage::startup::build(storage::configuration::Settings {
-            server: ServerSettings { port: storage_port, ..server() },
+        let storage_settings = storage::configuration::Settings {
+            // Replicated, each replica on a port of its own behind the balancer.
+            server: ServerSettings { port: if options.replicated { 0 } else { storage_port }, ..server() },
             database: db.database_settings(),
             amqp: amqp.clone(),
             telemetry: TelemetrySettings::default(),
@@ -375,11 +455,8 @@ impl Stack {
             },
             uploads: Default::default(),
             policy: Default::default(),
-        })
-        .await
-        .expect("storage starts");
-        stop.push(CancelOnDrop(app.shutdown_token()));
-        tokio::spawn(app.run_until_stopped());
+        };
+        launcher.launch("storage", storage_settings, storage::startup::build, storage_balancer).await;
         let identity_pool = almoner_db::Pool::new(&identity_settings.database, identity::db::SCHEMA).unwrap();
         let admin = identity::bootstrap::bootstrap(&identity_pool, "Test Charity").await.expect("bootstrap");
         let client = reqwest::Client::new();
@@ -397,7 +474,8 @@ impl Stack {
             amqp,
             broker_proxies,
             db,
-            stop,
+            stop: launcher.stop,
+            deployments: launcher.deployments,
             fundraising,
             messaging,
             mailbox,
@@ -410,11 +488,12 @@ impl Stack {
     /// HTTP port is closed when this returns. webhook-ingest keeps accepting deliveries meanwhile: it needs only
     /// PostgreSQL, and the broker keeps what it publishes in fundraising's durable queue.
     pub async fn kill_fundraising(&mut self) {
-        assert!(self.fundraising.running.is_some(), "fundraising is running");
+        let fundraising = self.fundraising.as_mut().expect("fundraising runs alone (not replicated)");
+        assert!(fundraising.running.is_some(), "fundraising is running");
         if let Some(proxies) = &self.broker_proxies {
             proxies.fundraising.cut().await;
         }
-        self.fundraising.stop("fundraising").await;
+        fundraising.stop("fundraising").await;
     }
 
     /// Stops messaging (its live streams end) and starts it again on the same port with the same settings; returns
@@ -431,13 +510,14 @@ impl Stack {
     /// Starts fundraising again after [`Stack::kill_fundraising`]: same database, broker namespace, settings and
     /// port; returns once it is ready through the gateway.
     pub async fn restart_fundraising(&mut self) {
-        assert!(self.fundraising.running.is_none(), "fundraising is still running");
+        let fundraising = self.fundraising.as_mut().expect("fundraising runs alone (not replicated)");
+        assert!(fundraising.running.is_none(), "fundraising is still running");
         if let Some(proxies) = &self.broker_proxies {
             proxies.fundraising.restore();
         }
-        wait_port_free(self.fundraising.settings.server.port).await;
-        let app = fundraising::startup::build(self.fundraising.settings.clone()).await.expect("fundraising restarts");
-        self.fundraising.running = Some(run(app));
+        wait_port_free(fundraising.settings.server.port).await;
+        let app = fundraising::startup::build(fundraising.settings.clone()).await.expect("fundraising restarts");
+        fundraising.running = Some(run(app));
         wait_ready(&self.client, &format!("{}/ready/fundraising", self.gateway.base_url)).await;
     }
 
@@ -459,7 +539,10 @@ impl Stack {
     /// broker. With proxies, cutting them first guarantees no service reconnects and declares them again.
     pub async fn clean_up(mut self) {
         self.stop.clear();
-        self.fundraising.running = None;
+        self.deployments.clear();
+        if let Some(fundraising) = self.fundraising.as_mut() {
+            fundraising.running = None;
+        }
         if let Some(messaging) = self.messaging.as_mut() {
             messaging.running = None;
         }
