@@ -30,7 +30,7 @@ use crate::domain::pledges::{PledgeFrequency, PledgeStatus};
 use crate::domain::recurring::{RecurringInterval, RecurringStatus};
 use almoner_db::{Result, Transaction};
 use chrono::NaiveDate;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// A gift as fundraising last described it.
@@ -247,6 +247,8 @@ pub async fn stored_refunded_gifts(tx: &Transaction, gift_ids: &[Uuid]) -> Resul
 /// Everything the stored versions of some gifts count towards: what must be recomputed when they change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Footprint {
+    /// The gifts the ledger holds (a tombstone included); the others are new to it.
+    pub known: HashSet<Uuid>,
     /// The paying donors (hard credit).
     pub paying_donors: Vec<Uuid>,
     /// The soft-credited donors.
@@ -260,8 +262,10 @@ pub struct Footprint {
 #[tracing::instrument(skip_all, fields(gifts = gift_ids.len()))]
 pub async fn stored_footprint(tx: &Transaction, gift_ids: &[Uuid]) -> Result<Footprint> {
     let column = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, Uuid>(0)).collect::<Vec<_>>();
+    let stored = tx.query("SELECT gift_id, donor_id FROM gifts WHERE gift_id = ANY($1)", &[&gift_ids]).await?;
     Ok(Footprint {
-        paying_donors: column(tx.query("SELECT DISTINCT donor_id FROM gifts WHERE gift_id = ANY($1)", &[&gift_ids]).await?),
+        known: stored.iter().map(|r| r.get(0)).collect(),
+        paying_donors: stored.iter().map(|r| r.get(1)).collect(),
         credited_donors: column(
             tx.query("SELECT DISTINCT donor_id FROM gift_soft_credits WHERE gift_id = ANY($1)", &[&gift_ids]).await?,
         ),

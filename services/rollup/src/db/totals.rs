@@ -258,6 +258,40 @@ pub async fn recompute(tx: &Transaction, affected: Option<&Affected>) -> Result<
     Ok(())
 }
 
+/// Adds gifts new to the ledger (stored in this transaction, in no earlier one) to the totals of these funds,
+/// which no other change of the transaction touches: what [`recompute`] would then find, without reading the funds'
+/// other gifts. Their parts that count as money add to the total; each that is a gift adds one to the gift count,
+/// and its donor to the donors unless the donor already has a counted gift in the fund in that currency.
+#[tracing::instrument(skip_all, fields(gifts = gift_ids.len(), funds = fund_ids.len()))]
+pub async fn add_new_gifts_to_funds(tx: &Transaction, gift_ids: &[Uuid], fund_ids: &[Uuid]) -> Result<()> {
+    let statement = format!(
+        "WITH added AS (
+             SELECT a.tenant_id, a.fund_id, g.currency, g.gift_id, g.donor_id, sum(a.amount_minor) AS amount_minor,
+                    bool_or({IS_GIFT}) AS is_gift
+             FROM gift_allocations a JOIN gifts g ON g.tenant_id = a.tenant_id AND g.gift_id = a.gift_id
+             WHERE a.gift_id = ANY($1::uuid[]) AND a.fund_id = ANY($2::uuid[]) AND {COUNTS_AS_MONEY}
+             GROUP BY 1, 2, 3, 4, 5
+         ), new_donors AS (
+             SELECT DISTINCT added.fund_id, added.currency, added.donor_id
+             FROM added
+             WHERE added.is_gift AND NOT EXISTS (
+                 SELECT 1 FROM gifts g JOIN gift_allocations a ON a.tenant_id = g.tenant_id AND a.gift_id = g.gift_id
+                 WHERE g.donor_id = added.donor_id AND a.fund_id = added.fund_id AND g.currency = added.currency
+                   AND {COUNTS_AS_MONEY} AND {IS_GIFT} AND g.gift_id <> ALL($1::uuid[]))
+         )
+         INSERT INTO fund_totals AS t (tenant_id, fund_id, currency, total, gift_count, donors)
+         SELECT tenant_id, fund_id, currency, sum(amount_minor)::bigint, count(*) FILTER (WHERE is_gift),
+                (SELECT count(*) FROM new_donors n WHERE n.fund_id = added.fund_id AND n.currency = added.currency)
+         FROM added
+         GROUP BY 1, 2, 3
+         ON CONFLICT (tenant_id, fund_id, currency) DO UPDATE
+             SET total = t.total + EXCLUDED.total, gift_count = t.gift_count + EXCLUDED.gift_count,
+                 donors = t.donors + EXCLUDED.donors"
+    );
+    tx.execute(&statement, &[&gift_ids, &fund_ids]).await?;
+    Ok(())
+}
+
 /// A donor as the ledger knows it.
 #[derive(Debug, Clone)]
 pub struct KnownDonor {

@@ -7,7 +7,9 @@
 //! * **donors**: hard- and soft-credited by the stored and the new version of each changed gift;
 //! * **households**: of the paying donors of those versions (as they are now), and the stored and new household
 //!   of each donor whose stored household changed (both recomputed in the same transaction);
-//! * **funds**: of the stored and new allocations;
+//! * **funds**: of the stored and new allocations. A fund whose only change is gifts new to the ledger (a gift's
+//!   first event, what intake makes) is added to instead ([`totals::add_new_gifts_to_funds`]): a fund can hold a
+//!   large share of all gifts, and recomputing it for every batch would cost more the more it holds;
 //! * **pledges**: of the stored and new pledge of each gift (a refund entry without one of its own: the refunded
 //!   gift's).
 //!
@@ -138,6 +140,9 @@ impl<'a> LedgerChanges<'a> {
         let mut paying = Vec::new();
         let mut credited = Vec::new();
         let mut funds = Vec::new();
+        // Funds only gifts new to the ledger add to: their totals are added to rather than recomputed (below).
+        let mut funds_added_to = Vec::new();
+        let mut new_gifts = Vec::new();
         let mut pledges = Vec::new();
         if !gift_ids.is_empty() {
             let mut refunded: Vec<Uuid> = upserts.iter().filter_map(|g| g.refund_of).collect();
@@ -160,7 +165,12 @@ impl<'a> LedgerChanges<'a> {
                     GiftChange::Upsert(gift) => {
                         paying.push(gift.donor_id);
                         credited.extend(gift.soft_credits.iter().map(|s| s.donor_id));
-                        funds.extend(gift.allocations.iter().map(|a| a.fund_id));
+                        if stored.known.contains(&gift.gift_id) {
+                            funds.extend(gift.allocations.iter().map(|a| a.fund_id));
+                        } else {
+                            new_gifts.push(gift.gift_id);
+                            funds_added_to.extend(gift.allocations.iter().map(|a| a.fund_id));
+                        }
                         let inherited = gift.refund_of.and_then(|r| refunded_pledges.get(&r).copied());
                         pledges.extend(gift.pledge_id.or(inherited));
                     }
@@ -192,9 +202,12 @@ impl<'a> LedgerChanges<'a> {
         }
         // 5. and 6.
         let funds = sorted(funds);
+        // A fund that also has a changed or deleted gift is recomputed, which covers the new ones too.
+        let funds_added_to: Vec<Uuid> =
+            sorted(funds_added_to).into_iter().filter(|f| funds.binary_search(f).is_err()).collect();
         let pledges = sorted(pledges);
         if entity_locks {
-            ledger::lock_funds(tx, &funds).await?;
+            ledger::lock_funds(tx, &sorted(funds.iter().chain(&funds_added_to).copied().collect())).await?;
             ledger::lock_pledges(tx, &pledges).await?;
         }
 
@@ -263,6 +276,9 @@ impl<'a> LedgerChanges<'a> {
         affected.households = sorted(affected.households);
         if !affected.is_empty() {
             totals::recompute(tx, Some(&affected)).await?;
+        }
+        if !funds_added_to.is_empty() {
+            totals::add_new_gifts_to_funds(tx, &new_gifts, &funds_added_to).await?;
         }
         Ok(())
     }
