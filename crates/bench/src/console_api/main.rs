@@ -517,6 +517,35 @@ fn report(
         );
     }
 
+    if !after.is_empty() {
+        println!(
+            "\n{:<58} {:>9} {:>11} {:>14} {:>15}",
+            "where the time goes, per service (its /metrics)", "requests", "server ms", "pool wait ms", "pool wait p99"
+        );
+        let mut services: Vec<&String> = after.keys().collect();
+        services.sort();
+        for service in services {
+            let since = |name: &str| {
+                let later = after.get(service)?.histogram(name, &[])?;
+                let earlier = before.get(service).and_then(|s| s.histogram(name, &[]));
+                Some(later.since(earlier.as_ref()))
+            };
+            let http = since("http_request_duration_seconds");
+            let pool = since("almoner_db_pool_acquire_seconds");
+            let mean =
+                |h: &Option<metrics::Histogram>| h.as_ref().and_then(|h| h.mean()).map_or(f64::NAN, |s| s * 1000.0);
+            let p99 = pool.as_ref().and_then(|h| h.quantile(0.99)).map_or(f64::NAN, |s| s * 1000.0);
+            println!(
+                "{:<58} {:>9} {:>11} {:>14} {:>15}",
+                service,
+                http.as_ref().map_or(0, |h| h.count as u64),
+                ms(mean(&http)),
+                ms(mean(&pool)),
+                ms(p99)
+            );
+        }
+    }
+
     let errors = all.errors();
     if errors > 0 {
         let causes: Vec<String> = all.errors_by_cause().iter().map(|(c, n)| format!("{n} {c}")).collect();
