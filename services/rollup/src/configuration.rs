@@ -17,6 +17,24 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[serde(default)]
     pub projection: ProjectionSettings,
+    #[serde(default)]
+    pub summaries: SummarySettings,
+}
+
+/// How the dashboard's summaries are shared between requests (see `summary_cache`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SummarySettings {
+    /// The longest a computed summary is served again (`ALMONER_SUMMARIES__CACHE_MAX_AGE_MS`, 0 to 60,000). Within
+    /// one replica an answer is dropped as soon as the projection changes the tenant's ledger; the age bounds how
+    /// long changes applied by another replica (or `rollup rebuild`) can go unseen. 0 keeps nothing.
+    pub cache_max_age_ms: u64,
+}
+
+impl Default for SummarySettings {
+    fn default() -> Self {
+        Self { cache_max_age_ms: 2_000 }
+    }
 }
 
 /// How the projection applies events (see `worker::batch`).
@@ -42,6 +60,7 @@ impl Validate for Settings {
         self.validate_common(problems);
         problems.check((1..=16).contains(&self.projection.workers), "projection.workers", "must be 1 to 16");
         problems.check((1..=2000).contains(&self.projection.max_batch), "projection.max_batch", "must be 1 to 2000");
+        problems.check(self.summaries.cache_max_age_ms <= 60_000, "summaries.cache_max_age_ms", "must be 0 to 60000");
         problems.check(self.auth.jwks_url.is_some(), "auth.jwks_url", "must be set: rollup verifies identity's tokens");
     }
 }

@@ -14,4 +14,5 @@ pub mod openapi;
 pub mod rebuild;
 pub mod routes;
 pub mod startup;
+pub mod summary_cache;
 pub mod worker;

@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::db::{MIGRATIONS, SCHEMA};
 use crate::openapi::ApiDoc;
+use crate::summary_cache::SummaryCache;
 use crate::worker::batch::BatchingHandler;
 use crate::worker::projection_spec;
 use almoner_service::{Application, ServiceBuilder};
@@ -27,7 +28,13 @@ pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Resul
     let mut spec = projection_spec();
     // Every delivery held at once can join one batch.
     spec.prefetch = u16::try_from(settings.projection.max_batch).unwrap_or(u16::MAX);
-    let handler = BatchingHandler::start(pool.clone(), settings.projection.workers, settings.projection.max_batch);
+    let summaries = SummaryCache::new(Duration::from_millis(settings.summaries.cache_max_age_ms));
+    let handler = BatchingHandler::start(
+        pool.clone(),
+        settings.projection.workers,
+        settings.projection.max_batch,
+        summaries.clone(),
+    );
     service.consumer(spec, handler).await;
 
     // rollup runs no outbox relay (which purges platform rows elsewhere), so it purges its own handled event ids.
@@ -48,6 +55,7 @@ pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Resul
 
     service.data(pool);
     service.data(clock);
+    service.data(summaries);
     service.jwks_verifier()?;
     service.endpoints(ApiDoc::openapi(), crate::routes::configure);
     service.start()

@@ -348,6 +348,7 @@ impl Stack {
             telemetry: TelemetrySettings::default(),
             auth: auth.clone(),
             projection: Default::default(),
+            summaries: Default::default(),
         };
         let rollup_port = launcher.launch("rollup", rollup_settings, rollup::startup::build, None).await;
 

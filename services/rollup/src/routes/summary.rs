@@ -1,6 +1,6 @@
 //! `/v1/summary`: the tenant's totals per currency, by fiscal year and by calendar month, and what of them is
 //! not allocated to any fund; and the dashboard's figures: donor retention, a fiscal year's income by fund and by
-//! source, and the top donors.
+//! source, and the top donors. Each is computed once for many requests (see `summary_cache`).
 
 use crate::clock::Clock;
 use crate::db::{dashboard, ledger, totals};
@@ -8,6 +8,9 @@ use crate::domain::income::{self, CurrencyLines, FundLine, Line, MonthAmount, UN
 use crate::domain::top_donors::{Period, TopLimit};
 use crate::domain::{FiscalYearParam, FiscalYearStart};
 use crate::routes::READ_SCOPE;
+use crate::summary_cache::SummaryCache;
+use actix_web::http::header::ContentType;
+use actix_web::web::Bytes;
 use actix_web::{HttpResponse, get, web};
 use almoner_db::Pool;
 use almoner_http::endpoints::ServiceConfig;
@@ -15,6 +18,7 @@ use almoner_http::{ApiError, FieldErrors, Principal};
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::future::Future;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -73,8 +77,16 @@ pub struct MonthSummary {
     ))]
 #[get("/v1/summary")]
 #[tracing::instrument(skip_all)]
-pub async fn get_summary(principal: Principal, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
+pub async fn get_summary(
+    principal: Principal,
+    pool: web::Data<Pool>,
+    summaries: web::Data<SummaryCache>,
+) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
+    shared(&summaries, &principal, "summary".to_owned(), || summary(&pool, &principal)).await
+}
+
+async fn summary(pool: &Pool, principal: &Principal) -> Result<Summary, ApiError> {
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let fiscal_year_start = ledger::fiscal_year_start(&tx).await?;
     let years = totals::tenant_by_fiscal_year(&tx).await?;
@@ -100,7 +112,27 @@ pub async fn get_summary(principal: Principal, pool: web::Data<Pool>) -> Result<
         entry(&mut currencies, &currency).unallocated_minor = amount;
     }
     let currencies = currencies.into_values().collect();
-    Ok(HttpResponse::Ok().json(Summary { fiscal_year_start_month: fiscal_year_start.month(), currencies }))
+    Ok(Summary { fiscal_year_start_month: fiscal_year_start.month(), currencies })
+}
+
+/// Answers with the tenant's summary for `question` (the route and its validated parameters): computed by
+/// `compute`, or the answer already computed while it is still exact (see `summary_cache`).
+async fn shared<T: Serialize, Fut>(
+    summaries: &SummaryCache,
+    principal: &Principal,
+    question: String,
+    compute: impl FnOnce() -> Fut,
+) -> Result<HttpResponse, ApiError>
+where
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let body = summaries
+        .get_or_compute(principal.tenant_id.as_uuid(), question, || async {
+            let answer = compute().await?;
+            serde_json::to_vec(&answer).map(Bytes::from).map_err(|e| ApiError::unexpected(e.into()))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(body))
 }
 
 fn entry<'a>(currencies: &'a mut BTreeMap<String, CurrencySummary>, currency: &str) -> &'a mut CurrencySummary {
@@ -151,13 +183,19 @@ pub async fn get_retention(
     principal: Principal,
     pool: web::Data<Pool>,
     clock: web::Data<Clock>,
+    summaries: web::Data<SummaryCache>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
+    let today = clock.today();
+    shared(&summaries, &principal, format!("retention {today}"), || retention(&pool, &principal, today)).await
+}
+
+async fn retention(pool: &Pool, principal: &Principal, today: NaiveDate) -> Result<Retention, ApiError> {
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let fiscal_year_start = ledger::fiscal_year_start(&tx).await?;
     let gave = totals::donor_years_given(&tx).await?;
     tx.commit().await?;
-    let current_fiscal_year = fiscal_year_start.fiscal_year_of(clock.today());
+    let current_fiscal_year = fiscal_year_start.fiscal_year_of(today);
     let fiscal_years = crate::domain::retention::retention(&gave, current_fiscal_year)
         .into_iter()
         .map(|y| RetentionYearView {
@@ -169,11 +207,7 @@ pub async fn get_retention(
             lapsed: y.lapsed,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(Retention {
-        fiscal_year_start_month: fiscal_year_start.month(),
-        current_fiscal_year,
-        fiscal_years,
-    }))
+    Ok(Retention { fiscal_year_start_month: fiscal_year_start.month(), current_fiscal_year, fiscal_years })
 }
 
 /// `?fiscal_year=`, read as text so that a bad value is a `validation_failed` naming it.
@@ -302,15 +336,27 @@ pub async fn get_income_by_fund(
     principal: Principal,
     pool: web::Data<Pool>,
     clock: web::Data<Clock>,
+    summaries: web::Data<SummaryCache>,
     query: web::Query<FiscalYearQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
     let mut errors = FieldErrors::new();
     let asked = optional(query.fiscal_year.as_deref(), "fiscal_year", FiscalYearParam::parse, &mut errors);
     errors.finish()?;
+    let today = clock.today();
+    let question = format!("income/funds {today} {:?}", asked.map(FiscalYearParam::get));
+    shared(&summaries, &principal, question, || income_by_fund(&pool, &principal, asked, today)).await
+}
+
+async fn income_by_fund(
+    pool: &Pool,
+    principal: &Principal,
+    asked: Option<FiscalYearParam>,
+    today: NaiveDate,
+) -> Result<IncomeByFund, ApiError> {
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let start = ledger::fiscal_year_start(&tx).await?;
-    let (fiscal_year, from, until) = fiscal_year_bounds(asked, start, clock.today())?;
+    let (fiscal_year, from, until) = fiscal_year_bounds(asked, start, today)?;
     let rows = dashboard::income_by_fund(&tx, from, until).await?;
     tx.commit().await?;
     let currencies = income::arrange(rows, &start.months(fiscal_year), &FundLine::Unallocated, true)
@@ -321,13 +367,13 @@ pub async fn get_income_by_fund(
             funds: c.lines.into_iter().map(fund_income).collect(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(IncomeByFund {
+    Ok(IncomeByFund {
         fiscal_year_start_month: start.month(),
         fiscal_year,
         starts_on: from,
         ends_on: until - Days::new(1),
         currencies,
-    }))
+    })
 }
 
 /// A fiscal year's income by source, per currency.
@@ -385,15 +431,27 @@ pub async fn get_income_by_source(
     principal: Principal,
     pool: web::Data<Pool>,
     clock: web::Data<Clock>,
+    summaries: web::Data<SummaryCache>,
     query: web::Query<FiscalYearQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
     let mut errors = FieldErrors::new();
     let asked = optional(query.fiscal_year.as_deref(), "fiscal_year", FiscalYearParam::parse, &mut errors);
     errors.finish()?;
+    let today = clock.today();
+    let question = format!("income/sources {today} {:?}", asked.map(FiscalYearParam::get));
+    shared(&summaries, &principal, question, || income_by_source(&pool, &principal, asked, today)).await
+}
+
+async fn income_by_source(
+    pool: &Pool,
+    principal: &Principal,
+    asked: Option<FiscalYearParam>,
+    today: NaiveDate,
+) -> Result<IncomeBySource, ApiError> {
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let start = ledger::fiscal_year_start(&tx).await?;
-    let (fiscal_year, from, until) = fiscal_year_bounds(asked, start, clock.today())?;
+    let (fiscal_year, from, until) = fiscal_year_bounds(asked, start, today)?;
     let rows = dashboard::income_by_source(&tx, from, until).await?;
     tx.commit().await?;
     let currencies = income::arrange(rows, &start.months(fiscal_year), &UNKNOWN_SOURCE.to_owned(), false)
@@ -414,13 +472,13 @@ pub async fn get_income_by_source(
                 .collect(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(IncomeBySource {
+    Ok(IncomeBySource {
         fiscal_year_start_month: start.month(),
         fiscal_year,
         starts_on: from,
         ends_on: until - Days::new(1),
         currencies,
-    }))
+    })
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -487,6 +545,7 @@ pub async fn get_top_donors(
     principal: Principal,
     pool: web::Data<Pool>,
     clock: web::Data<Clock>,
+    summaries: web::Data<SummaryCache>,
     query: web::Query<TopDonorsSummaryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(READ_SCOPE)?;
@@ -496,12 +555,26 @@ pub async fn get_top_donors(
     // Checked whatever the period, so that a bad value is refused rather than silently ignored.
     let asked = optional(query.fiscal_year.as_deref(), "fiscal_year", FiscalYearParam::parse, &mut errors);
     errors.finish()?;
+    let today = clock.today();
+    let question =
+        format!("top-donors {today} {} {} {:?}", period.as_str(), limit.get(), asked.map(FiscalYearParam::get));
+    shared(&summaries, &principal, question, || top_donors(&pool, &principal, period, limit, asked, today)).await
+}
+
+async fn top_donors(
+    pool: &Pool,
+    principal: &Principal,
+    period: Period,
+    limit: TopLimit,
+    asked: Option<FiscalYearParam>,
+    today: NaiveDate,
+) -> Result<TopDonors, ApiError> {
     let tx = pool.tenant_tx(principal.tenant_id.as_uuid()).await?;
     let start = ledger::fiscal_year_start(&tx).await?;
     let (fiscal_year, rows) = match period {
         Period::Lifetime => (None, dashboard::top_donors_lifetime(&tx, limit.get()).await?),
         Period::FiscalYear => {
-            let (year, from, until) = fiscal_year_bounds(asked, start, clock.today())?;
+            let (year, from, until) = fiscal_year_bounds(asked, start, today)?;
             (Some(year), dashboard::top_donors_between(&tx, from, until, limit.get()).await?)
         }
     };
@@ -521,10 +594,10 @@ pub async fn get_top_donors(
             });
         }
     }
-    Ok(HttpResponse::Ok().json(TopDonors {
+    Ok(TopDonors {
         period: period.as_str().to_owned(),
         fiscal_year_start_month: start.month(),
         fiscal_year,
         currencies,
-    }))
+    })
 }

@@ -12,6 +12,7 @@
 //! event that cannot be applied is dead-lettered alone and the others go through.
 
 use crate::db::ledger::Locking;
+use crate::summary_cache::SummaryCache;
 use crate::worker::PROJECTION_QUEUE;
 use crate::worker::changes::LedgerChanges;
 use crate::worker::event::{ProjectionEvent, decode};
@@ -31,12 +32,23 @@ pub struct BatchingHandler {
 }
 
 impl BatchingHandler {
-    /// Starts `workers` batch workers taking up to `max_batch` events each. They stop once every clone of the
-    /// handler is dropped and the queue is empty.
-    pub fn start(pool: Pool, workers: usize, max_batch: usize) -> Self {
+    /// Starts `workers` batch workers taking up to `max_batch` events each, which tell `summaries` of every
+    /// tenant whose ledger a batch changed. They stop once every clone of the handler is dropped and the queue is
+    /// empty.
+    pub fn start(pool: Pool, workers: usize, max_batch: usize, summaries: SummaryCache) -> Self {
         let queue = GroupCommit::start("rollup_projection", workers, max_batch, move |envelopes: Vec<Envelope>| {
-            let pool = pool.clone();
-            async move { handle_batch(&pool, &envelopes).await }
+            let (pool, summaries) = (pool.clone(), summaries.clone());
+            async move {
+                let results = handle_batch(&pool, &envelopes).await;
+                let changed: HashSet<Uuid> = envelopes
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, result)| matches!(result, Ok(Handled::Applied)))
+                    .map(|(envelope, _)| envelope.tenant_id)
+                    .collect();
+                changed.into_iter().for_each(|tenant_id| summaries.changed(tenant_id));
+                results
+            }
         });
         Self { queue }
     }

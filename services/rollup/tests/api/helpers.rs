@@ -62,6 +62,7 @@ pub async fn spawn_app() -> TestApp {
         telemetry: TelemetrySettings::default(),
         auth: issuer.auth_settings(),
         projection: Default::default(),
+        summaries: Default::default(),
     };
     let app = rollup::startup::build_with_clock(settings.clone(), Clock::Fixed(today())).await.expect("rollup starts");
     let address = format!("http://127.0.0.1:{}", app.port());
