@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[almoner_db::Migration] = almoner_db::migrations!("../../
     3 => "0003_households_funds_pledges.sql",
     4 => "0004_recurring_agreements.sql",
     5 => "0005_gift_source_and_payment_method.sql",
+    6 => "0006_donor_totals_first_and_last_gift_ids.sql",
 );
 
 /// The PostgreSQL schema rollup owns.

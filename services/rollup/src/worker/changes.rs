@@ -4,7 +4,9 @@
 //! Both the single-event path (`projection::apply`) and the batch path (`batch::apply_group`) come here, so they
 //! take the same locks in the same order (see `db::ledger`) and recompute the same sets:
 //!
-//! * **donors**: hard- and soft-credited by the stored and the new version of each changed gift;
+//! * **donors**: hard- and soft-credited by the stored and the new version of each changed gift. A donor whose only
+//!   change is gifts new to the ledger is added to instead ([`totals::add_new_gifts_to_donors`]), unless its stored
+//!   totals lack their first and last gift ids: recomputing reads every gift the donor ever gave, for every batch;
 //! * **households**: of the paying donors of those versions (as they are now), and the stored and new household
 //!   of each donor whose stored household changed (both recomputed in the same transaction);
 //! * **funds**: of the stored and new allocations. A fund whose only change is gifts new to the ledger (a gift's
@@ -143,6 +145,9 @@ impl<'a> LedgerChanges<'a> {
         // Funds only gifts new to the ledger add to: their totals are added to rather than recomputed (below).
         let mut funds_added_to = Vec::new();
         let mut new_gifts = Vec::new();
+        // Likewise donors: those whose only change is gifts new to the ledger, paid or soft-credited, are added to.
+        let mut recomputed_donors = Vec::new();
+        let mut donors_added_to = Vec::new();
         let mut pledges = Vec::new();
         if !gift_ids.is_empty() {
             let mut refunded: Vec<Uuid> = upserts.iter().filter_map(|g| g.refund_of).collect();
@@ -156,6 +161,8 @@ impl<'a> LedgerChanges<'a> {
 
             let stored = ledger::stored_footprint(tx, &gift_ids).await?;
             let refunded_pledges = ledger::stored_pledges(tx, &refunded).await?;
+            recomputed_donors.extend(&stored.paying_donors);
+            recomputed_donors.extend(&stored.credited_donors);
             paying.extend(stored.paying_donors);
             credited.extend(stored.credited_donors);
             funds.extend(stored.funds);
@@ -165,16 +172,24 @@ impl<'a> LedgerChanges<'a> {
                     GiftChange::Upsert(gift) => {
                         paying.push(gift.donor_id);
                         credited.extend(gift.soft_credits.iter().map(|s| s.donor_id));
+                        let soft_credited = gift.soft_credits.iter().map(|s| s.donor_id);
                         if stored.known.contains(&gift.gift_id) {
                             funds.extend(gift.allocations.iter().map(|a| a.fund_id));
+                            recomputed_donors.push(gift.donor_id);
+                            recomputed_donors.extend(soft_credited);
                         } else {
                             new_gifts.push(gift.gift_id);
                             funds_added_to.extend(gift.allocations.iter().map(|a| a.fund_id));
+                            donors_added_to.push(gift.donor_id);
+                            donors_added_to.extend(soft_credited);
                         }
                         let inherited = gift.refund_of.and_then(|r| refunded_pledges.get(&r).copied());
                         pledges.extend(gift.pledge_id.or(inherited));
                     }
-                    GiftChange::Delete { donor_id } => paying.push(*donor_id),
+                    GiftChange::Delete { donor_id } => {
+                        paying.push(*donor_id);
+                        recomputed_donors.push(*donor_id);
+                    }
                 }
             }
         }
@@ -188,6 +203,13 @@ impl<'a> LedgerChanges<'a> {
         let donors = sorted(donors);
         if entity_locks {
             ledger::lock_donors(tx, &donors).await?;
+        }
+        let recomputed_donors = sorted(recomputed_donors);
+        let mut donors_added_to: Vec<Uuid> =
+            sorted(donors_added_to).into_iter().filter(|d| recomputed_donors.binary_search(d).is_err()).collect();
+        if !donors_added_to.is_empty() {
+            let lacking = totals::donors_without_gift_ids(tx, &donors_added_to).await?;
+            donors_added_to.retain(|d| !lacking.contains(d));
         }
         let mut members = paying.clone();
         members.extend(self.donors.keys());
@@ -257,7 +279,10 @@ impl<'a> LedgerChanges<'a> {
 
         let mut affected = Affected::default();
         if gifts_changed > 0 {
-            affected.donors = sorted(paying.iter().chain(&credited).copied().collect());
+            affected.donors = sorted(paying.iter().chain(&credited).copied().collect())
+                .into_iter()
+                .filter(|d| donors_added_to.binary_search(d).is_err())
+                .collect();
             affected.households = paying.iter().filter_map(|d| households_now.get(d).copied()).collect();
             affected.funds = funds;
             affected.pledges = pledges;
@@ -279,6 +304,9 @@ impl<'a> LedgerChanges<'a> {
         }
         if !funds_added_to.is_empty() {
             totals::add_new_gifts_to_funds(tx, &new_gifts, &funds_added_to).await?;
+        }
+        if !donors_added_to.is_empty() {
+            totals::add_new_gifts_to_donors(tx, &new_gifts, &donors_added_to).await?;
         }
         Ok(())
     }
