@@ -3,10 +3,15 @@
 //! A request is parsed and validated in its handler, then handed to a small pool of writers. A writer takes
 //! whatever has queued up (at most `max_batch`) and writes each tenant's share in one transaction: one statement
 //! claims every `Idempotency-Key`, one checks every donor, one every external reference, one inserts the gifts,
-//! one writes their events to the outbox, one stores the responses, one commit. Every request is answered only
+//! one writes their event to the outbox, one stores the responses, one commit. Every request is answered only
 //! after the transaction holding its gift has committed, so a 201 still means the gift and its event are durable.
 //! Under a light load a batch is one request and nothing waits; under load the database's cost per gift falls
 //! with the batch size.
+//!
+//! Gifts written together are announced together: one `fundraising.gift.batch_upserted.v1` carries them all (a
+//! gift written alone gets its own `fundraising.gift.upserted.v1`), which the contract makes equivalent to one
+//! upserted event per gift. So the relay, the broker and every consumer (rollup, messaging) handle one message per
+//! transaction rather than one per gift. The batch's event carries the trace context of its first request.
 //!
 //! A request that fails its checks (unknown donor, reference taken, key reused) gets its error and its claimed
 //! key is released, while the others commit. If the batch's transaction itself fails, each request is written
@@ -18,7 +23,7 @@ use crate::PRODUCER;
 use crate::app::FieldProblem;
 use crate::app::gift_view::GiftView;
 use crate::app::links::{LinkError, check_links, gather_links};
-use crate::app::new_gifts::{self, NewGiftRecord, NewGiftsError, Refusal};
+use crate::app::new_gifts::{self, GiftEvents, NewGiftRecord, NewGiftsError, Refusal};
 use crate::app::pledges::{SettleError, settle_pledges};
 use crate::db::{donors, gifts};
 use crate::domain::GiftDetails;
@@ -320,7 +325,8 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
                 traceparent: submissions[*i].traceparent.clone(),
             })
             .collect();
-        let stored = new_gifts::record(&tx, tenant_id, &new, None).await.map_err(batch_failure)?;
+        let stored =
+            new_gifts::record(&tx, tenant_id, &new, None, GiftEvents::Together).await.map_err(batch_failure)?;
         let mut responses = Vec::new();
         let mut views = Vec::with_capacity(going.len());
         for (index, gift) in going.iter().zip(stored) {

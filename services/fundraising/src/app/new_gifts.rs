@@ -12,7 +12,7 @@ use crate::db::{donors, gifts};
 use crate::domain::GiftDetails;
 use almoner_db::{DbError, Transaction, outbox};
 use almoner_events::Envelope;
-use almoner_events::fundraising::GiftUpsertedV1;
+use almoner_events::fundraising::{GiftUpsertedV1, GiftsUpsertedV1};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -105,14 +105,27 @@ pub struct NewGiftRecord<'a> {
     pub traceparent: Option<String>,
 }
 
+/// How recorded gifts are announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiftEvents {
+    /// A `fundraising.gift.upserted.v1` per gift, each with its own trace context.
+    EachGift,
+    /// One `fundraising.gift.batch_upserted.v1` carrying them all (a single gift still gets its own upserted
+    /// event), with the first gift's trace context. The contract makes it equivalent to one upserted event per gift;
+    /// intake uses it for the requests it writes together, so that the broker and every consumer handle one message
+    /// per transaction rather than one per gift.
+    Together,
+}
+
 /// Records these checked gifts (see [`refusals`]) at revision 1, from `batch_id` if processing a gift batch: one
-/// statement for the rows (and one each for their allocations and soft credits), one for their events, then the
-/// pledges they pay are settled. Returns them in the order given.
+/// statement for the rows (and one each for their allocations and soft credits), one for their events (as `events`
+/// says), then the pledges they pay are settled. Returns them in the order given.
 pub async fn record(
     tx: &Transaction,
     tenant_id: Uuid,
     new: &[NewGiftRecord<'_>],
     batch_id: Option<Uuid>,
+    events: GiftEvents,
 ) -> Result<Vec<gifts::StoredGift>, NewGiftsError> {
     if new.is_empty() {
         return Ok(Vec::new());
@@ -121,17 +134,30 @@ pub async fn record(
     let mut stored: HashMap<Uuid, gifts::StoredGift> =
         gifts::insert_many(tx, &rows, batch_id).await?.into_iter().map(|g| (g.gift.id, g)).collect();
     let mut written = Vec::with_capacity(new.len());
-    let mut events = Vec::with_capacity(new.len());
     for n in new {
         let gift =
             stored.remove(&n.id).ok_or_else(|| anyhow::anyhow!("gift {} was not returned by its insert", n.id))?;
-        events.push(
-            Envelope::new(tenant_id, PRODUCER, GiftUpsertedV1 { gift: gift.gift.clone() })
-                .with_traceparent(n.traceparent.clone()),
-        );
         written.push(gift);
     }
-    outbox::enqueue_many(tx, &events).await?;
+    if events == GiftEvents::Together && written.len() > 1 {
+        let gifts = written.iter().map(|g| g.gift.clone()).collect();
+        let traceparent = new.iter().find_map(|n| n.traceparent.clone());
+        outbox::enqueue(
+            tx,
+            &Envelope::new(tenant_id, PRODUCER, GiftsUpsertedV1 { gifts }).with_traceparent(traceparent),
+        )
+        .await?;
+    } else {
+        let events: Vec<_> = new
+            .iter()
+            .zip(&written)
+            .map(|(n, g)| {
+                Envelope::new(tenant_id, PRODUCER, GiftUpsertedV1 { gift: g.gift.clone() })
+                    .with_traceparent(n.traceparent.clone())
+            })
+            .collect();
+        outbox::enqueue_many(tx, &events).await?;
+    }
     // Each pledge once, in id order, with the trace of the first gift paying it.
     let mut paid: Vec<(Uuid, Option<String>)> =
         new.iter().filter_map(|n| n.details.pledge_id.map(|p| (p, n.traceparent.clone()))).collect();

@@ -868,7 +868,7 @@ pub async fn process_gift_batch(
         .iter()
         .map(|(_, details)| NewGiftRecord { id: Uuid::now_v7(), details, traceparent: traceparent.clone() })
         .collect();
-    let stored = new_gifts::record(&tx, tenant_id, &new, Some(batch_id)).await?;
+    let stored = new_gifts::record(&tx, tenant_id, &new, Some(batch_id), new_gifts::GiftEvents::EachGift).await?;
     tracing::Span::current().record("gifts", stored.len());
     let pairs: Vec<(Uuid, Uuid)> =
         parsed.iter().zip(&stored).map(|((entry_id, _), g)| (*entry_id, g.gift.id)).collect();

@@ -104,9 +104,31 @@ async fn a_burst_of_gifts_gets_the_answers_one_by_one_would() {
     };
     let created = 40 + 1 + 1 + 1;
     assert_eq!(count("SELECT count(*) FROM fundraising.gifts").await, created);
+    // Gifts written together are announced together (one batch_upserted event), each gift exactly once.
     assert_eq!(
-        count("SELECT count(*) FROM fundraising.outbox WHERE event_type = 'fundraising.gift.upserted.v1'").await,
+        count(
+            "SELECT count(DISTINCT gift->>'id') FROM fundraising.outbox, \
+                 jsonb_array_elements(CASE WHEN event_type = 'fundraising.gift.upserted.v1' \
+                     THEN jsonb_build_array(payload::jsonb->'payload'->'gift') ELSE payload::jsonb->'payload'->'gifts' END) AS gift \
+             WHERE event_type IN ('fundraising.gift.upserted.v1', 'fundraising.gift.batch_upserted.v1')"
+        )
+        .await,
         created
+    );
+    assert_eq!(
+        count(
+            "SELECT coalesce(sum(CASE WHEN event_type = 'fundraising.gift.upserted.v1' THEN 1 \
+                 ELSE jsonb_array_length(payload::jsonb->'payload'->'gifts') END), 0)::bigint FROM fundraising.outbox \
+             WHERE event_type IN ('fundraising.gift.upserted.v1', 'fundraising.gift.batch_upserted.v1')"
+        )
+        .await,
+        created,
+        "no gift announced twice"
+    );
+    assert!(
+        count("SELECT count(*) FROM fundraising.outbox WHERE event_type = 'fundraising.gift.batch_upserted.v1'").await
+            > 0,
+        "the burst's gifts written together were announced together"
     );
     // The refused requests' keys were released: a corrected retry with the same key goes through.
     let response = app.post_with_key("/v1/gifts", &token, "ghost-0", &gift(&donor_id, 500, None)).await;
