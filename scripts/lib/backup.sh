@@ -100,6 +100,45 @@ s3_put() {
         "$(s3_url "$1" "$2")" >/dev/null
 }
 
+# s3_put_multipart STORE KEY FILE PART_BYTES: FILE up as a multipart upload, in parts of PART_BYTES (S3 allows 5 MiB
+# to 5 GiB, and 10,000 parts), each read into a temporary file beside FILE and sent with its MD5. On any failure the
+# upload is aborted (the store then holds nothing of it) and the call fails.
+s3_put_multipart() {
+    local store=$1 key=$2 file=$3 part_bytes=$4 url id query size n=0 offset=0 etag parts="" part answer
+    url=$(s3_url "$store" "$key")
+    size=$(stat -c %s "$file")
+    (((size + part_bytes - 1) / part_bytes <= 10000)) || { log "$file needs more than 10,000 parts of $part_bytes bytes"; return 1; }
+    id=$(s3_curl "$store" -X POST "$url?uploads=" | python3 -c '
+import sys, xml.etree.ElementTree as ET
+print(ET.fromstring(sys.stdin.read()).findtext("{http://s3.amazonaws.com/doc/2006-03-01/}UploadId") or "")') || return 1
+    [[ -n $id ]] || return 1
+    query="uploadId=$(_s3_query_encode "$id")"
+    part=$(mktemp "$(dirname "$file")/.part.XXXXXX")
+    while ((offset < size)); do
+        n=$((n + 1))
+        tail -c "+$((offset + 1))" "$file" | head -c "$part_bytes" >"$part"
+        etag=$(s3_curl "$store" -T "$part" -H "content-md5: $(openssl dgst -md5 -binary "$part" | base64)" -D - -o /dev/null \
+            "$url?partNumber=$n&$query" | tr -d '\r' | awk -F': ' 'tolower($1) == "etag" { print $2 }') || etag=""
+        if [[ -z $etag ]]; then
+            log "part $n of $file was not stored; aborting the upload"
+            rm -f "$part"
+            s3_curl "$store" -X DELETE "$url?$query" >/dev/null || true
+            return 1
+        fi
+        parts+="<Part><PartNumber>$n</PartNumber><ETag>$etag</ETag></Part>"
+        offset=$((offset + part_bytes))
+    done
+    rm -f "$part"
+    # A completion can fail with 200 and an <Error> body: only CompleteMultipartUploadResult is success.
+    answer=$(s3_curl "$store" -X POST -H 'content-type: application/xml' \
+        --data-binary "<CompleteMultipartUpload>$parts</CompleteMultipartUpload>" "$url?$query") || answer=""
+    if [[ $answer != *CompleteMultipartUploadResult* ]]; then
+        log "completing the multipart upload of $file failed: ${answer:-no answer}"
+        s3_curl "$store" -X DELETE "$url?$query" >/dev/null || true
+        return 1
+    fi
+}
+
 # s3_size STORE KEY: prints the object's size. Returns 1 when there is no such object, 2 when the store did not
 # answer 200 or 404 (so that "absent" is never mistaken for "could not tell").
 s3_size() {
@@ -168,17 +207,22 @@ backup_s3_store() {
         "${ALMONER_BACKUP_S3_ACCESS_KEY:-$ALMONER_S3_ACCESS_KEY}" "${ALMONER_BACKUP_S3_SECRET_KEY:-$ALMONER_S3_SECRET_KEY}"
 }
 
-# The largest object one PUT may make on S3 and R2 (5 GiB); scripts/backup refuses a bigger backup before uploading.
-BACKUP_S3_MAX_PUT_BYTES=$((5 * 1024 * 1024 * 1024))
-
 # backup_s3_upload STORE FILE KEY: FILE and FILE.sha256 up, then checked: the object's size (HEAD) equals the file's,
-# and the .sha256 downloaded again equals the local one. The store checks each body against its Content-MD5.
+# and the .sha256 downloaded again equals the local one. The store checks each body against its Content-MD5. A file
+# larger than ALMONER_BACKUP_S3_PART_MIB (256) MiB goes up as a multipart upload in parts of that size (one PUT
+# stores at most 5 GiB on S3 and R2; 10,000 parts of 256 MiB, 2.5 TiB).
 backup_s3_upload() {
-    local store=$1 file=$2 key=$3 size remote check
+    local store=$1 file=$2 key=$3 size remote check part_mib=${ALMONER_BACKUP_S3_PART_MIB:-256}
+    if [[ ! $part_mib =~ ^[0-9]+$ ]] || ((part_mib < 5 || part_mib > 5120)); then
+        die "ALMONER_BACKUP_S3_PART_MIB must be a number of MiB from 5 to 5120 (S3's part sizes)"
+    fi
     size=$(stat -c %s "$file")
-    ((size <= BACKUP_S3_MAX_PUT_BYTES)) ||
-        die "$file is $size bytes, over the 5 GiB a single PUT may store on S3 and R2: keep backups local (unset ALMONER_BACKUP_S3_BUCKET) and copy them with a multipart-capable client"
-    s3_put "$store" "$key" "$file" || die "uploading $file to $(s3_url "$store" "$key") failed"
+    if ((size > part_mib * 1024 * 1024)); then
+        s3_put_multipart "$store" "$key" "$file" $((part_mib * 1024 * 1024)) ||
+            die "the multipart upload of $file to $(s3_url "$store" "$key") failed"
+    else
+        s3_put "$store" "$key" "$file" || die "uploading $file to $(s3_url "$store" "$key") failed"
+    fi
     s3_put "$store" "$key.sha256" "$file.sha256" text/plain || die "uploading $file.sha256 failed"
     remote=$(s3_size "$store" "$key") || die "$(s3_url "$store" "$key") is not there after its upload"
     [[ $remote == "$size" ]] || die "$(s3_url "$store" "$key") holds $remote bytes after its upload, not $size"
