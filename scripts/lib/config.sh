@@ -26,6 +26,9 @@ ALMONER_SERVICES=(
 # A private PostgreSQL cluster is crash-safe (fsync, synchronous commit) unless this is 1. scripts/test sets it
 # for its throwaway test databases; scripts/up leaves it, so the demo stack and the benchmarks are durable.
 : "${ALMONER_PG_FAST_UNSAFE:=0}"
+# A durable private cluster's shared_buffers (1GB; with lz4 WAL compression, max_wal_size 4GB and 15 min
+# checkpoints, as docs/operations.md recommends for production).
+: "${ALMONER_PG_SHARED_BUFFERS:=1GB}"
 : "${ALMONER_DB_NAME:=almoner}"
 : "${ALMONER_REDIS_HOST:=127.0.0.1}"
 : "${ALMONER_REDIS_PORT:=6379}"

@@ -198,6 +198,13 @@ pg_start_private() {
         # Test databases only: tests create and drop many of them, and a crash loses nothing anyone needs.
         log "PostgreSQL: fsync and synchronous_commit off (ALMONER_PG_FAST_UNSAFE=1)"
         options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    else
+        # A durable server is sized for a giving day's writes rather than PostgreSQL's defaults, as a production
+        # server should be (docs/operations.md, "PostgreSQL settings"): with 128 MB of shared buffers the gift
+        # tables' indexes did not fit, and backends wrote dirty pages out themselves in the middle of requests;
+        # lz4 halves the full-page images that follow each checkpoint, and fewer checkpoints make fewer of them.
+        options+=" -c shared_buffers=$ALMONER_PG_SHARED_BUFFERS -c wal_compression=lz4"
+        options+=" -c max_wal_size=4GB -c checkpoint_timeout=15min"
     fi
     if ! without_lock run_as postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$ALMONER_START_TIMEOUT" \
         -o "$options" start >/dev/null 2>&1; then
