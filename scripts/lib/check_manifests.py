@@ -20,7 +20,8 @@
       deploy/schemas/<schema>.json. Any other kind of another API group fails: it has no schema.
 
   check_manifests.py compose docker-compose.yml .env.example SERVICE...
-      Every long-running service has a health check and a valid restart policy, every depends_on
+      Every long-running service has a health check and a valid restart policy, each SERVICE a
+      stop_grace_period of at least 25 s (its 20 s drain deadline and some), every depends_on
       names a service, and every ${VAR} without a default is documented in .env.example. The
       postgres service's ALMONER_DB_SERVICES (read by compose/postgres-init, the database
       definition scripts/lib/infra.sh uses too) names exactly the SERVICEs (scripts/lib/config.sh),
@@ -305,6 +306,13 @@ def check_compose(compose_path: Path, env_example: Path, db_services: list[str])
             problems.append(f"service {name}: no healthcheck")
         if not one_shot and "restart" not in svc:
             problems.append(f"service {name}: no restart policy")
+        # An Almoner service drains for up to its shutdown deadline (20 s) after SIGTERM; Docker's default
+        # stop_grace_period (10 s) would SIGKILL it half way.
+        if name in db_services and not one_shot:
+            grace = str(svc.get("stop_grace_period", "10s"))
+            match = re.fullmatch(r"(\d+)s", grace)
+            if not match or int(match.group(1)) < 25:
+                problems.append(f"service {name}: stop_grace_period {grace} is shorter than its 20 s shutdown deadline plus 5 s")
         depends = svc.get("depends_on") or {}
         for dep in depends if isinstance(depends, (dict, list)) else []:
             if dep not in services:
