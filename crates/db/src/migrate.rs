@@ -153,6 +153,27 @@ pub async fn migrate(
     Ok(report)
 }
 
+/// The migrations this binary has that `pool`'s schema has not recorded yet, as "track version (name)"; empty when
+/// the schema is up to date (or ahead, after a rollback). A replica that does not migrate itself (a migration Job
+/// runs first) reports these from `/ready`, so it takes no traffic on a schema older than its code.
+pub async fn missing(pool: &crate::Pool, service_migrations: &[Migration]) -> Result<Vec<String>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query("SELECT track, version FROM almoner_migrations", &[])
+        .await
+        .map_err(|error| anyhow::Error::new(error).context("could not read the migration history"))?;
+    let recorded: Vec<(String, i64)> = rows.iter().map(|row| (row.get(0), i64::from(row.get::<_, i32>(1)))).collect();
+    let mut missing = Vec::new();
+    for (track, migrations) in [(Track::Platform, PLATFORM_MIGRATIONS), (Track::Service, service_migrations)] {
+        for migration in migrations {
+            if !recorded.iter().any(|(t, v)| t == track.as_str() && *v == i64::from(migration.version)) {
+                missing.push(format!("{} {} ({})", track.as_str(), migration.version, migration.name));
+            }
+        }
+    }
+    Ok(missing)
+}
+
 async fn lock(client: &tokio_postgres::Client, schema: &str) -> Result<()> {
     let acquired: bool = client
         .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LOCK_NAMESPACE, &schema])

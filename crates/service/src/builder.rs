@@ -23,6 +23,7 @@ use anyhow::Context;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
@@ -109,6 +110,30 @@ impl ServiceBuilder {
             let pool = checked.clone();
             async move { pool.ping().await.map_err(|e| e.to_string()) }
         });
+        if !self.database.run_migrations {
+            // Another process migrates (Kubernetes' migration Job, Compose's *-migrate): until it has applied
+            // every migration this binary knows, the replica is not ready, so a rollout never sends traffic to
+            // new code on the old schema. Once up to date it stays so (migrations only go forward).
+            let checked = pool.clone();
+            let migrations = migrations.to_vec();
+            let current = Arc::new(AtomicBool::new(false));
+            self.check("schema", move || {
+                let (pool, migrations, current) = (checked.clone(), migrations.clone(), current.clone());
+                async move {
+                    if current.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    match almoner_db::migrate::missing(&pool, &migrations).await {
+                        Ok(missing) if missing.is_empty() => {
+                            current.store(true, Ordering::Relaxed);
+                            Ok(())
+                        }
+                        Ok(missing) => Err(format!("waiting for migrations: {}", missing.join(", "))),
+                        Err(error) => Err(error.to_string()),
+                    }
+                }
+            });
+        }
         Ok(pool)
     }
 

@@ -106,3 +106,19 @@ async fn unsafe_names_are_refused_before_connecting() {
     settings.app_role = Some("Robert\"); DROP".into());
     assert!(migrate(&settings, SCHEMA, &[]).await.is_err());
 }
+
+#[tokio::test]
+async fn missing_names_the_migrations_a_newer_binary_waits_for_until_they_are_applied() {
+    let db = TestDb::migrated().await;
+    let mut migrations = service_migrations();
+    assert!(almoner_db::migrate::missing(&db.pool, &migrations).await.unwrap().is_empty());
+
+    migrations.push(Migration { version: 3, name: "0003_tags.sql", sql: "CREATE TABLE tags (name text PRIMARY KEY);" });
+    // Read with the service's own role, as `/ready` does.
+    assert_eq!(almoner_db::migrate::missing(&db.pool, &migrations).await.unwrap(), vec!["service 3 (0003_tags.sql)"]);
+
+    migrate(&db.settings, SCHEMA, &migrations).await.unwrap();
+    assert!(almoner_db::migrate::missing(&db.pool, &migrations).await.unwrap().is_empty());
+    // An older binary after a rollback: the schema is ahead of it, which is fine.
+    assert!(almoner_db::migrate::missing(&db.pool, &service_migrations()).await.unwrap().is_empty());
+}
