@@ -6,6 +6,10 @@
 //! the claimed row until the first transaction ends, then gets [`IdempotencyOutcome::Replay`]. The same key with a
 //! different request is [`IdempotencyOutcome::Mismatch`] (`409 idempotency_key_reused`). Keys live 24 hours; an
 //! expired key counts as absent and is claimed afresh, and the relay's cleanup purges the rest.
+//!
+//! A batch of requests (gift intake's group commit) asks which keys are stored ([`present_many`]) and goes
+//! through [`begin`] for those only; the rest are written with their responses once the work is done
+//! ([`insert_answered_many`]), which reports a key a concurrent request took meanwhile.
 
 use std::time::Duration;
 
@@ -105,12 +109,6 @@ pub async fn complete(tx: &Transaction, key: &str, status: u16, body: &serde_jso
     Ok(())
 }
 
-const CLAIM_MANY: &str = "\
-INSERT INTO idempotency_keys (tenant_id, key, request_hash)
-SELECT $1, k.key, k.hash FROM unnest($2::text[], $3::bytea[]) AS k(key, hash)
-ON CONFLICT (tenant_id, key) DO NOTHING
-RETURNING key";
-
 const COMPLETE_MANY: &str = "\
 UPDATE idempotency_keys AS k SET response_status = r.status, response_body = r.body
 FROM unnest($2::text[], $3::int[], $4::jsonb[]) AS r(key, status, body)
@@ -118,13 +116,41 @@ WHERE k.tenant_id = $1 AND k.key = r.key";
 
 const RELEASE_MANY: &str = "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = ANY($2)";
 
-/// [`begin`] for many keys at once (distinct keys): claims those nobody holds and returns them. For each key it
-/// does not return, call [`begin`] for that request to learn whether to replay, refuse or reclaim it.
-#[tracing::instrument(name = "idempotency.claim_many", skip_all, fields(keys = keys.len()))]
-pub async fn claim_many(tx: &Transaction, keys: &[(&str, &[u8])]) -> Result<Vec<String>> {
-    let tenant_id = tx.require_tenant("idempotency::claim_many")?;
-    let (names, hashes): (Vec<&str>, Vec<&[u8]>) = keys.iter().copied().unzip();
-    Ok(tx.query(CLAIM_MANY, &[&tenant_id, &names, &hashes]).await?.iter().map(|row| row.get(0)).collect())
+const PRESENT_MANY: &str = "SELECT key FROM idempotency_keys WHERE tenant_id = $1 AND key = ANY($2)";
+
+const INSERT_ANSWERED_MANY: &str = "\
+INSERT INTO idempotency_keys (tenant_id, key, request_hash, response_status, response_body)
+SELECT $1, r.key, r.hash, r.status, r.body FROM unnest($2::text[], $3::bytea[], $4::int[], $5::jsonb[])
+    WITH ORDINALITY AS r(key, hash, status, body, n)
+ORDER BY r.n
+ON CONFLICT (tenant_id, key) DO NOTHING
+RETURNING key";
+
+/// The keys of `keys` that are stored (answered, expired or claimed by a committed transaction): for each, call
+/// [`begin`]. The others were absent a moment ago; a batch writes its work and then [`insert_answered_many`].
+#[tracing::instrument(name = "idempotency.present_many", skip_all, fields(keys = keys.len()))]
+pub async fn present_many(tx: &Transaction, keys: &[&str]) -> Result<Vec<String>> {
+    let tenant_id = tx.require_tenant("idempotency::present_many")?;
+    Ok(tx.query(PRESENT_MANY, &[&tenant_id, &keys]).await?.iter().map(|row| row.get(0)).collect())
+}
+
+/// Stores keys that were absent together with their responses, in one statement and one row version each (a
+/// claim followed by [`complete_many`] writes every row twice): (key, request hash, status, body), in key order so
+/// that two transactions never wait on each other's keys in opposite orders. Returns whether every key was stored;
+/// `false` means a concurrent request claimed one of them meanwhile (this statement waited for it to commit), and
+/// the caller must roll back and go through [`begin`], which replays or refuses it.
+#[tracing::instrument(name = "idempotency.insert_answered_many", skip_all, fields(keys = answered.len()))]
+pub async fn insert_answered_many(
+    tx: &Transaction,
+    answered: &[(&str, &[u8], u16, serde_json::Value)],
+) -> Result<bool> {
+    let tenant_id = tx.require_tenant("idempotency::insert_answered_many")?;
+    let keys: Vec<&str> = answered.iter().map(|r| r.0).collect();
+    let hashes: Vec<&[u8]> = answered.iter().map(|r| r.1).collect();
+    let statuses: Vec<i32> = answered.iter().map(|r| i32::from(r.2)).collect();
+    let bodies: Vec<&serde_json::Value> = answered.iter().map(|r| &r.3).collect();
+    let stored = tx.query(INSERT_ANSWERED_MANY, &[&tenant_id, &keys, &hashes, &statuses, &bodies]).await?;
+    Ok(stored.len() == answered.len())
 }
 
 /// [`complete`] for many keys claimed in this transaction: (key, status, body).

@@ -2,8 +2,8 @@
 //!
 //! A request is parsed and validated in its handler, then handed to a small pool of writers. A writer takes
 //! whatever has queued up (at most `max_batch`) and writes each tenant's share in one transaction: one statement
-//! claims every `Idempotency-Key`, one checks every donor, one every external reference, one inserts the gifts,
-//! one writes their event to the outbox, one stores the responses, one commit. Every request is answered only
+//! looks for every `Idempotency-Key`, one checks every donor, one every external reference, one inserts the gifts,
+//! one writes their event to the outbox, one stores the keys with their responses, one commit. Every request is answered only
 //! after the transaction holding its gift has committed, so a 201 still means the gift and its event are durable.
 //! Under a light load a batch is one request and nothing waits; under load the database's cost per gift falls
 //! with the batch size.
@@ -264,25 +264,31 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
     let mut results: Vec<Option<Reply>> = submissions.iter().map(|_| None).collect();
     let tx = pool.tenant_tx(tenant_id).await?;
 
-    // Keys: claim all in one statement; a key someone holds is looked at one by one (replay, reuse, expiry).
-    // In key order, so two batches claiming the same keys (racing retries) take their row locks in one order.
-    let mut keyed: Vec<(&str, &[u8])> = submissions
+    // Keys: those already stored (answered, expired, or claimed by a committed transaction) are looked at one by
+    // one, in key order (replay, reuse, expiry; `begin` claims the ones to write again). The others were absent a
+    // moment ago: they are stored with their responses at the end, in one statement, rather than claimed now and
+    // answered later, which wrote every key's row twice. A concurrent request that takes one of them first makes
+    // that statement wait for its commit and then report it; the batch then rolls back and its gifts go one at a
+    // time, through `begin`, which replays or refuses the duplicate.
+    let keyed: Vec<&str> =
+        submissions.iter().filter_map(|s| s.idempotency.as_ref().map(|(key, _)| key.as_str())).collect();
+    let present: HashSet<String> = if keyed.is_empty() {
+        HashSet::new()
+    } else {
+        idempotency::present_many(&tx, &keyed).await?.into_iter().collect()
+    };
+    let mut stored_keys: Vec<(usize, &str, &[u8])> = submissions
         .iter()
-        .filter_map(|s| s.idempotency.as_ref().map(|(key, hash)| (key.as_str(), hash.as_slice())))
+        .enumerate()
+        .filter_map(|(i, s)| s.idempotency.as_ref().map(|(key, hash)| (i, key.as_str(), hash.as_slice())))
+        .filter(|(_, key, _)| present.contains(*key))
         .collect();
-    keyed.sort_unstable();
+    stored_keys.sort_unstable_by(|a, b| a.1.cmp(b.1));
     let mut claimed: HashSet<String> = HashSet::new();
-    if !keyed.is_empty() {
-        claimed.extend(idempotency::claim_many(&tx, &keyed).await?);
-    }
-    for (index, submission) in submissions.iter().enumerate() {
-        let Some((key, hash)) = &submission.idempotency else { continue };
-        if claimed.contains(key) {
-            continue;
-        }
+    for (index, key, hash) in stored_keys {
         match idempotency::begin(&tx, key, hash).await? {
             IdempotencyOutcome::New => {
-                claimed.insert(key.clone());
+                claimed.insert(key.to_owned());
             }
             IdempotencyOutcome::Replay { status, body } => results[index] = Some(Ok(Recorded::Replay { status, body })),
             IdempotencyOutcome::Mismatch => results[index] = Some(Err(IntakeError::KeyReused)),
@@ -327,18 +333,32 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
             .collect();
         let stored =
             new_gifts::record(&tx, tenant_id, &new, None, GiftEvents::Together).await.map_err(batch_failure)?;
-        let mut responses = Vec::new();
+        // Keys `begin` claimed take their response; absent ones are stored with it.
+        let mut completed = Vec::new();
+        let mut answered = Vec::new();
         let mut views = Vec::with_capacity(going.len());
         for (index, gift) in going.iter().zip(stored) {
             let view = GiftView::from(gift);
-            if let Some((key, _)) = &submissions[*index].idempotency {
+            if let Some((key, hash)) = &submissions[*index].idempotency {
                 let body = serde_json::to_value(&view).map_err(|e| anyhow::anyhow!(e))?;
-                responses.push((key.as_str(), 201, body));
+                if claimed.contains(key) {
+                    completed.push((key.as_str(), 201, body));
+                } else {
+                    answered.push((key.as_str(), hash.as_slice(), 201, body));
+                }
             }
             views.push((*index, view));
         }
-        if !responses.is_empty() {
-            idempotency::complete_many(&tx, &responses).await?;
+        if !completed.is_empty() {
+            idempotency::complete_many(&tx, &completed).await?;
+        }
+        if !answered.is_empty() {
+            answered.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            if !idempotency::insert_answered_many(&tx, &answered).await? {
+                return Err(DbError::Unexpected(anyhow::anyhow!(
+                    "a concurrent request took one of the batch's Idempotency-Keys"
+                )));
+            }
         }
         tx.commit().await?;
         for (index, view) in views {

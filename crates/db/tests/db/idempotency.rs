@@ -111,3 +111,56 @@ async fn a_system_transaction_cannot_use_keys_and_bad_keys_are_refused() {
     let error = begin(&tx, &"k".repeat(256), b"h").await.unwrap_err();
     assert!(matches!(error, almoner_db::DbError::CheckViolation { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn keys_stored_with_their_answers_replay_and_a_key_taken_meanwhile_is_reported() {
+    use almoner_db::idempotency::{insert_answered_many, present_many};
+    let db = TestDb::migrated().await;
+    let tenant = Uuid::new_v4();
+    let (hash_a, hash_b) = (request_hash("POST", "/v1/notes", b"a"), request_hash("POST", "/v1/notes", b"b"));
+
+    let tx = db.pool.tenant_tx(tenant).await.unwrap();
+    assert!(present_many(&tx, &["a", "b"]).await.unwrap().is_empty());
+    let answered =
+        [("a", hash_a.as_slice(), 201, json!({"id": "a"})), ("b", hash_b.as_slice(), 201, json!({"id": "b"}))];
+    assert!(insert_answered_many(&tx, &answered).await.unwrap());
+    tx.commit().await.unwrap();
+
+    // Stored once, as answered: a retry replays it, another body is refused, another tenant does not see it.
+    let tx = db.pool.tenant_tx(tenant).await.unwrap();
+    let mut present = present_many(&tx, &["a", "b", "c"]).await.unwrap();
+    present.sort();
+    assert_eq!(present, ["a", "b"]);
+    assert_eq!(
+        begin(&tx, "a", &hash_a).await.unwrap(),
+        IdempotencyOutcome::Replay { status: 201, body: json!({"id": "a"}) }
+    );
+    assert_eq!(begin(&tx, "b", &hash_a).await.unwrap(), IdempotencyOutcome::Mismatch);
+    drop(tx);
+    let other = db.pool.tenant_tx(Uuid::new_v4()).await.unwrap();
+    assert!(present_many(&other, &["a"]).await.unwrap().is_empty());
+    drop(other);
+
+    // A key another transaction claims after this one looked: the insert waits for it to commit, then says so.
+    let hash_c = request_hash("POST", "/v1/notes", b"c");
+    let batch = db.pool.tenant_tx(tenant).await.unwrap();
+    assert!(present_many(&batch, &["c", "d"]).await.unwrap().is_empty());
+    let single = db.pool.tenant_tx(tenant).await.unwrap();
+    assert_eq!(begin(&single, "c", &hash_c).await.unwrap(), IdempotencyOutcome::New);
+    let answered = [("c", hash_c.as_slice(), 201, json!({"id": "batch"})), ("d", hash_c.as_slice(), 201, json!({}))];
+    let insert = insert_answered_many(&batch, &answered);
+    let commit_single = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        complete(&single, "c", 201, &json!({"id": "single"})).await.unwrap();
+        single.commit().await.unwrap();
+    };
+    let (all_stored, ()) = tokio::join!(insert, commit_single);
+    assert!(!all_stored.unwrap(), "the key the other transaction took must be reported");
+    drop(batch);
+    let tx = db.pool.tenant_tx(tenant).await.unwrap();
+    assert_eq!(
+        begin(&tx, "c", &hash_c).await.unwrap(),
+        IdempotencyOutcome::Replay { status: 201, body: json!({"id": "single"}) }
+    );
+    assert!(present_many(&tx, &["d"]).await.unwrap().is_empty(), "the batch rolled back");
+}
