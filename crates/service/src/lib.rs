@@ -14,9 +14,18 @@ pub use builder::{Application, ServiceBuilder};
 pub use cli::{NoCommands, Service, main};
 pub use settings::ServiceSettings;
 
-/// Every service allocates through mimalloc rather than glibc's malloc: a request's many small, short-lived
-/// allocations (headers, JSON, rows) cost glibc about a tenth of a busy service's CPU (perf on fundraising at a
-/// giving day's rate: malloc, free and consolidation together), and mimalloc's per-thread free lists less than
-/// half of that. Declared here, once, so every binary built on this crate, and its tests, get it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[doc(hidden)]
+pub use mimalloc;
+
+/// Makes the binary allocate through mimalloc rather than glibc's malloc; invoke it once in a service's
+/// `main.rs`. A request's many small, short-lived allocations (headers, JSON, rows) cost glibc about a tenth of a
+/// busy service's CPU (perf on fundraising at a giving day's rate: malloc, free and consolidation together), and
+/// mimalloc's per-thread free lists less than half of that. storage does without: it streams large files with
+/// little allocation per request, and mimalloc's arenas keep more memory resident than its streaming bound allows.
+#[macro_export]
+macro_rules! fast_allocator {
+    () => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::mimalloc::MiMalloc = $crate::mimalloc::MiMalloc;
+    };
+}

@@ -4,6 +4,8 @@ use clap::Subcommand;
 use fundraising::configuration::Settings;
 use std::process::ExitCode;
 
+almoner_service::fast_allocator!();
+
 struct Fundraising;
 
 #[derive(Subcommand)]

@@ -5,6 +5,8 @@ use clap::Subcommand;
 use identity::configuration::Settings;
 use std::process::ExitCode;
 
+almoner_service::fast_allocator!();
+
 struct Identity;
 
 #[derive(Subcommand)]

@@ -6,6 +6,8 @@ use messaging::configuration::Settings;
 use messaging::worker::{tenant_settings, twilio_events};
 use std::process::ExitCode;
 
+almoner_service::fast_allocator!();
+
 struct Messaging;
 
 impl almoner_service::Service for Messaging {

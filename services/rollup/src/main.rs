@@ -8,6 +8,8 @@ use rollup::worker::PROJECTION_QUEUE;
 use std::process::ExitCode;
 use uuid::Uuid;
 
+almoner_service::fast_allocator!();
+
 struct Rollup;
 
 #[derive(Subcommand)]

@@ -5,6 +5,10 @@ use anyhow::Context;
 use std::process::ExitCode;
 use storage::configuration::Settings;
 
+// glibc's allocator, not almoner_service::fast_allocator!: a file streams through in bounded memory
+// (tests/api/streaming.rs), which mimalloc's arenas would exceed, for little gain on a path that allocates little
+// per request.
+
 struct Storage;
 
 impl almoner_service::Service for Storage {

@@ -8,6 +8,8 @@ use uuid::Uuid;
 use webhook_ingest::configuration::Settings;
 use webhook_ingest::db::received::Selection;
 
+almoner_service::fast_allocator!();
+
 struct WebhookIngest;
 
 #[derive(Subcommand)]
