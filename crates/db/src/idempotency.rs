@@ -135,8 +135,9 @@ pub async fn present_many(tx: &Transaction, keys: &[&str]) -> Result<Vec<String>
 }
 
 /// Stores keys that were absent together with their responses, in one statement and one row version each (a
-/// claim followed by [`complete_many`] writes every row twice): (key, request hash, status, body), in key order so
-/// that two transactions never wait on each other's keys in opposite orders. Returns whether every key was stored;
+/// claim followed by [`complete_many`] writes every row twice): (key, request hash, status, body), written in key
+/// order whatever the order given, so that two transactions never wait on each other's keys in opposite orders.
+/// Returns whether every key was stored;
 /// `false` means a concurrent request claimed one of them meanwhile (this statement waited for it to commit), and
 /// the caller must roll back and go through [`begin`], which replays or refuses it.
 #[tracing::instrument(name = "idempotency.insert_answered_many", skip_all, fields(keys = answered.len()))]
@@ -145,10 +146,12 @@ pub async fn insert_answered_many(
     answered: &[(&str, &[u8], u16, serde_json::Value)],
 ) -> Result<bool> {
     let tenant_id = tx.require_tenant("idempotency::insert_answered_many")?;
-    let keys: Vec<&str> = answered.iter().map(|r| r.0).collect();
-    let hashes: Vec<&[u8]> = answered.iter().map(|r| r.1).collect();
-    let statuses: Vec<i32> = answered.iter().map(|r| i32::from(r.2)).collect();
-    let bodies: Vec<&serde_json::Value> = answered.iter().map(|r| &r.3).collect();
+    let mut ordered: Vec<&(&str, &[u8], u16, serde_json::Value)> = answered.iter().collect();
+    ordered.sort_unstable_by_key(|r| r.0);
+    let keys: Vec<&str> = ordered.iter().map(|r| r.0).collect();
+    let hashes: Vec<&[u8]> = ordered.iter().map(|r| r.1).collect();
+    let statuses: Vec<i32> = ordered.iter().map(|r| i32::from(r.2)).collect();
+    let bodies: Vec<&serde_json::Value> = ordered.iter().map(|r| &r.3).collect();
     let stored = tx.query(INSERT_ANSWERED_MANY, &[&tenant_id, &keys, &hashes, &statuses, &bodies]).await?;
     Ok(stored.len() == answered.len())
 }

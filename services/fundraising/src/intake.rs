@@ -3,8 +3,9 @@
 //! A request is parsed and validated in its handler, then handed to a small pool of writers. A writer takes
 //! whatever has queued up (at most `max_batch`) and writes each tenant's share in one transaction: one statement
 //! looks for every `Idempotency-Key`, one checks every donor, one every external reference, one inserts the gifts,
-//! one writes their event to the outbox, one stores the keys with their responses, one commit. Every request is answered only
-//! after the transaction holding its gift has committed, so a 201 still means the gift and its event are durable.
+//! one writes their event to the outbox, one stores the keys with their responses, one commit. Every request is
+//! answered only after the transaction holding its gift has committed, so a 201 still means the gift and its
+//! event are durable.
 //! Under a light load a batch is one request and nothing waits; under load the database's cost per gift falls
 //! with the batch size.
 //!
@@ -270,22 +271,19 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
     // answered later, which wrote every key's row twice. A concurrent request that takes one of them first makes
     // that statement wait for its commit and then report it; the batch then rolls back and its gifts go one at a
     // time, through `begin`, which replays or refuses the duplicate.
-    let keyed: Vec<&str> =
-        submissions.iter().filter_map(|s| s.idempotency.as_ref().map(|(key, _)| key.as_str())).collect();
-    let present: HashSet<String> = if keyed.is_empty() {
-        HashSet::new()
-    } else {
-        idempotency::present_many(&tx, &keyed).await?.into_iter().collect()
-    };
-    let mut stored_keys: Vec<(usize, &str, &[u8])> = submissions
+    let mut keyed: Vec<(usize, &str, &[u8])> = submissions
         .iter()
         .enumerate()
         .filter_map(|(i, s)| s.idempotency.as_ref().map(|(key, hash)| (i, key.as_str(), hash.as_slice())))
-        .filter(|(_, key, _)| present.contains(*key))
         .collect();
-    stored_keys.sort_unstable_by(|a, b| a.1.cmp(b.1));
+    if !keyed.is_empty() {
+        let names: Vec<&str> = keyed.iter().map(|(_, key, _)| *key).collect();
+        let present: HashSet<String> = idempotency::present_many(&tx, &names).await?.into_iter().collect();
+        keyed.retain(|(_, key, _)| present.contains(*key));
+        keyed.sort_unstable_by_key(|(_, key, _)| *key);
+    }
     let mut claimed: HashSet<String> = HashSet::new();
-    for (index, key, hash) in stored_keys {
+    for (index, key, hash) in keyed {
         match idempotency::begin(&tx, key, hash).await? {
             IdempotencyOutcome::New => {
                 claimed.insert(key.to_owned());
@@ -352,13 +350,10 @@ async fn write_group(pool: &Pool, tenant_id: Uuid, submissions: &[&Submission]) 
         if !completed.is_empty() {
             idempotency::complete_many(&tx, &completed).await?;
         }
-        if !answered.is_empty() {
-            answered.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            if !idempotency::insert_answered_many(&tx, &answered).await? {
-                return Err(DbError::Unexpected(anyhow::anyhow!(
-                    "a concurrent request took one of the batch's Idempotency-Keys"
-                )));
-            }
+        if !answered.is_empty() && !idempotency::insert_answered_many(&tx, &answered).await? {
+            return Err(DbError::Unexpected(anyhow::anyhow!(
+                "a concurrent request took one of the batch's Idempotency-Keys"
+            )));
         }
         tx.commit().await?;
         for (index, view) in views {
