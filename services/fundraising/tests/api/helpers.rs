@@ -172,7 +172,7 @@ async fn spawn(with_storage: bool, change: impl FnOnce(&mut Settings)) -> TestAp
     let shutdown = app.shutdown_token();
     let stopped = tokio::spawn(app.run_until_stopped());
     let pool = almoner_db::Pool::new(&settings.database, fundraising::db::SCHEMA).unwrap();
-    let client = reqwest::Client::new();
+    let client = almoner_testkit::http_client();
     TestApp {
         address,
         db,

@@ -96,7 +96,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     let pool = almoner_db::Pool::new(&settings.database, identity::db::SCHEMA).unwrap();
     let admin = identity::bootstrap::bootstrap(&pool, "Test Charity").await.expect("bootstrap");
-    TestApp { address, db, amqp, pool, client: reqwest::Client::new(), admin, shutdown, postgres_proxy }
+    TestApp { address, db, amqp, pool, client: almoner_testkit::http_client(), admin, shutdown, postgres_proxy }
 }
 
 impl TestApp {

@@ -59,7 +59,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, amqp, db, client: reqwest::Client::new(), issuer, tenant_id: Uuid::new_v4(), shutdown }
+    TestApp { address, amqp, db, client: almoner_testkit::http_client(), issuer, tenant_id: Uuid::new_v4(), shutdown }
 }
 
 /// Another replica of the app's service (same database, broker namespace and issuer): its address, and the token

@@ -70,7 +70,7 @@ pub async fn spawn_app() -> TestApp {
     tokio::spawn(app.run_until_stopped());
     let pool = almoner_db::Pool::new(&settings.database, rollup::db::SCHEMA).unwrap();
     let publisher = Publisher::connect(&amqp, "rollup tests").await.expect("publisher connects");
-    TestApp { address, db, amqp, pool, client: reqwest::Client::new(), issuer, publisher, shutdown }
+    TestApp { address, db, amqp, pool, client: almoner_testkit::http_client(), issuer, publisher, shutdown }
 }
 
 impl TestApp {

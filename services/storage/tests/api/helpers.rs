@@ -88,7 +88,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         port,
         _db: db,
         amqp,
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        client: almoner_testkit::http_client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         issuer,
         s3,
         bucket: settings.s3.bucket.clone(),

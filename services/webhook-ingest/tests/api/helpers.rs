@@ -113,7 +113,7 @@ async fn start(db: TestDatabase, amqp: AmqpSettings, issuer: TestIssuer, setting
         address,
         db,
         amqp,
-        client: reqwest::Client::new(),
+        client: almoner_testkit::http_client(),
         issuer,
         tenant: Uuid::new_v4(),
         settings,
