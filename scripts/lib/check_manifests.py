@@ -291,6 +291,15 @@ def split_rendered(path: Path, outdir: Path) -> list[str]:
 VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?[^}]*\}")
 
 
+def compose_seconds(duration: str) -> float | None:
+    """A Compose duration ("30s", "1m30s", "1h") in seconds; None when it is not one."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", duration.strip())
+    if not parts or not any(parts.groups()):
+        return None
+    hours, minutes, seconds = (float(group or 0) for group in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
 def check_compose(compose_path: Path, env_example: Path, db_services: list[str]) -> list[str]:
     text = compose_path.read_text()
     compose = yaml.safe_load(text)
@@ -310,8 +319,10 @@ def check_compose(compose_path: Path, env_example: Path, db_services: list[str])
         # stop_grace_period (10 s) would SIGKILL it half way.
         if name in db_services and not one_shot:
             grace = str(svc.get("stop_grace_period", "10s"))
-            match = re.fullmatch(r"(\d+)s", grace)
-            if not match or int(match.group(1)) < 25:
+            seconds = compose_seconds(grace)
+            if seconds is None:
+                problems.append(f"service {name}: stop_grace_period {grace} is not a duration like 30s or 1m30s")
+            elif seconds < 25:
                 problems.append(f"service {name}: stop_grace_period {grace} is shorter than its 20 s shutdown deadline plus 5 s")
         depends = svc.get("depends_on") or {}
         for dep in depends if isinstance(depends, (dict, list)) else []:
